@@ -1,0 +1,235 @@
+"""Bulk, idempotent import of a catalog file and a playlists file.
+
+Each file is validated whole first (bad rows reported with their line numbers), then written
+in one transaction: a failure leaves the DB as it was. Only new or changed rows are written,
+so a second run of the same file changes nothing.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from musicspace_shared.db.tables import Track, User, UserTrack, utcnow
+from musicspace_shared.features import FEATURE_RANGES, FEATURES
+from musicspace_shared.ids import is_valid_track_id
+
+CHUNK = 2000
+Progress = Callable[[int], None]
+"""Called with the number of rows just written."""
+
+TRACK_FIELDS = ("title", "artist", "album", "album_id", "release_date", "popularity", "genre", "subgenre")
+CATALOG_REQUIRED = ("track_id", "track_name", "track_artist")
+PLAYLIST_REQUIRED = ("playlist_id", "track_id")
+
+
+class ImportRejected(Exception):
+    """The file has bad rows and the caller chose to reject it."""
+
+    def __init__(self, errors: list[tuple[int, str]]) -> None:
+        super().__init__(f"{len(errors)} bad row(s)")
+        self.errors = errors
+
+
+@dataclass
+class ImportReport:
+    rows: int = 0
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    skipped: list[tuple[int, str]] = field(default_factory=list)
+    users_created: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "rows": self.rows, "inserted": self.inserted, "updated": self.updated,
+            "unchanged": self.unchanged, "skipped": len(self.skipped),
+            "users_created": self.users_created,
+        }
+
+
+def _read_rows(path: Path, required: tuple[str, ...]) -> Iterator[tuple[int, dict[str, str]]]:
+    """(line number, row) pairs; line 1 is the header."""
+    opener = gzip.open if str(path).endswith(".gz") else open
+    with opener(path, "rt", encoding="utf-8", newline="") as handle:  # type: ignore[operator]
+        reader = csv.DictReader(handle)
+        missing = [c for c in required if c not in (reader.fieldnames or [])]
+        if missing:
+            raise ImportRejected([(1, f"missing column(s): {', '.join(missing)}")])
+        for row in reader:
+            yield reader.line_num, row
+
+
+def _text(value: str | None, limit: int) -> str | None:
+    value = (value or "").strip()
+    if len(value) > limit:
+        raise ValueError(f"longer than {limit} characters")
+    return value or None
+
+
+def parse_track(row: dict[str, str]) -> dict[str, Any]:
+    """One catalog row as Track column values; raises ValueError with the reason."""
+    track_id = (row.get("track_id") or "").strip()
+    if not is_valid_track_id(track_id):
+        raise ValueError(f"invalid track_id {track_id!r}")
+    popularity_raw = (row.get("track_popularity") or "").strip()
+    popularity = None
+    if popularity_raw:
+        popularity = int(float(popularity_raw))
+        if not 0 <= popularity <= 100:
+            raise ValueError(f"track_popularity {popularity} outside 0..100")
+    values: dict[str, Any] = {
+        "track_id": track_id,
+        "title": _text(row.get("track_name"), 512),
+        "artist": _text(row.get("track_artist"), 512),
+        "album": _text(row.get("track_album_name"), 512),
+        "album_id": _text(row.get("track_album_id"), 64),
+        "release_date": _text(row.get("track_album_release_date"), 10),
+        "popularity": popularity,
+        "genre": _text(row.get("genre"), 64),
+        "subgenre": _text(row.get("subgenre"), 64),
+    }
+    raw = {name: (row.get(name) or "").strip() for name in FEATURES}
+    present = [name for name, text in raw.items() if text]
+    if present and len(present) != len(FEATURES):
+        missing = sorted(set(FEATURES) - set(present))
+        raise ValueError(f"incomplete audio features (missing {', '.join(missing)})")
+    if present:
+        for name in FEATURES:
+            value = float(raw[name])
+            low, high = FEATURE_RANGES[name]
+            if not math.isfinite(value) or not low <= value <= high:
+                raise ValueError(f"{name}={raw[name]} outside {low}..{high}")
+            values[name] = value
+        values["features_source"] = "measured"
+    return values
+
+
+def _validate(path: Path, required: tuple[str, ...], parse: Callable[[dict[str, str]], Any], on_error: str, report: ImportReport) -> list[Any]:
+    parsed, errors = [], []
+    for line, row in _read_rows(path, required):
+        report.rows += 1
+        try:
+            parsed.append(parse(row))
+        except (ValueError, TypeError) as exc:
+            errors.append((line, str(exc)))
+    if errors and on_error == "reject":
+        raise ImportRejected(errors)
+    report.skipped.extend(errors)
+    return parsed
+
+
+def _changed(new: dict[str, Any], old: sa.Row[Any]) -> bool:
+    fields = TRACK_FIELDS + (FEATURES if "features_source" in new else ())
+    return any(new.get(name) != getattr(old, name) for name in fields) or (
+        "features_source" in new and old.features_source != "measured"
+    )
+
+
+async def import_catalog(engine: AsyncEngine, path: Path, *, on_error: str = "reject", progress: Progress | None = None) -> ImportReport:
+    """Import a catalog file; measured features are set, blank ones never clear existing values."""
+    report = ImportReport()
+    rows = _validate(path, CATALOG_REQUIRED, parse_track, on_error, report)
+    by_id: dict[str, dict[str, Any]] = {}
+    for values in rows:
+        by_id[values["track_id"]] = values  # a repeated id: the last row wins
+    async with engine.begin() as conn:
+        existing = {
+            row.track_id: row
+            for row in (await conn.execute(sa.select(Track.track_id, *[getattr(Track, f) for f in TRACK_FIELDS + FEATURES], Track.features_source))).all()
+        }
+        now = utcnow()
+        new = [dict(v, created_at=now, updated_at=now) for k, v in by_id.items() if k not in existing]
+        changed = [v for k, v in by_id.items() if k in existing and _changed(v, existing[k])]
+        report.unchanged = len(by_id) - len(new) - len(changed)
+        await _insert_chunks(conn, Track, new, progress)
+        report.inserted = len(new)
+        for chunk in _chunks(changed):
+            for keys, group in _group_by_keys(chunk).items():
+                await conn.execute(
+                    sa.update(Track).where(Track.track_id == sa.bindparam("b_track_id")).values(
+                        {k: sa.bindparam(k) for k in keys if k != "track_id"} | {"updated_at": now}
+                    ),
+                    [dict(row, b_track_id=row["track_id"]) for row in group],
+                )
+            if progress:
+                progress(len(chunk))
+        report.updated = len(changed)
+    return report
+
+
+def _parse_membership(row: dict[str, str]) -> tuple[str, str, str | None]:
+    playlist_id = (row.get("playlist_id") or "").strip()
+    if not playlist_id or len(playlist_id) > 128:
+        raise ValueError("invalid playlist_id")
+    track_id = (row.get("track_id") or "").strip()
+    if not is_valid_track_id(track_id):
+        raise ValueError(f"invalid track_id {track_id!r}")
+    return playlist_id, track_id, _text(row.get("playlist_name"), 256)
+
+
+async def import_playlists(engine: AsyncEngine, path: Path, *, on_error: str = "reject", progress: Progress | None = None) -> ImportReport:
+    """Each playlist becomes a user (found again by its playlist id) whose PMS tracks are its tracks."""
+    report = ImportReport()
+    memberships = _validate(path, PLAYLIST_REQUIRED, _parse_membership, on_error, report)
+    async with engine.begin() as conn:
+        known_tracks = set((await conn.execute(sa.select(Track.track_id))).scalars())
+        unknown = [(i, m) for i, m in enumerate(memberships) if m[1] not in known_tracks]
+        if unknown:
+            errors = [(0, f"unknown track_id {m[1]!r} in playlist {m[0]!r}") for _, m in unknown]
+            if on_error == "reject":
+                raise ImportRejected(errors)
+            report.skipped.extend(errors)
+            memberships = [m for m in memberships if m[1] in known_tracks]
+        users = {ref: uid for uid, ref in (await conn.execute(sa.select(User.id, User.external_ref).where(User.external_ref.is_not(None)))).all()}
+        next_id = ((await conn.execute(sa.select(sa.func.max(User.id)))).scalar() or 0) + 1
+        now = utcnow()
+        new_users = []
+        for playlist_id, _track, name in memberships:
+            if playlist_id not in users:
+                users[playlist_id] = next_id
+                new_users.append({"id": next_id, "external_ref": playlist_id, "name": name, "created_at": now, "updated_at": now})
+                next_id += 1
+        await _insert_chunks(conn, User, new_users, None)
+        report.users_created = len(new_users)
+        owned = set(map(tuple, (await conn.execute(sa.select(UserTrack.user_id, UserTrack.track_id))).all()))
+        new_rows, seen = [], set()
+        for playlist_id, track_id, name in memberships:
+            key = (users[playlist_id], track_id)
+            if key in owned or key in seen:
+                continue
+            seen.add(key)
+            new_rows.append({"user_id": key[0], "track_id": track_id, "playlist_id": playlist_id, "playlist_name": name, "added_at": now})
+        await _insert_chunks(conn, UserTrack, new_rows, progress)
+        report.inserted = len(new_rows)
+        report.unchanged = len(memberships) - len(new_rows)
+    return report
+
+
+def _chunks(rows: list[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
+    for start in range(0, len(rows), CHUNK):
+        yield rows[start : start + CHUNK]
+
+
+def _group_by_keys(rows: list[dict[str, Any]]) -> dict[tuple[str, ...], list[dict[str, Any]]]:
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault(tuple(sorted(row)), []).append(row)
+    return groups
+
+
+async def _insert_chunks(conn: AsyncConnection, table: type, rows: list[dict[str, Any]], progress: Progress | None) -> None:
+    # Rows with and without features have different keys; executemany needs one shape.
+    for chunk in _chunks(rows):
+        for group in _group_by_keys(chunk).values():
+            await conn.execute(sa.insert(table), group)
+        if progress:
+            progress(len(chunk))

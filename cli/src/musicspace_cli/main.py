@@ -1,0 +1,178 @@
+"""`musicspace`: the command line for ops and evaluation.
+
+Commands stay thin: they parse options, call the domain code of a service package and print.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from musicspace_cli.demo_data import DEMO_CATALOG, DEMO_PLAYLISTS
+from musicspace_shared.settings import CommonSettings
+
+app = typer.Typer(help="MusicSpace recommendation backend: import, train, evaluate, operate.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+import_app = typer.Typer(help="Import catalog and playlist files.", no_args_is_help=True)
+train_app = typer.Typer(help="Train the global models from the DB.", no_args_is_help=True)
+eval_app = typer.Typer(help="Deterministic evaluations against baselines.", no_args_is_help=True)
+index_app = typer.Typer(help="The llm search index.", no_args_is_help=True)
+models_app = typer.Typer(help="Model volumes: usage and cleanup.", no_args_is_help=True)
+for sub, name in ((db_app, "db"), (import_app, "import"), (train_app, "train"), (eval_app, "eval"), (index_app, "index"), (models_app, "models")):
+    app.add_typer(sub, name=name)
+
+console = Console(stderr=True)
+T = TypeVar("T")
+OnError = Annotated[str, typer.Option(help="skip: import the good rows; reject: write nothing", case_sensitive=False)]
+JsonFlag = Annotated[bool, typer.Option("--json", help="print one JSON object on stdout")]
+
+
+def _run(factory: Callable[[], Awaitable[T]]) -> T:
+    return asyncio.run(factory())
+
+
+def _emit(result: Any, as_json: bool) -> None:
+    if as_json:
+        typer.echo(json.dumps(result, default=str))
+    else:
+        console.print_json(json.dumps(result, default=str))
+
+
+def _progress(description: str, total: int | None) -> Progress:
+    return Progress(TextColumn(description), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console, transient=False)
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Migrate the database (DATABASE_URL) to the latest schema."""
+    from musicspace_shared.db.migrate import upgrade
+
+    upgrade(CommonSettings().database_url)
+    console.print("[green]database at head")
+
+
+async def _import(kind: str, path: Path, on_error: str) -> dict[str, Any]:
+    from musicspace_cli import importer
+    from musicspace_shared.db.engine import make_engine
+
+    engine = make_engine(CommonSettings())
+    try:
+        with _progress(f"importing {kind}", None) as bar:
+            task = bar.add_task(kind, total=None)
+            advance = lambda n: bar.advance(task, n)  # noqa: E731
+            func = importer.import_catalog if kind == "catalog" else importer.import_playlists
+            report = await func(engine, path, on_error=on_error, progress=advance)
+    finally:
+        await engine.dispose()
+    for line, message in report.skipped[:50]:
+        console.print(f"[yellow]skipped line {line}: {message}")
+    if len(report.skipped) > 50:
+        console.print(f"[yellow]... and {len(report.skipped) - 50} more")
+    return report.as_dict()
+
+
+def _import_command(kind: str, path: Path, on_error: str, as_json: bool) -> None:
+    from musicspace_cli.importer import ImportRejected
+
+    if on_error.lower() not in ("skip", "reject"):
+        raise typer.BadParameter("--on-error must be skip or reject")
+    if not path.is_file():
+        raise typer.BadParameter(f"no such file: {path}")
+    try:
+        result = _run(lambda: _import(kind, path, on_error.lower()))
+    except ImportRejected as exc:
+        for line, message in exc.errors[:50]:
+            console.print(f"[red]line {line}: {message}")
+        console.print(f"[red]rejected: {len(exc.errors)} bad row(s); nothing was written (use --on-error skip to import the good rows)")
+        raise typer.Exit(2) from exc
+    _emit(result, as_json)
+
+
+@import_app.command("catalog")
+def import_catalog(file: Path, on_error: OnError = "reject", as_json: JsonFlag = False) -> None:
+    """Import tracks from a file with the columns of catalog.csv.gz."""
+    _import_command("catalog", file, on_error, as_json)
+
+
+@import_app.command("playlists")
+def import_playlists(file: Path, on_error: OnError = "reject", as_json: JsonFlag = False) -> None:
+    """Import playlists (each becomes a user with its tracks as PMS tracks)."""
+    _import_command("playlists", file, on_error, as_json)
+
+
+@import_app.command("demo")
+def import_demo(as_json: JsonFlag = False) -> None:
+    """Import the bundled demo catalog and playlists."""
+    _import_command("catalog", DEMO_CATALOG, "skip", as_json)
+    _import_command("playlists", DEMO_PLAYLISTS, "skip", as_json)
+
+
+def _train(family: str) -> dict[str, Any]:
+    import importlib
+
+    module = importlib.import_module(f"musicspace_{family}.training")
+    return _run(lambda: module.train_global_from_db())
+
+
+@train_app.command("m1")
+def train_m1(as_json: JsonFlag = False) -> None:
+    """Train m1's global model (M1/audio_predictor.pkl)."""
+    _emit(_train("m1"), as_json)
+
+
+@train_app.command("m2")
+def train_m2(as_json: JsonFlag = False) -> None:
+    """Train m2's text-to-audio-feature models (M2/tfidf_gbr_models.pkl)."""
+    _emit(_train("m2"), as_json)
+
+
+@train_app.command("m3")
+def train_m3(as_json: JsonFlag = False) -> None:
+    """Train m3's global CatBoost ranker (M3/<name>.cbm)."""
+    _emit(_train("m3"), as_json)
+
+
+@index_app.command("rebuild")
+def index_rebuild(as_json: JsonFlag = False) -> None:
+    """Rebuild the llm search index from the DB."""
+    from musicspace_llm.indexing import rebuild_from_db
+
+    _emit(_run(rebuild_from_db), as_json)
+
+
+CatalogOpt = Annotated[Path, typer.Option("--catalog", help="catalog file (columns of catalog.csv.gz)")]
+
+
+@eval_app.command("features")
+def eval_features(truth: Annotated[Path, typer.Option("--truth", help="track_id,track_name,track_artist,genre,<9 features>")], catalog: CatalogOpt = DEMO_CATALOG, as_json: JsonFlag = False) -> None:
+    """m2's feature predictions on FILE against global/genre/artist means."""
+    from musicspace_cli.eval_features import run
+
+    _emit(run(catalog=catalog, truth=truth), as_json)
+
+
+@eval_app.command("playlists")
+def eval_playlists(playlists: Annotated[Path, typer.Option("--playlists", help="columns of playlists.csv.gz")] = DEMO_PLAYLISTS, catalog: CatalogOpt = DEMO_CATALOG, as_json: JsonFlag = False) -> None:
+    """m1, m2, m3 and baselines on held-out halves of playlists."""
+    from musicspace_cli.eval_playlists import run
+
+    _emit(run(catalog=catalog, playlists=playlists), as_json)
+
+
+@eval_app.command("search")
+def eval_search(queries: Annotated[Path, typer.Option("--queries", help="JSON lines like search_queries_dev.jsonl")], catalog: CatalogOpt = DEMO_CATALOG, as_json: JsonFlag = False) -> None:
+    """llm search precision@10 against a keyword TF-IDF baseline."""
+    from musicspace_cli.eval_search import run
+
+    _emit(run(catalog=catalog, queries=queries), as_json)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,56 @@
+"""m1 request/response models."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from musicspace_shared.ids import UserId
+
+
+class TrainRequest(BaseModel):
+    user_id: UserId
+
+
+class TrainResponse(BaseModel):
+    user_id: int
+    model: Literal["personal", "profile_fallback"]
+    reason: str | None = None
+    tracks_used: int
+    version: str | None = None
+    trained_at: datetime | None = None
+    metrics: dict[str, float] = Field(default_factory=dict)
+
+
+class RecommendRequest(BaseModel):
+    user_id: UserId
+    limit: int = Field(20, ge=1, le=200)
+    exclude_owned: bool = True
+    max_per_artist: int | None = Field(None, ge=1, le=50)
+
+
+class RecommendedTrack(BaseModel):
+    track_id: str
+    title: str | None
+    artist: str | None
+    score: float
+    drivers: dict[str, float] = Field(default_factory=dict, description="what drove the score")
+
+
+class RecommendResponse(BaseModel):
+    user_id: int
+    model: Literal["personal", "profile_fallback"]
+    version: str | None
+    items: list[RecommendedTrack]
+
+
+class StatusResponse(BaseModel):
+    user_id: int
+    trained: bool
+    fallback: bool
+    tracks_used: int
+    trained_at: datetime | None
+    version: str | None
+    last_used_at: datetime | None

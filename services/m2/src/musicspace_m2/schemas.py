@@ -1,0 +1,75 @@
+"""m2 request/response models. predict-audio is a contract enrichment depends on: keep it stable."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field, model_validator
+
+from musicspace_shared.ids import TrackId, UserId
+
+MAX_BATCH = 1000
+
+
+class TextItem(BaseModel):
+    artist: str = Field(min_length=1, max_length=512)
+    title: str = Field(min_length=1, max_length=512)
+    genre: str | None = Field(None, max_length=64)
+    subgenre: str | None = Field(None, max_length=64)
+    album: str | None = Field(None, max_length=512)
+    popularity: int | None = Field(None, ge=0, le=100)
+
+
+class PredictItem(BaseModel):
+    """Either a track id (looked up in the DB) or the text of a track."""
+
+    track_id: TrackId | None = None
+    artist: str | None = Field(None, min_length=1, max_length=512)
+    title: str | None = Field(None, min_length=1, max_length=512)
+    genre: str | None = Field(None, max_length=64)
+    subgenre: str | None = Field(None, max_length=64)
+    album: str | None = Field(None, max_length=512)
+    popularity: int | None = Field(None, ge=0, le=100)
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> PredictItem:
+        if self.track_id is None and (self.artist is None or self.title is None):
+            raise ValueError("each item needs a track_id, or an artist and a title")
+        return self
+
+
+class PredictRequest(BaseModel):
+    items: list[PredictItem] = Field(min_length=1, max_length=MAX_BATCH)
+
+
+class PredictedFeatures(BaseModel):
+    danceability: float
+    energy: float
+    valence: float
+    acousticness: float
+    instrumentalness: float
+    liveness: float
+    speechiness: float
+    tempo: float
+    loudness: float
+
+
+class PredictResult(BaseModel):
+    index: int = Field(description="position of the item in the request")
+    track_id: str | None = None
+    ok: bool
+    error: str | None = Field(None, description="why this item has no prediction (e.g. unknown track id)")
+    features: PredictedFeatures | None = None
+    confidence: float | None = Field(None, ge=0, le=1, description="0..1, higher is more reliable")
+    intervals: dict[str, tuple[float, float]] | None = Field(None, description="per-feature ~80% interval")
+
+
+class PredictResponse(BaseModel):
+    source: Literal["m2"] = "m2"
+    model_version: str
+    results: list[PredictResult]
+
+
+class RecommendRequest(BaseModel):
+    user_id: UserId
+    limit: int = Field(20, ge=1, le=200)

@@ -1,0 +1,1 @@
+"""MusicSpace common library."""

@@ -1,0 +1,189 @@
+"""The catalog in memory, column by column, from the DB or from a catalog CSV.
+
+Models train and score over these arrays; the same code serves from the DB and evaluates
+from a file (`musicspace eval --catalog FILE`), so the two cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from musicspace_shared.db.tables import Interaction, Track, User, UserTrack
+from musicspace_shared.features import FEATURES
+
+CATALOG_COLUMNS = (
+    "track_id", "track_name", "track_artist", "track_popularity", "track_album_id",
+    "track_album_name", "track_album_release_date", "genre", "subgenre", *FEATURES,
+)
+
+
+@dataclass
+class TrackFrame:
+    """Tracks as parallel arrays; features is (n, 9) with NaN where a track has none."""
+
+    track_ids: list[str]
+    titles: list[str]
+    artists: list[str]
+    albums: list[str]
+    genres: list[str]
+    subgenres: list[str]
+    popularity: np.ndarray  # float, NaN when unknown
+    features: np.ndarray  # (n, 9) float64
+    features_source: list[str | None] = field(default_factory=list)
+    index: dict[str, int] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.index = {track_id: i for i, track_id in enumerate(self.track_ids)}
+
+    def __len__(self) -> int:
+        return len(self.track_ids)
+
+    @property
+    def has_features(self) -> np.ndarray:
+        return ~np.isnan(self.features).any(axis=1)
+
+    def rows(self, track_ids: list[str]) -> np.ndarray:
+        """Row positions of the given ids that exist (unknown ids are dropped)."""
+        return np.array([self.index[t] for t in track_ids if t in self.index], dtype=np.int64)
+
+    def subset(self, positions: np.ndarray) -> TrackFrame:
+        pick = [int(i) for i in positions]
+        return TrackFrame(
+            track_ids=[self.track_ids[i] for i in pick],
+            titles=[self.titles[i] for i in pick],
+            artists=[self.artists[i] for i in pick],
+            albums=[self.albums[i] for i in pick],
+            genres=[self.genres[i] for i in pick],
+            subgenres=[self.subgenres[i] for i in pick],
+            popularity=self.popularity[positions],
+            features=self.features[positions],
+            features_source=[self.features_source[i] for i in pick] if self.features_source else [],
+        )
+
+
+def _float(value: str | None) -> float:
+    if value is None or value == "":
+        return float("nan")
+    try:
+        return float(value)
+    except ValueError:
+        return float("nan")
+
+
+def read_catalog_csv(path: Path) -> TrackFrame:
+    """Read a file with the columns of catalog.csv.gz (gzip or plain)."""
+    opener = gzip.open if str(path).endswith(".gz") else open
+    with opener(path, "rt", encoding="utf-8", newline="") as handle:  # type: ignore[operator]
+        rows = list(csv.DictReader(handle))
+    seen: set[str] = set()
+    unique = []
+    for row in rows:
+        if row["track_id"] and row["track_id"] not in seen:
+            seen.add(row["track_id"])
+            unique.append(row)
+    feats = np.array([[_float(r.get(name)) for name in FEATURES] for r in unique], dtype=np.float64)
+    return TrackFrame(
+        track_ids=[r["track_id"] for r in unique],
+        titles=[r.get("track_name") or "" for r in unique],
+        artists=[r.get("track_artist") or "" for r in unique],
+        albums=[r.get("track_album_name") or "" for r in unique],
+        genres=[r.get("genre") or "" for r in unique],
+        subgenres=[r.get("subgenre") or "" for r in unique],
+        popularity=np.array([_float(r.get("track_popularity")) for r in unique], dtype=np.float64),
+        features=feats.reshape(len(unique), len(FEATURES)),
+        features_source=["measured" if not np.isnan(f).any() else None for f in feats],
+    )
+
+
+def read_playlists_csv(path: Path) -> dict[str, list[str]]:
+    """playlist_id -> its track ids, in file order (the columns of playlists.csv.gz)."""
+    opener = gzip.open if str(path).endswith(".gz") else open
+    playlists: dict[str, list[str]] = defaultdict(list)
+    with opener(path, "rt", encoding="utf-8", newline="") as handle:  # type: ignore[operator]
+        for row in csv.DictReader(handle):
+            if row.get("playlist_id") and row.get("track_id"):
+                playlists[row["playlist_id"]].append(row["track_id"])
+    return dict(playlists)
+
+
+async def load_tracks(session: AsyncSession, track_ids: list[str] | None = None) -> TrackFrame:
+    """All tracks from the DB (or just the given ids), ordered by track_id."""
+    columns = [
+        Track.track_id, Track.title, Track.artist, Track.album, Track.genre, Track.subgenre,
+        Track.popularity, *(getattr(Track, name) for name in FEATURES), Track.features_source,
+    ]
+    query = sa.select(*columns).order_by(Track.track_id)
+    if track_ids is not None:
+        query = query.where(Track.track_id.in_(track_ids))
+    rows = (await session.execute(query)).all()
+    n = len(rows)
+    feats = np.array(
+        [[np.nan if r[7 + j] is None else r[7 + j] for j in range(len(FEATURES))] for r in rows],
+        dtype=np.float64,
+    ).reshape(n, len(FEATURES))
+    return TrackFrame(
+        track_ids=[r[0] for r in rows],
+        titles=[r[1] or "" for r in rows],
+        artists=[r[2] or "" for r in rows],
+        albums=[r[3] or "" for r in rows],
+        genres=[r[4] or "" for r in rows],
+        subgenres=[r[5] or "" for r in rows],
+        popularity=np.array([np.nan if r[6] is None else r[6] for r in rows], dtype=np.float64),
+        features=feats,
+        features_source=[r[-1] for r in rows],
+    )
+
+
+async def load_user_tracks(session: AsyncSession, user_id: int | None = None) -> dict[int, list[str]]:
+    """user_id -> PMS track ids (all users, or one)."""
+    query = sa.select(UserTrack.user_id, UserTrack.track_id).order_by(UserTrack.user_id, UserTrack.track_id)
+    if user_id is not None:
+        query = query.where(UserTrack.user_id == user_id)
+    result: dict[int, list[str]] = defaultdict(list)
+    for uid, track_id in (await session.execute(query)).all():
+        result[uid].append(track_id)
+    return dict(result)
+
+
+@dataclass
+class UserInteractions:
+    play_count: dict[str, int]
+    like_score: dict[str, int]
+    skip_count: dict[str, int]
+
+    @property
+    def disliked(self) -> set[str]:
+        return {t for t, score in self.like_score.items() if score < 0}
+
+    @property
+    def liked(self) -> set[str]:
+        return {t for t, score in self.like_score.items() if score > 0}
+
+
+async def load_interactions(session: AsyncSession, user_id: int | None = None) -> dict[int, UserInteractions]:
+    """user_id -> that user's interactions (all users, or one)."""
+    query = sa.select(
+        Interaction.user_id, Interaction.track_id, Interaction.play_count,
+        Interaction.like_score, Interaction.skip_count,
+    )
+    if user_id is not None:
+        query = query.where(Interaction.user_id == user_id)
+    result: dict[int, UserInteractions] = {}
+    for uid, track_id, plays, like, skips in (await session.execute(query)).all():
+        entry = result.setdefault(uid, UserInteractions({}, {}, {}))
+        entry.play_count[track_id] = plays
+        entry.like_score[track_id] = like
+        entry.skip_count[track_id] = skips
+    return result
+
+
+async def user_exists(session: AsyncSession, user_id: int) -> bool:
+    return (await session.execute(sa.select(User.id).where(User.id == user_id))).first() is not None

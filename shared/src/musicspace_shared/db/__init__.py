@@ -1,0 +1,1 @@
+"""Database: tables, async engine and sessions, dialect-aware helpers."""

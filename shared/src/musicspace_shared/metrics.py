@@ -1,0 +1,43 @@
+"""Prometheus metrics, one registry per app (so several apps can live in one test process)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+LATENCY_BUCKETS = (0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+
+
+class ServiceMetrics:
+    def __init__(self, service: str) -> None:
+        self.service = service
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "musicspace_http_requests_total",
+            "HTTP requests by route template and status",
+            ["service", "route", "method", "status"],
+            registry=self.registry,
+        )
+        self.duration = Histogram(
+            "musicspace_http_request_duration_seconds",
+            "HTTP request duration by route template",
+            ["service", "route", "method"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        # Domain events: predictions, trainings, enriched tracks, model load failures, ...
+        self.events = Counter(
+            "musicspace_events_total",
+            "Domain events (predictions, trainings, enrichment, model_load_failures)",
+            ["service", "event"],
+            registry=self.registry,
+        )
+        self.gauges = Gauge(
+            "musicspace_state", "Domain gauges (e.g. enrichment rate)", ["service", "name"],
+            registry=self.registry,
+        )
+
+    def count(self, event: str, amount: float = 1) -> None:
+        self.events.labels(self.service, event).inc(amount)
+
+    def set(self, name: str, value: float) -> None:
+        self.gauges.labels(self.service, name).set(value)

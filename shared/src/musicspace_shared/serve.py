@@ -1,0 +1,26 @@
+"""Run a service under uvicorn: `python -m musicspace_<svc>` calls main("<svc>", port)."""
+
+from __future__ import annotations
+
+import os
+
+import uvicorn
+
+
+def main(service: str, default_port: int) -> None:
+    """Serve musicspace_<service>.app:create_app on HOST:PORT (env), one worker per process.
+
+    Scale by running more processes (compose replicas), not workers: each replica checks the
+    shared model volume for newer versions before use.
+    """
+    uvicorn.run(
+        f"musicspace_{service}.app:create_app",
+        factory=True,
+        host=os.environ.get("HOST", "127.0.0.1"),
+        port=int(os.environ.get("PORT", default_port)),
+        log_config=None,
+        access_log=False,
+        proxy_headers=True,
+        forwarded_allow_ips=os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1"),
+        timeout_graceful_shutdown=10,
+    )

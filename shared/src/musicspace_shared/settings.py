@@ -1,0 +1,54 @@
+"""Settings every service shares; each service subclasses with its own env prefix."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_SQLITE_URL = "sqlite+aiosqlite:///./var/musicspace.db"
+
+
+class CommonSettings(BaseSettings):
+    """Fields read the same way by every service.
+
+    Shared fields are read without a prefix (DATABASE_URL, MODEL_ROOT, ...) so one
+    environment configures the whole stack; a service's own fields carry its prefix.
+    """
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+
+    database_url: str = Field(DEFAULT_SQLITE_URL, validation_alias="DATABASE_URL")
+    db_pool_size: int = Field(10, validation_alias="DB_POOL_SIZE")
+    db_pool_recycle_s: int = Field(1800, validation_alias="DB_POOL_RECYCLE_S")
+    db_connect_timeout_s: float = Field(3.0, validation_alias="DB_CONNECT_TIMEOUT_S")
+    # Root of the model volumes: <model_root>/M1, <model_root>/M2, ... (compose mounts /app).
+    model_root: Path = Field(Path("./var/models"), validation_alias="MODEL_ROOT")
+    cors_origins: list[str] = Field(
+        default_factory=lambda: ["http://localhost:3000", "http://localhost:5173"],
+        validation_alias="CORS_ORIGINS",
+    )
+    log_level: str = Field("INFO", validation_alias="LOG_LEVEL")
+    admin_api_key: SecretStr | None = Field(None, validation_alias="ADMIN_API_KEY")
+    admin_api_key_file: Path | None = Field(None, validation_alias="ADMIN_API_KEY_FILE")
+    # Peer base URLs (local defaults; compose sets the service names).
+    m1_url: str = Field("http://127.0.0.1:8001", validation_alias="M1_URL")
+    m2_url: str = Field("http://127.0.0.1:8002", validation_alias="M2_URL")
+    m3_url: str = Field("http://127.0.0.1:8003", validation_alias="M3_URL")
+    llm_url: str = Field("http://127.0.0.1:8004", validation_alias="LLM_URL")
+    enrichment_url: str = Field("http://127.0.0.1:8005", validation_alias="ENRICHMENT_URL")
+    http_timeout_s: float = Field(30.0, validation_alias="HTTP_TIMEOUT_S")
+    http_retries: int = Field(3, validation_alias="HTTP_RETRIES")
+
+    @cached_property
+    def admin_key(self) -> str | None:
+        """The admin credential: a secret file (compose secrets) wins over the variable."""
+        if self.admin_api_key_file and self.admin_api_key_file.is_file():
+            return self.admin_api_key_file.read_text().strip() or None
+        return self.admin_api_key.get_secret_value() if self.admin_api_key else None
+
+    def model_dir(self, family: str) -> Path:
+        """The volume of one model family, e.g. model_dir("M1") -> <model_root>/M1."""
+        return self.model_root / family
