@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
-
 from musicspace_shared.db.engine import make_engine, make_sessionmaker
 from musicspace_shared.db.migrate import upgrade
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
 from tests.factories import write_demo_subset
 
 MARIADB_SERVER_URL = os.environ.get("TEST_MARIADB_URL", "mysql+asyncmy://root@127.0.0.1:3306")

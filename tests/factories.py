@@ -9,11 +9,10 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from musicspace_cli.demo_data import DEMO_CATALOG, DEMO_PLAYLISTS
 from musicspace_shared.db.tables import Interaction, Track, User, UserTrack
 from musicspace_shared.features import FEATURES
+from sqlalchemy.ext.asyncio import AsyncSession
 
 SUBSET_PLAYLISTS = 40
 SUBSET_EXTRA_TRACKS = 1500
@@ -32,7 +31,13 @@ def _write(path: Path, header: list[str], rows: list[dict[str, str]]) -> None:
         writer.writerows(rows)
 
 
-def write_demo_subset(folder: Path, *, playlists: int = SUBSET_PLAYLISTS, extra_tracks: int = SUBSET_EXTRA_TRACKS, seed: int = 11) -> tuple[Path, Path]:
+def write_demo_subset(
+    folder: Path,
+    *,
+    playlists: int = SUBSET_PLAYLISTS,
+    extra_tracks: int = SUBSET_EXTRA_TRACKS,
+    seed: int = 11,
+) -> tuple[Path, Path]:
     """The first `playlists` playlists with >= 10 tracks, their tracks and `extra_tracks` others."""
     rng = random.Random(seed)
     p_header, p_rows = _read(DEMO_PLAYLISTS)
@@ -61,8 +66,14 @@ def features(**overrides: float) -> dict[str, float]:
 async def create_track(session: AsyncSession, **overrides: Any) -> Track:
     values: dict[str, Any] = {
         "track_id": "t" + uuid.uuid4().hex[:20],
-        "title": "Song", "artist": "Artist", "album": "Album", "popularity": 50,
-        "genre": "pop", "subgenre": "dance pop", **features(), "features_source": "measured",
+        "title": "Song",
+        "artist": "Artist",
+        "album": "Album",
+        "popularity": 50,
+        "genre": "pop",
+        "subgenre": "dance pop",
+        **features(),
+        "features_source": "measured",
     } | overrides
     track = Track(**values)
     session.add(track)

@@ -38,7 +38,10 @@ class ServiceProcess:
         env = os.environ | self.env | {"HOST": "127.0.0.1", "PORT": str(self.port)}
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", f"musicspace_{self.name}"], env=env, stdout=log, stderr=subprocess.STDOUT,
+            [sys.executable, "-m", f"musicspace_{self.name}"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         return self
@@ -48,7 +51,9 @@ class ServiceProcess:
         last = ""
         while time.monotonic() < deadline:
             if self.process is not None and self.process.poll() is not None:
-                raise RuntimeError(f"{self.name} exited with {self.process.returncode}:\n{self.tail()}")
+                raise RuntimeError(
+                    f"{self.name} exited with {self.process.returncode}:\n{self.tail()}"
+                )
             try:
                 response = httpx.get(self.url + path, timeout=2.0)
                 if response.status_code == 200:
@@ -81,9 +86,18 @@ class ServiceProcess:
 
 
 @contextmanager
-def running_service(name: str, env: dict[str, str], log_dir: Path, *, port: int | None = None, timeout_s: float = 120.0) -> Iterator[ServiceProcess]:
+def running_service(
+    name: str,
+    env: dict[str, str],
+    log_dir: Path,
+    *,
+    port: int | None = None,
+    timeout_s: float = 120.0,
+) -> Iterator[ServiceProcess]:
     """Start a service, wait until /readyz answers 200, stop it afterwards."""
-    service = ServiceProcess(name=name, port=port or free_port(), env=env, log_path=log_dir / f"{name}.log")
+    service = ServiceProcess(
+        name=name, port=port or free_port(), env=env, log_path=log_dir / f"{name}.log"
+    )
     service.start()
     try:
         service.wait_ready(timeout_s)

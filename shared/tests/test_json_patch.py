@@ -6,9 +6,9 @@ import json
 
 import pytest
 import sqlalchemy as sa
-
 from musicspace_shared.db.json_patch import dumps, merge_patch, merge_patch_expr
 from musicspace_shared.db.tables import Track
+
 from tests.factories import create_track
 
 # (target, patch, expected) — the examples of RFC 7396 appendix A, plus nesting cases.
@@ -22,8 +22,16 @@ CASES = [
     ({"a": {"b": "c"}}, {"a": {"b": "d", "c": None}}, {"a": {"b": "d"}}),
     ({"a": [{"b": "c"}]}, {"a": [1]}, {"a": [1]}),
     ({"e": None}, {"a": 1}, {"e": None, "a": 1}),
-    (None, {"audio_features": {"energy": 0.5, "source": "m2"}}, {"audio_features": {"energy": 0.5, "source": "m2"}}),
-    ({"audio_features": {"energy": 0.1, "tempo": 99}, "x": 1}, {"audio_features": {"energy": 0.5}}, {"audio_features": {"energy": 0.5, "tempo": 99}, "x": 1}),
+    (
+        None,
+        {"audio_features": {"energy": 0.5, "source": "m2"}},
+        {"audio_features": {"energy": 0.5, "source": "m2"}},
+    ),
+    (
+        {"audio_features": {"energy": 0.1, "tempo": 99}, "x": 1},
+        {"audio_features": {"energy": 0.5}},
+        {"audio_features": {"energy": 0.5, "tempo": 99}, "x": 1},
+    ),
     ({}, {"a": {"bb": {"ccc": None}}}, {"a": {"bb": {}}}),
 ]
 
@@ -43,6 +51,11 @@ async def test_sql_merge_patch_matches_reference(session, target, patch, expecte
         .values(external_metadata=merge_patch_expr(Track.external_metadata, dumps(patch), dialect))
     )
     await session.commit()
-    raw = (await session.execute(sa.text("SELECT external_metadata FROM track WHERE track_id = :t"), {"t": track.track_id})).scalar_one()
+    raw = (
+        await session.execute(
+            sa.text("SELECT external_metadata FROM track WHERE track_id = :t"),
+            {"t": track.track_id},
+        )
+    ).scalar_one()
     stored = json.loads(raw) if isinstance(raw, str) else raw
     assert stored == expected == merge_patch(target, patch)

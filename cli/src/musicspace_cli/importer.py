@@ -16,17 +16,25 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
-
 from musicspace_shared.db.tables import Track, User, UserTrack, utcnow
 from musicspace_shared.features import FEATURE_RANGES, FEATURES
 from musicspace_shared.ids import is_valid_track_id
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 CHUNK = 2000
 Progress = Callable[[int], None]
 """Called with the number of rows just written."""
 
-TRACK_FIELDS = ("title", "artist", "album", "album_id", "release_date", "popularity", "genre", "subgenre")
+TRACK_FIELDS = (
+    "title",
+    "artist",
+    "album",
+    "album_id",
+    "release_date",
+    "popularity",
+    "genre",
+    "subgenre",
+)
 CATALOG_REQUIRED = ("track_id", "track_name", "track_artist")
 PLAYLIST_REQUIRED = ("playlist_id", "track_id")
 
@@ -50,8 +58,11 @@ class ImportReport:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "rows": self.rows, "inserted": self.inserted, "updated": self.updated,
-            "unchanged": self.unchanged, "skipped": len(self.skipped),
+            "rows": self.rows,
+            "inserted": self.inserted,
+            "updated": self.updated,
+            "unchanged": self.unchanged,
+            "skipped": len(self.skipped),
             "users_created": self.users_created,
         }
 
@@ -113,12 +124,19 @@ def parse_track(row: dict[str, str]) -> dict[str, Any]:
     return values
 
 
-def _validate(path: Path, required: tuple[str, ...], parse: Callable[[dict[str, str]], Any], on_error: str, report: ImportReport) -> list[Any]:
+def _validate(
+    path: Path,
+    required: tuple[str, ...],
+    parse: Callable[[dict[str, str]], Any],
+    on_error: str,
+    report: ImportReport,
+) -> list[tuple[int, Any]]:
+    """(line, parsed row) for the good rows; bad rows reject the file or are skipped."""
     parsed, errors = [], []
     for line, row in _read_rows(path, required):
         report.rows += 1
         try:
-            parsed.append(parse(row))
+            parsed.append((line, parse(row)))
         except (ValueError, TypeError) as exc:
             errors.append((line, str(exc)))
     if errors and on_error == "reject":
@@ -134,20 +152,32 @@ def _changed(new: dict[str, Any], old: sa.Row[Any]) -> bool:
     )
 
 
-async def import_catalog(engine: AsyncEngine, path: Path, *, on_error: str = "reject", progress: Progress | None = None) -> ImportReport:
+async def import_catalog(
+    engine: AsyncEngine, path: Path, *, on_error: str = "reject", progress: Progress | None = None
+) -> ImportReport:
     """Import a catalog file; measured features are set, blank ones never clear existing values."""
     report = ImportReport()
     rows = _validate(path, CATALOG_REQUIRED, parse_track, on_error, report)
     by_id: dict[str, dict[str, Any]] = {}
-    for values in rows:
+    for _line, values in rows:
         by_id[values["track_id"]] = values  # a repeated id: the last row wins
     async with engine.begin() as conn:
         existing = {
             row.track_id: row
-            for row in (await conn.execute(sa.select(Track.track_id, *[getattr(Track, f) for f in TRACK_FIELDS + FEATURES], Track.features_source))).all()
+            for row in (
+                await conn.execute(
+                    sa.select(
+                        Track.track_id,
+                        *[getattr(Track, f) for f in TRACK_FIELDS + FEATURES],
+                        Track.features_source,
+                    )
+                )
+            ).all()
         }
         now = utcnow()
-        new = [dict(v, created_at=now, updated_at=now) for k, v in by_id.items() if k not in existing]
+        new = [
+            dict(v, created_at=now, updated_at=now) for k, v in by_id.items() if k not in existing
+        ]
         changed = [v for k, v in by_id.items() if k in existing and _changed(v, existing[k])]
         report.unchanged = len(by_id) - len(new) - len(changed)
         await _insert_chunks(conn, Track, new, progress)
@@ -155,7 +185,9 @@ async def import_catalog(engine: AsyncEngine, path: Path, *, on_error: str = "re
         for chunk in _chunks(changed):
             for keys, group in _group_by_keys(chunk).items():
                 await conn.execute(
-                    sa.update(Track).where(Track.track_id == sa.bindparam("b_track_id")).values(
+                    sa.update(Track)
+                    .where(Track.track_id == sa.bindparam("b_track_id"))
+                    .values(
                         {k: sa.bindparam(k) for k in keys if k != "track_id"} | {"updated_at": now}
                     ),
                     [dict(row, b_track_id=row["track_id"]) for row in group],
@@ -176,38 +208,67 @@ def _parse_membership(row: dict[str, str]) -> tuple[str, str, str | None]:
     return playlist_id, track_id, _text(row.get("playlist_name"), 256)
 
 
-async def import_playlists(engine: AsyncEngine, path: Path, *, on_error: str = "reject", progress: Progress | None = None) -> ImportReport:
+async def import_playlists(
+    engine: AsyncEngine, path: Path, *, on_error: str = "reject", progress: Progress | None = None
+) -> ImportReport:
     """Each playlist becomes a user (found again by its playlist id) whose PMS tracks are its tracks."""
     report = ImportReport()
     memberships = _validate(path, PLAYLIST_REQUIRED, _parse_membership, on_error, report)
     async with engine.begin() as conn:
         known_tracks = set((await conn.execute(sa.select(Track.track_id))).scalars())
-        unknown = [(i, m) for i, m in enumerate(memberships) if m[1] not in known_tracks]
-        if unknown:
-            errors = [(0, f"unknown track_id {m[1]!r} in playlist {m[0]!r}") for _, m in unknown]
-            if on_error == "reject":
-                raise ImportRejected(errors)
-            report.skipped.extend(errors)
-            memberships = [m for m in memberships if m[1] in known_tracks]
-        users = {ref: uid for uid, ref in (await conn.execute(sa.select(User.id, User.external_ref).where(User.external_ref.is_not(None)))).all()}
+        errors = [
+            (line, f"unknown track_id {m[1]!r} in playlist {m[0]!r}")
+            for line, m in memberships
+            if m[1] not in known_tracks
+        ]
+        if errors and on_error == "reject":
+            raise ImportRejected(errors)
+        report.skipped.extend(errors)
+        memberships = [m for _line, m in memberships if m[1] in known_tracks]
+        users = {
+            ref: uid
+            for uid, ref in (
+                await conn.execute(
+                    sa.select(User.id, User.external_ref).where(User.external_ref.is_not(None))
+                )
+            ).all()
+        }
         next_id = ((await conn.execute(sa.select(sa.func.max(User.id)))).scalar() or 0) + 1
         now = utcnow()
         new_users = []
         for playlist_id, _track, name in memberships:
             if playlist_id not in users:
                 users[playlist_id] = next_id
-                new_users.append({"id": next_id, "external_ref": playlist_id, "name": name, "created_at": now, "updated_at": now})
+                new_users.append(
+                    {
+                        "id": next_id,
+                        "external_ref": playlist_id,
+                        "name": name,
+                        "created_at": now,
+                        "updated_at": now,
+                    }
+                )
                 next_id += 1
         await _insert_chunks(conn, User, new_users, None)
         report.users_created = len(new_users)
-        owned = set(map(tuple, (await conn.execute(sa.select(UserTrack.user_id, UserTrack.track_id))).all()))
+        owned = set(
+            map(tuple, (await conn.execute(sa.select(UserTrack.user_id, UserTrack.track_id))).all())
+        )
         new_rows, seen = [], set()
         for playlist_id, track_id, name in memberships:
             key = (users[playlist_id], track_id)
             if key in owned or key in seen:
                 continue
             seen.add(key)
-            new_rows.append({"user_id": key[0], "track_id": track_id, "playlist_id": playlist_id, "playlist_name": name, "added_at": now})
+            new_rows.append(
+                {
+                    "user_id": key[0],
+                    "track_id": track_id,
+                    "playlist_id": playlist_id,
+                    "playlist_name": name,
+                    "added_at": now,
+                }
+            )
         await _insert_chunks(conn, UserTrack, new_rows, progress)
         report.inserted = len(new_rows)
         report.unchanged = len(memberships) - len(new_rows)
@@ -226,7 +287,9 @@ def _group_by_keys(rows: list[dict[str, Any]]) -> dict[tuple[str, ...], list[dic
     return groups
 
 
-async def _insert_chunks(conn: AsyncConnection, table: type, rows: list[dict[str, Any]], progress: Progress | None) -> None:
+async def _insert_chunks(
+    conn: AsyncConnection, table: type, rows: list[dict[str, Any]], progress: Progress | None
+) -> None:
     # Rows with and without features have different keys; executemany needs one shape.
     for chunk in _chunks(rows):
         for group in _group_by_keys(chunk).values():

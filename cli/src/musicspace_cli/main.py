@@ -12,25 +12,38 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
+from musicspace_shared.settings import CommonSettings
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from musicspace_cli.demo_data import DEMO_CATALOG, DEMO_PLAYLISTS
-from musicspace_shared.settings import CommonSettings
 
-app = typer.Typer(help="MusicSpace recommendation backend: import, train, evaluate, operate.", no_args_is_help=True)
+app = typer.Typer(
+    help="MusicSpace recommendation backend: import, train, evaluate, operate.",
+    no_args_is_help=True,
+)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 import_app = typer.Typer(help="Import catalog and playlist files.", no_args_is_help=True)
 train_app = typer.Typer(help="Train the global models from the DB.", no_args_is_help=True)
 eval_app = typer.Typer(help="Deterministic evaluations against baselines.", no_args_is_help=True)
 index_app = typer.Typer(help="The llm search index.", no_args_is_help=True)
 models_app = typer.Typer(help="Model volumes: usage and cleanup.", no_args_is_help=True)
-for sub, name in ((db_app, "db"), (import_app, "import"), (train_app, "train"), (eval_app, "eval"), (index_app, "index"), (models_app, "models")):
+for sub, name in (
+    (db_app, "db"),
+    (import_app, "import"),
+    (train_app, "train"),
+    (eval_app, "eval"),
+    (index_app, "index"),
+    (models_app, "models"),
+):
     app.add_typer(sub, name=name)
 
 console = Console(stderr=True)
 T = TypeVar("T")
-OnError = Annotated[str, typer.Option(help="skip: import the good rows; reject: write nothing", case_sensitive=False)]
+OnError = Annotated[
+    str,
+    typer.Option(help="skip: import the good rows; reject: write nothing", case_sensitive=False),
+]
 JsonFlag = Annotated[bool, typer.Option("--json", help="print one JSON object on stdout")]
 
 
@@ -46,7 +59,14 @@ def _emit(result: Any, as_json: bool) -> None:
 
 
 def _progress(description: str, total: int | None) -> Progress:
-    return Progress(TextColumn(description), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console, transient=False)
+    return Progress(
+        TextColumn(description),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    )
 
 
 @db_app.command("upgrade")
@@ -59,8 +79,9 @@ def db_upgrade() -> None:
 
 
 async def _import(kind: str, path: Path, on_error: str) -> dict[str, Any]:
-    from musicspace_cli import importer
     from musicspace_shared.db.engine import make_engine
+
+    from musicspace_cli import importer
 
     engine = make_engine(CommonSettings())
     try:
@@ -90,7 +111,9 @@ def _import_command(kind: str, path: Path, on_error: str, as_json: bool) -> None
     except ImportRejected as exc:
         for line, message in exc.errors[:50]:
             console.print(f"[red]line {line}: {message}")
-        console.print(f"[red]rejected: {len(exc.errors)} bad row(s); nothing was written (use --on-error skip to import the good rows)")
+        console.print(
+            f"[red]rejected: {len(exc.errors)} bad row(s); nothing was written (use --on-error skip to import the good rows)"
+        )
         raise typer.Exit(2) from exc
     _emit(result, as_json)
 
@@ -147,11 +170,19 @@ def index_rebuild(as_json: JsonFlag = False) -> None:
     _emit(_run(rebuild_from_db), as_json)
 
 
-CatalogOpt = Annotated[Path, typer.Option("--catalog", help="catalog file (columns of catalog.csv.gz)")]
+CatalogOpt = Annotated[
+    Path, typer.Option("--catalog", help="catalog file (columns of catalog.csv.gz)")
+]
 
 
 @eval_app.command("features")
-def eval_features(truth: Annotated[Path, typer.Option("--truth", help="track_id,track_name,track_artist,genre,<9 features>")], catalog: CatalogOpt = DEMO_CATALOG, as_json: JsonFlag = False) -> None:
+def eval_features(
+    truth: Annotated[
+        Path, typer.Option("--truth", help="track_id,track_name,track_artist,genre,<9 features>")
+    ],
+    catalog: CatalogOpt = DEMO_CATALOG,
+    as_json: JsonFlag = False,
+) -> None:
     """m2's feature predictions on FILE against global/genre/artist means."""
     from musicspace_cli.eval_features import run
 
@@ -159,7 +190,13 @@ def eval_features(truth: Annotated[Path, typer.Option("--truth", help="track_id,
 
 
 @eval_app.command("playlists")
-def eval_playlists(playlists: Annotated[Path, typer.Option("--playlists", help="columns of playlists.csv.gz")] = DEMO_PLAYLISTS, catalog: CatalogOpt = DEMO_CATALOG, as_json: JsonFlag = False) -> None:
+def eval_playlists(
+    playlists: Annotated[
+        Path, typer.Option("--playlists", help="columns of playlists.csv.gz")
+    ] = DEMO_PLAYLISTS,
+    catalog: CatalogOpt = DEMO_CATALOG,
+    as_json: JsonFlag = False,
+) -> None:
     """m1, m2, m3 and baselines on held-out halves of playlists."""
     from musicspace_cli.eval_playlists import run
 
@@ -167,7 +204,13 @@ def eval_playlists(playlists: Annotated[Path, typer.Option("--playlists", help="
 
 
 @eval_app.command("search")
-def eval_search(queries: Annotated[Path, typer.Option("--queries", help="JSON lines like search_queries_dev.jsonl")], catalog: CatalogOpt = DEMO_CATALOG, as_json: JsonFlag = False) -> None:
+def eval_search(
+    queries: Annotated[
+        Path, typer.Option("--queries", help="JSON lines like search_queries_dev.jsonl")
+    ],
+    catalog: CatalogOpt = DEMO_CATALOG,
+    as_json: JsonFlag = False,
+) -> None:
     """llm search precision@10 against a keyword TF-IDF baseline."""
     from musicspace_cli.eval_search import run
 

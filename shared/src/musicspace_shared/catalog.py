@@ -20,8 +20,16 @@ from musicspace_shared.db.tables import Interaction, Track, User, UserTrack
 from musicspace_shared.features import FEATURES
 
 CATALOG_COLUMNS = (
-    "track_id", "track_name", "track_artist", "track_popularity", "track_album_id",
-    "track_album_name", "track_album_release_date", "genre", "subgenre", *FEATURES,
+    "track_id",
+    "track_name",
+    "track_artist",
+    "track_popularity",
+    "track_album_id",
+    "track_album_name",
+    "track_album_release_date",
+    "genre",
+    "subgenre",
+    *FEATURES,
 )
 
 
@@ -117,8 +125,15 @@ def read_playlists_csv(path: Path) -> dict[str, list[str]]:
 async def load_tracks(session: AsyncSession, track_ids: list[str] | None = None) -> TrackFrame:
     """All tracks from the DB (or just the given ids), ordered by track_id."""
     columns = [
-        Track.track_id, Track.title, Track.artist, Track.album, Track.genre, Track.subgenre,
-        Track.popularity, *(getattr(Track, name) for name in FEATURES), Track.features_source,
+        Track.track_id,
+        Track.title,
+        Track.artist,
+        Track.album,
+        Track.genre,
+        Track.subgenre,
+        Track.popularity,
+        *(getattr(Track, name) for name in FEATURES),
+        Track.features_source,
     ]
     query = sa.select(*columns).order_by(Track.track_id)
     if track_ids is not None:
@@ -142,9 +157,13 @@ async def load_tracks(session: AsyncSession, track_ids: list[str] | None = None)
     )
 
 
-async def load_user_tracks(session: AsyncSession, user_id: int | None = None) -> dict[int, list[str]]:
+async def load_user_tracks(
+    session: AsyncSession, user_id: int | None = None
+) -> dict[int, list[str]]:
     """user_id -> PMS track ids (all users, or one)."""
-    query = sa.select(UserTrack.user_id, UserTrack.track_id).order_by(UserTrack.user_id, UserTrack.track_id)
+    query = sa.select(UserTrack.user_id, UserTrack.track_id).order_by(
+        UserTrack.user_id, UserTrack.track_id
+    )
     if user_id is not None:
         query = query.where(UserTrack.user_id == user_id)
     result: dict[int, list[str]] = defaultdict(list)
@@ -168,11 +187,16 @@ class UserInteractions:
         return {t for t, score in self.like_score.items() if score > 0}
 
 
-async def load_interactions(session: AsyncSession, user_id: int | None = None) -> dict[int, UserInteractions]:
+async def load_interactions(
+    session: AsyncSession, user_id: int | None = None
+) -> dict[int, UserInteractions]:
     """user_id -> that user's interactions (all users, or one)."""
     query = sa.select(
-        Interaction.user_id, Interaction.track_id, Interaction.play_count,
-        Interaction.like_score, Interaction.skip_count,
+        Interaction.user_id,
+        Interaction.track_id,
+        Interaction.play_count,
+        Interaction.like_score,
+        Interaction.skip_count,
     )
     if user_id is not None:
         query = query.where(Interaction.user_id == user_id)

@@ -43,7 +43,11 @@ class ServiceClient:
         self, method: str, path: str, *, idempotent: bool | None = None, **kwargs: Any
     ) -> httpx.Response:
         """Send a request; raise UpstreamUnavailable when the peer cannot be reached or is 5xx."""
-        retry = idempotent if idempotent is not None else method.upper() in {"GET", "HEAD", "PUT", "DELETE"}
+        retry = (
+            idempotent
+            if idempotent is not None
+            else method.upper() in {"GET", "HEAD", "PUT", "DELETE"}
+        )
         headers = dict(kwargs.pop("headers", None) or {})
         request_id = request_id_var.get()
         if request_id:
@@ -68,5 +72,7 @@ class ServiceClient:
         response = await self.request("GET", path, **kwargs)
         return response.json()
 
-    async def post_json(self, path: str, payload: Any, *, idempotent: bool = False, **kwargs: Any) -> httpx.Response:
+    async def post_json(
+        self, path: str, payload: Any, *, idempotent: bool = False, **kwargs: Any
+    ) -> httpx.Response:
         return await self.request("POST", path, json=payload, idempotent=idempotent, **kwargs)

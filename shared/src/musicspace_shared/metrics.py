@@ -32,7 +32,9 @@ class ServiceMetrics:
             registry=self.registry,
         )
         self.gauges = Gauge(
-            "musicspace_state", "Domain gauges (e.g. enrichment rate)", ["service", "name"],
+            "musicspace_state",
+            "Domain gauges (e.g. enrichment rate)",
+            ["service", "name"],
             registry=self.registry,
         )
 

@@ -36,7 +36,9 @@ Startup = Callable[[FastAPI], Any]
 
 def problem(status: int, title: str, detail: str, **extra: Any) -> JSONResponse:
     body = {"status": status, "title": title, "detail": detail, **extra}
-    return JSONResponse(jsonable_encoder(body), status_code=status, media_type="application/problem+json")
+    return JSONResponse(
+        jsonable_encoder(body), status_code=status, media_type="application/problem+json"
+    )
 
 
 class RequestContextMiddleware:
@@ -78,7 +80,10 @@ class RequestContextMiddleware:
                 logger.info(
                     "request",
                     extra=log_fields(
-                        method=method, route=template, path=scope["path"], status=status,
+                        method=method,
+                        route=template,
+                        path=scope["path"],
+                        status=status,
                         ms=round(elapsed * 1000, 2),
                     ),
                 )
@@ -144,7 +149,9 @@ async def _database_ready(app: FastAPI) -> str | None:
     return None
 
 
-def _install_ops_routes(app: FastAPI, checks: dict[str, ReadinessCheck], metrics: ServiceMetrics) -> None:
+def _install_ops_routes(
+    app: FastAPI, checks: dict[str, ReadinessCheck], metrics: ServiceMetrics
+) -> None:
     @app.get("/healthz", tags=["ops"], summary="Liveness: the process answers")
     async def healthz() -> dict[str, str]:
         return {"status": "ok", "service": metrics.service}
@@ -160,7 +167,11 @@ def _install_ops_routes(app: FastAPI, checks: dict[str, ReadinessCheck], metrics
             results[name] = reason or "ok"
         failing = {k: v for k, v in results.items() if v != "ok"}
         status = 503 if failing else 200
-        body = {"status": "ready" if not failing else "not ready", "service": metrics.service, "checks": results}
+        body = {
+            "status": "ready" if not failing else "not ready",
+            "service": metrics.service,
+            "checks": results,
+        }
         return JSONResponse(body, status_code=status)
 
     @app.get("/metrics", tags=["ops"], summary="Prometheus metrics", response_class=Response)
@@ -176,7 +187,11 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = [
-            {"loc": list(err.get("loc", ())), "msg": err.get("msg", ""), "type": err.get("type", "")}
+            {
+                "loc": list(err.get("loc", ())),
+                "msg": err.get("msg", ""),
+                "type": err.get("type", ""),
+            }
             for err in exc.errors()
         ]
         first = errors[0] if errors else {"loc": [], "msg": "invalid request"}

@@ -22,7 +22,9 @@ def merge_patch(target: Any, patch: Any) -> Any:
     return result
 
 
-def merge_patch_expr(column: sa.ColumnElement[Any], patch: sa.ColumnElement[Any] | str, dialect: Dialect) -> sa.ColumnElement[Any]:
+def merge_patch_expr(
+    column: sa.ColumnElement[Any], patch: sa.ColumnElement[Any] | str, dialect: Dialect
+) -> sa.ColumnElement[Any]:
     """SQL expression for merge_patch(column, patch); a NULL column counts as {}.
 
     `patch` is a JSON text (bind parameter or column). SQLite's json_patch and MariaDB's

@@ -18,7 +18,9 @@ def utcnow() -> datetime:
 
 
 # Spotify ids are case-sensitive base62: compare them bytewise on MariaDB too.
-TrackIdType = sa.String(64).with_variant(mysql.VARCHAR(64, collation="utf8mb4_bin"), "mysql", "mariadb")
+TrackIdType = sa.String(64).with_variant(
+    mysql.VARCHAR(64, collation="utf8mb4_bin"), "mysql", "mariadb"
+)
 
 
 def _feature_column() -> Any:
@@ -57,7 +59,9 @@ class User(SQLModel, table=True):
     __tablename__ = "user"
 
     # The web app owns the ids ({"user_id": 123}); imports assign the next free one.
-    id: int = Field(primary_key=True, sa_type=sa.BigInteger, sa_column_kwargs={"autoincrement": False})
+    id: int = Field(
+        primary_key=True, sa_type=sa.BigInteger, sa_column_kwargs={"autoincrement": False}
+    )
     # Where an imported user came from (e.g. a playlist id), unique so re-imports find it.
     external_ref: str | None = Field(default=None, max_length=128, unique=True)
     name: str | None = Field(default=None, max_length=256)
@@ -71,7 +75,9 @@ class UserTrack(SQLModel, table=True):
     __tablename__ = "user_track"
 
     user_id: int = Field(
-        sa_column=sa.Column(sa.BigInteger, sa.ForeignKey("user.id", ondelete="CASCADE"), primary_key=True)
+        sa_column=sa.Column(
+            sa.BigInteger, sa.ForeignKey("user.id", ondelete="CASCADE"), primary_key=True
+        )
     )
     track_id: str = Field(
         foreign_key="track.track_id", primary_key=True, sa_type=TrackIdType, index=True
@@ -87,7 +93,9 @@ class Interaction(SQLModel, table=True):
     __tablename__ = "interaction"
 
     user_id: int = Field(
-        sa_column=sa.Column(sa.BigInteger, sa.ForeignKey("user.id", ondelete="CASCADE"), primary_key=True)
+        sa_column=sa.Column(
+            sa.BigInteger, sa.ForeignKey("user.id", ondelete="CASCADE"), primary_key=True
+        )
     )
     track_id: str = Field(
         foreign_key="track.track_id", primary_key=True, sa_type=TrackIdType, index=True
