@@ -217,5 +217,26 @@ def eval_search(
     _emit(run(catalog=catalog, queries=queries), as_json)
 
 
+@models_app.command("usage")
+def models_usage(as_json: JsonFlag = False) -> None:
+    """Bytes and counts of models per family under MODEL_ROOT."""
+    from musicspace_shared import model_ops
+
+    _emit(model_ops.usage(CommonSettings().model_root), as_json)
+
+
+@models_app.command("cleanup")
+def models_cleanup(
+    older_than_days: Annotated[int, typer.Option(min=1, help="remove user models unused for this many days")] = 90,
+    dry_run: Annotated[bool, typer.Option("--dry-run/--apply", help="list only (default) or remove")] = True,
+    as_json: JsonFlag = False,
+) -> None:
+    """Remove user models unused for N days (by recorded last use); dry run by default."""
+    from musicspace_shared import model_ops
+
+    result = model_ops.cleanup(CommonSettings().model_root, older_than_days=older_than_days, dry_run=dry_run)
+    _emit(result, as_json)
+
+
 if __name__ == "__main__":
     app()

@@ -19,6 +19,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from musicspace_shared.admin import admin_router
 from musicspace_shared.db.engine import make_engine, make_sessionmaker, ping, session_scope
 from musicspace_shared.errors import DomainError
 from musicspace_shared.logs import configure_logging, log_fields, request_id_var
@@ -100,8 +101,12 @@ def create_service_app(
     startup: Startup | None = None,
     readiness: dict[str, ReadinessCheck] | None = None,
     description: str = "",
+    model_family: str | None = None,
 ) -> FastAPI:
-    """Build a MusicSpace service. Nothing heavy happens here: the lifespan builds resources."""
+    """Build a MusicSpace service. Nothing heavy happens here: the lifespan builds resources.
+
+    model_family ("M1", "M2", "M3") mounts the admin model routes (usage, cleanup).
+    """
     configure_logging(service, settings.log_level)
     metrics = ServiceMetrics(service)
     checks: dict[str, ReadinessCheck] = {"database": _database_ready, **(readiness or {})}
@@ -138,6 +143,8 @@ def create_service_app(
     _install_ops_routes(app, checks, metrics)
     for router in routers:
         app.include_router(router)
+    if model_family is not None:
+        app.include_router(admin_router(model_family))
     return app
 
 

@@ -1,0 +1,78 @@
+"""ServiceClient: bounded retries for idempotent calls, 503-style errors when a peer is down."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from musicspace_shared.errors import UpstreamUnavailable
+from musicspace_shared.http import ServiceClient
+from musicspace_shared.logs import request_id_var
+
+
+def client_with(handler) -> ServiceClient:
+    return ServiceClient(
+        "peer", "http://peer", retries=2, backoff_s=0.001, transport=httpx.MockTransport(handler)
+    )
+
+
+async def test_idempotent_call_retries_until_success() -> None:
+    calls = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        return httpx.Response(503) if len(calls) < 3 else httpx.Response(200, json={"ok": True})
+
+    client = client_with(handler)
+    assert await client.get_json("/x") == {"ok": True}
+    assert len(calls) == 3
+
+
+async def test_non_idempotent_post_is_sent_once() -> None:
+    calls = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        return httpx.Response(503)
+
+    with pytest.raises(UpstreamUnavailable):
+        await client_with(handler).post_json("/train", {"user_id": 1})
+    assert len(calls) == 1
+
+
+async def test_unreachable_peer_raises_upstream_unavailable_after_bounded_attempts() -> None:
+    calls = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        raise httpx.ConnectError("refused")
+
+    with pytest.raises(UpstreamUnavailable, match="peer unavailable"):
+        await client_with(handler).post_json("/predict", {}, idempotent=True)
+    assert len(calls) == 3
+
+
+async def test_client_errors_are_returned_not_retried() -> None:
+    calls = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        return httpx.Response(404, json={"detail": "unknown"})
+
+    response = await client_with(handler).request("GET", "/missing")
+    assert response.status_code == 404 and len(calls) == 1
+
+
+async def test_request_id_is_forwarded() -> None:
+    seen = {}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen["id"] = request.headers.get("x-request-id")
+        return httpx.Response(200, json={})
+
+    token = request_id_var.set("req-42")
+    try:
+        await client_with(handler).get_json("/x")
+    finally:
+        request_id_var.reset(token)
+    assert seen["id"] == "req-42"

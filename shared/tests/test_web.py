@@ -1,0 +1,136 @@
+"""The service skeleton: health, readiness, errors as JSON problems, request ids, metrics, admin."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from fastapi import APIRouter
+from pydantic import BaseModel, Field
+
+from musicspace_shared.errors import NotFound
+from musicspace_shared.settings import CommonSettings
+from musicspace_shared.web import SessionDep, create_service_app
+
+
+class Body(BaseModel):
+    n: int = Field(ge=1, le=10)
+
+
+def build_app(database_url: str, tmp_path, **kwargs):
+    router = APIRouter(prefix="/api/demo")
+
+    @router.post("/echo")
+    async def echo(body: Body, session: SessionDep) -> dict[str, int]:
+        return {"n": body.n}
+
+    @router.get("/missing")
+    async def missing() -> None:
+        raise NotFound("no such thing")
+
+    settings = CommonSettings(
+        DATABASE_URL=database_url, MODEL_ROOT=tmp_path, ADMIN_API_KEY="s3cret"
+    )
+    return create_service_app(
+        service="demo", settings=settings, title="demo", version="0", routers=[router], **kwargs
+    )
+
+
+async def call(app, method: str, path: str, **kwargs) -> httpx.Response:
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            return await client.request(method, path, **kwargs)
+
+
+async def test_readyz_reports_each_check(sqlite_url, tmp_path) -> None:
+    async def model_missing(_app):
+        return "model: missing"
+
+    app = build_app(sqlite_url, tmp_path, readiness={"model": model_missing})
+    response = await call(app, "GET", "/readyz")
+    assert response.status_code == 503
+    assert response.json()["checks"] == {"database": "ok", "model": "model: missing"}
+    assert (await call(app, "GET", "/healthz")).status_code == 200
+
+
+async def test_readyz_is_503_when_the_database_is_unreachable(tmp_path) -> None:
+    app = build_app("mysql+asyncmy://root@127.0.0.1:1/nowhere", tmp_path)
+    response = await call(app, "GET", "/readyz")
+    assert response.status_code == 503
+    assert response.json()["checks"]["database"] != "ok"
+
+
+async def test_request_on_a_down_database_is_a_503_with_reason(tmp_path) -> None:
+    app = build_app("mysql+asyncmy://root@127.0.0.1:1/nowhere", tmp_path)
+
+    router = APIRouter()
+
+    @router.get("/api/demo/count")
+    async def count(session: SessionDep) -> int:
+        from sqlalchemy import text
+
+        return (await session.execute(text("SELECT 1"))).scalar_one()
+
+    app.include_router(router)
+    response = await call(app, "GET", "/api/demo/count")
+    assert response.status_code == 503
+    assert "database unavailable" in response.json()["detail"]
+
+
+async def test_invalid_body_is_a_422_problem_naming_the_field(sqlite_url, tmp_path) -> None:
+    response = await call(build_app(sqlite_url, tmp_path), "POST", "/api/demo/echo", json={"n": 99})
+    assert response.status_code == 422
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["detail"].startswith("body.n:")
+
+
+async def test_domain_error_renders_its_status(sqlite_url, tmp_path) -> None:
+    response = await call(build_app(sqlite_url, tmp_path), "GET", "/api/demo/missing")
+    assert response.status_code == 404 and response.json()["detail"] == "no such thing"
+
+
+async def test_request_id_is_echoed_and_metrics_use_route_templates(sqlite_url, tmp_path) -> None:
+    app = build_app(sqlite_url, tmp_path)
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://t"
+        ) as client:
+            echoed = await client.post(
+                "/api/demo/echo", json={"n": 2}, headers={"X-Request-ID": "abc123"}
+            )
+            metrics = (await client.get("/metrics")).text
+    assert echoed.headers["x-request-id"] == "abc123"
+    assert (
+        'musicspace_http_requests_total{method="POST",route="/api/demo/echo",service="demo",status="200"} 1.0'
+        in metrics
+    )
+
+
+@pytest.mark.parametrize(
+    ("headers", "status"),
+    [
+        ({}, 401),
+        ({"X-API-Key": "wrong"}, 403),
+        ({"X-API-Key": "s3cret"}, 200),
+        ({"Authorization": "Bearer s3cret"}, 200),
+    ],
+)
+async def test_admin_routes_need_the_credential(sqlite_url, tmp_path, headers, status) -> None:
+    app = build_app(sqlite_url, tmp_path, model_family="M1")
+    response = await call(app, "GET", "/admin/models", headers=headers)
+    assert response.status_code == status
+    if status == 200:
+        assert response.json()["M1"]["user_models"] == 0
+
+
+async def test_cors_allows_configured_origin_only(sqlite_url, tmp_path) -> None:
+    app = build_app(sqlite_url, tmp_path)
+    preflight = {"Access-Control-Request-Method": "POST"}
+    ok = await call(
+        app, "OPTIONS", "/api/demo/echo", headers={"Origin": "http://localhost:3000", **preflight}
+    )
+    bad = await call(
+        app, "OPTIONS", "/api/demo/echo", headers={"Origin": "http://evil.example", **preflight}
+    )
+    assert ok.headers.get("access-control-allow-origin") == "http://localhost:3000"
+    assert "access-control-allow-origin" not in bad.headers
