@@ -6,7 +6,6 @@ import os
 from datetime import UTC, datetime, timedelta
 
 import pytest
-
 from musicspace_shared import model_ops
 from musicspace_shared.model_store import (
     ModelIntegrityError,

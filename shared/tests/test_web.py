@@ -5,11 +5,10 @@ from __future__ import annotations
 import httpx
 import pytest
 from fastapi import APIRouter
-from pydantic import BaseModel, Field
-
 from musicspace_shared.errors import NotFound
 from musicspace_shared.settings import CommonSettings
 from musicspace_shared.web import SessionDep, create_service_app
+from pydantic import BaseModel, Field
 
 
 class Body(BaseModel):

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from musicspace_shared.db.tables import Interaction, Track, User, UserTrack
 from musicspace_shared.features import FEATURES
@@ -137,7 +138,7 @@ async def load_tracks(session: AsyncSession, track_ids: list[str] | None = None)
     ]
     query = sa.select(*columns).order_by(Track.track_id)
     if track_ids is not None:
-        query = query.where(Track.track_id.in_(track_ids))
+        query = query.where(col(Track.track_id).in_(track_ids))
     rows = (await session.execute(query)).all()
     n = len(rows)
     feats = np.array(
@@ -161,7 +162,7 @@ async def load_user_tracks(
     session: AsyncSession, user_id: int | None = None
 ) -> dict[int, list[str]]:
     """user_id -> PMS track ids (all users, or one)."""
-    query = sa.select(UserTrack.user_id, UserTrack.track_id).order_by(
+    query = sa.select(col(UserTrack.user_id), col(UserTrack.track_id)).order_by(
         UserTrack.user_id, UserTrack.track_id
     )
     if user_id is not None:
@@ -192,11 +193,11 @@ async def load_interactions(
 ) -> dict[int, UserInteractions]:
     """user_id -> that user's interactions (all users, or one)."""
     query = sa.select(
-        Interaction.user_id,
-        Interaction.track_id,
-        Interaction.play_count,
-        Interaction.like_score,
-        Interaction.skip_count,
+        col(Interaction.user_id),
+        col(Interaction.track_id),
+        col(Interaction.play_count),
+        col(Interaction.like_score),
+        col(Interaction.skip_count),
     )
     if user_id is not None:
         query = query.where(Interaction.user_id == user_id)
@@ -210,4 +211,4 @@ async def load_interactions(
 
 
 async def user_exists(session: AsyncSession, user_id: int) -> bool:
-    return (await session.execute(sa.select(User.id).where(User.id == user_id))).first() is not None
+    return (await session.execute(sa.select(col(User.id)).where(User.id == user_id))).first() is not None

@@ -14,6 +14,7 @@ import shutil
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from musicspace_shared.logs import log_fields
 from musicspace_shared.model_store import LAST_USED_SUFFIX, META_SUFFIX
@@ -99,10 +100,10 @@ def cleanup(
     dry_run: bool = True,
     families: tuple[str, ...] = FAMILIES,
     now: datetime | None = None,
-) -> dict[str, object]:
+) -> dict[str, Any]:
     """Remove user models unused for older_than_days (dry run lists them only)."""
     cutoff = (now or datetime.now(UTC)) - timedelta(days=older_than_days)
-    removed = []
+    removed: list[dict[str, Any]] = []
     for family in families:
         for entry in user_model_entries(model_root / family, family):
             if entry.last_used_at >= cutoff:
