@@ -1,0 +1,127 @@
+"""Catalog-side arrays computed once (at startup or per evaluation) and shared by all requests.
+
+Everything here depends only on the tracks, never on a user, so the service builds it at
+startup and rebuilds it when the catalog changes; per-request work is then a few gathers.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.sparse as sp
+
+from musicspace_shared.catalog import TrackFrame
+
+_TOKEN = re.compile(r"[a-z0-9]+")
+
+
+def _codes(values: list[str]) -> tuple[np.ndarray, list[str]]:
+    """Integer codes for string values; "" (unknown) gets its own code like any other value."""
+    uniques: dict[str, int] = {}
+    codes = np.fromiter((uniques.setdefault(v.lower().strip(), len(uniques)) for v in values), dtype=np.int64, count=len(values))
+    return codes, list(uniques)
+
+
+def _title_matrix(titles: list[str], artists: list[str]) -> sp.csr_matrix:
+    """L2-normalised binary bag of title words (idf-weighted), rows = tracks."""
+    vocab: dict[str, int] = {}
+    rows, cols = [], []
+    for i, title in enumerate(titles):
+        tokens = set(_TOKEN.findall(title.lower()))
+        for tok in tokens:
+            j = vocab.setdefault(tok, len(vocab))
+            rows.append(i)
+            cols.append(j)
+    n = len(titles)
+    data = np.ones(len(rows), dtype=np.float32)
+    mat = sp.csr_matrix((data, (rows, cols)), shape=(n, max(len(vocab), 1)), dtype=np.float32)
+    df = np.asarray((mat > 0).sum(axis=0)).ravel()
+    idf = np.log((1 + n) / (1 + df)).astype(np.float32) + 1.0
+    # Words used by one track only cannot link two tracks: drop them to keep the matrix small.
+    idf[df < 2] = 0.0
+    mat = mat @ sp.diags(idf)
+    norms = np.sqrt(np.asarray(mat.multiply(mat).sum(axis=1)).ravel())
+    norms[norms == 0] = 1.0
+    return sp.csr_matrix(sp.diags(1.0 / norms) @ mat, dtype=np.float32)
+
+
+@dataclass
+class CatalogIndex:
+    """Per-track codes, standardised audio features and lookups used by candidates and features."""
+
+    frame: TrackFrame
+    artist: np.ndarray
+    album: np.ndarray
+    genre: np.ndarray
+    subgenre: np.ndarray
+    n_artists: int
+    n_albums: int
+    n_genres: int
+    n_subgenres: int
+    subgenre_names: list[str]
+    genre_names: list[str]
+    popularity: np.ndarray  # NaN filled with the median
+    audio: np.ndarray  # (n, 9) z-scores, NaN filled with the track's subgenre mean
+    has_audio: np.ndarray
+    titles: sp.csr_matrix
+    artist_size: np.ndarray  # tracks per artist, per track
+    album_size: np.ndarray
+    pop_rank: np.ndarray  # popularity percentile within the subgenre ("a hit of its kind")
+    fingerprint: str = ""
+    artist_tracks: sp.csr_matrix = field(init=False, repr=False)  # artists x tracks
+
+    def __post_init__(self) -> None:
+        n = len(self.frame)
+        self.artist_tracks = sp.csr_matrix(
+            (np.ones(n, dtype=np.float32), (self.artist, np.arange(n))), shape=(self.n_artists, n)
+        )
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+
+def build_catalog_index(frame: TrackFrame, *, fingerprint: str = "") -> CatalogIndex:
+    """Compute the catalog-side arrays for a frame (about a second for 28k tracks)."""
+    artist, artists = _codes(frame.artists)
+    album, albums = _codes([f"{a}\x1f{b}" for a, b in zip(frame.artists, frame.albums, strict=True)])
+    genre, genres = _codes(frame.genres)
+    subgenre, subgenres = _codes(frame.subgenres)
+    pop = frame.popularity.astype(np.float64).copy()
+    pop[np.isnan(pop)] = np.nanmedian(pop) if np.isfinite(pop).any() else 0.0
+    feats = frame.features.astype(np.float64)
+    has = ~np.isnan(feats).any(axis=1)
+    mean = np.nanmean(feats, axis=0) if has.any() else np.zeros(feats.shape[1])
+    std = np.nanstd(feats, axis=0) if has.any() else np.ones(feats.shape[1])
+    std[~np.isfinite(std) | (std == 0)] = 1.0
+    mean[~np.isfinite(mean)] = 0.0
+    z = (feats - mean) / std
+    # A track without features sits at its subgenre's mean (else at the global mean, 0).
+    for code in np.unique(subgenre[~has]) if (~has).any() else []:
+        members = (subgenre == code) & has
+        fill = z[members].mean(axis=0) if members.any() else np.zeros(z.shape[1])
+        rows = np.where((subgenre == code) & ~has)[0]
+        z[rows] = np.where(np.isnan(z[rows]), fill, z[rows])
+    z[np.isnan(z)] = 0.0
+    return CatalogIndex(
+        frame=frame,
+        artist=artist, album=album, genre=genre, subgenre=subgenre,
+        n_artists=len(artists), n_albums=len(albums), n_genres=len(genres), n_subgenres=len(subgenres),
+        subgenre_names=subgenres, genre_names=genres,
+        popularity=pop, audio=z.astype(np.float32), has_audio=has,
+        titles=_title_matrix(frame.titles, frame.artists),
+        artist_size=np.bincount(artist, minlength=len(artists))[artist].astype(np.float32),
+        album_size=np.bincount(album, minlength=len(albums))[album].astype(np.float32),
+        pop_rank=_rank_within(pop, subgenre, len(subgenres)),
+        fingerprint=fingerprint,
+    )
+
+
+def _rank_within(values: np.ndarray, groups: np.ndarray, n_groups: int) -> np.ndarray:
+    ranks = np.zeros(len(values), dtype=np.float32)
+    for code in range(n_groups):
+        members = np.where(groups == code)[0]
+        order = np.argsort(np.argsort(values[members], kind="stable"), kind="stable")
+        ranks[members] = order / max(len(members) - 1, 1)
+    return ranks

@@ -1,0 +1,85 @@
+"""Who has what: the user x track matrix behind co-occurrence candidates and features."""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.sparse as sp
+
+
+@dataclass
+class Collab:
+    """Binary user x track matrix (rows = users with positives) plus per-track counts."""
+
+    matrix: sp.csr_matrix  # users x tracks, 1.0 where the user has the track
+    row_of: dict[Hashable, int]
+    track_users: np.ndarray  # users per track
+    track_negatives: np.ndarray  # users who skipped more than played or disliked, per track
+    user_size: np.ndarray = field(init=False)
+    matrix_t: sp.csr_matrix = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.user_size = np.asarray(self.matrix.sum(axis=1)).ravel().astype(np.float32)
+        self.matrix_t = sp.csr_matrix(self.matrix.T)
+
+    @property
+    def n_users(self) -> int:
+        return self.matrix.shape[0]
+
+    def neighbours(self, positives: np.ndarray, *, exclude: Hashable | None) -> tuple[np.ndarray, np.ndarray]:
+        """(overlap count, weight) per user with this profile; the user's own row is zeroed."""
+        n_tracks = self.matrix.shape[1]
+        vec = np.zeros(n_tracks, dtype=np.float32)
+        vec[positives] = 1.0
+        overlap = self.matrix @ vec
+        row = self.row_of.get(exclude) if exclude is not None else None
+        if row is not None:
+            overlap[row] = 0.0
+        # Overlap relative to the neighbour's size: a big playlist overlapping by 2 says little.
+        weight = overlap / np.sqrt(np.maximum(self.user_size, 1.0) * max(len(positives), 1))
+        return overlap, weight
+
+    def cooccurrence(self, positives: np.ndarray, *, exclude: Hashable | None) -> tuple[np.ndarray, np.ndarray]:
+        """Per track: how many overlapping users hold it, and the weighted sum of their overlap."""
+        overlap, weight = self.neighbours(positives, exclude=exclude)
+        users = self.matrix_t @ (overlap > 0).astype(np.float32)
+        weighted = self.matrix_t @ weight.astype(np.float32)
+        return users, weighted
+
+    def track_users_excluding(self, exclude: Hashable | None) -> np.ndarray:
+        row = self.row_of.get(exclude) if exclude is not None else None
+        if row is None:
+            return self.track_users
+        own = self.matrix.getrow(row).toarray().ravel()
+        return self.track_users - own
+
+
+def build_collab(
+    users: Mapping[Hashable, Sequence[int] | np.ndarray],
+    n_tracks: int,
+    *,
+    negatives: Mapping[Hashable, Sequence[int] | np.ndarray] | None = None,
+) -> Collab:
+    """users: key -> positive track positions; negatives: key -> negative track positions."""
+    keys = list(users)
+    rows, cols = [], []
+    for r, key in enumerate(keys):
+        positions = np.unique(np.asarray(users[key], dtype=np.int64))
+        rows.append(np.full(len(positions), r, dtype=np.int64))
+        cols.append(positions)
+    row_idx = np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64)
+    col_idx = np.concatenate(cols) if cols else np.zeros(0, dtype=np.int64)
+    matrix = sp.csr_matrix(
+        (np.ones(len(row_idx), dtype=np.float32), (row_idx, col_idx)), shape=(len(keys), n_tracks)
+    )
+    neg = np.zeros(n_tracks, dtype=np.float32)
+    for positions in (negatives or {}).values():
+        np.add.at(neg, np.unique(np.asarray(positions, dtype=np.int64)), 1.0)
+    return Collab(
+        matrix=matrix,
+        row_of={key: r for r, key in enumerate(keys)},
+        track_users=np.asarray(matrix.sum(axis=0)).ravel().astype(np.float32),
+        track_negatives=neg,
+    )
