@@ -163,10 +163,10 @@ async def load_user_tracks(
 ) -> dict[int, list[str]]:
     """user_id -> PMS track ids (all users, or one)."""
     query = sa.select(col(UserTrack.user_id), col(UserTrack.track_id)).order_by(
-        UserTrack.user_id, UserTrack.track_id
+        col(UserTrack.user_id), col(UserTrack.track_id)
     )
     if user_id is not None:
-        query = query.where(UserTrack.user_id == user_id)
+        query = query.where(col(UserTrack.user_id) == user_id)
     result: dict[int, list[str]] = defaultdict(list)
     for uid, track_id in (await session.execute(query)).all():
         result[uid].append(track_id)
@@ -200,7 +200,7 @@ async def load_interactions(
         col(Interaction.skip_count),
     )
     if user_id is not None:
-        query = query.where(Interaction.user_id == user_id)
+        query = query.where(col(Interaction.user_id) == user_id)
     result: dict[int, UserInteractions] = {}
     for uid, track_id, plays, like, skips in (await session.execute(query)).all():
         entry = result.setdefault(uid, UserInteractions({}, {}, {}))
@@ -211,4 +211,4 @@ async def load_interactions(
 
 
 async def user_exists(session: AsyncSession, user_id: int) -> bool:
-    return (await session.execute(sa.select(col(User.id)).where(User.id == user_id))).first() is not None
+    return (await session.execute(sa.select(col(User.id)).where(col(User.id) == user_id))).first() is not None
