@@ -1,0 +1,79 @@
+# MusicSpace. `make` lists the targets; `make up` runs the local stack; `make test` runs every test.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+# Installed from requirements/dev.lock when the lock is newer than this stamp.
+STAMP := $(VENV)/.dev-lock-synced
+# uv from PATH, or a private copy bootstrapped with pip into var/uv (no root, no system changes).
+UV := $(shell command -v uv 2>/dev/null || echo var/uv/bin/uv)
+IMAGES := m1 m2 m3 llm enrichment
+LOCK_FLAGS := --python-version 3.11 --generate-hashes --no-header -q
+LOCKS := requirements/dev.lock $(foreach s,$(IMAGES),services/$(s)/requirements.lock) cli/requirements.lock
+
+.PHONY: help env up down status test test-fast lint bench fuzz lock certs secrets compose-check clean
+
+help: ## list the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+var/uv/bin/uv:
+	$(PYTHON) -m venv var/uv
+	var/uv/bin/pip install --quiet uv
+
+$(STAMP): requirements/dev.lock | $(UV)
+	test -x $(PY) || $(UV) venv --python 3.11 $(VENV)
+	$(UV) pip sync --python $(PY) requirements/dev.lock
+	touch $@
+
+env: $(STAMP) ## create .venv and install the pinned environment (bootstraps uv when missing)
+
+up: env ## start the local stack: SQLite, demo data, models, five services, Traefik on https://localhost:8443
+	$(PY) deploy/localstack.py up
+
+down: ## stop exactly what `make up` started
+	$(if $(wildcard $(PY)),$(PY),$(PYTHON)) deploy/localstack.py down
+
+status: ## show the local stack's processes and readiness
+	$(if $(wildcard $(PY)),$(PY),$(PYTHON)) deploy/localstack.py status
+
+test: env ## every test: unit, MariaDB (127.0.0.1:3306 or TEST_MARIADB_URL), SQLite, end-to-end
+	$(VENV)/bin/pytest
+
+test-fast: env ## the tests not marked slow or e2e
+	$(VENV)/bin/pytest -m "not slow and not e2e"
+
+lint: env ## ruff lint and format check
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+bench: env ## run bench/bench_*.py and write bench/results/<name>.json
+	$(PY) bench/run.py
+
+fuzz: env ## schemathesis against every service's OpenAPI with many examples (FUZZ_EXAMPLES)
+	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-500} $(VENV)/bin/pytest -m fuzz
+
+lock: | $(UV) ## re-pin requirements/dev.lock and each image's requirements.lock (hashes, no URLs)
+	$(UV) pip compile requirements/workspace.in requirements/dev.in $(LOCK_FLAGS) -o requirements/dev.lock
+	{ echo "# The versions of requirements/dev.lock (make lock): images pin what the tests ran."; \
+	  sed -n 's/^\([A-Za-z0-9._-]*==[^ ]*\).*/\1/p' requirements/dev.lock; } > requirements/constraints.txt
+	for image in $(IMAGES); do \
+	  $(UV) pip compile requirements/images/$$image.in -c requirements/constraints.txt $(LOCK_FLAGS) -o services/$$image/requirements.lock; \
+	done
+	$(UV) pip compile requirements/images/cli.in -c requirements/constraints.txt $(LOCK_FLAGS) -o cli/requirements.lock
+	@if grep -nE 'https?://' $(LOCKS); then echo "a lock records a download address" >&2; exit 1; fi
+
+certs: env ## self-signed TLS certificate for the gateway (gateway/certs)
+	$(PY) deploy/gen_cert.py
+
+secrets: ## compose secrets in var/secrets (admin key, DB password, empty Google key)
+	$(if $(wildcard $(PY)),$(PY),$(PYTHON)) deploy/gen_secrets.py
+
+compose-check: env ## validate compose.yaml without a Docker engine
+	$(VENV)/bin/docker-compose -f compose.yaml config -q
+
+clean: ## remove caches, run state and bench results (keeps .venv, var/musicspace.db and models)
+	rm -rf .pytest_cache .ruff_cache .mypy_cache var/run bench/results/*.json
+	find . -path ./.venv -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
