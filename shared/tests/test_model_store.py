@@ -97,3 +97,23 @@ def test_usage_and_cleanup_by_last_use(tmp_path) -> None:
     assert not old_dir.exists() and not stale.exists()
     assert not stale.with_name(stale.name + ".meta.json").exists()
     assert load_pickle(fresh)[0] == "fresh"
+
+
+def test_corrupted_global_model_falls_back_to_the_previous_version(tmp_path) -> None:
+    from musicspace_shared.model_store import load_pickle_with_fallback
+
+    path = tmp_path / "global.pkl"
+    first = publish_pickle(path, "v1", meta(), keep_previous=True)
+    publish_pickle(path, "v2", meta(), keep_previous=True)
+    assert load_pickle_with_fallback(path)[0] == "v2"
+    path.write_bytes(path.read_bytes()[:-5])  # half-written
+    model, artifact = load_pickle_with_fallback(path)
+    assert (model, artifact.source, artifact.meta.version) == ("v1", "previous", first.version)
+    assert "checksum" in artifact.problem
+
+
+def test_missing_model_without_previous_raises(tmp_path) -> None:
+    from musicspace_shared.model_store import load_pickle_with_fallback
+
+    with pytest.raises(FileNotFoundError):
+        load_pickle_with_fallback(tmp_path / "nothing.pkl")

@@ -211,4 +211,6 @@ async def load_interactions(
 
 
 async def user_exists(session: AsyncSession, user_id: int) -> bool:
-    return (await session.execute(sa.select(col(User.id)).where(col(User.id) == user_id))).first() is not None
+    return (
+        await session.execute(sa.select(col(User.id)).where(col(User.id) == user_id))
+    ).first() is not None

@@ -25,6 +25,7 @@ from musicspace_shared.ids import checked_user_id
 
 META_SUFFIX = ".meta.json"
 LAST_USED_SUFFIX = ".last_used"
+PREVIOUS_SUFFIX = ".prev"
 
 
 class ModelIntegrityError(Exception):
@@ -85,21 +86,49 @@ def meta_path(path: Path) -> Path:
     return path.with_name(path.name + META_SUFFIX)
 
 
-def publish_bytes(path: Path, data: bytes, meta: ModelMeta) -> ModelMeta:
-    """Atomically publish an artifact and its metadata; returns meta with sha256 filled."""
+def previous_path(path: Path) -> Path:
+    return path.with_name(path.name + PREVIOUS_SUFFIX)
+
+
+def _keep_previous(path: Path) -> None:
+    """Keep the current artifact (if it verifies) as <name>.prev, the fallback for a bad publish."""
+    try:
+        data, meta = read_verified_bytes(path)
+    except (FileNotFoundError, ModelIntegrityError):
+        return
+    previous = previous_path(path)
+    atomic_write_bytes(previous, data)
+    atomic_write_bytes(meta_path(previous), json.dumps(asdict(meta), indent=2).encode())
+
+
+def publish_bytes(
+    path: Path, data: bytes, meta: ModelMeta, *, keep_previous: bool = False
+) -> ModelMeta:
+    """Atomically publish an artifact and its metadata; returns meta with sha256 filled.
+
+    keep_previous (global models): the artifact being replaced stays as <name>.prev so a
+    corrupted new one can fall back to it (load_with_fallback).
+    """
     meta.sha256 = hashlib.sha256(data).hexdigest()
+    if keep_previous:
+        _keep_previous(path)
     atomic_write_bytes(path, data)
     atomic_write_bytes(meta_path(path), json.dumps(asdict(meta), indent=2).encode())
     return meta
 
 
-def publish_file(path: Path, source: Path, meta: ModelMeta) -> ModelMeta:
+def publish_file(
+    path: Path, source: Path, meta: ModelMeta, *, keep_previous: bool = False
+) -> ModelMeta:
     """Publish a file another library wrote (e.g. CatBoost's save_model) under path."""
-    return publish_bytes(path, source.read_bytes(), meta)
+    return publish_bytes(path, source.read_bytes(), meta, keep_previous=keep_previous)
 
 
-def publish_pickle(path: Path, obj: Any, meta: ModelMeta) -> ModelMeta:
-    return publish_bytes(path, pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL), meta)
+def publish_pickle(
+    path: Path, obj: Any, meta: ModelMeta, *, keep_previous: bool = False
+) -> ModelMeta:
+    data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+    return publish_bytes(path, data, meta, keep_previous=keep_previous)
 
 
 def read_meta(path: Path) -> ModelMeta | None:
@@ -126,6 +155,37 @@ def load_pickle(path: Path) -> tuple[Any, ModelMeta]:
     """Unpickle a model after its checksum is verified (only our own files are unpickled)."""
     data, meta = read_verified_bytes(path)
     return pickle.loads(data), meta  # noqa: S301
+
+
+@dataclass
+class LoadedArtifact:
+    data: bytes
+    meta: ModelMeta
+    source: str  # "current" or "previous"
+    problem: str | None = None  # why the current artifact was not used
+
+
+def load_with_fallback(path: Path) -> LoadedArtifact:
+    """The current artifact if it verifies, else the kept previous one (problem says why).
+
+    Raises FileNotFoundError when neither exists, ModelIntegrityError when neither verifies.
+    """
+    try:
+        data, meta = read_verified_bytes(path)
+        return LoadedArtifact(data, meta, "current")
+    except (FileNotFoundError, ModelIntegrityError) as exc:
+        problem = f"{type(exc).__name__}: {exc}"
+        previous = previous_path(path)
+        if not previous.exists():
+            raise
+    data, meta = read_verified_bytes(previous)
+    return LoadedArtifact(data, meta, "previous", problem)
+
+
+def load_pickle_with_fallback(path: Path) -> tuple[Any, LoadedArtifact]:
+    """load_with_fallback, unpickled (only our own verified files are unpickled)."""
+    artifact = load_with_fallback(path)
+    return pickle.loads(artifact.data), artifact  # noqa: S301
 
 
 def touch_last_used(path: Path, *, min_interval_s: float = 60.0) -> None:
