@@ -1,0 +1,43 @@
+"""enrichment service: create_app(settings=None); the lifespan builds clients and the job runner."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from musicspace_enrichment import VERSION
+from musicspace_enrichment.api import router
+from musicspace_enrichment.clients import build_peers
+from musicspace_enrichment.jobs import BulkEnrichment
+from musicspace_enrichment.settings import Settings
+from musicspace_shared.web import create_service_app
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def startup(app: FastAPI) -> AsyncIterator[None]:
+        peers = build_peers(settings)
+        bulk = BulkEnrichment(engine=app.state.engine, m2=peers.predictor, settings=settings, metrics=app.state.metrics)
+        app.state.peers = peers
+        app.state.bulk = bulk
+        if settings.resume_jobs:
+            bulk.watch()
+        try:
+            yield
+        finally:
+            await bulk.shutdown()
+            await peers.aclose()
+
+    return create_service_app(
+        service="enrichment",
+        settings=settings,
+        title="MusicSpace enrichment",
+        version=VERSION,
+        description="Fills missing audio features through m2, initialises new users, runs the bulk job.",
+        routers=[router],
+        startup=startup,
+    )
