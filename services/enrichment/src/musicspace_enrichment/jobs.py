@@ -90,6 +90,7 @@ class BulkEnrichment:
             # The named lock is held until after the commit, so two replicas cannot both
             # see "no active job" and create one each.
             await repo.acquire_start_lock(conn)
+            await conn.commit()  # named locks outlive transactions; end the autobegun one
             try:
                 async with conn.begin():
                     active = await repo.active_job(conn)

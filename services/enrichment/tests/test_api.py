@@ -1,0 +1,156 @@
+"""The routes in-process: credentials, 404, peers down reported per step, the full flow with fake peers."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import httpx
+import pytest
+import sqlalchemy as sa
+
+from musicspace_enrichment.app import create_app
+from musicspace_enrichment.clients import build_peers
+from musicspace_enrichment.settings import Settings
+from services.enrichment.tests.fakes import FakeM2
+from tests.processes import free_port
+
+KEY = "test-admin-key"
+ADMIN = {"X-API-Key": KEY}
+
+
+class FakePeers:
+    """m1, m2 and m3 as one mock transport: records calls, m1 remembers when it trained."""
+
+    def __init__(self) -> None:
+        self.m2 = FakeM2()
+        self.calls: list[str] = []
+        self.m1_trained_at: dict[int, str] = {}
+
+    def handler(self, request: httpx.Request) -> httpx.Response:
+        path = request.url.path
+        self.calls.append(f"{request.method} {path}")
+        body = json.loads(request.content) if request.content else {}
+        if path == "/api/m2/predict-audio":
+            return self.m2.handler(request)
+        if path == "/api/m1/train":
+            self.m1_trained_at[body["user_id"]] = datetime.now(UTC).isoformat()
+            return httpx.Response(200, json={"user_id": body["user_id"], "model": "personal", "tracks_used": 12})
+        if path.startswith("/api/m1/status/"):
+            user_id = int(path.rsplit("/", 1)[1])
+            trained = self.m1_trained_at.get(user_id)
+            return httpx.Response(200, json={"user_id": user_id, "trained": bool(trained), "trained_at": trained})
+        if path == "/api/m2/train":
+            return httpx.Response(200, json={"user_id": body["user_id"], "trained": True})
+        if path == "/api/m3/train":
+            return httpx.Response(200, json={"user_id": body["user_id"], "model": "personal"})
+        return httpx.Response(404, json={"detail": "no such route"})
+
+
+def _settings(url: str) -> Settings:
+    dead = f"http://127.0.0.1:{free_port()}"  # nothing listens there: every peer is down
+    return Settings(
+        database_url=url, admin_api_key=KEY, http_retries=0, resume_jobs=False,
+        m1_url=dead, m2_url=dead, m3_url=dead, llm_url=dead, item_retry_delay_s=0.0,
+    )
+
+
+@pytest.fixture
+async def client(db, enrich_db_url) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(_settings(enrich_db_url))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://enrichment.test") as http:
+            http.app = app  # type: ignore[attr-defined]
+            yield http
+
+
+def _use_fake_peers(client: httpx.AsyncClient) -> FakePeers:
+    fake = FakePeers()
+    app = client.app  # type: ignore[attr-defined]
+    app.state.peers = build_peers(app.state.settings, transport=httpx.MockTransport(fake.handler))
+    return fake
+
+
+async def _user_with_lacking(client: httpx.AsyncClient) -> int:
+    async with client.app.state.engine.connect() as conn:  # type: ignore[attr-defined]
+        return (await conn.execute(sa.text(
+            "SELECT ut.user_id FROM user_track ut JOIN track t ON t.track_id = ut.track_id "
+            "WHERE t.features_source IS NULL GROUP BY ut.user_id ORDER BY ut.user_id LIMIT 1"
+        ))).scalar_one()
+
+
+@pytest.mark.parametrize("route", ["/api/init-models", "/api/enrich-all"])
+async def test_admin_routes_without_credential_return_401(client, route):
+    response = await client.post(route, json={"user_id": 1})
+    assert response.status_code == 401
+
+
+@pytest.mark.parametrize("route", ["/api/init-models", "/api/enrich-all"])
+async def test_admin_routes_with_wrong_credential_return_403(client, route):
+    response = await client.post(route, json={"user_id": 1}, headers={"X-API-Key": "wrong"})
+    assert response.status_code == 403
+    bearer = await client.post(route, json={"user_id": 1}, headers={"Authorization": "Bearer wrong"})
+    assert bearer.status_code == 403
+
+
+async def test_init_models_unknown_user_returns_404(client):
+    response = await client.post("/api/init-models", json={"user_id": 987654321}, headers=ADMIN)
+    assert response.status_code == 404
+    assert "987654321" in response.json()["detail"]
+
+
+async def test_init_models_invalid_user_id_returns_422(client):
+    response = await client.post("/api/init-models", json={"user_id": -3}, headers=ADMIN)
+    assert response.status_code == 422
+
+
+async def test_init_models_with_every_peer_down_reports_each_step_not_500(client):
+    user_id = await _user_with_lacking(client)
+    response = await client.post("/api/init-models", json={"user_id": user_id}, headers=ADMIN)
+    assert response.status_code == 200
+    body = response.json()
+    steps = {s["name"]: s["status"] for s in body["steps"]}
+    assert steps == {"enrich": "unavailable", "m1": "unavailable", "m2_svm": "unavailable", "m3": "unavailable"}
+    assert body["ok"] is False
+
+
+async def test_init_models_enriches_trains_and_repeating_does_no_duplicate_work(client):
+    fake = _use_fake_peers(client)
+    user_id = await _user_with_lacking(client)
+    first = (await client.post("/api/init-models", json={"user_id": user_id}, headers=ADMIN)).json()
+    steps = {s["name"]: s for s in first["steps"]}
+    assert first["ok"] is True
+    assert steps["enrich"]["status"] == "ok" and steps["enrich"]["result"]["enriched"] > 0
+    assert [steps[n]["status"] for n in ("m1", "m2_svm", "m3")] == ["ok", "ok", "ok"]
+    assert fake.calls.count("POST /api/m1/train") == 1
+    predicted = fake.m2.items_seen
+
+    second = (await client.post("/api/init-models", json={"user_id": user_id}, headers=ADMIN)).json()
+    again = {s["name"]: s for s in second["steps"]}
+    assert again["enrich"]["status"] == "skipped"
+    assert again["m1"]["status"] == "skipped"
+    assert fake.m2.items_seen == predicted  # nothing predicted twice
+    assert fake.calls.count("POST /api/m1/train") == 1  # m1 not retrained: nothing changed
+
+
+async def test_enrich_status_is_public_and_enrich_all_starts_then_returns_the_active_job(client):
+    app = client.app  # type: ignore[attr-defined]
+    idle = await client.get("/api/enrich-status")
+    assert idle.status_code == 200 and idle.json()["state"] == "idle"
+    fake = FakeM2()
+    from musicspace_enrichment.clients import M2Client
+    from musicspace_shared.http import ServiceClient
+
+    app.state.bulk.m2 = M2Client(ServiceClient("m2", "http://m2.test", retries=0, transport=fake.transport()))
+    app.state.bulk.settings = app.state.settings.model_copy(update={"pause_between_batches_s": 0.2, "batch_size": 10})
+    started = await client.post("/api/enrich-all", headers=ADMIN)
+    assert started.status_code == 202 and started.json()["created"] is True
+    again = await client.post("/api/enrich-all", headers={"Authorization": f"Bearer {KEY}"})
+    assert again.status_code == 200
+    assert again.json()["job_id"] == started.json()["job_id"] and again.json()["created"] is False
+    status = (await client.get("/api/enrich-status")).json()
+    assert status["job_id"] == started.json()["job_id"]
+    assert status["state"] in ("running", "waiting", "succeeded")
+    assert status["total"] > 0
