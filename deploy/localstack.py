@@ -98,6 +98,11 @@ class Stack:
             # A session of its own: `down` signals the group, and Ctrl-C in the shell does not.
             process = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         self.pid_file(name).write_text(json.dumps({"pid": process.pid, "cmd": cmd}))
+        # Until the child has exec'd, /proc shows our own command line: wait so that
+        # running_pid() (which compares command lines) recognises it from now on.
+        deadline = time.monotonic() + 5
+        while self.running_pid(name) is None and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
         print(f"  {name}: started (pid {process.pid}, log {self.log_file(name).relative_to(ROOT) if self.log_file(name).is_relative_to(ROOT) else self.log_file(name)})")
 
     def stop(self, name: str) -> None:

@@ -1,0 +1,121 @@
+"""compose.yaml, checked statically (no Docker engine here): Compose's own parser, then the shape."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+COMPOSE = Path(sys.executable).parent / "docker-compose"
+SERVICES = ("m1", "m2", "m3", "llm", "enrichment")
+MODEL_VOLUMES = {"m1": "/app/M1", "m2": "/app/M2", "m3": "/app/M3"}
+
+
+@pytest.fixture(scope="module")
+def config() -> dict:
+    result = subprocess.run([str(COMPOSE), "-f", "compose.yaml", "config", "--format", "json"], cwd=ROOT, capture_output=True, text=True, check=True)
+    return json.loads(result.stdout)
+
+
+def test_compose_config_is_valid() -> None:
+    result = subprocess.run([str(COMPOSE), "-f", "compose.yaml", "config", "-q"], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+def test_every_compose_line_is_commented() -> None:
+    bare = [
+        f"{number}: {line}"
+        for number, line in enumerate((ROOT / "compose.yaml").read_text().splitlines(), 1)
+        if line.strip() and "#" not in line
+    ]
+    assert bare == []
+
+
+def test_infrastructure_services_exist_with_health_checks(config: dict) -> None:
+    services = config["services"]
+    for name in ("mariadb", "chroma", "traefik", "prometheus", "bootstrap", *SERVICES):
+        assert name in services, name
+    for name in ("mariadb", "chroma", "traefik", *SERVICES):
+        assert services[name].get("healthcheck", {}).get("test"), f"{name} has no health check"
+
+
+def test_services_scale_without_fixed_names_or_host_ports(config: dict) -> None:
+    for name in SERVICES:
+        service = config["services"][name]
+        assert "container_name" not in service, name
+        assert not service.get("ports"), f"{name} publishes a host port: --scale would collide"
+
+
+def test_only_the_gateway_publishes_a_public_port(config: dict) -> None:
+    published = {
+        name: [(p.get("host_ip", ""), p["published"]) for p in service.get("ports", [])]
+        for name, service in config["services"].items()
+        if service.get("ports")
+    }
+    assert published.pop("traefik") == [("", "8443")]
+    assert all(host_ip == "127.0.0.1" for ports in published.values() for host_ip, _ in ports), published
+
+
+def test_service_health_checks_probe_readyz(config: dict) -> None:
+    for name in SERVICES:
+        assert "/readyz" in " ".join(config["services"][name]["healthcheck"]["test"]), name
+
+
+def test_services_wait_for_healthy_database_and_bootstrap(config: dict) -> None:
+    for name in SERVICES:
+        depends = config["services"][name]["depends_on"]
+        assert depends["mariadb"]["condition"] == "service_healthy", name
+        assert depends["bootstrap"]["condition"] == "service_completed_successfully", name
+    assert config["services"]["llm"]["depends_on"]["chroma"]["condition"] == "service_healthy"
+
+
+def test_model_volumes_mounted_at_design_paths(config: dict) -> None:
+    for name, target in MODEL_VOLUMES.items():
+        mounts = {m["target"]: m for m in config["services"][name].get("volumes", [])}
+        assert mounts[target]["type"] == "volume", name
+        assert mounts[target]["source"] == f"{name}-models"
+        assert config["services"]["bootstrap"]["volumes"], "bootstrap trains into the volumes"
+        assert target in {m["target"] for m in config["services"]["bootstrap"]["volumes"]}
+
+
+def test_secrets_are_compose_secrets_not_environment(config: dict) -> None:
+    assert {"admin_api_key", "google_api_key", "db_password"} <= set(config["secrets"])
+    for name in SERVICES:
+        env = config["services"][name]["environment"]
+        assert env["ADMIN_API_KEY_FILE"] == "/run/secrets/admin_api_key"
+        assert "ADMIN_API_KEY" not in env and "GOOGLE_API_KEY" not in env
+        assert ":" not in env["DATABASE_URL"].split("//", 1)[1].split("@", 1)[0], "no password in DATABASE_URL"
+        assert {s["source"] for s in config["services"][name]["secrets"]} >= {"admin_api_key", "db_password"}
+    assert config["services"]["llm"]["environment"]["GOOGLE_API_KEY_FILE"] == "/run/secrets/google_api_key"
+
+
+def test_service_images_build_only_their_own_package(config: dict) -> None:
+    for name in SERVICES:
+        build = config["services"][name]["build"]
+        assert build["dockerfile"] == "deploy/Dockerfile"
+        assert build["args"] == {"PACKAGE": f"services/{name}", "SERVICE": name}
+
+
+def test_dockerfile_is_multistage_and_non_root() -> None:
+    text = (ROOT / "deploy" / "Dockerfile").read_text()
+    stages = [line for line in text.splitlines() if line.startswith("FROM ")]
+    assert len(stages) >= 2
+    final_stage = text[text.rindex("\nFROM "):]
+    users = [line.split()[1] for line in final_stage.splitlines() if line.startswith("USER ")]
+    assert users and users[-1] not in ("root", "0")
+    assert "requirements.lock" in text and "--require-hashes" in text
+
+
+def test_prometheus_scrapes_every_service_and_traefik(config: dict) -> None:
+    prometheus = yaml.safe_load((ROOT / "deploy" / "prometheus.yml").read_text())
+    jobs = {job["job_name"]: job for job in prometheus["scrape_configs"]}
+    names = {n for sd in jobs["musicspace"]["dns_sd_configs"] for n in sd["names"]}
+    assert names == set(SERVICES)
+    assert jobs["traefik"]["static_configs"][0]["targets"] == ["traefik:8082"]
+    mounts = {m["target"]: m["source"] for m in config["services"]["prometheus"]["volumes"]}
+    assert mounts["/etc/prometheus/prometheus.yml"].endswith("deploy/prometheus.yml")
