@@ -43,8 +43,14 @@ def _marker(settings: CommonSettings) -> Path:
 
 
 STEPS = (
-    Step("train m2", ["train", "m2"], lambda s: (s.model_dir("M2") / "tfidf_gbr_models.pkl").is_file()),
-    Step("train m1", ["train", "m1"], lambda s: (s.model_dir("M1") / "audio_predictor.pkl").is_file()),
+    Step(
+        "train m2",
+        ["train", "m2"],
+        lambda s: (s.model_dir("M2") / "tfidf_gbr_models.pkl").is_file(),
+    ),
+    Step(
+        "train m1", ["train", "m1"], lambda s: (s.model_dir("M1") / "audio_predictor.pkl").is_file()
+    ),
     Step("train m3", ["train", "m3"], _m3_model_present),
     Step("index rebuild", ["index", "rebuild"], lambda s: _marker(s).is_file()),
 )
@@ -66,7 +72,10 @@ def _cli(args: list[str]) -> bool:
     print(f"==> musicspace {' '.join(args)}", flush=True)
     started = time.monotonic()
     ok = subprocess.run([*CLI, *args], check=False).returncode == 0
-    print(f"<== musicspace {' '.join(args)}: {'ok' if ok else 'FAILED'} ({time.monotonic() - started:.0f}s)", flush=True)
+    print(
+        f"<== musicspace {' '.join(args)}: {'ok' if ok else 'FAILED'} ({time.monotonic() - started:.0f}s)",
+        flush=True,
+    )
     return ok
 
 
@@ -98,7 +107,9 @@ def bootstrap(*, keep_going: bool = False, retrain: bool = False) -> list[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--keep-going", action="store_true", help="run the later steps after a failed one")
+    parser.add_argument(
+        "--keep-going", action="store_true", help="run the later steps after a failed one"
+    )
     parser.add_argument("--retrain", action="store_true", help="train even when an artifact exists")
     args = parser.parse_args()
     failed = bootstrap(keep_going=args.keep_going, retrain=args.retrain)

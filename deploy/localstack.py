@@ -96,14 +96,22 @@ class Stack:
         cmd = self.command(name)
         with self.log_file(name).open("ab") as log:
             # A session of its own: `down` signals the group, and Ctrl-C in the shell does not.
-            process = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            process = subprocess.Popen(
+                cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
         self.pid_file(name).write_text(json.dumps({"pid": process.pid, "cmd": cmd}))
         # Until the child has exec'd, /proc shows our own command line: wait so that
         # running_pid() (which compares command lines) recognises it from now on.
         deadline = time.monotonic() + 5
-        while self.running_pid(name) is None and process.poll() is None and time.monotonic() < deadline:
+        while (
+            self.running_pid(name) is None
+            and process.poll() is None
+            and time.monotonic() < deadline
+        ):
             time.sleep(0.01)
-        print(f"  {name}: started (pid {process.pid}, log {self.log_file(name).relative_to(ROOT) if self.log_file(name).is_relative_to(ROOT) else self.log_file(name)})")
+        print(
+            f"  {name}: started (pid {process.pid}, log {self.log_file(name).relative_to(ROOT) if self.log_file(name).is_relative_to(ROOT) else self.log_file(name)})"
+        )
 
     def stop(self, name: str) -> None:
         pid = self.running_pid(name)
@@ -122,7 +130,11 @@ class Stack:
     # -- readiness -----------------------------------------------------------------------
     def probe(self, name: str) -> tuple[bool, str]:
         """(ready, reason): /readyz for a service, /ping on the ops entry point for Traefik."""
-        url = f"http://127.0.0.1:{self.ops_port}/ping" if name == "traefik" else f"http://127.0.0.1:{self.ports[name]}/readyz"
+        url = (
+            f"http://127.0.0.1:{self.ops_port}/ping"
+            if name == "traefik"
+            else f"http://127.0.0.1:{self.ports[name]}/readyz"
+        )
         try:
             with urllib.request.urlopen(url, timeout=3) as response:
                 return response.status == 200, "ready"
@@ -130,7 +142,9 @@ class Stack:
             body = exc.read().decode(errors="replace")
             try:
                 checks = json.loads(body).get("checks", {})
-                reason = ", ".join(f"{k}: {v}" for k, v in checks.items() if v != "ok") or body[:200]
+                reason = (
+                    ", ".join(f"{k}: {v}" for k, v in checks.items() if v != "ok") or body[:200]
+                )
             except ValueError:
                 reason = body[:200]
             return False, f"{exc.code} {reason}"
@@ -154,7 +168,10 @@ class Stack:
                 else:
                     pending[name] = reason
             if pending and time.monotonic() - last_print > 10:
-                print("  waiting for: " + "; ".join(f"{n} ({r})" for n, r in pending.items()), flush=True)
+                print(
+                    "  waiting for: " + "; ".join(f"{n} ({r})" for n, r in pending.items()),
+                    flush=True,
+                )
                 last_print = time.monotonic()
             if all(reason.startswith("exited") for reason in pending.values()):
                 break
@@ -197,14 +214,28 @@ def up(stack: Stack, *, timeout_s: float, skip_bootstrap: bool) -> int:
     stack.ensure_admin_key()
     failed_bootstrap = False
     if not skip_bootstrap:
-        print("==> bootstrap: migrate, demo data, global models (the first run trains for a few minutes)")
+        print(
+            "==> bootstrap: migrate, demo data, global models (the first run trains for a few minutes)"
+        )
         failed_bootstrap = not _venv_run(["deploy/bootstrap.py", "--keep-going"], env)
         if failed_bootstrap:
-            print("!! bootstrap had failures (above): the services whose models are missing will not become ready", file=sys.stderr)
+            print(
+                "!! bootstrap had failures (above): the services whose models are missing will not become ready",
+                file=sys.stderr,
+            )
     print("==> gateway config")
-    render = ["deploy/render_gateway.py", "local", "--out", str(stack.run / "gateway"),
-              "--gateway-port", str(stack.gateway_port), "--ops-port", str(stack.ops_port),
-              "--first-port", str(stack.ports[SERVICES[0]])]
+    render = [
+        "deploy/render_gateway.py",
+        "local",
+        "--out",
+        str(stack.run / "gateway"),
+        "--gateway-port",
+        str(stack.gateway_port),
+        "--ops-port",
+        str(stack.ops_port),
+        "--first-port",
+        str(stack.ports[SERVICES[0]]),
+    ]
     if not _venv_run(render, env):
         return 1
     print("==> starting the services")
@@ -222,9 +253,14 @@ def up(stack: Stack, *, timeout_s: float, skip_bootstrap: bool) -> int:
         print("   the rest keeps running; `make down` stops everything", file=sys.stderr)
         return 1
     if not stack.gateway_answers(timeout_s=30):
-        print(f"!! the gateway does not route to m1 on https://localhost:{stack.gateway_port}", file=sys.stderr)
+        print(
+            f"!! the gateway does not route to m1 on https://localhost:{stack.gateway_port}",
+            file=sys.stderr,
+        )
         return 1
-    print(f"\nMusicSpace is up: https://localhost:{stack.gateway_port}/api/...  (self-signed: curl -k)")
+    print(
+        f"\nMusicSpace is up: https://localhost:{stack.gateway_port}/api/...  (self-signed: curl -k)"
+    )
     print(f"  try: curl -k https://localhost:{stack.gateway_port}/api/m1/status/1")
     print(f"  admin key: {stack.admin_key_file}   logs: {stack.run}/*.log   stop: make down")
     return 0
@@ -250,14 +286,40 @@ def status(stack: Stack) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description="MusicSpace local stack (no Docker)")
     parser.add_argument("command", choices=("up", "down", "status"))
-    parser.add_argument("--var", type=Path, default=Path(os.environ.get("MUSICSPACE_VAR", ROOT / "var")), help="state folder: DB, models, run/")
-    parser.add_argument("--gateway-port", type=int, default=int(os.environ.get("GATEWAY_PORT", 8443)))
-    parser.add_argument("--ops-port", type=int, default=int(os.environ.get("GATEWAY_OPS_PORT", 8082)), help="Traefik ping/metrics (127.0.0.1 only)")
-    parser.add_argument("--first-port", type=int, default=int(os.environ.get("FIRST_SERVICE_PORT", 8001)), help="m1's port; m2..enrichment follow")
-    parser.add_argument("--timeout", type=float, default=600.0, help="seconds to wait for readiness")
-    parser.add_argument("--skip-bootstrap", action="store_true", help="start without migrating/importing/training")
+    parser.add_argument(
+        "--var",
+        type=Path,
+        default=Path(os.environ.get("MUSICSPACE_VAR", ROOT / "var")),
+        help="state folder: DB, models, run/",
+    )
+    parser.add_argument(
+        "--gateway-port", type=int, default=int(os.environ.get("GATEWAY_PORT", 8443))
+    )
+    parser.add_argument(
+        "--ops-port",
+        type=int,
+        default=int(os.environ.get("GATEWAY_OPS_PORT", 8082)),
+        help="Traefik ping/metrics (127.0.0.1 only)",
+    )
+    parser.add_argument(
+        "--first-port",
+        type=int,
+        default=int(os.environ.get("FIRST_SERVICE_PORT", 8001)),
+        help="m1's port; m2..enrichment follow",
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=600.0, help="seconds to wait for readiness"
+    )
+    parser.add_argument(
+        "--skip-bootstrap", action="store_true", help="start without migrating/importing/training"
+    )
     args = parser.parse_args()
-    stack = Stack(var=args.var, gateway_port=args.gateway_port, first_port=args.first_port, ops_port=args.ops_port)
+    stack = Stack(
+        var=args.var,
+        gateway_port=args.gateway_port,
+        first_port=args.first_port,
+        ops_port=args.ops_port,
+    )
     if args.command == "up":
         sys.exit(up(stack, timeout_s=args.timeout, skip_bootstrap=args.skip_bootstrap))
     sys.exit(down(stack) if args.command == "down" else status(stack))

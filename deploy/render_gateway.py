@@ -53,7 +53,11 @@ def dynamic_routes(*, table: dict[str, Any], upstreams: dict[str, str]) -> dict[
         services[name] = {
             "loadBalancer": {
                 "servers": [{"url": upstreams[name]}],
-                "healthCheck": {"path": health["path"], "interval": health["interval"], "timeout": health["timeout"]},
+                "healthCheck": {
+                    "path": health["path"],
+                    "interval": health["interval"],
+                    "timeout": health["timeout"],
+                },
             }
         }
     return {"http": {"routers": routers, "services": services}}
@@ -77,7 +81,9 @@ def compose_labels(*, table: dict[str, Any], service: str) -> dict[str, str]:
     }
 
 
-def middlewares(*, rate_average: int | None = None, rate_burst: int | None = None) -> dict[str, Any]:
+def middlewares(
+    *, rate_average: int | None = None, rate_burst: int | None = None
+) -> dict[str, Any]:
     """gateway/dynamic/middlewares.yml, with the rate limit optionally overridden (tests, bench)."""
     config = yaml.safe_load(MIDDLEWARES_FILE.read_text())
     limit = config["http"]["middlewares"]["rate-limit"]["rateLimit"]
@@ -88,7 +94,15 @@ def middlewares(*, rate_average: int | None = None, rate_burst: int | None = Non
     return config
 
 
-def static_config(*, dynamic_dir: Path, listen: str, gateway_port: int, ops_port: int, log_level: str = "INFO", access_log: Path | None = None) -> dict[str, Any]:
+def static_config(
+    *,
+    dynamic_dir: Path,
+    listen: str,
+    gateway_port: int,
+    ops_port: int,
+    log_level: str = "INFO",
+    access_log: Path | None = None,
+) -> dict[str, Any]:
     """The local static config: the same entry points as gateway/traefik.yml, file provider only."""
     config = yaml.safe_load((GATEWAY / "traefik.yml").read_text())
     config["entryPoints"][ENTRYPOINT]["address"] = f"{listen}:{gateway_port}"
@@ -125,10 +139,16 @@ def render_local(
     dynamic_dir.mkdir(parents=True, exist_ok=True)
     upstreams = {name: f"http://{upstream_host}:{port}" for name, port in ports.items()}
     certificates = {
-        "tls": {"stores": {"default": {"defaultCertificate": {
-            "certFile": str(cert_dir.resolve() / "cert.pem"),
-            "keyFile": str(cert_dir.resolve() / "key.pem"),
-        }}}}
+        "tls": {
+            "stores": {
+                "default": {
+                    "defaultCertificate": {
+                        "certFile": str(cert_dir.resolve() / "cert.pem"),
+                        "keyFile": str(cert_dir.resolve() / "key.pem"),
+                    }
+                }
+            }
+        }
     }
     files = {
         "middlewares.yml": middlewares(rate_average=rate_average, rate_burst=rate_burst),
@@ -138,7 +158,10 @@ def render_local(
     for name, content in files.items():
         (dynamic_dir / name).write_text(yaml.safe_dump(content, sort_keys=False))
     static = static_config(
-        dynamic_dir=dynamic_dir.resolve(), listen=listen, gateway_port=gateway_port, ops_port=ops_port,
+        dynamic_dir=dynamic_dir.resolve(),
+        listen=listen,
+        gateway_port=gateway_port,
+        ops_port=ops_port,
         access_log=access_log,
     )
     static_path = out_dir / "traefik.yml"
@@ -154,7 +177,9 @@ def default_ports(first_port: int = 8001) -> dict[str, int]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description="Render the gateway config from gateway/routes.yaml")
+    parser = argparse.ArgumentParser(
+        description="Render the gateway config from gateway/routes.yaml"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     local = sub.add_parser("local", help="static + dynamic config for local processes")
     local.add_argument("--out", type=Path, default=ROOT / "var" / "run" / "gateway")
@@ -166,13 +191,21 @@ def main() -> None:
     args = parser.parse_args()
     if args.command == "local":
         path = render_local(
-            out_dir=args.out, ports=default_ports(args.first_port), cert_dir=args.cert_dir,
-            gateway_port=args.gateway_port, ops_port=args.ops_port,
+            out_dir=args.out,
+            ports=default_ports(args.first_port),
+            cert_dir=args.cert_dir,
+            gateway_port=args.gateway_port,
+            ops_port=args.ops_port,
         )
         print(path)
     else:
         table = load_routes()
-        print(json.dumps({name: compose_labels(table=table, service=name) for name in table["services"]}, indent=2))
+        print(
+            json.dumps(
+                {name: compose_labels(table=table, service=name) for name in table["services"]},
+                indent=2,
+            )
+        )
 
 
 if __name__ == "__main__":

@@ -18,12 +18,23 @@ MODEL_VOLUMES = {"m1": "/app/M1", "m2": "/app/M2", "m3": "/app/M3"}
 
 @pytest.fixture(scope="module")
 def config() -> dict:
-    result = subprocess.run([str(COMPOSE), "-f", "compose.yaml", "config", "--format", "json"], cwd=ROOT, capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [str(COMPOSE), "-f", "compose.yaml", "config", "--format", "json"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return json.loads(result.stdout)
 
 
 def test_compose_config_is_valid() -> None:
-    result = subprocess.run([str(COMPOSE), "-f", "compose.yaml", "config", "-q"], cwd=ROOT, capture_output=True, text=True)
+    result = subprocess.run(
+        [str(COMPOSE), "-f", "compose.yaml", "config", "-q"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stderr
 
 
@@ -58,7 +69,9 @@ def test_only_the_gateway_publishes_a_public_port(config: dict) -> None:
         if service.get("ports")
     }
     assert published.pop("traefik") == [("", "8443")]
-    assert all(host_ip == "127.0.0.1" for ports in published.values() for host_ip, _ in ports), published
+    assert all(host_ip == "127.0.0.1" for ports in published.values() for host_ip, _ in ports), (
+        published
+    )
 
 
 def test_service_health_checks_probe_readyz(config: dict) -> None:
@@ -89,9 +102,17 @@ def test_secrets_are_compose_secrets_not_environment(config: dict) -> None:
         env = config["services"][name]["environment"]
         assert env["ADMIN_API_KEY_FILE"] == "/run/secrets/admin_api_key"
         assert "ADMIN_API_KEY" not in env and "GOOGLE_API_KEY" not in env
-        assert ":" not in env["DATABASE_URL"].split("//", 1)[1].split("@", 1)[0], "no password in DATABASE_URL"
-        assert {s["source"] for s in config["services"][name]["secrets"]} >= {"admin_api_key", "db_password"}
-    assert config["services"]["llm"]["environment"]["GOOGLE_API_KEY_FILE"] == "/run/secrets/google_api_key"
+        assert ":" not in env["DATABASE_URL"].split("//", 1)[1].split("@", 1)[0], (
+            "no password in DATABASE_URL"
+        )
+        assert {s["source"] for s in config["services"][name]["secrets"]} >= {
+            "admin_api_key",
+            "db_password",
+        }
+    assert (
+        config["services"]["llm"]["environment"]["GOOGLE_API_KEY_FILE"]
+        == "/run/secrets/google_api_key"
+    )
 
 
 def test_service_images_build_only_their_own_package(config: dict) -> None:
@@ -105,7 +126,7 @@ def test_dockerfile_is_multistage_and_non_root() -> None:
     text = (ROOT / "deploy" / "Dockerfile").read_text()
     stages = [line for line in text.splitlines() if line.startswith("FROM ")]
     assert len(stages) >= 2
-    final_stage = text[text.rindex("\nFROM "):]
+    final_stage = text[text.rindex("\nFROM ") :]
     users = [line.split()[1] for line in final_stage.splitlines() if line.startswith("USER ")]
     assert users and users[-1] not in ("root", "0")
     assert "requirements.lock" in text and "--require-hashes" in text

@@ -31,7 +31,13 @@ def table() -> dict:
 def compose() -> dict:
     """compose.yaml as Compose itself resolves it (anchors and merges applied)."""
     binary = Path(sys.executable).parent / "docker-compose"
-    result = subprocess.run([str(binary), "-f", str(ROOT / "compose.yaml"), "config", "--format", "json"], capture_output=True, text=True, check=True, cwd=ROOT)
+    result = subprocess.run(
+        [str(binary), "-f", str(ROOT / "compose.yaml"), "config", "--format", "json"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+    )
     return json.loads(result.stdout)
 
 
@@ -50,7 +56,9 @@ def test_route_table_routes_only_public_api_paths(table: dict) -> None:
     for name, spec in table["services"].items():
         paths = _rule_paths(spec["rule"])
         assert paths, f"{name}: no Path/PathPrefix in {spec['rule']!r}"
-        assert all(path.startswith("/api/") for path in paths), f"{name} routes outside /api/: {paths}"
+        assert all(path.startswith("/api/") for path in paths), (
+            f"{name} routes outside /api/: {paths}"
+        )
         assert "Host(" not in spec["rule"] and "PathRegexp" not in spec["rule"]
 
 
@@ -65,7 +73,10 @@ def test_route_table_covers_every_design_route(table: dict) -> None:
     for service, paths in design_routes.items():
         prefixes = _rule_paths(table["services"][service]["rule"])
         for path in paths:
-            assert any(path == p or (p.endswith("/") and path.startswith(p)) for p in prefixes), (service, path)
+            assert any(path == p or (p.endswith("/") and path.startswith(p)) for p in prefixes), (
+                service,
+                path,
+            )
 
 
 def test_compose_labels_match_route_table(table: dict, compose: dict) -> None:
@@ -76,13 +87,21 @@ def test_compose_labels_match_route_table(table: dict, compose: dict) -> None:
 
 
 def test_compose_routes_no_service_outside_route_table(table: dict, compose: dict) -> None:
-    routed = {name for name, svc in compose["services"].items() if svc.get("labels", {}).get("traefik.enable") == "true"}
+    routed = {
+        name
+        for name, svc in compose["services"].items()
+        if svc.get("labels", {}).get("traefik.enable") == "true"
+    }
     assert routed == set(table["services"])
 
 
-def test_local_render_matches_route_table_and_labels(table: dict, tmp_path: Path, certs: Path) -> None:
+def test_local_render_matches_route_table_and_labels(
+    table: dict, tmp_path: Path, certs: Path
+) -> None:
     ports = render_gateway.default_ports(18001)
-    static = render_gateway.render_local(out_dir=tmp_path, ports=ports, cert_dir=certs, gateway_port=18443, ops_port=18082)
+    static = render_gateway.render_local(
+        out_dir=tmp_path, ports=ports, cert_dir=certs, gateway_port=18443, ops_port=18082
+    )
     routes = yaml.safe_load((static.parent / "dynamic" / "routes.yml").read_text())["http"]
     for name, spec in table["services"].items():
         router, service = routes["routers"][name], routes["services"][name]["loadBalancer"]
@@ -93,11 +112,17 @@ def test_local_render_matches_route_table_and_labels(table: dict, tmp_path: Path
         assert router["entryPoints"] == [labels[f"{prefix}.entrypoints"]]
         assert service["servers"] == [{"url": f"http://127.0.0.1:{ports[name]}"}]
         lb = f"traefik.http.services.{name}.loadbalancer.healthcheck"
-        assert service["healthCheck"] == {"path": labels[f"{lb}.path"], "interval": labels[f"{lb}.interval"], "timeout": labels[f"{lb}.timeout"]}
+        assert service["healthCheck"] == {
+            "path": labels[f"{lb}.path"],
+            "interval": labels[f"{lb}.interval"],
+            "timeout": labels[f"{lb}.timeout"],
+        }
 
 
 def test_local_render_copies_the_shared_middlewares(tmp_path: Path, certs: Path) -> None:
-    static = render_gateway.render_local(out_dir=tmp_path, ports=render_gateway.default_ports(), cert_dir=certs)
+    static = render_gateway.render_local(
+        out_dir=tmp_path, ports=render_gateway.default_ports(), cert_dir=certs
+    )
     rendered = yaml.safe_load((static.parent / "dynamic" / "middlewares.yml").read_text())
     assert rendered == yaml.safe_load(render_gateway.MIDDLEWARES_FILE.read_text())
 
@@ -111,17 +136,28 @@ def test_static_config_has_one_public_entrypoint_with_tls() -> None:
     assert "api" not in static, "the Traefik dashboard stays off"
 
 
-def test_traefik_loads_rendered_local_config_and_routes_only_api(table: dict, tmp_path: Path, certs: Path) -> None:
+def test_traefik_loads_rendered_local_config_and_routes_only_api(
+    table: dict, tmp_path: Path, certs: Path
+) -> None:
     gateway_port, ops_port = free_port(), free_port()
     # Nothing listens on these service ports: routed paths answer 502/503, unrouted ones 404.
     ports = {name: free_port() for name in table["services"]}
-    static = render_gateway.render_local(out_dir=tmp_path, ports=ports, cert_dir=certs, gateway_port=gateway_port, ops_port=ops_port, listen="127.0.0.1")
+    static = render_gateway.render_local(
+        out_dir=tmp_path,
+        ports=ports,
+        cert_dir=certs,
+        gateway_port=gateway_port,
+        ops_port=ops_port,
+        listen="127.0.0.1",
+    )
     log = tmp_path / "traefik.log"
     with running_traefik(static, ops_port=ops_port, log_path=log):
         base = f"https://127.0.0.1:{gateway_port}"
         with httpx.Client(base_url=base, verify=False, timeout=5) as client:
             for name, spec in table["services"].items():
-                path = _rule_paths(spec["rule"])[0].rstrip("/") + ("/x" if spec["rule"].startswith("PathPrefix") else "")
+                path = _rule_paths(spec["rule"])[0].rstrip("/") + (
+                    "/x" if spec["rule"].startswith("PathPrefix") else ""
+                )
                 assert client.get(path).status_code in (502, 503), (name, path)
             for path in OPS_PATHS:
                 assert client.get(path).status_code == 404, path
@@ -149,7 +185,12 @@ def test_traefik_loads_compose_static_and_dynamic_config(tmp_path: Path, certs: 
     path.write_text(yaml.safe_dump(static))
     log = tmp_path / "traefik.log"
     with running_traefik(path, ops_port=ops_port, log_path=log):
-        assert httpx.get(f"https://127.0.0.1:{gateway_port}/api/m1/x", verify=False, timeout=5).status_code == 404
+        assert (
+            httpx.get(
+                f"https://127.0.0.1:{gateway_port}/api/m1/x", verify=False, timeout=5
+            ).status_code
+            == 404
+        )
         metrics = httpx.get(f"http://127.0.0.1:{ops_port}/metrics", timeout=5)
         assert metrics.status_code == 200 and "traefik_" in metrics.text
         time.sleep(0.5)  # let the file provider report what it loaded
@@ -159,7 +200,14 @@ def test_traefik_loads_compose_static_and_dynamic_config(tmp_path: Path, certs: 
 def test_traefik_rejects_unknown_static_fields(tmp_path: Path) -> None:
     """Guards the two tests above: a typo in the static config is an error, not ignored."""
     path = tmp_path / "traefik.yml"
-    path.write_text(yaml.safe_dump({"entryPoints": {"websecure": {"address": ":0", "adress": "typo"}}}))
-    result = subprocess.run([str(Path(sys.executable).parent / "traefik"), f"--configFile={path}"], capture_output=True, text=True, timeout=30)
+    path.write_text(
+        yaml.safe_dump({"entryPoints": {"websecure": {"address": ":0", "adress": "typo"}}})
+    )
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "traefik"), f"--configFile={path}"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert result.returncode != 0
     assert error_lines(result.stdout + result.stderr)

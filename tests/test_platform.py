@@ -15,7 +15,19 @@ from deploy import gen_cert, gen_secrets
 from deploy.localstack import Stack
 
 ROOT = Path(__file__).resolve().parent.parent
-REQUIRED_TARGETS = {"help", "up", "down", "status", "test", "test-fast", "lint", "bench", "fuzz", "lock", "clean"}
+REQUIRED_TARGETS = {
+    "help",
+    "up",
+    "down",
+    "status",
+    "test",
+    "test-fast",
+    "lint",
+    "bench",
+    "fuzz",
+    "lock",
+    "clean",
+}
 
 
 def _makefile_targets() -> dict[str, str]:
@@ -33,21 +45,34 @@ def test_makefile_default_target_is_help_and_every_target_documented() -> None:
 
 
 def test_make_without_target_lists_targets() -> None:
-    output = subprocess.run(["make", "--no-print-directory"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    output = subprocess.run(
+        ["make", "--no-print-directory"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout
     for target in REQUIRED_TARGETS:
         assert target in output
 
 
 def test_locks_record_no_download_addresses() -> None:
-    locks = [*ROOT.glob("requirements/*.lock"), *ROOT.glob("services/*/requirements.lock"), *ROOT.glob("cli/requirements.lock")]
+    locks = [
+        *ROOT.glob("requirements/*.lock"),
+        *ROOT.glob("services/*/requirements.lock"),
+        *ROOT.glob("cli/requirements.lock"),
+    ]
     assert ROOT / "requirements" / "dev.lock" in locks
-    offenders = [f"{lock.relative_to(ROOT)}:{n}" for lock in locks for n, line in enumerate(lock.read_text().splitlines(), 1) if re.search(r"https?://", line)]
+    offenders = [
+        f"{lock.relative_to(ROOT)}:{n}"
+        for lock in locks
+        for n, line in enumerate(lock.read_text().splitlines(), 1)
+        if re.search(r"https?://", line)
+    ]
     assert offenders == []
 
 
 def test_dev_lock_pins_every_package_with_hashes() -> None:
     text = (ROOT / "requirements" / "dev.lock").read_text()
-    pins = re.findall(r"^([A-Za-z0-9._-]+)==\S+ \\\n(\s+--hash=sha256:[0-9a-f]{64})", text, flags=re.MULTILINE)
+    pins = re.findall(
+        r"^([A-Za-z0-9._-]+)==\S+ \\\n(\s+--hash=sha256:[0-9a-f]{64})", text, flags=re.MULTILINE
+    )
     names = re.findall(r"^([A-Za-z0-9._-]+)==", text, flags=re.MULTILINE)
     assert names and len(pins) == len(names)
 
@@ -61,11 +86,15 @@ def test_ci_run_calls_the_readme_test_command() -> None:
 def test_gen_cert_writes_a_localhost_certificate_and_a_private_key(tmp_path: Path) -> None:
     cert_path, key_path = gen_cert.generate(out_dir=tmp_path)
     cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
-    names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName)
+    names = cert.extensions.get_extension_for_class(
+        x509.SubjectAlternativeName
+    ).value.get_values_for_type(x509.DNSName)
     assert "localhost" in names
     assert key_path.stat().st_mode & 0o077 == 0
     assert gen_cert.generate(out_dir=tmp_path) == (cert_path, key_path)  # kept, not replaced
-    assert x509.load_pem_x509_certificate(cert_path.read_bytes()).serial_number == cert.serial_number
+    assert (
+        x509.load_pem_x509_certificate(cert_path.read_bytes()).serial_number == cert.serial_number
+    )
 
 
 def test_gen_secrets_never_rotates_existing_files(tmp_path: Path) -> None:
@@ -86,14 +115,38 @@ def test_entrypoint_splices_secret_files_into_the_environment(tmp_path: Path) ->
         "DATABASE_PASSWORD_FILE": str(tmp_path / "db"),
         "GOOGLE_API_KEY_FILE": str(tmp_path / "google"),
     }
-    out = subprocess.run(["sh", str(ROOT / "deploy" / "entrypoint.sh"), "sh", "-c", 'echo "$DATABASE_URL $GOOGLE_API_KEY"'], env=env, capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [
+            "sh",
+            str(ROOT / "deploy" / "entrypoint.sh"),
+            "sh",
+            "-c",
+            'echo "$DATABASE_URL $GOOGLE_API_KEY"',
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert out.strip() == "mysql+asyncmy://musicspace:s3cr3t@mariadb:3306/musicspace gkey"
 
 
 def test_entrypoint_with_empty_google_key_leaves_it_unset(tmp_path: Path) -> None:
     (tmp_path / "google").write_text("")
     env = {"PATH": "/usr/bin:/bin", "GOOGLE_API_KEY_FILE": str(tmp_path / "google")}
-    out = subprocess.run(["sh", str(ROOT / "deploy" / "entrypoint.sh"), "sh", "-c", 'echo "[${GOOGLE_API_KEY-unset}]"'], env=env, capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [
+            "sh",
+            str(ROOT / "deploy" / "entrypoint.sh"),
+            "sh",
+            "-c",
+            'echo "[${GOOGLE_API_KEY-unset}]"',
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert out.strip() == "[unset]"
 
 
@@ -103,7 +156,9 @@ def test_localstack_down_never_signals_a_process_it_did_not_start(tmp_path: Path
         stack = Stack(var=tmp_path, gateway_port=18443, first_port=18001, ops_port=18082)
         stack.run.mkdir(parents=True)
         # A stale pid file whose pid now belongs to another program (pid reuse).
-        stack.pid_file("m1").write_text(json.dumps({"pid": stranger.pid, "cmd": ["/nonexistent/python", "-m", "musicspace_m1"]}))
+        stack.pid_file("m1").write_text(
+            json.dumps({"pid": stranger.pid, "cmd": ["/nonexistent/python", "-m", "musicspace_m1"]})
+        )
         assert stack.running_pid("m1") is None
         stack.stop("m1")
         assert stranger.poll() is None
@@ -120,7 +175,9 @@ def test_localstack_stops_what_it_started(tmp_path: Path) -> None:
     process = subprocess.Popen(cmd, start_new_session=True)
     stack.pid_file("m2").write_text(json.dumps({"pid": process.pid, "cmd": cmd}))
     for _ in range(500):  # until the child has exec'd (its /proc cmdline is ours before that)
-        if Path(f"/proc/{process.pid}/cmdline").read_bytes().split(b"\0")[:2] == [c.encode() for c in cmd[:2]]:
+        if Path(f"/proc/{process.pid}/cmdline").read_bytes().split(b"\0")[:2] == [
+            c.encode() for c in cmd[:2]
+        ]:
             break
         time.sleep(0.01)
     assert stack.running_pid("m2") == process.pid

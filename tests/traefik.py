@@ -23,18 +23,24 @@ def error_lines(log_text: str) -> list[str]:
 
 
 @contextmanager
-def running_traefik(static_config: Path, *, ops_port: int, log_path: Path, timeout_s: float = 30.0) -> Iterator[subprocess.Popen[bytes]]:
+def running_traefik(
+    static_config: Path, *, ops_port: int, log_path: Path, timeout_s: float = 30.0
+) -> Iterator[subprocess.Popen[bytes]]:
     """Start Traefik with a static config; yield once its ping (on the ops entry point) answers."""
     with log_path.open("ab") as log:
         process = subprocess.Popen(
-            [str(TRAEFIK), f"--configFile={static_config}"], stdout=log, stderr=subprocess.STDOUT,
+            [str(TRAEFIK), f"--configFile={static_config}"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
     try:
         deadline = time.monotonic() + timeout_s
         while True:
             if process.poll() is not None:
-                raise RuntimeError(f"traefik exited with {process.returncode}:\n{log_path.read_text()}")
+                raise RuntimeError(
+                    f"traefik exited with {process.returncode}:\n{log_path.read_text()}"
+                )
             try:
                 if httpx.get(f"http://127.0.0.1:{ops_port}/ping", timeout=1.0).status_code == 200:
                     break
