@@ -28,8 +28,8 @@ class FakeM2:
 
     down: bool = False
     not_implemented: bool = False
-    bad_titles: set[str] = field(default_factory=set)  # answered with ok=false
-    reject_titles: set[str] = field(default_factory=set)  # make the whole batch a 422
+    bad_ids: set[str] = field(default_factory=set)  # answered with ok=false
+    reject_ids: set[str] = field(default_factory=set)  # make the whole batch a 422
     calls: int = 0
     items_seen: int = 0
     model_version: str = "fake-1"
@@ -46,14 +46,15 @@ class FakeM2:
         items = body["items"]
         self.calls += 1
         self.items_seen += len(items)
-        if any(item.get("title") in self.reject_titles for item in items):
+        if any(item.get("track_id") in self.reject_ids for item in items):
             return httpx.Response(422, json={"detail": "items: bad item"})
         results = []
         for index, item in enumerate(items):
-            if item.get("title") in self.bad_titles:
+            if item.get("track_id") in self.bad_ids:
                 results.append({"index": index, "ok": False, "error": "cannot predict"})
             else:
-                results.append({"index": index, "ok": True, "features": fake_features(item_key(item)), "confidence": 0.5})
+                features = fake_features(item_key(item))
+                results.append({"index": index, "track_id": item.get("track_id"), "ok": True, "features": features})
         return httpx.Response(200, json={"source": "m2", "model_version": self.model_version, "results": results})
 
     def transport(self) -> httpx.MockTransport:

@@ -13,7 +13,7 @@ from services.enrichment.tests.fakes import FakeM2
 
 
 def _rows(n: int, prefix: str = "r") -> list[repo.TrackRow]:
-    return [repo.TrackRow(f"{prefix}{i:04d}", f"Artist {i}", f"Title {i}", "pop", None, None, 10) for i in range(n)]
+    return [repo.TrackRow(f"{prefix}{i:04d}") for i in range(n)]
 
 
 def _client(fake: FakeM2) -> M2Client:
@@ -29,7 +29,7 @@ async def test_predict_rows_predicts_every_row():
 
 
 async def test_predict_rows_gives_up_on_an_unpredictable_item_after_bounded_attempts():
-    fake = FakeM2(bad_titles={"Title 3"})
+    fake = FakeM2(bad_ids={"r0003"})
     outcome = await predict_rows(_rows(10), call=_client(fake).predict, max_attempts=3, retry_delay_s=0)
     assert [f[:2] for f in outcome.failures] == [("r0003", 3)]
     assert len(outcome.ok) == 9
@@ -37,7 +37,7 @@ async def test_predict_rows_gives_up_on_an_unpredictable_item_after_bounded_atte
 
 
 async def test_predict_rows_isolates_an_item_that_makes_m2_reject_the_batch():
-    fake = FakeM2(reject_titles={"Title 6"})
+    fake = FakeM2(reject_ids={"r0006"})
     outcome = await predict_rows(_rows(16), call=_client(fake).predict, max_attempts=2, retry_delay_s=0)
     assert [f[0] for f in outcome.failures] == ["r0006"]
     assert "422" in outcome.failures[0][2]

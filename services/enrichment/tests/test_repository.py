@@ -90,8 +90,5 @@ async def test_lacking_batch_pages_in_track_id_order(session, engine):
     assert got == ids
 
 
-def test_predict_item_sends_text_when_present_else_id():
-    with_text = repo.TrackRow("t1", "Artist", "Title", "pop", "dance pop", None, 50)
-    without = repo.TrackRow("t2", None, "Title", None, None, None, None)
-    assert with_text.predict_item() == {"artist": "Artist", "title": "Title", "genre": "pop", "subgenre": "dance pop", "popularity": 50}
-    assert without.predict_item() == {"track_id": "t2"}
+def test_predict_item_sends_the_track_id():
+    assert repo.TrackRow("t1").predict_item() == {"track_id": "t1"}

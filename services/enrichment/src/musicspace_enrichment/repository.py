@@ -32,31 +32,17 @@ job_failure = JobItemFailure.__table__
 
 @dataclass(frozen=True)
 class TrackRow:
-    """What m2 needs to predict one track."""
+    """A track to predict. m2 gets its id, not its text: m2 then reads the whole row itself
+    (album id and release year included, which the text form cannot carry), the payload is
+    small, and no free-text field can fail m2's validation and sink a batch."""
 
     track_id: str
-    artist: str | None
-    title: str | None
-    genre: str | None
-    subgenre: str | None
-    album: str | None
-    popularity: int | None
 
     def predict_item(self) -> dict[str, Any]:
-        """Text when we have it (m2 needs no DB lookup); the bare id otherwise."""
-        if not (self.artist and self.artist.strip() and self.title and self.title.strip()):
-            return {"track_id": self.track_id}
-        item: dict[str, Any] = {"artist": self.artist, "title": self.title}
-        for key in ("genre", "subgenre", "album"):
-            value = getattr(self, key)
-            if value:
-                item[key] = value
-        if self.popularity is not None and 0 <= self.popularity <= 100:
-            item["popularity"] = self.popularity
-        return item
+        return {"track_id": self.track_id}
 
 
-_TRACK_ROW_COLUMNS = (track.c.track_id, track.c.artist, track.c.title, track.c.genre, track.c.subgenre, track.c.album, track.c.popularity)
+_TRACK_ROW_COLUMNS = (track.c.track_id,)
 LACKING = track.c.features_source.is_(None)
 
 
