@@ -195,12 +195,21 @@ def eval_playlists(
         Path, typer.Option("--playlists", help="columns of playlists.csv.gz")
     ] = DEMO_PLAYLISTS,
     catalog: CatalogOpt = DEMO_CATALOG,
+    models: Annotated[
+        str | None,
+        typer.Option("--models", help="comma-separated subset, e.g. m1,implicit_als (default: all)"),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """m1, m2, m3 and baselines on held-out halves of playlists."""
     from musicspace_cli.eval_playlists import run
 
-    _emit(run(catalog=catalog, playlists=playlists), as_json)
+    chosen = [name.strip() for name in models.split(",") if name.strip()] if models else None
+    try:
+        result = run(catalog=catalog, playlists=playlists, models=chosen)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    _emit(result, as_json)
 
 
 @eval_app.command("search")
