@@ -38,10 +38,10 @@ if str(ROOT) not in sys.path:
 
 import httpx  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
-
 from musicspace_shared.db.engine import make_engine  # noqa: E402
 from musicspace_shared.db.migrate import upgrade  # noqa: E402
 from musicspace_shared.features import FEATURES  # noqa: E402
+
 from tests.processes import ServiceProcess, free_port  # noqa: E402
 
 DEFAULT_SERVER = os.environ.get("TEST_MARIADB_URL", "mysql+asyncmy://root@127.0.0.1:3306")
@@ -60,6 +60,7 @@ def _get(context: Any, key: str, default: Any) -> Any:
 
 
 # ---------------------------------------------------------------- database
+
 
 async def _admin(server: str, statement: str) -> None:
     engine = make_engine(url=server.rstrip("/") + "/")
@@ -80,7 +81,17 @@ async def _load_demo(url: str) -> None:
 async def _lacking_ids(url: str) -> list[str]:
     engine = make_engine(url=url)
     async with engine.connect() as conn:
-        ids = (await conn.execute(sa.text("SELECT track_id FROM track WHERE features_source IS NULL ORDER BY track_id"))).scalars().all()
+        ids = (
+            (
+                await conn.execute(
+                    sa.text(
+                        "SELECT track_id FROM track WHERE features_source IS NULL ORDER BY track_id"
+                    )
+                )
+            )
+            .scalars()
+            .all()
+        )
     await engine.dispose()
     return list(ids)
 
@@ -91,15 +102,21 @@ async def _synthesise(url: str, wanted: int) -> int:
     engine = make_engine(url=url)
     made = 0
     async with engine.begin() as conn:
-        base = (await conn.execute(sa.text("SELECT COUNT(*) FROM track WHERE track_id NOT LIKE 's%\\_%'"))).scalar_one()
+        base = (
+            await conn.execute(
+                sa.text("SELECT COUNT(*) FROM track WHERE track_id NOT LIKE 's%\\_%'")
+            )
+        ).scalar_one()
         copy = 0
         while made < wanted:
             take = min(base, wanted - made)
-            await conn.execute(sa.text(
-                f"INSERT INTO track (track_id, {columns}, created_at, updated_at) "
-                f"SELECT CONCAT('s{copy}_', LEFT(track_id, 56)), {columns}, UTC_TIMESTAMP(), UTC_TIMESTAMP() "
-                f"FROM track WHERE track_id NOT LIKE 's%\\_%' ORDER BY track_id LIMIT {int(take)}"
-            ))
+            await conn.execute(
+                sa.text(
+                    f"INSERT INTO track (track_id, {columns}, created_at, updated_at) "
+                    f"SELECT CONCAT('s{copy}_', LEFT(track_id, 56)), {columns}, UTC_TIMESTAMP(), UTC_TIMESTAMP() "
+                    f"FROM track WHERE track_id NOT LIKE 's%\\_%' ORDER BY track_id LIMIT {int(take)}"
+                )
+            )
             made += take
             copy += 1
     await engine.dispose()
@@ -115,7 +132,7 @@ async def _reset(url: str, ids: list[str]) -> None:
     engine = make_engine(url=url)
     async with engine.begin() as conn:
         for start in range(0, len(ids), 5000):
-            await conn.execute(statement, {"ids": ids[start:start + 5000]})
+            await conn.execute(statement, {"ids": ids[start : start + 5000]})
     await engine.dispose()
 
 
@@ -128,9 +145,11 @@ async def _raw_update(url: str, ids: list[str]) -> float:
     written = 0
     started = time.perf_counter()
     for start in range(0, len(ids), BATCH):
-        chunk = [(tid, VALUES) for tid in ids[start:start + BATCH]]
+        chunk = [(tid, VALUES) for tid in ids[start : start + BATCH]]
         async with engine.begin() as conn:
-            written += await write_predictions(conn, chunk, model_version="bench", predicted_at=utcnow())
+            written += await write_predictions(
+                conn, chunk, model_version="bench", predicted_at=utcnow()
+            )
     elapsed = time.perf_counter() - started
     await engine.dispose()
     if written != len(ids):
@@ -140,12 +159,19 @@ async def _raw_update(url: str, ids: list[str]) -> float:
 
 # ---------------------------------------------------------------- processes
 
+
 def _train_m2(env: dict[str, str]) -> dict[str, Any]:
     code = (
         "import asyncio, json; from musicspace_m2.training import train_global_from_db; "
         "print(json.dumps(asyncio.run(train_global_from_db()), default=str))"
     )
-    done = subprocess.run([sys.executable, "-c", code], env=os.environ | env, capture_output=True, text=True, timeout=3600)
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        env=os.environ | env,
+        capture_output=True,
+        text=True,
+        timeout=3600,
+    )
     if done.returncode != 0:
         raise RuntimeError(f"m2 training failed: {done.stderr[-800:]}")
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
@@ -156,7 +182,7 @@ def _m2_rate(m2_url: str, ids: list[str]) -> float:
     started = time.perf_counter()
     with httpx.Client(base_url=m2_url, timeout=300) as http:
         for start in range(0, len(ids), BATCH):
-            items = [{"track_id": tid} for tid in ids[start:start + BATCH]]
+            items = [{"track_id": tid} for tid in ids[start : start + BATCH]]
             response = http.post("/api/m2/predict-audio", json={"items": items})
             response.raise_for_status()
     return len(ids) / (time.perf_counter() - started)
@@ -179,11 +205,11 @@ def _enrich_all(enrichment: ServiceProcess, timeout_s: float) -> tuple[float, di
             time.sleep(0.05)
 
 
-STUB_M2 = '''
+STUB_M2 = """
 import os, uvicorn
 from fastapi import FastAPI
 app = FastAPI()
-VALUES = dict(zip(%r, %r))
+VALUES = dict(zip(__FEATURES__, __VALUES__))
 @app.get("/readyz")
 def ready(): return {"status": "ready"}
 @app.post("/api/m2/predict-audio")
@@ -192,7 +218,7 @@ def predict(body: dict):
     return {"source": "m2", "model_version": "stub", "results": [
         {"index": i, "track_id": it.get("track_id"), "ok": True, "features": VALUES} for i, it in enumerate(items)]}
 uvicorn.run(app, host="127.0.0.1", port=int(os.environ["PORT"]), log_level="warning")
-''' % (FEATURES, VALUES)
+""".replace("__FEATURES__", repr(FEATURES)).replace("__VALUES__", repr(VALUES))
 
 
 def _start_stub_m2(log_dir: Path) -> ServiceProcess:
@@ -201,14 +227,23 @@ def _start_stub_m2(log_dir: Path) -> ServiceProcess:
     process = ServiceProcess(name="m2", port=free_port(), env={}, log_path=log_dir / "stub_m2.log")
     env = os.environ | {"PORT": str(process.port)}
     log = process.log_path.open("ab")
-    process.process = subprocess.Popen([sys.executable, str(script)], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    process.process = subprocess.Popen(
+        [sys.executable, str(script)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     process.wait_ready(60)
     return process
 
 
 # ---------------------------------------------------------------- the run
 
-def _scenario(name: str, url: str, ids_of: Any, m2_url: str, enrichment: ServiceProcess, m2_sample: int) -> dict[str, Any]:
+
+def _scenario(
+    name: str, url: str, ids_of: Any, m2_url: str, enrichment: ServiceProcess, m2_sample: int
+) -> dict[str, Any]:
     ids = asyncio.run(ids_of())
     raw_s = asyncio.run(_raw_update(url, ids))
     asyncio.run(_reset(url, ids))
@@ -217,7 +252,9 @@ def _scenario(name: str, url: str, ids_of: Any, m2_url: str, enrichment: Service
     e2e_s, status = _enrich_all(enrichment, timeout_s=max(600.0, len(ids) / 20))
     raw_rate = len(ids) / raw_s if raw_s else None
     if status["done"] != len(ids):
-        raise RuntimeError(f"{name}: enrich-all processed {status['done']} of {len(ids)} rows: {status}")
+        raise RuntimeError(
+            f"{name}: enrich-all processed {status['done']} of {len(ids)} rows: {status}"
+        )
     e2e_rate = status["done"] / e2e_s if e2e_s else None
     ratio = e2e_rate / raw_rate if raw_rate and e2e_rate else None
     return {
@@ -230,7 +267,9 @@ def _scenario(name: str, url: str, ids_of: Any, m2_url: str, enrichment: Service
         "e2e_rows_per_s": round(e2e_rate or 0, 1),
         "e2e_vs_raw": round(ratio, 3) if ratio else None,
         "goal_met": bool(ratio and ratio >= 0.5),
-        "job": {k: status.get(k) for k in ("job_id", "state", "total", "done", "failed", "last_error")},
+        "job": {
+            k: status.get(k) for k in ("job_id", "state", "total", "done", "failed", "last_error")
+        },
     }
 
 
@@ -256,12 +295,18 @@ def run(context: Any = None) -> dict[str, Any]:
             started = time.perf_counter()
             asyncio.run(_load_demo(url))
             result["import_s"] = round(time.perf_counter() - started, 2)
-            common = {"DATABASE_URL": url, "MODEL_ROOT": str(log_dir / "models"), "LOG_LEVEL": "WARNING"}
+            common = {
+                "DATABASE_URL": url,
+                "MODEL_ROOT": str(log_dir / "models"),
+                "LOG_LEVEL": "WARNING",
+            }
             try:
                 started = time.perf_counter()
                 result["m2_training"] = _train_m2(common)
                 result["m2_training_s"] = round(time.perf_counter() - started, 1)
-                m2 = ServiceProcess(name="m2", port=free_port(), env=common, log_path=log_dir / "m2.log").start()
+                m2 = ServiceProcess(
+                    name="m2", port=free_port(), env=common, log_path=log_dir / "m2.log"
+                ).start()
                 processes.append(m2)
                 m2.wait_ready(300)
                 result["m2"] = "real"
@@ -270,14 +315,27 @@ def run(context: Any = None) -> dict[str, Any]:
                 m2 = _start_stub_m2(log_dir)
                 processes.append(m2)
             enrichment_env = common | {
-                "M2_URL": m2.url, "ADMIN_API_KEY": ADMIN_KEY, "ENRICHMENT_BATCH_SIZE": str(BATCH),
+                "M2_URL": m2.url,
+                "ADMIN_API_KEY": ADMIN_KEY,
+                "ENRICHMENT_BATCH_SIZE": str(BATCH),
             }
-            enrichment = ServiceProcess(name="enrichment", port=free_port(), env=enrichment_env, log_path=log_dir / "enrichment.log").start()
+            enrichment = ServiceProcess(
+                name="enrichment",
+                port=free_port(),
+                env=enrichment_env,
+                log_path=log_dir / "enrichment.log",
+            ).start()
             processes.append(enrichment)
             enrichment.wait_ready(120)
-            scenarios = {"demo": _scenario("demo", url, lambda: _lacking_ids(url), m2.url, enrichment, m2_sample)}
+            scenarios = {
+                "demo": _scenario(
+                    "demo", url, lambda: _lacking_ids(url), m2.url, enrichment, m2_sample
+                )
+            }
             made = asyncio.run(_synthesise(url, rows))
-            scenarios[f"synthetic_{made}"] = _scenario("synthetic", url, lambda: _lacking_ids(url), m2.url, enrichment, m2_sample)
+            scenarios[f"synthetic_{made}"] = _scenario(
+                "synthetic", url, lambda: _lacking_ids(url), m2.url, enrichment, m2_sample
+            )
             result["scenarios"] = scenarios
             result["goal_met"] = all(s["goal_met"] for s in scenarios.values())
     finally:
@@ -285,13 +343,17 @@ def run(context: Any = None) -> dict[str, Any]:
             process.stop()
         asyncio.run(_admin(server, f"DROP DATABASE IF EXISTS `{name}`"))
     result["load_avg_end"] = [round(x, 2) for x in os.getloadavg()]
-    result["note"] = "shared 2-core machine: rates are noisy; m2 prediction and the DB share the same CPUs"
+    result["note"] = (
+        "shared 2-core machine: rates are noisy; m2 prediction and the DB share the same CPUs"
+    )
     return result
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=100_000, help="synthetic tracks lacking features")
+    parser.add_argument(
+        "--rows", type=int, default=100_000, help="synthetic tracks lacking features"
+    )
     parser.add_argument("--m2-sample", type=int, default=20_000, help="ids for the m2-alone rate")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()

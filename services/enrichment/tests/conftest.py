@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from musicspace_shared.db.engine import make_engine
+from musicspace_shared.db.migrate import upgrade
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from conftest import new_mariadb_database
-from musicspace_shared.db.engine import make_engine
-from musicspace_shared.db.migrate import upgrade
 
 
 def demo_database(demo_subset: tuple[Path, Path], prefix: str = "msenrich") -> str:
@@ -37,11 +37,13 @@ async def reset_enrichment(engine: AsyncEngine) -> None:
     async with engine.begin() as conn:
         await conn.execute(sa.text("DELETE FROM job_item_failure"))
         await conn.execute(sa.text("DELETE FROM job"))
-        await conn.execute(sa.text(
-            "UPDATE track SET danceability=NULL, energy=NULL, valence=NULL, acousticness=NULL, "
-            "instrumentalness=NULL, liveness=NULL, speechiness=NULL, tempo=NULL, loudness=NULL, "
-            "features_source=NULL, external_metadata=NULL WHERE features_source='predicted'"
-        ))
+        await conn.execute(
+            sa.text(
+                "UPDATE track SET danceability=NULL, energy=NULL, valence=NULL, acousticness=NULL, "
+                "instrumentalness=NULL, liveness=NULL, speechiness=NULL, tempo=NULL, loudness=NULL, "
+                "features_source=NULL, external_metadata=NULL WHERE features_source='predicted'"
+            )
+        )
 
 
 @pytest.fixture(scope="module")
@@ -79,17 +81,27 @@ async def install_audit(engine: AsyncEngine) -> None:
 
 async def audit_counts(engine: AsyncEngine) -> dict[str, int]:
     async with engine.connect() as conn:
-        rows = (await conn.execute(sa.text("SELECT track_id, COUNT(*) FROM enrich_audit GROUP BY track_id"))).all()
+        rows = (
+            await conn.execute(
+                sa.text("SELECT track_id, COUNT(*) FROM enrich_audit GROUP BY track_id")
+            )
+        ).all()
     return {track_id: count for track_id, count in rows}
 
 
 async def lacking_ids(engine: AsyncEngine) -> list[str]:
     async with engine.connect() as conn:
-        rows = await conn.execute(sa.text("SELECT track_id FROM track WHERE features_source IS NULL ORDER BY track_id"))
+        rows = await conn.execute(
+            sa.text("SELECT track_id FROM track WHERE features_source IS NULL ORDER BY track_id")
+        )
         return [row[0] for row in rows]
 
 
 async def predicted_ids(engine: AsyncEngine) -> list[str]:
     async with engine.connect() as conn:
-        rows = await conn.execute(sa.text("SELECT track_id FROM track WHERE features_source = 'predicted' ORDER BY track_id"))
+        rows = await conn.execute(
+            sa.text(
+                "SELECT track_id FROM track WHERE features_source = 'predicted' ORDER BY track_id"
+            )
+        )
         return [row[0] for row in rows]

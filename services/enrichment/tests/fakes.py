@@ -7,7 +7,6 @@ import json
 from dataclasses import dataclass, field
 
 import httpx
-
 from musicspace_shared.features import FEATURES
 
 
@@ -54,8 +53,17 @@ class FakeM2:
                 results.append({"index": index, "ok": False, "error": "cannot predict"})
             else:
                 features = fake_features(item_key(item))
-                results.append({"index": index, "track_id": item.get("track_id"), "ok": True, "features": features})
-        return httpx.Response(200, json={"source": "m2", "model_version": self.model_version, "results": results})
+                results.append(
+                    {
+                        "index": index,
+                        "track_id": item.get("track_id"),
+                        "ok": True,
+                        "features": features,
+                    }
+                )
+        return httpx.Response(
+            200, json={"source": "m2", "model_version": self.model_version, "results": results}
+        )
 
     def transport(self) -> httpx.MockTransport:
         return httpx.MockTransport(self.handler)

@@ -9,10 +9,10 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 import sqlalchemy as sa
-
 from musicspace_enrichment.app import create_app
 from musicspace_enrichment.clients import build_peers
 from musicspace_enrichment.settings import Settings
+
 from services.enrichment.tests.fakes import FakeM2
 from tests.processes import free_port
 
@@ -36,11 +36,15 @@ class FakePeers:
             return self.m2.handler(request)
         if path == "/api/m1/train":
             self.m1_trained_at[body["user_id"]] = datetime.now(UTC).isoformat()
-            return httpx.Response(200, json={"user_id": body["user_id"], "model": "personal", "tracks_used": 12})
+            return httpx.Response(
+                200, json={"user_id": body["user_id"], "model": "personal", "tracks_used": 12}
+            )
         if path.startswith("/api/m1/status/"):
             user_id = int(path.rsplit("/", 1)[1])
             trained = self.m1_trained_at.get(user_id)
-            return httpx.Response(200, json={"user_id": user_id, "trained": bool(trained), "trained_at": trained})
+            return httpx.Response(
+                200, json={"user_id": user_id, "trained": bool(trained), "trained_at": trained}
+            )
         if path == "/api/m2/train":
             return httpx.Response(200, json={"user_id": body["user_id"], "trained": True})
         if path == "/api/m3/train":
@@ -51,8 +55,15 @@ class FakePeers:
 def _settings(url: str) -> Settings:
     dead = f"http://127.0.0.1:{free_port()}"  # nothing listens there: every peer is down
     return Settings(
-        database_url=url, admin_api_key=KEY, http_retries=0, resume_jobs=False,
-        m1_url=dead, m2_url=dead, m3_url=dead, llm_url=dead, item_retry_delay_s=0.0,
+        database_url=url,
+        admin_api_key=KEY,
+        http_retries=0,
+        resume_jobs=False,
+        m1_url=dead,
+        m2_url=dead,
+        m3_url=dead,
+        llm_url=dead,
+        item_retry_delay_s=0.0,
     )
 
 
@@ -61,7 +72,9 @@ async def client(db, enrich_db_url) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(_settings(enrich_db_url))
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://enrichment.test") as http:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://enrichment.test"
+        ) as http:
             http.app = app  # type: ignore[attr-defined]
             yield http
 
@@ -75,10 +88,14 @@ def _use_fake_peers(client: httpx.AsyncClient) -> FakePeers:
 
 async def _user_with_lacking(client: httpx.AsyncClient) -> int:
     async with client.app.state.engine.connect() as conn:  # type: ignore[attr-defined]
-        return (await conn.execute(sa.text(
-            "SELECT ut.user_id FROM user_track ut JOIN track t ON t.track_id = ut.track_id "
-            "WHERE t.features_source IS NULL GROUP BY ut.user_id ORDER BY ut.user_id LIMIT 1"
-        ))).scalar_one()
+        return (
+            await conn.execute(
+                sa.text(
+                    "SELECT ut.user_id FROM user_track ut JOIN track t ON t.track_id = ut.track_id "
+                    "WHERE t.features_source IS NULL GROUP BY ut.user_id ORDER BY ut.user_id LIMIT 1"
+                )
+            )
+        ).scalar_one()
 
 
 @pytest.mark.parametrize("route", ["/api/init-models", "/api/enrich-all"])
@@ -91,7 +108,9 @@ async def test_admin_routes_without_credential_return_401(client, route):
 async def test_admin_routes_with_wrong_credential_return_403(client, route):
     response = await client.post(route, json={"user_id": 1}, headers={"X-API-Key": "wrong"})
     assert response.status_code == 403
-    bearer = await client.post(route, json={"user_id": 1}, headers={"Authorization": "Bearer wrong"})
+    bearer = await client.post(
+        route, json={"user_id": 1}, headers={"Authorization": "Bearer wrong"}
+    )
     assert bearer.status_code == 403
 
 
@@ -112,7 +131,12 @@ async def test_init_models_with_every_peer_down_reports_each_step_not_500(client
     assert response.status_code == 200
     body = response.json()
     steps = {s["name"]: s["status"] for s in body["steps"]}
-    assert steps == {"enrich": "unavailable", "m1": "unavailable", "m2_svm": "unavailable", "m3": "unavailable"}
+    assert steps == {
+        "enrich": "unavailable",
+        "m1": "unavailable",
+        "m2_svm": "unavailable",
+        "m3": "unavailable",
+    }
     assert body["ok"] is False
 
 
@@ -127,7 +151,9 @@ async def test_init_models_enriches_trains_and_repeating_does_no_duplicate_work(
     assert fake.calls.count("POST /api/m1/train") == 1
     predicted = fake.m2.items_seen
 
-    second = (await client.post("/api/init-models", json={"user_id": user_id}, headers=ADMIN)).json()
+    second = (
+        await client.post("/api/init-models", json={"user_id": user_id}, headers=ADMIN)
+    ).json()
     again = {s["name"]: s for s in second["steps"]}
     assert again["enrich"]["status"] == "skipped"
     assert again["m1"]["status"] == "skipped"
@@ -143,8 +169,12 @@ async def test_enrich_status_is_public_and_enrich_all_starts_then_returns_the_ac
     from musicspace_enrichment.clients import M2Client
     from musicspace_shared.http import ServiceClient
 
-    app.state.bulk.m2 = M2Client(ServiceClient("m2", "http://m2.test", retries=0, transport=fake.transport()))
-    app.state.bulk.settings = app.state.settings.model_copy(update={"pause_between_batches_s": 0.2, "batch_size": 10})
+    app.state.bulk.m2 = M2Client(
+        ServiceClient("m2", "http://m2.test", retries=0, transport=fake.transport())
+    )
+    app.state.bulk.settings = app.state.settings.model_copy(
+        update={"pause_between_batches_s": 0.2, "batch_size": 10}
+    )
     started = await client.post("/api/enrich-all", headers=ADMIN)
     assert started.status_code == 202 and started.json()["created"] is True
     again = await client.post("/api/enrich-all", headers={"Authorization": f"Bearer {KEY}"})

@@ -8,20 +8,32 @@ from collections.abc import Callable
 
 import pytest
 import sqlalchemy as sa
-
 from musicspace_enrichment.clients import M2Client
 from musicspace_enrichment.jobs import BulkEnrichment
 from musicspace_enrichment.schemas import JobStatus
 from musicspace_enrichment.settings import Settings
 from musicspace_shared.http import ServiceClient
-from services.enrichment.tests.conftest import audit_counts, install_audit, lacking_ids, predicted_ids
+
+from services.enrichment.tests.conftest import (
+    audit_counts,
+    install_audit,
+    lacking_ids,
+    predicted_ids,
+)
 from services.enrichment.tests.fakes import FakeM2
 
 
 def _settings(url: str, **overrides: object) -> Settings:
     values = dict(
-        database_url=url, batch_size=20, concurrency=2, lease_s=1.0, heartbeat_s=0.25,
-        backoff_initial_s=0.05, backoff_max_s=0.2, item_retry_delay_s=0.0, max_item_attempts=2,
+        database_url=url,
+        batch_size=20,
+        concurrency=2,
+        lease_s=1.0,
+        heartbeat_s=0.25,
+        backoff_initial_s=0.05,
+        backoff_max_s=0.2,
+        item_retry_delay_s=0.0,
+        max_item_attempts=2,
         pause_between_batches_s=0.02,
     )
     return Settings(**(values | overrides))
@@ -32,7 +44,9 @@ def _runner(engine, fake: FakeM2, url: str, **overrides: object) -> BulkEnrichme
     return BulkEnrichment(engine=engine, m2=m2, settings=_settings(url, **overrides))
 
 
-async def _until(check: Callable[[JobStatus], bool], runner: BulkEnrichment, timeout_s: float = 30.0) -> JobStatus:
+async def _until(
+    check: Callable[[JobStatus], bool], runner: BulkEnrichment, timeout_s: float = 30.0
+) -> JobStatus:
     deadline = time.monotonic() + timeout_s
     while True:
         status = await runner.status()
@@ -58,7 +72,12 @@ async def test_enrich_all_enriches_every_lacking_track_exactly_once(audited, enr
     status = await runner.status()
     assert created and status.job_id == job_id
     assert status.state == "succeeded"
-    assert (status.total, status.done, status.failed, status.remaining) == (len(before), len(before), 0, 0)
+    assert (status.total, status.done, status.failed, status.remaining) == (
+        len(before),
+        len(before),
+        0,
+        0,
+    )
     assert await lacking_ids(audited) == []
     assert await predicted_ids(audited) == before
     assert await audit_counts(audited) == {track_id: 1 for track_id in before}
@@ -95,9 +114,17 @@ async def test_enrich_all_waits_while_m2_is_down_and_resumes(db, enrich_db_url):
 
 async def test_enrich_all_lists_items_that_fail_after_bounded_attempts(db, enrich_db_url):
     async with db.connect() as conn:
-        bad = (await conn.execute(sa.text(
-            "SELECT track_id FROM track WHERE features_source IS NULL ORDER BY track_id LIMIT 2"
-        ))).scalars().all()
+        bad = (
+            (
+                await conn.execute(
+                    sa.text(
+                        "SELECT track_id FROM track WHERE features_source IS NULL ORDER BY track_id LIMIT 2"
+                    )
+                )
+            )
+            .scalars()
+            .all()
+        )
     fake = FakeM2(bad_ids=set(bad))
     runner = _runner(db, fake, enrich_db_url, max_item_attempts=3)
     await runner.start()
@@ -106,10 +133,14 @@ async def test_enrich_all_lists_items_that_fail_after_bounded_attempts(db, enric
     assert status.state == "succeeded"
     assert status.failed == len(status.failures) == 2
     assert all(f.attempts == 3 and f.error == "cannot predict" for f in status.failures)
-    assert sorted(await lacking_ids(db)) == sorted(f.track_id for f in status.failures) == sorted(bad)
+    assert (
+        sorted(await lacking_ids(db)) == sorted(f.track_id for f in status.failures) == sorted(bad)
+    )
 
 
-async def test_enrich_all_crashed_owner_is_taken_over_and_each_track_enriched_once(audited, enrich_db_url):
+async def test_enrich_all_crashed_owner_is_taken_over_and_each_track_enriched_once(
+    audited, enrich_db_url
+):
     before = await lacking_ids(audited)
     crashed = _runner(audited, FakeM2(), enrich_db_url, pause_between_batches_s=0.1)
     job_id, _ = await crashed.start()

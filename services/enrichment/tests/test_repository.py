@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 
 import sqlalchemy as sa
-
 from musicspace_enrichment import repository as repo
 from musicspace_shared.db.tables import Track, utcnow
 from musicspace_shared.features import FEATURES
+
 from tests.factories import create_track
 
 VALUES = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 111.0, -7.5)
@@ -27,10 +27,14 @@ async def test_write_predictions_fills_columns_and_merges_metadata(session, engi
     keep = {"spotify": {"uri": "x"}, "audio_features": {"old": 1}}
     track = await _blank_track(session, external_metadata=keep)
     async with engine.begin() as conn:
-        written = await repo.write_predictions(conn, [(track.track_id, VALUES)], model_version="v9", predicted_at=utcnow())
+        written = await repo.write_predictions(
+            conn, [(track.track_id, VALUES)], model_version="v9", predicted_at=utcnow()
+        )
     assert written == 1
     async with engine.connect() as conn:
-        row = (await conn.execute(sa.select(Track.__table__).where(Track.track_id == track.track_id))).one()
+        row = (
+            await conn.execute(sa.select(Track.__table__).where(Track.track_id == track.track_id))
+        ).one()
     assert [getattr(row, name) for name in FEATURES] == list(VALUES)
     assert row.features_source == "predicted"
     meta = _metadata(row.external_metadata)
@@ -45,10 +49,16 @@ async def test_write_predictions_fills_columns_and_merges_metadata(session, engi
 async def test_write_predictions_never_overwrites_measured_features(session, engine):
     measured = await create_track(session)  # the factory's tracks are measured
     async with engine.begin() as conn:
-        written = await repo.write_predictions(conn, [(measured.track_id, VALUES)], model_version="v", predicted_at=utcnow())
+        written = await repo.write_predictions(
+            conn, [(measured.track_id, VALUES)], model_version="v", predicted_at=utcnow()
+        )
     assert written == 0
     async with engine.connect() as conn:
-        row = (await conn.execute(sa.select(Track.__table__).where(Track.track_id == measured.track_id))).one()
+        row = (
+            await conn.execute(
+                sa.select(Track.__table__).where(Track.track_id == measured.track_id)
+            )
+        ).one()
     assert row.features_source == "measured"
     assert row.danceability == measured.danceability
     assert row.external_metadata is None
@@ -57,13 +67,19 @@ async def test_write_predictions_never_overwrites_measured_features(session, eng
 async def test_write_predictions_twice_applies_once(session, engine):
     track = await _blank_track(session)
     async with engine.begin() as conn:
-        first = await repo.write_predictions(conn, [(track.track_id, VALUES)], model_version="a", predicted_at=utcnow())
+        first = await repo.write_predictions(
+            conn, [(track.track_id, VALUES)], model_version="a", predicted_at=utcnow()
+        )
     other = tuple(v + 0.01 for v in VALUES)
     async with engine.begin() as conn:
-        second = await repo.write_predictions(conn, [(track.track_id, other)], model_version="b", predicted_at=utcnow())
+        second = await repo.write_predictions(
+            conn, [(track.track_id, other)], model_version="b", predicted_at=utcnow()
+        )
     assert (first, second) == (1, 0)
     async with engine.connect() as conn:
-        row = (await conn.execute(sa.select(Track.__table__).where(Track.track_id == track.track_id))).one()
+        row = (
+            await conn.execute(sa.select(Track.__table__).where(Track.track_id == track.track_id))
+        ).one()
     assert _metadata(row.external_metadata)["audio_features"]["model_version"] == "a"
 
 
@@ -71,10 +87,16 @@ async def test_write_predictions_ids_are_case_sensitive(session, engine):
     lower = await _blank_track(session, track_id="caseTrackAbc")
     upper = await _blank_track(session, track_id="CASETRACKABC")
     async with engine.begin() as conn:
-        written = await repo.write_predictions(conn, [(lower.track_id, VALUES)], model_version="v", predicted_at=utcnow())
+        written = await repo.write_predictions(
+            conn, [(lower.track_id, VALUES)], model_version="v", predicted_at=utcnow()
+        )
     assert written == 1
     async with engine.connect() as conn:
-        source = (await conn.execute(sa.select(Track.features_source).where(Track.track_id == upper.track_id))).scalar_one()
+        source = (
+            await conn.execute(
+                sa.select(Track.features_source).where(Track.track_id == upper.track_id)
+            )
+        ).scalar_one()
     assert source is None
 
 

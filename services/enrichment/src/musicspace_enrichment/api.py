@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
+from musicspace_shared.auth import AdminOnly
 
 from musicspace_enrichment.init_models import init_models as run_init_models
 from musicspace_enrichment.jobs import BulkEnrichment
 from musicspace_enrichment.schemas import InitModelsRequest, InitModelsResponse, JobStatus
-from musicspace_shared.auth import AdminOnly
 
 router = APIRouter(prefix="/api", tags=["enrichment"])
 
@@ -23,19 +23,34 @@ def _bulk(request: Request) -> BulkEnrichment:
 
 
 @router.post(
-    "/init-models", response_model=InitModelsResponse,
+    "/init-models",
+    response_model=InitModelsResponse,
     summary="Initialise a user: enrich their tracks, train m1, the m2 user SVM and m3",
-    responses={401: {"description": "no admin credential"}, 403: {"description": "wrong credential"}, 404: {"description": "unknown user"}},
+    responses={
+        401: {"description": "no admin credential"},
+        403: {"description": "wrong credential"},
+        404: {"description": "unknown user"},
+    },
 )
-async def init_models(body: InitModelsRequest, request: Request, _admin: AdminOnly) -> InitModelsResponse:
+async def init_models(
+    body: InitModelsRequest, request: Request, _admin: AdminOnly
+) -> InitModelsResponse:
     state = request.app.state
-    return await run_init_models(engine=state.engine, peers=state.peers, settings=state.settings, user_id=body.user_id)
+    return await run_init_models(
+        engine=state.engine, peers=state.peers, settings=state.settings, user_id=body.user_id
+    )
 
 
 @router.post(
-    "/enrich-all", response_model=JobStatus, status_code=202,
+    "/enrich-all",
+    response_model=JobStatus,
+    status_code=202,
     summary="Start the bulk job over every track lacking features (or return the active one)",
-    responses={200: {"description": "a job was already active: that job"}, 401: {"description": "no admin credential"}, 403: {"description": "wrong credential"}},
+    responses={
+        200: {"description": "a job was already active: that job"},
+        401: {"description": "no admin credential"},
+        403: {"description": "wrong credential"},
+    },
 )
 async def enrich_all(request: Request, _admin: AdminOnly) -> JSONResponse:
     bulk = _bulk(request)
@@ -45,6 +60,10 @@ async def enrich_all(request: Request, _admin: AdminOnly) -> JSONResponse:
     return JSONResponse(status.model_dump(mode="json"), status_code=202 if created else 200)
 
 
-@router.get("/enrich-status", response_model=JobStatus, summary="The latest bulk job: state, progress, rate, ETA, errors")
+@router.get(
+    "/enrich-status",
+    response_model=JobStatus,
+    summary="The latest bulk job: state, progress, rate, ETA, errors",
+)
 async def enrich_status(request: Request) -> JobStatus:
     return await _bulk(request).status()

@@ -6,13 +6,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from musicspace_shared.web import create_service_app
 
 from musicspace_enrichment import VERSION
 from musicspace_enrichment.api import router
 from musicspace_enrichment.clients import build_peers
 from musicspace_enrichment.jobs import BulkEnrichment
 from musicspace_enrichment.settings import Settings
-from musicspace_shared.web import create_service_app
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -21,7 +21,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def startup(app: FastAPI) -> AsyncIterator[None]:
         peers = build_peers(settings)
-        bulk = BulkEnrichment(engine=app.state.engine, m2=peers.predictor, settings=settings, metrics=app.state.metrics)
+        bulk = BulkEnrichment(
+            engine=app.state.engine,
+            m2=peers.predictor,
+            settings=settings,
+            metrics=app.state.metrics,
+        )
         app.state.peers = peers
         app.state.bulk = bulk
         if settings.resume_jobs:

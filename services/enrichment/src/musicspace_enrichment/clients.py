@@ -12,11 +12,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from pydantic import BaseModel, ValidationError
-
 from musicspace_shared.errors import UpstreamUnavailable
 from musicspace_shared.features import FEATURE_RANGES, FEATURES
 from musicspace_shared.http import ServiceClient
+from pydantic import BaseModel, ValidationError
 
 
 class PredictRejected(Exception):
@@ -76,16 +75,22 @@ class M2Client:
 
     async def predict(self, items: list[dict[str, Any]]) -> PredictBatch:
         """Predict features for items ({track_id} or text); UpstreamUnavailable when m2 is down."""
-        response = await self.http.post_json("/api/m2/predict-audio", {"items": items}, idempotent=True)
+        response = await self.http.post_json(
+            "/api/m2/predict-audio", {"items": items}, idempotent=True
+        )
         if response.status_code == 501:
             # Deployed but not implemented yet: for the job that is "not available", not a bad item.
-            raise UpstreamUnavailable(f"m2 predict-audio not implemented: {response.text[:200]}", service="m2")
+            raise UpstreamUnavailable(
+                f"m2 predict-audio not implemented: {response.text[:200]}", service="m2"
+            )
         if response.status_code != 200:
             raise PredictRejected(response.status_code, _detail(response))
         try:
             body = _PredictResponse.model_validate_json(response.content)
         except ValidationError as exc:
-            raise PredictRejected(response.status_code, f"unexpected answer: {exc.errors()[:1]}") from exc
+            raise PredictRejected(
+                response.status_code, f"unexpected answer: {exc.errors()[:1]}"
+            ) from exc
         by_index: dict[int, Prediction] = {}
         for result in body.results:
             if result.ok:
@@ -94,7 +99,9 @@ class M2Client:
             else:
                 by_index[result.index] = Prediction(None, result.error or "m2 gave no prediction")
         missing = Prediction(None, "m2 returned no result for this item")
-        return PredictBatch(body.model_version, [by_index.get(i, missing) for i in range(len(items))])
+        return PredictBatch(
+            body.model_version, [by_index.get(i, missing) for i in range(len(items))]
+        )
 
 
 @dataclass
@@ -117,7 +124,9 @@ def _detail(response: httpx.Response) -> str:
     return str(body)[:300]
 
 
-async def call_peer(http: ServiceClient, method: str, path: str, payload: Any = None, **kwargs: Any) -> PeerOutcome:
+async def call_peer(
+    http: ServiceClient, method: str, path: str, payload: Any = None, **kwargs: Any
+) -> PeerOutcome:
     """Call a peer and classify the answer; never raises for a down or failing peer."""
     try:
         if payload is None:
@@ -126,13 +135,17 @@ async def call_peer(http: ServiceClient, method: str, path: str, payload: Any = 
             response = await http.request(method, path, json=payload, **kwargs)
     except UpstreamUnavailable as exc:
         not_ready = "HTTP 503" in exc.detail
-        return PeerOutcome("not_ready" if not_ready else "unavailable", 503 if not_ready else None, exc.detail)
+        return PeerOutcome(
+            "not_ready" if not_ready else "unavailable", 503 if not_ready else None, exc.detail
+        )
     if 200 <= response.status_code < 300:
         try:
             body = response.json()
         except ValueError:
             body = {"raw": response.text[:300]}
-        return PeerOutcome("ok", response.status_code, None, body if isinstance(body, dict) else {"items": body})
+        return PeerOutcome(
+            "ok", response.status_code, None, body if isinstance(body, dict) else {"items": body}
+        )
     status = "not_implemented" if response.status_code == 501 else "failed"
     return PeerOutcome(status, response.status_code, _detail(response))
 
@@ -158,8 +171,11 @@ class Peers:
 
 def build_peers(settings: Any, transport: httpx.AsyncBaseTransport | None = None) -> Peers:
     """One ServiceClient per peer; trainings get the long timeout, predict-audio its own."""
+
     def client(name: str, url: str, timeout_s: float) -> ServiceClient:
-        return ServiceClient(name, url, timeout_s=timeout_s, retries=settings.http_retries, transport=transport)
+        return ServiceClient(
+            name, url, timeout_s=timeout_s, retries=settings.http_retries, transport=transport
+        )
 
     return Peers(
         m1=client("m1", settings.m1_url, settings.train_timeout_s),

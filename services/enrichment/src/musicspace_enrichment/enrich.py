@@ -14,6 +14,9 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from musicspace_shared.db.tables import utcnow
+from musicspace_shared.errors import UpstreamUnavailable
+from musicspace_shared.logs import log_fields
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from musicspace_enrichment import repository as repo
@@ -21,9 +24,6 @@ from musicspace_enrichment.clients import M2Client, Peers, PredictBatch, Predict
 from musicspace_enrichment.db_retry import retry_on_deadlock
 from musicspace_enrichment.schemas import StepReport
 from musicspace_enrichment.steps import train_m1
-from musicspace_shared.db.tables import utcnow
-from musicspace_shared.errors import UpstreamUnavailable
-from musicspace_shared.logs import log_fields
 
 logger = logging.getLogger("musicspace.enrichment")
 
@@ -36,7 +36,9 @@ class BatchOutcome:
 
     rows: list[repo.TrackRow]
     ok: list[tuple[str, tuple[float, ...]]] = field(default_factory=list)
-    failures: list[tuple[str, int, str]] = field(default_factory=list)  # (track_id, attempts, error)
+    failures: list[tuple[str, int, str]] = field(
+        default_factory=list
+    )  # (track_id, attempts, error)
     model_version: str = ""
 
     @property
@@ -45,7 +47,11 @@ class BatchOutcome:
 
 
 async def predict_rows(
-    rows: Sequence[repo.TrackRow], *, call: PredictCall, max_attempts: int, retry_delay_s: float,
+    rows: Sequence[repo.TrackRow],
+    *,
+    call: PredictCall,
+    max_attempts: int,
+    retry_delay_s: float,
 ) -> BatchOutcome:
     """Predict every row; an item fails only after max_attempts tries (UpstreamUnavailable propagates)."""
     outcome = BatchOutcome(rows=list(rows))
@@ -94,7 +100,10 @@ async def write_outcome(engine: AsyncEngine, outcome: BatchOutcome) -> int:
     async def attempt() -> int:
         async with engine.begin() as conn:
             return await repo.write_predictions(
-                conn, outcome.ok, model_version=outcome.model_version, predicted_at=utcnow(),
+                conn,
+                outcome.ok,
+                model_version=outcome.model_version,
+                predicted_at=utcnow(),
             )
 
     return await retry_on_deadlock(attempt)
@@ -116,13 +125,22 @@ class UserEnrichment:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "pms_tracks": self.pms_tracks, "lacking": self.lacking, "enriched": self.enriched,
-            "failed": self.failed, "model_version": self.model_version,
+            "pms_tracks": self.pms_tracks,
+            "lacking": self.lacking,
+            "enriched": self.enriched,
+            "failed": self.failed,
+            "model_version": self.model_version,
         }
 
 
 async def enrich_tracks_of_user(
-    *, engine: AsyncEngine, m2: M2Client, user_id: int, batch_size: int, max_attempts: int, retry_delay_s: float,
+    *,
+    engine: AsyncEngine,
+    m2: M2Client,
+    user_id: int,
+    batch_size: int,
+    max_attempts: int,
+    retry_delay_s: float,
 ) -> UserEnrichment:
     """Predict and write the features a user's PMS tracks lack (m1 training is separate: see train_m1)."""
     async with engine.connect() as conn:
@@ -132,9 +150,11 @@ async def enrich_tracks_of_user(
         report.status, report.detail = "skipped", "no PMS track lacks features"
         return report
     for start in range(0, len(lacking), batch_size):
-        rows = lacking[start:start + batch_size]
+        rows = lacking[start : start + batch_size]
         try:
-            outcome = await predict_rows(rows, call=m2.predict, max_attempts=max_attempts, retry_delay_s=retry_delay_s)
+            outcome = await predict_rows(
+                rows, call=m2.predict, max_attempts=max_attempts, retry_delay_s=retry_delay_s
+            )
         except UpstreamUnavailable as exc:
             report.status, report.detail = "unavailable", exc.detail
             break
@@ -142,21 +162,44 @@ async def enrich_tracks_of_user(
         written = await write_outcome(engine, outcome)
         report.enriched += written
         report.enriched_ids.extend(tid for tid, _ in outcome.ok)
-        report.failed.extend({"track_id": t, "attempts": n, "error": e} for t, n, e in outcome.failures)
+        report.failed.extend(
+            {"track_id": t, "attempts": n, "error": e} for t, n, e in outcome.failures
+        )
     if report.status == "ok" and report.failed and not report.enriched:
-        report.status, report.detail = "failed", f"m2 could not predict {len(report.failed)} track(s)"
-    logger.info("user enriched", extra=log_fields(user_id=user_id, enriched=report.enriched, failed=len(report.failed), status=report.status))
+        report.status, report.detail = (
+            "failed",
+            f"m2 could not predict {len(report.failed)} track(s)",
+        )
+    logger.info(
+        "user enriched",
+        extra=log_fields(
+            user_id=user_id,
+            enriched=report.enriched,
+            failed=len(report.failed),
+            status=report.status,
+        ),
+    )
     return report
 
 
 async def enrich_user_tracks(
-    *, engine: AsyncEngine, peers: Peers, user_id: int, batch_size: int = 1000, max_attempts: int = 3,
-    retry_delay_s: float = 0.5, train: bool = True,
+    *,
+    engine: AsyncEngine,
+    peers: Peers,
+    user_id: int,
+    batch_size: int = 1000,
+    max_attempts: int = 3,
+    retry_delay_s: float = 0.5,
+    train: bool = True,
 ) -> tuple[UserEnrichment, StepReport | None]:
     """The user's PMS tracks without features -> m2 -> DB, then m1 training; both results returned."""
     enrichment = await enrich_tracks_of_user(
-        engine=engine, m2=peers.predictor, user_id=user_id, batch_size=batch_size,
-        max_attempts=max_attempts, retry_delay_s=retry_delay_s,
+        engine=engine,
+        m2=peers.predictor,
+        user_id=user_id,
+        batch_size=batch_size,
+        max_attempts=max_attempts,
+        retry_delay_s=retry_delay_s,
     )
     m1 = await train_m1(engine=engine, peers=peers, user_id=user_id) if train else None
     return enrichment, m1
@@ -164,4 +207,6 @@ async def enrich_user_tracks(
 
 def enrichment_step(report: UserEnrichment) -> StepReport:
     """The enrichment as an init-models step."""
-    return StepReport(name="enrich", status=report.status, detail=report.detail, result=report.as_dict())  # type: ignore[arg-type]
+    return StepReport(
+        name="enrich", status=report.status, detail=report.detail, result=report.as_dict()
+    )  # type: ignore[arg-type]

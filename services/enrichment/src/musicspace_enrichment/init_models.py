@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 
+from musicspace_shared.errors import NotFound
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from musicspace_enrichment import repository as repo
@@ -17,19 +18,24 @@ from musicspace_enrichment.enrich import enrich_user_tracks, enrichment_step
 from musicspace_enrichment.schemas import InitModelsResponse, StepReport
 from musicspace_enrichment.settings import Settings
 from musicspace_enrichment.steps import train_m2_svm, train_m3
-from musicspace_shared.errors import NotFound
 
 OK_STATUSES = ("ok", "skipped")
 
 
-async def init_models(*, engine: AsyncEngine, peers: Peers, settings: Settings, user_id: int) -> InitModelsResponse:
+async def init_models(
+    *, engine: AsyncEngine, peers: Peers, settings: Settings, user_id: int
+) -> InitModelsResponse:
     """Enrich, then train the user's models; 404 (NotFound) for an unknown user."""
     async with engine.connect() as conn:
         if not await repo.user_exists(conn, user_id):
             raise NotFound(f"user {user_id} not found", user_id=user_id)
     enrichment, m1 = await enrich_user_tracks(
-        engine=engine, peers=peers, user_id=user_id, batch_size=settings.batch_size,
-        max_attempts=settings.max_item_attempts, retry_delay_s=settings.item_retry_delay_s,
+        engine=engine,
+        peers=peers,
+        user_id=user_id,
+        batch_size=settings.batch_size,
+        max_attempts=settings.max_item_attempts,
+        retry_delay_s=settings.item_retry_delay_s,
     )
     # m2 and m3 are separate services: train them side by side (m1 already ran after enrichment).
     m2_svm, m3 = await asyncio.gather(
@@ -39,7 +45,9 @@ async def init_models(*, engine: AsyncEngine, peers: Peers, settings: Settings, 
     steps = [enrichment_step(enrichment), *(s for s in (m1, m2_svm, m3) if s is not None)]
     if settings.notify_llm and enrichment.enriched_ids:
         steps.append(await sync_llm(peers=peers, track_ids=enrichment.enriched_ids))
-    return InitModelsResponse(user_id=user_id, ok=all(s.status in OK_STATUSES for s in steps), steps=steps)
+    return InitModelsResponse(
+        user_id=user_id, ok=all(s.status in OK_STATUSES for s in steps), steps=steps
+    )
 
 
 async def sync_llm(*, peers: Peers, track_ids: list[str]) -> StepReport:
@@ -47,4 +55,10 @@ async def sync_llm(*, peers: Peers, track_ids: list[str]) -> StepReport:
     outcome = await call_peer(peers.llm, "POST", "/api/llm/sync", {"track_ids": track_ids[:1000]})
     if outcome.status == "failed" and outcome.http_status in (404, 405):
         return StepReport(name="llm_sync", status="skipped", detail="llm offers no sync route")
-    return StepReport(name="llm_sync", status=outcome.status, detail=outcome.detail, http_status=outcome.http_status, result=outcome.body)  # type: ignore[arg-type]
+    return StepReport(
+        name="llm_sync",
+        status=outcome.status,
+        detail=outcome.detail,
+        http_status=outcome.http_status,
+        result=outcome.body,
+    )  # type: ignore[arg-type]

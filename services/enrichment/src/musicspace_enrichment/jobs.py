@@ -27,6 +27,10 @@ from collections import deque
 from datetime import timedelta
 from typing import Any
 
+from musicspace_shared.db.tables import utcnow
+from musicspace_shared.errors import UpstreamUnavailable
+from musicspace_shared.logs import log_fields
+from musicspace_shared.metrics import ServiceMetrics
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -36,10 +40,6 @@ from musicspace_enrichment.db_retry import retry_on_deadlock
 from musicspace_enrichment.enrich import BatchOutcome, predict_rows
 from musicspace_enrichment.schemas import ItemFailure, JobStatus
 from musicspace_enrichment.settings import Settings
-from musicspace_shared.db.tables import utcnow
-from musicspace_shared.errors import UpstreamUnavailable
-from musicspace_shared.logs import log_fields
-from musicspace_shared.metrics import ServiceMetrics
 
 logger = logging.getLogger("musicspace.enrichment.job")
 
@@ -65,8 +65,13 @@ class BulkEnrichment:
     """The enrich-all job as seen from one enrichment process."""
 
     def __init__(
-        self, *, engine: AsyncEngine, m2: M2Client, settings: Settings,
-        metrics: ServiceMetrics | None = None, owner: str | None = None,
+        self,
+        *,
+        engine: AsyncEngine,
+        m2: M2Client,
+        settings: Settings,
+        metrics: ServiceMetrics | None = None,
+        owner: str | None = None,
     ) -> None:
         self.engine = engine
         self.m2 = m2
@@ -96,7 +101,10 @@ class BulkEnrichment:
                     active = await repo.active_job(conn)
                     if active is None:
                         total = await repo.count_lacking(conn)
-                        job_id, created = await repo.create_job(conn, owner=self.owner, total=total), True
+                        job_id, created = (
+                            await repo.create_job(conn, owner=self.owner, total=total),
+                            True,
+                        )
                     else:
                         job_id, created = int(active.id), False
             finally:
@@ -113,7 +121,11 @@ class BulkEnrichment:
         """The latest enrich-all job, read from the DB (any replica answers the same)."""
         async with self.engine.connect() as conn:
             row = await repo.latest_job(conn)
-            failures = await repo.job_failures(conn, row.id, limit=self.settings.failures_listed) if row else []
+            failures = (
+                await repo.job_failures(conn, row.id, limit=self.settings.failures_listed)
+                if row
+                else []
+            )
         if row is None:
             return JobStatus(job_id=None, state="idle")
         processed = row.done + row.failed
@@ -125,16 +137,33 @@ class BulkEnrichment:
             elapsed = (end - row.started_at).total_seconds() if row.started_at else 0.0
             rate = processed / elapsed if elapsed > 0 and processed else None
         eta = (remaining / rate if rate else None) if active else 0.0
-        alive = bool(row.owner and row.heartbeat_at and row.heartbeat_at >= utcnow() - timedelta(seconds=self.settings.lease_s))
+        alive = bool(
+            row.owner
+            and row.heartbeat_at
+            and row.heartbeat_at >= utcnow() - timedelta(seconds=self.settings.lease_s)
+        )
         return JobStatus(
-            job_id=row.id, state=row.state, total=row.total, done=row.done, failed=row.failed,
-            remaining=remaining, rate_per_s=round(rate, 2) if rate else None,
+            job_id=row.id,
+            state=row.state,
+            total=row.total,
+            done=row.done,
+            failed=row.failed,
+            remaining=remaining,
+            rate_per_s=round(rate, 2) if rate else None,
             eta_s=round(eta, 1) if eta is not None else None,
-            waiting=row.state == "waiting", waiting_reason=row.last_error if row.state == "waiting" else None,
-            last_error=row.last_error, owner=row.owner, owner_alive=alive,
-            started_at=row.started_at, updated_at=row.updated_at, heartbeat_at=row.heartbeat_at,
+            waiting=row.state == "waiting",
+            waiting_reason=row.last_error if row.state == "waiting" else None,
+            last_error=row.last_error,
+            owner=row.owner,
+            owner_alive=alive,
+            started_at=row.started_at,
+            updated_at=row.updated_at,
+            heartbeat_at=row.heartbeat_at,
             finished_at=row.finished_at,
-            failures=[ItemFailure(track_id=f.item_id, attempts=f.attempts, error=f.error) for f in failures],
+            failures=[
+                ItemFailure(track_id=f.item_id, attempts=f.attempts, error=f.error)
+                for f in failures
+            ],
         )
 
     @property
@@ -157,13 +186,17 @@ class BulkEnrichment:
         for task in (self._watch_task, self._task):
             if task is not None:
                 task.cancel()
-        await asyncio.gather(*(t for t in (self._watch_task, self._task) if t), return_exceptions=True)
+        await asyncio.gather(
+            *(t for t in (self._watch_task, self._task) if t), return_exceptions=True
+        )
         if job_id is not None:
             try:
                 async with self.engine.begin() as conn:
                     await repo.release_job(conn, job_id, owner=self.owner)
             except Exception as exc:  # noqa: BLE001 - the lease then simply expires
-                logger.warning("lease not released", extra=log_fields(job_id=job_id, error=str(exc)[:200]))
+                logger.warning(
+                    "lease not released", extra=log_fields(job_id=job_id, error=str(exc)[:200])
+                )
 
     # ------------------------------------------------------------ lease
 
@@ -176,7 +209,12 @@ class BulkEnrichment:
 
     async def _try_claim(self, job_id: int) -> bool:
         async with self.engine.begin() as conn:
-            claimed = await repo.claim_job(conn, job_id, owner=self.owner, stale_before=repo.stale_before(self.settings.lease_s))
+            claimed = await repo.claim_job(
+                conn,
+                job_id,
+                owner=self.owner,
+                stale_before=repo.stale_before(self.settings.lease_s),
+            )
         if claimed:
             logger.info("job taken over", extra=log_fields(job_id=job_id, owner=self.owner))
             self._spawn(job_id)
@@ -188,7 +226,9 @@ class BulkEnrichment:
             try:
                 if not self.busy:
                     async with self.engine.connect() as conn:
-                        orphans = await repo.orphaned_jobs(conn, stale_before=repo.stale_before(self.settings.lease_s))
+                        orphans = await repo.orphaned_jobs(
+                            conn, stale_before=repo.stale_before(self.settings.lease_s)
+                        )
                     for job_id in orphans:
                         if await self._try_claim(job_id):
                             break
@@ -205,7 +245,9 @@ class BulkEnrichment:
                 async with self.engine.begin() as conn:
                     held = await repo.touch_job(conn, job_id, owner=self.owner)
             except Exception as exc:  # noqa: BLE001 - keep trying; the lease may expire meanwhile
-                logger.warning("heartbeat failed", extra=log_fields(job_id=job_id, error=str(exc)[:200]))
+                logger.warning(
+                    "heartbeat failed", extra=log_fields(job_id=job_id, error=str(exc)[:200])
+                )
                 continue
             if not held:
                 logger.warning("lease lost", extra=log_fields(job_id=job_id, owner=self.owner))
@@ -229,7 +271,10 @@ class BulkEnrichment:
                     if not _db_trouble(exc):
                         raise
                     # The DB went away: wait, then carry on from the durable checkpoint.
-                    logger.warning("db unavailable, job waits", extra=log_fields(job_id=job_id, error=str(exc)[:200]))
+                    logger.warning(
+                        "db unavailable, job waits",
+                        extra=log_fields(job_id=job_id, error=str(exc)[:200]),
+                    )
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, self.settings.backoff_max_s)
         except LeaseLost:
@@ -241,7 +286,13 @@ class BulkEnrichment:
             logger.exception("job failed", extra=log_fields(job_id=job_id))
             try:
                 async with self.engine.begin() as conn:
-                    await repo.finish_job(conn, job_id, owner=self.owner, state="failed", error=f"{type(exc).__name__}: {exc}")
+                    await repo.finish_job(
+                        conn,
+                        job_id,
+                        owner=self.owner,
+                        state="failed",
+                        error=f"{type(exc).__name__}: {exc}",
+                    )
             except Exception:  # noqa: BLE001
                 logger.exception("could not mark the job failed")
         finally:
@@ -261,15 +312,23 @@ class BulkEnrichment:
             while True:
                 while not exhausted and len(in_flight) < self.settings.concurrency:
                     async with self.engine.connect() as conn:
-                        rows = await repo.lacking_batch(conn, after=cursor, limit=self.settings.batch_size)
+                        rows = await repo.lacking_batch(
+                            conn, after=cursor, limit=self.settings.batch_size
+                        )
                     if not rows:
                         exhausted = True
                         break
                     cursor = rows[-1].track_id
-                    in_flight.append(asyncio.create_task(predict_rows(
-                        rows, call=lambda items: self._predict(job_id, items),
-                        max_attempts=self.settings.max_item_attempts, retry_delay_s=self.settings.item_retry_delay_s,
-                    )))
+                    in_flight.append(
+                        asyncio.create_task(
+                            predict_rows(
+                                rows,
+                                call=lambda items: self._predict(job_id, items),
+                                max_attempts=self.settings.max_item_attempts,
+                                retry_delay_s=self.settings.item_retry_delay_s,
+                            )
+                        )
+                    )
                 if not in_flight:
                     break
                 outcome = await in_flight.popleft()
@@ -313,7 +372,9 @@ class BulkEnrichment:
             async with self.engine.begin() as conn:
                 held = await repo.touch_job(conn, job_id, owner=self.owner, **values)
         except Exception as exc:  # noqa: BLE001 - status is best effort; the checkpoint is what counts
-            logger.warning("job state not recorded", extra=log_fields(job_id=job_id, error=str(exc)[:200]))
+            logger.warning(
+                "job state not recorded", extra=log_fields(job_id=job_id, error=str(exc)[:200])
+            )
             return
         if not held:
             raise LeaseLost()
@@ -322,15 +383,24 @@ class BulkEnrichment:
 
     async def _commit(self, job_id: int, outcome: BatchOutcome) -> None:
         """Write the batch and advance the checkpoint in one transaction, only under our lease."""
+
         async def attempt() -> tuple[int, int]:
             async with self.engine.begin() as conn:
                 written = await repo.write_predictions(
-                    conn, outcome.ok, model_version=outcome.model_version or "unknown", predicted_at=utcnow(),
+                    conn,
+                    outcome.ok,
+                    model_version=outcome.model_version or "unknown",
+                    predicted_at=utcnow(),
                 )
                 added = await repo.record_failures(conn, job_id, outcome.failures)
                 held = await repo.advance_checkpoint(
-                    conn, job_id, owner=self.owner, checkpoint=outcome.last_id, done=len(outcome.ok),
-                    failed=added, state="waiting" if self._waiting else "running",
+                    conn,
+                    job_id,
+                    owner=self.owner,
+                    checkpoint=outcome.last_id,
+                    done=len(outcome.ok),
+                    failed=added,
+                    state="waiting" if self._waiting else "running",
                 )
                 if not held:
                     raise LeaseLost()  # rolls the batch back: the new owner writes it

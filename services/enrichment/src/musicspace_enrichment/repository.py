@@ -14,11 +14,19 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from musicspace_shared.db.json_patch import merge_patch_expr
-from musicspace_shared.db.tables import Interaction, Job, JobItemFailure, ModelRecord, Track, User, UserTrack, utcnow
+from musicspace_shared.db.tables import (
+    Interaction,
+    Job,
+    JobItemFailure,
+    ModelRecord,
+    Track,
+    User,
+    UserTrack,
+    utcnow,
+)
 from musicspace_shared.features import FEATURES
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 JOB_KIND = "enrich_all"
 ACTIVE_STATES = ("queued", "running", "waiting")
@@ -55,7 +63,11 @@ async def lacking_batch(conn: AsyncConnection, *, after: str | None, limit: int)
 
 
 async def count_lacking(conn: AsyncConnection) -> int:
-    return int((await conn.execute(sa.select(sa.func.count()).select_from(track).where(LACKING))).scalar_one())
+    return int(
+        (
+            await conn.execute(sa.select(sa.func.count()).select_from(track).where(LACKING))
+        ).scalar_one()
+    )
 
 
 async def user_exists(conn: AsyncConnection, user_id: int) -> bool:
@@ -64,9 +76,11 @@ async def user_exists(conn: AsyncConnection, user_id: int) -> bool:
 
 async def user_track_counts(conn: AsyncConnection, user_id: int) -> tuple[int, list[TrackRow]]:
     """(number of PMS tracks, the ones lacking features)."""
-    total = (await conn.execute(
-        sa.select(sa.func.count()).select_from(UserTrack).where(UserTrack.user_id == user_id)
-    )).scalar_one()
+    total = (
+        await conn.execute(
+            sa.select(sa.func.count()).select_from(UserTrack).where(UserTrack.user_id == user_id)
+        )
+    ).scalar_one()
     query = (
         sa.select(*_TRACK_ROW_COLUMNS)
         .join(UserTrack, UserTrack.track_id == track.c.track_id)
@@ -78,6 +92,7 @@ async def user_track_counts(conn: AsyncConnection, user_id: int) -> tuple[int, l
 
 # ---------------------------------------------------------------- the set-based write
 
+
 def _values_source(dialect_name: str, payload: str) -> sa.Subquery:
     """The batch as a derived table v(track_id, <9 features>) built from ONE JSON parameter.
 
@@ -86,7 +101,8 @@ def _values_source(dialect_name: str, payload: str) -> sa.Subquery:
     """
     if dialect_name == "sqlite":
         columns = [sa.literal_column("json_extract(je.value, '$.i')").label("track_id")] + [
-            sa.literal_column(f"json_extract(je.value, '$.f[{i}]')").label(name) for i, name in enumerate(FEATURES)
+            sa.literal_column(f"json_extract(je.value, '$.f[{i}]')").label(name)
+            for i, name in enumerate(FEATURES)
         ]
         source = sa.text("json_each(:payload) AS je").bindparams(payload=payload)
     else:
@@ -117,14 +133,21 @@ async def write_predictions(
     if not predictions:
         return 0
     dialect = conn.dialect
-    payload = json.dumps([{"i": tid, "f": list(values)} for tid, values in predictions], separators=(",", ":"))
+    payload = json.dumps(
+        [{"i": tid, "f": list(values)} for tid, values in predictions], separators=(",", ":")
+    )
     v = _values_source(dialect.name, payload)
     stamp = predicted_at.isoformat(timespec="seconds")
     patch = sa.func.json_object(
         "audio_features",
         sa.func.json_object(
             *[part for name in FEATURES for part in (name, v.c[name])],
-            "source", "m2", "model_version", model_version, "predicted_at", stamp,
+            "source",
+            "m2",
+            "model_version",
+            model_version,
+            "predicted_at",
+            stamp,
         ),
     )
     statement = (
@@ -143,8 +166,14 @@ async def write_predictions(
 
 # ---------------------------------------------------------------- the job row
 
+
 async def active_job(conn: AsyncConnection) -> sa.Row[Any] | None:
-    query = sa.select(job).where(job.c.kind == JOB_KIND, job.c.state.in_(ACTIVE_STATES)).order_by(job.c.id.desc()).limit(1)
+    query = (
+        sa.select(job)
+        .where(job.c.kind == JOB_KIND, job.c.state.in_(ACTIVE_STATES))
+        .order_by(job.c.id.desc())
+        .limit(1)
+    )
     return (await conn.execute(query)).first()
 
 
@@ -159,10 +188,19 @@ async def get_job(conn: AsyncConnection, job_id: int) -> sa.Row[Any] | None:
 
 async def create_job(conn: AsyncConnection, *, owner: str, total: int) -> int:
     now = utcnow()
-    result = await conn.execute(sa.insert(job).values(
-        kind=JOB_KIND, state="running", total=total, done=0, failed=0, owner=owner,
-        heartbeat_at=now, started_at=now, updated_at=now,
-    ))
+    result = await conn.execute(
+        sa.insert(job).values(
+            kind=JOB_KIND,
+            state="running",
+            total=total,
+            done=0,
+            failed=0,
+            owner=owner,
+            heartbeat_at=now,
+            started_at=now,
+            updated_at=now,
+        )
+    )
     return int(result.inserted_primary_key[0])
 
 
@@ -178,21 +216,37 @@ async def release_start_lock(conn: AsyncConnection) -> None:
 
 async def orphaned_jobs(conn: AsyncConnection, *, stale_before: datetime) -> list[int]:
     """Active jobs nobody holds: no owner, or an owner whose heartbeat is older than the lease."""
-    query = sa.select(job.c.id).where(
-        job.c.kind == JOB_KIND, job.c.state.in_(ACTIVE_STATES),
-        sa.or_(job.c.owner.is_(None), job.c.heartbeat_at.is_(None), job.c.heartbeat_at < stale_before),
-    ).order_by(job.c.id)
+    query = (
+        sa.select(job.c.id)
+        .where(
+            job.c.kind == JOB_KIND,
+            job.c.state.in_(ACTIVE_STATES),
+            sa.or_(
+                job.c.owner.is_(None),
+                job.c.heartbeat_at.is_(None),
+                job.c.heartbeat_at < stale_before,
+            ),
+        )
+        .order_by(job.c.id)
+    )
     return [row[0] for row in (await conn.execute(query)).all()]
 
 
-async def claim_job(conn: AsyncConnection, job_id: int, *, owner: str, stale_before: datetime) -> bool:
+async def claim_job(
+    conn: AsyncConnection, job_id: int, *, owner: str, stale_before: datetime
+) -> bool:
     """Compare-and-set the lease: succeeds only if the job is still orphaned."""
     now = utcnow()
     result = await conn.execute(
         sa.update(job)
         .where(
-            job.c.id == job_id, job.c.state.in_(ACTIVE_STATES),
-            sa.or_(job.c.owner.is_(None), job.c.heartbeat_at.is_(None), job.c.heartbeat_at < stale_before),
+            job.c.id == job_id,
+            job.c.state.in_(ACTIVE_STATES),
+            sa.or_(
+                job.c.owner.is_(None),
+                job.c.heartbeat_at.is_(None),
+                job.c.heartbeat_at < stale_before,
+            ),
         )
         .values(owner=owner, heartbeat_at=now, updated_at=now, state="running")
     )
@@ -203,62 +257,97 @@ async def touch_job(conn: AsyncConnection, job_id: int, *, owner: str, **values:
     """Update the job only while we hold its lease (heartbeat, state); False if we lost it."""
     now = utcnow()
     result = await conn.execute(
-        sa.update(job).where(job.c.id == job_id, job.c.owner == owner).values(heartbeat_at=now, updated_at=now, **values)
+        sa.update(job)
+        .where(job.c.id == job_id, job.c.owner == owner)
+        .values(heartbeat_at=now, updated_at=now, **values)
     )
     return result.rowcount == 1
 
 
 async def advance_checkpoint(
-    conn: AsyncConnection, job_id: int, *, owner: str, checkpoint: str, done: int, failed: int, state: str,
+    conn: AsyncConnection,
+    job_id: int,
+    *,
+    owner: str,
+    checkpoint: str,
+    done: int,
+    failed: int,
+    state: str,
 ) -> bool:
     """Move the checkpoint and counters, only while we hold the lease (same transaction as the write)."""
     return await touch_job(
-        conn, job_id, owner=owner, checkpoint=checkpoint, state=state,
-        done=job.c.done + done, failed=job.c.failed + failed,
+        conn,
+        job_id,
+        owner=owner,
+        checkpoint=checkpoint,
+        state=state,
+        done=job.c.done + done,
+        failed=job.c.failed + failed,
     )
 
 
-async def record_failures(conn: AsyncConnection, job_id: int, failures: Sequence[tuple[str, int, str]]) -> int:
+async def record_failures(
+    conn: AsyncConnection, job_id: int, failures: Sequence[tuple[str, int, str]]
+) -> int:
     """List items given up on; a replay after a crash inserts nothing twice. Returns rows added."""
     if not failures:
         return 0
     now = utcnow()
-    statement = sa.insert(job_failure).prefix_with("IGNORE", dialect="mysql").prefix_with("OR IGNORE", dialect="sqlite")
-    rows = [{"job_id": job_id, "item_id": tid, "attempts": n, "error": err[:2000], "failed_at": now} for tid, n, err in failures]
+    statement = (
+        sa.insert(job_failure)
+        .prefix_with("IGNORE", dialect="mysql")
+        .prefix_with("OR IGNORE", dialect="sqlite")
+    )
+    rows = [
+        {"job_id": job_id, "item_id": tid, "attempts": n, "error": err[:2000], "failed_at": now}
+        for tid, n, err in failures
+    ]
     result = await conn.execute(statement, rows)
     return int(result.rowcount or 0) if result.rowcount not in (None, -1) else len(rows)
 
 
-async def finish_job(conn: AsyncConnection, job_id: int, *, owner: str, state: str, error: str | None = None) -> bool:
+async def finish_job(
+    conn: AsyncConnection, job_id: int, *, owner: str, state: str, error: str | None = None
+) -> bool:
     values: dict[str, Any] = {"state": state, "finished_at": utcnow()}
     if error is not None:
         values["last_error"] = error[:4000]
     # Tracks created after the job started may have been processed too: keep total honest.
-    values["total"] = sa.case((job.c.total < job.c.done + job.c.failed, job.c.done + job.c.failed), else_=job.c.total)
+    values["total"] = sa.case(
+        (job.c.total < job.c.done + job.c.failed, job.c.done + job.c.failed), else_=job.c.total
+    )
     return await touch_job(conn, job_id, owner=owner, **values)
 
 
 async def release_job(conn: AsyncConnection, job_id: int, *, owner: str) -> None:
     """Graceful stop: give the lease back so the next process resumes at once."""
     await conn.execute(
-        sa.update(job).where(job.c.id == job_id, job.c.owner == owner, job.c.state.in_(ACTIVE_STATES))
+        sa.update(job)
+        .where(job.c.id == job_id, job.c.owner == owner, job.c.state.in_(ACTIVE_STATES))
         .values(owner=None, heartbeat_at=None, state="queued", updated_at=utcnow())
     )
 
 
 async def job_failures(conn: AsyncConnection, job_id: int, *, limit: int) -> list[sa.Row[Any]]:
-    query = sa.select(job_failure).where(job_failure.c.job_id == job_id).order_by(job_failure.c.item_id).limit(limit)
+    query = (
+        sa.select(job_failure)
+        .where(job_failure.c.job_id == job_id)
+        .order_by(job_failure.c.item_id)
+        .limit(limit)
+    )
     return list((await conn.execute(query)).all())
 
 
 # ---------------------------------------------------------------- "did anything change?"
+
 
 async def user_data_changed_at(conn: AsyncConnection, user_id: int) -> datetime | None:
     """The newest change a user model depends on: PMS list, interactions, the tracks' features."""
     parts = [
         sa.select(sa.func.max(UserTrack.added_at)).where(UserTrack.user_id == user_id),
         sa.select(sa.func.max(Interaction.updated_at)).where(Interaction.user_id == user_id),
-        sa.select(sa.func.max(track.c.updated_at)).join(UserTrack, UserTrack.track_id == track.c.track_id)
+        sa.select(sa.func.max(track.c.updated_at))
+        .join(UserTrack, UserTrack.track_id == track.c.track_id)
         .where(UserTrack.user_id == user_id),
     ]
     stamps = [(await conn.execute(part)).scalar() for part in parts]
@@ -268,7 +357,9 @@ async def user_data_changed_at(conn: AsyncConnection, user_id: int) -> datetime 
 
 async def model_trained_at(conn: AsyncConnection, *, family: str, user_id: int) -> datetime | None:
     """When the newest registered per-user model of a family was trained (if services register them)."""
-    query = sa.select(sa.func.max(ModelRecord.trained_at)).where(ModelRecord.family == family, ModelRecord.owner_id == user_id)
+    query = sa.select(sa.func.max(ModelRecord.trained_at)).where(
+        ModelRecord.family == family, ModelRecord.owner_id == user_id
+    )
     value = (await conn.execute(query)).scalar()
     return _aware(value) if value is not None else None
 

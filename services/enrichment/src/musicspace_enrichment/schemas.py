@@ -5,9 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
-
 from musicspace_shared.ids import UserId
+from pydantic import BaseModel, Field
 
 StepStatus = Literal["ok", "skipped", "unavailable", "not_ready", "not_implemented", "failed"]
 JobState = Literal["idle", "queued", "running", "waiting", "succeeded", "failed"]
@@ -22,7 +21,9 @@ class StepReport(BaseModel):
     status: StepStatus
     detail: str | None = None
     http_status: int | None = Field(None, description="the peer's HTTP status, when it answered")
-    result: dict[str, Any] | None = Field(None, description="the peer's answer or the step's counts")
+    result: dict[str, Any] | None = Field(
+        None, description="the peer's answer or the step's counts"
+    )
 
 
 class InitModelsResponse(BaseModel):
@@ -40,7 +41,9 @@ class ItemFailure(BaseModel):
 class JobStatus(BaseModel):
     job_id: int | None
     state: JobState
-    created: bool | None = Field(None, description="enrich-all only: false when a job was already active")
+    created: bool | None = Field(
+        None, description="enrich-all only: false when a job was already active"
+    )
     total: int = 0
     done: int = 0
     failed: int = 0
@@ -56,4 +59,6 @@ class JobStatus(BaseModel):
     updated_at: datetime | None = None
     heartbeat_at: datetime | None = None
     finished_at: datetime | None = None
-    failures: list[ItemFailure] = Field(default_factory=list, description="items given up on (first N)")
+    failures: list[ItemFailure] = Field(
+        default_factory=list, description="items given up on (first N)"
+    )

@@ -31,12 +31,24 @@ def _parse_time(value: object) -> datetime | None:
 
 
 def _report(name: str, outcome: PeerOutcome) -> StepReport:
-    return StepReport(name=name, status=outcome.status, detail=outcome.detail, http_status=outcome.http_status, result=outcome.body)  # type: ignore[arg-type]
+    return StepReport(
+        name=name,
+        status=outcome.status,
+        detail=outcome.detail,
+        http_status=outcome.http_status,
+        result=outcome.body,
+    )  # type: ignore[arg-type]
 
 
 async def _step(
-    *, name: str, family: str, engine: AsyncEngine, user_id: int, force: bool,
-    peer_trained_at: Callable[[], Awaitable[datetime | None]] | None, train: Callable[[], Awaitable[PeerOutcome]],
+    *,
+    name: str,
+    family: str,
+    engine: AsyncEngine,
+    user_id: int,
+    force: bool,
+    peer_trained_at: Callable[[], Awaitable[datetime | None]] | None,
+    train: Callable[[], Awaitable[PeerOutcome]],
 ) -> StepReport:
     if not force:
         async with engine.connect() as conn:
@@ -47,16 +59,22 @@ async def _step(
             trained = max(filter(None, (trained, stated)), default=None)
         if trained is not None and changed is not None and trained >= changed:
             return StepReport(
-                name=name, status="skipped",
+                name=name,
+                status="skipped",
                 detail=f"model trained at {trained.isoformat()} after the last data change ({changed.isoformat()})",
             )
     report = _report(name, await train())
-    logger.info("train step", extra={"fields": {"step": name, "user_id": user_id, "status": report.status}})
+    logger.info(
+        "train step", extra={"fields": {"step": name, "user_id": user_id, "status": report.status}}
+    )
     return report
 
 
-async def train_m1(*, engine: AsyncEngine, peers: Peers, user_id: int, force: bool = False) -> StepReport:
+async def train_m1(
+    *, engine: AsyncEngine, peers: Peers, user_id: int, force: bool = False
+) -> StepReport:
     """POST m1 /api/m1/train, unless m1's model is newer than the user's data."""
+
     async def stated() -> datetime | None:
         outcome = await call_peer(peers.m1, "GET", f"/api/m1/status/{user_id}")
         body = outcome.body or {}
@@ -65,23 +83,55 @@ async def train_m1(*, engine: AsyncEngine, peers: Peers, user_id: int, force: bo
     async def train() -> PeerOutcome:
         return await call_peer(peers.m1, "POST", "/api/m1/train", {"user_id": user_id})
 
-    return await _step(name="m1", family="M1", engine=engine, user_id=user_id, force=force, peer_trained_at=stated, train=train)
+    return await _step(
+        name="m1",
+        family="M1",
+        engine=engine,
+        user_id=user_id,
+        force=force,
+        peer_trained_at=stated,
+        train=train,
+    )
 
 
-async def train_m2_svm(*, engine: AsyncEngine, peers: Peers, user_id: int, force: bool = False) -> StepReport:
+async def train_m2_svm(
+    *, engine: AsyncEngine, peers: Peers, user_id: int, force: bool = False
+) -> StepReport:
     """The m2 user SVM: its train route when m2 has one, else a recommend call (which trains on demand)."""
+
     async def train() -> PeerOutcome:
         outcome = await call_peer(peers.m2, "POST", "/api/m2/train", {"user_id": user_id})
         if outcome.status == "failed" and outcome.http_status in (404, 405):
-            outcome = await call_peer(peers.m2, "POST", "/api/m2/recommend", {"user_id": user_id, "limit": 1})
+            outcome = await call_peer(
+                peers.m2, "POST", "/api/m2/recommend", {"user_id": user_id, "limit": 1}
+            )
         return outcome
 
-    return await _step(name="m2_svm", family="M2", engine=engine, user_id=user_id, force=force, peer_trained_at=None, train=train)
+    return await _step(
+        name="m2_svm",
+        family="M2",
+        engine=engine,
+        user_id=user_id,
+        force=force,
+        peer_trained_at=None,
+        train=train,
+    )
 
 
-async def train_m3(*, engine: AsyncEngine, peers: Peers, user_id: int, force: bool = False) -> StepReport:
+async def train_m3(
+    *, engine: AsyncEngine, peers: Peers, user_id: int, force: bool = False
+) -> StepReport:
     """POST m3 /api/m3/train for the user's fine-tuned model."""
+
     async def train() -> PeerOutcome:
         return await call_peer(peers.m3, "POST", "/api/m3/train", {"user_id": user_id})
 
-    return await _step(name="m3", family="M3", engine=engine, user_id=user_id, force=force, peer_trained_at=None, train=train)
+    return await _step(
+        name="m3",
+        family="M3",
+        engine=engine,
+        user_id=user_id,
+        force=force,
+        peer_trained_at=None,
+        train=train,
+    )
