@@ -1,0 +1,148 @@
+"""The whole stack for end-to-end tests: five real service processes and the real Traefik.
+
+Against the MariaDB demo subset (`demo_db_url`), with a temporary MODEL_ROOT whose global
+models are trained first by deploy/bootstrap.py (what `make up` and compose run), a temporary
+certificate and a gateway config rendered from gateway/routes.yaml for these free ports.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+import sqlalchemy as sa
+from musicspace_shared.db.engine import make_engine
+
+from deploy import gen_cert, render_gateway
+from tests.processes import ServiceProcess, free_port
+from tests.traefik import running_traefik
+
+ROOT = Path(__file__).resolve().parents[2]
+SERVICES = ("m1", "m2", "m3", "llm", "enrichment")
+
+
+@dataclass
+class Stack:
+    base_url: str
+    tmp: Path
+    env: dict[str, str]
+    ports: dict[str, int]
+    admin_key: str
+    user_id: int
+    track_id: str
+    services: dict[str, ServiceProcess]
+    unavailable: dict[str, str] = field(default_factory=dict)
+    bootstrap_log: str = ""
+
+    def require(self, service: str) -> None:
+        """Fail (not skip) when a service never became ready: the reason and its log tail."""
+        if service in self.unavailable:
+            pytest.fail(
+                f"{service} did not become ready: {self.unavailable[service]}\n-- bootstrap --\n{self.bootstrap_log[-3000:]}"
+            )
+
+    def client(self, **kwargs: object) -> httpx.Client:
+        return httpx.Client(base_url=self.base_url, verify=False, timeout=120, **kwargs)  # type: ignore[arg-type]
+
+    def render_gateway(self, out_dir: Path, **overrides: object) -> tuple[Path, int, int]:
+        """A gateway config for this stack's services; returns (static config, https port, ops port)."""
+        gateway_port, ops_port = free_port(), free_port()
+        static = render_gateway.render_local(
+            out_dir=out_dir,
+            ports=self.ports,
+            cert_dir=self.tmp / "certs",
+            gateway_port=gateway_port,
+            ops_port=ops_port,
+            listen="127.0.0.1",
+            **overrides,  # type: ignore[arg-type]
+        )
+        return static, gateway_port, ops_port
+
+
+async def _demo_user_and_track(url: str) -> tuple[int, str]:
+    """A demo user with at least 10 PMS tracks, and a catalog track with measured features."""
+    engine = make_engine(url=url)
+    try:
+        async with engine.connect() as conn:
+            user_id = (
+                await conn.execute(
+                    sa.text(
+                        "SELECT user_id FROM user_track GROUP BY user_id HAVING COUNT(*) >= 10 ORDER BY user_id LIMIT 1"
+                    )
+                )
+            ).scalar_one()
+            track_id = (
+                await conn.execute(
+                    sa.text(
+                        "SELECT track_id FROM track WHERE danceability IS NOT NULL ORDER BY track_id LIMIT 1"
+                    )
+                )
+            ).scalar_one()
+    finally:
+        await engine.dispose()
+    return int(user_id), str(track_id)
+
+
+@pytest.fixture(scope="session")
+def stack(demo_db_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    tmp = tmp_path_factory.mktemp("e2e")
+    gen_cert.generate(out_dir=tmp / "certs")
+    admin_key = secrets.token_urlsafe(24)
+    (tmp / "admin_api_key").write_text(admin_key)
+    ports = {name: free_port() for name in SERVICES}
+    env = {
+        "DATABASE_URL": demo_db_url,
+        "MODEL_ROOT": str(tmp / "models"),
+        "ADMIN_API_KEY_FILE": str(tmp / "admin_api_key"),
+        "LOG_LEVEL": "INFO",
+        **{f"{name.upper()}_URL": f"http://127.0.0.1:{port}" for name, port in ports.items()},
+    }
+    # Global models first, exactly as `make up` and compose's bootstrap job train them.
+    bootstrap = subprocess.run(
+        [sys.executable, str(ROOT / "deploy" / "bootstrap.py"), "--keep-going"],
+        cwd=tmp,
+        env=os.environ | env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    user_id, track_id = asyncio.run(_demo_user_and_track(demo_db_url))
+    services = {
+        name: ServiceProcess(name=name, port=ports[name], env=env, log_path=tmp / f"{name}.log")
+        for name in SERVICES
+    }
+    stack = Stack(
+        base_url="",
+        tmp=tmp,
+        env=env,
+        ports=ports,
+        admin_key=admin_key,
+        user_id=user_id,
+        track_id=track_id,
+        services=services,
+        bootstrap_log=bootstrap.stdout + bootstrap.stderr,
+    )
+    try:
+        for service in services.values():
+            service.start()
+        for name, service in services.items():
+            try:
+                service.wait_ready(timeout_s=180)
+            except (RuntimeError, TimeoutError) as exc:
+                stack.unavailable[name] = str(exc)[-2000:]
+        static, gateway_port, ops_port = stack.render_gateway(tmp / "gateway")
+        stack.base_url = f"https://127.0.0.1:{gateway_port}"
+        stack.env["GATEWAY_OPS_PORT"] = str(ops_port)
+        with running_traefik(static, ops_port=ops_port, log_path=tmp / "traefik.log"):
+            yield stack
+    finally:
+        for service in services.values():
+            service.stop()
