@@ -18,6 +18,7 @@ class Ranked:
     positions: np.ndarray  # catalog positions, best first
     scores: np.ndarray
     x: np.ndarray  # feature rows of the returned positions (for explanations)
+    reference: np.ndarray  # median feature row over all candidates (the explanations' baseline)
     n_candidates: int
 
 
@@ -35,14 +36,14 @@ def rank(
     stats = user_stats(index, collab, profile)
     cands = candidates(index, stats, profile, limit=n_candidates)
     if cands.size == 0:
-        return Ranked(cands, np.zeros(0), np.zeros((0, 0), np.float32), 0)
+        return Ranked(cands, np.zeros(0), np.zeros((0, 0), np.float32), np.zeros(0, np.float32), 0)
     x = feature_matrix(index, stats, profile, cands)
     scores = ranker.predict(model, x)
     order = np.argsort(-scores, kind="stable")
     if max_per_artist is not None:
         order = cap_per_artist(order, index.artist[cands], max_per_artist, limit)
     top = order[:limit]
-    return Ranked(cands[top], scores[top], x[top], int(cands.size))
+    return Ranked(cands[top], scores[top], x[top], np.median(x, axis=0).astype(np.float32), int(cands.size))
 
 
 def cap_per_artist(order: np.ndarray, artists: np.ndarray, cap: int, limit: int) -> np.ndarray:

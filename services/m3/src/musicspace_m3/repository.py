@@ -1,0 +1,100 @@
+"""m3's queries: users' tracks and interactions, cheap change fingerprints, model registry rows."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from musicspace_shared.db.tables import Interaction, ModelRecord, Track, User, UserTrack
+
+
+@dataclass
+class RawUser:
+    """One user's PMS track ids and interactions (track_id -> plays, like, skips)."""
+
+    pms: list[str] = field(default_factory=list)
+    interactions: dict[str, tuple[int, int, int]] = field(default_factory=dict)
+
+    @property
+    def liked(self) -> set[str]:
+        return {t for t, (_p, like, _s) in self.interactions.items() if like > 0}
+
+    @property
+    def disliked(self) -> set[str]:
+        return {t for t, (_p, like, _s) in self.interactions.items() if like < 0}
+
+    @property
+    def positives(self) -> list[str]:
+        """PMS tracks, likes, and plays that were not mostly skipped (and not disliked)."""
+        played = {t for t, (plays, like, skips) in self.interactions.items() if plays > skips and like >= 0}
+        return sorted(set(self.pms) | self.liked | played)
+
+    @property
+    def negatives(self) -> list[str]:
+        """Dislikes and tracks skipped more often than played (unless in the PMS or liked)."""
+        skipped = {t for t, (plays, like, skips) in self.interactions.items() if skips > plays and like <= 0}
+        return sorted((self.disliked | skipped) - set(self.pms) - self.liked)
+
+    @property
+    def owned(self) -> set[str]:
+        """Never recommended: PMS tracks and likes (already theirs), and dislikes."""
+        return set(self.pms) | self.liked | self.disliked
+
+
+async def user_exists(session: AsyncSession, user_id: int) -> bool:
+    return (await session.execute(sa.select(User.id).where(User.id == user_id))).first() is not None
+
+
+async def load_user(session: AsyncSession, user_id: int) -> RawUser:
+    """One user's PMS tracks and interactions (two indexed queries)."""
+    raw = RawUser()
+    pms = await session.execute(sa.select(UserTrack.track_id).where(UserTrack.user_id == user_id))
+    raw.pms = [row[0] for row in pms.all()]
+    inter = await session.execute(
+        sa.select(Interaction.track_id, Interaction.play_count, Interaction.like_score, Interaction.skip_count)
+        .where(Interaction.user_id == user_id)
+    )
+    raw.interactions = {t: (int(p), int(l), int(s)) for t, p, l, s in inter.all()}
+    return raw
+
+
+async def load_all_users(session: AsyncSession) -> dict[int, RawUser]:
+    """Every user with PMS tracks or interactions."""
+    users: dict[int, RawUser] = defaultdict(RawUser)
+    for uid, track_id in (await session.execute(sa.select(UserTrack.user_id, UserTrack.track_id))).all():
+        users[int(uid)].pms.append(track_id)
+    inter = await session.execute(
+        sa.select(Interaction.user_id, Interaction.track_id, Interaction.play_count, Interaction.like_score, Interaction.skip_count)
+    )
+    for uid, t, p, l, s in inter.all():
+        users[int(uid)].interactions[t] = (int(p), int(l), int(s))
+    return dict(users)
+
+
+async def catalog_fingerprint(session: AsyncSession) -> str:
+    """Changes whenever a track is added, removed or updated (one aggregate query)."""
+    row = (await session.execute(sa.select(sa.func.count(), sa.func.max(Track.updated_at)))).one()
+    return f"{row[0]}|{_stamp(row[1])}"
+
+
+async def activity_fingerprint(session: AsyncSession) -> str:
+    """Changes whenever PMS tracks or interactions change (two aggregate queries)."""
+    pms = (await session.execute(sa.select(sa.func.count(), sa.func.max(UserTrack.added_at)))).one()
+    inter = (await session.execute(sa.select(sa.func.count(), sa.func.max(Interaction.updated_at), sa.func.sum(Interaction.play_count + Interaction.skip_count)))).one()
+    return f"{pms[0]}|{_stamp(pms[1])}|{inter[0]}|{_stamp(inter[1])}|{inter[2]}"
+
+
+def _stamp(value: datetime | str | None) -> str:
+    return "" if value is None else str(value)
+
+
+async def record_model(
+    session: AsyncSession, *, kind: str, owner_id: int | None, version: str, path: str, sha256: str, rows: int, metrics: dict[str, float],
+) -> None:
+    """A row in the model registry for a published artifact."""
+    session.add(ModelRecord(family="M3", kind=kind, owner_id=owner_id, version=version, path=path, sha256=sha256, rows=rows, metrics=metrics))
+    await session.commit()

@@ -1,0 +1,75 @@
+"""m3 request/response models."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from musicspace_shared.ids import TrackId, UserId
+
+EVENT_ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,64}$"
+
+
+class TrainRequest(BaseModel):
+    user_id: UserId
+
+
+class TrainResponse(BaseModel):
+    user_id: int
+    model: Literal["personal", "global"] = Field(description="which model now serves this user")
+    reason: str | None = Field(None, description="why the global model serves (too little data)")
+    positives_used: int = Field(description="the user's PMS tracks, likes and plays used")
+    rows: int = 0
+    version: str | None = None
+    base_version: str | None = Field(None, description="global model version it was fine-tuned from")
+    trained_at: datetime | None = None
+    metrics: dict[str, float] = Field(default_factory=dict)
+
+
+class RecommendRequest(BaseModel):
+    user_id: UserId
+    limit: int = Field(20, ge=1, le=200)
+    max_per_artist: int | None = Field(None, ge=1, le=50, description="default: M3_MAX_PER_ARTIST")
+
+
+class RecommendedTrack(BaseModel):
+    track_id: str
+    title: str | None
+    artist: str | None
+    score: float
+    drivers: dict[str, float] = Field(default_factory=dict, description="top contributing features (effect on the score)")
+
+
+class RecommendResponse(BaseModel):
+    user_id: int
+    model: Literal["personal", "global"]
+    version: str
+    candidates: int = Field(description="candidates ranked before the cut")
+    items: list[RecommendedTrack]
+
+
+class EventIn(BaseModel):
+    event_id: str = Field(min_length=1, max_length=64, pattern=EVENT_ID_PATTERN, description="client-chosen, unique; retries reuse it")
+    user_id: UserId
+    track_id: TrackId
+    kind: Literal["play", "like", "dislike", "unlike", "skip"]
+    occurred_at: datetime | None = None
+
+
+class EventsRequest(BaseModel):
+    events: list[EventIn] = Field(min_length=1, max_length=1000)
+
+
+class EventOutcome(BaseModel):
+    event_id: str
+    status: Literal["recorded", "duplicate", "unknown_user", "unknown_track"]
+
+
+class EventsResponse(BaseModel):
+    received: int
+    recorded: int
+    duplicates: int
+    rejected: int = Field(description="unknown user or track: not stored, see results")
+    results: list[EventOutcome]

@@ -1,0 +1,174 @@
+"""The m3 recommender as a process-wide object: snapshot, models, bounded prediction pool."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from musicspace_m3 import ranker, repository
+from musicspace_m3.models import Loaded, ModelRegistry
+from musicspace_m3.repository import RawUser
+from musicspace_m3.scoring import rank
+from musicspace_m3.settings import Settings
+from musicspace_m3.state import Snapshot, build_snapshot, profile_for
+from musicspace_m3.training import FinetuneResult, finetune_user
+from musicspace_shared import model_store
+from musicspace_shared.catalog import load_tracks
+from musicspace_shared.errors import ModelNotReady, NotFound
+from musicspace_shared.logs import log_fields
+
+logger = logging.getLogger("musicspace.m3.service")
+
+
+@dataclass
+class Item:
+    track_id: str
+    title: str
+    artist: str
+    score: float
+    drivers: dict[str, float]
+
+
+@dataclass
+class Recommendation:
+    user_id: int
+    model: str  # personal | global
+    version: str
+    candidates: int
+    items: list[Item]
+
+
+class Recommender:
+    """Holds the snapshot and models; ranks in a bounded thread pool (one CatBoost thread per call)."""
+
+    def __init__(self, settings: Settings, *, count: Callable[[str], None] = lambda _e: None) -> None:
+        self.settings = settings
+        self.count = count
+        self.models = ModelRegistry(settings.model_dir("M3"), settings.global_model_name, check_every_s=settings.reload_check_s,
+                                    on_failure=lambda: count("model_load_failures"))
+        self.snapshot: Snapshot | None = None
+        self.pool = ThreadPoolExecutor(settings.predict_workers, thread_name_prefix="m3-predict")
+        # Fine-tuning gets its own single thread so it never starves predictions of workers.
+        self.train_pool = ThreadPoolExecutor(1, thread_name_prefix="m3-train")
+        self._sessionmaker: async_sessionmaker[AsyncSession] | None = None
+        self._checked_at = 0.0
+        self._refreshing: asyncio.Task[None] | None = None
+
+    async def start(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+        self._sessionmaker = sessionmaker
+        await self.refresh()
+        await asyncio.to_thread(self.models.refresh_global, force=True)
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        self.train_pool.shutdown(wait=False, cancel_futures=True)
+
+    async def refresh(self) -> bool:
+        """Rebuild the snapshot if tracks, PMS lists or interactions changed; True when rebuilt."""
+        assert self._sessionmaker is not None
+        self._checked_at = time.monotonic()
+        async with self._sessionmaker() as session:
+            catalog_fp = await repository.catalog_fingerprint(session)
+            activity_fp = await repository.activity_fingerprint(session)
+            current = self.snapshot
+            if current is not None and (current.catalog_fingerprint, current.activity_fingerprint) == (catalog_fp, activity_fp):
+                return False
+            same_catalog = current is not None and current.catalog_fingerprint == catalog_fp
+            frame = current.index.frame if same_catalog else await load_tracks(session)
+            users = await repository.load_all_users(session)
+        index = current.index if same_catalog else None
+        self.snapshot = await asyncio.to_thread(build_snapshot, frame, users, catalog_fp=catalog_fp, activity_fp=activity_fp, index=index)
+        logger.info("snapshot built", extra=log_fields(tracks=len(frame), users=len(users), catalog_changed=not same_catalog))
+        return True
+
+    def maybe_refresh(self) -> None:
+        """Start a background refresh when the last check is older than M3_CATALOG_CHECK_S."""
+        if time.monotonic() - self._checked_at < self.settings.catalog_check_s:
+            return
+        if self._refreshing is not None and not self._refreshing.done():
+            return
+        self._checked_at = time.monotonic()
+        self._refreshing = asyncio.create_task(self._refresh_logged())
+
+    async def _refresh_logged(self) -> None:
+        try:
+            await self.refresh()
+        except Exception as exc:  # noqa: BLE001 - a failed refresh keeps the old snapshot serving
+            logger.warning("snapshot refresh failed", extra=log_fields(error=f"{type(exc).__name__}: {exc}"[:200]))
+
+    def readiness(self) -> str | None:
+        """None when ready; else why not (may load a newer model from the volume: call off the loop)."""
+        if self.snapshot is None:
+            return "catalog not loaded"
+        if self.models.refresh_global() is None:
+            return "global model not loaded (run `musicspace train m3`)"
+        return None
+
+    async def _user(self, session: AsyncSession, user_id: int) -> RawUser:
+        raw = await repository.load_user(session, user_id)
+        if not raw.pms and not raw.interactions and not await repository.user_exists(session, user_id):
+            raise NotFound(f"user {user_id} not found")
+        return raw
+
+    async def _ready(self) -> tuple[Snapshot, Loaded]:
+        # Newer versions load in the worker (_rank) or readyz; here only a first load, off the loop.
+        snapshot = self.snapshot
+        loaded = self.models.global_model or await asyncio.to_thread(self.models.refresh_global)
+        if snapshot is None or loaded is None:
+            raise ModelNotReady("m3 global model not loaded yet (run `musicspace train m3`)")
+        return snapshot, loaded
+
+    async def recommend(self, *, session: AsyncSession, user_id: int, limit: int, max_per_artist: int | None) -> Recommendation:
+        """Top tracks for a user: not owned, not disliked, at most N per artist, with drivers."""
+        self.maybe_refresh()
+        raw = await self._user(session, user_id)
+        snapshot, base = await self._ready()
+        cap = max_per_artist or self.settings.max_per_artist
+        loop = asyncio.get_running_loop()
+        result = await loop.run_in_executor(self.pool, self._rank, snapshot, base, user_id, raw, limit, cap)
+        self.count("recommendations")
+        return result
+
+    def _rank(self, snapshot: Snapshot, base: Loaded, user_id: int, raw: RawUser, limit: int, cap: int) -> Recommendation:
+        base = self.models.refresh_global() or base  # throttled stat; reloads when another replica published
+        personal = self.models.user_model(user_id)
+        loaded = personal or base
+        index = snapshot.index
+        ranked = rank(index=index, collab=snapshot.collab, model=loaded.model, profile=profile_for(index, user_id, raw),
+                      n_candidates=self.settings.n_candidates, limit=limit, max_per_artist=cap)
+        n_explain = min(self.settings.explain_top, len(ranked.positions))
+        effects = ranker.contributions(loaded.model, ranked.x[:n_explain], ranked.reference) if n_explain else np.zeros((0, 0))
+        frame = index.frame
+        items = [
+            Item(frame.track_ids[p], frame.titles[p], frame.artists[p], round(float(s), 5),
+                 ranker.top_drivers(effects[i]) if i < n_explain else {})
+            for i, (p, s) in enumerate(zip(ranked.positions.tolist(), ranked.scores.tolist(), strict=True))
+        ]
+        if personal is not None:
+            model_store.touch_last_used(personal.path)
+        return Recommendation(user_id, "personal" if personal else "global", loaded.version, ranked.n_candidates, items)
+
+    async def train_user(self, *, session: AsyncSession, user_id: int) -> FinetuneResult:
+        """Fine-tune the global model on this user's data (or say why the global model serves)."""
+        raw = await self._user(session, user_id)
+        await self.refresh()  # the user's newest tracks and events must be in the matrix
+        snapshot, base = await self._ready()
+        loop = asyncio.get_running_loop()
+        result = await loop.run_in_executor(
+            self.train_pool, lambda: finetune_user(snapshot=snapshot, base=base, user_id=user_id, raw=raw, settings=self.settings)
+        )
+        self.count("trainings" if result.personal else "training_fallbacks")
+        if result.personal and result.version:
+            await repository.record_model(
+                session, kind="user_model", owner_id=user_id, version=result.version,
+                path=str(self.models.model_dir / "user_models" / f"{user_id}_.cbm"), sha256=result.sha256 or "",
+                rows=result.rows, metrics=result.metrics,
+            )
+        return result

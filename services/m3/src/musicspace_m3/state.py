@@ -1,0 +1,62 @@
+"""The in-memory world a recommendation needs: catalog index and the user x track matrix.
+
+Built once from the DB at startup; rebuilt off the event loop when a cheap fingerprint query
+says tracks, PMS lists or interactions changed. Readers take a reference to the current
+snapshot, so a rebuild never changes data under a running request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from musicspace_m3.catalog_index import CatalogIndex, build_catalog_index
+from musicspace_m3.collab import Collab, build_collab
+from musicspace_m3.features import Profile
+from musicspace_m3.groups import UserData
+from musicspace_m3.repository import RawUser
+from musicspace_shared.catalog import TrackFrame
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    index: CatalogIndex
+    collab: Collab
+    catalog_fingerprint: str
+    activity_fingerprint: str
+
+
+def build_collab_from_users(index: CatalogIndex, users: Mapping[int, RawUser]) -> Collab:
+    """Every user's positives (PMS, likes, plays) and negatives (dislikes, skips) as matrix rows."""
+    frame = index.frame
+    return build_collab(
+        {uid: frame.rows(raw.positives) for uid, raw in users.items()},
+        len(index),
+        negatives={uid: frame.rows(raw.negatives) for uid, raw in users.items()},
+    )
+
+
+def build_snapshot(frame: TrackFrame, users: Mapping[int, RawUser], *, catalog_fp: str, activity_fp: str, index: CatalogIndex | None = None) -> Snapshot:
+    """Rebuild what changed: the catalog index only when the catalog fingerprint moved."""
+    if index is None or index.fingerprint != catalog_fp:
+        index = build_catalog_index(frame, fingerprint=catalog_fp)
+    return Snapshot(index, build_collab_from_users(index, users), catalog_fp, activity_fp)
+
+
+def user_data(index: CatalogIndex, raw: RawUser) -> UserData:
+    """Catalog positions of a user's positives, negatives and interactions."""
+    lookup = index.frame.index
+    return UserData(
+        positives=index.frame.rows(raw.positives),
+        negatives=index.frame.rows(raw.negatives),
+        interactions={lookup[t]: v for t, v in raw.interactions.items() if t in lookup},
+    )
+
+
+def profile_for(index: CatalogIndex, user_id: int, raw: RawUser) -> Profile:
+    """The serving profile: positives in, owned/liked/disliked out."""
+    data = user_data(index, raw)
+    excluded = index.frame.rows(sorted(raw.owned))
+    return Profile(key=user_id, positives=data.positives, excluded=np.unique(excluded), interactions=data.interactions)

@@ -1,0 +1,64 @@
+"""Model registry: newer versions are picked up, tampered files are refused, no model -> 503."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from musicspace_m3.app import create_app
+from musicspace_m3.models import ModelRegistry
+from musicspace_shared import model_store
+
+from .conftest import make_settings
+from .helpers import users_with_tracks
+
+NAME = "recommender_U2_MyInitialT_20260201.cbm"
+
+
+def _copy_volume(trained: dict[str, Any], root: Path) -> Path:
+    src = Path(trained["path"])
+    dst = root / "M3" / NAME
+    dst.parent.mkdir(parents=True)
+    shutil.copy(src, dst)
+    shutil.copy(src.with_name(src.name + ".meta.json"), dst.with_name(dst.name + ".meta.json"))
+    return dst
+
+
+def test_registry_reloads_when_another_replica_publishes(trained: dict[str, Any], tmp_path: Path) -> None:
+    path = _copy_volume(trained, tmp_path)
+    registry = ModelRegistry(path.parent, NAME, check_every_s=0)
+    first = registry.refresh_global()
+    assert first is not None and first.version == trained["version"]
+    time.sleep(0.01)
+    meta = model_store.ModelMeta(version=model_store.new_version(), trained_at=model_store.now_iso(), rows=1)
+    model_store.publish_bytes(path, path.read_bytes(), meta)
+    assert registry.refresh_global().version == meta.version
+
+
+def test_registry_refuses_tampered_model_and_keeps_previous(trained: dict[str, Any], tmp_path: Path) -> None:
+    path = _copy_volume(trained, tmp_path)
+    failures: list[int] = []
+    registry = ModelRegistry(path.parent, NAME, check_every_s=0, on_failure=lambda: failures.append(1))
+    assert registry.refresh_global().version == trained["version"]
+    time.sleep(0.01)
+    meta = model_store.ModelMeta(version="tampered", trained_at=model_store.now_iso(), rows=1, sha256="0" * 64)
+    path.with_name(path.name + ".meta.json").write_text(__import__("json").dumps(meta.__dict__))
+    assert registry.refresh_global().version == trained["version"]
+    assert failures
+
+
+async def test_readyz_is_503_until_a_global_model_exists(trained: dict[str, Any], m3_db_url: str, tmp_path: Path) -> None:
+    app = create_app(make_settings(m3_db_url, tmp_path))
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client:
+            not_ready = await client.get("/readyz")
+            assert not_ready.status_code == 503 and "model" in not_ready.json()["checks"]
+            user_id = (await users_with_tracks(m3_db_url))[0][0]
+            rec = await client.post("/api/m3/recommend", json={"user_id": user_id, "limit": 5})
+            assert rec.status_code == 503
+            _copy_volume(trained, tmp_path)
+            assert (await client.get("/readyz")).status_code == 200
