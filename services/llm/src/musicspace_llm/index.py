@@ -1,0 +1,91 @@
+"""The in-memory search index: track attributes as arrays plus their document vectors.
+
+Chroma holds the vectors durably (and shares them between replicas); each process mirrors
+them here so one query scores every track with a single matrix product plus the structured
+attribute match, which Chroma's nearest-neighbour query alone cannot express. A snapshot is
+immutable: a sync builds a new one and swaps the reference, so readers never see a half update.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import numpy as np
+
+from musicspace_shared.catalog import TrackFrame
+from musicspace_shared.features import FEATURES
+
+# Scale every feature to 0..1 so "high"/"low" mean the same for tempo and loudness.
+_TEMPO = (60.0, 180.0)
+_LOUDNESS = (-25.0, 0.0)
+
+
+def unit_features(features: np.ndarray) -> np.ndarray:
+    unit = np.array(features, dtype=np.float64, copy=True)
+    t, loud = FEATURES.index("tempo"), FEATURES.index("loudness")
+    unit[:, t] = (unit[:, t] - _TEMPO[0]) / (_TEMPO[1] - _TEMPO[0])
+    unit[:, loud] = (unit[:, loud] - _LOUDNESS[0]) / (_LOUDNESS[1] - _LOUDNESS[0])
+    with np.errstate(invalid="ignore"):
+        return np.clip(unit, 0.0, 1.0)
+
+
+@dataclass
+class TrackIndex:
+    frame: TrackFrame
+    decades: np.ndarray  # int, 0 when unknown
+    vectors: np.ndarray  # (n, dim) float32, L2-normalised
+    documents: list[str]
+    watermark: datetime | None = None  # max(updated_at) seen from the DB
+    unit: np.ndarray = field(init=False, repr=False)
+    sub_codes: np.ndarray = field(init=False, repr=False)
+    genre_codes: np.ndarray = field(init=False, repr=False)
+    sub_names: list[str] = field(init=False, repr=False)
+    genre_names: list[str] = field(init=False, repr=False)
+    popularity: np.ndarray = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.unit = unit_features(self.frame.features) if len(self.frame) else np.zeros((0, len(FEATURES)))
+        self.sub_names = sorted(set(self.frame.subgenres))
+        self.genre_names = sorted(set(self.frame.genres))
+        sub_pos = {name: i for i, name in enumerate(self.sub_names)}
+        genre_pos = {name: i for i, name in enumerate(self.genre_names)}
+        self.sub_codes = np.array([sub_pos[s] for s in self.frame.subgenres], dtype=np.int64)
+        self.genre_codes = np.array([genre_pos[g] for g in self.frame.genres], dtype=np.int64)
+        pop = np.nan_to_num(self.frame.popularity, nan=0.0)
+        self.popularity = np.clip(pop / 100.0, 0.0, 1.0)
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+    @property
+    def dim(self) -> int:
+        return int(self.vectors.shape[1]) if self.vectors.ndim == 2 else 0
+
+    def upserted(self, other: TrackIndex) -> TrackIndex:
+        """A new snapshot with `other`'s tracks replacing or joining this one's."""
+        keep = np.array([i for i, t in enumerate(self.frame.track_ids) if t not in other.frame.index], dtype=np.int64)
+        base = self.frame.subset(keep)
+        frame = _concat_frames(base, other.frame)
+        watermark = max((w for w in (self.watermark, other.watermark) if w is not None), default=None)
+        return TrackIndex(
+            frame=frame,
+            decades=np.concatenate([self.decades[keep], other.decades]),
+            vectors=np.concatenate([self.vectors[keep], other.vectors.astype(np.float32)]),
+            documents=[self.documents[i] for i in keep] + list(other.documents),
+            watermark=watermark,
+        )
+
+
+def _concat_frames(a: TrackFrame, b: TrackFrame) -> TrackFrame:
+    return TrackFrame(
+        track_ids=a.track_ids + b.track_ids,
+        titles=a.titles + b.titles,
+        artists=a.artists + b.artists,
+        albums=a.albums + b.albums,
+        genres=a.genres + b.genres,
+        subgenres=a.subgenres + b.subgenres,
+        popularity=np.concatenate([a.popularity, b.popularity]),
+        features=np.concatenate([a.features.reshape(-1, len(FEATURES)), b.features.reshape(-1, len(FEATURES))]),
+        features_source=(a.features_source or [None] * len(a)) + (b.features_source or [None] * len(b)),
+    )

@@ -1,0 +1,131 @@
+"""Why each track was returned: composed from matched attributes, or written by Gemini.
+
+Gemini only ever sees the track's real attributes (the prompt lists them) and its answer is
+checked: one short reason per listed track, no subgenre named that the track does not have,
+no track that was not asked about. Anything missing or rejected falls back to the composed
+reason, so every item always has a truthful one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import math
+from typing import Any
+
+from musicspace_llm.concepts import SUBGENRE_GENRE
+from musicspace_llm.index import TrackIndex
+from musicspace_llm.search import Match
+from musicspace_llm.understanding import QueryIntent
+from musicspace_shared.features import FEATURES
+
+logger = logging.getLogger("musicspace.llm.reasons")
+MAX_REASON_CHARS = 240
+_FEATURE_POS = {name: i for i, name in enumerate(FEATURES)}
+
+
+def _attribute(index: TrackIndex, row: int, key: str) -> str:
+    kind, _, value = key.partition(":")
+    if kind == "subgenre":
+        return f"{value} ({index.frame.genres[row]})"
+    if kind == "genre":
+        return f"{value} genre"
+    if kind == "era":
+        return f"released in the {value}s"
+    if kind == "feature":
+        name, direction = value.split(":")
+        raw = index.frame.features[row, _FEATURE_POS[name]]
+        shown = f"{raw:.0f} BPM" if name == "tempo" else f"{raw:.2f}"
+        return f"{'high' if direction == 'high' else 'low'} {name} ({shown})"
+    return key
+
+
+def compose_reason(index: TrackIndex, match: Match, intent: QueryIntent, *, profile_note: str | None = None) -> str:
+    """Offline reason: the asked-for attributes this track really has, in plain words."""
+    row = match.row
+    parts = []
+    for key in match.matched:
+        asked = intent.matched.get(key)
+        attribute = _attribute(index, row, key)
+        parts.append(f"{attribute}, as asked ('{asked}')" if asked and asked.lower() not in attribute.lower() else attribute)
+    if not parts:
+        parts.append(f"its description is close to your query ({index.frame.subgenres[row] or 'unknown style'})")
+    if profile_note:
+        parts.append(profile_note)
+    text = "Matches: " + "; ".join(parts)
+    return text[: MAX_REASON_CHARS - 1] + "…" if len(text) > MAX_REASON_CHARS else text
+
+
+def track_facts(index: TrackIndex, row: int) -> dict[str, Any]:
+    """The attributes Gemini may ground a reason in (and nothing else)."""
+    features = {
+        name: round(float(index.frame.features[row, j]), 3)
+        for j, name in enumerate(FEATURES) if not math.isnan(index.frame.features[row, j])
+    }
+    return {
+        "track_id": index.frame.track_ids[row], "title": index.frame.titles[row], "artist": index.frame.artists[row],
+        "album": index.frame.albums[row], "genre": index.frame.genres[row], "subgenre": index.frame.subgenres[row],
+        "decade": int(index.decades[row]) or None, "audio_features": features,
+    }
+
+
+def _prompt(query: str, facts: list[dict[str, Any]]) -> str:
+    return (
+        "You explain music search results. For each track below write one short reason (max 200 "
+        "characters, in the language of the query) why it fits the query. Use ONLY the attributes "
+        "given for that track (genre, subgenre, decade, audio features on 0..1 scales, tempo in BPM); "
+        "do not invent facts about the artist or the song.\n"
+        f"Query: {json.dumps(query, ensure_ascii=False)}\n"
+        f"Tracks: {json.dumps(facts, ensure_ascii=False)}\n"
+        'Answer as JSON: {"reasons": [{"track_id": "...", "reason": "..."}]}'
+    )
+
+
+def check_reasons(raw: str, facts: list[dict[str, Any]]) -> dict[str, str]:
+    """track_id -> reason for the answers that pass the checks; the rest are dropped."""
+    try:
+        items = json.loads(raw).get("reasons", [])
+    except (ValueError, AttributeError):
+        return {}
+    by_id = {f["track_id"]: f for f in facts}
+    accepted: dict[str, str] = {}
+    for item in items if isinstance(items, list) else []:
+        if not isinstance(item, dict):
+            continue
+        track_id, reason = item.get("track_id"), item.get("reason")
+        if track_id not in by_id or not isinstance(reason, str) or not reason.strip():
+            continue
+        reason = " ".join(reason.split())
+        if len(reason) > MAX_REASON_CHARS:
+            continue
+        # Grounding: a subgenre other than the track's own must not be claimed.
+        own = by_id[track_id]["subgenre"]
+        lowered = reason.lower()
+        if any(name in lowered for name in SUBGENRE_GENRE if name != own and name not in own and len(name) > 4):
+            continue
+        accepted[track_id] = reason
+    return accepted
+
+
+class GeminiReasons:
+    """Reasons for one result page in a single generateContent call."""
+
+    def __init__(self, *, client, model: str, timeout_s: float) -> None:  # noqa: ANN001 - genai.Client
+        self.client = client
+        self.model = model
+        self.timeout_s = timeout_s
+
+    async def write(self, query: str, facts: list[dict[str, Any]]) -> dict[str, str]:
+        from google.genai import types
+
+        config = types.GenerateContentConfig(response_mime_type="application/json", temperature=0.2, max_output_tokens=2048)
+        try:
+            response = await asyncio.wait_for(
+                self.client.aio.models.generate_content(model=self.model, contents=_prompt(query, facts), config=config),
+                timeout=self.timeout_s,
+            )
+            return check_reasons(response.text or "", facts)
+        except Exception as exc:  # noqa: BLE001 - reasons degrade to the composed ones
+            logger.warning("gemini reasons unavailable", extra={"error": type(exc).__name__})
+            return {}

@@ -1,0 +1,139 @@
+"""Ranking: semantic similarity of the query to each track document plus the structured match.
+
+score = 1.0 x subgenre match + 0.5 x genre match + 0.6 x audio-feature match + 0.3 x era match
+        + 0.35 x document similarity + 0.05 x popularity
+A named subgenre therefore outranks any mood alone, the mood orders tracks inside it, and
+the document similarity decides when the query names nothing the lexicon knows (an artist,
+a title, a free description).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from musicspace_llm.index import TrackIndex
+from musicspace_llm.understanding import QueryIntent
+from musicspace_shared.features import FEATURES
+
+W_SUBGENRE = 1.0
+W_GENRE = 0.5
+W_FEATURES = 0.6
+W_ERA = 0.3
+W_DOCUMENT = 0.35
+W_POPULARITY = 0.05
+_FEATURE_POS = {name: i for i, name in enumerate(FEATURES)}
+
+
+@dataclass
+class SearchFilters:
+    genres: list[str] = field(default_factory=list)
+    subgenres: list[str] = field(default_factory=list)
+    ranges: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)
+
+
+@dataclass
+class Match:
+    row: int
+    score: float
+    matched: list[str]  # concept keys this track satisfies (for the reason)
+    similarity: float
+
+
+def filter_mask(index: TrackIndex, filters: SearchFilters | None) -> np.ndarray:
+    """Rows that pass the hard filters (a track without the feature fails a feature range)."""
+    mask = np.ones(len(index), dtype=bool)
+    if filters is None:
+        return mask
+    if filters.genres:
+        wanted = {g.lower() for g in filters.genres}
+        mask &= np.array([g.lower() in wanted for g in index.frame.genres], dtype=bool)
+    if filters.subgenres:
+        wanted = {s.lower() for s in filters.subgenres}
+        mask &= np.array([s.lower() in wanted for s in index.frame.subgenres], dtype=bool)
+    for name, (low, high) in filters.ranges.items():
+        column = index.frame.features[:, _FEATURE_POS[name]]
+        with np.errstate(invalid="ignore"):
+            if low is not None:
+                mask &= column >= low
+            if high is not None:
+                mask &= column <= high
+    return mask
+
+
+def _lookup(names: list[str], codes: np.ndarray, weights: dict[str, float]) -> np.ndarray:
+    table = np.array([weights.get(name, 0.0) for name in names] or [0.0])
+    return table[codes] if len(codes) else np.zeros(0)
+
+
+def feature_match(index: TrackIndex, features: dict[str, float]) -> np.ndarray:
+    """Weighted mean of how far each track leans the asked way (0..1); 0 without features."""
+    if not features:
+        return np.zeros(len(index))
+    total = np.zeros(len(index))
+    for key, weight in features.items():
+        name, direction = key.split(":")
+        column = index.unit[:, _FEATURE_POS[name]]
+        lean = column if direction == "high" else 1.0 - column
+        total += weight * np.nan_to_num(lean, nan=0.0)
+    return total / sum(features.values())
+
+
+def score_all(index: TrackIndex, intent: QueryIntent, query_vector: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """(score, document similarity) for every track."""
+    n = len(index)
+    if query_vector is not None and index.dim == len(query_vector):
+        similarity = index.vectors @ query_vector.astype(np.float32)
+    else:
+        similarity = np.zeros(n, dtype=np.float32)
+    score = W_DOCUMENT * similarity.astype(np.float64) + W_POPULARITY * index.popularity
+    if intent.subgenres:
+        score += W_SUBGENRE * _lookup(index.sub_names, index.sub_codes, intent.subgenres)
+    if intent.genres:
+        score += W_GENRE * _lookup(index.genre_names, index.genre_codes, intent.genres)
+    if intent.features:
+        score += W_FEATURES * feature_match(index, intent.features)
+    if intent.eras:
+        score += W_ERA * np.array([intent.eras.get(int(d), 0.0) for d in index.decades]) if n else 0.0
+    return score, similarity
+
+
+def top_matches(
+    index: TrackIndex, intent: QueryIntent, query_vector: np.ndarray | None, *, limit: int,
+    filters: SearchFilters | None = None, exclude: set[str] | None = None, extra: np.ndarray | None = None,
+) -> list[Match]:
+    """The best `limit` tracks, best first; `extra` adds a per-track score (the user profile)."""
+    if not len(index):
+        return []
+    score, similarity = score_all(index, intent, query_vector)
+    if extra is not None:
+        score = score + extra
+    mask = filter_mask(index, filters)
+    if exclude:
+        mask &= np.array([t not in exclude for t in index.frame.track_ids], dtype=bool)
+    score = np.where(mask, score, -np.inf)
+    k = min(limit, int(mask.sum()))
+    if k <= 0:
+        return []
+    top = np.argpartition(-score, k - 1)[:k]
+    # Ties broken by track id so results are stable run to run.
+    top = sorted(top.tolist(), key=lambda r: (-score[r], index.frame.track_ids[r]))
+    return [Match(row=r, score=float(score[r]), matched=satisfied(index, r, intent), similarity=float(similarity[r])) for r in top]
+
+
+def satisfied(index: TrackIndex, row: int, intent: QueryIntent) -> list[str]:
+    """The concept keys of the intent this track actually has (used to ground reasons)."""
+    keys = []
+    if index.frame.subgenres[row] in intent.subgenres:
+        keys.append(f"subgenre:{index.frame.subgenres[row]}")
+    if index.frame.genres[row] in intent.genres:
+        keys.append(f"genre:{index.frame.genres[row]}")
+    for key in intent.features:
+        name, direction = key.split(":")
+        value = index.unit[row, _FEATURE_POS[name]]
+        if not np.isnan(value) and ((direction == "high" and value >= 0.6) or (direction == "low" and value <= 0.4)):
+            keys.append(f"feature:{key}")
+    if int(index.decades[row]) in intent.eras:
+        keys.append(f"era:{int(index.decades[row])}")
+    return keys

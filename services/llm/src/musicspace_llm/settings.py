@@ -1,0 +1,54 @@
+"""llm settings: env prefix LLM_, shared fields from CommonSettings."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import SettingsConfigDict
+
+from musicspace_shared.settings import CommonSettings
+
+
+class Settings(CommonSettings):
+    model_config = SettingsConfigDict(env_prefix="LLM_", env_file=".env", extra="ignore", populate_by_name=True)
+
+    # auto: Gemini when a key is configured, the offline model otherwise.
+    provider: Literal["auto", "offline", "gemini"] = "auto"
+    google_api_key: SecretStr | None = Field(None, validation_alias=AliasChoices("GOOGLE_API_KEY", "LLM_GOOGLE_API_KEY"))
+    google_api_key_file: Path | None = Field(None, validation_alias=AliasChoices("GOOGLE_API_KEY_FILE", "LLM_GOOGLE_API_KEY_FILE"))
+    # Tests point this at a fake server; production leaves it unset (Google's default endpoint).
+    gemini_base_url: str | None = None
+    gemini_embedding_model: str = "gemini-embedding-001"
+    # 768 of gemini-embedding-001's 3072 dimensions (Matryoshka-trained, re-normalised here):
+    # https://ai.google.dev/gemini-api/docs/embeddings#control-embedding-size
+    gemini_embedding_dim: int = Field(768, ge=128, le=3072)
+    gemini_reason_model: str = "gemini-2.5-flash"
+    gemini_reasons: bool = True
+    gemini_timeout_s: float = Field(20.0, gt=0)
+    gemini_retries: int = Field(5, ge=0, le=10)
+    reason_timeout_s: float = Field(8.0, gt=0)
+    # Chroma: a server when set (compose), else the embedded persistent client on the volume.
+    chroma_url: str | None = Field(None, validation_alias=AliasChoices("CHROMA_URL", "LLM_CHROMA_URL"))
+    chroma_path: Path | None = None
+    # How often the index looks for tracks added or enriched since its last sync (seconds).
+    sync_interval_s: float = Field(30.0, ge=0)
+    index_batch_size: int = Field(256, ge=1, le=5000)
+    offline_threads: int = Field(1, ge=1, le=16)
+
+    @cached_property
+    def gemini_key(self) -> str | None:
+        """The Gemini key: a secret file (compose secrets) wins over the variable. Never logged."""
+        if self.google_api_key_file and self.google_api_key_file.is_file():
+            return self.google_api_key_file.read_text().strip() or None
+        return self.google_api_key.get_secret_value() if self.google_api_key else None
+
+    @property
+    def use_gemini(self) -> bool:
+        return self.provider == "gemini" or (self.provider == "auto" and self.gemini_key is not None)
+
+    @property
+    def chroma_dir(self) -> Path:
+        return self.chroma_path or self.model_dir("LLM") / "chroma"

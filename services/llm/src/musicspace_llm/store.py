@@ -1,0 +1,93 @@
+"""ChromaDB: the durable home of the track vectors, one collection per provider/model.
+
+Embedded PersistentClient on the service volume by default; HttpClient to a Chroma server
+when CHROMA_URL is set (compose, shared by every replica). Chroma calls are synchronous:
+callers run them off the event loop. No embedding function is attached, so Chroma never
+loads (or downloads) its default model: vectors always come from our embedders.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import urlparse
+
+import numpy as np
+
+from musicspace_llm.settings import Settings
+
+PAGE = 5000
+
+
+@dataclass
+class StoredVectors:
+    ids: list[str]
+    vectors: np.ndarray
+    hashes: list[str]
+
+
+def make_client(settings: Settings):  # noqa: ANN201 - chromadb.ClientAPI
+    import chromadb
+    from chromadb.config import Settings as ChromaSettings
+
+    chroma_settings = ChromaSettings(anonymized_telemetry=False, allow_reset=False)
+    if settings.chroma_url:
+        url = urlparse(settings.chroma_url)
+        return chromadb.HttpClient(
+            host=url.hostname or "localhost", port=url.port or (443 if url.scheme == "https" else 8000),
+            ssl=url.scheme == "https", settings=chroma_settings,
+        )
+    settings.chroma_dir.mkdir(parents=True, exist_ok=True)
+    return chromadb.PersistentClient(path=str(settings.chroma_dir), settings=chroma_settings)
+
+
+class VectorStore:
+    """One Chroma collection of track vectors; ids are track ids (upsert replaces)."""
+
+    def __init__(self, client, name: str) -> None:  # noqa: ANN001
+        self.client = client
+        self.name = name
+        self.collection = self._open()
+
+    def _open(self):  # noqa: ANN202
+        return self.client.get_or_create_collection(
+            self.name, embedding_function=None, metadata={"hnsw:space": "cosine"}
+        )
+
+    def reset(self) -> None:
+        """Drop and recreate the collection (a full rebuild)."""
+        try:
+            self.client.delete_collection(self.name)
+        except Exception:  # noqa: BLE001 - absent already
+            pass
+        self.collection = self._open()
+
+    def count(self) -> int:
+        return int(self.collection.count())
+
+    def upsert(self, *, ids: list[str], vectors: np.ndarray, documents: list[str], metadatas: list[dict]) -> None:
+        step = max(1, min(PAGE, int(self.client.get_max_batch_size())))
+        for start in range(0, len(ids), step):
+            end = start + step
+            self.collection.upsert(
+                ids=ids[start:end], embeddings=np.asarray(vectors[start:end], dtype=np.float32),
+                documents=documents[start:end], metadatas=metadatas[start:end],
+            )
+
+    def load(self, ids: list[str] | None = None) -> StoredVectors:
+        """Vectors and document hashes of all stored tracks (or of the given ids)."""
+        out_ids: list[str] = []
+        chunks: list[np.ndarray] = []
+        hashes: list[str] = []
+        if ids is not None:
+            pages = [dict(ids=ids[i : i + PAGE]) for i in range(0, len(ids), PAGE)]
+        else:
+            pages = [dict(limit=PAGE, offset=o) for o in range(0, max(self.count(), 1), PAGE)]
+        for page in pages:
+            got = self.collection.get(include=["embeddings", "metadatas"], **page)
+            if not got["ids"]:
+                continue
+            out_ids.extend(got["ids"])
+            chunks.append(np.asarray(got["embeddings"], dtype=np.float32))
+            hashes.extend(str((m or {}).get("doc_hash", "")) for m in got["metadatas"])
+        vectors = np.concatenate(chunks) if chunks else np.zeros((0, 0), dtype=np.float32)
+        return StoredVectors(out_ids, vectors, hashes)

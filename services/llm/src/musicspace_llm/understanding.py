@@ -1,0 +1,224 @@
+"""Query understanding: which genres, subgenres, audio-feature moods and eras a query asks for.
+
+Two passes over the concept lexicon (concepts.py):
+1. literal: aliases found in the query (whole words in Latin script; Korean matched without
+   spaces, since particles attach to words and spacing varies). The longest match wins, so
+   "latin hip hop" is not also "hip hop".
+2. semantic: the query and its short word spans are embedded with the same embedder as the
+   documents and compared with every concept's aliases and descriptions, so paraphrases
+   ("songs to cry to", "가사 없는 음악") reach a concept the lexicon does not spell out.
+Literal matches weigh 1; semantic ones weigh by similarity above a calibrated floor.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from musicspace_llm.concepts import SUBGENRE_ALSO, SUBGENRE_GENRE, Concept, all_concepts
+from musicspace_llm.embeddings import Embedder
+
+_HANGUL = re.compile(r"[\uac00-\ud7a3]")
+_TOKEN = re.compile(r"[0-9a-z&'\-]+|[\uac00-\ud7a3]+")
+# Words that carry no musical meaning on their own (spans made only of these are skipped).
+_FILLER = {
+    "a", "an", "the", "for", "with", "from", "to", "of", "in", "on", "and", "or", "by", "some", "my", "me", "i",
+    "songs", "song", "music", "tracks", "track", "tunes", "playlist", "that", "like", "vibes", "vibe", "best",
+    "top", "hits", "list", "play", "want", "listen", "listening", "good", "great", "some", "any", "while",
+    "노래", "음악", "곡", "노래들", "플레이리스트", "듣기", "듣는", "들을", "듣고", "좋은", "어울리는", "위한",
+    "같은", "추천", "모음", "명곡", "히트곡", "때", "할", "하는", "때의", "틀어줘", "찾아줘", "줘",
+}
+MAX_SPAN = 3
+MAX_SPANS = 24
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Cosine similarity -> weight: below `floor` nothing, at `full` and above weight 1."""
+
+    floor: float
+    full: float
+    margin: float = 0.05  # within a kind, only concepts this close to the best one count
+    cap: float = 0.85  # a semantic match never weighs as much as a named one
+
+
+# Per embedder; measured on the concept phrases themselves (paraphrase vs unrelated pairs).
+CALIBRATIONS = {"offline": Calibration(floor=0.55, full=0.85, margin=0.04), "gemini": Calibration(floor=0.72, full=0.86)}
+
+
+@dataclass
+class QueryIntent:
+    subgenres: dict[str, float] = field(default_factory=dict)
+    genres: dict[str, float] = field(default_factory=dict)
+    features: dict[str, float] = field(default_factory=dict)  # "energy:high" -> weight
+    eras: dict[int, float] = field(default_factory=dict)
+    matched: dict[str, str] = field(default_factory=dict)  # concept key -> query words that matched
+
+    @property
+    def empty(self) -> bool:
+        return not (self.subgenres or self.genres or self.features or self.eras)
+
+
+def normalise(text: str) -> str:
+    text = unicodedata.normalize("NFKC", text).lower()
+    text = text.replace("’", "'").replace("‘", "'")
+    return re.sub(r"[^\w&'\- ]+", " ", text)
+
+
+def spans(query: str) -> list[str]:
+    """Word spans of 1..3 tokens that are not only filler, in order, at most MAX_SPANS."""
+    # Filler words dominate the vectors of short spans ("듣는 음악" ~ "락 음악"), so they go.
+    tokens = [t for t in _TOKEN.findall(normalise(query)) if t not in _FILLER]
+    out: list[str] = []
+    for size in range(1, MAX_SPAN + 1):
+        for start in range(len(tokens) - size + 1):
+            words = tokens[start : start + size]
+            # A lone syllable or two-letter word embeds as noise (e.g. "때", "in").
+            if size == 1 and len(words[0]) < (2 if _HANGUL.search(words[0]) else 3):
+                continue
+            out.append(" ".join(words))
+    return list(dict.fromkeys(out))[:MAX_SPANS]
+
+
+@dataclass
+class _Hit:
+    concept: int
+    start: int
+    end: int
+    text: str
+
+
+class QueryUnderstanding:
+    """Concept lexicon plus its embeddings; parse(query, vectors) -> QueryIntent."""
+
+    def __init__(self, concepts: list[Concept], phrase_vectors: np.ndarray, phrase_owner: np.ndarray, calibration: Calibration) -> None:
+        self.concepts = concepts
+        self.phrase_vectors = phrase_vectors
+        self.phrase_owner = phrase_owner
+        self.calibration = calibration
+        self._aliases = [(i, alias.lower()) for i, c in enumerate(concepts) for alias in c.aliases]
+        self._latin = [
+            (i, alias, re.compile(r"(?<![0-9a-z])" + re.escape(alias) + r"(?:s|es)?(?![0-9a-z])"))
+            for i, alias in self._aliases if not _HANGUL.search(alias)
+        ]
+        self._hangul = [(i, alias.replace(" ", "")) for i, alias in self._aliases if _HANGUL.search(alias)]
+
+    @classmethod
+    async def build(cls, embedder: Embedder) -> QueryUnderstanding:
+        """Embed every alias and description once (a few hundred short texts)."""
+        concepts = all_concepts()
+        texts, owner = [], []
+        for i, concept in enumerate(concepts):
+            for text in (*concept.aliases, *concept.phrases):
+                texts.append(text)
+                owner.append(i)
+        vectors = await embedder.embed_queries(texts)
+        calibration = CALIBRATIONS.get(embedder.provider, CALIBRATIONS["offline"])
+        return cls(concepts, vectors, np.array(owner), calibration)
+
+    def query_texts(self, query: str) -> list[str]:
+        """What to embed for a query: the whole query first, then its spans."""
+        return [query.strip(), *spans(query)]
+
+    def _literal(self, query: str) -> list[_Hit]:
+        text = normalise(query)
+        # Map positions in the text to positions in its space-free twin, so Latin and Korean
+        # matches can be compared for overlap in one coordinate system.
+        squashed, position = [], []
+        for ch in text:
+            position.append(len(squashed))
+            if ch != " ":
+                squashed.append(ch)
+        position.append(len(squashed))
+        flat = "".join(squashed)
+        hits: list[_Hit] = []
+        for i, alias, pattern in self._latin:
+            for m in pattern.finditer(text):
+                hits.append(_Hit(i, position[m.start()], position[m.end()], m.group(0).strip()))
+        for i, alias in self._hangul:
+            start = flat.find(alias)
+            while start >= 0:
+                hits.append(_Hit(i, start, start + len(alias), alias))
+                start = flat.find(alias, start + 1)
+        # Longest first; a hit inside (or overlapping) a longer accepted one is dropped, while
+        # hits on exactly the same words are all kept ("slow": calm and slow tempo).
+        hits.sort(key=lambda h: (-(h.end - h.start), h.start))
+        accepted: list[_Hit] = []
+        for hit in hits:
+            clash = any(
+                (a.start, a.end) != (hit.start, hit.end) and hit.start < a.end and a.start < hit.end
+                for a in accepted
+            )
+            if not clash:
+                accepted.append(hit)
+        return accepted
+
+    def parse(self, query: str, vectors: np.ndarray) -> QueryIntent:
+        """Intent from the literal hits plus semantic matches of the query/span vectors."""
+        intent = QueryIntent()
+        weights: dict[int, float] = {}
+        words: dict[int, str] = {}
+        for hit in self._literal(query):
+            weights[hit.concept] = 1.0
+            words.setdefault(hit.concept, hit.text)
+        literal_genres = {self.concepts[i].value for i in weights if self.concepts[i].kind == "genre"}
+        if len(literal_genres) >= 2 and not any(self.concepts[i].kind == "subgenre" for i in weights):
+            # Two named genres that one subgenre spans mean that subgenre (latin + rap -> latin hip hop).
+            for i, concept in enumerate(self.concepts):
+                if concept.kind == "subgenre" and literal_genres <= {SUBGENRE_GENRE[concept.value], *SUBGENRE_ALSO.get(concept.value, ())}:
+                    weights[i] = 0.8
+                    words[i] = " + ".join(sorted(literal_genres))
+        literal_kinds = {self.concepts[i].kind for i in weights}
+        if len(vectors):
+            sims = vectors @ self.phrase_vectors.T  # (texts, phrases)
+            texts = self.query_texts(query)
+            best_text = sims.argmax(axis=0)
+            best = sims.max(axis=0)
+            per_concept = np.full(len(self.concepts), -1.0)
+            which = np.zeros(len(self.concepts), dtype=np.int64)
+            for phrase, concept in enumerate(self.phrase_owner):
+                if best[phrase] > per_concept[concept]:
+                    per_concept[concept] = best[phrase]
+                    which[concept] = best_text[phrase]
+            cal = self.calibration
+            kind_best: dict[str, float] = {}
+            for i, sim in enumerate(per_concept):
+                kind = self.concepts[i].kind
+                kind_best[kind] = max(kind_best.get(kind, -1.0), float(sim))
+            for i, sim in enumerate(per_concept):
+                concept = self.concepts[i]
+                if i in weights or concept.kind == "era" or sim < cal.floor:
+                    continue
+                if sim < kind_best[concept.kind] - cal.margin:
+                    continue
+                # A named genre/subgenre settles that kind; similarity must not add rivals.
+                if concept.kind in literal_kinds and concept.kind != "feature":
+                    continue
+                # A named genre bounds the subgenres similarity may add ("클럽 음악" stays EDM).
+                if concept.kind == "subgenre" and literal_genres and SUBGENRE_GENRE.get(concept.value) not in literal_genres:
+                    continue
+                weight = min(cal.cap, (sim - cal.floor) / (cal.full - cal.floor))
+                weights[i] = max(weight, 0.05)
+                words[i] = texts[which[i]] if which[i] < len(texts) else query
+        self._fill(intent, weights, words)
+        return intent
+
+    def _fill(self, intent: QueryIntent, weights: dict[int, float], words: dict[int, str]) -> None:
+        for i, weight in weights.items():
+            concept = self.concepts[i]
+            target = {"subgenre": intent.subgenres, "genre": intent.genres, "feature": intent.features}.get(concept.kind)
+            if concept.kind == "era":
+                intent.eras[int(concept.value)] = weight
+            elif target is not None:
+                target[concept.value] = max(weight, target.get(concept.value, 0.0))
+            intent.matched[concept.key] = words.get(i, "")
+        # Opposite directions of one feature cancel to the stronger one.
+        for feature in {k.split(":")[0] for k in intent.features}:
+            high, low = intent.features.get(f"{feature}:high", 0.0), intent.features.get(f"{feature}:low", 0.0)
+            if high and low:
+                weaker = f"{feature}:low" if high >= low else f"{feature}:high"
+                intent.features.pop(weaker)
+                intent.matched.pop(f"feature:{weaker}", None)
