@@ -129,8 +129,13 @@ def render_local(
     rate_average: int | None = None,
     rate_burst: int | None = None,
     access_log: Path | None = None,
+    health_probe_path: str | None = None,
 ) -> Path:
-    """Write the local static + dynamic config into out_dir and return the static file's path."""
+    """Write the local static + dynamic config into out_dir and return the static file's path.
+
+    health_probe_path (benchmarks only, never `make up` or compose) also routes that path to
+    m1's /healthz, so a benchmark can measure the gateway's own cost next to real routes.
+    """
     table = load_routes()
     missing = set(table["services"]) - set(ports)
     if missing:
@@ -150,9 +155,21 @@ def render_local(
             }
         }
     }
+    routes = dynamic_routes(table=table, upstreams=upstreams)
+    if health_probe_path:
+        routes["http"]["routers"]["bench-healthz"] = {
+            "rule": f"Path(`{health_probe_path}`)",
+            "entryPoints": [ENTRYPOINT],
+            "service": "m1",
+            "middlewares": [*router_middlewares(table), "bench-healthz-path"],
+            "tls": {},
+        }
+        routes["http"]["middlewares"] = {
+            "bench-healthz-path": {"replacePath": {"path": "/healthz"}}
+        }
     files = {
         "middlewares.yml": middlewares(rate_average=rate_average, rate_burst=rate_burst),
-        "routes.yml": dynamic_routes(table=table, upstreams=upstreams),
+        "routes.yml": routes,
         "certificates.yml": certificates,
     }
     for name, content in files.items():
