@@ -86,6 +86,10 @@ async def test_enrich_all_enriches_every_lacking_track_exactly_once(audited, enr
 async def test_enrich_all_while_running_returns_the_running_job(db, enrich_db_url):
     runner = _runner(db, FakeM2(), enrich_db_url, pause_between_batches_s=0.2)
     job_id, created = await runner.start()
+    running = await _until(lambda s: s.done > 0, runner)
+    assert running.state == "running" and running.owner_alive
+    assert running.rate_per_s and running.rate_per_s > 0
+    assert running.eta_s is not None and running.remaining == running.total - running.done
     again, created_again = await runner.start()
     assert (created, created_again) == (True, False)
     assert again == job_id
@@ -174,3 +178,31 @@ async def test_enrich_all_graceful_shutdown_hands_the_job_over_at_once(db, enric
 async def test_enrich_status_without_any_job_is_idle(db, enrich_db_url):
     status = await _runner(db, FakeM2(), enrich_db_url).status()
     assert status.state == "idle" and status.job_id is None
+
+
+async def test_enrich_all_on_sqlite_enriches_every_lacking_track(sqlite_url):
+    from musicspace_shared.db.engine import make_engine, make_sessionmaker
+    from musicspace_shared.features import FEATURES
+
+    from tests.factories import create_track
+
+    engine = make_engine(url=sqlite_url)
+    async with make_sessionmaker(engine)() as session:
+        blank = {name: None for name in FEATURES} | {"features_source": None}
+        for _ in range(45):
+            await create_track(session, **blank)
+        await create_track(session)  # measured: must stay as it is
+    runner = _runner(engine, FakeM2(), sqlite_url, pause_between_batches_s=0.0)
+    await runner.start()
+    await runner.wait()
+    status = await runner.status()
+    assert status.state == "succeeded" and status.failed == 0 and status.done >= 45
+    assert await lacking_ids(engine) == []
+    async with engine.connect() as conn:
+        sources = (
+            (await conn.execute(sa.text("SELECT DISTINCT features_source FROM track")))
+            .scalars()
+            .all()
+        )
+    assert set(sources) == {"measured", "predicted"}
+    await engine.dispose()

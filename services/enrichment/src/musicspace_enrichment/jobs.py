@@ -24,7 +24,6 @@ import socket
 import time
 import uuid
 from collections import deque
-from datetime import timedelta
 from typing import Any
 
 from musicspace_shared.db.tables import utcnow
@@ -140,7 +139,7 @@ class BulkEnrichment:
         alive = bool(
             row.owner
             and row.heartbeat_at
-            and row.heartbeat_at >= utcnow() - timedelta(seconds=self.settings.lease_s)
+            and row.heartbeat_at >= repo.stale_before(self.settings.lease_s)
         )
         return JobStatus(
             job_id=row.id,

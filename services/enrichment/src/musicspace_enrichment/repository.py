@@ -372,4 +372,6 @@ def _aware(value: Any) -> datetime:
 
 
 def stale_before(lease_s: float) -> datetime:
-    return utcnow() - timedelta(seconds=lease_s)
+    """Heartbeats older than this are stale. MariaDB DATETIME keeps whole seconds (a stored
+    heartbeat can look up to 1 s older than it is), so one second of slack is added."""
+    return utcnow() - timedelta(seconds=lease_s + 1.0)
