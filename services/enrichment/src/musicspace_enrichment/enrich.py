@@ -156,7 +156,9 @@ async def enrich_tracks_of_user(
                 rows, call=m2.predict, max_attempts=max_attempts, retry_delay_s=retry_delay_s
             )
         except UpstreamUnavailable as exc:
-            report.status, report.detail = "unavailable", exc.detail
+            # m2 answering 503 is up but not ready (no model yet); otherwise it is down.
+            report.status = "not_ready" if "HTTP 503" in exc.detail else "unavailable"
+            report.detail = exc.detail
             break
         report.model_version = outcome.model_version or report.model_version
         written = await write_outcome(engine, outcome)
