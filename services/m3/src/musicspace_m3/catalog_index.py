@@ -69,11 +69,15 @@ class CatalogIndex:
     artist_size: np.ndarray  # tracks per artist, per track
     album_size: np.ndarray
     pop_rank: np.ndarray  # popularity percentile within the subgenre ("a hit of its kind")
+    audio_sq: np.ndarray = field(init=False, repr=False)  # |audio|^2 per track (distances by dot products)
+    pop_term: np.ndarray = field(init=False, repr=False)  # the prescore's popularity term
     fingerprint: str = ""
     artist_tracks: sp.csr_matrix = field(init=False, repr=False)  # artists x tracks
 
     def __post_init__(self) -> None:
         n = len(self.frame)
+        self.audio_sq = (self.audio.astype(np.float32) ** 2).sum(axis=1)
+        self.pop_term = (0.006 * self.popularity).astype(np.float32)
         self.artist_tracks = sp.csr_matrix(
             (np.ones(n, dtype=np.float32), (self.artist, np.arange(n))), shape=(self.n_artists, n)
         )

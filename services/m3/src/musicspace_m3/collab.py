@@ -44,9 +44,8 @@ class Collab:
     def cooccurrence(self, positives: np.ndarray, *, exclude: Hashable | None) -> tuple[np.ndarray, np.ndarray]:
         """Per track: how many overlapping users hold it, and the weighted sum of their overlap."""
         overlap, weight = self.neighbours(positives, exclude=exclude)
-        users = self.matrix_t @ (overlap > 0).astype(np.float32)
-        weighted = self.matrix_t @ weight.astype(np.float32)
-        return users, weighted
+        both = self.matrix_t @ np.stack([(overlap > 0).astype(np.float32), weight.astype(np.float32)], axis=1)
+        return both[:, 0], both[:, 1]
 
     def track_users_excluding(self, exclude: Hashable | None) -> np.ndarray:
         row = self.row_of.get(exclude) if exclude is not None else None

@@ -24,6 +24,18 @@ FEATURE_NAMES: tuple[str, ...] = (
     *(f"audio_{name}" for name in FEATURES),
 )
 
+# Explanations speak in these groups (a driver is a group's effect on the score).
+FEATURE_GROUPS: dict[str, tuple[str, ...]] = {
+    "artist": ("artist_share", "artist_count", "artist_subgenre_share", "artist_size"),
+    "album": ("album_share",),
+    "genre": ("subgenre_share", "genre_share"),
+    "popularity": ("popularity", "popularity_vs_user", "subgenre_popularity_rank"),
+    "audio": ("audio_distance", "audio_nearest", "audio_nearest5", "has_audio", *(f"audio_{n}" for n in FEATURES)),
+    "title": ("title_similarity",),
+    "co_listeners": ("cooc_users", "cooc_weight", "track_users", "track_negatives"),
+    "history": ("play_count", "like_score", "skip_count"),
+}
+
 
 @dataclass
 class Profile:
@@ -43,7 +55,8 @@ class UserStats:
     album: np.ndarray
     genre: np.ndarray
     subgenre: np.ndarray
-    artist_subgenre: dict[tuple[int, int], float]
+    artist_subgenre: np.ndarray  # sorted codes artist * n_subgenres + subgenre of the profile
+    artist_subgenre_counts: np.ndarray
     centroid: np.ndarray
     pop_mean: float
     title: np.ndarray  # dense profile title vector (vocab,)
@@ -59,17 +72,16 @@ def user_stats(index: CatalogIndex, collab: Collab, profile: Profile) -> UserSta
     pos = profile.positives
     n = max(len(pos), 1)
     cooc_users, cooc_weight = collab.cooccurrence(pos, exclude=profile.key)
-    art_sub: dict[tuple[int, int], float] = {}
-    for a, s in zip(index.artist[pos].tolist(), index.subgenre[pos].tolist(), strict=True):
-        art_sub[(a, s)] = art_sub.get((a, s), 0.0) + 1.0
+    pair_codes, pair_counts = np.unique(index.artist[pos] * index.n_subgenres + index.subgenre[pos], return_counts=True)
     title = np.asarray(index.titles[pos].sum(axis=0)).ravel() / n
     return UserStats(
         artist=np.bincount(index.artist[pos], minlength=index.n_artists) / n,
         album=np.bincount(index.album[pos], minlength=index.n_albums) / n,
         genre=np.bincount(index.genre[pos], minlength=index.n_genres) / n,
         subgenre=np.bincount(index.subgenre[pos], minlength=index.n_subgenres) / n,
-        artist_subgenre=art_sub,
-        centroid=index.audio[pos].mean(axis=0) if len(pos) else np.zeros(index.audio.shape[1], np.float32),
+        artist_subgenre=pair_codes,
+        artist_subgenre_counts=pair_counts.astype(np.float32),
+        centroid=(index.audio[pos].mean(axis=0) if len(pos) else np.zeros(index.audio.shape[1])).astype(np.float32),
         pop_mean=float(index.popularity[pos].mean()) if len(pos) else 50.0,
         title=title.astype(np.float32),
         cooc_users=cooc_users,
@@ -87,16 +99,20 @@ def candidates(index: CatalogIndex, stats: UserStats, profile: Profile, *, limit
     subgenres and genres (by popularity), audio neighbours of the profile, popular tracks.
     The prescore is a fixed blend of those signals over the whole catalog (vectorised, ~1 ms).
     """
-    audio_dist = np.sqrt(((index.audio - stats.centroid) ** 2).sum(axis=1))
-    pop = index.popularity / 100.0
+    # Distances via |a|^2 - 2 a.c + |c|^2 (one mat-vec over the catalog); per-entity terms are
+    # computed on the small entity arrays first and gathered once per track.
+    d2 = index.audio_sq - 2.0 * (index.audio @ stats.centroid) + float(stats.centroid @ stats.centroid)
+    artist_term = np.minimum(stats.artist.astype(np.float32) * 10.0, 1.0) * 3.0
+    album_term = np.minimum(stats.album.astype(np.float32) * 10.0, 1.0) * 2.0
+    genre_term = 3.0 * stats.subgenre.astype(np.float32)
     prescore = (
-        3.0 * np.minimum(stats.artist[index.artist] * 10.0, 1.0)
-        + 2.0 * np.minimum(stats.album[index.album] * 10.0, 1.0)
-        + 2.0 * np.minimum(stats.cooc_weight * 5.0, 1.0)
-        + 3.0 * stats.subgenre[index.subgenre]
-        + 1.0 * stats.genre[index.genre]
-        + 0.6 * pop
-        + 0.3 * np.exp(-audio_dist / 2.0)
+        artist_term[index.artist]
+        + album_term[index.album]
+        + genre_term[index.subgenre]
+        + stats.genre.astype(np.float32)[index.genre]
+        + np.minimum(stats.cooc_weight * 10.0, 2.0)
+        + index.pop_term
+        + 0.3 * np.exp(-np.sqrt(np.maximum(d2, 0.0)) / 2.0)
     )
     if profile.excluded.size:
         prescore[profile.excluded] = -np.inf
@@ -123,13 +139,10 @@ def feature_matrix(index: CatalogIndex, stats: UserStats, profile: Profile, cand
     out[:, 7] = index.popularity[cands] - stats.pop_mean
     out[:, 8] = index.pop_rank[cands]
     cand_audio = index.audio[cands]
-    out[:, 9] = np.sqrt(((cand_audio - stats.centroid) ** 2).sum(axis=1))
+    out[:, 9] = np.sqrt(np.maximum(index.audio_sq[cands] - 2.0 * (cand_audio @ stats.centroid) + float(stats.centroid @ stats.centroid), 0.0))
     if len(pos):
         prof_audio = index.audio[pos]
-        d2 = (
-            (cand_audio**2).sum(axis=1)[:, None] + (prof_audio**2).sum(axis=1)[None, :]
-            - 2.0 * cand_audio @ prof_audio.T
-        )
+        d2 = index.audio_sq[cands][:, None] + index.audio_sq[pos][None, :] - 2.0 * cand_audio @ prof_audio.T
         d = np.sqrt(np.maximum(d2, 0.0))
         k = min(5, d.shape[1])
         part = np.partition(d, k - 1, axis=1)[:, :k]
@@ -146,7 +159,15 @@ def feature_matrix(index: CatalogIndex, stats: UserStats, profile: Profile, cand
             hit = profile.interactions.get(c)
             if hit is not None:
                 out[i, 18], out[i, 19], out[i, 20] = hit
-    out[:, 21] = [stats.artist_subgenre.get((a, s), 0.0) / max(stats.size, 1) for a, s in zip(art.tolist(), sub.tolist(), strict=True)]
+    out[:, 21] = _lookup(stats.artist_subgenre, stats.artist_subgenre_counts, art * index.n_subgenres + sub) / max(stats.size, 1)
     out[:, 22] = index.has_audio[cands]
     out[:, 23:] = index.frame.features[cands]
     return out
+
+
+def _lookup(keys: np.ndarray, values: np.ndarray, query: np.ndarray) -> np.ndarray:
+    """values[keys == q] for each q (0 where absent); keys sorted."""
+    if keys.size == 0:
+        return np.zeros(len(query), dtype=np.float32)
+    at = np.minimum(np.searchsorted(keys, query), keys.size - 1)
+    return np.where(keys[at] == query, values[at], 0.0).astype(np.float32)

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 from catboost import CatBoost, Pool
 
-from musicspace_m3.features import FEATURE_NAMES
+from musicspace_m3.features import FEATURE_GROUPS, FEATURE_NAMES
 from musicspace_m3.groups import Groups
 
 # Chosen by measurement (see README / bench): QueryRMSE ranks as well as YetiRank here at a
@@ -53,26 +53,30 @@ def predict(model: CatBoost, x: np.ndarray) -> np.ndarray:
     return np.asarray(model.predict(x, prediction_type="RawFormulaVal", thread_count=1), dtype=np.float64)
 
 
-def contributions(model: CatBoost, x: np.ndarray, reference: np.ndarray) -> np.ndarray:
-    """Per-feature effect on each row's score: score(x) - score(x with that feature at reference).
+GROUP_NAMES = list(FEATURE_GROUPS)
+_GROUP_COLUMNS = [np.array([FEATURE_NAMES.index(f) for f in FEATURE_GROUPS[g]]) for g in GROUP_NAMES]
 
-    An occlusion estimate, faithful to the model and one batched predict (rows x features);
+
+def contributions(model: CatBoost, x: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """Effect of each feature group on each row's score: score(x) - score(x with the group at reference).
+
+    An occlusion estimate, faithful to the model and one batched predict (rows x groups);
     CatBoost's exact ShapValues take over a second per call here, far beyond the latency budget.
     """
-    rows, n_feat = x.shape
+    rows = x.shape[0]
     if rows == 0:
-        return np.zeros((0, n_feat))
-    probe = np.repeat(x[:, None, :], n_feat, axis=1)  # rows x features x features
-    probe[:, np.arange(n_feat), np.arange(n_feat)] = reference[None, :]
-    base = predict(model, x)
-    occluded = predict(model, probe.reshape(rows * n_feat, n_feat)).reshape(rows, n_feat)
-    return base[:, None] - occluded
+        return np.zeros((0, len(GROUP_NAMES)))
+    probe = np.repeat(x[:, None, :], len(GROUP_NAMES), axis=1)  # rows x groups x features
+    for g, cols in enumerate(_GROUP_COLUMNS):
+        probe[:, g, cols] = reference[cols]
+    scores = predict(model, np.concatenate([x, probe.reshape(rows * len(GROUP_NAMES), x.shape[1])]))
+    return scores[:rows, None] - scores[rows:].reshape(rows, len(GROUP_NAMES))
 
 
-def top_drivers(shap_row: np.ndarray, *, k: int = 3) -> dict[str, float]:
-    """The k features that moved this score most (signed)."""
-    order = np.argsort(-np.abs(shap_row))[:k]
-    return {FEATURE_NAMES[i]: round(float(shap_row[i]), 4) for i in order if shap_row[i] != 0}
+def top_drivers(effects: np.ndarray, *, k: int = 3) -> dict[str, float]:
+    """The k feature groups that moved this score most (signed effect on the score)."""
+    order = np.argsort(-np.abs(effects))[:k]
+    return {GROUP_NAMES[i]: round(float(effects[i]), 4) for i in order if effects[i] != 0}
 
 
 def ndcg_at(scores: np.ndarray, labels: np.ndarray, groups: np.ndarray, k: int = 10) -> float:

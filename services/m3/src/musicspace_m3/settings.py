@@ -31,7 +31,7 @@ class Settings(CommonSettings):
     finetune_splits: int = Field(8, ge=1, le=50)
     # Concurrency: CatBoost predictions run in a bounded pool, one thread each.
     predict_workers: int = Field(2, ge=1, le=64)
-    explain_top: int = Field(10, ge=0, le=200)
+    explain_top: int = Field(200, ge=0, le=200)  # items explained (all by default)
     # How often (seconds) a request may check the volume / DB for newer models or catalog.
     reload_check_s: float = Field(2.0, ge=0)
     catalog_check_s: float = Field(10.0, ge=0)
