@@ -47,6 +47,8 @@ class TrackFrame:
     popularity: np.ndarray  # float, NaN when unknown
     features: np.ndarray  # (n, 9) float64
     features_source: list[str | None] = field(default_factory=list)
+    # Album release dates as given ("1999", "1999-06-14"); empty when the source has none.
+    release_dates: list[str | None] = field(default_factory=list)
     index: dict[str, int] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -75,6 +77,7 @@ class TrackFrame:
             popularity=self.popularity[positions],
             features=self.features[positions],
             features_source=[self.features_source[i] for i in pick] if self.features_source else [],
+            release_dates=[self.release_dates[i] for i in pick] if self.release_dates else [],
         )
 
 
@@ -109,6 +112,7 @@ def read_catalog_csv(path: Path) -> TrackFrame:
         popularity=np.array([_float(r.get("track_popularity")) for r in unique], dtype=np.float64),
         features=feats.reshape(len(unique), len(FEATURES)),
         features_source=["measured" if not np.isnan(f).any() else None for f in feats],
+        release_dates=[r.get("track_album_release_date") or None for r in unique],
     )
 
 
@@ -135,6 +139,7 @@ async def load_tracks(session: AsyncSession, track_ids: list[str] | None = None)
         Track.popularity,
         *(getattr(Track, name) for name in FEATURES),
         Track.features_source,
+        Track.release_date,
     ]
     query = sa.select(*columns).order_by(Track.track_id)
     if track_ids is not None:
@@ -154,7 +159,8 @@ async def load_tracks(session: AsyncSession, track_ids: list[str] | None = None)
         subgenres=[r[5] or "" for r in rows],
         popularity=np.array([np.nan if r[6] is None else r[6] for r in rows], dtype=np.float64),
         features=feats,
-        features_source=[r[-1] for r in rows],
+        features_source=[r[-2] for r in rows],
+        release_dates=[r[-1] for r in rows],
     )
 
 
