@@ -38,6 +38,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         manager = IndexManager(
             embedder=embedder, store=store, sessionmaker=app.state.sessionmaker,
             batch_size=settings.index_batch_size, sync_interval_s=settings.sync_interval_s,
+            sync_overlap_s=settings.sync_overlap_s,
         )
         app.state.index_manager = manager
         if isinstance(embedder, GeminiEmbedder) and settings.gemini_reasons:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from datetime import timedelta
 from typing import Any
 
 import numpy as np
@@ -25,8 +26,9 @@ logger = logging.getLogger("musicspace.llm.index")
 class IndexManager:
     def __init__(
         self, *, embedder: Embedder, store: VectorStore, sessionmaker: async_sessionmaker[AsyncSession],
-        batch_size: int = 256, sync_interval_s: float = 30.0,
+        batch_size: int = 256, sync_interval_s: float = 30.0, sync_overlap_s: float = 300.0,
     ) -> None:
+        self.sync_overlap_s = sync_overlap_s
         self.embedder = embedder
         self.store = store
         self.sessionmaker = sessionmaker
@@ -115,8 +117,12 @@ class IndexManager:
             return await self.build()
         async with self._lock:
             current = self.index
+            # Look back a little before the watermark: a transaction that committed late with an
+            # earlier updated_at (or a replica's clock skew) is still seen; unchanged rows are
+            # filtered out below by comparing their documents and features.
+            since = current.watermark - timedelta(seconds=self.sync_overlap_s) if current.watermark else None
             async with self.sessionmaker() as session:
-                rows = await load_catalog(session, since=current.watermark)
+                rows = await load_catalog(session, since=since)
             changed = [
                 i for i, t in enumerate(rows.frame.track_ids)
                 if t not in current.frame.index or _differs(current, rows, i)
@@ -129,7 +135,7 @@ class IndexManager:
                 self.index = current.upserted(fresh)
                 summary["embedded"] = embedded
             elif rows.watermark is not None and (current.watermark is None or rows.watermark > current.watermark):
-                current.watermark = rows.watermark
+                current.watermark = rows.watermark  # only the watermark moves: no reader depends on it
             summary["tracks"] = len(self.index)
             self.last_sync = summary
             if changed:

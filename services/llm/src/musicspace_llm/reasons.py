@@ -30,14 +30,14 @@ def _attribute(index: TrackIndex, row: int, key: str) -> str:
     if kind == "subgenre":
         return f"{value} ({index.frame.genres[row]})"
     if kind == "genre":
-        return f"{value} genre"
+        return value
     if kind == "era":
-        return f"released in the {value}s"
+        return f"{value}s"
     if kind == "feature":
         name, direction = value.split(":")
         raw = index.frame.features[row, _FEATURE_POS[name]]
         shown = f"{raw:.0f} BPM" if name == "tempo" else f"{raw:.2f}"
-        return f"{'high' if direction == 'high' else 'low'} {name} ({shown})"
+        return f"{direction} {name} {shown}"
     return key
 
 
@@ -48,12 +48,12 @@ def compose_reason(index: TrackIndex, match: Match, intent: QueryIntent, *, prof
     for key in match.matched:
         asked = intent.matched.get(key)
         attribute = _attribute(index, row, key)
-        parts.append(f"{attribute}, as asked ('{asked}')" if asked and asked.lower() not in attribute.lower() else attribute)
+        parts.append(f"{attribute} ('{asked}')" if asked and asked.lower() not in attribute.lower() else attribute)
     if not parts:
-        parts.append(f"its description is close to your query ({index.frame.subgenres[row] or 'unknown style'})")
+        parts.append(f"described like your query ({index.frame.subgenres[row] or 'unknown style'} by {index.frame.artists[row] or 'unknown artist'})")
     if profile_note:
         parts.append(profile_note)
-    text = "Matches: " + "; ".join(parts)
+    text = "; ".join(parts)
     return text[: MAX_REASON_CHARS - 1] + "…" if len(text) > MAX_REASON_CHARS else text
 
 

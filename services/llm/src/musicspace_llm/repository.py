@@ -39,7 +39,7 @@ async def load_catalog(session: AsyncSession, *, since: datetime | None = None) 
     if since is not None:
         # >= (not >): rows written in the same clock tick as the watermark are not lost;
         # unchanged documents are skipped by their hash, so re-reading them is cheap.
-        query = query.where(Track.updated_at >= since.replace(tzinfo=None))
+        query = query.where(Track.updated_at >= since)
     rows = (await session.execute(query)).all()
     n = len(rows)
     feats = np.array(

@@ -68,16 +68,22 @@ def _lookup(names: list[str], codes: np.ndarray, weights: dict[str, float]) -> n
 
 
 def feature_match(index: TrackIndex, features: dict[str, float]) -> np.ndarray:
-    """Weighted mean of how far each track leans the asked way (0..1); 0 without features."""
+    """How well each track leans the asked ways (0..1); 0 without features.
+
+    Half the weighted mean, half the weakest lean: "calm acoustic" wants tracks that are
+    both, not very calm but electric ones.
+    """
     if not features:
         return np.zeros(len(index))
     total = np.zeros(len(index))
+    weakest = np.ones(len(index))
     for key, weight in features.items():
         name, direction = key.split(":")
         column = index.unit[:, _FEATURE_POS[name]]
-        lean = column if direction == "high" else 1.0 - column
-        total += weight * np.nan_to_num(lean, nan=0.0)
-    return total / sum(features.values())
+        lean = np.nan_to_num(column if direction == "high" else 1.0 - column, nan=0.0)
+        total += weight * lean
+        weakest = np.minimum(weakest, lean)
+    return 0.5 * total / sum(features.values()) + 0.5 * weakest
 
 
 def score_all(index: TrackIndex, intent: QueryIntent, query_vector: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:

@@ -35,6 +35,7 @@ class Settings(CommonSettings):
     chroma_path: Path | None = None
     # How often the index looks for tracks added or enriched since its last sync (seconds).
     sync_interval_s: float = Field(30.0, ge=0)
+    sync_overlap_s: float = Field(300.0, ge=0)
     index_batch_size: int = Field(256, ge=1, le=5000)
     offline_threads: int = Field(1, ge=1, le=16)
 

@@ -42,6 +42,9 @@ class Calibration:
     floor: float
     full: float
     margin: float = 0.05  # within a kind, only concepts this close to the best one count
+    # One unknown word lands near some short alias by chance ("wombat" ~ "calm"), so a
+    # single-word span must be this much more similar than a phrase to count.
+    single_word: float = 0.1
     cap: float = 0.85  # a semantic match never weighs as much as a named one
 
 
@@ -161,9 +164,18 @@ class QueryUnderstanding:
         intent = QueryIntent()
         weights: dict[int, float] = {}
         words: dict[int, str] = {}
-        for hit in self._literal(query):
+        hits = self._literal(query)
+        for hit in hits:
             weights[hit.concept] = 1.0
             words.setdefault(hit.concept, hit.text)
+        # Words already understood literally must not also pull in look-alike concepts
+        # (e.g. "잔잔한" is calm, not neo soul because the vectors happen to be close).
+        understood = {h.text.replace(" ", "") for h in hits}
+
+        def covered(text: str) -> bool:
+            tokens = [t for t in _TOKEN.findall(normalise(text)) if t not in _FILLER]
+            return bool(tokens) and all(any(u in t for u in understood) for t in tokens)
+
         literal_genres = {self.concepts[i].value for i in weights if self.concepts[i].kind == "genre"}
         if len(literal_genres) >= 2 and not any(self.concepts[i].kind == "subgenre" for i in weights):
             # Two named genres that one subgenre spans mean that subgenre (latin + rap -> latin hip hop).
@@ -175,6 +187,8 @@ class QueryUnderstanding:
         if len(vectors):
             sims = vectors @ self.phrase_vectors.T  # (texts, phrases)
             texts = self.query_texts(query)
+            single = np.array([i > 0 and " " not in t for i, t in enumerate(texts)] + [False] * (len(sims) - len(texts)))
+            sims = sims - self.calibration.single_word * single[: len(sims), None]
             best_text = sims.argmax(axis=0)
             best = sims.max(axis=0)
             per_concept = np.full(len(self.concepts), -1.0)
@@ -200,9 +214,12 @@ class QueryUnderstanding:
                 # A named genre bounds the subgenres similarity may add ("클럽 음악" stays EDM).
                 if concept.kind == "subgenre" and literal_genres and SUBGENRE_GENRE.get(concept.value) not in literal_genres:
                     continue
+                text = texts[which[i]] if which[i] < len(texts) else query
+                if understood and covered(text):
+                    continue
                 weight = min(cal.cap, (sim - cal.floor) / (cal.full - cal.floor))
                 weights[i] = max(weight, 0.05)
-                words[i] = texts[which[i]] if which[i] < len(texts) else query
+                words[i] = text
         self._fill(intent, weights, words)
         return intent
 

@@ -1,0 +1,57 @@
+"""llm fixtures: this package's own demo-subset database, a temp Chroma, the app built once."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from conftest import new_mariadb_database
+from musicspace_llm.app import create_app
+from musicspace_shared.db.engine import make_engine
+from musicspace_shared.db.migrate import upgrade
+from tests.factories import write_demo_subset
+
+from .helpers import make_settings, wait_ready
+
+@pytest.fixture(scope="session")
+def llm_subset(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A smaller slice of the demo data (~1,300 tracks), so the index builds in seconds."""
+    return write_demo_subset(tmp_path_factory.mktemp("llmdemo"), playlists=12, extra_tracks=400)
+
+
+@pytest.fixture(scope="session")
+def llm_db_url(llm_subset: tuple[Path, Path]) -> str:
+    """A migrated MariaDB database with the demo slice, owned by the llm tests (they add tracks)."""
+    from musicspace_cli.importer import import_catalog, import_playlists
+
+    url = new_mariadb_database("msllm")
+    upgrade(url)
+
+    async def load() -> None:
+        engine = make_engine(url=url)
+        await import_catalog(engine, llm_subset[0])
+        await import_playlists(engine, llm_subset[1])
+        await engine.dispose()
+
+    asyncio.run(load())
+    return url
+
+
+@pytest.fixture(scope="session")
+async def app(llm_db_url: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[FastAPI]:
+    """The offline service over the demo subset; the index is built once for the session."""
+    application = create_app(make_settings(llm_db_url, tmp_path_factory.mktemp("llmmodels")))
+    async with application.router.lifespan_context(application):
+        await wait_ready(application)
+        yield application
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as c:
+        yield c
