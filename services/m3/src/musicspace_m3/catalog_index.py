@@ -69,6 +69,7 @@ class CatalogIndex:
     artist_size: np.ndarray  # tracks per artist, per track
     album_size: np.ndarray
     pop_rank: np.ndarray  # popularity percentile within the subgenre ("a hit of its kind")
+    year: np.ndarray  # release year, NaN when unknown
     audio_sq: np.ndarray = field(init=False, repr=False)  # |audio|^2 per track (distances by dot products)
     pop_term: np.ndarray = field(init=False, repr=False)  # the prescore's popularity term
     fingerprint: str = ""
@@ -118,8 +119,20 @@ def build_catalog_index(frame: TrackFrame, *, fingerprint: str = "") -> CatalogI
         artist_size=np.bincount(artist, minlength=len(artists))[artist].astype(np.float32),
         album_size=np.bincount(album, minlength=len(albums))[album].astype(np.float32),
         pop_rank=_rank_within(pop, subgenre, len(subgenres)),
+        year=_years(getattr(frame, "release_dates", None), len(frame)),
         fingerprint=fingerprint,
     )
+
+
+def _years(dates: list[str | None] | None, n: int) -> np.ndarray:
+    """The year of each release date ("1999", "1999-06-14"); NaN when absent or malformed."""
+    out = np.full(n, np.nan, dtype=np.float32)
+    if not dates:
+        return out
+    for i, value in enumerate(dates):
+        if value and len(value) >= 4 and value[:4].isdigit():
+            out[i] = float(value[:4])
+    return out
 
 
 def _rank_within(values: np.ndarray, groups: np.ndarray, n_groups: int) -> np.ndarray:

@@ -21,6 +21,7 @@ FEATURE_NAMES: tuple[str, ...] = (
     "audio_distance", "audio_nearest", "audio_nearest5", "title_similarity",
     "cooc_users", "cooc_weight", "track_users", "track_negatives", "profile_size",
     "play_count", "like_score", "skip_count", "artist_subgenre_share", "has_audio",
+    "year", "year_distance", "year_share",
     *(f"audio_{name}" for name in FEATURES),
 )
 
@@ -30,6 +31,7 @@ FEATURE_GROUPS: dict[str, tuple[str, ...]] = {
     "album": ("album_share",),
     "genre": ("subgenre_share", "genre_share"),
     "popularity": ("popularity", "popularity_vs_user", "subgenre_popularity_rank"),
+    "era": ("year", "year_distance", "year_share"),
     "audio": ("audio_distance", "audio_nearest", "audio_nearest5", "has_audio", *(f"audio_{n}" for n in FEATURES)),
     "title": ("title_similarity",),
     "co_listeners": ("cooc_users", "cooc_weight", "track_users", "track_negatives"),
@@ -64,6 +66,7 @@ class UserStats:
     cooc_weight: np.ndarray
     track_users: np.ndarray
     track_negatives: np.ndarray
+    years: np.ndarray  # the profile's known release years, sorted
     size: int
 
 
@@ -88,6 +91,7 @@ def user_stats(index: CatalogIndex, collab: Collab, profile: Profile) -> UserSta
         cooc_weight=cooc_weight,
         track_users=collab.track_users_excluding(profile.key),
         track_negatives=collab.track_negatives,
+        years=np.sort(index.year[pos][~np.isnan(index.year[pos])]),
         size=len(pos),
     )
 
@@ -161,7 +165,15 @@ def feature_matrix(index: CatalogIndex, stats: UserStats, profile: Profile, cand
                 out[i, 18], out[i, 19], out[i, 20] = hit
     out[:, 21] = _lookup(stats.artist_subgenre, stats.artist_subgenre_counts, art * index.n_subgenres + sub) / max(stats.size, 1)
     out[:, 22] = index.has_audio[cands]
-    out[:, 23:] = index.frame.features[cands]
+    year = index.year[cands]
+    out[:, 23] = year
+    if stats.years.size:
+        out[:, 24] = np.abs(year - float(np.median(stats.years)))
+        near = np.searchsorted(stats.years, year + 2.5) - np.searchsorted(stats.years, year - 2.5)
+        out[:, 25] = np.where(np.isnan(year), np.nan, near / stats.years.size)
+    else:
+        out[:, 24:26] = np.nan
+    out[:, 26:] = index.frame.features[cands]
     return out
 
 

@@ -89,9 +89,16 @@ class ModelRegistry:
             current.stamp = stamp
             return current
         try:
-            loaded = load_verified(self.global_file)
-        except (FileNotFoundError, model_store.ModelIntegrityError, OSError, Exception) as exc:  # noqa: BLE001
-            # Keep serving what we have; a half-copied or tampered file must not take us down.
+            artifact = model_store.load_with_fallback(self.global_file)
+            if artifact.problem is not None:
+                # The new file is bad: keep what is in memory, else start from the kept previous one.
+                logger.warning("global model refused", extra=log_fields(error=artifact.problem[:200]))
+                self._on_failure()
+                if current is not None:
+                    current.stamp = stamp
+                    return current
+            loaded = Loaded(ranker.from_bytes(artifact.data), artifact.meta.version, self.global_file, stamp)
+        except Exception as exc:  # noqa: BLE001 - a half-copied or tampered file must not take us down
             logger.warning("global model refused", extra=log_fields(error=f"{type(exc).__name__}: {exc}"[:200]))
             self._on_failure()
             return current

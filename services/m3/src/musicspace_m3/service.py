@@ -5,15 +5,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from musicspace_m3 import ranker, repository
-from musicspace_m3.models import Loaded, ModelRegistry
+from musicspace_m3.models import Loaded, ModelRegistry, user_model_path
 from musicspace_m3.repository import RawUser
 from musicspace_m3.scoring import rank
 from musicspace_m3.settings import Settings
@@ -60,6 +62,7 @@ class Recommender:
         self._sessionmaker: async_sessionmaker[AsyncSession] | None = None
         self._checked_at = 0.0
         self._refreshing: asyncio.Task[None] | None = None
+        self._cache: OrderedDict[tuple[Any, ...], tuple[float, Recommendation]] = OrderedDict()
 
     async def start(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
         self._sessionmaker = sessionmaker
@@ -131,10 +134,29 @@ class Recommender:
         raw = await self._user(session, user_id)
         snapshot, base = await self._ready()
         cap = max_per_artist or self.settings.max_per_artist
+        key = self._cache_key(snapshot, base, user_id, raw, limit, cap)
+        hit = self._cache.get(key)
+        if hit is not None and hit[0] > time.monotonic():
+            self.count("recommendation_cache_hits")
+            return hit[1]
         loop = asyncio.get_running_loop()
         result = await loop.run_in_executor(self.pool, self._rank, snapshot, base, user_id, raw, limit, cap)
         self.count("recommendations")
+        if self.settings.cache_ttl_s > 0:
+            self._cache[key] = (time.monotonic() + self.settings.cache_ttl_s, result)
+            while len(self._cache) > self.settings.cache_entries:
+                self._cache.popitem(last=False)
         return result
+
+    def _cache_key(self, snapshot: Snapshot, base: Loaded, user_id: int, raw: RawUser, limit: int, cap: int) -> tuple[Any, ...]:
+        """Everything an answer depends on except other users' newest activity (bounded by the TTL)."""
+        personal = user_model_path(self.models.model_dir, user_id)
+        try:
+            personal_stamp = model_store.meta_path(personal).stat().st_mtime
+        except FileNotFoundError:
+            personal_stamp = None
+        mine = hash((tuple(sorted(raw.pms)), tuple(sorted(raw.interactions.items()))))
+        return (user_id, limit, cap, base.version, personal_stamp, snapshot.catalog_fingerprint, mine)
 
     def _rank(self, snapshot: Snapshot, base: Loaded, user_id: int, raw: RawUser, limit: int, cap: int) -> Recommendation:
         base = self.models.refresh_global() or base  # throttled stat; reloads when another replica published

@@ -32,6 +32,10 @@ class Settings(CommonSettings):
     # Concurrency: CatBoost predictions run in a bounded pool, one thread each.
     predict_workers: int = Field(2, ge=1, le=64)
     explain_top: int = Field(200, ge=0, le=200)  # items explained (all by default)
+    # Answers are reused while the user's own data, the models and the catalog are unchanged;
+    # other users' newest activity reaches them within this many seconds (0 disables the cache).
+    cache_ttl_s: float = Field(30.0, ge=0)
+    cache_entries: int = Field(10000, ge=1)
     # How often (seconds) a request may check the volume / DB for newer models or catalog.
     reload_check_s: float = Field(2.0, ge=0)
     catalog_check_s: float = Field(10.0, ge=0)

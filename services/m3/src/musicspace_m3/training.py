@@ -87,7 +87,7 @@ def train_global(*, frame: TrackFrame, users: Mapping[int, RawUser], settings: S
     meta = _publish(model, path, rows=len(train.y), metrics=metrics, extra={
         "params": params, "features": list(FEATURE_NAMES), "n_candidates": settings.n_candidates,
         "users": len(data), "held_out_users": len(held_ids), "queries": train.n_queries,
-    })
+    }, keep_previous=True)
     _log(f"published {path} version {meta.version}")
     return {"path": str(path), "version": meta.version, "trained_at": meta.trained_at, "rows": meta.rows,
             "sha256": meta.sha256, "metrics": metrics, "params": params}
@@ -111,14 +111,14 @@ def evaluate(model: Any, held: Groups) -> dict[str, float]:
     }
 
 
-def _publish(model: Any, path: Path, *, rows: int, metrics: dict[str, Any], extra: dict[str, Any]) -> model_store.ModelMeta:
+def _publish(model: Any, path: Path, *, rows: int, metrics: dict[str, Any], extra: dict[str, Any], keep_previous: bool = False) -> model_store.ModelMeta:
     meta = model_store.ModelMeta(version=model_store.new_version(), trained_at=model_store.now_iso(), rows=rows, metrics=metrics, extra=extra)
     path.parent.mkdir(parents=True, exist_ok=True)
     # CatBoost writes to a path: a temp file on the same volume, then the store publishes it atomically.
     with tempfile.TemporaryDirectory(dir=path.parent, prefix=".m3-") as tmp:
         staged = Path(tmp) / "model.cbm"
         model.save_model(str(staged))
-        return model_store.publish_file(path, staged, meta)
+        return model_store.publish_file(path, staged, meta, keep_previous=keep_previous)
 
 
 @dataclass
