@@ -39,13 +39,23 @@ GOAL_P99_MS = 50.0
 
 def _serial_answers(url: str, users: list[int]) -> dict[int, list[str]]:
     with httpx.Client(verify=False, timeout=60) as client:
-        return {u: [i["track_id"] for i in client.post(url, json={"user_id": u, "limit": 20}).json()["items"]] for u in users}
+        return {
+            u: [
+                i["track_id"]
+                for i in client.post(url, json={"user_id": u, "limit": 20}).json()["items"]
+            ]
+            for u in users
+        }
 
 
-async def _concurrent_answers(url: str, users: list[int], rounds: int = 4) -> dict[int, list[list[str]]]:
+async def _concurrent_answers(
+    url: str, users: list[int], rounds: int = 4
+) -> dict[int, list[list[str]]]:
     limits = httpx.Limits(max_connections=CONCURRENCY)
     async with httpx.AsyncClient(verify=False, timeout=60, limits=limits) as client:
-        responses = await asyncio.gather(*(client.post(url, json={"user_id": u, "limit": 20}) for u in users * rounds))
+        responses = await asyncio.gather(
+            *(client.post(url, json={"user_id": u, "limit": 20}) for u in users * rounds)
+        )
     out: dict[int, list[list[str]]] = {}
     for u, r in zip(users * rounds, responses, strict=True):
         out.setdefault(u, []).append([i["track_id"] for i in r.json()["items"]])
@@ -55,7 +65,6 @@ async def _concurrent_answers(url: str, users: list[int], rounds: int = 4) -> di
 def _cpu_per_stage(database_url: str, model_root: Path, users: list[int]) -> dict[str, Any]:
     """Thread CPU milliseconds per request for each stage, in this process (no HTTP)."""
     import numpy as np
-
     from musicspace_m3 import ranker, repository
     from musicspace_m3.features import candidates, feature_matrix, user_stats
     from musicspace_m3.models import ModelRegistry
@@ -77,7 +86,9 @@ def _cpu_per_stage(database_url: str, model_root: Path, users: list[int]) -> dic
     t0 = time.thread_time()
     snapshot = build_snapshot(frame, all_users, catalog_fp="bench", activity_fp="bench")
     build_ms = (time.thread_time() - t0) * 1000
-    loaded = ModelRegistry(settings.model_dir("M3"), settings.global_model_name).refresh_global(force=True)
+    loaded = ModelRegistry(settings.model_dir("M3"), settings.global_model_name).refresh_global(
+        force=True
+    )
     if loaded is None:
         return {"error": "no global model on the bench volume"}
     stages = {"user_stats": 0.0, "candidates": 0.0, "features": 0.0, "predict": 0.0, "explain": 0.0}
@@ -99,9 +110,14 @@ def _cpu_per_stage(database_url: str, model_root: Path, users: list[int]) -> dic
             stages[name] += (b - a) * 1000
     n = max(len(profiles), 1)
     per_stage = {k: round(v / n, 2) for k, v in stages.items()}
-    return {"users": len(profiles), "n_candidates": settings.n_candidates, "trees": loaded.model.tree_count_,
-            "snapshot_build_ms": round(build_ms, 1), "cpu_ms_per_request": per_stage,
-            "cpu_ms_total": round(sum(per_stage.values()), 2)}
+    return {
+        "users": len(profiles),
+        "n_candidates": settings.n_candidates,
+        "trees": loaded.model.tree_count_,
+        "snapshot_build_ms": round(build_ms, 1),
+        "cpu_ms_per_request": per_stage,
+        "cpu_ms_total": round(sum(per_stage.values()), 2),
+    }
 
 
 def run(context: BenchContext) -> dict[str, Any]:
@@ -112,48 +128,82 @@ def run(context: BenchContext) -> dict[str, Any]:
     users = stack.sample_user_ids or [1]
     gateway = stack.gateway_url + "/api/m3/recommend"
     direct = stack.service_urls["m3"] + "/api/m3/recommend"
-    result: dict[str, Any] = {"concurrency": CONCURRENCY, "goal_p99_ms": GOAL_P99_MS, "users": len(users)}
+    result: dict[str, Any] = {
+        "concurrency": CONCURRENCY,
+        "goal_p99_ms": GOAL_P99_MS,
+        "users": len(users),
+    }
 
-    healthz = context.load([Call("healthz", "GET", stack.health_url)], concurrency=CONCURRENCY, seconds=seconds)
+    healthz = context.load(
+        [Call("healthz", "GET", stack.health_url)], concurrency=CONCURRENCY, seconds=seconds
+    )
     result["healthz_gateway"] = healthz.summary()
     calls = [Call("recommend", "POST", gateway, {"user_id": u, "limit": 20}) for u in users]
     through = context.load(calls, concurrency=CONCURRENCY, seconds=seconds)
     result["recommend_gateway"] = through.summary()
-    calls_direct = [Call("recommend_direct", "POST", direct, {"user_id": u, "limit": 20}) for u in users]
-    result["recommend_direct"] = context.load(calls_direct, concurrency=CONCURRENCY, seconds=seconds).summary()
+    calls_direct = [
+        Call("recommend_direct", "POST", direct, {"user_id": u, "limit": 20}) for u in users
+    ]
+    result["recommend_direct"] = context.load(
+        calls_direct, concurrency=CONCURRENCY, seconds=seconds
+    ).summary()
     p99 = result["recommend_gateway"]["p99_ms"]
-    result["goal_met"] = p99 is not None and p99 <= GOAL_P99_MS and result["recommend_gateway"]["errors"] == 0
+    result["goal_met"] = (
+        p99 is not None and p99 <= GOAL_P99_MS and result["recommend_gateway"]["errors"] == 0
+    )
 
     sample = users[:16]
     serial = _serial_answers(gateway, sample)
     concurrent = asyncio.run(_concurrent_answers(gateway, sample))
-    result["concurrent_equals_serial"] = all(all(a == serial[u] for a in answers) for u, answers in concurrent.items())
+    result["concurrent_equals_serial"] = all(
+        all(a == serial[u] for a in answers) for u, answers in concurrent.items()
+    )
 
     track_ids = _some_tracks(stack.database_url)
     batches = []
     for b in range(5 if context.quick else 20):
-        batches.append([{"event_id": f"bench-{uuid.uuid4().hex}", "user_id": users[(b + i) % len(users)],
-                         "track_id": track_ids[(b * 100 + i) % len(track_ids)], "kind": ("play", "skip", "like")[i % 3]} for i in range(100)])
+        batches.append(
+            [
+                {
+                    "event_id": f"bench-{uuid.uuid4().hex}",
+                    "user_id": users[(b + i) % len(users)],
+                    "track_id": track_ids[(b * 100 + i) % len(track_ids)],
+                    "kind": ("play", "skip", "like")[i % 3],
+                }
+                for i in range(100)
+            ]
+        )
     started = time.perf_counter()
     with httpx.Client(verify=False, timeout=60) as client:
-        statuses = [client.post(stack.gateway_url + "/api/m3/events", json={"events": batch}).status_code for batch in batches]
+        statuses = [
+            client.post(stack.gateway_url + "/api/m3/events", json={"events": batch}).status_code
+            for batch in batches
+        ]
     elapsed = time.perf_counter() - started
-    result["events"] = {"batches": len(batches), "batch_size": 100, "statuses": sorted(set(statuses)),
-                        "events_per_s": round(len(batches) * 100 / elapsed, 1), "ms_per_batch": round(elapsed * 1000 / len(batches), 1)}
+    result["events"] = {
+        "batches": len(batches),
+        "batch_size": 100,
+        "statuses": sorted(set(statuses)),
+        "events_per_s": round(len(batches) * 100 / elapsed, 1),
+        "ms_per_batch": round(elapsed * 1000 / len(batches), 1),
+    }
     result["in_process"] = _cpu_per_stage(stack.database_url, stack.model_root, users)
-    result["note"] = "shared 2-core machine; the load generator, Traefik and all five services share it"
+    result["note"] = (
+        "shared 2-core machine; the load generator, Traefik and all five services share it"
+    )
     return result
 
 
 def _some_tracks(database_url: str, n: int = 2000) -> list[str]:
     import sqlalchemy as sa
-
     from musicspace_shared.db.engine import make_engine
 
     async def query() -> list[str]:
         engine = make_engine(url=database_url)
         async with engine.connect() as conn:
-            rows = await conn.execute(sa.text("SELECT track_id FROM track ORDER BY track_id LIMIT :n"), {"n": n})
+            rows = await conn.execute(
+                sa.text("SELECT track_id FROM track ORDER BY track_id LIMIT :n"), {"n": n}
+            )
             out = [r[0] for r in rows]
         await engine.dispose()
         return out

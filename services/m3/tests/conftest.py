@@ -10,17 +10,25 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
-
-from conftest import new_mariadb_database
 from musicspace_m3.app import create_app
 from musicspace_m3.settings import Settings
 from musicspace_m3.training import train_global_from_db
 from musicspace_shared.db.engine import make_engine
 from musicspace_shared.db.migrate import upgrade
 
+from conftest import new_mariadb_database
+
 # Small and fast: the behaviour under test does not need a strong model.
-FAST = {"iterations": 40, "train_splits": 1, "n_candidates": 200, "finetune_iterations": 10, "finetune_splits": 3,
-        "train_threads": 1, "catalog_check_s": 0.0, "reload_check_s": 0.0}
+FAST = {
+    "iterations": 40,
+    "train_splits": 1,
+    "n_candidates": 200,
+    "finetune_iterations": 10,
+    "finetune_splits": 3,
+    "train_threads": 1,
+    "catalog_check_s": 0.0,
+    "reload_check_s": 0.0,
+}
 
 
 @pytest.fixture(scope="session")
@@ -65,5 +73,7 @@ async def app(trained: dict[str, Any], m3_db_url: str, model_root: Path) -> Asyn
 
 @pytest.fixture
 async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as c:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://test"
+    ) as c:
         yield c

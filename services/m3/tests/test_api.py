@@ -21,12 +21,16 @@ async def test_readyz_reports_model_loaded(client: httpx.AsyncClient) -> None:
     assert response.json()["checks"]["model"] == "ok"
 
 
-async def test_recommend_returns_ranked_unowned_tracks_with_drivers(client: httpx.AsyncClient, demo_users) -> None:
+async def test_recommend_returns_ranked_unowned_tracks_with_drivers(
+    client: httpx.AsyncClient, demo_users
+) -> None:
     user_id, owned = demo_users[0]
     response = await client.post("/api/m3/recommend", json={"user_id": user_id, "limit": 15})
     assert response.status_code == 200
     body = response.json()
-    assert body["user_id"] == user_id and body["model"] in ("global", "personal") and body["version"]
+    assert (
+        body["user_id"] == user_id and body["model"] in ("global", "personal") and body["version"]
+    )
     items = body["items"]
     assert len(items) == 15
     assert not {i["track_id"] for i in items} & set(owned)
@@ -37,28 +41,48 @@ async def test_recommend_returns_ranked_unowned_tracks_with_drivers(client: http
 
 async def test_recommend_caps_tracks_per_artist(client: httpx.AsyncClient, demo_users) -> None:
     for user_id, _ in demo_users[:5]:
-        items = (await client.post("/api/m3/recommend", json={"user_id": user_id, "limit": 30, "max_per_artist": 1})).json()["items"]
+        items = (
+            await client.post(
+                "/api/m3/recommend", json={"user_id": user_id, "limit": 30, "max_per_artist": 1}
+            )
+        ).json()["items"]
         artists = [i["artist"] for i in items]
         assert len(artists) == len(set(artists))
-        items = (await client.post("/api/m3/recommend", json={"user_id": user_id, "limit": 30, "max_per_artist": 2})).json()["items"]
+        items = (
+            await client.post(
+                "/api/m3/recommend", json={"user_id": user_id, "limit": 30, "max_per_artist": 2}
+            )
+        ).json()["items"]
         artists = [i["artist"] for i in items]
         assert max(artists.count(a) for a in artists) <= 2
 
 
-async def test_recommend_excludes_disliked_tracks(client: httpx.AsyncClient, app, demo_users) -> None:
+async def test_recommend_excludes_disliked_tracks(
+    client: httpx.AsyncClient, app, demo_users
+) -> None:
     user_id, _ = demo_users[1]
-    first = (await client.post("/api/m3/recommend", json={"user_id": user_id, "limit": 10})).json()["items"]
+    first = (await client.post("/api/m3/recommend", json={"user_id": user_id, "limit": 10})).json()[
+        "items"
+    ]
     disliked = first[0]["track_id"]
-    response = await client.post("/api/m3/events", json={"events": [event(user_id, disliked, "dislike")]})
+    response = await client.post(
+        "/api/m3/events", json={"events": [event(user_id, disliked, "dislike")]}
+    )
     assert response.json()["recorded"] == 1
-    again = (await client.post("/api/m3/recommend", json={"user_id": user_id, "limit": 50})).json()["items"]
+    again = (await client.post("/api/m3/recommend", json={"user_id": user_id, "limit": 50})).json()[
+        "items"
+    ]
     assert disliked not in {i["track_id"] for i in again}
 
 
-async def test_recommend_concurrent_answers_equal_serial_ones(client: httpx.AsyncClient, demo_users) -> None:
+async def test_recommend_concurrent_answers_equal_serial_ones(
+    client: httpx.AsyncClient, demo_users
+) -> None:
     requests = [{"user_id": uid, "limit": 20} for uid, _ in demo_users[5:21]]
     serial = [(await client.post("/api/m3/recommend", json=r)).json()["items"] for r in requests]
-    concurrent = await asyncio.gather(*(client.post("/api/m3/recommend", json=r) for r in requests * 2))
+    concurrent = await asyncio.gather(
+        *(client.post("/api/m3/recommend", json=r) for r in requests * 2)
+    )
     for i, response in enumerate(concurrent):
         assert response.status_code == 200
         assert response.json()["items"] == serial[i % len(requests)]
@@ -70,16 +94,32 @@ async def test_recommend_unknown_user_returns_404(client: httpx.AsyncClient) -> 
     assert "987654321" in response.json()["detail"]
 
 
-@pytest.mark.parametrize("body", [{"user_id": 0}, {"user_id": 1, "limit": 0}, {"user_id": 1, "limit": 1000}, {"user_id": 1, "max_per_artist": 0}, {"limit": 5}])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"user_id": 0},
+        {"user_id": 1, "limit": 0},
+        {"user_id": 1, "limit": 1000},
+        {"user_id": 1, "max_per_artist": 0},
+        {"limit": 5},
+    ],
+)
 async def test_recommend_invalid_input_returns_422(client: httpx.AsyncClient, body) -> None:
     response = await client.post("/api/m3/recommend", json=body)
     assert response.status_code == 422
     assert response.json()["detail"]
 
 
-async def test_events_same_event_twice_is_counted_once(client: httpx.AsyncClient, demo_users) -> None:
+async def test_events_same_event_twice_is_counted_once(
+    client: httpx.AsyncClient, demo_users
+) -> None:
     user_id, owned = demo_users[2]
-    batch = {"events": [event(user_id, owned[0], "play", "evt-twice-1"), event(user_id, owned[0], "skip", "evt-twice-2")]}
+    batch = {
+        "events": [
+            event(user_id, owned[0], "play", "evt-twice-1"),
+            event(user_id, owned[0], "skip", "evt-twice-2"),
+        ]
+    }
     first = (await client.post("/api/m3/events", json=batch)).json()
     second = (await client.post("/api/m3/events", json=batch)).json()
     assert (first["recorded"], first["duplicates"]) == (2, 0)
@@ -87,22 +127,38 @@ async def test_events_same_event_twice_is_counted_once(client: httpx.AsyncClient
     assert [r["status"] for r in second["results"]] == ["duplicate", "duplicate"]
 
 
-async def test_events_unknown_user_and_track_are_reported_per_event(client: httpx.AsyncClient, demo_users) -> None:
+async def test_events_unknown_user_and_track_are_reported_per_event(
+    client: httpx.AsyncClient, demo_users
+) -> None:
     user_id, owned = demo_users[3]
-    batch = {"events": [event(user_id, owned[0], "like"), event(987654321, owned[0], "play"), event(user_id, "noSuchTrack123", "play")]}
+    batch = {
+        "events": [
+            event(user_id, owned[0], "like"),
+            event(987654321, owned[0], "play"),
+            event(user_id, "noSuchTrack123", "play"),
+        ]
+    }
     body = (await client.post("/api/m3/events", json=batch)).json()
     assert [r["status"] for r in body["results"]] == ["recorded", "unknown_user", "unknown_track"]
     assert (body["recorded"], body["rejected"]) == (1, 2)
 
 
-@pytest.mark.parametrize("events", [[], [{"event_id": "x", "user_id": 1, "track_id": "t", "kind": "love"}],
-                                    [{"event_id": "bad id!", "user_id": 1, "track_id": "t", "kind": "play"}]])
+@pytest.mark.parametrize(
+    "events",
+    [
+        [],
+        [{"event_id": "x", "user_id": 1, "track_id": "t", "kind": "love"}],
+        [{"event_id": "bad id!", "user_id": 1, "track_id": "t", "kind": "play"}],
+    ],
+)
 async def test_events_malformed_batch_returns_422(client: httpx.AsyncClient, events) -> None:
     response = await client.post("/api/m3/events", json={"events": events})
     assert response.status_code == 422
 
 
 async def test_events_batch_over_1000_returns_422(client: httpx.AsyncClient) -> None:
-    events = [{"event_id": f"e{i}", "user_id": 1, "track_id": "t", "kind": "play"} for i in range(1001)]
+    events = [
+        {"event_id": f"e{i}", "user_id": 1, "track_id": "t", "kind": "play"} for i in range(1001)
+    ]
     response = await client.post("/api/m3/events", json={"events": events})
     assert response.status_code == 422

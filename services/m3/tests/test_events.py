@@ -5,15 +5,21 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
-
 from musicspace_m3.events import Event, record_events
 from musicspace_shared.db.tables import Interaction
+
 from tests.factories import create_track, create_user
 
 
 async def _interaction(session, user_id: int, track_id: str) -> Interaction:
     session.expire_all()
-    return (await session.execute(sa.select(Interaction).where(Interaction.user_id == user_id, Interaction.track_id == track_id))).scalar_one()
+    return (
+        await session.execute(
+            sa.select(Interaction).where(
+                Interaction.user_id == user_id, Interaction.track_id == track_id
+            )
+        )
+    ).scalar_one()
 
 
 async def test_events_aggregate_plays_skips_and_latest_like(session) -> None:
@@ -21,17 +27,30 @@ async def test_events_aggregate_plays_skips_and_latest_like(session) -> None:
     user_id = (await create_user(session)).id
     t0 = datetime(2026, 1, 1, tzinfo=UTC)
     batch = [
-        Event("a1", user_id, track_id, "play", t0), Event("a2", user_id, track_id, "play", t0 + timedelta(minutes=5)),
-        Event("a3", user_id, track_id, "skip", t0), Event("a4", user_id, track_id, "like", t0),
+        Event("a1", user_id, track_id, "play", t0),
+        Event("a2", user_id, track_id, "play", t0 + timedelta(minutes=5)),
+        Event("a3", user_id, track_id, "skip", t0),
+        Event("a4", user_id, track_id, "like", t0),
         Event("a5", user_id, track_id, "dislike", t0 + timedelta(minutes=1)),
     ]
-    batch = [Event(f"{e.event_id}-{user_id}", e.user_id, e.track_id, e.kind, e.occurred_at) for e in batch]
+    batch = [
+        Event(f"{e.event_id}-{user_id}", e.user_id, e.track_id, e.kind, e.occurred_at)
+        for e in batch
+    ]
     results = await record_events(session=session, events=batch)
     assert [r.status for r in results] == ["recorded"] * 5
     row = await _interaction(session, user_id, track_id)
     assert (row.play_count, row.skip_count, row.like_score) == (2, 1, -1)
-    assert row.last_played_at is not None and row.last_played_at.replace(tzinfo=UTC) == t0 + timedelta(minutes=5)
-    await record_events(session=session, events=[Event(f"a6-{user_id}", user_id, track_id, "unlike", t0), Event(f"a7-{user_id}", user_id, track_id, "play", t0)])
+    assert row.last_played_at is not None and row.last_played_at.replace(
+        tzinfo=UTC
+    ) == t0 + timedelta(minutes=5)
+    await record_events(
+        session=session,
+        events=[
+            Event(f"a6-{user_id}", user_id, track_id, "unlike", t0),
+            Event(f"a7-{user_id}", user_id, track_id, "play", t0),
+        ],
+    )
     row = await _interaction(session, user_id, track_id)
     assert (row.play_count, row.skip_count, row.like_score) == (3, 1, 0)
     assert row.last_played_at.replace(tzinfo=UTC) == t0 + timedelta(minutes=5)
@@ -51,10 +70,20 @@ async def test_same_event_twice_is_counted_once(session) -> None:
 async def test_unknown_user_or_track_is_reported_and_not_stored(session) -> None:
     track_id = (await create_track(session)).track_id
     user_id = (await create_user(session)).id
-    results = await record_events(session=session, events=[
-        Event(f"u-{user_id}", 123456789012, track_id, "play"), Event(f"t-{user_id}", user_id, "missingTrack", "play"),
-    ])
+    results = await record_events(
+        session=session,
+        events=[
+            Event(f"u-{user_id}", 123456789012, track_id, "play"),
+            Event(f"t-{user_id}", user_id, "missingTrack", "play"),
+        ],
+    )
     assert [r.status for r in results] == ["unknown_user", "unknown_track"]
     session.expire_all()
-    count = (await session.execute(sa.select(sa.func.count()).select_from(Interaction).where(Interaction.user_id == user_id))).scalar_one()
+    count = (
+        await session.execute(
+            sa.select(sa.func.count())
+            .select_from(Interaction)
+            .where(Interaction.user_id == user_id)
+        )
+    ).scalar_one()
     assert count == 0

@@ -10,7 +10,9 @@ import httpx
 from .helpers import new_user, users_with_tracks
 
 
-async def test_train_user_publishes_personal_model_used_afterwards(client: httpx.AsyncClient, m3_db_url: str, model_root: Path) -> None:
+async def test_train_user_publishes_personal_model_used_afterwards(
+    client: httpx.AsyncClient, m3_db_url: str, model_root: Path
+) -> None:
     user_id, owned = (await users_with_tracks(m3_db_url))[4]
     response = await client.post("/api/m3/train", json={"user_id": user_id})
     assert response.status_code == 200
@@ -18,13 +20,17 @@ async def test_train_user_publishes_personal_model_used_afterwards(client: httpx
     assert body["model"] == "personal" and body["reason"] is None and body["base_version"]
     path = model_root / "M3" / "user_models" / f"{user_id}_.cbm"
     meta = json.loads(path.with_name(path.name + ".meta.json").read_text())
-    assert meta["version"] == body["version"] and meta["extra"]["base_version"] == body["base_version"]
+    assert (
+        meta["version"] == body["version"] and meta["extra"]["base_version"] == body["base_version"]
+    )
     rec = (await client.post("/api/m3/recommend", json={"user_id": user_id, "limit": 10})).json()
     assert rec["model"] == "personal" and rec["version"] == body["version"]
     assert not {i["track_id"] for i in rec["items"]} & set(owned)
 
 
-async def test_train_user_with_too_little_data_keeps_global_model(client: httpx.AsyncClient, m3_db_url: str, model_root: Path) -> None:
+async def test_train_user_with_too_little_data_keeps_global_model(
+    client: httpx.AsyncClient, m3_db_url: str, model_root: Path
+) -> None:
     tracks = (await users_with_tracks(m3_db_url))[0][1][:3]
     user_id = await new_user(m3_db_url, tracks)
     body = (await client.post("/api/m3/train", json={"user_id": user_id})).json()
@@ -35,9 +41,13 @@ async def test_train_user_with_too_little_data_keeps_global_model(client: httpx.
     assert rec["model"] == "global" and len(rec["items"]) == 5
 
 
-async def test_corrupt_user_model_falls_back_to_global(client: httpx.AsyncClient, m3_db_url: str, model_root: Path) -> None:
+async def test_corrupt_user_model_falls_back_to_global(
+    client: httpx.AsyncClient, m3_db_url: str, model_root: Path
+) -> None:
     user_id, _ = (await users_with_tracks(m3_db_url))[6]
-    assert (await client.post("/api/m3/train", json={"user_id": user_id})).json()["model"] == "personal"
+    assert (await client.post("/api/m3/train", json={"user_id": user_id})).json()[
+        "model"
+    ] == "personal"
     path = model_root / "M3" / "user_models" / f"{user_id}_.cbm"
     path.write_bytes(path.read_bytes()[:-10] + b"0123456789")
     meta_file = path.with_name(path.name + ".meta.json")

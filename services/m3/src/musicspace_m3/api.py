@@ -5,13 +5,20 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
+from musicspace_shared.web import SessionDep
 
 from musicspace_m3.events import Event, record_events
 from musicspace_m3.schemas import (
-    EventOutcome, EventsRequest, EventsResponse, RecommendedTrack, RecommendRequest, RecommendResponse, TrainRequest, TrainResponse,
+    EventOutcome,
+    EventsRequest,
+    EventsResponse,
+    RecommendedTrack,
+    RecommendRequest,
+    RecommendResponse,
+    TrainRequest,
+    TrainResponse,
 )
 from musicspace_m3.service import Recommender
-from musicspace_shared.web import SessionDep
 
 router = APIRouter(prefix="/api/m3", tags=["m3"])
 
@@ -23,27 +30,63 @@ def _recommender(request: Request) -> Recommender:
 RecommenderDep = Annotated[Recommender, Depends(_recommender)]
 
 
-@router.post("/recommend", response_model=RecommendResponse, summary="Ranked tracks for a user, with drivers")
-async def recommend(body: RecommendRequest, session: SessionDep, m3: RecommenderDep) -> RecommendResponse:
-    result = await m3.recommend(session=session, user_id=body.user_id, limit=body.limit, max_per_artist=body.max_per_artist)
-    items = [RecommendedTrack(track_id=i.track_id, title=i.title, artist=i.artist, score=i.score, drivers=i.drivers) for i in result.items]
-    return RecommendResponse(user_id=result.user_id, model=result.model, version=result.version, candidates=result.candidates, items=items)  # type: ignore[arg-type]
+@router.post(
+    "/recommend", response_model=RecommendResponse, summary="Ranked tracks for a user, with drivers"
+)
+async def recommend(
+    body: RecommendRequest, session: SessionDep, m3: RecommenderDep
+) -> RecommendResponse:
+    result = await m3.recommend(
+        session=session, user_id=body.user_id, limit=body.limit, max_per_artist=body.max_per_artist
+    )
+    items = [
+        RecommendedTrack(
+            track_id=i.track_id, title=i.title, artist=i.artist, score=i.score, drivers=i.drivers
+        )
+        for i in result.items
+    ]
+    return RecommendResponse(
+        user_id=result.user_id,
+        model=result.model,
+        version=result.version,
+        candidates=result.candidates,
+        items=items,
+    )  # type: ignore[arg-type]
 
 
-@router.post("/train", response_model=TrainResponse, summary="Fine-tune the global ranker for one user")
+@router.post(
+    "/train", response_model=TrainResponse, summary="Fine-tune the global ranker for one user"
+)
 async def train(body: TrainRequest, session: SessionDep, m3: RecommenderDep) -> TrainResponse:
     r = await m3.train_user(session=session, user_id=body.user_id)
     return TrainResponse(
-        user_id=body.user_id, model="personal" if r.personal else "global", reason=r.reason, positives_used=r.positives,
-        rows=r.rows, version=r.version, base_version=r.base_version, trained_at=r.trained_at, metrics=r.metrics,
+        user_id=body.user_id,
+        model="personal" if r.personal else "global",
+        reason=r.reason,
+        positives_used=r.positives,
+        rows=r.rows,
+        version=r.version,
+        base_version=r.base_version,
+        trained_at=r.trained_at,
+        metrics=r.metrics,
     )
 
 
-@router.post("/events", response_model=EventsResponse, summary="Record plays, likes, dislikes, unlikes and skips (idempotent by event_id)")
+@router.post(
+    "/events",
+    response_model=EventsResponse,
+    summary="Record plays, likes, dislikes, unlikes and skips (idempotent by event_id)",
+)
 async def events(body: EventsRequest, session: SessionDep) -> EventsResponse:
     batch = [Event(e.event_id, e.user_id, e.track_id, e.kind, e.occurred_at) for e in body.events]
     results = await record_events(session=session, events=batch)
     outcomes = [EventOutcome(event_id=r.event_id, status=r.status) for r in results]  # type: ignore[arg-type]
     recorded = sum(r.status == "recorded" for r in results)
     duplicates = sum(r.status == "duplicate" for r in results)
-    return EventsResponse(received=len(results), recorded=recorded, duplicates=duplicates, rejected=len(results) - recorded - duplicates, results=outcomes)
+    return EventsResponse(
+        received=len(results),
+        recorded=recorded,
+        duplicates=duplicates,
+        rejected=len(results) - recorded - duplicates,
+        results=outcomes,
+    )

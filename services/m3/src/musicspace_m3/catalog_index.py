@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.sparse as sp
-
 from musicspace_shared.catalog import TrackFrame
 
 _TOKEN = re.compile(r"[a-z0-9]+")
@@ -20,7 +19,11 @@ _TOKEN = re.compile(r"[a-z0-9]+")
 def _codes(values: list[str]) -> tuple[np.ndarray, list[str]]:
     """Integer codes for string values; "" (unknown) gets its own code like any other value."""
     uniques: dict[str, int] = {}
-    codes = np.fromiter((uniques.setdefault(v.lower().strip(), len(uniques)) for v in values), dtype=np.int64, count=len(values))
+    codes = np.fromiter(
+        (uniques.setdefault(v.lower().strip(), len(uniques)) for v in values),
+        dtype=np.int64,
+        count=len(values),
+    )
     return codes, list(uniques)
 
 
@@ -70,7 +73,9 @@ class CatalogIndex:
     album_size: np.ndarray
     pop_rank: np.ndarray  # popularity percentile within the subgenre ("a hit of its kind")
     year: np.ndarray  # release year, NaN when unknown
-    audio_sq: np.ndarray = field(init=False, repr=False)  # |audio|^2 per track (distances by dot products)
+    audio_sq: np.ndarray = field(
+        init=False, repr=False
+    )  # |audio|^2 per track (distances by dot products)
     pop_term: np.ndarray = field(init=False, repr=False)  # the prescore's popularity term
     fingerprint: str = ""
     artist_tracks: sp.csr_matrix = field(init=False, repr=False)  # artists x tracks
@@ -90,7 +95,9 @@ class CatalogIndex:
 def build_catalog_index(frame: TrackFrame, *, fingerprint: str = "") -> CatalogIndex:
     """Compute the catalog-side arrays for a frame (about a second for 28k tracks)."""
     artist, artists = _codes(frame.artists)
-    album, albums = _codes([f"{a}\x1f{b}" for a, b in zip(frame.artists, frame.albums, strict=True)])
+    album, albums = _codes(
+        [f"{a}\x1f{b}" for a, b in zip(frame.artists, frame.albums, strict=True)]
+    )
     genre, genres = _codes(frame.genres)
     subgenre, subgenres = _codes(frame.subgenres)
     pop = frame.popularity.astype(np.float64).copy()
@@ -111,10 +118,19 @@ def build_catalog_index(frame: TrackFrame, *, fingerprint: str = "") -> CatalogI
     z[np.isnan(z)] = 0.0
     return CatalogIndex(
         frame=frame,
-        artist=artist, album=album, genre=genre, subgenre=subgenre,
-        n_artists=len(artists), n_albums=len(albums), n_genres=len(genres), n_subgenres=len(subgenres),
-        subgenre_names=subgenres, genre_names=genres,
-        popularity=pop, audio=z.astype(np.float32), has_audio=has,
+        artist=artist,
+        album=album,
+        genre=genre,
+        subgenre=subgenre,
+        n_artists=len(artists),
+        n_albums=len(albums),
+        n_genres=len(genres),
+        n_subgenres=len(subgenres),
+        subgenre_names=subgenres,
+        genre_names=genres,
+        popularity=pop,
+        audio=z.astype(np.float32),
+        has_audio=has,
         titles=_title_matrix(frame.titles, frame.artists),
         artist_size=np.bincount(artist, minlength=len(artists))[artist].astype(np.float32),
         album_size=np.bincount(album, minlength=len(albums))[album].astype(np.float32),

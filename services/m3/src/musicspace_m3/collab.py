@@ -28,7 +28,9 @@ class Collab:
     def n_users(self) -> int:
         return self.matrix.shape[0]
 
-    def neighbours(self, positives: np.ndarray, *, exclude: Hashable | None) -> tuple[np.ndarray, np.ndarray]:
+    def neighbours(
+        self, positives: np.ndarray, *, exclude: Hashable | None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """(overlap count, weight) per user with this profile; the user's own row is zeroed."""
         n_tracks = self.matrix.shape[1]
         vec = np.zeros(n_tracks, dtype=np.float32)
@@ -41,10 +43,14 @@ class Collab:
         weight = overlap / np.sqrt(np.maximum(self.user_size, 1.0) * max(len(positives), 1))
         return overlap, weight
 
-    def cooccurrence(self, positives: np.ndarray, *, exclude: Hashable | None) -> tuple[np.ndarray, np.ndarray]:
+    def cooccurrence(
+        self, positives: np.ndarray, *, exclude: Hashable | None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Per track: how many overlapping users hold it, and the weighted sum of their overlap."""
         overlap, weight = self.neighbours(positives, exclude=exclude)
-        both = self.matrix_t @ np.stack([(overlap > 0).astype(np.float32), weight.astype(np.float32)], axis=1)
+        both = self.matrix_t @ np.stack(
+            [(overlap > 0).astype(np.float32), weight.astype(np.float32)], axis=1
+        )
         return both[:, 0], both[:, 1]
 
     def track_users_excluding(self, exclude: Hashable | None) -> np.ndarray:

@@ -15,11 +15,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
+from musicspace_shared.db.tables import Interaction, InteractionEvent, Track, User, utcnow
 from sqlalchemy.dialects import mysql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
-
-from musicspace_shared.db.tables import Interaction, InteractionEvent, Track, User, utcnow
 
 LIKE_VALUE = {"like": 1, "dislike": -1, "unlike": 0}
 
@@ -55,9 +54,23 @@ async def _record_once(session: AsyncSession, events: list[Event]) -> list[Event
     ids = list({e.event_id for e in events})
     user_ids = list({e.user_id for e in events})
     track_ids = list({e.track_id for e in events})
-    existing = {r[0] for r in (await session.execute(sa.select(InteractionEvent.event_id).where(InteractionEvent.event_id.in_(ids)))).all()}
-    users = {r[0] for r in (await session.execute(sa.select(User.id).where(User.id.in_(user_ids)))).all()}
-    tracks = {r[0] for r in (await session.execute(sa.select(Track.track_id).where(Track.track_id.in_(track_ids)))).all()}
+    existing = {
+        r[0]
+        for r in (
+            await session.execute(
+                sa.select(InteractionEvent.event_id).where(InteractionEvent.event_id.in_(ids))
+            )
+        ).all()
+    }
+    users = {
+        r[0] for r in (await session.execute(sa.select(User.id).where(User.id.in_(user_ids)))).all()
+    }
+    tracks = {
+        r[0]
+        for r in (
+            await session.execute(sa.select(Track.track_id).where(Track.track_id.in_(track_ids)))
+        ).all()
+    }
     results: list[EventResult] = []
     fresh: list[Event] = []
     seen: set[str] = set()
@@ -78,8 +91,14 @@ async def _record_once(session: AsyncSession, events: list[Event]) -> list[Event
         await session.execute(
             sa.insert(InteractionEvent),
             [
-                {"event_id": e.event_id, "user_id": e.user_id, "track_id": e.track_id, "kind": e.kind,
-                 "occurred_at": _aware(e.occurred_at) or now, "received_at": now}
+                {
+                    "event_id": e.event_id,
+                    "user_id": e.user_id,
+                    "track_id": e.track_id,
+                    "kind": e.kind,
+                    "occurred_at": _aware(e.occurred_at) or now,
+                    "received_at": now,
+                }
                 for e in fresh
             ],
         )
@@ -96,7 +115,9 @@ def _aware(value: datetime | None) -> datetime | None:
 
 async def _aggregate(session: AsyncSession, events: list[Event], now: datetime) -> None:
     """Add plays/skips and set the latest like state per (user, track): two set-based upserts."""
-    agg: dict[tuple[int, str], dict[str, Any]] = defaultdict(lambda: {"plays": 0, "skips": 0, "like": None, "like_at": None, "last": None})
+    agg: dict[tuple[int, str], dict[str, Any]] = defaultdict(
+        lambda: {"plays": 0, "skips": 0, "like": None, "like_at": None, "last": None}
+    )
     for e in sorted(events, key=lambda ev: _aware(ev.occurred_at) or now):
         entry = agg[(e.user_id, e.track_id)]
         at = _aware(e.occurred_at) or now
@@ -108,12 +129,24 @@ async def _aggregate(session: AsyncSession, events: list[Event], now: datetime) 
         else:
             entry["like"] = LIKE_VALUE[e.kind]  # the latest like/dislike/unlike of the batch wins
     rows = [
-        {"user_id": u, "track_id": t, "play_count": a["plays"], "skip_count": a["skips"],
-         "like_score": a["like"] if a["like"] is not None else 0, "last_played_at": a["last"], "updated_at": now, "_sets_like": a["like"] is not None}
+        {
+            "user_id": u,
+            "track_id": t,
+            "play_count": a["plays"],
+            "skip_count": a["skips"],
+            "like_score": a["like"] if a["like"] is not None else 0,
+            "last_played_at": a["last"],
+            "updated_at": now,
+            "_sets_like": a["like"] is not None,
+        }
         for (u, t), a in agg.items()
     ]
     for sets_like in (True, False):
-        part = [{k: v for k, v in r.items() if k != "_sets_like"} for r in rows if r["_sets_like"] is sets_like]
+        part = [
+            {k: v for k, v in r.items() if k != "_sets_like"}
+            for r in rows
+            if r["_sets_like"] is sets_like
+        ]
         if part:
             await session.execute(_upsert(session, sets_like), part)
 
@@ -131,11 +164,17 @@ def _upsert(session: AsyncSession, sets_like: bool) -> Any:
     values = {
         "play_count": table.c.play_count + new.play_count,
         "skip_count": table.c.skip_count + new.skip_count,
-        "last_played_at": sa.func.coalesce(greatest(table.c.last_played_at, new.last_played_at), table.c.last_played_at, new.last_played_at),
+        "last_played_at": sa.func.coalesce(
+            greatest(table.c.last_played_at, new.last_played_at),
+            table.c.last_played_at,
+            new.last_played_at,
+        ),
         "updated_at": new.updated_at,
     }
     if sets_like:
         values["like_score"] = new.like_score
     if session.bind.dialect.name == "sqlite":
-        return stmt.on_conflict_do_update(index_elements=[table.c.user_id, table.c.track_id], set_=values)
+        return stmt.on_conflict_do_update(
+            index_elements=[table.c.user_id, table.c.track_id], set_=values
+        )
     return stmt.on_duplicate_key_update(**values)

@@ -10,18 +10,38 @@ from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
+from musicspace_shared.features import FEATURES
 
 from musicspace_m3.catalog_index import CatalogIndex
 from musicspace_m3.collab import Collab
-from musicspace_shared.features import FEATURES
 
 FEATURE_NAMES: tuple[str, ...] = (
-    "artist_share", "artist_count", "album_share", "subgenre_share", "genre_share",
-    "artist_size", "popularity", "popularity_vs_user", "subgenre_popularity_rank",
-    "audio_distance", "audio_nearest", "audio_nearest5", "title_similarity",
-    "cooc_users", "cooc_weight", "track_users", "track_negatives", "profile_size",
-    "play_count", "like_score", "skip_count", "artist_subgenre_share", "has_audio",
-    "year", "year_distance", "year_share",
+    "artist_share",
+    "artist_count",
+    "album_share",
+    "subgenre_share",
+    "genre_share",
+    "artist_size",
+    "popularity",
+    "popularity_vs_user",
+    "subgenre_popularity_rank",
+    "audio_distance",
+    "audio_nearest",
+    "audio_nearest5",
+    "title_similarity",
+    "cooc_users",
+    "cooc_weight",
+    "track_users",
+    "track_negatives",
+    "profile_size",
+    "play_count",
+    "like_score",
+    "skip_count",
+    "artist_subgenre_share",
+    "has_audio",
+    "year",
+    "year_distance",
+    "year_share",
     *(f"audio_{name}" for name in FEATURES),
 )
 
@@ -32,7 +52,13 @@ FEATURE_GROUPS: dict[str, tuple[str, ...]] = {
     "genre": ("subgenre_share", "genre_share"),
     "popularity": ("popularity", "popularity_vs_user", "subgenre_popularity_rank"),
     "era": ("year", "year_distance", "year_share"),
-    "audio": ("audio_distance", "audio_nearest", "audio_nearest5", "has_audio", *(f"audio_{n}" for n in FEATURES)),
+    "audio": (
+        "audio_distance",
+        "audio_nearest",
+        "audio_nearest5",
+        "has_audio",
+        *(f"audio_{n}" for n in FEATURES),
+    ),
     "title": ("title_similarity",),
     "co_listeners": ("cooc_users", "cooc_weight", "track_users", "track_negatives"),
     "history": ("play_count", "like_score", "skip_count"),
@@ -46,7 +72,9 @@ class Profile:
     key: Hashable  # the user's row in Collab (excluded from co-occurrence)
     positives: np.ndarray  # catalog positions
     excluded: np.ndarray  # positions never recommended (owned, disliked)
-    interactions: Mapping[int, tuple[int, int, int]] = field(default_factory=dict)  # pos -> (plays, like, skips)
+    interactions: Mapping[int, tuple[int, int, int]] = field(
+        default_factory=dict
+    )  # pos -> (plays, like, skips)
 
 
 @dataclass
@@ -75,7 +103,9 @@ def user_stats(index: CatalogIndex, collab: Collab, profile: Profile) -> UserSta
     pos = profile.positives
     n = max(len(pos), 1)
     cooc_users, cooc_weight = collab.cooccurrence(pos, exclude=profile.key)
-    pair_codes, pair_counts = np.unique(index.artist[pos] * index.n_subgenres + index.subgenre[pos], return_counts=True)
+    pair_codes, pair_counts = np.unique(
+        index.artist[pos] * index.n_subgenres + index.subgenre[pos], return_counts=True
+    )
     title = np.asarray(index.titles[pos].sum(axis=0)).ravel() / n
     return UserStats(
         artist=np.bincount(index.artist[pos], minlength=index.n_artists) / n,
@@ -84,7 +114,9 @@ def user_stats(index: CatalogIndex, collab: Collab, profile: Profile) -> UserSta
         subgenre=np.bincount(index.subgenre[pos], minlength=index.n_subgenres) / n,
         artist_subgenre=pair_codes,
         artist_subgenre_counts=pair_counts.astype(np.float32),
-        centroid=(index.audio[pos].mean(axis=0) if len(pos) else np.zeros(index.audio.shape[1])).astype(np.float32),
+        centroid=(
+            index.audio[pos].mean(axis=0) if len(pos) else np.zeros(index.audio.shape[1])
+        ).astype(np.float32),
         pop_mean=float(index.popularity[pos].mean()) if len(pos) else 50.0,
         title=title.astype(np.float32),
         cooc_users=cooc_users,
@@ -96,7 +128,9 @@ def user_stats(index: CatalogIndex, collab: Collab, profile: Profile) -> UserSta
     )
 
 
-def candidates(index: CatalogIndex, stats: UserStats, profile: Profile, *, limit: int) -> np.ndarray:
+def candidates(
+    index: CatalogIndex, stats: UserStats, profile: Profile, *, limit: int
+) -> np.ndarray:
     """Up to `limit` catalog positions worth ranking, best first by a cheap prescore.
 
     Sources: the user's artists and albums, co-occurrence with other users, the user's
@@ -105,7 +139,11 @@ def candidates(index: CatalogIndex, stats: UserStats, profile: Profile, *, limit
     """
     # Distances via |a|^2 - 2 a.c + |c|^2 (one mat-vec over the catalog); per-entity terms are
     # computed on the small entity arrays first and gathered once per track.
-    d2 = index.audio_sq - 2.0 * (index.audio @ stats.centroid) + float(stats.centroid @ stats.centroid)
+    d2 = (
+        index.audio_sq
+        - 2.0 * (index.audio @ stats.centroid)
+        + float(stats.centroid @ stats.centroid)
+    )
     artist_term = np.minimum(stats.artist.astype(np.float32) * 10.0, 1.0) * 3.0
     album_term = np.minimum(stats.album.astype(np.float32) * 10.0, 1.0) * 2.0
     genre_term = 3.0 * stats.subgenre.astype(np.float32)
@@ -126,7 +164,9 @@ def candidates(index: CatalogIndex, stats: UserStats, profile: Profile, *, limit
     return top[np.argsort(-prescore[top], kind="stable")]
 
 
-def feature_matrix(index: CatalogIndex, stats: UserStats, profile: Profile, cands: np.ndarray) -> np.ndarray:
+def feature_matrix(
+    index: CatalogIndex, stats: UserStats, profile: Profile, cands: np.ndarray
+) -> np.ndarray:
     """(len(cands), len(FEATURE_NAMES)) float32 rows for the ranker."""
     pos = profile.positives
     art = index.artist[cands]
@@ -143,10 +183,21 @@ def feature_matrix(index: CatalogIndex, stats: UserStats, profile: Profile, cand
     out[:, 7] = index.popularity[cands] - stats.pop_mean
     out[:, 8] = index.pop_rank[cands]
     cand_audio = index.audio[cands]
-    out[:, 9] = np.sqrt(np.maximum(index.audio_sq[cands] - 2.0 * (cand_audio @ stats.centroid) + float(stats.centroid @ stats.centroid), 0.0))
+    out[:, 9] = np.sqrt(
+        np.maximum(
+            index.audio_sq[cands]
+            - 2.0 * (cand_audio @ stats.centroid)
+            + float(stats.centroid @ stats.centroid),
+            0.0,
+        )
+    )
     if len(pos):
         prof_audio = index.audio[pos]
-        d2 = index.audio_sq[cands][:, None] + index.audio_sq[pos][None, :] - 2.0 * cand_audio @ prof_audio.T
+        d2 = (
+            index.audio_sq[cands][:, None]
+            + index.audio_sq[pos][None, :]
+            - 2.0 * cand_audio @ prof_audio.T
+        )
         d = np.sqrt(np.maximum(d2, 0.0))
         k = min(5, d.shape[1])
         part = np.partition(d, k - 1, axis=1)[:, :k]
@@ -163,7 +214,9 @@ def feature_matrix(index: CatalogIndex, stats: UserStats, profile: Profile, cand
             hit = profile.interactions.get(c)
             if hit is not None:
                 out[i, 18], out[i, 19], out[i, 20] = hit
-    out[:, 21] = _lookup(stats.artist_subgenre, stats.artist_subgenre_counts, art * index.n_subgenres + sub) / max(stats.size, 1)
+    out[:, 21] = _lookup(
+        stats.artist_subgenre, stats.artist_subgenre_counts, art * index.n_subgenres + sub
+    ) / max(stats.size, 1)
     out[:, 22] = index.has_audio[cands]
     year = index.year[cands]
     out[:, 23] = year

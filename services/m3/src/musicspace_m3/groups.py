@@ -70,18 +70,32 @@ def split_groups(
             half = len(perm) // 2
             inputs, targets = perm[:half], perm[half:]
             profile = Profile(
-                key=key, positives=inputs,
-                excluded=np.union1d(inputs, data.negatives[np.isin(data.negatives, targets, invert=True)]),
-                interactions={p: v for p, v in data.interactions.items() if p not in set(targets.tolist())},
+                key=key,
+                positives=inputs,
+                excluded=np.union1d(
+                    inputs, data.negatives[np.isin(data.negatives, targets, invert=True)]
+                ),
+                interactions={
+                    p: v for p, v in data.interactions.items() if p not in set(targets.tolist())
+                },
             )
-            x, y, hits = label_query(index=index, collab=collab, profile=profile, targets=targets, negatives=data.negatives, n_candidates=n_candidates)
+            x, y, hits = label_query(
+                index=index,
+                collab=collab,
+                profile=profile,
+                targets=targets,
+                negatives=data.negatives,
+                n_candidates=n_candidates,
+            )
             total += len(targets)
             found += hits
             if y.sum() == 0:
                 continue
             if negatives_per_query is not None and (y == 0).sum() > negatives_per_query:
                 neg_rows = np.where(y == 0)[0]
-                keep = np.concatenate([np.where(y > 0)[0], rng.choice(neg_rows, negatives_per_query, replace=False)])
+                keep = np.concatenate(
+                    [np.where(y > 0)[0], rng.choice(neg_rows, negatives_per_query, replace=False)]
+                )
                 keep.sort()
                 x, y = x[keep], y[keep]
             xs.append(x)
@@ -89,12 +103,20 @@ def split_groups(
             gs.append(np.full(len(y), qid, dtype=np.int64))
             qid += 1
     if not xs:
-        return Groups(np.zeros((0, 0), np.float32), np.zeros(0), np.zeros(0, np.int64), total, found)
+        return Groups(
+            np.zeros((0, 0), np.float32), np.zeros(0), np.zeros(0, np.int64), total, found
+        )
     return Groups(np.vstack(xs), np.concatenate(ys), np.concatenate(gs), total, found)
 
 
 def label_query(
-    *, index: CatalogIndex, collab: Collab, profile: Profile, targets: np.ndarray, negatives: np.ndarray, n_candidates: int
+    *,
+    index: CatalogIndex,
+    collab: Collab,
+    profile: Profile,
+    targets: np.ndarray,
+    negatives: np.ndarray,
+    n_candidates: int,
 ) -> tuple[np.ndarray, np.ndarray, int]:
     """Features and labels of one query's candidates; explicit negatives join the candidates."""
     stats = user_stats(index, collab, profile)

@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from catboost import CatBoost
-
-from musicspace_m3 import ranker
 from musicspace_shared import model_store
 from musicspace_shared.logs import log_fields
+
+from musicspace_m3 import ranker
 
 logger = logging.getLogger("musicspace.m3.models")
 
@@ -59,7 +59,15 @@ def load_verified(path: Path) -> Loaded:
 class ModelRegistry:
     """Thread-safe holder of the global model and an LRU of user models."""
 
-    def __init__(self, model_dir: Path, global_name: str, *, check_every_s: float = 2.0, max_user_models: int = 256, on_failure=None) -> None:
+    def __init__(
+        self,
+        model_dir: Path,
+        global_name: str,
+        *,
+        check_every_s: float = 2.0,
+        max_user_models: int = 256,
+        on_failure=None,
+    ) -> None:
         self.model_dir = model_dir
         self.global_file = global_path(model_dir, global_name)
         self.check_every_s = check_every_s
@@ -92,14 +100,20 @@ class ModelRegistry:
             artifact = model_store.load_with_fallback(self.global_file)
             if artifact.problem is not None:
                 # The new file is bad: keep what is in memory, else start from the kept previous one.
-                logger.warning("global model refused", extra=log_fields(error=artifact.problem[:200]))
+                logger.warning(
+                    "global model refused", extra=log_fields(error=artifact.problem[:200])
+                )
                 self._on_failure()
                 if current is not None:
                     current.stamp = stamp
                     return current
-            loaded = Loaded(ranker.from_bytes(artifact.data), artifact.meta.version, self.global_file, stamp)
+            loaded = Loaded(
+                ranker.from_bytes(artifact.data), artifact.meta.version, self.global_file, stamp
+            )
         except Exception as exc:  # noqa: BLE001 - a half-copied or tampered file must not take us down
-            logger.warning("global model refused", extra=log_fields(error=f"{type(exc).__name__}: {exc}"[:200]))
+            logger.warning(
+                "global model refused", extra=log_fields(error=f"{type(exc).__name__}: {exc}"[:200])
+            )
             self._on_failure()
             return current
         with self._lock:
@@ -124,7 +138,10 @@ class ModelRegistry:
         try:
             loaded = load_verified(path)
         except Exception as exc:  # noqa: BLE001 - any bad artifact means: serve the global model
-            logger.warning("user model refused", extra=log_fields(user_id=user_id, error=f"{type(exc).__name__}: {exc}"[:200]))
+            logger.warning(
+                "user model refused",
+                extra=log_fields(user_id=user_id, error=f"{type(exc).__name__}: {exc}"[:200]),
+            )
             self._on_failure()
             return None
         with self._lock:

@@ -50,11 +50,15 @@ def fit(
 
 def predict(model: CatBoost, x: np.ndarray) -> np.ndarray:
     """Raw scores, one thread: callers parallelise across requests, not inside one."""
-    return np.asarray(model.predict(x, prediction_type="RawFormulaVal", thread_count=1), dtype=np.float64)
+    return np.asarray(
+        model.predict(x, prediction_type="RawFormulaVal", thread_count=1), dtype=np.float64
+    )
 
 
 GROUP_NAMES = list(FEATURE_GROUPS)
-_GROUP_COLUMNS = [np.array([FEATURE_NAMES.index(f) for f in FEATURE_GROUPS[g]]) for g in GROUP_NAMES]
+_GROUP_COLUMNS = [
+    np.array([FEATURE_NAMES.index(f) for f in FEATURE_GROUPS[g]]) for g in GROUP_NAMES
+]
 
 
 def contributions(model: CatBoost, x: np.ndarray, reference: np.ndarray) -> np.ndarray:

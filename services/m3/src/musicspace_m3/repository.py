@@ -7,9 +7,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from musicspace_shared.db.tables import Interaction, ModelRecord, Track, User, UserTrack
+from sqlalchemy.ext.asyncio import AsyncSession
 
 
 @dataclass
@@ -30,13 +29,21 @@ class RawUser:
     @property
     def positives(self) -> list[str]:
         """PMS tracks, likes, and plays that were not mostly skipped (and not disliked)."""
-        played = {t for t, (plays, like, skips) in self.interactions.items() if plays > skips and like >= 0}
+        played = {
+            t
+            for t, (plays, like, skips) in self.interactions.items()
+            if plays > skips and like >= 0
+        }
         return sorted(set(self.pms) | self.liked | played)
 
     @property
     def negatives(self) -> list[str]:
         """Dislikes and tracks skipped more often than played (unless in the PMS or liked)."""
-        skipped = {t for t, (plays, like, skips) in self.interactions.items() if skips > plays and like <= 0}
+        skipped = {
+            t
+            for t, (plays, like, skips) in self.interactions.items()
+            if skips > plays and like <= 0
+        }
         return sorted((self.disliked | skipped) - set(self.pms) - self.liked)
 
     @property
@@ -55,23 +62,35 @@ async def load_user(session: AsyncSession, user_id: int) -> RawUser:
     pms = await session.execute(sa.select(UserTrack.track_id).where(UserTrack.user_id == user_id))
     raw.pms = [row[0] for row in pms.all()]
     inter = await session.execute(
-        sa.select(Interaction.track_id, Interaction.play_count, Interaction.like_score, Interaction.skip_count)
-        .where(Interaction.user_id == user_id)
+        sa.select(
+            Interaction.track_id,
+            Interaction.play_count,
+            Interaction.like_score,
+            Interaction.skip_count,
+        ).where(Interaction.user_id == user_id)
     )
-    raw.interactions = {t: (int(p), int(l), int(s)) for t, p, l, s in inter.all()}
+    raw.interactions = {t: (int(p), int(like), int(s)) for t, p, like, s in inter.all()}
     return raw
 
 
 async def load_all_users(session: AsyncSession) -> dict[int, RawUser]:
     """Every user with PMS tracks or interactions."""
     users: dict[int, RawUser] = defaultdict(RawUser)
-    for uid, track_id in (await session.execute(sa.select(UserTrack.user_id, UserTrack.track_id))).all():
+    for uid, track_id in (
+        await session.execute(sa.select(UserTrack.user_id, UserTrack.track_id))
+    ).all():
         users[int(uid)].pms.append(track_id)
     inter = await session.execute(
-        sa.select(Interaction.user_id, Interaction.track_id, Interaction.play_count, Interaction.like_score, Interaction.skip_count)
+        sa.select(
+            Interaction.user_id,
+            Interaction.track_id,
+            Interaction.play_count,
+            Interaction.like_score,
+            Interaction.skip_count,
+        )
     )
-    for uid, t, p, l, s in inter.all():
-        users[int(uid)].interactions[t] = (int(p), int(l), int(s))
+    for uid, t, p, like, s in inter.all():
+        users[int(uid)].interactions[t] = (int(p), int(like), int(s))
     return dict(users)
 
 
@@ -84,7 +103,15 @@ async def catalog_fingerprint(session: AsyncSession) -> str:
 async def activity_fingerprint(session: AsyncSession) -> str:
     """Changes whenever PMS tracks or interactions change (two aggregate queries)."""
     pms = (await session.execute(sa.select(sa.func.count(), sa.func.max(UserTrack.added_at)))).one()
-    inter = (await session.execute(sa.select(sa.func.count(), sa.func.max(Interaction.updated_at), sa.func.sum(Interaction.play_count + Interaction.skip_count)))).one()
+    inter = (
+        await session.execute(
+            sa.select(
+                sa.func.count(),
+                sa.func.max(Interaction.updated_at),
+                sa.func.sum(Interaction.play_count + Interaction.skip_count),
+            )
+        )
+    ).one()
     return f"{pms[0]}|{_stamp(pms[1])}|{inter[0]}|{_stamp(inter[1])}|{inter[2]}"
 
 
@@ -93,8 +120,27 @@ def _stamp(value: datetime | str | None) -> str:
 
 
 async def record_model(
-    session: AsyncSession, *, kind: str, owner_id: int | None, version: str, path: str, sha256: str, rows: int, metrics: dict[str, float],
+    session: AsyncSession,
+    *,
+    kind: str,
+    owner_id: int | None,
+    version: str,
+    path: str,
+    sha256: str,
+    rows: int,
+    metrics: dict[str, float],
 ) -> None:
     """A row in the model registry for a published artifact."""
-    session.add(ModelRecord(family="M3", kind=kind, owner_id=owner_id, version=version, path=path, sha256=sha256, rows=rows, metrics=metrics))
+    session.add(
+        ModelRecord(
+            family="M3",
+            kind=kind,
+            owner_id=owner_id,
+            version=version,
+            path=path,
+            sha256=sha256,
+            rows=rows,
+            metrics=metrics,
+        )
+    )
     await session.commit()

@@ -5,9 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, Field
-
 from musicspace_shared.ids import TrackId, UserId
+from pydantic import BaseModel, Field
 
 EVENT_ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,64}$"
 
@@ -23,7 +22,9 @@ class TrainResponse(BaseModel):
     positives_used: int = Field(description="the user's PMS tracks, likes and plays used")
     rows: int = 0
     version: str | None = None
-    base_version: str | None = Field(None, description="global model version it was fine-tuned from")
+    base_version: str | None = Field(
+        None, description="global model version it was fine-tuned from"
+    )
     trained_at: datetime | None = None
     metrics: dict[str, float] = Field(default_factory=dict)
 
@@ -39,7 +40,9 @@ class RecommendedTrack(BaseModel):
     title: str | None
     artist: str | None
     score: float
-    drivers: dict[str, float] = Field(default_factory=dict, description="top contributing features (effect on the score)")
+    drivers: dict[str, float] = Field(
+        default_factory=dict, description="top contributing features (effect on the score)"
+    )
 
 
 class RecommendResponse(BaseModel):
@@ -51,7 +54,12 @@ class RecommendResponse(BaseModel):
 
 
 class EventIn(BaseModel):
-    event_id: str = Field(min_length=1, max_length=64, pattern=EVENT_ID_PATTERN, description="client-chosen, unique; retries reuse it")
+    event_id: str = Field(
+        min_length=1,
+        max_length=64,
+        pattern=EVENT_ID_PATTERN,
+        description="client-chosen, unique; retries reuse it",
+    )
     user_id: UserId
     track_id: TrackId
     kind: Literal["play", "like", "dislike", "unlike", "skip"]

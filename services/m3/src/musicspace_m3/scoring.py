@@ -43,7 +43,9 @@ def rank(
     if max_per_artist is not None:
         order = cap_per_artist(order, index.artist[cands], max_per_artist, limit)
     top = order[:limit]
-    return Ranked(cands[top], scores[top], x[top], np.median(x, axis=0).astype(np.float32), int(cands.size))
+    return Ranked(
+        cands[top], scores[top], x[top], np.median(x, axis=0).astype(np.float32), int(cands.size)
+    )
 
 
 def cap_per_artist(order: np.ndarray, artists: np.ndarray, cap: int, limit: int) -> np.ndarray:

@@ -12,6 +12,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from musicspace_shared import model_store
+from musicspace_shared.catalog import load_tracks
+from musicspace_shared.errors import ModelNotReady, NotFound
+from musicspace_shared.logs import log_fields
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from musicspace_m3 import ranker, repository
@@ -21,10 +25,6 @@ from musicspace_m3.scoring import rank
 from musicspace_m3.settings import Settings
 from musicspace_m3.state import Snapshot, build_snapshot, profile_for
 from musicspace_m3.training import FinetuneResult, finetune_user
-from musicspace_shared import model_store
-from musicspace_shared.catalog import load_tracks
-from musicspace_shared.errors import ModelNotReady, NotFound
-from musicspace_shared.logs import log_fields
 
 logger = logging.getLogger("musicspace.m3.service")
 
@@ -50,11 +50,17 @@ class Recommendation:
 class Recommender:
     """Holds the snapshot and models; ranks in a bounded thread pool (one CatBoost thread per call)."""
 
-    def __init__(self, settings: Settings, *, count: Callable[[str], None] = lambda _e: None) -> None:
+    def __init__(
+        self, settings: Settings, *, count: Callable[[str], None] = lambda _e: None
+    ) -> None:
         self.settings = settings
         self.count = count
-        self.models = ModelRegistry(settings.model_dir("M3"), settings.global_model_name, check_every_s=settings.reload_check_s,
-                                    on_failure=lambda: count("model_load_failures"))
+        self.models = ModelRegistry(
+            settings.model_dir("M3"),
+            settings.global_model_name,
+            check_every_s=settings.reload_check_s,
+            on_failure=lambda: count("model_load_failures"),
+        )
         self.snapshot: Snapshot | None = None
         self.pool = ThreadPoolExecutor(settings.predict_workers, thread_name_prefix="m3-predict")
         # Fine-tuning gets its own single thread so it never starves predictions of workers.
@@ -81,14 +87,27 @@ class Recommender:
             catalog_fp = await repository.catalog_fingerprint(session)
             activity_fp = await repository.activity_fingerprint(session)
             current = self.snapshot
-            if current is not None and (current.catalog_fingerprint, current.activity_fingerprint) == (catalog_fp, activity_fp):
+            if current is not None and (
+                current.catalog_fingerprint,
+                current.activity_fingerprint,
+            ) == (catalog_fp, activity_fp):
                 return False
             same_catalog = current is not None and current.catalog_fingerprint == catalog_fp
             frame = current.index.frame if same_catalog else await load_tracks(session)
             users = await repository.load_all_users(session)
         index = current.index if same_catalog else None
-        self.snapshot = await asyncio.to_thread(build_snapshot, frame, users, catalog_fp=catalog_fp, activity_fp=activity_fp, index=index)
-        logger.info("snapshot built", extra=log_fields(tracks=len(frame), users=len(users), catalog_changed=not same_catalog))
+        self.snapshot = await asyncio.to_thread(
+            build_snapshot,
+            frame,
+            users,
+            catalog_fp=catalog_fp,
+            activity_fp=activity_fp,
+            index=index,
+        )
+        logger.info(
+            "snapshot built",
+            extra=log_fields(tracks=len(frame), users=len(users), catalog_changed=not same_catalog),
+        )
         return True
 
     def maybe_refresh(self) -> None:
@@ -104,7 +123,10 @@ class Recommender:
         try:
             await self.refresh()
         except Exception as exc:  # noqa: BLE001 - a failed refresh keeps the old snapshot serving
-            logger.warning("snapshot refresh failed", extra=log_fields(error=f"{type(exc).__name__}: {exc}"[:200]))
+            logger.warning(
+                "snapshot refresh failed",
+                extra=log_fields(error=f"{type(exc).__name__}: {exc}"[:200]),
+            )
 
     def readiness(self) -> str | None:
         """None when ready; else why not (may load a newer model from the volume: call off the loop)."""
@@ -116,7 +138,11 @@ class Recommender:
 
     async def _user(self, session: AsyncSession, user_id: int) -> RawUser:
         raw = await repository.load_user(session, user_id)
-        if not raw.pms and not raw.interactions and not await repository.user_exists(session, user_id):
+        if (
+            not raw.pms
+            and not raw.interactions
+            and not await repository.user_exists(session, user_id)
+        ):
             raise NotFound(f"user {user_id} not found")
         return raw
 
@@ -128,7 +154,9 @@ class Recommender:
             raise ModelNotReady("m3 global model not loaded yet (run `musicspace train m3`)")
         return snapshot, loaded
 
-    async def recommend(self, *, session: AsyncSession, user_id: int, limit: int, max_per_artist: int | None) -> Recommendation:
+    async def recommend(
+        self, *, session: AsyncSession, user_id: int, limit: int, max_per_artist: int | None
+    ) -> Recommendation:
         """Top tracks for a user: not owned, not disliked, at most N per artist, with drivers."""
         self.maybe_refresh()
         raw = await self._user(session, user_id)
@@ -140,7 +168,9 @@ class Recommender:
             self.count("recommendation_cache_hits")
             return hit[1]
         loop = asyncio.get_running_loop()
-        result = await loop.run_in_executor(self.pool, self._rank, snapshot, base, user_id, raw, limit, cap)
+        result = await loop.run_in_executor(
+            self.pool, self._rank, snapshot, base, user_id, raw, limit, cap
+        )
         self.count("recommendations")
         if self.settings.cache_ttl_s > 0:
             self._cache[key] = (time.monotonic() + self.settings.cache_ttl_s, result)
@@ -148,7 +178,9 @@ class Recommender:
                 self._cache.popitem(last=False)
         return result
 
-    def _cache_key(self, snapshot: Snapshot, base: Loaded, user_id: int, raw: RawUser, limit: int, cap: int) -> tuple[Any, ...]:
+    def _cache_key(
+        self, snapshot: Snapshot, base: Loaded, user_id: int, raw: RawUser, limit: int, cap: int
+    ) -> tuple[Any, ...]:
         """Everything an answer depends on except other users' newest activity (bounded by the TTL)."""
         personal = user_model_path(self.models.model_dir, user_id)
         try:
@@ -156,26 +188,62 @@ class Recommender:
         except FileNotFoundError:
             personal_stamp = None
         mine = hash((tuple(sorted(raw.pms)), tuple(sorted(raw.interactions.items()))))
-        return (user_id, limit, cap, base.version, personal_stamp, snapshot.catalog_fingerprint, mine)
+        return (
+            user_id,
+            limit,
+            cap,
+            base.version,
+            personal_stamp,
+            snapshot.catalog_fingerprint,
+            mine,
+        )
 
-    def _rank(self, snapshot: Snapshot, base: Loaded, user_id: int, raw: RawUser, limit: int, cap: int) -> Recommendation:
-        base = self.models.refresh_global() or base  # throttled stat; reloads when another replica published
+    def _rank(
+        self, snapshot: Snapshot, base: Loaded, user_id: int, raw: RawUser, limit: int, cap: int
+    ) -> Recommendation:
+        base = (
+            self.models.refresh_global() or base
+        )  # throttled stat; reloads when another replica published
         personal = self.models.user_model(user_id)
         loaded = personal or base
         index = snapshot.index
-        ranked = rank(index=index, collab=snapshot.collab, model=loaded.model, profile=profile_for(index, user_id, raw),
-                      n_candidates=self.settings.n_candidates, limit=limit, max_per_artist=cap)
+        ranked = rank(
+            index=index,
+            collab=snapshot.collab,
+            model=loaded.model,
+            profile=profile_for(index, user_id, raw),
+            n_candidates=self.settings.n_candidates,
+            limit=limit,
+            max_per_artist=cap,
+        )
         n_explain = min(self.settings.explain_top, len(ranked.positions))
-        effects = ranker.contributions(loaded.model, ranked.x[:n_explain], ranked.reference) if n_explain else np.zeros((0, 0))
+        effects = (
+            ranker.contributions(loaded.model, ranked.x[:n_explain], ranked.reference)
+            if n_explain
+            else np.zeros((0, 0))
+        )
         frame = index.frame
         items = [
-            Item(frame.track_ids[p], frame.titles[p], frame.artists[p], round(float(s), 5),
-                 ranker.top_drivers(effects[i]) if i < n_explain else {})
-            for i, (p, s) in enumerate(zip(ranked.positions.tolist(), ranked.scores.tolist(), strict=True))
+            Item(
+                frame.track_ids[p],
+                frame.titles[p],
+                frame.artists[p],
+                round(float(s), 5),
+                ranker.top_drivers(effects[i]) if i < n_explain else {},
+            )
+            for i, (p, s) in enumerate(
+                zip(ranked.positions.tolist(), ranked.scores.tolist(), strict=True)
+            )
         ]
         if personal is not None:
             model_store.touch_last_used(personal.path)
-        return Recommendation(user_id, "personal" if personal else "global", loaded.version, ranked.n_candidates, items)
+        return Recommendation(
+            user_id,
+            "personal" if personal else "global",
+            loaded.version,
+            ranked.n_candidates,
+            items,
+        )
 
     async def train_user(self, *, session: AsyncSession, user_id: int) -> FinetuneResult:
         """Fine-tune the global model on this user's data (or say why the global model serves)."""
@@ -184,13 +252,21 @@ class Recommender:
         snapshot, base = await self._ready()
         loop = asyncio.get_running_loop()
         result = await loop.run_in_executor(
-            self.train_pool, lambda: finetune_user(snapshot=snapshot, base=base, user_id=user_id, raw=raw, settings=self.settings)
+            self.train_pool,
+            lambda: finetune_user(
+                snapshot=snapshot, base=base, user_id=user_id, raw=raw, settings=self.settings
+            ),
         )
         self.count("trainings" if result.personal else "training_fallbacks")
         if result.personal and result.version:
             await repository.record_model(
-                session, kind="user_model", owner_id=user_id, version=result.version,
-                path=str(self.models.model_dir / "user_models" / f"{user_id}_.cbm"), sha256=result.sha256 or "",
-                rows=result.rows, metrics=result.metrics,
+                session,
+                kind="user_model",
+                owner_id=user_id,
+                version=result.version,
+                path=str(self.models.model_dir / "user_models" / f"{user_id}_.cbm"),
+                sha256=result.sha256 or "",
+                rows=result.rows,
+                metrics=result.metrics,
             )
         return result

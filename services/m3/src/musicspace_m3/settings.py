@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from musicspace_shared.settings import CommonSettings
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from musicspace_shared.settings import CommonSettings
-
 
 class Settings(CommonSettings):
-    model_config = SettingsConfigDict(env_prefix="M3_", env_file=".env", extra="ignore", populate_by_name=True)
+    model_config = SettingsConfigDict(
+        env_prefix="M3_", env_file=".env", extra="ignore", populate_by_name=True
+    )
 
     global_model_name: str = "recommender_U2_MyInitialT_20260201.cbm"
     # Candidates ranked per request: the recall ceiling versus latency (measured in bench_m3).
@@ -42,6 +43,9 @@ class Settings(CommonSettings):
 
     def ranker_params(self) -> dict[str, Any]:
         return {
-            "loss_function": self.loss_function, "iterations": self.iterations,
-            "learning_rate": self.learning_rate, "depth": self.depth, "thread_count": self.train_threads,
+            "loss_function": self.loss_function,
+            "iterations": self.iterations,
+            "learning_rate": self.learning_rate,
+            "depth": self.depth,
+            "thread_count": self.train_threads,
         }

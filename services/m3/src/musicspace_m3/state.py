@@ -11,13 +11,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
+from musicspace_shared.catalog import TrackFrame
 
 from musicspace_m3.catalog_index import CatalogIndex, build_catalog_index
 from musicspace_m3.collab import Collab, build_collab
 from musicspace_m3.features import Profile
 from musicspace_m3.groups import UserData
 from musicspace_m3.repository import RawUser
-from musicspace_shared.catalog import TrackFrame
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,14 @@ def build_collab_from_users(index: CatalogIndex, users: Mapping[int, RawUser]) -
     )
 
 
-def build_snapshot(frame: TrackFrame, users: Mapping[int, RawUser], *, catalog_fp: str, activity_fp: str, index: CatalogIndex | None = None) -> Snapshot:
+def build_snapshot(
+    frame: TrackFrame,
+    users: Mapping[int, RawUser],
+    *,
+    catalog_fp: str,
+    activity_fp: str,
+    index: CatalogIndex | None = None,
+) -> Snapshot:
     """Rebuild what changed: the catalog index only when the catalog fingerprint moved."""
     if index is None or index.fingerprint != catalog_fp:
         index = build_catalog_index(frame, fingerprint=catalog_fp)
@@ -59,4 +66,9 @@ def profile_for(index: CatalogIndex, user_id: int, raw: RawUser) -> Profile:
     """The serving profile: positives in, owned/liked/disliked out."""
     data = user_data(index, raw)
     excluded = index.frame.rows(sorted(raw.owned))
-    return Profile(key=user_id, positives=data.positives, excluded=np.unique(excluded), interactions=data.interactions)
+    return Profile(
+        key=user_id,
+        positives=data.positives,
+        excluded=np.unique(excluded),
+        interactions=data.interactions,
+    )

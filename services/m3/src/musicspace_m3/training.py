@@ -12,6 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from musicspace_shared import model_store
+from musicspace_shared.catalog import TrackFrame, load_tracks
+from musicspace_shared.db.engine import make_engine, make_sessionmaker
 
 from musicspace_m3 import ranker, repository
 from musicspace_m3.catalog_index import build_catalog_index
@@ -21,9 +24,6 @@ from musicspace_m3.models import Loaded, global_path, user_model_path
 from musicspace_m3.repository import RawUser
 from musicspace_m3.settings import Settings
 from musicspace_m3.state import Snapshot, build_collab_from_users, user_data
-from musicspace_shared import model_store
-from musicspace_shared.catalog import TrackFrame, load_tracks
-from musicspace_shared.db.engine import make_engine, make_sessionmaker
 
 HELD_OUT_SHARE = 0.15
 
@@ -44,8 +44,14 @@ async def train_global_from_db(*, settings: Settings | None = None) -> dict[str,
         summary = await asyncio.to_thread(train_global, frame=frame, users=users, settings=settings)
         async with make_sessionmaker(engine)() as session:
             await repository.record_model(
-                session, kind="global", owner_id=None, version=summary["version"], path=summary["path"],
-                sha256=summary["sha256"], rows=summary["rows"], metrics=summary["metrics"],
+                session,
+                kind="global",
+                owner_id=None,
+                version=summary["version"],
+                path=summary["path"],
+                sha256=summary["sha256"],
+                rows=summary["rows"],
+                metrics=summary["metrics"],
             )
     finally:
         await engine.dispose()
@@ -60,7 +66,9 @@ def held_out_split(user_ids: list[int], *, seed: int = 7) -> tuple[list[int], li
     return sorted(order[n_held:]), sorted(order[:n_held])
 
 
-def train_global(*, frame: TrackFrame, users: Mapping[int, RawUser], settings: Settings) -> dict[str, Any]:
+def train_global(
+    *, frame: TrackFrame, users: Mapping[int, RawUser], settings: Settings
+) -> dict[str, Any]:
     """Fit on the training users' input/target splits, measure NDCG@10 on held-out users, publish."""
     started = time.perf_counter()
     index = build_catalog_index(frame)
@@ -68,29 +76,68 @@ def train_global(*, frame: TrackFrame, users: Mapping[int, RawUser], settings: S
     data = {uid: user_data(index, raw) for uid, raw in users.items()}
     data = {uid: d for uid, d in data.items() if len(d.positives) >= 4}
     if len(data) < 2:
-        raise ValueError(f"m3 needs at least 2 users with 4+ positive tracks to train, found {len(data)}")
+        raise ValueError(
+            f"m3 needs at least 2 users with 4+ positive tracks to train, found {len(data)}"
+        )
     train_ids, held_ids = held_out_split(list(data))
-    _log(f"{len(index)} tracks, {len(data)} users ({len(train_ids)} train, {len(held_ids)} held out)")
-    train = split_groups(
-        index=index, collab=collab, users={u: data[u] for u in train_ids}, n_candidates=settings.n_candidates,
-        splits=settings.train_splits, negatives_per_query=settings.train_negatives_per_query, seed=7,
+    _log(
+        f"{len(index)} tracks, {len(data)} users ({len(train_ids)} train, {len(held_ids)} held out)"
     )
-    held = split_groups(index=index, collab=collab, users={u: data[u] for u in held_ids}, n_candidates=settings.n_candidates, splits=1, seed=11)
-    _log(f"{train.n_queries} training queries, {len(train.y)} rows; fitting {settings.loss_function} x{settings.iterations}")
+    train = split_groups(
+        index=index,
+        collab=collab,
+        users={u: data[u] for u in train_ids},
+        n_candidates=settings.n_candidates,
+        splits=settings.train_splits,
+        negatives_per_query=settings.train_negatives_per_query,
+        seed=7,
+    )
+    held = split_groups(
+        index=index,
+        collab=collab,
+        users={u: data[u] for u in held_ids},
+        n_candidates=settings.n_candidates,
+        splits=1,
+        seed=11,
+    )
+    _log(
+        f"{train.n_queries} training queries, {len(train.y)} rows; fitting {settings.loss_function} x{settings.iterations}"
+    )
     params = settings.ranker_params()
     model = ranker.fit(train, params=params)
     fit_s = time.perf_counter() - started
-    metrics = {"fit_seconds": round(fit_s, 1), "train_candidate_recall": round(train.candidate_recall, 4)}
+    metrics = {
+        "fit_seconds": round(fit_s, 1),
+        "train_candidate_recall": round(train.candidate_recall, 4),
+    }
     metrics |= evaluate(model, held)
     _log(f"trained in {fit_s:.1f}s: {metrics}")
     path = global_path(settings.model_dir("M3"), settings.global_model_name)
-    meta = _publish(model, path, rows=len(train.y), metrics=metrics, extra={
-        "params": params, "features": list(FEATURE_NAMES), "n_candidates": settings.n_candidates,
-        "users": len(data), "held_out_users": len(held_ids), "queries": train.n_queries,
-    }, keep_previous=True)
+    meta = _publish(
+        model,
+        path,
+        rows=len(train.y),
+        metrics=metrics,
+        extra={
+            "params": params,
+            "features": list(FEATURE_NAMES),
+            "n_candidates": settings.n_candidates,
+            "users": len(data),
+            "held_out_users": len(held_ids),
+            "queries": train.n_queries,
+        },
+        keep_previous=True,
+    )
     _log(f"published {path} version {meta.version}")
-    return {"path": str(path), "version": meta.version, "trained_at": meta.trained_at, "rows": meta.rows,
-            "sha256": meta.sha256, "metrics": metrics, "params": params}
+    return {
+        "path": str(path),
+        "version": meta.version,
+        "trained_at": meta.trained_at,
+        "rows": meta.rows,
+        "sha256": meta.sha256,
+        "metrics": metrics,
+        "params": params,
+    }
 
 
 def evaluate(model: Any, held: Groups) -> dict[str, float]:
@@ -111,8 +158,22 @@ def evaluate(model: Any, held: Groups) -> dict[str, float]:
     }
 
 
-def _publish(model: Any, path: Path, *, rows: int, metrics: dict[str, Any], extra: dict[str, Any], keep_previous: bool = False) -> model_store.ModelMeta:
-    meta = model_store.ModelMeta(version=model_store.new_version(), trained_at=model_store.now_iso(), rows=rows, metrics=metrics, extra=extra)
+def _publish(
+    model: Any,
+    path: Path,
+    *,
+    rows: int,
+    metrics: dict[str, Any],
+    extra: dict[str, Any],
+    keep_previous: bool = False,
+) -> model_store.ModelMeta:
+    meta = model_store.ModelMeta(
+        version=model_store.new_version(),
+        trained_at=model_store.now_iso(),
+        rows=rows,
+        metrics=metrics,
+        extra=extra,
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
     # CatBoost writes to a path: a temp file on the same volume, then the store publishes it atomically.
     with tempfile.TemporaryDirectory(dir=path.parent, prefix=".m3-") as tmp:
@@ -134,22 +195,69 @@ class FinetuneResult:
     sha256: str | None = None
 
 
-def finetune_user(*, snapshot: Snapshot, base: Loaded, user_id: int, raw: RawUser, settings: Settings) -> FinetuneResult:
+def finetune_user(
+    *, snapshot: Snapshot, base: Loaded, user_id: int, raw: RawUser, settings: Settings
+) -> FinetuneResult:
     """Continue the global model on this user's own input/target splits; publish M3/user_models/{id}_.cbm."""
     data: UserData = user_data(snapshot.index, raw)
     n_pos = len(data.positives)
     if n_pos < settings.min_user_positives:
-        return FinetuneResult(False, f"{n_pos} positive tracks; a personal model needs {settings.min_user_positives}: the global model serves", n_pos, base_version=base.version)
+        return FinetuneResult(
+            False,
+            f"{n_pos} positive tracks; a personal model needs {settings.min_user_positives}: the global model serves",
+            n_pos,
+            base_version=base.version,
+        )
     groups = split_groups(
-        index=snapshot.index, collab=snapshot.collab, users={user_id: data}, n_candidates=settings.n_candidates,
-        splits=settings.finetune_splits, negatives_per_query=settings.train_negatives_per_query, seed=user_id % (2**32),
+        index=snapshot.index,
+        collab=snapshot.collab,
+        users={user_id: data},
+        n_candidates=settings.n_candidates,
+        splits=settings.finetune_splits,
+        negatives_per_query=settings.train_negatives_per_query,
+        seed=user_id % (2**32),
     )
     if groups.n_queries == 0 or groups.y.sum() == 0:
-        return FinetuneResult(False, "none of the user's held-back tracks reached the candidates: the global model serves", n_pos, base_version=base.version)
-    params = settings.ranker_params() | {"iterations": settings.finetune_iterations, "learning_rate": settings.learning_rate / 2, "thread_count": 1}
+        return FinetuneResult(
+            False,
+            "none of the user's held-back tracks reached the candidates: the global model serves",
+            n_pos,
+            base_version=base.version,
+        )
+    params = settings.ranker_params() | {
+        "iterations": settings.finetune_iterations,
+        "learning_rate": settings.learning_rate / 2,
+        "thread_count": 1,
+    }
     model = ranker.fit(groups, params=params, init_model=base.model)
-    metrics = {"train_ndcg@10_global": round(ranker.ndcg_at(ranker.predict(base.model, groups.x), groups.y, groups.group), 4),
-               "train_ndcg@10_personal": round(ranker.ndcg_at(ranker.predict(model, groups.x), groups.y, groups.group), 4)}
-    meta = _publish(model, user_model_path(settings.model_dir("M3"), user_id), rows=len(groups.y), metrics=metrics,
-                    extra={"base_version": base.version, "params": params, "positives": n_pos, "user_id": user_id})
-    return FinetuneResult(True, None, n_pos, len(groups.y), meta.version, base.version, meta.trained_at, metrics, meta.sha256)
+    metrics = {
+        "train_ndcg@10_global": round(
+            ranker.ndcg_at(ranker.predict(base.model, groups.x), groups.y, groups.group), 4
+        ),
+        "train_ndcg@10_personal": round(
+            ranker.ndcg_at(ranker.predict(model, groups.x), groups.y, groups.group), 4
+        ),
+    }
+    meta = _publish(
+        model,
+        user_model_path(settings.model_dir("M3"), user_id),
+        rows=len(groups.y),
+        metrics=metrics,
+        extra={
+            "base_version": base.version,
+            "params": params,
+            "positives": n_pos,
+            "user_id": user_id,
+        },
+    )
+    return FinetuneResult(
+        True,
+        None,
+        n_pos,
+        len(groups.y),
+        meta.version,
+        base.version,
+        meta.trained_at,
+        metrics,
+        meta.sha256,
+    )
