@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 from musicspace_shared.catalog import TrackFrame, read_catalog_csv
 from musicspace_shared.features import FEATURES
 

@@ -9,14 +9,15 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi import FastAPI
-
-from conftest import new_mariadb_database
 from musicspace_llm.app import create_app
 from musicspace_shared.db.engine import make_engine
 from musicspace_shared.db.migrate import upgrade
+
+from conftest import new_mariadb_database
 from tests.factories import write_demo_subset
 
 from .helpers import make_settings, wait_ready
+
 
 @pytest.fixture(scope="session")
 def llm_subset(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:

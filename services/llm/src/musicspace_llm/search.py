@@ -12,10 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+from musicspace_shared.features import FEATURES
 
 from musicspace_llm.index import TrackIndex
 from musicspace_llm.understanding import QueryIntent
-from musicspace_shared.features import FEATURES
 
 W_SUBGENRE = 1.0
 W_GENRE = 0.5
@@ -86,23 +86,19 @@ def feature_match(index: TrackIndex, features: dict[str, float]) -> np.ndarray:
     return 0.5 * total / sum(features.values()) + 0.5 * weakest
 
 
-def score_all(index: TrackIndex, intent: QueryIntent, query_vector: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-    """(score, document similarity) for every track."""
-    n = len(index)
-    if query_vector is not None and index.dim == len(query_vector):
-        similarity = index.vectors @ query_vector.astype(np.float32)
-    else:
-        similarity = np.zeros(n, dtype=np.float32)
-    score = W_DOCUMENT * similarity.astype(np.float64) + W_POPULARITY * index.popularity
+def structured_scores(index: TrackIndex, intent: QueryIntent) -> np.ndarray:
+    """Everything but the document similarity, for every track."""
+    score = W_POPULARITY * index.popularity
     if intent.subgenres:
-        score += W_SUBGENRE * _lookup(index.sub_names, index.sub_codes, intent.subgenres)
+        score = score + W_SUBGENRE * _lookup(index.sub_names, index.sub_codes, intent.subgenres)
     if intent.genres:
-        score += W_GENRE * _lookup(index.genre_names, index.genre_codes, intent.genres)
+        score = score + W_GENRE * _lookup(index.genre_names, index.genre_codes, intent.genres)
     if intent.features:
-        score += W_FEATURES * feature_match(index, intent.features)
-    if intent.eras:
-        score += W_ERA * np.array([intent.eras.get(int(d), 0.0) for d in index.decades]) if n else 0.0
-    return score, similarity
+        score = score + W_FEATURES * feature_match(index, intent.features)
+    if intent.eras and len(index):
+        eras = np.array([intent.eras.get(int(d), 0.0) for d in range(0, 2101, 10)])
+        score = score + W_ERA * eras[np.clip(index.decades // 10, 0, len(eras) - 1)]
+    return score
 
 
 def top_matches(
@@ -112,20 +108,38 @@ def top_matches(
     """The best `limit` tracks, best first; `extra` adds a per-track score (the user profile)."""
     if not len(index):
         return []
-    score, similarity = score_all(index, intent, query_vector)
+    structured = structured_scores(index, intent)
     if extra is not None:
-        score = score + extra
+        structured = structured + extra
     mask = filter_mask(index, filters)
     if exclude:
         mask &= np.array([t not in exclude for t in index.frame.track_ids], dtype=bool)
-    score = np.where(mask, score, -np.inf)
+    structured = np.where(mask, structured, -np.inf)
     k = min(limit, int(mask.sum()))
     if k <= 0:
         return []
+    # The document similarity (a cosine, <= 1) can lift a track by at most W_DOCUMENT, so only
+    # tracks within that of the k-th best structured score can reach the top k. Scoring just
+    # those keeps the matrix product small when the query names a subgenre or a mood.
+    kth = np.partition(structured, len(structured) - k)[len(structured) - k]
+    candidates = np.flatnonzero(structured >= kth - W_DOCUMENT * 1.0)
+    if query_vector is not None and index.dim == len(query_vector):
+        query = query_vector.astype(np.float32)
+        # Gathering rows copies them: past a third of the catalog one full product is cheaper.
+        if len(candidates) * 3 > len(index):
+            similarity = (index.vectors @ query)[candidates]
+        else:
+            similarity = index.vectors[candidates] @ query
+    else:
+        similarity = np.zeros(len(candidates), dtype=np.float32)
+    score = structured[candidates] + W_DOCUMENT * similarity.astype(np.float64)
     top = np.argpartition(-score, k - 1)[:k]
     # Ties broken by track id so results are stable run to run.
-    top = sorted(top.tolist(), key=lambda r: (-score[r], index.frame.track_ids[r]))
-    return [Match(row=r, score=float(score[r]), matched=satisfied(index, r, intent), similarity=float(similarity[r])) for r in top]
+    top = sorted(top.tolist(), key=lambda i: (-score[i], index.frame.track_ids[candidates[i]]))
+    return [
+        Match(row=int(candidates[i]), score=float(score[i]), matched=satisfied(index, int(candidates[i]), intent), similarity=float(similarity[i]))
+        for i in top
+    ]
 
 
 def satisfied(index: TrackIndex, row: int, intent: QueryIntent) -> list[str]:

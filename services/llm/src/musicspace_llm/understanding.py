@@ -27,11 +27,11 @@ _TOKEN = re.compile(r"[0-9a-z&'\-]+|[\uac00-\ud7a3]+")
 _FILLER = {
     "a", "an", "the", "for", "with", "from", "to", "of", "in", "on", "and", "or", "by", "some", "my", "me", "i",
     "songs", "song", "music", "tracks", "track", "tunes", "playlist", "that", "like", "vibes", "vibe", "best",
-    "top", "hits", "list", "play", "want", "listen", "listening", "good", "great", "some", "any", "while",
+    "top", "hits", "list", "play", "want", "listen", "listening", "good", "great", "any", "while",
     "노래", "음악", "곡", "노래들", "플레이리스트", "듣기", "듣는", "들을", "듣고", "좋은", "어울리는", "위한",
     "같은", "추천", "모음", "명곡", "히트곡", "때", "할", "하는", "때의", "틀어줘", "찾아줘", "줘",
 }
-MAX_SPAN = 3
+MAX_SPAN = 2
 MAX_SPANS = 24
 
 
@@ -102,6 +102,8 @@ class QueryUnderstanding:
         self.phrase_vectors = phrase_vectors
         self.phrase_owner = phrase_owner
         self.calibration = calibration
+        self._starts = np.flatnonzero(np.r_[True, phrase_owner[1:] != phrase_owner[:-1]])
+        self._ends = np.r_[self._starts[1:], len(phrase_owner)]
         self._aliases = [(i, alias.lower()) for i, c in enumerate(concepts) for alias in c.aliases]
         self._latin = [
             (i, alias, re.compile(r"(?<![0-9a-z])" + re.escape(alias) + r"(?:s|es)?(?![0-9a-z])"))
@@ -138,7 +140,7 @@ class QueryUnderstanding:
         position.append(len(squashed))
         flat = "".join(squashed)
         hits: list[_Hit] = []
-        for i, alias, pattern in self._latin:
+        for i, _alias, pattern in self._latin:
             for m in pattern.finditer(text):
                 hits.append(_Hit(i, position[m.start()], position[m.end()], m.group(0).strip()))
         for i, alias in self._hangul:
@@ -191,12 +193,9 @@ class QueryUnderstanding:
             sims = sims - self.calibration.single_word * single[: len(sims), None]
             best_text = sims.argmax(axis=0)
             best = sims.max(axis=0)
-            per_concept = np.full(len(self.concepts), -1.0)
-            which = np.zeros(len(self.concepts), dtype=np.int64)
-            for phrase, concept in enumerate(self.phrase_owner):
-                if best[phrase] > per_concept[concept]:
-                    per_concept[concept] = best[phrase]
-                    which[concept] = best_text[phrase]
+            # Phrases are stored grouped by concept: reduce each group to its best phrase.
+            per_concept = np.maximum.reduceat(best, self._starts)
+            which = np.array([best_text[s + int(np.argmax(best[s:e]))] for s, e in zip(self._starts, self._ends, strict=True)])
             cal = self.calibration
             kind_best: dict[str, float] = {}
             for i, sim in enumerate(per_concept):
