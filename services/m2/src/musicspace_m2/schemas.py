@@ -73,3 +73,41 @@ class PredictResponse(BaseModel):
 class RecommendRequest(BaseModel):
     user_id: UserId
     limit: int = Field(20, ge=1, le=200)
+
+
+class SimilarTrack(BaseModel):
+    track_id: str
+    title: str | None
+    artist: str | None
+    genre: str | None
+    subgenre: str | None
+    score: float = Field(description="blended cosine similarity of text and audio features")
+
+
+class SimilarResponse(BaseModel):
+    track_id: str
+    model_version: str
+    items: list[SimilarTrack]
+
+
+Strategy = Literal["personal_svm", "fallback_similar_tracks", "fallback_popular"]
+
+
+class RecommendedTrack(BaseModel):
+    track_id: str
+    title: str | None
+    artist: str | None
+    genre: str | None
+    subgenre: str | None
+    score: float
+
+
+class RecommendResponse(BaseModel):
+    user_id: int
+    strategy: Strategy = Field(description="personal_svm, or the fallback that served this user")
+    fallback: bool
+    reason: str | None = Field(None, description="why the fallback served")
+    tracks_used: int = Field(description="positive tracks (PMS + likes) the model saw")
+    model_version: str = Field(description="version of the m2 feature model behind the content space")
+    svm_version: str | None = None
+    items: list[RecommendedTrack]

@@ -1,0 +1,36 @@
+"""m2 routes (thin): validate, call the domain, return schemas."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+
+from musicspace_m2 import service
+from musicspace_m2.runtime import Runtime
+from musicspace_m2.schemas import PredictRequest, PredictResponse, RecommendRequest, RecommendResponse, SimilarResponse
+from musicspace_shared.ids import TrackIdPath
+from musicspace_shared.web import SessionDep
+
+router = APIRouter(prefix="/api/m2", tags=["m2"])
+
+
+def _runtime(request: Request) -> Runtime:
+    return request.app.state.runtime
+
+
+@router.post("/predict-audio", response_model=PredictResponse, summary="Predict the 9 audio features from text")
+async def predict_audio(body: PredictRequest, request: Request, session: SessionDep) -> PredictResponse:
+    return await service.predict_audio(runtime=_runtime(request), session=session, request=body)
+
+
+@router.get("/similar/{track_id}", response_model=SimilarResponse, summary="Nearest tracks by text and audio features")
+async def similar(
+    track_id: TrackIdPath, request: Request, session: SessionDep, limit: Annotated[int, Query(ge=1, le=200)] = 20,
+) -> SimilarResponse:
+    return await service.similar_tracks(runtime=_runtime(request), session=session, track_id=track_id, limit=limit)
+
+
+@router.post("/recommend", response_model=RecommendResponse, summary="Per-user SVM content recommendations")
+async def recommend(body: RecommendRequest, request: Request, session: SessionDep) -> RecommendResponse:
+    return await service.recommend(runtime=_runtime(request), session=session, user_id=body.user_id, limit=body.limit)

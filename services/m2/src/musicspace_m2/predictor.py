@@ -1,0 +1,295 @@
+"""Text and metadata -> the 9 audio features: TF-IDF ridge stack + target encodings + gradient boosting.
+
+Stage 1 turns the sparse text (title words and character n-grams, artist, album, genre,
+subgenre) into 9 ridge predictions; stage 2 is one HistGradientBoostingRegressor per feature
+over dense columns: the ridge predictions, smoothed means of the track's artist, album and
+exact duplicates (same title and artist), subgenre, popularity and release year. Stage-2
+training rows see stage-1 outputs and encodings computed out of fold, as unseen tracks would.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.ensemble import HistGradientBoostingRegressor
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import Ridge
+from sklearn.model_selection import KFold
+from threadpoolctl import ThreadpoolController
+
+from musicspace_m2.text_features import TrackInputs, norm
+from musicspace_shared.features import FEATURE_RANGES, FEATURES
+
+logger = logging.getLogger("musicspace.m2.predictor")
+N_FEATURES = len(FEATURES)
+Progress = Callable[[str], None]
+
+# One OpenMP thread for the boosters: on a small shared machine, OpenMP's spinning threads
+# made a fit 13x slower under load (measured: 9 s single-threaded vs 122 s with 2 threads).
+# Service replicas scale by processes, not threads.
+_THREADS = ThreadpoolController()
+
+
+def _one_thread():  # type: ignore[no-untyped-def]
+    return _THREADS.limit(limits=1, user_api="openmp")
+
+
+@dataclass
+class PredictorConfig:
+    ridge_alpha: float = 3.0
+    folds: int = 5
+    smoothing: dict[str, float] = field(default_factory=lambda: {"artist": 3.0, "album": 2.0, "dup": 0.5, "subgenre": 10.0})
+    hgb_max_iter: int = 300
+    hgb_learning_rate: float = 0.06
+    hgb_max_leaf_nodes: int = 31
+    hgb_min_samples_leaf: int = 40
+    hgb_l2: float = 1.0
+    seed: int = 7
+
+
+def whole_value(text: str) -> list[str]:
+    """The whole string as one token (an artist is one thing, not its words)."""
+    return [text] if text else []
+
+
+def pipe_tokens(text: str) -> list[str]:
+    return text.split("|") if text else []
+
+
+def _text_vectorizers() -> dict[str, TfidfVectorizer]:
+    # Measured on held-out catalog tracks: title words + char n-grams (remix/live/feat/acoustic
+    # and non-English scripts), the artist as one token, album words.
+    return {
+        "title_words": TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True, dtype=np.float32),
+        "title_chars": TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 4), min_df=3, sublinear_tf=True, max_features=60000, dtype=np.float32),
+        "artist": TfidfVectorizer(analyzer=whole_value, min_df=1, dtype=np.float32),
+        "album_words": TfidfVectorizer(ngram_range=(1, 1), min_df=2, sublinear_tf=True, dtype=np.float32),
+        "tags": TfidfVectorizer(analyzer=pipe_tokens, dtype=np.float32),
+    }
+
+
+def _text_columns(inputs: TrackInputs) -> dict[str, list[str]]:
+    titles = [norm(t) for t in inputs.titles]
+    return {
+        "title_words": titles,
+        "title_chars": titles,
+        "artist": inputs.artist_keys,
+        "album_words": [norm(a) for a in inputs.albums],
+        "tags": [f"g={g}|s={s}" for g, s in zip(inputs.genres, inputs.subgenres, strict=True)],
+    }
+
+
+class TargetEncoder:
+    """Smoothed per-key means of the (standardized) targets, plus the key's count."""
+
+    def __init__(self, smoothing: float) -> None:
+        self.smoothing = smoothing
+        self.sums: dict[str, np.ndarray] = {}
+        self.counts: dict[str, int] = {}
+
+    def fit(self, keys: list[str], targets: np.ndarray) -> TargetEncoder:
+        sums: dict[str, np.ndarray] = defaultdict(lambda: np.zeros(targets.shape[1]))
+        counts: dict[str, int] = defaultdict(int)
+        for key, row in zip(keys, targets, strict=True):
+            if key:
+                sums[key] += row
+                counts[key] += 1
+        self.sums, self.counts = dict(sums), dict(counts)
+        return self
+
+    def transform(self, keys: list[str], width: int) -> np.ndarray:
+        """(n, width + 1): smoothed mean (NaN when the key is unseen) and log1p(count)."""
+        out = np.full((len(keys), width + 1), np.nan)
+        out[:, -1] = 0.0
+        for i, key in enumerate(keys):
+            n = self.counts.get(key)
+            if n:
+                # Shrink toward 0 (the standardized global mean) by the key's support.
+                out[i, :width] = self.sums[key] / (n + self.smoothing)
+                out[i, -1] = np.log1p(n)
+        return out
+
+
+@dataclass
+class FeaturePredictor:
+    """The fitted model; pickled whole into M2/tfidf_gbr_models.pkl."""
+
+    config: PredictorConfig
+    mean: np.ndarray
+    scale: np.ndarray
+    vectorizers: dict[str, TfidfVectorizer]
+    ridge: Ridge
+    encoders: dict[str, TargetEncoder]
+    genre_codes: dict[str, int]
+    subgenre_codes: dict[str, int]
+    boosters: list[HistGradientBoostingRegressor]
+    residual_q: dict[str, np.ndarray] = field(default_factory=dict)  # support level -> (9,) 80% half-width
+    support_r2: dict[str, float] = field(default_factory=dict)
+
+    def sparse(self, inputs: TrackInputs) -> sp.csr_matrix:
+        columns = _text_columns(inputs)
+        return sp.hstack([vec.transform(columns[name]) for name, vec in self.vectorizers.items()], format="csr")
+
+    def dense(self, inputs: TrackInputs, ridge_out: np.ndarray, encodings: dict[str, np.ndarray]) -> np.ndarray:
+        genre = np.array([self.genre_codes.get(g, -1) for g in inputs.genres], dtype=np.float64)
+        subgenre = np.array([self.subgenre_codes.get(s, -1) for s in inputs.subgenres], dtype=np.float64)
+        genre[genre < 0] = np.nan
+        subgenre[subgenre < 0] = np.nan
+        return np.column_stack([
+            ridge_out, encodings["artist"], encodings["album"], encodings["dup"], encodings["subgenre"],
+            genre, subgenre, inputs.popularity, inputs.years,
+        ])
+
+    def encode(self, inputs: TrackInputs) -> dict[str, np.ndarray]:
+        return {
+            "artist": self.encoders["artist"].transform(inputs.artist_keys, N_FEATURES),
+            "album": self.encoders["album"].transform(inputs.album_keys, N_FEATURES),
+            "dup": self.encoders["dup"].transform(inputs.duplicate_keys, N_FEATURES),
+            "subgenre": self.encoders["subgenre"].transform(inputs.subgenres, N_FEATURES),
+        }
+
+    def predict_scaled(self, inputs: TrackInputs) -> np.ndarray:
+        x = self.dense(inputs, self.ridge.predict(self.sparse(inputs)), self.encode(inputs))
+        with _one_thread():
+            return np.column_stack([booster.predict(x) for booster in self.boosters])
+
+    def predict(self, inputs: TrackInputs) -> np.ndarray:
+        """(n, 9) features in their natural units, clipped to plausible ranges."""
+        if len(inputs) == 0:
+            return np.empty((0, N_FEATURES))
+        raw = self.predict_scaled(inputs) * self.scale + self.mean
+        low = np.array([FEATURE_RANGES[f][0] for f in FEATURES])
+        high = np.array([FEATURE_RANGES[f][1] for f in FEATURES])
+        return np.clip(raw, low, high)
+
+    def support(self, inputs: TrackInputs) -> list[str]:
+        """How much the model knows about each track: dup, album, artist or text only."""
+        dup, album, artist = (self.encoders[k] for k in ("dup", "album", "artist"))
+        levels = []
+        for d, al, ar in zip(inputs.duplicate_keys, inputs.album_keys, inputs.artist_keys, strict=True):
+            if d in dup.counts:
+                levels.append("duplicate")
+            elif al in album.counts:
+                levels.append("album")
+            elif ar in artist.counts:
+                levels.append("artist")
+            else:
+                levels.append("text")
+        return levels
+
+    def uncertainty(self, inputs: TrackInputs) -> tuple[list[float], list[np.ndarray]]:
+        """Per-track confidence (held-out R² of its support level) and 80% half-widths."""
+        levels = self.support(inputs)
+        default = np.full(N_FEATURES, np.nan)
+        confidence = [float(np.clip(self.support_r2.get(level, 0.0), 0.0, 1.0)) for level in levels]
+        return confidence, [self.residual_q.get(level, default) for level in levels]
+
+
+def _fit_stage1(config: PredictorConfig, inputs: TrackInputs, y: np.ndarray) -> tuple[dict[str, TfidfVectorizer], Ridge]:
+    vectorizers = _text_vectorizers()
+    columns = _text_columns(inputs)
+    x = sp.hstack([vec.fit_transform(columns[name]) for name, vec in vectorizers.items()], format="csr")
+    ridge = Ridge(alpha=config.ridge_alpha, solver="sparse_cg", random_state=config.seed).fit(x, y)
+    return vectorizers, ridge
+
+
+def _encoders(config: PredictorConfig, inputs: TrackInputs, y: np.ndarray) -> dict[str, TargetEncoder]:
+    s = config.smoothing
+    return {
+        "artist": TargetEncoder(s["artist"]).fit(inputs.artist_keys, y),
+        "album": TargetEncoder(s["album"]).fit(inputs.album_keys, y),
+        "dup": TargetEncoder(s["dup"]).fit(inputs.duplicate_keys, y),
+        "subgenre": TargetEncoder(s["subgenre"]).fit(inputs.subgenres, y),
+    }
+
+
+def _codes(values: list[str]) -> dict[str, int]:
+    return {value: i for i, value in enumerate(sorted({v for v in values if v}))}
+
+
+def fit_predictor(inputs: TrackInputs, features: np.ndarray, *, config: PredictorConfig | None = None, progress: Progress | None = None) -> FeaturePredictor:
+    """Fit on tracks with measured features ((n, 9), no NaN)."""
+    config = config or PredictorConfig()
+    say = progress or (lambda message: logger.info(message))
+    mean, scale = features.mean(axis=0), features.std(axis=0)
+    scale[scale == 0] = 1.0
+    y = (features - mean) / scale
+    n = len(inputs)
+
+    # Out-of-fold stage-1 outputs and encodings: stage 2 must learn how much to trust them on
+    # tracks they have not seen (an in-sample artist mean would look perfect).
+    ridge_oof = np.zeros((n, N_FEATURES))
+    enc_oof: dict[str, np.ndarray] = {}
+    folds = KFold(config.folds, shuffle=True, random_state=config.seed)
+    for k, (fit_idx, out_idx) in enumerate(folds.split(np.arange(n))):
+        say(f"stage 1: fold {k + 1}/{config.folds}")
+        fit_in, out_in = inputs.take(fit_idx), inputs.take(out_idx)
+        vectorizers, ridge = _fit_stage1(config, fit_in, y[fit_idx])
+        partial = FeaturePredictor(config, mean, scale, vectorizers, ridge, _encoders(config, fit_in, y[fit_idx]), {}, {}, [])
+        ridge_oof[out_idx] = ridge.predict(partial.sparse(out_in))
+        for name, block in partial.encode(out_in).items():
+            enc_oof.setdefault(name, np.zeros((n, block.shape[1])))[out_idx] = block
+
+    say("stage 1: full fit")
+    vectorizers, ridge = _fit_stage1(config, inputs, y)
+    model = FeaturePredictor(
+        config, mean, scale, vectorizers, ridge, _encoders(config, inputs, y),
+        _codes(inputs.genres), _codes(inputs.subgenres), [],
+    )
+    x = model.dense(inputs, ridge_oof, enc_oof)
+    genre_cols = [x.shape[1] - 4, x.shape[1] - 3]
+    for j, name in enumerate(FEATURES):
+        say(f"stage 2: {name} ({j + 1}/{N_FEATURES})")
+        booster = HistGradientBoostingRegressor(
+            max_iter=config.hgb_max_iter, learning_rate=config.hgb_learning_rate,
+            max_leaf_nodes=config.hgb_max_leaf_nodes, min_samples_leaf=config.hgb_min_samples_leaf,
+            l2_regularization=config.hgb_l2, categorical_features=genre_cols,
+            early_stopping=False, random_state=config.seed,
+        )
+        with _one_thread():
+            model.boosters.append(booster.fit(x, y[:, j]))
+    return model
+
+
+def r2_mae(truth: np.ndarray, pred: np.ndarray) -> dict[str, float]:
+    """r2_<feature>, mae_<feature> and r2_mean over the 9 features."""
+    out: dict[str, float] = {}
+    r2s = []
+    for j, name in enumerate(FEATURES):
+        resid = truth[:, j] - pred[:, j]
+        total = ((truth[:, j] - truth[:, j].mean()) ** 2).sum()
+        r2 = float(1 - (resid**2).sum() / total) if total > 0 else 0.0
+        out[f"r2_{name}"] = r2
+        out[f"mae_{name}"] = float(np.abs(resid).mean())
+        r2s.append(r2)
+    out["r2_mean"] = float(np.mean(r2s))
+    return out
+
+
+def calibrate(model: FeaturePredictor, inputs: TrackInputs, truth: np.ndarray, pred: np.ndarray) -> None:
+    """Interval half-widths and confidence per support level, from held-out predictions."""
+    levels = np.array(model.support(inputs))
+    for level in ("duplicate", "album", "artist", "text"):
+        mask = levels == level
+        if mask.sum() < 20:
+            continue
+        abs_err = np.abs(truth[mask] - pred[mask])
+        model.residual_q[level] = np.quantile(abs_err, 0.8, axis=0)
+        model.support_r2[level] = r2_mae(truth[mask], pred[mask])["r2_mean"]
+
+
+def describe(model: FeaturePredictor) -> dict[str, Any]:
+    """What the model is, for its metadata."""
+    c = model.config
+    return {
+        "stage1": "tfidf(title words 1-2, title char_wb 2-4, artist token, album words, genre/subgenre) -> ridge",
+        "stage2": "HistGradientBoostingRegressor per feature over ridge outputs + out-of-fold artist/album/duplicate/subgenre means + genre, subgenre, popularity, year",
+        "ridge_alpha": c.ridge_alpha, "hgb_max_iter": c.hgb_max_iter, "hgb_learning_rate": c.hgb_learning_rate,
+        "smoothing": c.smoothing, "folds": c.folds,
+    }

@@ -1,0 +1,78 @@
+"""m2's queries: tracks as m2 inputs, catalog state, a user's tracks and reactions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from musicspace_m2.text_features import TrackInputs, inputs_from_rows
+from musicspace_shared.catalog import load_interactions, load_user_tracks, user_exists
+from musicspace_shared.db.tables import Track
+from musicspace_shared.features import FEATURES
+
+_COLUMNS = (
+    Track.track_id, Track.title, Track.artist, Track.album, Track.album_id, Track.genre,
+    Track.subgenre, Track.popularity, Track.release_date, Track.features_source,
+    *(getattr(Track, name) for name in FEATURES),
+)
+_NAMES = ("track_id", "title", "artist", "album", "album_id", "genre", "subgenre", "popularity", "release_date", "features_source")
+
+
+@dataclass
+class TrackTable:
+    """Tracks as m2 sees them: ids, inputs, features (NaN when none) and their source."""
+
+    track_ids: list[str]
+    inputs: TrackInputs
+    features: np.ndarray
+    sources: list[str | None]
+
+    def __len__(self) -> int:
+        return len(self.track_ids)
+
+
+def _table(rows: list[sa.Row]) -> TrackTable:
+    dicts = [dict(zip(_NAMES, row[: len(_NAMES)], strict=True)) for row in rows]
+    feats = np.array(
+        [[np.nan if v is None else float(v) for v in row[len(_NAMES):]] for row in rows], dtype=np.float64
+    ).reshape(len(rows), len(FEATURES))
+    return TrackTable([d["track_id"] for d in dicts], inputs_from_rows(dicts), feats, [d["features_source"] for d in dicts])
+
+
+async def load_track_table(session: AsyncSession, *, measured_only: bool = False, track_ids: list[str] | None = None) -> TrackTable:
+    """Tracks ordered by id: all, the measured ones, or the given ids."""
+    query = sa.select(*_COLUMNS).order_by(Track.track_id)
+    if measured_only:
+        query = query.where(Track.features_source == "measured")
+    if track_ids is not None:
+        query = query.where(Track.track_id.in_(track_ids))
+    return _table(list((await session.execute(query)).all()))
+
+
+async def catalog_state(session: AsyncSession) -> tuple[int, str]:
+    """A cheap fingerprint of the track table (count, latest update) to notice imports."""
+    count, latest = (await session.execute(sa.select(sa.func.count(), sa.func.max(Track.updated_at)))).one()
+    return int(count or 0), str(latest)
+
+
+@dataclass
+class UserTaste:
+    owned: list[str]
+    liked: set[str]
+    disliked: set[str]
+
+
+async def load_user_taste(session: AsyncSession, user_id: int) -> UserTaste | None:
+    """The user's PMS tracks, likes and dislikes; None when the user does not exist."""
+    if not await user_exists(session, user_id):
+        return None
+    owned = (await load_user_tracks(session, user_id)).get(user_id, [])
+    reactions = (await load_interactions(session, user_id)).get(user_id)
+    return UserTaste(
+        owned=owned,
+        liked=reactions.liked if reactions else set(),
+        disliked=reactions.disliked if reactions else set(),
+    )

@@ -1,0 +1,116 @@
+"""What a running m2 holds in memory: the feature model and the content space, kept fresh.
+
+Replicas share the model volume, so before use the stored meta version is compared (a small
+file read, at most every `reload_check_s`) and the model reloaded when another process
+published a newer one. The content space is rebuilt when the model or the catalog changes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from musicspace_m2 import repository
+from musicspace_m2.predictor import FeaturePredictor
+from musicspace_m2.settings import Settings
+from musicspace_m2.similar import ContentSpace, build_space
+from musicspace_shared.errors import ModelNotReady
+from musicspace_shared.model_store import ModelIntegrityError, ModelMeta, load_pickle, read_meta
+
+logger = logging.getLogger("musicspace.m2.runtime")
+T = TypeVar("T")
+
+
+@dataclass
+class LoadedModel:
+    predictor: FeaturePredictor
+    meta: ModelMeta
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    executor: ThreadPoolExecutor
+    metrics: Any = None  # the app's ServiceMetrics (None in tools)
+    model: LoadedModel | None = None
+    load_error: str | None = None
+    space: ContentSpace | None = None
+    space_key: tuple[Any, ...] | None = None
+    _checked_at: float = 0.0
+    _space_checked_at: float = 0.0
+    _model_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    _space_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    async def run(self, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """CPU work on the bounded executor, off the event loop."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.executor, lambda: func(*args, **kwargs))
+
+    async def refresh_model(self, *, force: bool = False) -> LoadedModel | None:
+        """Reload when the stored version differs from the one in memory (throttled)."""
+        now = time.monotonic()
+        if not force and self.model is not None and now - self._checked_at < self.settings.reload_check_s:
+            return self.model
+        async with self._model_lock:
+            self._checked_at = time.monotonic()
+            path = self.settings.model_path
+            meta = await asyncio.to_thread(read_meta, path)
+            if meta is None:
+                self.load_error = "missing"
+                return self.model
+            if self.model is not None and self.model.meta.version == meta.version:
+                return self.model
+            try:
+                predictor, loaded_meta = await asyncio.to_thread(load_pickle, path)
+            except ModelIntegrityError as exc:
+                # Keep serving what we hold (if anything); never unpickle unverified bytes.
+                self.load_error = f"integrity: {exc}"
+                logger.error("m2 model refused: %s", exc)
+                return self.model
+            except (OSError, EOFError, ValueError) as exc:
+                self.load_error = f"unreadable: {type(exc).__name__}"
+                return self.model
+            self.model = LoadedModel(predictor, loaded_meta)
+            self.load_error = None
+            logger.info("m2 model loaded", extra={"version": loaded_meta.version})
+            return self.model
+
+    async def require_model(self) -> LoadedModel:
+        model = await self.refresh_model()
+        if model is None:
+            raise ModelNotReady(f"m2 model {self.load_error or 'missing'}: run `musicspace train m2`")
+        return model
+
+    async def content_space(self, session: AsyncSession, *, force: bool = False) -> ContentSpace:
+        """The content space for the current model and catalog (rebuilt when either changes)."""
+        model = await self.require_model()
+        now = time.monotonic()
+        fresh = now - self._space_checked_at < self.settings.catalog_refresh_s
+        if self.space is not None and fresh and not force and self.space_key and self.space_key[0] == model.meta.version:
+            return self.space
+        async with self._space_lock:
+            state = await repository.catalog_state(session)
+            key = (model.meta.version, *state)
+            if self.space is None or self.space_key != key:
+                table = await repository.load_track_table(session)
+                self.space = await self.run(
+                    build_space, track_ids=table.track_ids, inputs=table.inputs, features=table.features,
+                    impute=model.predictor.predict, tag=model.meta.version,
+                )
+                self.space_key = key
+            self._space_checked_at = time.monotonic()
+            return self.space
+
+
+async def model_readiness(runtime: Runtime) -> str | None:
+    model = await runtime.refresh_model()
+    if model is None:
+        return runtime.load_error or "missing"
+    return None

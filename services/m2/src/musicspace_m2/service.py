@@ -1,0 +1,194 @@
+"""m2's use cases: predict audio features, similar tracks, per-user recommendations."""
+
+from __future__ import annotations
+
+import numpy as np
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from musicspace_m2 import repository
+from musicspace_m2.predictor import FeaturePredictor
+from musicspace_m2.runtime import Runtime
+from musicspace_m2.schemas import (
+    PredictedFeatures, PredictItem, PredictRequest, PredictResponse, PredictResult, RecommendedTrack,
+    RecommendResponse, SimilarResponse, SimilarTrack,
+)
+from musicspace_m2.similar import ContentSpace
+from musicspace_m2.text_features import TrackInputs, inputs_from_rows
+from musicspace_m2.user_svm import (
+    UserSvm, fallback_scores, fingerprint, rank, svm_scores, train_user_svm, user_seed,
+)
+from musicspace_shared.errors import NotFound
+from musicspace_shared.features import FEATURE_RANGES, FEATURES
+from musicspace_shared.model_store import (
+    ModelIntegrityError, ModelMeta, load_pickle, new_version, now_iso, publish_pickle, read_meta,
+    touch_last_used, user_file,
+)
+
+_LOW = np.array([FEATURE_RANGES[f][0] for f in FEATURES])
+_HIGH = np.array([FEATURE_RANGES[f][1] for f in FEATURES])
+
+
+def _item_row(item: PredictItem) -> dict[str, object]:
+    return {
+        "title": item.title, "artist": item.artist, "album": item.album, "genre": item.genre,
+        "subgenre": item.subgenre, "popularity": item.popularity,
+    }
+
+
+def _db_row(table: repository.TrackTable, position: int, item: PredictItem) -> dict[str, object]:
+    inputs = table.inputs
+    # What the DB knows wins; the item's own text fills what the DB lacks.
+    return {
+        "title": inputs.titles[position] or item.title, "artist": inputs.artists[position] or item.artist,
+        "album": inputs.albums[position] or item.album, "album_id": inputs.album_ids[position],
+        "genre": inputs.genres[position] or item.genre, "subgenre": inputs.subgenres[position] or item.subgenre,
+        "popularity": inputs.popularity[position] if not np.isnan(inputs.popularity[position]) else item.popularity,
+        "release_date": "" if np.isnan(inputs.years[position]) else str(int(inputs.years[position])),
+    }
+
+
+def predict_results(
+    *, predictor: FeaturePredictor, items: list[PredictItem], known: repository.TrackTable | None = None,
+) -> list[PredictResult]:
+    """Per-item results; an id missing from `known` is an error for that item only."""
+    positions = {t: i for i, t in enumerate(known.track_ids)} if known is not None else {}
+    rows: list[dict[str, object]] = []
+    slots: list[int] = []
+    results: list[PredictResult | None] = [None] * len(items)
+    for index, item in enumerate(items):
+        if item.track_id is not None:
+            position = positions.get(item.track_id)
+            if position is None:
+                results[index] = PredictResult(index=index, track_id=item.track_id, ok=False, error="unknown track id")
+                continue
+            rows.append(_db_row(known, position, item))  # type: ignore[arg-type]
+        else:
+            rows.append(_item_row(item))
+        slots.append(index)
+    if rows:
+        inputs = inputs_from_rows(rows)
+        values = predictor.predict(inputs)
+        confidence, half_widths = predictor.uncertainty(inputs)
+        for k, index in enumerate(slots):
+            results[index] = _result(index, items[index].track_id, values[k], confidence[k], half_widths[k])
+    return [r for r in results if r is not None]
+
+
+def _result(index: int, track_id: str | None, values: np.ndarray, confidence: float, half: np.ndarray) -> PredictResult:
+    features = PredictedFeatures(**{name: float(v) for name, v in zip(FEATURES, values, strict=True)})
+    intervals = None
+    if not np.isnan(half).any():
+        low, high = np.clip(values - half, _LOW, _HIGH), np.clip(values + half, _LOW, _HIGH)
+        intervals = {name: (float(lo), float(hi)) for name, lo, hi in zip(FEATURES, low, high, strict=True)}
+    return PredictResult(index=index, track_id=track_id, ok=True, features=features, confidence=confidence, intervals=intervals)
+
+
+async def predict_audio(*, runtime: Runtime, session: AsyncSession, request: PredictRequest) -> PredictResponse:
+    """Predict the 9 features for each item (a DB track id, or artist + title)."""
+    model = await runtime.require_model()
+    ids = sorted({item.track_id for item in request.items if item.track_id is not None})
+    known = await repository.load_track_table(session, track_ids=ids) if ids else None
+    results = await runtime.run(predict_results, predictor=model.predictor, items=request.items, known=known)
+    runtime_metrics_count(runtime, "predictions", sum(r.ok for r in results))
+    return PredictResponse(model_version=model.meta.version, results=results)
+
+
+def runtime_metrics_count(runtime: Runtime, event: str, amount: int) -> None:
+    if runtime.metrics is not None and amount:
+        runtime.metrics.count(event, amount)
+
+
+async def _space_with(runtime: Runtime, session: AsyncSession, track_id: str) -> ContentSpace:
+    space = await runtime.content_space(session)
+    if track_id not in space.index:
+        # Perhaps imported since the space was built: check the catalog now.
+        space = await runtime.content_space(session, force=True)
+    return space
+
+
+def _track_fields(space: ContentSpace, row: int) -> dict[str, str | None]:
+    inputs = space.inputs
+    return {
+        "track_id": space.track_ids[row], "title": inputs.titles[row] or None, "artist": inputs.artists[row] or None,
+        "genre": inputs.genres[row] or None, "subgenre": inputs.subgenres[row] or None,
+    }
+
+
+async def similar_tracks(*, runtime: Runtime, session: AsyncSession, track_id: str, limit: int) -> SimilarResponse:
+    """Nearest tracks by text and audio, without the track itself and its duplicates."""
+    space = await _space_with(runtime, session, track_id)
+    row = space.index.get(track_id)
+    if row is None:
+        raise NotFound(f"unknown track: {track_id}", track_id=track_id)
+    hits = await runtime.run(space.similar, row=row, limit=limit)
+    model = await runtime.require_model()
+    items = [SimilarTrack(**_track_fields(space, i), score=score) for i, score in hits]
+    return SimilarResponse(track_id=track_id, model_version=model.meta.version, items=items)
+
+
+def _load_or_train_svm(
+    *, runtime: Runtime, space: ContentSpace, user_id: int, positive_ids: list[str], dislike_ids: list[str],
+) -> tuple[UserSvm, str]:
+    """The user's stored SVM when its fingerprint matches, else a fresh one (published atomically)."""
+    settings = runtime.settings
+    path = user_file(settings.user_svm_root, user_id, ".pkl")
+    fp = fingerprint(positives=positive_ids, dislikes=dislike_ids, space_version=space.version)
+    meta = read_meta(path)
+    if meta is not None and meta.extra.get("fingerprint") == fp:
+        try:
+            model, meta = load_pickle(path)
+            touch_last_used(path)
+            return model, meta.version
+        except (ModelIntegrityError, OSError, EOFError, ValueError):
+            pass  # corrupt or half-copied: retrain below and overwrite it
+    model = train_user_svm(
+        space=space, positive_rows=space_rows(space, positive_ids), disliked_rows=space_rows(space, dislike_ids),
+        seed=user_seed(user_id), negatives_per_positive=settings.negatives_per_positive, c=settings.svm_c, fp=fp,
+    )
+    meta = publish_pickle(path, model, ModelMeta(
+        version=new_version(), trained_at=now_iso(), rows=model.positives + model.negatives,
+        metrics={"train_accuracy": model.train_accuracy},
+        extra={"fingerprint": fp, "user_id": user_id, "positives": model.positives, "negatives": model.negatives, "space_version": space.version},
+    ))
+    touch_last_used(path, min_interval_s=0)
+    if runtime.metrics is not None:
+        runtime.metrics.count("user_svm_trainings")
+    return model, meta.version
+
+
+def space_rows(space: ContentSpace, track_ids: list[str]) -> np.ndarray:
+    return np.array([space.index[t] for t in track_ids if t in space.index], dtype=np.int64)
+
+
+async def recommend(*, runtime: Runtime, session: AsyncSession, user_id: int, limit: int) -> RecommendResponse:
+    """Per-user SVM recommendations, or the named fallback for users with few tracks."""
+    taste = await repository.load_user_taste(session, user_id)
+    if taste is None:
+        raise NotFound(f"unknown user: {user_id}", user_id=user_id)
+    space = await runtime.content_space(session)
+    model = await runtime.require_model()
+    positives = sorted((set(taste.owned) | taste.liked) - taste.disliked)
+    dislikes = sorted(taste.disliked)
+    positive_rows = space_rows(space, positives)
+    exclude = space_rows(space, sorted(set(taste.owned) | taste.liked | taste.disliked))
+    svm_version = None
+    reason = None
+    if len(positive_rows) >= runtime.settings.min_tracks_for_svm:
+        svm, svm_version = await runtime.run(
+            _load_or_train_svm, runtime=runtime, space=space, user_id=user_id, positive_ids=positives, dislike_ids=dislikes,
+        )
+        strategy, scores = "personal_svm", svm_scores(space, svm)
+    else:
+        strategy, scores = fallback_scores(space, positive_rows)
+        reason = f"{len(positive_rows)} track(s) known; a personal model needs {runtime.settings.min_tracks_for_svm}"
+    hits = await runtime.run(rank, space, scores, exclude_rows=exclude, limit=limit)
+    items = [RecommendedTrack(**_track_fields(space, i), score=score) for i, score in hits]
+    return RecommendResponse(
+        user_id=user_id, strategy=strategy, fallback=strategy != "personal_svm", reason=reason,  # type: ignore[arg-type]
+        tracks_used=len(positive_rows), model_version=model.meta.version, svm_version=svm_version, items=items,
+    )
+
+
+def inputs_for_text(items: list[PredictItem]) -> TrackInputs:
+    """Inputs for text-only items (benchmarks and tools)."""
+    return inputs_from_rows([_item_row(item) for item in items])

@@ -1,0 +1,166 @@
+"""The content space: every track as text (artist, title, album, genre tags) plus audio features.
+
+One sparse row per track, blocks L2-normalised and weighted, so a dot product is a blended
+cosine similarity. `similar` ranks by that; the per-user SVMs (user_svm.py) learn a linear
+function over the same rows. Tracks without measured features use m2's predictions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.preprocessing import normalize
+
+from musicspace_m2.predictor import pipe_tokens, whole_value
+from musicspace_m2.text_features import TrackInputs, norm
+
+# Block weights: artist and genre tags carry most of what makes tracks "go together" in a
+# playlist; audio features separate moods within a genre.
+WEIGHTS = {"artist": 1.0, "title": 0.35, "album": 0.35, "tags": 0.8, "audio": 0.7, "popularity": 0.3}
+
+Impute = Callable[[TrackInputs], np.ndarray]
+
+
+def _vectorizers() -> dict[str, TfidfVectorizer]:
+    return {
+        "artist": TfidfVectorizer(analyzer=whole_value, dtype=np.float32),
+        "title": TfidfVectorizer(ngram_range=(1, 1), min_df=2, sublinear_tf=True, dtype=np.float32),
+        "album": TfidfVectorizer(ngram_range=(1, 1), min_df=2, sublinear_tf=True, dtype=np.float32),
+        "tags": TfidfVectorizer(analyzer=pipe_tokens, dtype=np.float32),
+    }
+
+
+def _columns(inputs: TrackInputs) -> dict[str, list[str]]:
+    return {
+        "artist": inputs.artist_keys,
+        "title": [norm(t) for t in inputs.titles],
+        "album": [norm(a) for a in inputs.albums],
+        "tags": [f"g={g}|s={s}" for g, s in zip(inputs.genres, inputs.subgenres, strict=True)],
+    }
+
+
+def impute_by_group(inputs: TrackInputs, features: np.ndarray) -> np.ndarray:
+    """Fill missing features with the subgenre (else global) mean: the cheap stand-in for m2."""
+    out = features.copy()
+    known = ~np.isnan(features).any(axis=1)
+    global_mean = features[known].mean(axis=0) if known.any() else np.zeros(features.shape[1])
+    sums: dict[str, list[np.ndarray]] = {}
+    for i in np.where(known)[0]:
+        sums.setdefault(inputs.subgenres[i], []).append(features[i])
+    means = {k: np.mean(v, axis=0) for k, v in sums.items()}
+    for i in np.where(~known)[0]:
+        out[i] = means.get(inputs.subgenres[i], global_mean)
+    return out
+
+
+@dataclass
+class ContentSpace:
+    track_ids: list[str]
+    inputs: TrackInputs
+    matrix: sp.csr_matrix  # (n, d), rows comparable by dot product
+    popularity: np.ndarray  # 0..1
+    version: str
+    index: dict[str, int] = field(init=False, repr=False)
+    duplicates: dict[str, list[int]] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.index = {t: i for i, t in enumerate(self.track_ids)}
+        groups: dict[str, list[int]] = {}
+        for i, key in enumerate(self.inputs.duplicate_keys):
+            groups.setdefault(key, []).append(i)
+        self.duplicates = {key: rows for key, rows in groups.items() if len(rows) > 1}
+
+    def __len__(self) -> int:
+        return len(self.track_ids)
+
+    def same_recording(self, row: int) -> list[int]:
+        """The row and its duplicates (same title and artist under other ids)."""
+        key = self.inputs.duplicate_keys[row]
+        return self.duplicates.get(key, [row])
+
+    def scores_like(self, rows: np.ndarray) -> np.ndarray:
+        """Similarity of every track to the mean of the given rows."""
+        centroid = np.asarray(self.matrix[rows].mean(axis=0)).ravel()
+        return np.asarray(self.matrix @ centroid).ravel()
+
+    def similar(self, *, row: int, limit: int) -> list[tuple[int, float]]:
+        """Nearest tracks to one track, without it and its duplicates (nor their duplicates)."""
+        scores = np.asarray(self.matrix @ self.matrix[row].T.toarray()).ravel()
+        scores[self.same_recording(row)] = -np.inf
+        return top_k(scores, limit, distinct=self)
+
+
+def top_k(scores: np.ndarray, limit: int, *, distinct: ContentSpace | None = None) -> list[tuple[int, float]]:
+    """Best rows by score (finite only); with `distinct`, one row per recording."""
+    want = min(len(scores), limit * 3 + 10)
+    candidates = np.argpartition(-scores, want - 1)[:want] if want < len(scores) else np.arange(len(scores))
+    ordered = candidates[np.lexsort((candidates, -scores[candidates]))]
+    seen: set[str] = set()
+    out: list[tuple[int, float]] = []
+    for i in ordered:
+        if not np.isfinite(scores[i]):
+            break
+        if distinct is not None:
+            key = distinct.inputs.duplicate_keys[i]
+            if key in seen:
+                continue
+            seen.add(key)
+        out.append((int(i), float(scores[i])))
+        if len(out) == limit:
+            break
+    if len(out) < limit and want < len(scores):
+        # Rare: many duplicates or exclusions among the first candidates; rank everything.
+        return _slow_top(scores, limit, distinct)
+    return out
+
+
+def _slow_top(scores: np.ndarray, limit: int, distinct: ContentSpace | None) -> list[tuple[int, float]]:
+    order = np.lexsort((np.arange(len(scores)), -scores))
+    seen: set[str] = set()
+    out: list[tuple[int, float]] = []
+    for i in order:
+        if not np.isfinite(scores[i]):
+            break
+        if distinct is not None:
+            key = distinct.inputs.duplicate_keys[i]
+            if key in seen:
+                continue
+            seen.add(key)
+        out.append((int(i), float(scores[i])))
+        if len(out) == limit:
+            break
+    return out
+
+
+def build_space(*, track_ids: list[str], inputs: TrackInputs, features: np.ndarray, impute: Impute | None = None, tag: str = "") -> ContentSpace:
+    """Fit the content space over a catalog; missing features come from `impute` (m2) or group means."""
+    missing = np.isnan(features).any(axis=1)
+    full = features.copy()
+    if missing.any():
+        if impute is not None:
+            full[missing] = impute(inputs.take(np.where(missing)[0]))
+        else:
+            full = impute_by_group(inputs, features)
+    columns = _columns(inputs)
+    blocks = []
+    for name, vec in _vectorizers().items():
+        try:
+            block = vec.fit_transform(columns[name])
+        except ValueError:  # empty vocabulary (tiny catalogs): the block is just absent
+            continue
+        blocks.append(normalize(block) * WEIGHTS[name])
+    mean = full.mean(axis=0) if len(full) else np.zeros(full.shape[1])
+    std = full.std(axis=0) if len(full) else np.ones(full.shape[1])
+    std[std == 0] = 1.0
+    audio = normalize((full - mean) / std) * WEIGHTS["audio"]
+    pop = np.nan_to_num(inputs.popularity, nan=0.0) / 100.0
+    blocks.append(sp.csr_matrix(audio.astype(np.float32)))
+    blocks.append(sp.csr_matrix((pop * WEIGHTS["popularity"]).astype(np.float32)[:, None]))
+    matrix = sp.hstack(blocks, format="csr")
+    digest = hashlib.sha256("\n".join(track_ids).encode() + tag.encode()).hexdigest()[:16]
+    return ContentSpace(track_ids, inputs, matrix, pop, digest)

@@ -1,0 +1,152 @@
+"""What m2 knows about a track before it has audio features: its text and metadata.
+
+`TrackInputs` is the one input shape for training, serving and evaluation (from the DB, from
+a catalog file or from request items), so the three cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import re
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from musicspace_shared.features import FEATURES
+
+_SPACES = re.compile(r"\s+")
+_YEAR = re.compile(r"^(\d{4})")
+
+
+def norm(text: str | None) -> str:
+    """Lowercase, NFKC, collapsed spaces: the form keys and vectorizers see."""
+    if not text:
+        return ""
+    return _SPACES.sub(" ", unicodedata.normalize("NFKC", text).lower()).strip()
+
+
+def year_of(release_date: str | None) -> float:
+    match = _YEAR.match(release_date or "")
+    return float(match.group(1)) if match else float("nan")
+
+
+def duplicate_key(title: str | None, artist: str | None) -> str:
+    """Same title and artist under another id: the same recording for m2's purposes."""
+    return norm(title) + "\x1f" + norm(artist)
+
+
+@dataclass
+class TrackInputs:
+    """Parallel arrays of track metadata; '' / NaN where unknown."""
+
+    titles: list[str]
+    artists: list[str]
+    albums: list[str]
+    album_ids: list[str]
+    genres: list[str]
+    subgenres: list[str]
+    popularity: np.ndarray
+    years: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.titles)
+
+    def take(self, positions: np.ndarray) -> TrackInputs:
+        pick = [int(i) for i in positions]
+        return TrackInputs(
+            titles=[self.titles[i] for i in pick],
+            artists=[self.artists[i] for i in pick],
+            albums=[self.albums[i] for i in pick],
+            album_ids=[self.album_ids[i] for i in pick],
+            genres=[self.genres[i] for i in pick],
+            subgenres=[self.subgenres[i] for i in pick],
+            popularity=self.popularity[positions],
+            years=self.years[positions],
+        )
+
+    @property
+    def artist_keys(self) -> list[str]:
+        return [norm(a) for a in self.artists]
+
+    @property
+    def album_keys(self) -> list[str]:
+        # The album id when known; otherwise the album name within its artist.
+        return [
+            f"id:{aid}" if aid else (f"name:{norm(art)}\x1f{norm(alb)}" if alb else "")
+            for aid, art, alb in zip(self.album_ids, self.artists, self.albums, strict=True)
+        ]
+
+    @property
+    def duplicate_keys(self) -> list[str]:
+        return [duplicate_key(t, a) for t, a in zip(self.titles, self.artists, strict=True)]
+
+
+def inputs_from_rows(rows: list[dict[str, object]]) -> TrackInputs:
+    """Build inputs from dicts with keys title, artist, album, album_id, genre, subgenre, popularity, release_date."""
+
+    def text(row: dict[str, object], key: str) -> str:
+        value = row.get(key)
+        return str(value) if value not in (None, "") else ""
+
+    def number(value: object) -> float:
+        try:
+            return float(value) if value not in (None, "") else float("nan")  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            return float("nan")
+
+    return TrackInputs(
+        titles=[text(r, "title") for r in rows],
+        artists=[text(r, "artist") for r in rows],
+        albums=[text(r, "album") for r in rows],
+        album_ids=[text(r, "album_id") for r in rows],
+        genres=[norm(text(r, "genre")) for r in rows],
+        subgenres=[norm(text(r, "subgenre")) for r in rows],
+        popularity=np.array([number(r.get("popularity")) for r in rows], dtype=np.float64),
+        years=np.array([year_of(text(r, "release_date")) for r in rows], dtype=np.float64),
+    )
+
+
+@dataclass
+class CatalogFile:
+    """A catalog file read for m2: ids, inputs and the (n, 9) features (NaN where blank)."""
+
+    track_ids: list[str]
+    inputs: TrackInputs
+    features: np.ndarray
+
+    @property
+    def has_features(self) -> np.ndarray:
+        return ~np.isnan(self.features).any(axis=1)
+
+
+def _float(value: str | None) -> float:
+    try:
+        return float(value) if value not in (None, "") else float("nan")
+    except ValueError:
+        return float("nan")
+
+
+def read_catalog_file(path: Path) -> CatalogFile:
+    """A file with the columns of catalog.csv.gz (gzip or plain); first row per track id wins."""
+    opener = gzip.open if str(path).endswith(".gz") else open
+    with opener(path, "rt", encoding="utf-8", newline="") as handle:  # type: ignore[operator]
+        raw = list(csv.DictReader(handle))
+    seen: set[str] = set()
+    rows = []
+    for row in raw:
+        if row.get("track_id") and row["track_id"] not in seen:
+            seen.add(row["track_id"])
+            rows.append(row)
+    inputs = inputs_from_rows([
+        {
+            "title": r.get("track_name"), "artist": r.get("track_artist"), "album": r.get("track_album_name"),
+            "album_id": r.get("track_album_id"), "genre": r.get("genre"), "subgenre": r.get("subgenre"),
+            "popularity": r.get("track_popularity"), "release_date": r.get("track_album_release_date"),
+        }
+        for r in rows
+    ])
+    features = np.array([[_float(r.get(name)) for name in FEATURES] for r in rows], dtype=np.float64)
+    return CatalogFile([r["track_id"] for r in rows], inputs, features.reshape(len(rows), len(FEATURES)))

@@ -1,0 +1,72 @@
+"""POST /api/m2/recommend: per-user SVM, exclusions, fallback, storage."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+
+from musicspace_shared.model_store import read_meta, user_file
+from tests.factories import create_user
+
+from .helpers import db_session, react, user_with_most_tracks
+
+
+async def test_recommend_uses_personal_svm_and_excludes_owned_and_disliked(client: httpx.AsyncClient, m2_db_url: str) -> None:
+    async with db_session(m2_db_url) as session:
+        user_id, owned = await user_with_most_tracks(session)
+        first = await client.post("/api/m2/recommend", json={"user_id": user_id, "limit": 20})
+        assert first.status_code == 200, first.text
+        body = first.json()
+        assert body["strategy"] == "personal_svm" and body["fallback"] is False
+        assert body["tracks_used"] >= 10
+        ids = [item["track_id"] for item in body["items"]]
+        assert len(ids) == 20 and not set(ids) & set(owned)
+        disliked = ids[0]
+        await react(session, user_id=user_id, track_id=disliked, like_score=-1)
+    second = (await client.post("/api/m2/recommend", json={"user_id": user_id, "limit": 20})).json()
+    assert disliked not in [item["track_id"] for item in second["items"]]
+    # The dislike changed the user's data: the SVM was retrained.
+    assert second["svm_version"] != body["svm_version"]
+
+
+async def test_recommend_stores_the_svm_and_reuses_it_while_tracks_are_unchanged(client: httpx.AsyncClient, m2_db_url: str, model_root: Path) -> None:
+    async with db_session(m2_db_url) as session:
+        user_id, _ = await user_with_most_tracks(session)
+    first = (await client.post("/api/m2/recommend", json={"user_id": user_id})).json()
+    second = (await client.post("/api/m2/recommend", json={"user_id": user_id})).json()
+    assert first["svm_version"] == second["svm_version"]
+    meta = read_meta(user_file(model_root / "M2" / "user_svm_models", user_id, ".pkl"))
+    assert meta is not None and meta.version == first["svm_version"]
+    assert meta.extra["fingerprint"] and meta.sha256
+
+
+async def test_recommend_user_with_few_tracks_gets_the_named_fallback(client: httpx.AsyncClient, m2_db_url: str) -> None:
+    async with db_session(m2_db_url) as session:
+        _, owned = await user_with_most_tracks(session)
+        user = await create_user(session, tracks=owned[:3])
+    response = await client.post("/api/m2/recommend", json={"user_id": user.id, "limit": 10})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["strategy"] == "fallback_similar_tracks" and body["fallback"] is True
+    assert "10" in body["reason"] and body["svm_version"] is None
+    ids = [item["track_id"] for item in body["items"]]
+    assert len(ids) == 10 and not set(ids) & set(owned[:3])
+
+
+async def test_recommend_user_without_tracks_gets_popular_fallback(client: httpx.AsyncClient, m2_db_url: str) -> None:
+    async with db_session(m2_db_url) as session:
+        user = await create_user(session)
+    body = (await client.post("/api/m2/recommend", json={"user_id": user.id, "limit": 5})).json()
+    assert body["strategy"] == "fallback_popular" and body["tracks_used"] == 0
+    assert len(body["items"]) == 5
+
+
+async def test_recommend_unknown_user_returns_404(client: httpx.AsyncClient) -> None:
+    response = await client.post("/api/m2/recommend", json={"user_id": 987654321012})
+    assert response.status_code == 404
+
+
+async def test_recommend_invalid_user_id_returns_422(client: httpx.AsyncClient) -> None:
+    response = await client.post("/api/m2/recommend", json={"user_id": -4})
+    assert response.status_code == 422
