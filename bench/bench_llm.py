@@ -74,13 +74,12 @@ def _stages(queries: list[str]) -> dict[str, Any]:
     import asyncio
 
     import numpy as np
-
+    from musicspace_cli.demo_data import DEMO_CATALOG
     from musicspace_llm.embeddings import OfflineEmbedder
     from musicspace_llm.index import TrackIndex
     from musicspace_llm.search import top_matches
     from musicspace_llm.understanding import QueryUnderstanding
     from musicspace_shared.catalog import read_catalog_csv
-    from musicspace_cli.demo_data import DEMO_CATALOG
 
     frame = read_catalog_csv(DEMO_CATALOG)
     rng = np.random.default_rng(7)
