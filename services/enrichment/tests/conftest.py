@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -46,9 +46,20 @@ async def reset_enrichment(engine: AsyncEngine) -> None:
         )
 
 
+async def _drop(url: str) -> None:
+    name = url.rsplit("/", 1)[1]
+    engine = make_engine(url=url.rsplit("/", 1)[0] + "/")
+    async with engine.begin() as conn:
+        await conn.execute(sa.text(f"DROP DATABASE IF EXISTS `{name}`"))
+    await engine.dispose()
+
+
 @pytest.fixture(scope="module")
-def enrich_db_url(demo_subset: tuple[Path, Path]) -> str:
-    return demo_database(demo_subset)
+def enrich_db_url(demo_subset: tuple[Path, Path]) -> Iterator[str]:
+    """This module's own database (tests here mutate data), dropped when the module ends."""
+    url = demo_database(demo_subset)
+    yield url
+    asyncio.run(_drop(url))
 
 
 @pytest.fixture

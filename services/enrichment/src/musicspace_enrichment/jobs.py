@@ -28,7 +28,7 @@ from typing import Any
 
 from musicspace_shared.db.tables import utcnow
 from musicspace_shared.errors import UpstreamUnavailable
-from musicspace_shared.logs import log_fields
+from musicspace_shared.logs import log_fields, request_id_var
 from musicspace_shared.metrics import ServiceMetrics
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -257,6 +257,8 @@ class BulkEnrichment:
     # ------------------------------------------------------------ the run
 
     async def _run(self, job_id: int) -> None:
+        # The task copied the context of the request that started it: log under the job instead.
+        request_id_var.set(f"enrich-job-{job_id}")
         me = asyncio.current_task()
         assert me is not None
         heartbeat = asyncio.create_task(self._heartbeat(job_id, me))
