@@ -47,6 +47,10 @@ class FakePeers:
             )
         if path == "/api/m2/train":
             return httpx.Response(200, json={"user_id": body["user_id"], "trained": True})
+        if path == "/api/llm/index/sync":
+            if request.headers.get("x-api-key") != KEY:
+                return httpx.Response(401, json={"detail": "admin credential required"})
+            return httpx.Response(200, json={"upserted": 3})
         if path == "/api/m3/train":
             return httpx.Response(200, json={"user_id": body["user_id"], "model": "personal"})
         return httpx.Response(404, json={"detail": "no such route"})
@@ -148,6 +152,7 @@ async def test_init_models_enriches_trains_and_repeating_does_no_duplicate_work(
     assert first["ok"] is True
     assert steps["enrich"]["status"] == "ok" and steps["enrich"]["result"]["enriched"] > 0
     assert [steps[n]["status"] for n in ("m1", "m2_svm", "m3")] == ["ok", "ok", "ok"]
+    assert steps["llm_sync"]["status"] == "ok"  # the index is told, with the admin credential
     assert fake.calls.count("POST /api/m1/train") == 1
     predicted = fake.m2.items_seen
 

@@ -11,6 +11,7 @@ from musicspace_shared.web import create_service_app
 from musicspace_enrichment import VERSION
 from musicspace_enrichment.api import router
 from musicspace_enrichment.clients import build_peers
+from musicspace_enrichment.init_models import sync_llm
 from musicspace_enrichment.jobs import BulkEnrichment
 from musicspace_enrichment.settings import Settings
 
@@ -21,11 +22,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def startup(app: FastAPI) -> AsyncIterator[None]:
         peers = build_peers(settings)
+
+        async def reindex() -> None:
+            await sync_llm(peers=app.state.peers, admin_key=settings.admin_key)
+
         bulk = BulkEnrichment(
             engine=app.state.engine,
             m2=peers.predictor,
             settings=settings,
             metrics=app.state.metrics,
+            on_finished=reindex if settings.notify_llm else None,
         )
         app.state.peers = peers
         app.state.bulk = bulk

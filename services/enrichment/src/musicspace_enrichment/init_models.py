@@ -44,21 +44,26 @@ async def init_models(
     )
     steps = [enrichment_step(enrichment), *(s for s in (m1, m2_svm, m3) if s is not None)]
     if settings.notify_llm and enrichment.enriched_ids:
-        steps.append(await sync_llm(peers=peers, track_ids=enrichment.enriched_ids))
+        steps.append(await sync_llm(peers=peers, admin_key=settings.admin_key))
+    # The index refresh is a courtesy (llm also syncs on its own): it does not decide "ok".
+    required = [s for s in steps if s.name != "llm_sync"]
     return InitModelsResponse(
-        user_id=user_id, ok=all(s.status in OK_STATUSES for s in steps), steps=steps
+        user_id=user_id, ok=all(s.status in OK_STATUSES for s in required), steps=steps
     )
 
 
-async def sync_llm(*, peers: Peers, track_ids: list[str]) -> StepReport:
-    """Tell llm which tracks changed so its index picks up the new features (if it can)."""
-    outcome = await call_peer(peers.llm, "POST", "/api/llm/sync", {"track_ids": track_ids[:1000]})
+async def sync_llm(*, peers: Peers, admin_key: str | None) -> StepReport:
+    """Ask llm to upsert the tracks changed since its last sync (their features just changed)."""
+    headers = {"X-API-Key": admin_key} if admin_key else {}
+    outcome = await call_peer(
+        peers.llm, "POST", "/api/llm/index/sync", headers=headers, idempotent=True
+    )
     if outcome.status == "failed" and outcome.http_status in (404, 405):
         return StepReport(name="llm_sync", status="skipped", detail="llm offers no sync route")
     return StepReport(
         name="llm_sync",
-        status=outcome.status,
+        status=outcome.status,  # type: ignore[arg-type]
         detail=outcome.detail,
         http_status=outcome.http_status,
         result=outcome.body,
-    )  # type: ignore[arg-type]
+    )

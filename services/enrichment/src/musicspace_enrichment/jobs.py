@@ -24,6 +24,7 @@ import socket
 import time
 import uuid
 from collections import deque
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from musicspace_shared.db.tables import utcnow
@@ -71,12 +72,14 @@ class BulkEnrichment:
         settings: Settings,
         metrics: ServiceMetrics | None = None,
         owner: str | None = None,
+        on_finished: Callable[[], Awaitable[Any]] | None = None,
     ) -> None:
         self.engine = engine
         self.m2 = m2
         self.settings = settings
         self.metrics = metrics
         self.owner = owner or new_owner_id()
+        self.on_finished = on_finished  # e.g. tell llm to re-index the enriched tracks
         self._task: asyncio.Task[None] | None = None
         self._watch_task: asyncio.Task[None] | None = None
         self._job_id: int | None = None
@@ -344,6 +347,11 @@ class BulkEnrichment:
             if not await repo.finish_job(conn, job_id, owner=self.owner, state="succeeded"):
                 raise LeaseLost()
         logger.info("job finished", extra=log_fields(job_id=job_id))
+        if self.on_finished is not None:
+            try:
+                await self.on_finished()
+            except Exception as exc:  # noqa: BLE001 - a courtesy call; the job is done either way
+                logger.warning("after-job hook failed", extra=log_fields(error=str(exc)[:200]))
 
     async def _predict(self, job_id: int, items: list[dict[str, Any]]) -> PredictBatch:
         """predict-audio, waiting out an m2 outage with exponential backoff and jitter."""
