@@ -28,7 +28,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from musicspace_shared.db.tables import utcnow
-from musicspace_shared.errors import UpstreamUnavailable
+from musicspace_shared.errors import Conflict, UpstreamUnavailable
 from musicspace_shared.logs import log_fields, request_id_var
 from musicspace_shared.metrics import ServiceMetrics
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
@@ -96,8 +96,10 @@ class BulkEnrichment:
         async with self._start_lock, self.engine.connect() as conn:
             # The named lock is held until after the commit, so two replicas cannot both
             # see "no active job" and create one each.
-            await repo.acquire_start_lock(conn)
+            locked = await repo.acquire_start_lock(conn)
             await conn.commit()  # named locks outlive transactions; end the autobegun one
+            if not locked:
+                raise Conflict("another enrich-all start is in progress; retry in a moment")
             try:
                 async with conn.begin():
                     active = await repo.active_job(conn)

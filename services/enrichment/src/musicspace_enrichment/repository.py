@@ -204,9 +204,12 @@ async def create_job(conn: AsyncConnection, *, owner: str, total: int) -> int:
     return int(result.inserted_primary_key[0])
 
 
-async def acquire_start_lock(conn: AsyncConnection) -> None:
-    if conn.dialect.name != "sqlite":
-        await conn.execute(sa.text("SELECT GET_LOCK(:name, 10)"), {"name": START_LOCK})
+async def acquire_start_lock(conn: AsyncConnection) -> bool:
+    """MariaDB named lock (SQLite serialises writers anyway); False if not had within 10 s."""
+    if conn.dialect.name == "sqlite":
+        return True
+    got = await conn.execute(sa.text("SELECT GET_LOCK(:name, 10)"), {"name": START_LOCK})
+    return got.scalar() == 1
 
 
 async def release_start_lock(conn: AsyncConnection) -> None:
