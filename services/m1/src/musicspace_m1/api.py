@@ -2,31 +2,45 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from dataclasses import asdict
+from typing import Annotated
 
+from fastapi import APIRouter, Depends, Request
+
+from musicspace_m1 import service
+from musicspace_m1.runtime import Runtime
 from musicspace_m1.schemas import RecommendRequest, RecommendResponse, StatusResponse, TrainRequest, TrainResponse
-from musicspace_shared.errors import DomainError
 from musicspace_shared.ids import UserIdPath
 from musicspace_shared.web import SessionDep
 
 router = APIRouter(prefix="/api/m1", tags=["m1"])
 
 
-class NotImplementedYet(DomainError):
-    status = 501
-    title = "Not implemented"
+def _runtime(request: Request) -> Runtime:
+    return request.app.state.runtime
 
 
-@router.post("/train", response_model=TrainResponse)
-async def train(body: TrainRequest, session: SessionDep) -> TrainResponse:
-    raise NotImplementedYet("m1 training arrives with issue 4")
+RuntimeDep = Annotated[Runtime, Depends(_runtime)]
 
 
-@router.post("/recommend", response_model=RecommendResponse)
-async def recommend(body: RecommendRequest, session: SessionDep) -> RecommendResponse:
-    raise NotImplementedYet("m1 recommendations arrive with issue 4")
+@router.post("/train", response_model=TrainResponse, summary="Train the user's personal model (or profile fallback)")
+async def train(body: TrainRequest, session: SessionDep, runtime: RuntimeDep, request: Request) -> TrainResponse:
+    result = await service.train_user(session=session, runtime=runtime, user_id=body.user_id)
+    request.app.state.metrics.count(f"train_{result.model}")
+    return TrainResponse(**asdict(result))
 
 
-@router.get("/status/{user_id}", response_model=StatusResponse)
-async def status(user_id: UserIdPath, session: SessionDep) -> StatusResponse:
-    raise NotImplementedYet("m1 status arrives with issue 4")
+@router.post("/recommend", response_model=RecommendResponse, summary="Hybrid recommendations for a user")
+async def recommend(body: RecommendRequest, session: SessionDep, runtime: RuntimeDep, request: Request) -> RecommendResponse:
+    result = await service.recommend(
+        session=session, runtime=runtime, user_id=body.user_id, limit=body.limit,
+        exclude_owned=body.exclude_owned, max_per_artist=body.max_per_artist,
+    )
+    request.app.state.metrics.count(f"recommend_{result.model}")
+    return RecommendResponse(**asdict(result))
+
+
+@router.get("/status/{user_id}", response_model=StatusResponse, summary="The user's model: trained, fallback, last use")
+async def status(user_id: UserIdPath, session: SessionDep, runtime: RuntimeDep) -> StatusResponse:
+    result = await service.status(session=session, runtime=runtime, user_id=user_id)
+    return StatusResponse(**asdict(result))

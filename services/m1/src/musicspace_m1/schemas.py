@@ -28,7 +28,7 @@ class RecommendRequest(BaseModel):
     user_id: UserId
     limit: int = Field(20, ge=1, le=200)
     exclude_owned: bool = True
-    max_per_artist: int | None = Field(None, ge=1, le=50)
+    max_per_artist: int | None = Field(None, ge=1, le=50, description="default: the service setting (2)")
 
 
 class RecommendedTrack(BaseModel):
@@ -54,3 +54,4 @@ class StatusResponse(BaseModel):
     trained_at: datetime | None
     version: str | None
     last_used_at: datetime | None
+    reason: str | None = Field(None, description="why the user has the profile fallback")

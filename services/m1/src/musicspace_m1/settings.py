@@ -12,3 +12,8 @@ class Settings(CommonSettings):
 
     max_per_artist: int = 2
     min_tracks_for_personal_model: int = 10
+    # Seconds between catalog change checks (count + max(updated_at)); the index is rebuilt
+    # in the background only when they differ.
+    catalog_refresh_s: float = 5.0
+    # Threads for CPU work (scoring, training); 0 = one per core, at most 4.
+    cpu_workers: int = 0

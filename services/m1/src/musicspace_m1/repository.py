@@ -1,0 +1,49 @@
+"""m1's queries: one round trip per request for the user, cheap catalog version checks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from musicspace_shared.catalog import TrackFrame, load_tracks, load_user_tracks
+from musicspace_shared.db.tables import Interaction, Track, User, UserTrack
+
+
+@dataclass
+class UserTracks:
+    owned: list[str]
+    disliked: list[str]
+
+
+async def user_tracks(session: AsyncSession, *, user_id: int) -> UserTracks | None:
+    """The user's PMS tracks and dislikes in one query; None when the user does not exist."""
+    query = sa.union_all(
+        sa.select(sa.literal("u").label("kind"), sa.literal("").label("track_id")).where(User.id == user_id),
+        sa.select(sa.literal("o"), UserTrack.track_id).where(UserTrack.user_id == user_id),
+        sa.select(sa.literal("d"), Interaction.track_id).where(
+            Interaction.user_id == user_id, Interaction.like_score < 0
+        ),
+    )
+    rows = (await session.execute(query)).all()
+    if not any(kind == "u" for kind, _ in rows):
+        return None
+    return UserTracks(
+        owned=[t for kind, t in rows if kind == "o"],
+        disliked=[t for kind, t in rows if kind == "d"],
+    )
+
+
+async def catalog_version(session: AsyncSession) -> tuple[int, str]:
+    """(track count, latest updated_at): changes whenever tracks are added or changed."""
+    count, latest = (await session.execute(sa.select(sa.func.count(), sa.func.max(Track.updated_at)))).one()
+    return int(count or 0), str(latest)
+
+
+async def catalog(session: AsyncSession) -> TrackFrame:
+    return await load_tracks(session)
+
+
+async def all_user_tracks(session: AsyncSession) -> dict[int, list[str]]:
+    return await load_user_tracks(session)

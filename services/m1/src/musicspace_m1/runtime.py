@@ -1,0 +1,96 @@
+"""Process-wide state of the m1 service: the catalog index, loaded models, a CPU pool.
+
+The catalog index is built at startup and rebuilt in the background when the tracks change
+(a count/max(updated_at) check every `catalog_refresh_s`); requests always use the latest
+complete index, never wait for a rebuild. CPU work runs in a small thread pool sized to the
+cores, with BLAS/OpenMP limited to one thread per call so concurrent requests don't
+oversubscribe the machine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from threadpoolctl import threadpool_limits
+
+from musicspace_m1 import repository
+from musicspace_m1 import global_model as _loads_sklearn  # noqa: F401 - OpenMP must be loaded to limit it
+from musicspace_m1.catalog_index import CatalogIndex, build_catalog_index
+from musicspace_m1.hybrid import GlobalModel
+from musicspace_m1.settings import Settings
+from musicspace_m1.store import ModelCache
+from musicspace_shared.model_store import ModelMeta
+
+logger = logging.getLogger("musicspace.m1")
+T = TypeVar("T")
+
+
+class Runtime:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.models = ModelCache(settings.model_dir("M1"))
+        workers = settings.cpu_workers or max(1, min(4, os.cpu_count() or 1))
+        self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="m1-cpu", initializer=_limit_threads)
+        self.index: CatalogIndex | None = None
+        self.catalog_signature: tuple[int, str] | None = None
+        self._refresh_lock = asyncio.Lock()
+
+    async def run_cpu(self, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run CPU-bound work off the event loop, in the bounded pool."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.executor, lambda: func(*args, **kwargs))
+
+    async def refresh_catalog(self, maker: async_sessionmaker[AsyncSession], *, force: bool = False) -> bool:
+        """Rebuild the index if the tracks changed; True when a new index was installed."""
+        async with self._refresh_lock:
+            async with maker() as session:
+                signature = await repository.catalog_version(session)
+                if not force and signature == self.catalog_signature and self.index is not None:
+                    return False
+                frame = await repository.catalog(session)
+            self.index = await self.run_cpu(build_catalog_index, frame)
+            self.catalog_signature = signature
+            logger.info("catalog index built: %d tracks", len(frame))
+            return True
+
+    async def global_model(self) -> tuple[GlobalModel, ModelMeta] | None:
+        return await self.run_cpu(self.models.global_model)
+
+    @contextlib.asynccontextmanager
+    async def running(self, maker: async_sessionmaker[AsyncSession]) -> AsyncIterator[Runtime]:
+        """Lifespan: first index and model load, then a background refresh loop."""
+        try:
+            await self.refresh_catalog(maker, force=True)
+        except Exception:  # noqa: BLE001 - a DB down at start: readiness reports it, the loop retries
+            logger.exception("initial catalog load failed")
+        with contextlib.suppress(Exception):
+            await self.global_model()
+        task = asyncio.create_task(self._refresh_loop(maker))
+        try:
+            yield self
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            self.executor.shutdown(wait=False, cancel_futures=True)
+
+    async def _refresh_loop(self, maker: async_sessionmaker[AsyncSession]) -> None:
+        while True:
+            await asyncio.sleep(self.settings.catalog_refresh_s)
+            try:
+                await self.refresh_catalog(maker)
+            except Exception:  # noqa: BLE001 - keep serving the last index; retry next round
+                logger.warning("catalog refresh failed", exc_info=True)
+
+
+def _limit_threads() -> None:
+    # One OpenMP/BLAS thread per call: requests already run in parallel in the pool. OpenMP's
+    # thread count is per calling thread, so each pool thread sets its own at start.
+    threadpool_limits(limits=1)

@@ -1,0 +1,151 @@
+"""m1 use cases: train a user, recommend for a user, report a user's model status."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from musicspace_m1 import repository, store
+from musicspace_m1.catalog_index import CatalogIndex
+from musicspace_m1.hybrid import GlobalModel, drivers, rank
+from musicspace_m1.profile import NO_AUDIO, build_profile
+from musicspace_m1.runtime import Runtime
+from musicspace_m1.training import UserTrainingInput, train_user_model
+from musicspace_shared import model_store
+from musicspace_shared.catalog import load_tracks
+from musicspace_shared.errors import ModelNotReady, NotFound
+
+
+@dataclass
+class TrainResult:
+    user_id: int
+    model: str
+    reason: str | None
+    tracks_used: int
+    version: str
+    trained_at: str
+    metrics: dict[str, float]
+
+
+@dataclass
+class RecommendItem:
+    track_id: str
+    title: str | None
+    artist: str | None
+    score: float
+    drivers: dict[str, float]
+
+
+@dataclass
+class RecommendResult:
+    user_id: int
+    model: str
+    version: str | None
+    items: list[RecommendItem]
+
+
+async def _user(session: AsyncSession, user_id: int) -> repository.UserTracks:
+    found = await repository.user_tracks(session, user_id=user_id)
+    if found is None:
+        raise NotFound(f"user {user_id} not found")
+    return found
+
+
+async def _ready(runtime: Runtime) -> tuple[CatalogIndex, GlobalModel, model_store.ModelMeta]:
+    loaded = await runtime.global_model()
+    if loaded is None or runtime.index is None:
+        raise ModelNotReady("the m1 global model is not trained yet (run `musicspace train m1`)")
+    return runtime.index, loaded[0], loaded[1]
+
+
+async def train_user(*, session: AsyncSession, runtime: Runtime, user_id: int) -> TrainResult:
+    """Fit and publish the user's personal model, or their profile fallback with the reason."""
+    user = await _user(session, user_id)
+    index, model, _ = await _ready(runtime)
+    # Features straight from the DB: enrichment may have just written predictions that the
+    # catalog index (refreshed every few seconds) does not hold yet.
+    fresh = await load_tracks(session, sorted(set(user.owned)))
+    data = UserTrainingInput(
+        user_id=user_id, owned_rows=index.frame.rows(user.owned),
+        owned_audio=(fresh.features - index.feature_mean) / index.feature_std, owned_total=len(set(user.owned)),
+    )
+    min_tracks = runtime.settings.min_tracks_for_personal_model
+
+    def fit_and_publish() -> store.UserModel:
+        user_model, metadata = train_user_model(index, model, data, min_tracks=min_tracks)
+        store.publish_user_model(runtime.models.root, user_model, metadata)
+        return user_model
+
+    user_model = await runtime.run_cpu(fit_and_publish)
+    runtime.models.forget(user_id)
+    return TrainResult(
+        user_id=user_id, model="profile_fallback" if user_model.fallback else "personal", reason=user_model.reason,
+        tracks_used=user_model.tracks_used, version=user_model.version, trained_at=user_model.trained_at,
+        metrics=user_model.metrics,
+    )
+
+
+async def recommend(*, session: AsyncSession, runtime: Runtime, user_id: int, limit: int, exclude_owned: bool = True, max_per_artist: int | None = None) -> RecommendResult:
+    """Hybrid recommendations without owned (optional) and disliked tracks, capped per artist."""
+    user = await _user(session, user_id)
+    index, model, meta = await _ready(runtime)
+    cap = max_per_artist or runtime.settings.max_per_artist
+
+    def score() -> RecommendResult:
+        user_model = runtime.models.user_model(user_id)
+        owned = index.frame.rows(user.owned)
+        excluded = np.concatenate([owned if exclude_owned else owned[:0], index.frame.rows(user.disliked)])
+        personal_ok = user_model is not None and not user_model.fallback
+        # Without a personal model the audio part is the global average profile (fallback).
+        profile = build_profile(
+            index, owned, global_audio=model.global_audio, min_tracks=model.min_tracks,
+            own_audio=user_model.audio if personal_ok and user_model is not None else NO_AUDIO,
+        )
+        ranked = rank(index, model, profile, user_model.personal if personal_ok else None,
+                      exclude=excluded, limit=limit, max_per_artist=cap)
+        if user_model is not None:
+            model_store.touch_last_used(store.user_paths(runtime.models.root, user_id)[0])
+        frame = index.frame
+        items = [
+            RecommendItem(
+                track_id=frame.track_ids[row], title=frame.titles[row] or None, artist=frame.artists[row] or None,
+                score=round(float(s), 6), drivers=d,
+            )
+            for row, s, d in zip(ranked.rows.tolist(), ranked.scores, drivers(ranked.features), strict=True)
+        ]
+        version = user_model.version if personal_ok and user_model is not None else meta.version
+        return RecommendResult(
+            user_id=user_id, model="personal" if personal_ok else "profile_fallback", version=version, items=items,
+        )
+
+    return await runtime.run_cpu(score)
+
+
+@dataclass
+class StatusResult:
+    user_id: int
+    trained: bool
+    fallback: bool
+    tracks_used: int
+    trained_at: str | None
+    version: str | None
+    last_used_at: datetime | None
+    reason: str | None = None
+
+
+async def status(*, session: AsyncSession, runtime: Runtime, user_id: int) -> StatusResult:
+    """What the user's stored model is (or that there is none)."""
+    await _user(session, user_id)
+    metadata: dict[str, Any] | None = await runtime.run_cpu(store.read_user_metadata, runtime.models.root, user_id)
+    if metadata is None:
+        return StatusResult(user_id=user_id, trained=False, fallback=True, tracks_used=0, trained_at=None, version=None, last_used_at=None)
+    model_path, _ = store.user_paths(runtime.models.root, user_id)
+    return StatusResult(
+        user_id=user_id, trained=True, fallback=metadata.get("model") != "personal",
+        tracks_used=int(metadata.get("tracks_used", 0)), trained_at=metadata.get("trained_at"),
+        version=metadata.get("version"), last_used_at=model_store.last_used(model_path), reason=metadata.get("reason"),
+    )
