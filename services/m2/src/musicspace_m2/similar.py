@@ -17,7 +17,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.preprocessing import normalize
 
 from musicspace_m2.predictor import pipe_tokens, whole_value
-from musicspace_m2.text_features import TrackInputs, norm
+from musicspace_m2.text_features import TrackInputs
 
 # Block weights: artist and genre tags carry most of what makes tracks "go together" in a
 # playlist; audio features separate moods within a genre.
@@ -38,8 +38,8 @@ def _vectorizers() -> dict[str, TfidfVectorizer]:
 def _columns(inputs: TrackInputs) -> dict[str, list[str]]:
     return {
         "artist": inputs.artist_keys,
-        "title": [norm(t) for t in inputs.titles],
-        "album": [norm(a) for a in inputs.albums],
+        "title": inputs.norm_titles,
+        "album": inputs.norm_albums,
         "tags": [f"g={g}|s={s}" for g, s in zip(inputs.genres, inputs.subgenres, strict=True)],
     }
 

@@ -11,13 +11,13 @@ import gzip
 import re
 import unicodedata
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 
 from musicspace_shared.features import FEATURES
 
-_SPACES = re.compile(r"\s+")
 _YEAR = re.compile(r"^(\d{4})")
 
 
@@ -25,7 +25,9 @@ def norm(text: str | None) -> str:
     """Lowercase, NFKC, collapsed spaces: the form keys and vectorizers see."""
     if not text:
         return ""
-    return _SPACES.sub(" ", unicodedata.normalize("NFKC", text).lower()).strip()
+    if not text.isascii():
+        text = unicodedata.normalize("NFKC", text)
+    return " ".join(text.lower().split())
 
 
 def year_of(release_date: str | None) -> float:
@@ -67,21 +69,30 @@ class TrackInputs:
             years=self.years[positions],
         )
 
-    @property
+    # Normalised text and keys are computed once per instance: callers index them row by row.
+    @cached_property
+    def norm_titles(self) -> list[str]:
+        return [norm(t) for t in self.titles]
+
+    @cached_property
+    def norm_albums(self) -> list[str]:
+        return [norm(a) for a in self.albums]
+
+    @cached_property
     def artist_keys(self) -> list[str]:
         return [norm(a) for a in self.artists]
 
-    @property
+    @cached_property
     def album_keys(self) -> list[str]:
         # The album id when known; otherwise the album name within its artist.
         return [
-            f"id:{aid}" if aid else (f"name:{norm(art)}\x1f{norm(alb)}" if alb else "")
-            for aid, art, alb in zip(self.album_ids, self.artists, self.albums, strict=True)
+            f"id:{aid}" if aid else (f"name:{art}\x1f{alb}" if alb else "")
+            for aid, art, alb in zip(self.album_ids, self.artist_keys, self.norm_albums, strict=True)
         ]
 
-    @property
+    @cached_property
     def duplicate_keys(self) -> list[str]:
-        return [duplicate_key(t, a) for t, a in zip(self.titles, self.artists, strict=True)]
+        return [t + "\x1f" + a for t, a in zip(self.norm_titles, self.artist_keys, strict=True)]
 
 
 def inputs_from_rows(rows: list[dict[str, object]]) -> TrackInputs:
