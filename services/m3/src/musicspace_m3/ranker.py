@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from catboost import CatBoost, Pool
+from catboost import CatBoost, FeaturesData, Pool
 
 from musicspace_m3.features import FEATURE_GROUPS, FEATURE_NAMES
 from musicspace_m3.groups import Groups
@@ -50,8 +50,10 @@ def fit(
 
 def predict(model: CatBoost, x: np.ndarray) -> np.ndarray:
     """Raw scores, one thread: callers parallelise across requests, not inside one."""
+    # FeaturesData skips CatBoost's generic input conversion (about half the cost of a 600-row call).
+    data = FeaturesData(num_feature_data=np.ascontiguousarray(x, dtype=np.float32))
     return np.asarray(
-        model.predict(x, prediction_type="RawFormulaVal", thread_count=1), dtype=np.float64
+        model.predict(data, prediction_type="RawFormulaVal", thread_count=1), dtype=np.float64
     )
 
 
@@ -110,7 +112,16 @@ def to_bytes(model: CatBoost) -> bytes:
         Path(tmp).unlink(missing_ok=True)
 
 
+class IncompatibleModel(ValueError):
+    """A model trained on another feature set (older code): it must be retrained, not served."""
+
+
 def from_bytes(data: bytes) -> CatBoost:
+    """Deserialize a .cbm and check it was trained on this code's feature set."""
     model = CatBoost()
     model.load_model(blob=data)
+    if list(model.feature_names_ or []) != list(FEATURE_NAMES):
+        raise IncompatibleModel(
+            f"model features {len(model.feature_names_ or [])} != {len(FEATURE_NAMES)} expected: retrain m3"
+        )
     return model
