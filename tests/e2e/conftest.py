@@ -12,6 +12,7 @@ import os
 import secrets
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -103,9 +104,13 @@ def stack(demo_db_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         "MODEL_ROOT": str(tmp / "models"),
         "ADMIN_API_KEY_FILE": str(tmp / "admin_api_key"),
         "LOG_LEVEL": "INFO",
+        # Small models: these tests check the plumbing, the benchmarks and evals check quality.
+        "M3_ITERATIONS": "60",
+        "M3_FINETUNE_ITERATIONS": "10",
         **{f"{name.upper()}_URL": f"http://127.0.0.1:{port}" for name, port in ports.items()},
     }
     # Global models first, exactly as `make up` and compose's bootstrap job train them.
+    started = time.monotonic()
     bootstrap = subprocess.run(
         [sys.executable, str(ROOT / "deploy" / "bootstrap.py"), "--keep-going"],
         cwd=tmp,
@@ -114,6 +119,12 @@ def stack(demo_db_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         text=True,
         timeout=900,
     )
+    steps = [
+        line
+        for line in (bootstrap.stdout + bootstrap.stderr).splitlines()
+        if line.startswith("<== ")
+    ]
+    print(f"\ne2e: bootstrap {time.monotonic() - started:.0f}s: {'; '.join(steps)}", flush=True)
     user_id, track_id = asyncio.run(_demo_user_and_track(demo_db_url))
     services = {
         name: ServiceProcess(name=name, port=ports[name], env=env, log_path=tmp / f"{name}.log")
@@ -138,6 +149,10 @@ def stack(demo_db_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
                 service.wait_ready(timeout_s=180)
             except (RuntimeError, TimeoutError) as exc:
                 stack.unavailable[name] = str(exc)[-2000:]
+            print(
+                f"e2e: {name} {'ready' if name not in stack.unavailable else 'NOT ready'} at {time.monotonic() - started:.0f}s",
+                flush=True,
+            )
         static, gateway_port, ops_port = stack.render_gateway(tmp / "gateway")
         stack.base_url = f"https://127.0.0.1:{gateway_port}"
         stack.env["GATEWAY_OPS_PORT"] = str(ops_port)

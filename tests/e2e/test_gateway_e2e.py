@@ -52,6 +52,18 @@ def _has(*keys: str) -> Callable[[Any, Stack], None]:
     return check
 
 
+def _search(body: Any, stack: Stack) -> None:
+    items = _items(body)
+    assert items and all(
+        isinstance(item.get("reason"), str) and item["reason"] for item in items
+    ), items
+
+
+def _search_recommendation(body: Any, stack: Stack) -> None:
+    _recommendation(5)(body, stack)
+    _search(body, stack)
+
+
 def _predictions(body: Any, stack: Stack) -> None:
     assert body["source"] == "m2" and body["model_version"]
     known, unknown, text = body["results"]
@@ -224,7 +236,7 @@ ROUTES = [
         "/api/llm/search",
         (200,),
         {"query": "energetic dance pop for a party", "limit": 5},
-        check=lambda b, s: _items(b),
+        check=_search,
         id="llm-search",
     ),
     Route(
@@ -233,7 +245,7 @@ ROUTES = [
         "/api/llm/search",
         (200,),
         {"query": "새벽 드라이브에 어울리는 신스팝", "limit": 5},
-        check=lambda b, s: _items(b),
+        check=_search,
         id="llm-search-korean",
     ),
     Route(
@@ -250,8 +262,16 @@ ROUTES = [
         "/api/llm/recommend",
         (200,),
         {"user_id": "{user}", "query": "calm acoustic evening", "limit": 5},
-        check=_recommendation(5),
+        check=_search_recommendation,
         id="llm-recommend",
+    ),
+    Route(
+        "llm",
+        "POST",
+        "/api/llm/recommend",
+        (404,),
+        {"user_id": "{unknown_user}", "query": "calm acoustic evening", "limit": 5},
+        id="llm-recommend-unknown-user",
     ),
     # enrichment
     Route(
@@ -309,8 +329,9 @@ def test_public_route_through_gateway(stack: Stack, route: Route) -> None:
         response = client.request(
             route.method, _fill(route.path, stack), json=_fill(route.body, stack), headers=headers
         )
+    log = stack.services[route.service].tail(30) if response.status_code >= 500 else ""
     assert response.status_code in route.status, (
-        f"{route.method} {route.path}: {response.status_code} {response.text[:500]}"
+        f"{route.method} {route.path}: {response.status_code} {response.text[:500]}\n{log}"
     )
     assert response.headers["content-type"].startswith(
         ("application/json", "application/problem+json")
@@ -368,15 +389,13 @@ def test_request_id_from_the_client_is_kept(stack: Stack) -> None:
 
 
 def test_body_over_the_limit_is_rejected_with_413(stack: Stack) -> None:
-    stack.require("m2")
-    huge = (
-        b'{"items": ['
-        + b'{"artist": "a", "title": "b"},' * 40_000
-        + b'{"artist": "a", "title": "b"}]}'
-    )
+    """Traefik buffers and refuses the body itself: no service sees it (so none must be ready)."""
+    event = '{"event_id": "e", "user_id": 1, "track_id": "t", "kind": "play"},'
+    huge = ('{"events": [' + event * 20_000 + event[:-1] + "]}").encode()
+    assert len(huge) > 1024 * 1024
     with stack.client() as client:
         response = client.post(
-            "/api/m2/predict-audio", content=huge, headers={"content-type": "application/json"}
+            "/api/m3/events", content=huge, headers={"content-type": "application/json"}
         )
     assert response.status_code == 413
 
