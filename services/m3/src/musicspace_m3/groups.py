@@ -69,15 +69,15 @@ def split_groups(
             perm = rng.permutation(pos)
             half = len(perm) // 2
             inputs, targets = perm[:half], perm[half:]
+            # A target's own interactions would give it away: the ranker must find it without them.
+            hidden = set(targets.tolist())
             profile = Profile(
                 key=key,
                 positives=inputs,
                 excluded=np.union1d(
                     inputs, data.negatives[np.isin(data.negatives, targets, invert=True)]
                 ),
-                interactions={
-                    p: v for p, v in data.interactions.items() if p not in set(targets.tolist())
-                },
+                interactions={p: v for p, v in data.interactions.items() if p not in hidden},
             )
             x, y, hits = label_query(
                 index=index,
