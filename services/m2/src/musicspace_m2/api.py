@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
 
 from musicspace_m2 import service
 from musicspace_m2.runtime import Runtime
@@ -20,8 +21,11 @@ def _runtime(request: Request) -> Runtime:
 
 
 @router.post("/predict-audio", response_model=PredictResponse, summary="Predict the 9 audio features from text")
-async def predict_audio(body: PredictRequest, request: Request, session: SessionDep) -> PredictResponse:
-    return await service.predict_audio(runtime=_runtime(request), session=session, request=body)
+async def predict_audio(body: PredictRequest, request: Request, session: SessionDep) -> Response:
+    result = await service.predict_audio(runtime=_runtime(request), session=session, request=body)
+    # Serialised once here: letting FastAPI re-validate 1,000 results against response_model
+    # would cost about as much as predicting them (the schema still documents the route).
+    return Response(content=result.model_dump_json(), media_type="application/json")
 
 
 @router.get("/similar/{track_id}", response_model=SimilarResponse, summary="Nearest tracks by text and audio features")

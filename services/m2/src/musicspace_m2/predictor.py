@@ -46,6 +46,10 @@ class PredictorConfig:
     # Title char n-grams measured no better than words (r2_mean 0.327 vs 0.328) and cost the
     # most at prediction time: off by default.
     char_ngrams: bool = False
+    # Title bigrams and album words measured no better (0.326 both ways) once the album and
+    # artist means are in stage 2: the lighter text model is the default.
+    title_ngram_max: int = 1
+    album_words: bool = False
     folds: int = 3
     smoothing: dict[str, float] = field(default_factory=lambda: {"artist": 3.0, "album": 2.0, "dup": 0.5, "subgenre": 10.0})
     # 60 trees of 15 leaves measured as good as 300 of 31 (r2_mean 0.327 vs 0.328 on a random
@@ -68,10 +72,10 @@ def pipe_tokens(text: str) -> list[str]:
 
 
 def _text_vectorizers(config: PredictorConfig) -> dict[str, TfidfVectorizer]:
-    # Measured on held-out catalog tracks: title words + char n-grams (remix/live/feat/acoustic
-    # and non-English scripts), the artist as one token, album words.
+    # Title words (remix/live/feat/acoustic...), the artist as one token, genre/subgenre tags;
+    # char n-grams and album words are options (see PredictorConfig for what they measured).
     vectorizers = {
-        "title_words": TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True, dtype=np.float32),
+        "title_words": TfidfVectorizer(ngram_range=(1, config.title_ngram_max), min_df=2, sublinear_tf=True, dtype=np.float32),
         "title_chars": TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 4), min_df=3, sublinear_tf=True, max_features=60000, dtype=np.float32),
         "artist": TfidfVectorizer(analyzer=whole_value, min_df=1, dtype=np.float32),
         "album_words": TfidfVectorizer(ngram_range=(1, 1), min_df=2, sublinear_tf=True, dtype=np.float32),
@@ -79,6 +83,8 @@ def _text_vectorizers(config: PredictorConfig) -> dict[str, TfidfVectorizer]:
     }
     if not config.char_ngrams:
         del vectorizers["title_chars"]
+    if not config.album_words:
+        del vectorizers["album_words"]
     return vectorizers
 
 
@@ -257,13 +263,14 @@ def fit_predictor(inputs: TrackInputs, features: np.ndarray, *, config: Predicto
         _codes(inputs.genres), _codes(inputs.subgenres), [],
     )
     x = model.dense(inputs, ridge_oof, enc_oof)
-    genre_cols = [x.shape[1] - 4, x.shape[1] - 3]
     for j, name in enumerate(FEATURES):
         say(f"stage 2: {name} ({j + 1}/{N_FEATURES})")
         booster = HistGradientBoostingRegressor(
             max_iter=config.hgb_max_iter, learning_rate=config.hgb_learning_rate,
             max_leaf_nodes=config.hgb_max_leaf_nodes, min_samples_leaf=config.hgb_min_samples_leaf,
-            l2_regularization=config.hgb_l2, categorical_features=genre_cols,
+            # Genre and subgenre go in as plain codes, not categorical_features: sklearn then
+            # runs a ColumnTransformer on every predict (measured: ~70% of predict time).
+            l2_regularization=config.hgb_l2, categorical_features=None,
             early_stopping=False, random_state=config.seed,
         )
         with _one_thread():
@@ -302,8 +309,10 @@ def describe(model: FeaturePredictor) -> dict[str, Any]:
     """What the model is, for its metadata."""
     c = model.config
     return {
-        "stage1": "tfidf(title words 1-2, title char_wb 2-4, artist token, album words, genre/subgenre) -> ridge",
-        "stage2": "HistGradientBoostingRegressor per feature over ridge outputs + out-of-fold artist/album/duplicate/subgenre means + genre, subgenre, popularity, year",
+        "stage1": "tfidf(" + ", ".join(model.vectorizers) + ") -> ridge (9 outputs)",
+        "stage2": "HistGradientBoostingRegressor per feature over ridge outputs + out-of-fold artist/album/duplicate/subgenre means and counts + genre, subgenre codes, popularity, release year",
+        "char_ngrams": c.char_ngrams, "title_ngram_max": c.title_ngram_max, "album_words": c.album_words,
+        "hgb_max_leaf_nodes": c.hgb_max_leaf_nodes,
         "ridge_alpha": c.ridge_alpha, "hgb_max_iter": c.hgb_max_iter, "hgb_learning_rate": c.hgb_learning_rate,
         "smoothing": c.smoothing, "folds": c.folds,
     }

@@ -69,18 +69,19 @@ def predict_results(
         inputs = inputs_from_rows(rows)
         values = predictor.predict(inputs)
         confidence, half_widths = predictor.uncertainty(inputs)
-        for k, index in enumerate(slots):
-            results[index] = _result(index, items[index].track_id, values[k], confidence[k], half_widths[k])
+        half = np.array(half_widths).reshape(len(rows), len(FEATURES))
+        low, high = np.clip(values - half, _LOW, _HIGH).tolist(), np.clip(values + half, _LOW, _HIGH).tolist()
+        has_interval = ~np.isnan(half).any(axis=1)
+        for k, (index, row_values) in enumerate(zip(slots, values.tolist(), strict=True)):
+            # model_construct: the values come from the model, already typed and in range;
+            # validating 1,000 results again cost a third of the request.
+            features = PredictedFeatures.model_construct(**dict(zip(FEATURES, row_values, strict=True)))
+            intervals = dict(zip(FEATURES, zip(low[k], high[k], strict=True), strict=True)) if has_interval[k] else None
+            results[index] = PredictResult.model_construct(
+                index=index, track_id=items[index].track_id, ok=True, error=None, features=features,
+                confidence=confidence[k], intervals=intervals,
+            )
     return [r for r in results if r is not None]
-
-
-def _result(index: int, track_id: str | None, values: np.ndarray, confidence: float, half: np.ndarray) -> PredictResult:
-    features = PredictedFeatures(**{name: float(v) for name, v in zip(FEATURES, values, strict=True)})
-    intervals = None
-    if not np.isnan(half).any():
-        low, high = np.clip(values - half, _LOW, _HIGH), np.clip(values + half, _LOW, _HIGH)
-        intervals = {name: (float(lo), float(hi)) for name, lo, hi in zip(FEATURES, low, high, strict=True)}
-    return PredictResult(index=index, track_id=track_id, ok=True, features=features, confidence=confidence, intervals=intervals)
 
 
 async def predict_audio(*, runtime: Runtime, session: AsyncSession, request: PredictRequest) -> PredictResponse:
