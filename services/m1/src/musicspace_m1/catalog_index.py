@@ -43,6 +43,7 @@ class CatalogIndex:
     popularity: np.ndarray  # 0..1, NaN when unknown
     feature_mean: np.ndarray
     feature_std: np.ndarray
+    generation: int = 0  # set by the service per rebuild (part of cache keys)
 
     def __len__(self) -> int:
         return len(self.frame)

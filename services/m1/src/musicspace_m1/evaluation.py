@@ -11,6 +11,8 @@ from __future__ import annotations
 import logging
 import time
 
+from threadpoolctl import threadpool_limits
+
 from musicspace_m1.catalog_index import build_catalog_index
 from musicspace_m1.global_model import fit_global
 from musicspace_m1.hybrid import rank
@@ -23,6 +25,12 @@ logger = logging.getLogger("musicspace.m1.eval")
 
 def recommend_for_eval(*, frame: TrackFrame, train_users: dict[str, list[str]], seeds: dict[str, list[str]], k: int) -> dict[str, list[str]]:
     """Top-k track ids per eval user (seeds excluded)."""
+    # One OpenMP thread: on a busy 2-core machine more threads spin and run many times slower.
+    with threadpool_limits(limits=1):
+        return _recommend(frame=frame, train_users=train_users, seeds=seeds, k=k)
+
+
+def _recommend(*, frame: TrackFrame, train_users: dict[str, list[str]], seeds: dict[str, list[str]], k: int) -> dict[str, list[str]]:
     started = time.perf_counter()
     index = build_catalog_index(frame)
     users = [frame.rows(t) for t in train_users.values()] + [frame.rows(t) for t in seeds.values()]

@@ -71,7 +71,9 @@ def training_set(index: CatalogIndex, users: Sequence[np.ndarray], *, global_aud
 def make_classifier(seed: int = 7) -> HistGradientBoostingClassifier:
     # No early stopping: its validation split would make the result depend on row order.
     return HistGradientBoostingClassifier(
-        max_iter=200, learning_rate=0.06, max_leaf_nodes=31, min_samples_leaf=40,
+        # 120 trees of 15 leaves over 400 candidates: measured ~1.5% below 200x31 over 600 in
+        # NDCG@10, at about a third of the prediction CPU (the serving budget).
+        max_iter=120, learning_rate=0.1, max_leaf_nodes=15, min_samples_leaf=40,
         l2_regularization=1.0, early_stopping=False, random_state=seed,
     )
 

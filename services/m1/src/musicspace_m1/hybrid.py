@@ -29,7 +29,7 @@ FEATURE_NAMES = (
 )
 # What a caller sees per item: the inputs that carry the score, in readable form.
 DRIVERS = ("artist_share", "album_share", "subgenre_share", "genre_share", "audio_similarity", "personal", "popularity")
-N_CANDIDATES = 600
+N_CANDIDATES = 400
 
 
 @dataclass
@@ -146,16 +146,16 @@ def rank(index: CatalogIndex, model: GlobalModel, profile: Profile, personal: Pe
     scores = model.classifier.predict_proba(features)[:, 1]
     order = np.lexsort((rows, -aff.prescore[rows], -scores))
     if max_per_artist is not None:
-        order = _cap_per_artist(order, index.artist[rows], max_per_artist, limit)
+        order = order[cap_per_artist(index.artist[rows[order]], max_per_artist, limit)]
     order = order[:limit]
     return Ranked(rows=rows[order], scores=scores[order], features=features[order])
 
 
-def _cap_per_artist(order: np.ndarray, artists: np.ndarray, cap: int, limit: int) -> np.ndarray:
+def cap_per_artist(artists: np.ndarray, cap: int, limit: int) -> np.ndarray:
+    """Positions (in order) of the first `limit` items keeping at most `cap` per artist."""
     kept: list[int] = []
     seen: dict[int, int] = {}
-    for i in order.tolist():
-        a = int(artists[i])
+    for i, a in enumerate(artists.tolist()):
         if seen.get(a, 0) < cap:
             seen[a] = seen.get(a, 0) + 1
             kept.append(i)

@@ -13,9 +13,11 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import AsyncIterator, Callable
+import threading
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable, Hashable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from threadpoolctl import threadpool_limits
@@ -23,13 +25,39 @@ from threadpoolctl import threadpool_limits
 from musicspace_m1 import repository
 from musicspace_m1 import global_model as _loads_sklearn  # noqa: F401 - OpenMP must be loaded to limit it
 from musicspace_m1.catalog_index import CatalogIndex, build_catalog_index
-from musicspace_m1.hybrid import GlobalModel
+from musicspace_m1.hybrid import GlobalModel, Ranked
 from musicspace_m1.settings import Settings
 from musicspace_m1.store import ModelCache
 from musicspace_shared.model_store import ModelMeta
 
 logger = logging.getLogger("musicspace.m1")
 T = TypeVar("T")
+V = TypeVar("V")
+
+
+class LruCache(Generic[V]):
+    """A small thread-safe LRU map (size 0 disables it)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._items: OrderedDict[Hashable, V] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: Hashable) -> V | None:
+        with self._lock:
+            value = self._items.get(key)
+            if value is not None:
+                self._items.move_to_end(key)
+            return value
+
+    def put(self, key: Hashable, value: V) -> None:
+        if self.size <= 0:
+            return
+        with self._lock:
+            self._items[key] = value
+            self._items.move_to_end(key)
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
 
 
 class Runtime:
@@ -40,7 +68,9 @@ class Runtime:
         self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="m1-cpu", initializer=_limit_threads)
         self.index: CatalogIndex | None = None
         self.catalog_signature: tuple[int, str] | None = None
+        self._generation = 0
         self._refresh_lock = asyncio.Lock()
+        self.ranked_cache: LruCache[Ranked] = LruCache(settings.ranked_cache_size)
 
     async def run_cpu(self, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run CPU-bound work off the event loop, in the bounded pool."""
@@ -55,7 +85,10 @@ class Runtime:
                 if not force and signature == self.catalog_signature and self.index is not None:
                     return False
                 frame = await repository.catalog(session)
-            self.index = await self.run_cpu(build_catalog_index, frame)
+            index = await self.run_cpu(build_catalog_index, frame)
+            self._generation += 1
+            index.generation = self._generation
+            self.index = index
             self.catalog_signature = signature
             logger.info("catalog index built: %d tracks", len(frame))
             return True

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from musicspace_m1 import repository, store
 from musicspace_m1.catalog_index import CatalogIndex
-from musicspace_m1.hybrid import GlobalModel, drivers, rank
+from musicspace_m1.hybrid import GlobalModel, cap_per_artist, drivers, rank
 from musicspace_m1.profile import NO_AUDIO, build_profile
 from musicspace_m1.runtime import Runtime
 from musicspace_m1.training import UserTrainingInput, train_user_model
@@ -97,25 +97,37 @@ async def recommend(*, session: AsyncSession, runtime: Runtime, user_id: int, li
 
     def score() -> RecommendResult:
         user_model = runtime.models.user_model(user_id)
-        owned = index.frame.rows(user.owned)
-        excluded = np.concatenate([owned if exclude_owned else owned[:0], index.frame.rows(user.disliked)])
         personal_ok = user_model is not None and not user_model.fallback
-        # Without a personal model the audio part is the global average profile (fallback).
-        profile = build_profile(
-            index, owned, global_audio=model.global_audio, min_tracks=model.min_tracks,
-            own_audio=user_model.audio if personal_ok and user_model is not None else NO_AUDIO,
+        owned = index.frame.rows(user.owned)
+        disliked = index.frame.rows(user.disliked)
+        # Every input of the ranking is in the key, so a cached order is exactly what a fresh
+        # computation would return; the per-artist cap and the limit are applied per request.
+        key = (
+            user_id, meta.version, user_model.version if user_model is not None else None, index.generation,
+            exclude_owned, hash(np.sort(owned).tobytes()), hash(np.sort(disliked).tobytes()),
         )
-        ranked = rank(index, model, profile, user_model.personal if personal_ok else None,
-                      exclude=excluded, limit=limit, max_per_artist=cap)
+        ranked = runtime.ranked_cache.get(key)
+        if ranked is None:
+            excluded = np.concatenate([owned if exclude_owned else owned[:0], disliked])
+            # Without a personal model the audio part is the global average profile (fallback).
+            profile = build_profile(
+                index, owned, global_audio=model.global_audio, min_tracks=model.min_tracks,
+                own_audio=user_model.audio if personal_ok and user_model is not None else NO_AUDIO,
+            )
+            personal = user_model.personal if personal_ok and user_model is not None else None
+            ranked = rank(index, model, profile, personal, exclude=excluded, limit=model.n_candidates)
+            runtime.ranked_cache.put(key, ranked)
+        order = cap_per_artist(index.artist[ranked.rows], cap, limit)
         if user_model is not None:
             model_store.touch_last_used(store.user_paths(runtime.models.root, user_id)[0])
         frame = index.frame
+        rows, scores, feats = ranked.rows[order], ranked.scores[order], ranked.features[order]
         items = [
             RecommendItem(
                 track_id=frame.track_ids[row], title=frame.titles[row] or None, artist=frame.artists[row] or None,
-                score=round(float(s), 6), drivers=d,
+                score=round(float(sc), 6), drivers=d,
             )
-            for row, s, d in zip(ranked.rows.tolist(), ranked.scores, drivers(ranked.features), strict=True)
+            for row, sc, d in zip(rows.tolist(), scores, drivers(feats), strict=True)
         ]
         version = user_model.version if personal_ok and user_model is not None else meta.version
         return RecommendResult(

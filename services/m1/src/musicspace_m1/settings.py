@@ -17,3 +17,6 @@ class Settings(CommonSettings):
     catalog_refresh_s: float = 5.0
     # Threads for CPU work (scoring, training); 0 = one per core, at most 4.
     cpu_workers: int = 0
+    # Ranked candidate lists kept per (user, models, catalog, owned/disliked tracks): exact,
+    # since every input is in the key; 0 disables.
+    ranked_cache_size: int = 2048
