@@ -43,19 +43,43 @@ def test_metrics_on_a_known_ranking() -> None:
 def _write_fixture(folder: Path, n_tracks: int = 120) -> tuple[Path, Path]:
     rng = np.random.default_rng(3)
     catalog = folder / "catalog.csv.gz"
-    header = ["track_id", "track_name", "track_artist", "track_popularity", "track_album_id", "track_album_name",
-              "track_album_release_date", "genre", "subgenre", *FEATURES]
+    header = [
+        "track_id",
+        "track_name",
+        "track_artist",
+        "track_popularity",
+        "track_album_id",
+        "track_album_name",
+        "track_album_release_date",
+        "genre",
+        "subgenre",
+        *FEATURES,
+    ]
     with gzip.open(catalog, "wt", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(header)
         for i in range(n_tracks):
             feats = [round(float(x), 3) for x in rng.random(len(FEATURES))]
-            writer.writerow([f"t{i:03d}", f"song {i}", f"artist {i % 12}", int(rng.integers(0, 100)), f"al{i % 30}",
-                             f"album {i % 30}", "2019", ("pop", "rock")[i % 2], f"sub {i % 4}", *feats])
+            writer.writerow(
+                [
+                    f"t{i:03d}",
+                    f"song {i}",
+                    f"artist {i % 12}",
+                    int(rng.integers(0, 100)),
+                    f"al{i % 30}",
+                    f"album {i % 30}",
+                    "2019",
+                    ("pop", "rock")[i % 2],
+                    f"sub {i % 4}",
+                    *feats,
+                ]
+            )
     playlists = folder / "playlists.csv.gz"
     with gzip.open(playlists, "wt", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["playlist_id", "playlist_name", "playlist_genre", "playlist_subgenre", "track_id"])
+        writer.writerow(
+            ["playlist_id", "playlist_name", "playlist_genre", "playlist_subgenre", "track_id"]
+        )
         for p in range(6):
             for i in range(p, n_tracks, 6)[:16]:
                 writer.writerow([f"pl{p}", f"list {p}", "pop", "sub", f"t{i:03d}"])
@@ -81,7 +105,10 @@ def test_run_reports_metrics_per_model_and_is_deterministic(tmp_path: Path) -> N
     for name in chosen:
         assert set(first[name]) == {"ndcg@10", "recall@50", "r_precision"}
         assert all(0.0 <= v <= 1.0 for v in first[name].values())
-    assert run(catalog=catalog, playlists=playlists, models=chosen, shipped_playlists=playlists) == first
+    assert (
+        run(catalog=catalog, playlists=playlists, models=chosen, shipped_playlists=playlists)
+        == first
+    )
 
 
 def test_run_rejects_unknown_model_names(tmp_path: Path) -> None:

@@ -10,7 +10,6 @@ from collections.abc import Mapping
 
 import numpy as np
 import scipy.sparse as sp
-
 from musicspace_shared.catalog import TrackFrame
 
 Users = Mapping[str, list[str]]
@@ -45,13 +44,17 @@ def _share(codes_: np.ndarray, rows: np.ndarray, size: int) -> np.ndarray:
     return counts[codes_] / max(len(rows), 1)
 
 
-def popularity(*, frame: TrackFrame, train_users: Users, seeds: Users, k: int) -> dict[str, list[str]]:
+def popularity(
+    *, frame: TrackFrame, train_users: Users, seeds: Users, k: int
+) -> dict[str, list[str]]:
     """The most popular tracks the user does not hold."""
     pop = popularity_vector(frame)
     return {u: _ids(frame, top_k_excluding([pop], frame.rows(s), k)) for u, s in seeds.items()}
 
 
-def subgenre_popularity(*, frame: TrackFrame, train_users: Users, seeds: Users, k: int) -> dict[str, list[str]]:
+def subgenre_popularity(
+    *, frame: TrackFrame, train_users: Users, seeds: Users, k: int
+) -> dict[str, list[str]]:
     """Tracks of the user's subgenres (by share), then by popularity."""
     pop = popularity_vector(frame)
     sub, n_sub = codes(frame.subgenres)
@@ -62,7 +65,9 @@ def subgenre_popularity(*, frame: TrackFrame, train_users: Users, seeds: Users, 
     return out
 
 
-def artist_subgenre_popularity(*, frame: TrackFrame, train_users: Users, seeds: Users, k: int) -> dict[str, list[str]]:
+def artist_subgenre_popularity(
+    *, frame: TrackFrame, train_users: Users, seeds: Users, k: int
+) -> dict[str, list[str]]:
     """Artist share plus subgenre share (artists dominate), then popularity."""
     pop = popularity_vector(frame)
     art, n_art = codes(frame.artists)
@@ -76,8 +81,16 @@ def artist_subgenre_popularity(*, frame: TrackFrame, train_users: Users, seeds: 
 
 
 def implicit_als(
-    *, frame: TrackFrame, train_users: Users, seeds: Users, k: int,
-    factors: int = 64, reg: float = 0.1, alpha: float = 20.0, iterations: int = 15, seed: int = 7,
+    *,
+    frame: TrackFrame,
+    train_users: Users,
+    seeds: Users,
+    k: int,
+    factors: int = 64,
+    reg: float = 0.1,
+    alpha: float = 20.0,
+    iterations: int = 15,
+    seed: int = 7,
 ) -> dict[str, list[str]]:
     """Implicit-feedback ALS (Hu, Koren, Volinsky 2008) over train users and eval seeds."""
     names = [f"train:{u}" for u in train_users] + [f"eval:{u}" for u in seeds]
@@ -105,7 +118,9 @@ def implicit_als(
     return out
 
 
-def _als_half_step(matrix: sp.csr_matrix, other: np.ndarray, reg: float, alpha: float) -> np.ndarray:
+def _als_half_step(
+    matrix: sp.csr_matrix, other: np.ndarray, reg: float, alpha: float
+) -> np.ndarray:
     """Exact least-squares update of one side for binary preferences.
 
     x = (G + a Y'Y)^-1 (1+a) Y'1 with G = O'O + reg*I and Y the m rows a row interacted with.
@@ -124,7 +139,7 @@ def _als_half_step(matrix: sp.csr_matrix, other: np.ndarray, reg: float, alpha: 
         g_b = (1.0 + alpha) * ys.sum(axis=1) @ gram_inv  # G^-1 b
         p = ys @ gram_inv  # Y G^-1
         inner = np.eye(m)[None] / alpha + p @ ys.transpose(0, 2, 1)
-        rhs = (ys @ g_b[:, :, None])  # Y G^-1 b
+        rhs = ys @ g_b[:, :, None]  # Y G^-1 b
         out[rows] = g_b - (p.transpose(0, 2, 1) @ np.linalg.solve(inner, rhs))[:, :, 0]
     return out
 

@@ -23,9 +23,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from musicspace_shared.catalog import TrackFrame, read_catalog_csv, read_playlists_csv
+
 from musicspace_cli.demo_data import DEMO_PLAYLISTS
 from musicspace_cli.eval_baselines import BASELINES
-from musicspace_shared.catalog import TrackFrame, read_catalog_csv, read_playlists_csv
 
 logger = logging.getLogger("musicspace.eval")
 
@@ -44,7 +45,13 @@ class Split:
     holdout: dict[str, list[str]]
 
 
-def split_playlists(playlists: Mapping[str, list[str]], *, known: Iterable[str] | Mapping[str, Any], seed: int = SEED, min_tracks: int = MIN_TRACKS) -> Split:
+def split_playlists(
+    playlists: Mapping[str, list[str]],
+    *,
+    known: Iterable[str] | Mapping[str, Any],
+    seed: int = SEED,
+    min_tracks: int = MIN_TRACKS,
+) -> Split:
     """Seed each playlist with >= min_tracks known tracks with a random half of them.
 
     The random generator is seeded per playlist (seed and playlist id), so one playlist's split
@@ -64,7 +71,9 @@ def split_playlists(playlists: Mapping[str, list[str]], *, known: Iterable[str] 
     return Split(seeds=seeds, holdout=holdout)
 
 
-def training_users(shipped: Mapping[str, list[str]], *, exclude: Iterable[str], known: Mapping[str, Any]) -> dict[str, list[str]]:
+def training_users(
+    shipped: Mapping[str, list[str]], *, exclude: Iterable[str], known: Mapping[str, Any]
+) -> dict[str, list[str]]:
     """The shipped playlists not in the eval file, restricted to catalog tracks."""
     skip = set(exclude)
     users = {}
@@ -94,7 +103,9 @@ def r_precision(recommended: list[str], relevant: set[str]) -> float:
     return len(set(recommended[:r]) & relevant) / r if r else 0.0
 
 
-def score_recommendations(recommendations: Mapping[str, list[str]], holdout: Mapping[str, list[str]]) -> dict[str, float]:
+def score_recommendations(
+    recommendations: Mapping[str, list[str]], holdout: Mapping[str, list[str]]
+) -> dict[str, float]:
     """Mean NDCG@10, recall@50 and R-precision over eval users (a missing user scores 0)."""
     totals = {"ndcg@10": 0.0, "recall@50": 0.0, "r_precision": 0.0}
     for user, held in holdout.items():
@@ -113,14 +124,21 @@ def required_k(split: Split) -> int:
 
 
 def load_recommender(name: str) -> Recommender:
-    """A baseline by name, or musicspace_<name>.evaluation.recommend_for_eval (ImportError if absent)."""
+    """A baseline by name, or musicspace_<name>.evaluation.recommend_for_eval."""
     if name in BASELINES:
         return BASELINES[name]
     module = importlib.import_module(f"musicspace_{name}.evaluation")
     return module.recommend_for_eval
 
 
-def evaluate_model(recommend: Recommender, *, frame: TrackFrame, train_users: dict[str, list[str]], split: Split, k: int) -> dict[str, float]:
+def evaluate_model(
+    recommend: Recommender,
+    *,
+    frame: TrackFrame,
+    train_users: dict[str, list[str]],
+    split: Split,
+    k: int,
+) -> dict[str, float]:
     """Run one recommender on the split; seeds are removed again and lists cut to k."""
     recs = recommend(frame=frame, train_users=train_users, seeds=split.seeds, k=k)
     cleaned = {}
@@ -130,7 +148,13 @@ def evaluate_model(recommend: Recommender, *, frame: TrackFrame, train_users: di
     return score_recommendations(cleaned, split.holdout)
 
 
-def run(*, catalog: Path, playlists: Path, models: Iterable[str] | None = None, shipped_playlists: Path = DEMO_PLAYLISTS) -> dict[str, dict[str, Any]]:
+def run(
+    *,
+    catalog: Path,
+    playlists: Path,
+    models: Iterable[str] | None = None,
+    shipped_playlists: Path = DEMO_PLAYLISTS,
+) -> dict[str, dict[str, Any]]:
     """Evaluate the chosen models (default: all) and baselines on FILE; deterministic."""
     names = list(models) if models else list(ALL_NAMES)
     unknown = [n for n in names if n not in ALL_NAMES]
@@ -141,20 +165,17 @@ def run(*, catalog: Path, playlists: Path, models: Iterable[str] | None = None, 
     split = split_playlists(eval_lists, known=frame.index)
     if not split.seeds:
         raise ValueError(f"no playlist in {playlists} has >= {MIN_TRACKS} catalog tracks")
-    train_users = training_users(read_playlists_csv(shipped_playlists), exclude=eval_lists, known=frame.index)
+    train_users = training_users(
+        read_playlists_csv(shipped_playlists), exclude=eval_lists, known=frame.index
+    )
     k = required_k(split)
     logger.info("eval users=%d train users=%d k=%d", len(split.seeds), len(train_users), k)
     results: dict[str, dict[str, Any]] = {}
     for name in names:
-        try:
-            recommend = load_recommender(name)
-        except ModuleNotFoundError as exc:
-            # Only a missing evaluation module is skipped; a broken one fails the run.
-            if exc.name not in (f"musicspace_{name}", f"musicspace_{name}.evaluation"):
-                raise
-            results[name] = {"skipped": f"musicspace_{name}.evaluation is not available yet"}
-            continue
+        recommend = load_recommender(name)
         started = time.perf_counter()
-        results[name] = evaluate_model(recommend, frame=frame, train_users=train_users, split=split, k=k)
+        results[name] = evaluate_model(
+            recommend, frame=frame, train_users=train_users, split=split, k=k
+        )
         logger.info("%s done in %.1fs: %s", name, time.perf_counter() - started, results[name])
     return results

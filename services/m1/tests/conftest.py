@@ -35,7 +35,9 @@ async def trained(demo_db_url: str, model_root: Path) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="session")
-async def app(trained: dict[str, Any], demo_db_url: str, model_root: Path) -> AsyncIterator[FastAPI]:
+async def app(
+    trained: dict[str, Any], demo_db_url: str, model_root: Path
+) -> AsyncIterator[FastAPI]:
     application = create_app(make_settings(demo_db_url, model_root))
     async with application.router.lifespan_context(application):
         yield application
@@ -43,7 +45,9 @@ async def app(trained: dict[str, Any], demo_db_url: str, model_root: Path) -> As
 
 @pytest.fixture
 async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as c:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://test"
+    ) as c:
         yield c
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 from musicspace_shared.db.engine import make_engine, make_sessionmaker
 from musicspace_shared.db.tables import UserTrack
+from musicspace_shared.features import FEATURES
 
 from tests.factories import create_interaction, create_track, create_user
 
@@ -19,7 +20,9 @@ async def _session(url: str):  # type: ignore[no-untyped-def]
     return engine, make_sessionmaker(engine)()
 
 
-async def test_train_user_with_enough_tracks_writes_personal_model_and_metadata(client: httpx.AsyncClient, demo_users: list[int], model_root: Path) -> None:
+async def test_train_user_with_enough_tracks_writes_personal_model_and_metadata(
+    client: httpx.AsyncClient, demo_users: list[int], model_root: Path
+) -> None:
     user_id = demo_users[0]
     response = await client.post("/api/m1/train", json={"user_id": user_id})
     assert response.status_code == 200, response.text
@@ -34,7 +37,9 @@ async def test_train_user_with_enough_tracks_writes_personal_model_and_metadata(
     assert metadata["trained_at"] and "metrics" in metadata
 
 
-async def test_train_user_with_few_feature_tracks_gets_profile_fallback_with_reason(client: httpx.AsyncClient, demo_db_url: str) -> None:
+async def test_train_user_with_few_feature_tracks_gets_profile_fallback_with_reason(
+    client: httpx.AsyncClient, demo_db_url: str
+) -> None:
     engine, session = await _session(demo_db_url)
     async with session:
         tracks = [await create_track(session, artist="Fallback Artist") for _ in range(3)]
@@ -49,7 +54,9 @@ async def test_train_user_with_few_feature_tracks_gets_profile_fallback_with_rea
     assert status["trained"] is True and status["fallback"] is True
 
 
-async def test_recommend_excludes_owned_and_disliked_and_caps_per_artist(client: httpx.AsyncClient, demo_users: list[int], demo_db_url: str) -> None:
+async def test_recommend_excludes_owned_and_disliked_and_caps_per_artist(
+    client: httpx.AsyncClient, demo_users: list[int], demo_db_url: str
+) -> None:
     user_id = demo_users[1]
     assert (await client.post("/api/m1/train", json={"user_id": user_id})).status_code == 200
     first = await client.post("/api/m1/recommend", json={"user_id": user_id, "limit": 30})
@@ -58,8 +65,14 @@ async def test_recommend_excludes_owned_and_disliked_and_caps_per_artist(client:
     assert body["model"] == "personal" and len(body["items"]) == 30
     engine, session = await _session(demo_db_url)
     async with session:
-        owned = {row.track_id for row in (await session.execute(
-            UserTrack.__table__.select().where(UserTrack.user_id == user_id))).all()}
+        owned = {
+            row.track_id
+            for row in (
+                await session.execute(
+                    UserTrack.__table__.select().where(UserTrack.user_id == user_id)
+                )
+            ).all()
+        }
         top = body["items"][0]["track_id"]
         await create_interaction(session, user_id=user_id, track_id=top, like_score=-1)
     await engine.dispose()
@@ -67,23 +80,42 @@ async def test_recommend_excludes_owned_and_disliked_and_caps_per_artist(client:
     assert not owned & {i["track_id"] for i in items}
     assert max(Counter(i["artist"] for i in items).values()) <= 2
     assert all(i["drivers"] and isinstance(i["score"], float) for i in items)
-    again = (await client.post("/api/m1/recommend", json={"user_id": user_id, "limit": 30, "max_per_artist": 1})).json()
+    again = (
+        await client.post(
+            "/api/m1/recommend", json={"user_id": user_id, "limit": 30, "max_per_artist": 1}
+        )
+    ).json()
     assert top not in {i["track_id"] for i in again["items"]}
     assert max(Counter(i["artist"] for i in again["items"]).values()) == 1
 
 
-async def test_recommend_with_exclude_owned_false_may_return_owned_tracks(client: httpx.AsyncClient, demo_users: list[int], demo_db_url: str) -> None:
+async def test_recommend_with_exclude_owned_false_may_return_owned_tracks(
+    client: httpx.AsyncClient, demo_users: list[int], demo_db_url: str
+) -> None:
     user_id = demo_users[2]
     engine, session = await _session(demo_db_url)
     async with session:
-        owned = {row.track_id for row in (await session.execute(
-            UserTrack.__table__.select().where(UserTrack.user_id == user_id))).all()}
+        owned = {
+            row.track_id
+            for row in (
+                await session.execute(
+                    UserTrack.__table__.select().where(UserTrack.user_id == user_id)
+                )
+            ).all()
+        }
     await engine.dispose()
-    body = (await client.post("/api/m1/recommend", json={"user_id": user_id, "limit": 50, "exclude_owned": False, "max_per_artist": 50})).json()
+    body = (
+        await client.post(
+            "/api/m1/recommend",
+            json={"user_id": user_id, "limit": 50, "exclude_owned": False, "max_per_artist": 50},
+        )
+    ).json()
     assert owned & {i["track_id"] for i in body["items"]}
 
 
-async def test_recommend_for_untrained_user_serves_profile_fallback(client: httpx.AsyncClient, demo_db_url: str) -> None:
+async def test_recommend_for_untrained_user_serves_profile_fallback(
+    client: httpx.AsyncClient, demo_db_url: str
+) -> None:
     engine, session = await _session(demo_db_url)
     async with session:
         track = await create_track(session, artist="Lonely Artist")
@@ -105,12 +137,16 @@ async def test_unknown_user_returns_404_on_every_route(client: httpx.AsyncClient
     assert response.headers["content-type"].startswith("application/problem+json")
 
 
-async def test_recommend_with_bad_limit_returns_422(client: httpx.AsyncClient, demo_users: list[int]) -> None:
+async def test_recommend_with_bad_limit_returns_422(
+    client: httpx.AsyncClient, demo_users: list[int]
+) -> None:
     response = await client.post("/api/m1/recommend", json={"user_id": demo_users[0], "limit": 0})
     assert response.status_code == 422
 
 
-async def test_status_reports_trained_model_and_last_use(client: httpx.AsyncClient, demo_users: list[int]) -> None:
+async def test_status_reports_trained_model_and_last_use(
+    client: httpx.AsyncClient, demo_users: list[int]
+) -> None:
     user_id = demo_users[3]
     before = (await client.get(f"/api/m1/status/{user_id}")).json()
     assert before["trained"] is False and before["version"] is None
@@ -122,15 +158,51 @@ async def test_status_reports_trained_model_and_last_use(client: httpx.AsyncClie
     assert after["trained_at"] and after["last_used_at"]
 
 
-async def test_tracks_without_features_are_still_recommended(client: httpx.AsyncClient, demo_db_url: str, app) -> None:  # type: ignore[no-untyped-def]
+async def test_tracks_without_features_are_still_recommended(
+    client: httpx.AsyncClient, demo_db_url: str, app
+) -> None:  # type: ignore[no-untyped-def]
     engine, session = await _session(demo_db_url)
     async with session:
         held = [await create_track(session, artist="Featureless Band") for _ in range(12)]
-        bare = await create_track(session, artist="Featureless Band", features_source=None,
-                                  **{name: None for name in ("danceability", "energy", "valence", "acousticness",
-                                     "instrumentalness", "liveness", "speechiness", "tempo", "loudness")})
+        bare = await create_track(
+            session,
+            artist="Featureless Band",
+            features_source=None,
+            **{
+                name: None
+                for name in (
+                    "danceability",
+                    "energy",
+                    "valence",
+                    "acousticness",
+                    "instrumentalness",
+                    "liveness",
+                    "speechiness",
+                    "tempo",
+                    "loudness",
+                )
+            },
+        )
         user = await create_user(session, tracks=[t.track_id for t in held])
     await engine.dispose()
     await app.state.runtime.refresh_catalog(app.state.sessionmaker)
     body = (await client.post("/api/m1/recommend", json={"user_id": user.id, "limit": 10})).json()
     assert bare.track_id in {i["track_id"] for i in body["items"]}
+
+
+async def test_user_whose_tracks_have_no_features_gets_fallback_and_recommendations(
+    client: httpx.AsyncClient, demo_db_url: str
+) -> None:
+    blank = dict.fromkeys(FEATURES)
+    engine, session = await _session(demo_db_url)
+    async with session:
+        tracks = [
+            await create_track(session, artist="Bare Artist", features_source=None, **blank)
+            for _ in range(4)
+        ]
+        user = await create_user(session, tracks=[t.track_id for t in tracks])
+    await engine.dispose()
+    trained = (await client.post("/api/m1/train", json={"user_id": user.id})).json()
+    assert trained["model"] == "profile_fallback" and trained["tracks_used"] == 0
+    response = await client.post("/api/m1/recommend", json={"user_id": user.id, "limit": 5})
+    assert response.status_code == 200 and len(response.json()["items"]) == 5

@@ -17,11 +17,16 @@ async def test_readyz_fails_until_global_model_exists(demo_db_url: str, tmp_path
     settings = make_settings(demo_db_url, tmp_path)
     app = create_app(settings)
     async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://test"
+        ) as client:
             before = await client.get("/readyz")
             assert before.status_code == 503
             assert before.json()["checks"]["model"] != "ok"
-            assert (await client.post("/api/m1/recommend", json={"user_id": 1})).status_code in (404, 503)
+            assert (await client.post("/api/m1/recommend", json={"user_id": 1})).status_code in (
+                404,
+                503,
+            )
             summary = await train_global_from_db(settings=settings)
             assert summary["sha256"] and (tmp_path / "M1" / "audio_predictor.pkl").is_file()
             after = await client.get("/readyz")
@@ -34,7 +39,12 @@ async def test_recommend_basic_path_on_sqlite(sqlite_url: str, tmp_path: Path) -
         users = []
         for u in range(4):
             tracks = [
-                await create_track(session, artist=f"Artist {u}-{i % 3}", subgenre=f"sub {u}", danceability=0.1 + 0.05 * i)
+                await create_track(
+                    session,
+                    artist=f"Artist {u}-{i % 3}",
+                    subgenre=f"sub {u}",
+                    danceability=0.1 + 0.05 * i,
+                )
                 for i in range(14)
             ]
             users.append(await create_user(session, tracks=[t.track_id for t in tracks]))
@@ -43,10 +53,22 @@ async def test_recommend_basic_path_on_sqlite(sqlite_url: str, tmp_path: Path) -
     await train_global_from_db(settings=settings)
     app = create_app(settings)
     async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client:
-            assert (await client.post("/api/m1/train", json={"user_id": users[0].id})).json()["model"] == "personal"
-            response = await client.post("/api/m1/recommend", json={"user_id": users[0].id, "limit": 5})
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://test"
+        ) as client:
+            assert (await client.post("/api/m1/train", json={"user_id": users[0].id})).json()[
+                "model"
+            ] == "personal"
+            response = await client.post(
+                "/api/m1/recommend", json={"user_id": users[0].id, "limit": 5}
+            )
             assert response.status_code == 200, response.text
             body = response.json()
             assert body["model"] == "personal" and len(body["items"]) == 5
-            assert max(sum(1 for i in body["items"] if i["artist"] == a) for a in {i["artist"] for i in body["items"]}) <= 2
+            assert (
+                max(
+                    sum(1 for i in body["items"] if i["artist"] == a)
+                    for a in {i["artist"] for i in body["items"]}
+                )
+                <= 2
+            )

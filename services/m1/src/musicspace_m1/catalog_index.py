@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-
 from musicspace_shared.catalog import TrackFrame
 
 
@@ -17,7 +16,9 @@ def label_codes(values: list[str]) -> tuple[np.ndarray, int]:
     """Integer codes for labels (case and spaces folded); "" is a label like any other."""
     seen: dict[str, int] = {}
     codes = np.fromiter(
-        (seen.setdefault(v.strip().lower(), len(seen)) for v in values), dtype=np.int64, count=len(values)
+        (seen.setdefault(v.strip().lower(), len(seen)) for v in values),
+        dtype=np.int64,
+        count=len(values),
     )
     return codes, max(len(seen), 1)
 
@@ -56,10 +57,14 @@ class CatalogIndex:
 def build_catalog_index(frame: TrackFrame) -> CatalogIndex:
     """Precompute everything scoring needs from the tracks alone."""
     artist, n_artists = label_codes(frame.artists)
-    album, n_albums = label_codes([f"{a}\x1f{b}" for a, b in zip(frame.artists, frame.albums, strict=True)])
+    album, n_albums = label_codes(
+        [f"{a}\x1f{b}" for a, b in zip(frame.artists, frame.albums, strict=True)]
+    )
     genre, n_genres = label_codes(frame.genres)
     subgenre, n_subgenres = label_codes(frame.subgenres)
-    song, n_songs = label_codes([f"{a}\x1f{t}" for a, t in zip(frame.artists, frame.titles, strict=True)])
+    song, n_songs = label_codes(
+        [f"{a}\x1f{t}" for a, t in zip(frame.artists, frame.titles, strict=True)]
+    )
     feats = frame.features
     has = ~np.isnan(feats).any(axis=1)
     mean = np.nanmean(feats[has], axis=0) if has.any() else np.zeros(feats.shape[1])
@@ -67,8 +72,21 @@ def build_catalog_index(frame: TrackFrame) -> CatalogIndex:
     std = np.where(std > 1e-9, std, 1.0)
     audio = (feats - mean) / std
     return CatalogIndex(
-        frame=frame, artist=artist, album=album, genre=genre, subgenre=subgenre, song=song,
-        n_artists=n_artists, n_albums=n_albums, n_genres=n_genres, n_subgenres=n_subgenres, n_songs=n_songs,
-        audio=audio, audio_sq=audio**2, has_audio=has, popularity=frame.popularity / 100.0,
-        feature_mean=mean, feature_std=std,
+        frame=frame,
+        artist=artist,
+        album=album,
+        genre=genre,
+        subgenre=subgenre,
+        song=song,
+        n_artists=n_artists,
+        n_albums=n_albums,
+        n_genres=n_genres,
+        n_subgenres=n_subgenres,
+        n_songs=n_songs,
+        audio=audio,
+        audio_sq=audio**2,
+        has_audio=has,
+        popularity=frame.popularity / 100.0,
+        feature_mean=mean,
+        feature_std=std,
     )

@@ -23,12 +23,31 @@ from musicspace_m1.personal import PersonalModel
 from musicspace_m1.profile import AudioProfile, Profile
 
 FEATURE_NAMES = (
-    "artist_share", "artist_count", "artist_coverage", "album_share", "song_owned",
-    "subgenre_share", "genre_share", "popularity", "popularity_gap",
-    "audio_distance", "audio_nearest", "personal", "profile_tracks", "audio_fallback",
+    "artist_share",
+    "artist_count",
+    "artist_coverage",
+    "album_share",
+    "song_owned",
+    "subgenre_share",
+    "genre_share",
+    "popularity",
+    "popularity_gap",
+    "audio_distance",
+    "audio_nearest",
+    "personal",
+    "profile_tracks",
+    "audio_fallback",
 )
 # What a caller sees per item: the inputs that carry the score, in readable form.
-DRIVERS = ("artist_share", "album_share", "subgenre_share", "genre_share", "audio_similarity", "personal", "popularity")
+DRIVERS = (
+    "artist_share",
+    "album_share",
+    "subgenre_share",
+    "genre_share",
+    "audio_similarity",
+    "personal",
+    "popularity",
+)
 N_CANDIDATES = 400
 
 
@@ -84,15 +103,23 @@ def _affinity(index: CatalogIndex, profile: Profile) -> _Affinity:
     subgenre = _shares(index.subgenre, held, index.n_subgenres) / n
     genre = _shares(index.genre, held, index.n_genres) / n
     song = _shares(index.song, held, index.n_songs)
-    closeness = np.nan_to_num(np.exp(-0.5 * audio_distance(index.audio, index.audio_sq, profile.audio) ** 2), nan=0.0)
+    closeness = np.nan_to_num(
+        np.exp(-0.5 * audio_distance(index.audio, index.audio_sq, profile.audio) ** 2), nan=0.0
+    )
     pop = np.nan_to_num(index.popularity, nan=0.0)
     # Weights of the candidate stage only (recall, not order): artists first, then albums,
     # subgenres, genres; audio and popularity break ties among the rest.
-    prescore = 4.0 * artist / n + 2.0 * album + subgenre + 0.3 * genre + 0.2 * closeness + 0.05 * pop
-    return _Affinity(artist=artist, album=album, subgenre=subgenre, genre=genre, song=song, prescore=prescore)
+    prescore = (
+        4.0 * artist / n + 2.0 * album + subgenre + 0.3 * genre + 0.2 * closeness + 0.05 * pop
+    )
+    return _Affinity(
+        artist=artist, album=album, subgenre=subgenre, genre=genre, song=song, prescore=prescore
+    )
 
 
-def candidates(index: CatalogIndex, profile: Profile, *, exclude: np.ndarray, n: int) -> tuple[np.ndarray, _Affinity]:
+def candidates(
+    index: CatalogIndex, profile: Profile, *, exclude: np.ndarray, n: int
+) -> tuple[np.ndarray, _Affinity]:
     """The n best tracks by the cheap affinity score, without the excluded rows."""
     aff = _affinity(index, profile)
     score = aff.prescore.copy()
@@ -106,7 +133,13 @@ def candidates(index: CatalogIndex, profile: Profile, *, exclude: np.ndarray, n:
     return top, aff
 
 
-def feature_matrix(index: CatalogIndex, profile: Profile, personal: PersonalModel | None, rows: np.ndarray, aff: _Affinity) -> np.ndarray:
+def feature_matrix(
+    index: CatalogIndex,
+    profile: Profile,
+    personal: PersonalModel | None,
+    rows: np.ndarray,
+    aff: _Affinity,
+) -> np.ndarray:
     """The hybrid features of FEATURE_NAMES for the given catalog rows."""
     n = max(profile.tracks, 1)
     artist_total = np.bincount(index.artist, minlength=index.n_artists)[index.artist[rows]]
@@ -118,26 +151,41 @@ def feature_matrix(index: CatalogIndex, profile: Profile, personal: PersonalMode
     if len(profile.held_audio):
         diffs = audio[:, None, :] - profile.held_audio[None, :, :]
         nearest = np.sqrt(np.min(np.mean(diffs**2, axis=2), axis=1))
-    personal_score = personal.decision(index, rows) if personal is not None and not profile.fallback else np.full(len(rows), np.nan)
-    return np.column_stack([
-        aff.artist[rows] / n,
-        aff.artist[rows],
-        aff.artist[rows] / np.maximum(artist_total, 1),
-        aff.album[rows],
-        (aff.song[rows] > 0).astype(np.float64),
-        aff.subgenre[rows],
-        aff.genre[rows],
-        pop,
-        pop - pop_mean,
-        audio_distance(audio, index.audio_sq[rows], profile.audio),
-        nearest,
-        personal_score,
-        np.full(len(rows), np.log1p(profile.tracks)),
-        np.full(len(rows), float(profile.fallback)),
-    ])
+    personal_score = (
+        personal.decision(index, rows)
+        if personal is not None and not profile.fallback
+        else np.full(len(rows), np.nan)
+    )
+    return np.column_stack(
+        [
+            aff.artist[rows] / n,
+            aff.artist[rows],
+            aff.artist[rows] / np.maximum(artist_total, 1),
+            aff.album[rows],
+            (aff.song[rows] > 0).astype(np.float64),
+            aff.subgenre[rows],
+            aff.genre[rows],
+            pop,
+            pop - pop_mean,
+            audio_distance(audio, index.audio_sq[rows], profile.audio),
+            nearest,
+            personal_score,
+            np.full(len(rows), np.log1p(profile.tracks)),
+            np.full(len(rows), float(profile.fallback)),
+        ]
+    )
 
 
-def rank(index: CatalogIndex, model: GlobalModel, profile: Profile, personal: PersonalModel | None, *, exclude: np.ndarray, limit: int, max_per_artist: int | None = None) -> Ranked:
+def rank(
+    index: CatalogIndex,
+    model: GlobalModel,
+    profile: Profile,
+    personal: PersonalModel | None,
+    *,
+    exclude: np.ndarray,
+    limit: int,
+    max_per_artist: int | None = None,
+) -> Ranked:
     """Top `limit` rows by the hybrid score, at most max_per_artist per artist (None: no cap)."""
     rows, aff = candidates(index, profile, exclude=exclude, n=max(model.n_candidates, limit))
     if len(rows) == 0:
@@ -170,9 +218,13 @@ def drivers(features: np.ndarray) -> list[dict[str, float]]:
     similarity = np.exp(-0.5 * col["audio_distance"] ** 2)
     personal = 1.0 / (1.0 + np.exp(-col["personal"]))
     values = {
-        "artist_share": col["artist_share"], "album_share": col["album_share"],
-        "subgenre_share": col["subgenre_share"], "genre_share": col["genre_share"],
-        "audio_similarity": similarity, "personal": personal, "popularity": col["popularity"],
+        "artist_share": col["artist_share"],
+        "album_share": col["album_share"],
+        "subgenre_share": col["subgenre_share"],
+        "genre_share": col["genre_share"],
+        "audio_similarity": similarity,
+        "personal": personal,
+        "popularity": col["popularity"],
     }
     out = []
     for i in range(len(features)):

@@ -35,7 +35,9 @@ def _design(audio: np.ndarray) -> np.ndarray:
     return np.hstack([audio, audio**2])
 
 
-def train_personal(index: CatalogIndex, held_audio: np.ndarray, *, held_rows: np.ndarray, seed: int = 7) -> PersonalModel | None:
+def train_personal(
+    index: CatalogIndex, held_audio: np.ndarray, *, held_rows: np.ndarray, seed: int = 7
+) -> PersonalModel | None:
     """Fit the user's model on the standardised features of their tracks; None without any.
 
     Negatives are a fixed-seed sample of catalog tracks with features, minus held_rows.
@@ -55,12 +57,16 @@ def train_personal(index: CatalogIndex, held_audio: np.ndarray, *, held_rows: np
     coef, intercept = _fit_logistic(x, y, weights, l2=L2)
     predicted = (x @ coef + intercept) > 0
     return PersonalModel(
-        coef=coef, intercept=intercept, positives=len(pos_audio),
+        coef=coef,
+        intercept=intercept,
+        positives=len(pos_audio),
         train_accuracy=float(np.average(predicted == (y == 1), weights=weights)),
     )
 
 
-def _fit_logistic(x: np.ndarray, y: np.ndarray, w: np.ndarray, *, l2: float, steps: int = 12) -> tuple[np.ndarray, float]:
+def _fit_logistic(
+    x: np.ndarray, y: np.ndarray, w: np.ndarray, *, l2: float, steps: int = 12
+) -> tuple[np.ndarray, float]:
     """Weighted L2-penalised logistic regression by Newton's method (19 unknowns: < 1 ms).
 
     Written out rather than sklearn's lbfgs: it is deterministic, has no thread pool, and a

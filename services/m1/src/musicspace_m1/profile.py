@@ -46,8 +46,10 @@ def audio_profile(audio: np.ndarray) -> AudioProfile:
     """Mean and spread of standardised features (rows with NaN are ignored)."""
     audio = audio[~np.isnan(audio).any(axis=1)]
     if len(audio) == 0:
-        return AudioProfile(mean=np.zeros(index.audio.shape[1]), spread=np.ones(index.audio.shape[1]), tracks=0)
-    return AudioProfile(mean=audio.mean(axis=0), spread=np.maximum(audio.std(axis=0), MIN_SPREAD), tracks=len(audio))
+        return AudioProfile(mean=np.zeros(audio.shape[1]), spread=np.ones(audio.shape[1]), tracks=0)
+    return AudioProfile(
+        mean=audio.mean(axis=0), spread=np.maximum(audio.std(axis=0), MIN_SPREAD), tracks=len(audio)
+    )
 
 
 def average_profile(profiles: list[AudioProfile]) -> AudioProfile:
@@ -61,7 +63,14 @@ def average_profile(profiles: list[AudioProfile]) -> AudioProfile:
     )
 
 
-def build_profile(index: CatalogIndex, rows: np.ndarray, *, global_audio: AudioProfile, min_tracks: int, own_audio: AudioProfile | None = None) -> Profile:
+def build_profile(
+    index: CatalogIndex,
+    rows: np.ndarray,
+    *,
+    global_audio: AudioProfile,
+    min_tracks: int,
+    own_audio: AudioProfile | None = None,
+) -> Profile:
     """The user's profile; the audio part falls back to global_audio below min_tracks with features.
 
     own_audio overrides the audio profile computed from the catalog rows (the service passes
@@ -71,7 +80,9 @@ def build_profile(index: CatalogIndex, rows: np.ndarray, *, global_audio: AudioP
     held = index.audio[rows[index.has_audio[rows]]]
     own = own_audio if own_audio is not None else audio_profile(held)
     fallback = own.tracks < min_tracks
-    return Profile(rows=rows, audio=global_audio if fallback else own, fallback=fallback, held_audio=held)
+    return Profile(
+        rows=rows, audio=global_audio if fallback else own, fallback=fallback, held_audio=held
+    )
 
 
 def to_raw_units(index: CatalogIndex, audio: AudioProfile) -> dict[str, dict[str, float]]:

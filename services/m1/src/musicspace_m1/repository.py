@@ -5,10 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from musicspace_shared.catalog import TrackFrame, load_tracks, load_user_tracks
 from musicspace_shared.db.tables import Interaction, Track, User, UserTrack
+from sqlalchemy.ext.asyncio import AsyncSession
 
 
 @dataclass
@@ -20,7 +19,9 @@ class UserTracks:
 async def user_tracks(session: AsyncSession, *, user_id: int) -> UserTracks | None:
     """The user's PMS tracks and dislikes in one query; None when the user does not exist."""
     query = sa.union_all(
-        sa.select(sa.literal("u").label("kind"), sa.literal("").label("track_id")).where(User.id == user_id),
+        sa.select(sa.literal("u").label("kind"), sa.literal("").label("track_id")).where(
+            User.id == user_id
+        ),
         sa.select(sa.literal("o"), UserTrack.track_id).where(UserTrack.user_id == user_id),
         sa.select(sa.literal("d"), Interaction.track_id).where(
             Interaction.user_id == user_id, Interaction.like_score < 0
@@ -37,7 +38,9 @@ async def user_tracks(session: AsyncSession, *, user_id: int) -> UserTracks | No
 
 async def catalog_version(session: AsyncSession) -> tuple[int, str]:
     """(track count, latest updated_at): changes whenever tracks are added or changed."""
-    count, latest = (await session.execute(sa.select(sa.func.count(), sa.func.max(Track.updated_at)))).one()
+    count, latest = (
+        await session.execute(sa.select(sa.func.count(), sa.func.max(Track.updated_at)))
+    ).one()
     return int(count or 0), str(latest)
 
 

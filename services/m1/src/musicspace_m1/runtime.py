@@ -19,16 +19,16 @@ from collections.abc import AsyncIterator, Callable, Hashable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Generic, TypeVar
 
+from musicspace_shared.model_store import ModelMeta
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from threadpoolctl import threadpool_limits
 
-from musicspace_m1 import repository
 from musicspace_m1 import global_model as _loads_sklearn  # noqa: F401 - OpenMP must be loaded to limit it
+from musicspace_m1 import repository
 from musicspace_m1.catalog_index import CatalogIndex, build_catalog_index
 from musicspace_m1.hybrid import GlobalModel, Ranked
 from musicspace_m1.settings import Settings
 from musicspace_m1.store import ModelCache
-from musicspace_shared.model_store import ModelMeta
 
 logger = logging.getLogger("musicspace.m1")
 T = TypeVar("T")
@@ -65,7 +65,9 @@ class Runtime:
         self.settings = settings
         self.models = ModelCache(settings.model_dir("M1"))
         workers = settings.cpu_workers or max(1, min(4, os.cpu_count() or 1))
-        self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="m1-cpu", initializer=_limit_threads)
+        self.executor = ThreadPoolExecutor(
+            max_workers=workers, thread_name_prefix="m1-cpu", initializer=_limit_threads
+        )
         self.index: CatalogIndex | None = None
         self.catalog_signature: tuple[int, str] | None = None
         self._generation = 0
@@ -77,7 +79,9 @@ class Runtime:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self.executor, lambda: func(*args, **kwargs))
 
-    async def refresh_catalog(self, maker: async_sessionmaker[AsyncSession], *, force: bool = False) -> bool:
+    async def refresh_catalog(
+        self, maker: async_sessionmaker[AsyncSession], *, force: bool = False
+    ) -> bool:
         """Rebuild the index if the tracks changed; True when a new index was installed."""
         async with self._refresh_lock:
             async with maker() as session:

@@ -5,9 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, Field
-
 from musicspace_shared.ids import UserId
+from pydantic import BaseModel, Field
 
 
 class TrainRequest(BaseModel):
@@ -28,7 +27,9 @@ class RecommendRequest(BaseModel):
     user_id: UserId
     limit: int = Field(20, ge=1, le=200)
     exclude_owned: bool = True
-    max_per_artist: int | None = Field(None, ge=1, le=50, description="default: the service setting (2)")
+    max_per_artist: int | None = Field(
+        None, ge=1, le=50, description="default: the service setting (2)"
+    )
 
 
 class RecommendedTrack(BaseModel):

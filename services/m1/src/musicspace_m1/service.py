@@ -7,6 +7,9 @@ from datetime import datetime
 from typing import Any
 
 import numpy as np
+from musicspace_shared import model_store
+from musicspace_shared.catalog import load_tracks
+from musicspace_shared.errors import ModelNotReady, NotFound
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from musicspace_m1 import repository, store
@@ -15,9 +18,6 @@ from musicspace_m1.hybrid import GlobalModel, cap_per_artist, drivers, rank
 from musicspace_m1.profile import NO_AUDIO, build_profile
 from musicspace_m1.runtime import Runtime
 from musicspace_m1.training import UserTrainingInput, train_user_model
-from musicspace_shared import model_store
-from musicspace_shared.catalog import load_tracks
-from musicspace_shared.errors import ModelNotReady, NotFound
 
 
 @dataclass
@@ -70,8 +70,10 @@ async def train_user(*, session: AsyncSession, runtime: Runtime, user_id: int) -
     # catalog index (refreshed every few seconds) does not hold yet.
     fresh = await load_tracks(session, sorted(set(user.owned)))
     data = UserTrainingInput(
-        user_id=user_id, owned_rows=index.frame.rows(user.owned),
-        owned_audio=(fresh.features - index.feature_mean) / index.feature_std, owned_total=len(set(user.owned)),
+        user_id=user_id,
+        owned_rows=index.frame.rows(user.owned),
+        owned_audio=(fresh.features - index.feature_mean) / index.feature_std,
+        owned_total=len(set(user.owned)),
     )
     min_tracks = runtime.settings.min_tracks_for_personal_model
 
@@ -83,13 +85,25 @@ async def train_user(*, session: AsyncSession, runtime: Runtime, user_id: int) -
     user_model = await runtime.run_cpu(fit_and_publish)
     runtime.models.forget(user_id)
     return TrainResult(
-        user_id=user_id, model="profile_fallback" if user_model.fallback else "personal", reason=user_model.reason,
-        tracks_used=user_model.tracks_used, version=user_model.version, trained_at=user_model.trained_at,
+        user_id=user_id,
+        model="profile_fallback" if user_model.fallback else "personal",
+        reason=user_model.reason,
+        tracks_used=user_model.tracks_used,
+        version=user_model.version,
+        trained_at=user_model.trained_at,
         metrics=user_model.metrics,
     )
 
 
-async def recommend(*, session: AsyncSession, runtime: Runtime, user_id: int, limit: int, exclude_owned: bool = True, max_per_artist: int | None = None) -> RecommendResult:
+async def recommend(
+    *,
+    session: AsyncSession,
+    runtime: Runtime,
+    user_id: int,
+    limit: int,
+    exclude_owned: bool = True,
+    max_per_artist: int | None = None,
+) -> RecommendResult:
     """Hybrid recommendations without owned (optional) and disliked tracks, capped per artist."""
     user = await _user(session, user_id)
     index, model, meta = await _ready(runtime)
@@ -103,19 +117,29 @@ async def recommend(*, session: AsyncSession, runtime: Runtime, user_id: int, li
         # Every input of the ranking is in the key, so a cached order is exactly what a fresh
         # computation would return; the per-artist cap and the limit are applied per request.
         key = (
-            user_id, meta.version, user_model.version if user_model is not None else None, index.generation,
-            exclude_owned, hash(np.sort(owned).tobytes()), hash(np.sort(disliked).tobytes()),
+            user_id,
+            meta.version,
+            user_model.version if user_model is not None else None,
+            index.generation,
+            exclude_owned,
+            hash(np.sort(owned).tobytes()),
+            hash(np.sort(disliked).tobytes()),
         )
         ranked = runtime.ranked_cache.get(key)
         if ranked is None:
             excluded = np.concatenate([owned if exclude_owned else owned[:0], disliked])
             # Without a personal model the audio part is the global average profile (fallback).
             profile = build_profile(
-                index, owned, global_audio=model.global_audio, min_tracks=model.min_tracks,
+                index,
+                owned,
+                global_audio=model.global_audio,
+                min_tracks=model.min_tracks,
                 own_audio=user_model.audio if personal_ok and user_model is not None else NO_AUDIO,
             )
             personal = user_model.personal if personal_ok and user_model is not None else None
-            ranked = rank(index, model, profile, personal, exclude=excluded, limit=model.n_candidates)
+            ranked = rank(
+                index, model, profile, personal, exclude=excluded, limit=model.n_candidates
+            )
             runtime.ranked_cache.put(key, ranked)
         order = cap_per_artist(index.artist[ranked.rows], cap, limit)
         if user_model is not None:
@@ -124,14 +148,20 @@ async def recommend(*, session: AsyncSession, runtime: Runtime, user_id: int, li
         rows, scores, feats = ranked.rows[order], ranked.scores[order], ranked.features[order]
         items = [
             RecommendItem(
-                track_id=frame.track_ids[row], title=frame.titles[row] or None, artist=frame.artists[row] or None,
-                score=round(float(sc), 6), drivers=d,
+                track_id=frame.track_ids[row],
+                title=frame.titles[row] or None,
+                artist=frame.artists[row] or None,
+                score=round(float(sc), 6),
+                drivers=d,
             )
             for row, sc, d in zip(rows.tolist(), scores, drivers(feats), strict=True)
         ]
         version = user_model.version if personal_ok and user_model is not None else meta.version
         return RecommendResult(
-            user_id=user_id, model="personal" if personal_ok else "profile_fallback", version=version, items=items,
+            user_id=user_id,
+            model="personal" if personal_ok else "profile_fallback",
+            version=version,
+            items=items,
         )
 
     return await runtime.run_cpu(score)
@@ -152,12 +182,27 @@ class StatusResult:
 async def status(*, session: AsyncSession, runtime: Runtime, user_id: int) -> StatusResult:
     """What the user's stored model is (or that there is none)."""
     await _user(session, user_id)
-    metadata: dict[str, Any] | None = await runtime.run_cpu(store.read_user_metadata, runtime.models.root, user_id)
+    metadata: dict[str, Any] | None = await runtime.run_cpu(
+        store.read_user_metadata, runtime.models.root, user_id
+    )
     if metadata is None:
-        return StatusResult(user_id=user_id, trained=False, fallback=True, tracks_used=0, trained_at=None, version=None, last_used_at=None)
+        return StatusResult(
+            user_id=user_id,
+            trained=False,
+            fallback=True,
+            tracks_used=0,
+            trained_at=None,
+            version=None,
+            last_used_at=None,
+        )
     model_path, _ = store.user_paths(runtime.models.root, user_id)
     return StatusResult(
-        user_id=user_id, trained=True, fallback=metadata.get("model") != "personal",
-        tracks_used=int(metadata.get("tracks_used", 0)), trained_at=metadata.get("trained_at"),
-        version=metadata.get("version"), last_used_at=model_store.last_used(model_path), reason=metadata.get("reason"),
+        user_id=user_id,
+        trained=True,
+        fallback=metadata.get("model") != "personal",
+        tracks_used=int(metadata.get("tracks_used", 0)),
+        trained_at=metadata.get("trained_at"),
+        version=metadata.get("version"),
+        last_used_at=model_store.last_used(model_path),
+        reason=metadata.get("reason"),
     )

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from pydantic_settings import SettingsConfigDict
-
 from musicspace_shared.settings import CommonSettings
+from pydantic_settings import SettingsConfigDict
 
 
 class Settings(CommonSettings):
-    model_config = SettingsConfigDict(env_prefix="M1_", env_file=".env", extra="ignore", populate_by_name=True)
+    model_config = SettingsConfigDict(
+        env_prefix="M1_", env_file=".env", extra="ignore", populate_by_name=True
+    )
 
     max_per_artist: int = 2
     min_tracks_for_personal_model: int = 10

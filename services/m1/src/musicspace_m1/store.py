@@ -14,11 +14,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from musicspace_shared import model_store
+from musicspace_shared.model_store import ModelMeta
+
 from musicspace_m1.hybrid import GlobalModel
 from musicspace_m1.personal import PersonalModel
 from musicspace_m1.profile import AudioProfile
-from musicspace_shared import model_store
-from musicspace_shared.model_store import ModelMeta
 
 GLOBAL_NAME = "audio_predictor.pkl"
 USER_MODELS = "user_models"
@@ -63,11 +64,19 @@ def publish_user_model(root: Path, model: UserModel, metadata: dict[str, Any]) -
     """Write model.pkl (+ sha256 sidecar) then metadata.json, each atomically."""
     model_path, metadata_path = user_paths(root, model.user_id)
     meta = model_store.publish_pickle(
-        model_path, model,
-        ModelMeta(version=model.version, trained_at=model.trained_at, rows=model.tracks_used, metrics=model.metrics),
+        model_path,
+        model,
+        ModelMeta(
+            version=model.version,
+            trained_at=model.trained_at,
+            rows=model.tracks_used,
+            metrics=model.metrics,
+        ),
     )
     metadata = {**metadata, "sha256": meta.sha256}
-    model_store.atomic_write_bytes(metadata_path, json.dumps(metadata, indent=2, default=str).encode())
+    model_store.atomic_write_bytes(
+        metadata_path, json.dumps(metadata, indent=2, default=str).encode()
+    )
     return metadata
 
 
@@ -130,10 +139,17 @@ class ModelCache:
 def metadata_for(model: UserModel, *, profile: dict[str, Any]) -> dict[str, Any]:
     """metadata.json: tracks used, trained_at, profile means and spreads, version, metrics."""
     return {
-        "user_id": model.user_id, "model": "profile_fallback" if model.fallback else "personal",
-        "reason": model.reason, "tracks_used": model.tracks_used, "trained_at": model.trained_at,
-        "version": model.version, "profile": profile, "metrics": model.metrics,
-        "personal_model": None if model.personal is None else {
+        "user_id": model.user_id,
+        "model": "profile_fallback" if model.fallback else "personal",
+        "reason": model.reason,
+        "tracks_used": model.tracks_used,
+        "trained_at": model.trained_at,
+        "version": model.version,
+        "profile": profile,
+        "metrics": model.metrics,
+        "personal_model": None
+        if model.personal is None
+        else {
             k: v for k, v in asdict(model.personal).items() if k in ("positives", "train_accuracy")
         },
     }

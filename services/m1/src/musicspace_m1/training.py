@@ -22,6 +22,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from musicspace_shared import model_store
+from musicspace_shared.catalog import TrackFrame
+from musicspace_shared.db.engine import make_engine, make_sessionmaker
+from musicspace_shared.model_store import ModelMeta
 from threadpoolctl import threadpool_limits
 
 from musicspace_m1 import VERSION, repository, store
@@ -31,13 +35,11 @@ from musicspace_m1.hybrid import GlobalModel
 from musicspace_m1.personal import train_personal
 from musicspace_m1.profile import audio_profile, to_raw_units
 from musicspace_m1.settings import Settings
-from musicspace_shared import model_store
-from musicspace_shared.catalog import TrackFrame
-from musicspace_shared.db.engine import make_engine, make_sessionmaker
-from musicspace_shared.model_store import ModelMeta
 
 
-def fit_global_model(frame: TrackFrame, user_tracks: dict[Any, list[str]], *, min_tracks: int) -> tuple[GlobalModel, CatalogIndex]:
+def fit_global_model(
+    frame: TrackFrame, user_tracks: dict[Any, list[str]], *, min_tracks: int
+) -> tuple[GlobalModel, CatalogIndex]:
     """CPU part of global training (single-threaded BLAS/OpenMP: predictable on a shared host)."""
     with threadpool_limits(limits=1):
         index = build_catalog_index(frame)
@@ -47,7 +49,9 @@ def fit_global_model(frame: TrackFrame, user_tracks: dict[Any, list[str]], *, mi
 
 def publish_global(settings: Settings, model: GlobalModel) -> ModelMeta:
     meta = ModelMeta(
-        version=model_store.new_version(), trained_at=model_store.now_iso(), rows=int(model.info.get("rows", 0)),
+        version=model_store.new_version(),
+        trained_at=model_store.now_iso(),
+        rows=int(model.info.get("rows", 0)),
         metrics={"candidate_recall": model.info.get("candidate_recall", 0.0)},
         extra={**model.info, "code_version": VERSION, "min_tracks": model.min_tracks},
     )
@@ -70,9 +74,14 @@ async def train_global_from_db(settings: Settings | None = None) -> dict[str, An
     )
     meta = publish_global(settings, model)
     return {
-        "model": "M1/audio_predictor.pkl", "version": meta.version, "trained_at": meta.trained_at,
-        "tracks": len(frame), "users": len(user_tracks), "sha256": meta.sha256,
-        "seconds": round(time.perf_counter() - started, 1), **model.info,
+        "model": "M1/audio_predictor.pkl",
+        "version": meta.version,
+        "trained_at": meta.trained_at,
+        "tracks": len(frame),
+        "users": len(user_tracks),
+        "sha256": meta.sha256,
+        "seconds": round(time.perf_counter() - started, 1),
+        **model.info,
     }
 
 
@@ -84,7 +93,9 @@ class UserTrainingInput:
     owned_total: int
 
 
-def train_user_model(index: CatalogIndex, model: GlobalModel, data: UserTrainingInput, *, min_tracks: int) -> tuple[store.UserModel, dict[str, Any]]:
+def train_user_model(
+    index: CatalogIndex, model: GlobalModel, data: UserTrainingInput, *, min_tracks: int
+) -> tuple[store.UserModel, dict[str, Any]]:
     """CPU part of a user's training: profile, personal model, metadata (milliseconds)."""
     started = time.perf_counter()
     own = audio_profile(data.owned_audio)
@@ -104,8 +115,14 @@ def train_user_model(index: CatalogIndex, model: GlobalModel, data: UserTraining
         metrics["personal_train_accuracy"] = round(personal.train_accuracy, 4)
     metrics["train_seconds"] = round(time.perf_counter() - started, 4)
     user_model = store.UserModel(
-        user_id=data.user_id, fallback=fallback, reason=reason, audio=audio, personal=personal,
-        tracks_used=own.tracks, version=model_store.new_version(), trained_at=model_store.now_iso(),
+        user_id=data.user_id,
+        fallback=fallback,
+        reason=reason,
+        audio=audio,
+        personal=personal,
+        tracks_used=own.tracks,
+        version=model_store.new_version(),
+        trained_at=model_store.now_iso(),
         metrics=metrics,
     )
     return user_model, store.metadata_for(user_model, profile=to_raw_units(index, audio))
