@@ -327,7 +327,7 @@ def run(context: Any = None) -> dict[str, Any]:
     quick = bool(_get(context, "quick", False))
     rows = int(_get(context, "enrichment_rows", 10_000 if quick else 100_000))
     m2_sample = int(_get(context, "m2_sample_rows", 5_000 if quick else 20_000))
-    concurrency = int(_get(context, "enrichment_concurrency", 2))
+    concurrency = int(_get(context, "enrichment_concurrency", 4))
     name = f"msbench_enrich_{os.getpid()}_{uuid.uuid4().hex[:6]}"
     url = f"{server}/{name}"
     result: dict[str, Any] = {
@@ -407,7 +407,7 @@ def main() -> None:
         "--rows", type=int, default=100_000, help="synthetic tracks lacking features"
     )
     parser.add_argument("--m2-sample", type=int, default=20_000, help="ids for the m2-alone rate")
-    parser.add_argument("--concurrency", type=int, default=2, help="predict-audio calls in flight")
+    parser.add_argument("--concurrency", type=int, default=4, help="predict-audio calls in flight")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     result = run(
