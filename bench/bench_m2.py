@@ -4,7 +4,10 @@
   on text items taken from the demo catalog;
 - model_only: the feature model's `predict` on the same items (no per-item result objects);
 - http: POST /api/m2/predict-audio to a real m2 process (uvicorn, one worker), one client,
-  sequential requests, the same items; `http_overhead_pct` compares it with in_process.
+  sequential requests, the same items; `http_overhead_pct` compares wall-clock rates with
+  in_process, `http_extra_cpu_pct` the server's CPU per track with in_process CPU per track.
+Every rate is given per wall second and per CPU second: on a shared machine the wall figure
+mostly measures the other tenants, the CPU figure is the load-independent one.
 Goal: >= 10,000 tracks/s in-process, HTTP adding <= 30% at batch 1000.
 
 The model: the bench stack's M2 model (var/bench/models) when it exists, else one trained here
@@ -30,14 +33,20 @@ if str(ROOT) not in sys.path:
 
 import httpx  # noqa: E402
 import numpy as np  # noqa: E402
-
 from musicspace_cli.demo_data import DEMO_CATALOG  # noqa: E402
 from musicspace_m2.schemas import PredictItem  # noqa: E402
 from musicspace_m2.service import inputs_for_text, predict_results  # noqa: E402
 from musicspace_m2.settings import MODEL_FILE  # noqa: E402
 from musicspace_m2.text_features import read_catalog_file  # noqa: E402
 from musicspace_m2.training import stderr_progress, train_model  # noqa: E402
-from musicspace_shared.model_store import ModelMeta, load_pickle, new_version, now_iso, publish_pickle  # noqa: E402
+from musicspace_shared.model_store import (  # noqa: E402
+    ModelMeta,
+    load_pickle,
+    new_version,
+    now_iso,
+    publish_pickle,
+)
+
 from tests.processes import ServiceProcess, free_port  # noqa: E402
 
 BATCHES = (1, 100, 1000)
@@ -54,8 +63,17 @@ def _model_root() -> Path:
     if not path.exists():
         catalog = read_catalog_file(DEMO_CATALOG)
         keep = np.where(catalog.has_features)[0]
-        model, metrics = train_model(catalog.inputs.take(keep), catalog.features[keep], progress=stderr_progress("bench m2 train"), validate=False)
-        publish_pickle(path, model, ModelMeta(version=new_version(), trained_at=now_iso(), rows=len(keep), metrics=metrics))
+        model, metrics = train_model(
+            catalog.inputs.take(keep),
+            catalog.features[keep],
+            progress=stderr_progress("bench m2 train"),
+            validate=False,
+        )
+        publish_pickle(
+            path,
+            model,
+            ModelMeta(version=new_version(), trained_at=now_iso(), rows=len(keep), metrics=metrics),
+        )
     return own
 
 
@@ -66,7 +84,10 @@ def _items(n: int = 1000) -> list[dict[str, Any]]:
     c = catalog.inputs
     items = []
     for i in picks:
-        item: dict[str, Any] = {"artist": c.artists[i] or "unknown", "title": c.titles[i] or "untitled"}
+        item: dict[str, Any] = {
+            "artist": c.artists[i] or "unknown",
+            "title": c.titles[i] or "untitled",
+        }
         if c.genres[i]:
             item["genre"] = c.genres[i]
         if c.subgenres[i]:
@@ -79,26 +100,49 @@ def _items(n: int = 1000) -> list[dict[str, Any]]:
     return items
 
 
-def _rate(call: Any, batch: int, seconds: float) -> dict[str, float]:
-    """Repeat `call` for about `seconds`; tracks/s from the total, plus the median call latency."""
+def _process_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of another process (the m2 server), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _rate(
+    call: Any, batch: int, seconds: float, cpu_clock: Any = time.process_time
+) -> dict[str, float]:
+    """Repeat `call` for about `seconds`: tracks per wall second and per CPU second, median latency.
+
+    On this shared machine wall time mostly measures the other tenants; CPU time (of the
+    process doing the work) is the load-independent figure.
+    """
     call()  # warm-up
     times = []
+    cpu0 = cpu_clock()
     started = time.perf_counter()
     while time.perf_counter() - started < seconds or len(times) < 3:
         t0 = time.perf_counter()
         call()
         times.append(time.perf_counter() - t0)
+    cpu = max(cpu_clock() - cpu0, 1e-9)
     total = sum(times)
-    return {"tracks_per_s": round(batch * len(times) / total, 1), "median_ms": round(float(np.median(times)) * 1000, 2), "calls": len(times)}
+    return {
+        "tracks_per_s": round(batch * len(times) / total, 1),
+        "tracks_per_cpu_s": round(batch * len(times) / cpu, 1),
+        "median_ms": round(float(np.median(times)) * 1000, 2),
+        "calls": len(times),
+    }
 
 
-def _in_process(model_root: Path, items: list[dict[str, Any]], seconds: float) -> tuple[dict[str, Any], dict[str, Any], str]:
+def _in_process(
+    model_root: Path, items: list[dict[str, Any]], seconds: float
+) -> tuple[dict[str, Any], dict[str, Any], str]:
     predictor, meta = load_pickle(model_root / "M2" / MODEL_FILE)
     parsed = [PredictItem(**item) for item in items]
     full, bare = {}, {}
     for batch in BATCHES:
         chunk = parsed[:batch]
-        full[str(batch)] = _rate(lambda chunk=chunk: predict_results(predictor=predictor, items=chunk), batch, seconds)
+        full[str(batch)] = _rate(
+            lambda chunk=chunk: predict_results(predictor=predictor, items=chunk), batch, seconds
+        )
         inputs = inputs_for_text(chunk)
         bare[str(batch)] = _rate(lambda inputs=inputs: predictor.predict(inputs), batch, seconds)
     return full, bare, meta.version
@@ -114,7 +158,11 @@ def _sqlite_url() -> str:
 
 
 def _http(model_root: Path, items: list[dict[str, Any]], seconds: float) -> dict[str, Any]:
-    env = {"DATABASE_URL": os.environ.get("BENCH_M2_DATABASE_URL") or _sqlite_url(), "MODEL_ROOT": str(model_root), "LOG_LEVEL": "WARNING"}
+    env = {
+        "DATABASE_URL": os.environ.get("BENCH_M2_DATABASE_URL") or _sqlite_url(),
+        "MODEL_ROOT": str(model_root),
+        "LOG_LEVEL": "WARNING",
+    }
     WORK.mkdir(parents=True, exist_ok=True)
     service = ServiceProcess(name="m2", port=free_port(), env=env, log_path=WORK / "m2.log").start()
     out: dict[str, Any] = {}
@@ -125,10 +173,17 @@ def _http(model_root: Path, items: list[dict[str, Any]], seconds: float) -> dict
                 payload = json.dumps({"items": items[:batch]}).encode()
 
                 def call(payload: bytes = payload) -> None:
-                    response = client.post("/api/m2/predict-audio", content=payload, headers={"content-type": "application/json"})
+                    response = client.post(
+                        "/api/m2/predict-audio",
+                        content=payload,
+                        headers={"content-type": "application/json"},
+                    )
                     response.raise_for_status()
 
-                out[str(batch)] = _rate(call, batch, seconds)
+                pid = service.process.pid  # type: ignore[union-attr]
+                out[str(batch)] = _rate(
+                    call, batch, seconds, cpu_clock=lambda pid=pid: _process_cpu_s(pid)
+                )
     finally:
         service.stop()
     return out
@@ -142,19 +197,32 @@ def run(context: Any = None) -> dict[str, Any]:
     full, bare, version = _in_process(model_root, items, seconds)
     http = _http(model_root, items, seconds)
     overhead = {
-        b: round(100.0 * (1 - http[b]["tracks_per_s"] / full[b]["tracks_per_s"]), 1) for b in http if full[b]["tracks_per_s"]
+        b: round(100.0 * (1 - http[b]["tracks_per_s"] / full[b]["tracks_per_s"]), 1) for b in http
+    }
+    overhead_cpu = {
+        b: round(100.0 * (full[b]["tracks_per_cpu_s"] / http[b]["tracks_per_cpu_s"] - 1), 1)
+        for b in http
     }
     best = full["1000"]["tracks_per_s"]
+    best_cpu = full["1000"]["tracks_per_cpu_s"]
     return {
         "model_version": version,
         "in_process": full,
         "model_only": bare,
         "http": http,
         "http_overhead_pct": overhead,
+        "http_extra_cpu_pct": overhead_cpu,
         "goals": {
-            "in_process_tracks_per_s_at_1000": best, "in_process_goal": 10000, "in_process_met": best >= 10000,
-            "http_overhead_pct_at_1000": overhead.get("1000"), "http_overhead_goal_pct": 30,
-            "http_overhead_met": overhead.get("1000") is not None and overhead["1000"] <= 30,
+            "in_process_tracks_per_s_at_1000": best,
+            "in_process_tracks_per_cpu_s_at_1000": best_cpu,
+            "in_process_goal": 10000,
+            "in_process_met_wall": best >= 10000,
+            "in_process_met_cpu": best_cpu >= 10000,
+            "http_overhead_pct_at_1000": overhead["1000"],
+            "http_extra_cpu_pct_at_1000": overhead_cpu["1000"],
+            "http_overhead_goal_pct": 30,
+            "http_overhead_met_wall": overhead["1000"] <= 30,
+            "http_overhead_met_cpu": overhead_cpu["1000"] <= 30,
         },
         "loadavg": [round(x, 2) for x in os.getloadavg()],
         "note": "shared 2-core machine: other processes add noise; one client, sequential requests",
@@ -172,8 +240,11 @@ def main() -> None:
     started = time.monotonic()
     result = run(_Ctx())
     record = {
-        "name": "m2", "started_at": datetime.now(UTC).isoformat(timespec="seconds"), "quick": args.quick,
-        "machine": {"cpus": os.cpu_count(), "note": "shared 2-core machine"}, "result": result,
+        "name": "m2",
+        "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "quick": args.quick,
+        "machine": {"cpus": os.cpu_count(), "note": "shared 2-core machine"},
+        "result": result,
         "seconds": round(time.monotonic() - started, 1),
     }
     out = ROOT / "bench" / "results" / "m2.json"

@@ -19,9 +19,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 from musicspace_m2.predictor import PredictorConfig, r2_mae
-from musicspace_m2.text_features import CatalogFile, TrackInputs, inputs_from_rows, norm, read_catalog_file
+from musicspace_m2.text_features import (
+    CatalogFile,
+    TrackInputs,
+    inputs_from_rows,
+    norm,
+    read_catalog_file,
+)
 from musicspace_m2.training import train_model
 from musicspace_shared.features import FEATURES
 
@@ -37,7 +42,11 @@ def read_truth(path: Path) -> tuple[list[dict[str, str]], np.ndarray]:
     """Rows with all 9 features (others cannot be scored) and their (n, 9) values."""
     with _open(path, "rt") as handle:
         reader = csv.DictReader(handle)
-        missing = [c for c in ("track_name", "track_artist", *FEATURES) if c not in (reader.fieldnames or [])]
+        missing = [
+            c
+            for c in ("track_name", "track_artist", *FEATURES)
+            if c not in (reader.fieldnames or [])
+        ]
         if missing:
             raise ValueError(f"{path}: missing columns {', '.join(missing)}")
         rows, values = [], []
@@ -57,15 +66,27 @@ def truth_inputs(rows: list[dict[str, str]], catalog: CatalogFile) -> TrackInput
     for row in rows:
         i = positions.get(row.get("track_id", ""))
         if i is None:
-            merged.append({"title": row.get("track_name"), "artist": row.get("track_artist"), "genre": row.get("genre")})
+            merged.append(
+                {
+                    "title": row.get("track_name"),
+                    "artist": row.get("track_artist"),
+                    "genre": row.get("genre"),
+                }
+            )
             continue
         c = catalog.inputs
-        merged.append({
-            "title": c.titles[i] or row.get("track_name"), "artist": c.artists[i] or row.get("track_artist"),
-            "album": c.albums[i], "album_id": c.album_ids[i], "genre": c.genres[i] or row.get("genre"),
-            "subgenre": c.subgenres[i], "popularity": c.popularity[i],
-            "release_date": "" if np.isnan(c.years[i]) else str(int(c.years[i])),
-        })
+        merged.append(
+            {
+                "title": c.titles[i] or row.get("track_name"),
+                "artist": c.artists[i] or row.get("track_artist"),
+                "album": c.albums[i],
+                "album_id": c.album_ids[i],
+                "genre": c.genres[i] or row.get("genre"),
+                "subgenre": c.subgenres[i],
+                "popularity": c.popularity[i],
+                "release_date": "" if np.isnan(c.years[i]) else str(int(c.years[i])),
+            }
+        )
     return inputs_from_rows(merged)
 
 
@@ -96,11 +117,20 @@ def run(*, catalog: Path, truth: Path, config: PredictorConfig | None = None) ->
         "m2": r2_mae(y_true, model.predict(test_in)),
         "global_mean": r2_mae(y_true, np.tile(y_train.mean(axis=0), (len(rows), 1))),
         "genre_mean": r2_mae(y_true, _group_mean(train_in.genres, y_train, genres_test)),
-        "artist_mean": r2_mae(y_true, _group_mean(train_in.artist_keys, y_train, test_in.artist_keys)),
+        "artist_mean": r2_mae(
+            y_true, _group_mean(train_in.artist_keys, y_train, test_in.artist_keys)
+        ),
     }
 
 
-def write_dev_truth(*, catalog: Path, out: Path, seed: int = 0, fraction: float = 0.1, group_duplicates: bool = False) -> Path:
+def write_dev_truth(
+    *,
+    catalog: Path,
+    out: Path,
+    seed: int = 0,
+    fraction: float = 0.1,
+    group_duplicates: bool = False,
+) -> Path:
     """Write a held-out truth file: a random `fraction` of the catalog's tracks with features."""
     cat = read_catalog_file(catalog)
     with_features = np.where(cat.has_features)[0]
@@ -113,15 +143,22 @@ def write_dev_truth(*, catalog: Path, out: Path, seed: int = 0, fraction: float 
         # Every copy of a held-out recording leaves training (with or without features).
         picked = [i for i, key in enumerate(cat.inputs.duplicate_keys) if key in picked_keys]
     else:
-        picked = sorted(rng.choice(with_features, int(len(with_features) * fraction), replace=False).tolist())
+        picked = sorted(
+            rng.choice(with_features, int(len(with_features) * fraction), replace=False).tolist()
+        )
     out.parent.mkdir(parents=True, exist_ok=True)
     with _open(out, "wt") as handle:
         writer = csv.writer(handle)
         writer.writerow(TRUTH_COLUMNS)
         for i in picked:
             values = cat.features[i]
-            writer.writerow([
-                cat.track_ids[i], cat.inputs.titles[i], cat.inputs.artists[i], cat.inputs.genres[i],
-                *("" if np.isnan(v) else repr(float(v)) for v in values),
-            ])
+            writer.writerow(
+                [
+                    cat.track_ids[i],
+                    cat.inputs.titles[i],
+                    cat.inputs.artists[i],
+                    cat.inputs.genres[i],
+                    *("" if np.isnan(v) else repr(float(v)) for v in values),
+                ]
+            )
     return out

@@ -10,14 +10,14 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
-
-from conftest import new_mariadb_database
 from musicspace_m2.app import create_app
 from musicspace_m2.predictor import PredictorConfig
 from musicspace_m2.settings import Settings
 from musicspace_m2.training import train_global_from_db
 from musicspace_shared.db.engine import make_engine
 from musicspace_shared.db.migrate import upgrade
+
+from conftest import new_mariadb_database
 
 # Small and fast: the behaviour under test does not need a strong model.
 FAST_MODEL = PredictorConfig(folds=2, hgb_max_iter=25, hgb_min_samples_leaf=20)
@@ -54,7 +54,9 @@ def model_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 async def trained(m2_db_url: str, model_root: Path) -> dict[str, Any]:
     """The feature model trained once for the session (small config)."""
-    return await train_global_from_db(settings=make_settings(m2_db_url, model_root), config=FAST_MODEL, progress=lambda _m: None)
+    return await train_global_from_db(
+        settings=make_settings(m2_db_url, model_root), config=FAST_MODEL, progress=lambda _m: None
+    )
 
 
 @pytest.fixture(scope="session")
@@ -66,7 +68,9 @@ async def app(trained: dict[str, Any], m2_db_url: str, model_root: Path) -> Asyn
 
 @pytest.fixture
 async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as c:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://test"
+    ) as c:
         yield c
 
 

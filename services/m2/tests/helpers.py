@@ -7,10 +7,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from musicspace_shared.db.engine import make_engine, make_sessionmaker
 from musicspace_shared.db.tables import Interaction, UserTrack
+from sqlalchemy.ext.asyncio import AsyncSession
 
 
 @asynccontextmanager
@@ -25,15 +24,26 @@ async def db_session(url: str) -> AsyncIterator[AsyncSession]:
 
 async def user_with_most_tracks(session: AsyncSession) -> tuple[int, list[str]]:
     count = sa.func.count().label("n")
-    row = (await session.execute(
-        sa.select(UserTrack.user_id, count).group_by(UserTrack.user_id).order_by(count.desc(), UserTrack.user_id).limit(1)
-    )).one()
-    tracks = (await session.execute(sa.select(UserTrack.track_id).where(UserTrack.user_id == row[0]))).scalars().all()
+    row = (
+        await session.execute(
+            sa.select(UserTrack.user_id, count)
+            .group_by(UserTrack.user_id)
+            .order_by(count.desc(), UserTrack.user_id)
+            .limit(1)
+        )
+    ).one()
+    tracks = (
+        (await session.execute(sa.select(UserTrack.track_id).where(UserTrack.user_id == row[0])))
+        .scalars()
+        .all()
+    )
     return int(row[0]), list(tracks)
 
 
 async def react(session: AsyncSession, *, user_id: int, track_id: str, like_score: int) -> None:
-    session.add(Interaction(user_id=user_id, track_id=track_id, like_score=like_score, play_count=1))
+    session.add(
+        Interaction(user_id=user_id, track_id=track_id, like_score=like_score, play_count=1)
+    )
     await session.commit()
 
 

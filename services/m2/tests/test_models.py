@@ -7,12 +7,18 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-
 from musicspace_m2.app import create_app
 from musicspace_m2.settings import MODEL_FILE
 from musicspace_shared.db.engine import make_engine
 from musicspace_shared.db.tables import ModelRecord
-from musicspace_shared.model_store import ModelMeta, load_pickle, new_version, now_iso, publish_pickle, read_meta
+from musicspace_shared.model_store import (
+    ModelMeta,
+    load_pickle,
+    new_version,
+    now_iso,
+    publish_pickle,
+    read_meta,
+)
 
 from .conftest import client_for, make_settings
 
@@ -27,20 +33,30 @@ def _copy_model(source_root: Path, target_root: Path) -> Path:
     return target / MODEL_FILE
 
 
-async def test_train_global_from_db_publishes_model_with_metadata(trained: dict[str, Any], model_root: Path, m2_db_url: str) -> None:
+async def test_train_global_from_db_publishes_model_with_metadata(
+    trained: dict[str, Any], model_root: Path, m2_db_url: str
+) -> None:
     meta = read_meta(model_root / "M2" / MODEL_FILE)
-    assert meta is not None and meta.version == trained["version"] and meta.sha256 == trained["sha256"]
+    assert (
+        meta is not None and meta.version == trained["version"] and meta.sha256 == trained["sha256"]
+    )
     assert meta.rows == trained["rows"] > 100
     assert 0 < meta.metrics["holdout_r2_mean"] < 1 and "holdout_artist_mean_r2_mean" in meta.metrics
     assert meta.extra["model"]["stage2"]
     engine = make_engine(url=m2_db_url)
     async with engine.connect() as conn:
-        versions = (await conn.execute(sa.select(ModelRecord.version).where(ModelRecord.family == "M2"))).scalars().all()
+        versions = (
+            (await conn.execute(sa.select(ModelRecord.version).where(ModelRecord.family == "M2")))
+            .scalars()
+            .all()
+        )
     await engine.dispose()
     assert trained["version"] in versions
 
 
-async def test_readyz_reports_missing_model_until_one_is_trained(m2_db_url: str, tmp_path: Path) -> None:
+async def test_readyz_reports_missing_model_until_one_is_trained(
+    m2_db_url: str, tmp_path: Path
+) -> None:
     app = create_app(make_settings(m2_db_url, tmp_path))
     async with app.router.lifespan_context(app), await client_for(app) as client:
         ready = await client.get("/readyz")
@@ -50,7 +66,9 @@ async def test_readyz_reports_missing_model_until_one_is_trained(m2_db_url: str,
         assert response.status_code == 503 and "train m2" in response.json()["detail"]
 
 
-async def test_service_reloads_when_a_new_version_is_published(trained: dict[str, Any], model_root: Path, m2_db_url: str, tmp_path: Path) -> None:
+async def test_service_reloads_when_a_new_version_is_published(
+    trained: dict[str, Any], model_root: Path, m2_db_url: str, tmp_path: Path
+) -> None:
     path = _copy_model(model_root, tmp_path)
     app = create_app(make_settings(m2_db_url, tmp_path))
     async with app.router.lifespan_context(app), await client_for(app) as client:
@@ -58,12 +76,20 @@ async def test_service_reloads_when_a_new_version_is_published(trained: dict[str
         assert before["model_version"] == trained["version"]
         # Another replica publishes a newer model on the shared volume.
         model, meta = load_pickle(path)
-        newer = publish_pickle(path, model, ModelMeta(version=new_version(), trained_at=now_iso(), rows=meta.rows, metrics=meta.metrics))
+        newer = publish_pickle(
+            path,
+            model,
+            ModelMeta(
+                version=new_version(), trained_at=now_iso(), rows=meta.rows, metrics=meta.metrics
+            ),
+        )
         after = (await client.post("/api/m2/predict-audio", json=TEXT_ITEM)).json()
         assert after["model_version"] == newer.version
 
 
-async def test_checksum_mismatch_refuses_to_load(m2_db_url: str, model_root: Path, tmp_path: Path) -> None:
+async def test_checksum_mismatch_refuses_to_load(
+    m2_db_url: str, model_root: Path, tmp_path: Path
+) -> None:
     path = _copy_model(model_root, tmp_path)
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0xFF
@@ -76,13 +102,19 @@ async def test_checksum_mismatch_refuses_to_load(m2_db_url: str, model_root: Pat
         assert (await client.post("/api/m2/predict-audio", json=TEXT_ITEM)).status_code == 503
 
 
-async def test_corrupt_newer_version_keeps_serving_the_verified_one(trained: dict[str, Any], model_root: Path, m2_db_url: str, tmp_path: Path) -> None:
+async def test_corrupt_newer_version_keeps_serving_the_verified_one(
+    trained: dict[str, Any], model_root: Path, m2_db_url: str, tmp_path: Path
+) -> None:
     path = _copy_model(model_root, tmp_path)
     app = create_app(make_settings(m2_db_url, tmp_path))
     async with app.router.lifespan_context(app), await client_for(app) as client:
         assert (await client.post("/api/m2/predict-audio", json=TEXT_ITEM)).status_code == 200
         model, meta = load_pickle(path)
-        publish_pickle(path, model, ModelMeta(version=new_version(), trained_at=now_iso(), rows=meta.rows))
+        publish_pickle(
+            path, model, ModelMeta(version=new_version(), trained_at=now_iso(), rows=meta.rows)
+        )
         path.write_bytes(path.read_bytes()[:-10])  # truncated after publishing
         response = await client.post("/api/m2/predict-audio", json=TEXT_ITEM)
-        assert response.status_code == 200 and response.json()["model_version"] == trained["version"]
+        assert (
+            response.status_code == 200 and response.json()["model_version"] == trained["version"]
+        )

@@ -6,7 +6,7 @@ from typing import Any
 
 import httpx
 import sqlalchemy as sa
-
+from musicspace_m2.schemas import PredictResponse
 from musicspace_shared.db.engine import make_engine
 from musicspace_shared.db.tables import Track
 from musicspace_shared.features import FEATURE_RANGES, FEATURES
@@ -28,11 +28,16 @@ def _assert_plausible(features: dict[str, float]) -> None:
         assert low <= value <= high, (name, value)
 
 
-async def test_predict_audio_by_track_id_returns_features_and_version(client: httpx.AsyncClient, m2_db_url: str, trained: dict[str, Any]) -> None:
+async def test_predict_audio_by_track_id_returns_features_and_version(
+    client: httpx.AsyncClient, m2_db_url: str, trained: dict[str, Any]
+) -> None:
     ids = await _some_track_ids(m2_db_url, 3)
-    response = await client.post("/api/m2/predict-audio", json={"items": [{"track_id": t} for t in ids]})
+    response = await client.post(
+        "/api/m2/predict-audio", json={"items": [{"track_id": t} for t in ids]}
+    )
     assert response.status_code == 200, response.text
     body = response.json()
+    PredictResponse.model_validate(body)  # the documented schema
     assert body["source"] == "m2"
     assert body["model_version"] == trained["version"]
     assert [r["index"] for r in body["results"]] == [0, 1, 2]
@@ -41,7 +46,9 @@ async def test_predict_audio_by_track_id_returns_features_and_version(client: ht
         _assert_plausible(result["features"])
 
 
-async def test_predict_audio_text_item_returns_confidence_and_intervals(client: httpx.AsyncClient) -> None:
+async def test_predict_audio_text_item_returns_confidence_and_intervals(
+    client: httpx.AsyncClient,
+) -> None:
     item = {"artist": "Ed Sheeran", "title": "Shape of You - Acoustic", "genre": "pop"}
     response = await client.post("/api/m2/predict-audio", json={"items": [item]})
     assert response.status_code == 200, response.text
@@ -53,25 +60,39 @@ async def test_predict_audio_text_item_returns_confidence_and_intervals(client: 
         assert low <= result["features"][name] <= high
 
 
-async def test_predict_audio_unknown_id_is_an_item_error_not_a_failed_batch(client: httpx.AsyncClient, m2_db_url: str) -> None:
+async def test_predict_audio_unknown_id_is_an_item_error_not_a_failed_batch(
+    client: httpx.AsyncClient, m2_db_url: str
+) -> None:
     known = (await _some_track_ids(m2_db_url, 1))[0]
-    items = [{"track_id": "doesNotExist123"}, {"track_id": known}, {"artist": "Queen", "title": "Radio Ga Ga"}]
+    items = [
+        {"track_id": "doesNotExist123"},
+        {"track_id": known},
+        {"artist": "Queen", "title": "Radio Ga Ga"},
+    ]
     response = await client.post("/api/m2/predict-audio", json={"items": items})
     assert response.status_code == 200, response.text
-    results = response.json()["results"]
+    results = PredictResponse.model_validate(response.json()).model_dump()["results"]
     assert [r["index"] for r in results] == [0, 1, 2]
-    assert results[0]["ok"] is False and "unknown" in results[0]["error"] and results[0]["features"] is None
+    assert (
+        results[0]["ok"] is False
+        and "unknown" in results[0]["error"]
+        and results[0]["features"] is None
+    )
     assert results[1]["ok"] and results[2]["ok"]
 
 
-async def test_predict_audio_item_without_title_returns_422_with_reason(client: httpx.AsyncClient) -> None:
+async def test_predict_audio_item_without_title_returns_422_with_reason(
+    client: httpx.AsyncClient,
+) -> None:
     response = await client.post("/api/m2/predict-audio", json={"items": [{"artist": "Queen"}]})
     assert response.status_code == 422
     assert "track_id" in response.json()["detail"]
 
 
 async def test_predict_audio_malformed_track_id_returns_422(client: httpx.AsyncClient) -> None:
-    response = await client.post("/api/m2/predict-audio", json={"items": [{"track_id": "../../etc/passwd"}]})
+    response = await client.post(
+        "/api/m2/predict-audio", json={"items": [{"track_id": "../../etc/passwd"}]}
+    )
     assert response.status_code == 422
 
 

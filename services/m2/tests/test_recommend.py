@@ -5,14 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
-
 from musicspace_shared.model_store import read_meta, user_file
+
 from tests.factories import create_user
 
 from .helpers import db_session, react, user_with_most_tracks
 
 
-async def test_recommend_uses_personal_svm_and_excludes_owned_and_disliked(client: httpx.AsyncClient, m2_db_url: str) -> None:
+async def test_recommend_uses_personal_svm_and_excludes_owned_and_disliked(
+    client: httpx.AsyncClient, m2_db_url: str
+) -> None:
     async with db_session(m2_db_url) as session:
         user_id, owned = await user_with_most_tracks(session)
         first = await client.post("/api/m2/recommend", json={"user_id": user_id, "limit": 20})
@@ -30,7 +32,9 @@ async def test_recommend_uses_personal_svm_and_excludes_owned_and_disliked(clien
     assert second["svm_version"] != body["svm_version"]
 
 
-async def test_recommend_stores_the_svm_and_reuses_it_while_tracks_are_unchanged(client: httpx.AsyncClient, m2_db_url: str, model_root: Path) -> None:
+async def test_recommend_stores_the_svm_and_reuses_it_while_tracks_are_unchanged(
+    client: httpx.AsyncClient, m2_db_url: str, model_root: Path
+) -> None:
     async with db_session(m2_db_url) as session:
         user_id, _ = await user_with_most_tracks(session)
     first = (await client.post("/api/m2/recommend", json={"user_id": user_id})).json()
@@ -41,7 +45,9 @@ async def test_recommend_stores_the_svm_and_reuses_it_while_tracks_are_unchanged
     assert meta.extra["fingerprint"] and meta.sha256
 
 
-async def test_recommend_user_with_few_tracks_gets_the_named_fallback(client: httpx.AsyncClient, m2_db_url: str) -> None:
+async def test_recommend_user_with_few_tracks_gets_the_named_fallback(
+    client: httpx.AsyncClient, m2_db_url: str
+) -> None:
     async with db_session(m2_db_url) as session:
         _, owned = await user_with_most_tracks(session)
         user = await create_user(session, tracks=owned[:3])
@@ -54,7 +60,9 @@ async def test_recommend_user_with_few_tracks_gets_the_named_fallback(client: ht
     assert len(ids) == 10 and not set(ids) & set(owned[:3])
 
 
-async def test_recommend_user_without_tracks_gets_popular_fallback(client: httpx.AsyncClient, m2_db_url: str) -> None:
+async def test_recommend_user_without_tracks_gets_popular_fallback(
+    client: httpx.AsyncClient, m2_db_url: str
+) -> None:
     async with db_session(m2_db_url) as session:
         user = await create_user(session)
     body = (await client.post("/api/m2/recommend", json={"user_id": user.id, "limit": 5})).json()

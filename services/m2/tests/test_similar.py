@@ -9,12 +9,16 @@ from tests.factories import create_track
 from .helpers import db_session, unique_text
 
 
-async def test_similar_excludes_the_track_and_its_duplicates(client: httpx.AsyncClient, m2_db_url: str) -> None:
+async def test_similar_excludes_the_track_and_its_duplicates(
+    client: httpx.AsyncClient, m2_db_url: str
+) -> None:
     title, artist = unique_text("Midnight Echo"), unique_text("The Testers")
     async with db_session(m2_db_url) as session:
         original = await create_track(session, title=title, artist=artist, album="First")
         duplicate = await create_track(session, title=title.upper(), artist=artist, album="Best Of")
-        sibling = await create_track(session, title=unique_text("Other Song"), artist=artist, album="First")
+        sibling = await create_track(
+            session, title=unique_text("Other Song"), artist=artist, album="First"
+        )
     response = await client.get(f"/api/m2/similar/{original.track_id}", params={"limit": 10})
     assert response.status_code == 200, response.text
     body = response.json()
@@ -27,7 +31,9 @@ async def test_similar_excludes_the_track_and_its_duplicates(client: httpx.Async
     assert scores == sorted(scores, reverse=True)
 
 
-async def test_similar_returns_distinct_recordings(client: httpx.AsyncClient, m2_db_url: str) -> None:
+async def test_similar_returns_distinct_recordings(
+    client: httpx.AsyncClient, m2_db_url: str
+) -> None:
     title, artist = unique_text("Twin"), unique_text("Copycats")
     async with db_session(m2_db_url) as session:
         seed = await create_track(session, title=unique_text("Seed"), artist=artist)

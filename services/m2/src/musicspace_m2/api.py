@@ -6,12 +6,18 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
+from musicspace_shared.ids import TrackIdPath
+from musicspace_shared.web import SessionDep
 
 from musicspace_m2 import service
 from musicspace_m2.runtime import Runtime
-from musicspace_m2.schemas import PredictRequest, PredictResponse, RecommendRequest, RecommendResponse, SimilarResponse
-from musicspace_shared.ids import TrackIdPath
-from musicspace_shared.web import SessionDep
+from musicspace_m2.schemas import (
+    PredictRequest,
+    PredictResponse,
+    RecommendRequest,
+    RecommendResponse,
+    SimilarResponse,
+)
 
 router = APIRouter(prefix="/api/m2", tags=["m2"])
 
@@ -20,21 +26,42 @@ def _runtime(request: Request) -> Runtime:
     return request.app.state.runtime
 
 
-@router.post("/predict-audio", response_model=PredictResponse, summary="Predict the 9 audio features from text")
+@router.post(
+    "/predict-audio",
+    response_model=PredictResponse,
+    summary="Predict the 9 audio features from text",
+)
 async def predict_audio(body: PredictRequest, request: Request, session: SessionDep) -> Response:
-    result = await service.predict_audio(runtime=_runtime(request), session=session, request=body)
-    # Serialised once here: letting FastAPI re-validate 1,000 results against response_model
-    # would cost about as much as predicting them (the schema still documents the route).
-    return Response(content=result.model_dump_json(), media_type="application/json")
+    # The domain returns the serialised body: letting FastAPI re-validate 1,000 results against
+    # response_model cost about as much as predicting them (the schema still documents the route).
+    body_bytes = await service.predict_audio(
+        runtime=_runtime(request), session=session, request=body
+    )
+    return Response(content=body_bytes, media_type="application/json")
 
 
-@router.get("/similar/{track_id}", response_model=SimilarResponse, summary="Nearest tracks by text and audio features")
+@router.get(
+    "/similar/{track_id}",
+    response_model=SimilarResponse,
+    summary="Nearest tracks by text and audio features",
+)
 async def similar(
-    track_id: TrackIdPath, request: Request, session: SessionDep, limit: Annotated[int, Query(ge=1, le=200)] = 20,
+    track_id: TrackIdPath,
+    request: Request,
+    session: SessionDep,
+    limit: Annotated[int, Query(ge=1, le=200)] = 20,
 ) -> SimilarResponse:
-    return await service.similar_tracks(runtime=_runtime(request), session=session, track_id=track_id, limit=limit)
+    return await service.similar_tracks(
+        runtime=_runtime(request), session=session, track_id=track_id, limit=limit
+    )
 
 
-@router.post("/recommend", response_model=RecommendResponse, summary="Per-user SVM content recommendations")
-async def recommend(body: RecommendRequest, request: Request, session: SessionDep) -> RecommendResponse:
-    return await service.recommend(runtime=_runtime(request), session=session, user_id=body.user_id, limit=body.limit)
+@router.post(
+    "/recommend", response_model=RecommendResponse, summary="Per-user SVM content recommendations"
+)
+async def recommend(
+    body: RecommendRequest, request: Request, session: SessionDep
+) -> RecommendResponse:
+    return await service.recommend(
+        runtime=_runtime(request), session=session, user_id=body.user_id, limit=body.limit
+    )

@@ -8,12 +8,12 @@ are filled with subgenre means here rather than by training the full m2 model in
 from __future__ import annotations
 
 import numpy as np
+from musicspace_shared.catalog import TrackFrame
 
 from musicspace_m2.predictor import FeaturePredictor
 from musicspace_m2.similar import ContentSpace, build_space
 from musicspace_m2.text_features import TrackInputs, norm
 from musicspace_m2.user_svm import fallback_scores, rank, svm_scores, train_user_svm, user_seed
-from musicspace_shared.catalog import TrackFrame
 
 MIN_TRACKS = 10
 
@@ -21,30 +21,49 @@ MIN_TRACKS = 10
 def inputs_from_frame(frame: TrackFrame) -> TrackInputs:
     n = len(frame)
     return TrackInputs(
-        titles=list(frame.titles), artists=list(frame.artists), albums=list(frame.albums), album_ids=[""] * n,
-        genres=[norm(g) for g in frame.genres], subgenres=[norm(s) for s in frame.subgenres],
-        popularity=np.asarray(frame.popularity, dtype=np.float64), years=np.full(n, np.nan),
+        titles=list(frame.titles),
+        artists=list(frame.artists),
+        albums=list(frame.albums),
+        album_ids=[""] * n,
+        genres=[norm(g) for g in frame.genres],
+        subgenres=[norm(s) for s in frame.subgenres],
+        popularity=np.asarray(frame.popularity, dtype=np.float64),
+        years=np.full(n, np.nan),
     )
 
 
 def space_from_frame(frame: TrackFrame, predictor: FeaturePredictor | None = None) -> ContentSpace:
     inputs = inputs_from_frame(frame)
     impute = predictor.predict if predictor is not None else None
-    return build_space(track_ids=list(frame.track_ids), inputs=inputs, features=frame.features, impute=impute)
+    return build_space(
+        track_ids=list(frame.track_ids), inputs=inputs, features=frame.features, impute=impute
+    )
 
 
 def recommend_for_eval(
-    *, frame: TrackFrame, train_users: dict[str, list[str]], seeds: dict[str, list[str]], k: int,
-    predictor: FeaturePredictor | None = None, min_tracks: int = MIN_TRACKS,
+    *,
+    frame: TrackFrame,
+    train_users: dict[str, list[str]],
+    seeds: dict[str, list[str]],
+    k: int,
+    predictor: FeaturePredictor | None = None,
+    min_tracks: int = MIN_TRACKS,
 ) -> dict[str, list[str]]:
     """Top-k track ids per eval user (seeds excluded), as the service's recommend would rank them."""
     del train_users  # content-based: other users' playlists do not enter a user's SVM
     space = space_from_frame(frame, predictor)
     out: dict[str, list[str]] = {}
     for user, seed_ids in seeds.items():
-        rows = np.array(sorted({space.index[t] for t in seed_ids if t in space.index}), dtype=np.int64)
+        rows = np.array(
+            sorted({space.index[t] for t in seed_ids if t in space.index}), dtype=np.int64
+        )
         if len(rows) >= min_tracks:
-            model = train_user_svm(space=space, positive_rows=rows, disliked_rows=np.empty(0, dtype=np.int64), seed=user_seed(user))
+            model = train_user_svm(
+                space=space,
+                positive_rows=rows,
+                disliked_rows=np.empty(0, dtype=np.int64),
+                seed=user_seed(user),
+            )
             scores = svm_scores(space, model)
         else:
             _, scores = fallback_scores(space, rows)

@@ -10,21 +10,20 @@ training rows see stage-1 outputs and encodings computed out of fold, as unseen 
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
+from musicspace_shared.features import FEATURE_RANGES, FEATURES
 from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import Ridge
 from sklearn.model_selection import KFold
 from threadpoolctl import ThreadpoolController
 
-from musicspace_m2.text_features import TrackInputs, norm
-from musicspace_shared.features import FEATURE_RANGES, FEATURES
+from musicspace_m2.text_features import TrackInputs
 
 logger = logging.getLogger("musicspace.m2.predictor")
 N_FEATURES = len(FEATURES)
@@ -51,7 +50,9 @@ class PredictorConfig:
     title_ngram_max: int = 1
     album_words: bool = False
     folds: int = 3
-    smoothing: dict[str, float] = field(default_factory=lambda: {"artist": 3.0, "album": 2.0, "dup": 0.5, "subgenre": 10.0})
+    smoothing: dict[str, float] = field(
+        default_factory=lambda: {"artist": 3.0, "album": 2.0, "dup": 0.5, "subgenre": 10.0}
+    )
     # 60 trees of 15 leaves measured as good as 300 of 31 (r2_mean 0.327 vs 0.328 on a random
     # 10% of the catalog) at a fraction of the prediction cost.
     hgb_max_iter: int = 60
@@ -75,10 +76,21 @@ def _text_vectorizers(config: PredictorConfig) -> dict[str, TfidfVectorizer]:
     # Title words (remix/live/feat/acoustic...), the artist as one token, genre/subgenre tags;
     # char n-grams and album words are options (see PredictorConfig for what they measured).
     vectorizers = {
-        "title_words": TfidfVectorizer(ngram_range=(1, config.title_ngram_max), min_df=2, sublinear_tf=True, dtype=np.float32),
-        "title_chars": TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 4), min_df=3, sublinear_tf=True, max_features=60000, dtype=np.float32),
+        "title_words": TfidfVectorizer(
+            ngram_range=(1, config.title_ngram_max), min_df=2, sublinear_tf=True, dtype=np.float32
+        ),
+        "title_chars": TfidfVectorizer(
+            analyzer="char_wb",
+            ngram_range=(2, 4),
+            min_df=3,
+            sublinear_tf=True,
+            max_features=60000,
+            dtype=np.float32,
+        ),
         "artist": TfidfVectorizer(analyzer=whole_value, min_df=1, dtype=np.float32),
-        "album_words": TfidfVectorizer(ngram_range=(1, 1), min_df=2, sublinear_tf=True, dtype=np.float32),
+        "album_words": TfidfVectorizer(
+            ngram_range=(1, 1), min_df=2, sublinear_tf=True, dtype=np.float32
+        ),
         "tags": TfidfVectorizer(analyzer=pipe_tokens, dtype=np.float32),
     }
     if not config.char_ngrams:
@@ -115,7 +127,9 @@ class TargetEncoder:
 
     def fit(self, keys: list[str], targets: np.ndarray) -> TargetEncoder:
         self.rows = {}
-        ids = np.array([self.rows.setdefault(k, len(self.rows)) if k else -1 for k in keys], dtype=np.int64)
+        ids = np.array(
+            [self.rows.setdefault(k, len(self.rows)) if k else -1 for k in keys], dtype=np.int64
+        )
         m, width = len(self.rows), targets.shape[1]
         seen = ids >= 0
         sums = np.zeros((m, width))
@@ -133,7 +147,9 @@ class TargetEncoder:
         """(n, width + 1): smoothed mean (NaN when the key is unseen) and log1p(count)."""
         unseen = len(self.rows)
         get = self.rows.get
-        return self.table[np.fromiter((get(k, unseen) for k in keys), dtype=np.int64, count=len(keys))]
+        return self.table[
+            np.fromiter((get(k, unseen) for k in keys), dtype=np.int64, count=len(keys))
+        ]
 
 
 @dataclass
@@ -149,22 +165,39 @@ class FeaturePredictor:
     genre_codes: dict[str, int]
     subgenre_codes: dict[str, int]
     boosters: list[HistGradientBoostingRegressor]
-    residual_q: dict[str, np.ndarray] = field(default_factory=dict)  # support level -> (9,) 80% half-width
+    residual_q: dict[str, np.ndarray] = field(
+        default_factory=dict
+    )  # support level -> (9,) 80% half-width
     support_r2: dict[str, float] = field(default_factory=dict)
 
     def sparse(self, inputs: TrackInputs) -> sp.csr_matrix:
         columns = _text_columns(inputs, self.vectorizers)
-        return sp.hstack([vec.transform(columns[name]) for name, vec in self.vectorizers.items()], format="csr")
+        return sp.hstack(
+            [vec.transform(columns[name]) for name, vec in self.vectorizers.items()], format="csr"
+        )
 
-    def dense(self, inputs: TrackInputs, ridge_out: np.ndarray, encodings: dict[str, np.ndarray]) -> np.ndarray:
+    def dense(
+        self, inputs: TrackInputs, ridge_out: np.ndarray, encodings: dict[str, np.ndarray]
+    ) -> np.ndarray:
         genre = np.array([self.genre_codes.get(g, -1) for g in inputs.genres], dtype=np.float64)
-        subgenre = np.array([self.subgenre_codes.get(s, -1) for s in inputs.subgenres], dtype=np.float64)
+        subgenre = np.array(
+            [self.subgenre_codes.get(s, -1) for s in inputs.subgenres], dtype=np.float64
+        )
         genre[genre < 0] = np.nan
         subgenre[subgenre < 0] = np.nan
-        return np.column_stack([
-            ridge_out, encodings["artist"], encodings["album"], encodings["dup"], encodings["subgenre"],
-            genre, subgenre, inputs.popularity, inputs.years,
-        ])
+        return np.column_stack(
+            [
+                ridge_out,
+                encodings["artist"],
+                encodings["album"],
+                encodings["dup"],
+                encodings["subgenre"],
+                genre,
+                subgenre,
+                inputs.popularity,
+                inputs.years,
+            ]
+        )
 
     def encode(self, inputs: TrackInputs) -> dict[str, np.ndarray]:
         return {
@@ -192,7 +225,9 @@ class FeaturePredictor:
         """How much the model knows about each track: dup, album, artist or text only."""
         dup, album, artist = (self.encoders[k] for k in ("dup", "album", "artist"))
         levels = []
-        for d, al, ar in zip(inputs.duplicate_keys, inputs.album_keys, inputs.artist_keys, strict=True):
+        for d, al, ar in zip(
+            inputs.duplicate_keys, inputs.album_keys, inputs.artist_keys, strict=True
+        ):
             if d in dup.counts:
                 levels.append("duplicate")
             elif al in album.counts:
@@ -207,19 +242,26 @@ class FeaturePredictor:
         """Per-track confidence (held-out R² of its support level) and 80% half-widths."""
         levels = self.support(inputs)
         default = np.full(N_FEATURES, np.nan)
-        confidence = [float(np.clip(self.support_r2.get(level, 0.0), 0.0, 1.0)) for level in levels]
+        by_level = {level: min(max(float(r2), 0.0), 1.0) for level, r2 in self.support_r2.items()}
+        confidence = [by_level.get(level, 0.0) for level in levels]
         return confidence, [self.residual_q.get(level, default) for level in levels]
 
 
-def _fit_stage1(config: PredictorConfig, inputs: TrackInputs, y: np.ndarray) -> tuple[dict[str, TfidfVectorizer], Ridge]:
+def _fit_stage1(
+    config: PredictorConfig, inputs: TrackInputs, y: np.ndarray
+) -> tuple[dict[str, TfidfVectorizer], Ridge]:
     vectorizers = _text_vectorizers(config)
     columns = _text_columns(inputs, vectorizers)
-    x = sp.hstack([vec.fit_transform(columns[name]) for name, vec in vectorizers.items()], format="csr")
+    x = sp.hstack(
+        [vec.fit_transform(columns[name]) for name, vec in vectorizers.items()], format="csr"
+    )
     ridge = Ridge(alpha=config.ridge_alpha, solver="sparse_cg", random_state=config.seed).fit(x, y)
     return vectorizers, ridge
 
 
-def _encoders(config: PredictorConfig, inputs: TrackInputs, y: np.ndarray) -> dict[str, TargetEncoder]:
+def _encoders(
+    config: PredictorConfig, inputs: TrackInputs, y: np.ndarray
+) -> dict[str, TargetEncoder]:
     s = config.smoothing
     return {
         "artist": TargetEncoder(s["artist"]).fit(inputs.artist_keys, y),
@@ -233,7 +275,13 @@ def _codes(values: list[str]) -> dict[str, int]:
     return {value: i for i, value in enumerate(sorted({v for v in values if v}))}
 
 
-def fit_predictor(inputs: TrackInputs, features: np.ndarray, *, config: PredictorConfig | None = None, progress: Progress | None = None) -> FeaturePredictor:
+def fit_predictor(
+    inputs: TrackInputs,
+    features: np.ndarray,
+    *,
+    config: PredictorConfig | None = None,
+    progress: Progress | None = None,
+) -> FeaturePredictor:
     """Fit on tracks with measured features ((n, 9), no NaN)."""
     config = config or PredictorConfig()
     say = progress or (lambda message: logger.info(message))
@@ -251,7 +299,17 @@ def fit_predictor(inputs: TrackInputs, features: np.ndarray, *, config: Predicto
         say(f"stage 1: fold {k + 1}/{config.folds}")
         fit_in, out_in = inputs.take(fit_idx), inputs.take(out_idx)
         vectorizers, ridge = _fit_stage1(config, fit_in, y[fit_idx])
-        partial = FeaturePredictor(config, mean, scale, vectorizers, ridge, _encoders(config, fit_in, y[fit_idx]), {}, {}, [])
+        partial = FeaturePredictor(
+            config,
+            mean,
+            scale,
+            vectorizers,
+            ridge,
+            _encoders(config, fit_in, y[fit_idx]),
+            {},
+            {},
+            [],
+        )
         ridge_oof[out_idx] = ridge.predict(partial.sparse(out_in))
         for name, block in partial.encode(out_in).items():
             enc_oof.setdefault(name, np.zeros((n, block.shape[1])))[out_idx] = block
@@ -259,19 +317,30 @@ def fit_predictor(inputs: TrackInputs, features: np.ndarray, *, config: Predicto
     say("stage 1: full fit")
     vectorizers, ridge = _fit_stage1(config, inputs, y)
     model = FeaturePredictor(
-        config, mean, scale, vectorizers, ridge, _encoders(config, inputs, y),
-        _codes(inputs.genres), _codes(inputs.subgenres), [],
+        config,
+        mean,
+        scale,
+        vectorizers,
+        ridge,
+        _encoders(config, inputs, y),
+        _codes(inputs.genres),
+        _codes(inputs.subgenres),
+        [],
     )
     x = model.dense(inputs, ridge_oof, enc_oof)
     for j, name in enumerate(FEATURES):
         say(f"stage 2: {name} ({j + 1}/{N_FEATURES})")
         booster = HistGradientBoostingRegressor(
-            max_iter=config.hgb_max_iter, learning_rate=config.hgb_learning_rate,
-            max_leaf_nodes=config.hgb_max_leaf_nodes, min_samples_leaf=config.hgb_min_samples_leaf,
+            max_iter=config.hgb_max_iter,
+            learning_rate=config.hgb_learning_rate,
+            max_leaf_nodes=config.hgb_max_leaf_nodes,
+            min_samples_leaf=config.hgb_min_samples_leaf,
             # Genre and subgenre go in as plain codes, not categorical_features: sklearn then
             # runs a ColumnTransformer on every predict (measured: ~70% of predict time).
-            l2_regularization=config.hgb_l2, categorical_features=None,
-            early_stopping=False, random_state=config.seed,
+            l2_regularization=config.hgb_l2,
+            categorical_features=None,
+            early_stopping=False,
+            random_state=config.seed,
         )
         with _one_thread():
             model.boosters.append(booster.fit(x, y[:, j]))
@@ -293,7 +362,9 @@ def r2_mae(truth: np.ndarray, pred: np.ndarray) -> dict[str, float]:
     return out
 
 
-def calibrate(model: FeaturePredictor, inputs: TrackInputs, truth: np.ndarray, pred: np.ndarray) -> None:
+def calibrate(
+    model: FeaturePredictor, inputs: TrackInputs, truth: np.ndarray, pred: np.ndarray
+) -> None:
     """Interval half-widths and confidence per support level, from held-out predictions."""
     levels = np.array(model.support(inputs))
     for level in ("duplicate", "album", "artist", "text"):
@@ -311,8 +382,13 @@ def describe(model: FeaturePredictor) -> dict[str, Any]:
     return {
         "stage1": "tfidf(" + ", ".join(model.vectorizers) + ") -> ridge (9 outputs)",
         "stage2": "HistGradientBoostingRegressor per feature over ridge outputs + out-of-fold artist/album/duplicate/subgenre means and counts + genre, subgenre codes, popularity, release year",
-        "char_ngrams": c.char_ngrams, "title_ngram_max": c.title_ngram_max, "album_words": c.album_words,
+        "char_ngrams": c.char_ngrams,
+        "title_ngram_max": c.title_ngram_max,
+        "album_words": c.album_words,
         "hgb_max_leaf_nodes": c.hgb_max_leaf_nodes,
-        "ridge_alpha": c.ridge_alpha, "hgb_max_iter": c.hgb_max_iter, "hgb_learning_rate": c.hgb_learning_rate,
-        "smoothing": c.smoothing, "folds": c.folds,
+        "ridge_alpha": c.ridge_alpha,
+        "hgb_max_iter": c.hgb_max_iter,
+        "hgb_learning_rate": c.hgb_learning_rate,
+        "smoothing": c.smoothing,
+        "folds": c.folds,
     }

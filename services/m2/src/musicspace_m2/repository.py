@@ -6,19 +6,38 @@ from dataclasses import dataclass
 
 import numpy as np
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from musicspace_m2.text_features import TrackInputs, inputs_from_rows
 from musicspace_shared.catalog import load_interactions, load_user_tracks, user_exists
 from musicspace_shared.db.tables import Track
 from musicspace_shared.features import FEATURES
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from musicspace_m2.text_features import TrackInputs, inputs_from_rows
 
 _COLUMNS = (
-    Track.track_id, Track.title, Track.artist, Track.album, Track.album_id, Track.genre,
-    Track.subgenre, Track.popularity, Track.release_date, Track.features_source,
+    Track.track_id,
+    Track.title,
+    Track.artist,
+    Track.album,
+    Track.album_id,
+    Track.genre,
+    Track.subgenre,
+    Track.popularity,
+    Track.release_date,
+    Track.features_source,
     *(getattr(Track, name) for name in FEATURES),
 )
-_NAMES = ("track_id", "title", "artist", "album", "album_id", "genre", "subgenre", "popularity", "release_date", "features_source")
+_NAMES = (
+    "track_id",
+    "title",
+    "artist",
+    "album",
+    "album_id",
+    "genre",
+    "subgenre",
+    "popularity",
+    "release_date",
+    "features_source",
+)
 
 
 @dataclass
@@ -37,12 +56,20 @@ class TrackTable:
 def _table(rows: list[sa.Row]) -> TrackTable:
     dicts = [dict(zip(_NAMES, row[: len(_NAMES)], strict=True)) for row in rows]
     feats = np.array(
-        [[np.nan if v is None else float(v) for v in row[len(_NAMES):]] for row in rows], dtype=np.float64
+        [[np.nan if v is None else float(v) for v in row[len(_NAMES) :]] for row in rows],
+        dtype=np.float64,
     ).reshape(len(rows), len(FEATURES))
-    return TrackTable([d["track_id"] for d in dicts], inputs_from_rows(dicts), feats, [d["features_source"] for d in dicts])
+    return TrackTable(
+        [d["track_id"] for d in dicts],
+        inputs_from_rows(dicts),
+        feats,
+        [d["features_source"] for d in dicts],
+    )
 
 
-async def load_track_table(session: AsyncSession, *, measured_only: bool = False, track_ids: list[str] | None = None) -> TrackTable:
+async def load_track_table(
+    session: AsyncSession, *, measured_only: bool = False, track_ids: list[str] | None = None
+) -> TrackTable:
     """Tracks ordered by id: all, the measured ones, or the given ids."""
     query = sa.select(*_COLUMNS).order_by(Track.track_id)
     if measured_only:
@@ -54,7 +81,9 @@ async def load_track_table(session: AsyncSession, *, measured_only: bool = False
 
 async def catalog_state(session: AsyncSession) -> tuple[int, str]:
     """A cheap fingerprint of the track table (count, latest update) to notice imports."""
-    count, latest = (await session.execute(sa.select(sa.func.count(), sa.func.max(Track.updated_at)))).one()
+    count, latest = (
+        await session.execute(sa.select(sa.func.count(), sa.func.max(Track.updated_at)))
+    ).one()
     return int(count or 0), str(latest)
 
 

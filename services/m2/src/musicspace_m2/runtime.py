@@ -10,19 +10,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from collections.abc import Callable
 from typing import Any, TypeVar
 
+from musicspace_shared.errors import ModelNotReady
+from musicspace_shared.model_store import ModelIntegrityError, ModelMeta, load_pickle, read_meta
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from musicspace_m2 import repository
 from musicspace_m2.predictor import FeaturePredictor
 from musicspace_m2.settings import Settings
 from musicspace_m2.similar import ContentSpace, build_space
-from musicspace_shared.errors import ModelNotReady
-from musicspace_shared.model_store import ModelIntegrityError, ModelMeta, load_pickle, read_meta
 
 logger = logging.getLogger("musicspace.m2.runtime")
 T = TypeVar("T")
@@ -56,7 +56,11 @@ class Runtime:
     async def refresh_model(self, *, force: bool = False) -> LoadedModel | None:
         """Reload when the stored version differs from the one in memory (throttled)."""
         now = time.monotonic()
-        if not force and self.model is not None and now - self._checked_at < self.settings.reload_check_s:
+        if (
+            not force
+            and self.model is not None
+            and now - self._checked_at < self.settings.reload_check_s
+        ):
             return self.model
         async with self._model_lock:
             self._checked_at = time.monotonic()
@@ -85,7 +89,9 @@ class Runtime:
     async def require_model(self) -> LoadedModel:
         model = await self.refresh_model()
         if model is None:
-            raise ModelNotReady(f"m2 model {self.load_error or 'missing'}: run `musicspace train m2`")
+            raise ModelNotReady(
+                f"m2 model {self.load_error or 'missing'}: run `musicspace train m2`"
+            )
         return model
 
     async def content_space(self, session: AsyncSession, *, force: bool = False) -> ContentSpace:
@@ -93,7 +99,13 @@ class Runtime:
         model = await self.require_model()
         now = time.monotonic()
         fresh = now - self._space_checked_at < self.settings.catalog_refresh_s
-        if self.space is not None and fresh and not force and self.space_key and self.space_key[0] == model.meta.version:
+        if (
+            self.space is not None
+            and fresh
+            and not force
+            and self.space_key
+            and self.space_key[0] == model.meta.version
+        ):
             return self.space
         async with self._space_lock:
             state = await repository.catalog_state(session)
@@ -101,8 +113,12 @@ class Runtime:
             if self.space is None or self.space_key != key:
                 table = await repository.load_track_table(session)
                 self.space = await self.run(
-                    build_space, track_ids=table.track_ids, inputs=table.inputs, features=table.features,
-                    impute=model.predictor.predict, tag=model.meta.version,
+                    build_space,
+                    track_ids=table.track_ids,
+                    inputs=table.inputs,
+                    features=table.features,
+                    impute=model.predictor.predict,
+                    tag=model.meta.version,
                 )
                 self.space_key = key
             self._space_checked_at = time.monotonic()

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field, model_validator
-
 from musicspace_shared.ids import TrackId, UserId
+from pydantic import BaseModel, Field, model_validator
 
 MAX_BATCH = 1000
 
@@ -58,10 +57,14 @@ class PredictResult(BaseModel):
     index: int = Field(description="position of the item in the request")
     track_id: str | None = None
     ok: bool
-    error: str | None = Field(None, description="why this item has no prediction (e.g. unknown track id)")
+    error: str | None = Field(
+        None, description="why this item has no prediction (e.g. unknown track id)"
+    )
     features: PredictedFeatures | None = None
     confidence: float | None = Field(None, ge=0, le=1, description="0..1, higher is more reliable")
-    intervals: dict[str, tuple[float, float]] | None = Field(None, description="per-feature ~80% interval")
+    intervals: dict[str, tuple[float, float]] | None = Field(
+        None, description="per-feature ~80% interval"
+    )
 
 
 class PredictResponse(BaseModel):
@@ -108,6 +111,8 @@ class RecommendResponse(BaseModel):
     fallback: bool
     reason: str | None = Field(None, description="why the fallback served")
     tracks_used: int = Field(description="positive tracks (PMS + likes) the model saw")
-    model_version: str = Field(description="version of the m2 feature model behind the content space")
+    model_version: str = Field(
+        description="version of the m2 feature model behind the content space"
+    )
     svm_version: str | None = None
     items: list[RecommendedTrack]

@@ -2,26 +2,46 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
+import orjson
+from musicspace_shared.errors import NotFound
+from musicspace_shared.features import FEATURE_RANGES, FEATURES
+from musicspace_shared.model_store import (
+    ModelIntegrityError,
+    ModelMeta,
+    load_pickle,
+    new_version,
+    now_iso,
+    publish_pickle,
+    read_meta,
+    touch_last_used,
+    user_file,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from musicspace_m2 import repository
 from musicspace_m2.predictor import FeaturePredictor
 from musicspace_m2.runtime import Runtime
 from musicspace_m2.schemas import (
-    PredictedFeatures, PredictItem, PredictRequest, PredictResponse, PredictResult, RecommendedTrack,
-    RecommendResponse, SimilarResponse, SimilarTrack,
+    PredictItem,
+    PredictRequest,
+    RecommendedTrack,
+    RecommendResponse,
+    SimilarResponse,
+    SimilarTrack,
 )
 from musicspace_m2.similar import ContentSpace
 from musicspace_m2.text_features import TrackInputs, inputs_from_rows
 from musicspace_m2.user_svm import (
-    UserSvm, fallback_scores, fingerprint, rank, svm_scores, train_user_svm, user_seed,
-)
-from musicspace_shared.errors import NotFound
-from musicspace_shared.features import FEATURE_RANGES, FEATURES
-from musicspace_shared.model_store import (
-    ModelIntegrityError, ModelMeta, load_pickle, new_version, now_iso, publish_pickle, read_meta,
-    touch_last_used, user_file,
+    UserSvm,
+    fallback_scores,
+    fingerprint,
+    rank,
+    svm_scores,
+    train_user_svm,
+    user_seed,
 )
 
 _LOW = np.array([FEATURE_RANGES[f][0] for f in FEATURES])
@@ -30,8 +50,12 @@ _HIGH = np.array([FEATURE_RANGES[f][1] for f in FEATURES])
 
 def _item_row(item: PredictItem) -> dict[str, object]:
     return {
-        "title": item.title, "artist": item.artist, "album": item.album, "genre": item.genre,
-        "subgenre": item.subgenre, "popularity": item.popularity,
+        "title": item.title,
+        "artist": item.artist,
+        "album": item.album,
+        "genre": item.genre,
+        "subgenre": item.subgenre,
+        "popularity": item.popularity,
     }
 
 
@@ -39,27 +63,49 @@ def _db_row(table: repository.TrackTable, position: int, item: PredictItem) -> d
     inputs = table.inputs
     # What the DB knows wins; the item's own text fills what the DB lacks.
     return {
-        "title": inputs.titles[position] or item.title, "artist": inputs.artists[position] or item.artist,
-        "album": inputs.albums[position] or item.album, "album_id": inputs.album_ids[position],
-        "genre": inputs.genres[position] or item.genre, "subgenre": inputs.subgenres[position] or item.subgenre,
-        "popularity": inputs.popularity[position] if not np.isnan(inputs.popularity[position]) else item.popularity,
-        "release_date": "" if np.isnan(inputs.years[position]) else str(int(inputs.years[position])),
+        "title": inputs.titles[position] or item.title,
+        "artist": inputs.artists[position] or item.artist,
+        "album": inputs.albums[position] or item.album,
+        "album_id": inputs.album_ids[position],
+        "genre": inputs.genres[position] or item.genre,
+        "subgenre": inputs.subgenres[position] or item.subgenre,
+        "popularity": inputs.popularity[position]
+        if not np.isnan(inputs.popularity[position])
+        else item.popularity,
+        "release_date": ""
+        if np.isnan(inputs.years[position])
+        else str(int(inputs.years[position])),
     }
 
 
 def predict_results(
-    *, predictor: FeaturePredictor, items: list[PredictItem], known: repository.TrackTable | None = None,
-) -> list[PredictResult]:
-    """Per-item results; an id missing from `known` is an error for that item only."""
+    *,
+    predictor: FeaturePredictor,
+    items: list[PredictItem],
+    known: repository.TrackTable | None = None,
+) -> list[dict[str, Any]]:
+    """Per-item results (PredictResult's fields); an id missing from `known` fails that item only.
+
+    Plain dicts rather than PredictResult objects: building and validating 1,000 models cost
+    more than predicting them (measured); the route serialises these with orjson.
+    """
     positions = {t: i for i, t in enumerate(known.track_ids)} if known is not None else {}
     rows: list[dict[str, object]] = []
     slots: list[int] = []
-    results: list[PredictResult | None] = [None] * len(items)
+    results: list[dict[str, Any] | None] = [None] * len(items)
     for index, item in enumerate(items):
         if item.track_id is not None:
             position = positions.get(item.track_id)
             if position is None:
-                results[index] = PredictResult(index=index, track_id=item.track_id, ok=False, error="unknown track id")
+                results[index] = {
+                    "index": index,
+                    "track_id": item.track_id,
+                    "ok": False,
+                    "error": "unknown track id",
+                    "features": None,
+                    "confidence": None,
+                    "intervals": None,
+                }
                 continue
             rows.append(_db_row(known, position, item))  # type: ignore[arg-type]
         else:
@@ -70,28 +116,45 @@ def predict_results(
         values = predictor.predict(inputs)
         confidence, half_widths = predictor.uncertainty(inputs)
         half = np.array(half_widths).reshape(len(rows), len(FEATURES))
-        low, high = np.clip(values - half, _LOW, _HIGH).tolist(), np.clip(values + half, _LOW, _HIGH).tolist()
-        has_interval = ~np.isnan(half).any(axis=1)
+        low, high = (
+            np.clip(values - half, _LOW, _HIGH).tolist(),
+            np.clip(values + half, _LOW, _HIGH).tolist(),
+        )
+        has_interval = (~np.isnan(half).any(axis=1)).tolist()
         for k, (index, row_values) in enumerate(zip(slots, values.tolist(), strict=True)):
-            # model_construct: the values come from the model, already typed and in range;
-            # validating 1,000 results again cost a third of the request.
-            features = PredictedFeatures.model_construct(**dict(zip(FEATURES, row_values, strict=True)))
-            intervals = dict(zip(FEATURES, zip(low[k], high[k], strict=True), strict=True)) if has_interval[k] else None
-            results[index] = PredictResult.model_construct(
-                index=index, track_id=items[index].track_id, ok=True, error=None, features=features,
-                confidence=confidence[k], intervals=intervals,
-            )
+            results[index] = {
+                "index": index,
+                "track_id": items[index].track_id,
+                "ok": True,
+                "error": None,
+                "features": dict(zip(FEATURES, row_values, strict=True)),
+                "confidence": confidence[k],
+                "intervals": dict(zip(FEATURES, zip(low[k], high[k], strict=True), strict=True))
+                if has_interval[k]
+                else None,
+            }
     return [r for r in results if r is not None]
 
 
-async def predict_audio(*, runtime: Runtime, session: AsyncSession, request: PredictRequest) -> PredictResponse:
-    """Predict the 9 features for each item (a DB track id, or artist + title)."""
+def render_predict_response(*, model_version: str, results: list[dict[str, Any]]) -> bytes:
+    """The PredictResponse JSON body."""
+    return orjson.dumps({"source": "m2", "model_version": model_version, "results": results})
+
+
+async def predict_audio(
+    *, runtime: Runtime, session: AsyncSession, request: PredictRequest
+) -> bytes:
+    """Predict the 9 features for each item (a DB track id, or artist + title); the JSON body."""
     model = await runtime.require_model()
     ids = sorted({item.track_id for item in request.items if item.track_id is not None})
     known = await repository.load_track_table(session, track_ids=ids) if ids else None
-    results = await runtime.run(predict_results, predictor=model.predictor, items=request.items, known=known)
-    runtime_metrics_count(runtime, "predictions", sum(r.ok for r in results))
-    return PredictResponse(model_version=model.meta.version, results=results)
+    results = await runtime.run(
+        predict_results, predictor=model.predictor, items=request.items, known=known
+    )
+    runtime_metrics_count(runtime, "predictions", sum(r["ok"] for r in results))
+    return await runtime.run(
+        render_predict_response, model_version=model.meta.version, results=results
+    )
 
 
 def runtime_metrics_count(runtime: Runtime, event: str, amount: int) -> None:
@@ -110,12 +173,17 @@ async def _space_with(runtime: Runtime, session: AsyncSession, track_id: str) ->
 def _track_fields(space: ContentSpace, row: int) -> dict[str, str | None]:
     inputs = space.inputs
     return {
-        "track_id": space.track_ids[row], "title": inputs.titles[row] or None, "artist": inputs.artists[row] or None,
-        "genre": inputs.genres[row] or None, "subgenre": inputs.subgenres[row] or None,
+        "track_id": space.track_ids[row],
+        "title": inputs.titles[row] or None,
+        "artist": inputs.artists[row] or None,
+        "genre": inputs.genres[row] or None,
+        "subgenre": inputs.subgenres[row] or None,
     }
 
 
-async def similar_tracks(*, runtime: Runtime, session: AsyncSession, track_id: str, limit: int) -> SimilarResponse:
+async def similar_tracks(
+    *, runtime: Runtime, session: AsyncSession, track_id: str, limit: int
+) -> SimilarResponse:
     """Nearest tracks by text and audio, without the track itself and its duplicates."""
     space = await _space_with(runtime, session, track_id)
     row = space.index.get(track_id)
@@ -128,7 +196,12 @@ async def similar_tracks(*, runtime: Runtime, session: AsyncSession, track_id: s
 
 
 def _load_or_train_svm(
-    *, runtime: Runtime, space: ContentSpace, user_id: int, positive_ids: list[str], dislike_ids: list[str],
+    *,
+    runtime: Runtime,
+    space: ContentSpace,
+    user_id: int,
+    positive_ids: list[str],
+    dislike_ids: list[str],
 ) -> tuple[UserSvm, str]:
     """The user's stored SVM when its fingerprint matches, else a fresh one (published atomically)."""
     settings = runtime.settings
@@ -143,14 +216,31 @@ def _load_or_train_svm(
         except (ModelIntegrityError, OSError, EOFError, ValueError):
             pass  # corrupt or half-copied: retrain below and overwrite it
     model = train_user_svm(
-        space=space, positive_rows=space_rows(space, positive_ids), disliked_rows=space_rows(space, dislike_ids),
-        seed=user_seed(user_id), negatives_per_positive=settings.negatives_per_positive, c=settings.svm_c, fp=fp,
+        space=space,
+        positive_rows=space_rows(space, positive_ids),
+        disliked_rows=space_rows(space, dislike_ids),
+        seed=user_seed(user_id),
+        negatives_per_positive=settings.negatives_per_positive,
+        c=settings.svm_c,
+        fp=fp,
     )
-    meta = publish_pickle(path, model, ModelMeta(
-        version=new_version(), trained_at=now_iso(), rows=model.positives + model.negatives,
-        metrics={"train_accuracy": model.train_accuracy},
-        extra={"fingerprint": fp, "user_id": user_id, "positives": model.positives, "negatives": model.negatives, "space_version": space.version},
-    ))
+    meta = publish_pickle(
+        path,
+        model,
+        ModelMeta(
+            version=new_version(),
+            trained_at=now_iso(),
+            rows=model.positives + model.negatives,
+            metrics={"train_accuracy": model.train_accuracy},
+            extra={
+                "fingerprint": fp,
+                "user_id": user_id,
+                "positives": model.positives,
+                "negatives": model.negatives,
+                "space_version": space.version,
+            },
+        ),
+    )
     touch_last_used(path, min_interval_s=0)
     if runtime.metrics is not None:
         runtime.metrics.count("user_svm_trainings")
@@ -161,7 +251,9 @@ def space_rows(space: ContentSpace, track_ids: list[str]) -> np.ndarray:
     return np.array([space.index[t] for t in track_ids if t in space.index], dtype=np.int64)
 
 
-async def recommend(*, runtime: Runtime, session: AsyncSession, user_id: int, limit: int) -> RecommendResponse:
+async def recommend(
+    *, runtime: Runtime, session: AsyncSession, user_id: int, limit: int
+) -> RecommendResponse:
     """Per-user SVM recommendations, or the named fallback for users with few tracks."""
     taste = await repository.load_user_taste(session, user_id)
     if taste is None:
@@ -176,7 +268,12 @@ async def recommend(*, runtime: Runtime, session: AsyncSession, user_id: int, li
     reason = None
     if len(positive_rows) >= runtime.settings.min_tracks_for_svm:
         svm, svm_version = await runtime.run(
-            _load_or_train_svm, runtime=runtime, space=space, user_id=user_id, positive_ids=positives, dislike_ids=dislikes,
+            _load_or_train_svm,
+            runtime=runtime,
+            space=space,
+            user_id=user_id,
+            positive_ids=positives,
+            dislike_ids=dislikes,
         )
         strategy, scores = "personal_svm", svm_scores(space, svm)
     else:
@@ -185,8 +282,14 @@ async def recommend(*, runtime: Runtime, session: AsyncSession, user_id: int, li
     hits = await runtime.run(rank, space, scores, exclude_rows=exclude, limit=limit)
     items = [RecommendedTrack(**_track_fields(space, i), score=score) for i, score in hits]
     return RecommendResponse(
-        user_id=user_id, strategy=strategy, fallback=strategy != "personal_svm", reason=reason,  # type: ignore[arg-type]
-        tracks_used=len(positive_rows), model_version=model.meta.version, svm_version=svm_version, items=items,
+        user_id=user_id,
+        strategy=strategy,
+        fallback=strategy != "personal_svm",
+        reason=reason,  # type: ignore[arg-type]
+        tracks_used=len(positive_rows),
+        model_version=model.meta.version,
+        svm_version=svm_version,
+        items=items,
     )
 
 

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic_settings import SettingsConfigDict
-
 from musicspace_shared.settings import CommonSettings
+from pydantic_settings import SettingsConfigDict
 
 MODEL_FILE = "tfidf_gbr_models.pkl"
 USER_SVM_DIR = "user_svm_models"
 
 
 class Settings(CommonSettings):
-    model_config = SettingsConfigDict(env_prefix="M2_", env_file=".env", extra="ignore", populate_by_name=True)
+    model_config = SettingsConfigDict(
+        env_prefix="M2_", env_file=".env", extra="ignore", populate_by_name=True
+    )
 
     # A user needs this many positive tracks for a personal SVM; fewer get the fallback.
     min_tracks_for_svm: int = 10

@@ -21,7 +21,14 @@ from musicspace_m2.text_features import TrackInputs
 
 # Block weights: artist and genre tags carry most of what makes tracks "go together" in a
 # playlist; audio features separate moods within a genre.
-WEIGHTS = {"artist": 1.0, "title": 0.35, "album": 0.35, "tags": 0.8, "audio": 0.7, "popularity": 0.3}
+WEIGHTS = {
+    "artist": 1.0,
+    "title": 0.35,
+    "album": 0.35,
+    "tags": 0.8,
+    "audio": 0.7,
+    "popularity": 0.3,
+}
 
 Impute = Callable[[TrackInputs], np.ndarray]
 
@@ -95,10 +102,14 @@ class ContentSpace:
         return top_k(scores, limit, distinct=self)
 
 
-def top_k(scores: np.ndarray, limit: int, *, distinct: ContentSpace | None = None) -> list[tuple[int, float]]:
+def top_k(
+    scores: np.ndarray, limit: int, *, distinct: ContentSpace | None = None
+) -> list[tuple[int, float]]:
     """Best rows by score (finite only); with `distinct`, one row per recording."""
     want = min(len(scores), limit * 3 + 10)
-    candidates = np.argpartition(-scores, want - 1)[:want] if want < len(scores) else np.arange(len(scores))
+    candidates = (
+        np.argpartition(-scores, want - 1)[:want] if want < len(scores) else np.arange(len(scores))
+    )
     ordered = candidates[np.lexsort((candidates, -scores[candidates]))]
     seen: set[str] = set()
     out: list[tuple[int, float]] = []
@@ -119,7 +130,9 @@ def top_k(scores: np.ndarray, limit: int, *, distinct: ContentSpace | None = Non
     return out
 
 
-def _slow_top(scores: np.ndarray, limit: int, distinct: ContentSpace | None) -> list[tuple[int, float]]:
+def _slow_top(
+    scores: np.ndarray, limit: int, distinct: ContentSpace | None
+) -> list[tuple[int, float]]:
     order = np.lexsort((np.arange(len(scores)), -scores))
     seen: set[str] = set()
     out: list[tuple[int, float]] = []
@@ -137,7 +150,14 @@ def _slow_top(scores: np.ndarray, limit: int, distinct: ContentSpace | None) -> 
     return out
 
 
-def build_space(*, track_ids: list[str], inputs: TrackInputs, features: np.ndarray, impute: Impute | None = None, tag: str = "") -> ContentSpace:
+def build_space(
+    *,
+    track_ids: list[str],
+    inputs: TrackInputs,
+    features: np.ndarray,
+    impute: Impute | None = None,
+    tag: str = "",
+) -> ContentSpace:
     """Fit the content space over a catalog; missing features come from `impute` (m2) or group means."""
     missing = np.isnan(features).any(axis=1)
     full = features.copy()

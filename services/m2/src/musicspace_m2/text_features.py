@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import math
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -15,7 +16,6 @@ from functools import cached_property
 from pathlib import Path
 
 import numpy as np
-
 from musicspace_shared.features import FEATURES
 
 _YEAR = re.compile(r"^(\d{4})")
@@ -87,7 +87,9 @@ class TrackInputs:
         # The album id when known; otherwise the album name within its artist.
         return [
             f"id:{aid}" if aid else (f"name:{art}\x1f{alb}" if alb else "")
-            for aid, art, alb in zip(self.album_ids, self.artist_keys, self.norm_albums, strict=True)
+            for aid, art, alb in zip(
+                self.album_ids, self.artist_keys, self.norm_albums, strict=True
+            )
         ]
 
     @cached_property
@@ -95,28 +97,37 @@ class TrackInputs:
         return [t + "\x1f" + a for t, a in zip(self.norm_titles, self.artist_keys, strict=True)]
 
 
+def _text(value: object) -> str:
+    return value if isinstance(value, str) else ("" if value is None else str(value))
+
+
+def _number(value: object) -> float:
+    if value is None or value == "":
+        return math.nan
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return math.nan
+
+
 def inputs_from_rows(rows: list[dict[str, object]]) -> TrackInputs:
     """Build inputs from dicts with keys title, artist, album, album_id, genre, subgenre, popularity, release_date."""
-
-    def text(row: dict[str, object], key: str) -> str:
-        value = row.get(key)
-        return str(value) if value not in (None, "") else ""
-
-    def number(value: object) -> float:
-        try:
-            return float(value) if value not in (None, "") else float("nan")  # type: ignore[arg-type]
-        except (TypeError, ValueError):
-            return float("nan")
-
+    # One pass per column with plain comprehensions: this runs for every predict-audio batch.
     return TrackInputs(
-        titles=[text(r, "title") for r in rows],
-        artists=[text(r, "artist") for r in rows],
-        albums=[text(r, "album") for r in rows],
-        album_ids=[text(r, "album_id") for r in rows],
-        genres=[norm(text(r, "genre")) for r in rows],
-        subgenres=[norm(text(r, "subgenre")) for r in rows],
-        popularity=np.array([number(r.get("popularity")) for r in rows], dtype=np.float64),
-        years=np.array([year_of(text(r, "release_date")) for r in rows], dtype=np.float64),
+        titles=[_text(r.get("title")) for r in rows],
+        artists=[_text(r.get("artist")) for r in rows],
+        albums=[_text(r.get("album")) for r in rows],
+        album_ids=[_text(r.get("album_id")) for r in rows],
+        genres=[norm(_text(r.get("genre"))) for r in rows],
+        subgenres=[norm(_text(r.get("subgenre"))) for r in rows],
+        popularity=np.array([_number(r.get("popularity")) for r in rows], dtype=np.float64),
+        years=np.array(
+            [
+                year_of(_text(r.get("release_date"))) if r.get("release_date") else math.nan
+                for r in rows
+            ],
+            dtype=np.float64,
+        ),
     )
 
 
@@ -151,13 +162,24 @@ def read_catalog_file(path: Path) -> CatalogFile:
         if row.get("track_id") and row["track_id"] not in seen:
             seen.add(row["track_id"])
             rows.append(row)
-    inputs = inputs_from_rows([
-        {
-            "title": r.get("track_name"), "artist": r.get("track_artist"), "album": r.get("track_album_name"),
-            "album_id": r.get("track_album_id"), "genre": r.get("genre"), "subgenre": r.get("subgenre"),
-            "popularity": r.get("track_popularity"), "release_date": r.get("track_album_release_date"),
-        }
-        for r in rows
-    ])
-    features = np.array([[_float(r.get(name)) for name in FEATURES] for r in rows], dtype=np.float64)
-    return CatalogFile([r["track_id"] for r in rows], inputs, features.reshape(len(rows), len(FEATURES)))
+    inputs = inputs_from_rows(
+        [
+            {
+                "title": r.get("track_name"),
+                "artist": r.get("track_artist"),
+                "album": r.get("track_album_name"),
+                "album_id": r.get("track_album_id"),
+                "genre": r.get("genre"),
+                "subgenre": r.get("subgenre"),
+                "popularity": r.get("track_popularity"),
+                "release_date": r.get("track_album_release_date"),
+            }
+            for r in rows
+        ]
+    )
+    features = np.array(
+        [[_float(r.get(name)) for name in FEATURES] for r in rows], dtype=np.float64
+    )
+    return CatalogFile(
+        [r["track_id"] for r in rows], inputs, features.reshape(len(rows), len(FEATURES))
+    )

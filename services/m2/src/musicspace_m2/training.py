@@ -15,15 +15,22 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from musicspace_m2 import repository
-from musicspace_m2.predictor import FeaturePredictor, PredictorConfig, calibrate, describe, fit_predictor, r2_mae
-from musicspace_m2.settings import Settings
-from musicspace_m2.text_features import TrackInputs
 from musicspace_shared.db.engine import make_engine, make_sessionmaker
 from musicspace_shared.db.tables import ModelRecord
 from musicspace_shared.errors import NotEnoughData
 from musicspace_shared.model_store import ModelMeta, new_version, now_iso, publish_pickle
+
+from musicspace_m2 import repository
+from musicspace_m2.predictor import (
+    FeaturePredictor,
+    PredictorConfig,
+    calibrate,
+    describe,
+    fit_predictor,
+    r2_mae,
+)
+from musicspace_m2.settings import Settings
+from musicspace_m2.text_features import TrackInputs
 
 MIN_ROWS = 50
 HOLDOUT_FRACTION = 0.1
@@ -36,19 +43,25 @@ def stderr_progress(prefix: str = "m2 train") -> Progress:
     started = time.monotonic()
 
     def say(message: str) -> None:
-        print(f"[{prefix} {time.monotonic() - started:6.1f}s] {message}", file=sys.stderr, flush=True)
+        print(
+            f"[{prefix} {time.monotonic() - started:6.1f}s] {message}", file=sys.stderr, flush=True
+        )
 
     return say
 
 
-def holdout_split(n: int, *, seed: int = SEED, fraction: float = HOLDOUT_FRACTION) -> tuple[np.ndarray, np.ndarray]:
+def holdout_split(
+    n: int, *, seed: int = SEED, fraction: float = HOLDOUT_FRACTION
+) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     order = rng.permutation(n)
     cut = max(1, int(round(n * fraction)))
     return np.sort(order[cut:]), np.sort(order[:cut])
 
 
-def baseline_metrics(train_in: TrackInputs, y_train: np.ndarray, test_in: TrackInputs, y_test: np.ndarray) -> dict[str, float]:
+def baseline_metrics(
+    train_in: TrackInputs, y_train: np.ndarray, test_in: TrackInputs, y_test: np.ndarray
+) -> dict[str, float]:
     """r2_mean of the global and artist means on the same split, for scale."""
     global_pred = np.tile(y_train.mean(axis=0), (len(test_in), 1))
     sums: dict[str, list[np.ndarray]] = {}
@@ -63,8 +76,12 @@ def baseline_metrics(train_in: TrackInputs, y_train: np.ndarray, test_in: TrackI
 
 
 def train_model(
-    inputs: TrackInputs, features: np.ndarray, *, config: PredictorConfig | None = None,
-    progress: Progress | None = None, validate: bool = True,
+    inputs: TrackInputs,
+    features: np.ndarray,
+    *,
+    config: PredictorConfig | None = None,
+    progress: Progress | None = None,
+    validate: bool = True,
 ) -> tuple[FeaturePredictor, dict[str, Any]]:
     """Validate on a held-out 10% (metrics, intervals), then refit on everything."""
     say = progress or (lambda _m: None)
@@ -73,13 +90,27 @@ def train_model(
     if validate and len(inputs) >= 200:
         fit_idx, test_idx = holdout_split(len(inputs))
         say(f"validation: fitting on {len(fit_idx)} tracks, {len(test_idx)} held out")
-        calibration = fit_predictor(inputs.take(fit_idx), features[fit_idx], config=config, progress=lambda m: say("validation " + m))
+        calibration = fit_predictor(
+            inputs.take(fit_idx),
+            features[fit_idx],
+            config=config,
+            progress=lambda m: say("validation " + m),
+        )
         test_in = inputs.take(test_idx)
         pred = calibration.predict(test_in)
         metrics = {f"holdout_{k}": v for k, v in r2_mae(features[test_idx], pred).items()}
-        metrics.update({f"holdout_{k}": v for k, v in baseline_metrics(inputs.take(fit_idx), features[fit_idx], test_in, features[test_idx]).items()})
+        metrics.update(
+            {
+                f"holdout_{k}": v
+                for k, v in baseline_metrics(
+                    inputs.take(fit_idx), features[fit_idx], test_in, features[test_idx]
+                ).items()
+            }
+        )
         calibrate(calibration, test_in, features[test_idx], pred)
-        say(f"validation: r2_mean {metrics['holdout_r2_mean']:.3f} (artist mean {metrics['holdout_artist_mean_r2_mean']:.3f})")
+        say(
+            f"validation: r2_mean {metrics['holdout_r2_mean']:.3f} (artist mean {metrics['holdout_artist_mean_r2_mean']:.3f})"
+        )
     say(f"final fit on {len(inputs)} tracks")
     model = fit_predictor(inputs, features, config=config, progress=progress)
     if calibration is not None:
@@ -87,16 +118,28 @@ def train_model(
     return model, metrics
 
 
-def publish(model: FeaturePredictor, *, path: Path, rows: int, metrics: dict[str, Any], seconds: float) -> ModelMeta:
+def publish(
+    model: FeaturePredictor, *, path: Path, rows: int, metrics: dict[str, Any], seconds: float
+) -> ModelMeta:
     meta = ModelMeta(
-        version=new_version(), trained_at=now_iso(), rows=rows, metrics=metrics,
-        extra={"model": describe(model), "train_seconds": round(seconds, 1), "support_r2": model.support_r2},
+        version=new_version(),
+        trained_at=now_iso(),
+        rows=rows,
+        metrics=metrics,
+        extra={
+            "model": describe(model),
+            "train_seconds": round(seconds, 1),
+            "support_r2": model.support_r2,
+        },
     )
     return publish_pickle(path, model, meta)
 
 
 async def train_global_from_db(
-    *, settings: Settings | None = None, progress: Progress | None = None, validate: bool = True,
+    *,
+    settings: Settings | None = None,
+    progress: Progress | None = None,
+    validate: bool = True,
     config: PredictorConfig | None = None,
 ) -> dict[str, Any]:
     """Train on the DB's measured tracks, publish the model, return a JSON-able summary."""
@@ -110,21 +153,44 @@ async def train_global_from_db(
             table = await repository.load_track_table(session, measured_only=True)
             keep = ~np.isnan(table.features).any(axis=1)
             if keep.sum() < MIN_ROWS:
-                raise NotEnoughData(f"m2 needs at least {MIN_ROWS} tracks with measured features; the DB has {int(keep.sum())}")
+                raise NotEnoughData(
+                    f"m2 needs at least {MIN_ROWS} tracks with measured features; the DB has {int(keep.sum())}"
+                )
             inputs, features = table.inputs.take(np.where(keep)[0]), table.features[keep]
             started = time.monotonic()
-            model, metrics = await asyncio.to_thread(train_model, inputs, features, config=config, progress=say, validate=validate)
+            model, metrics = await asyncio.to_thread(
+                train_model, inputs, features, config=config, progress=say, validate=validate
+            )
             seconds = time.monotonic() - started
-            meta = await asyncio.to_thread(publish, model, path=settings.model_path, rows=len(inputs), metrics=metrics, seconds=seconds)
-            session.add(ModelRecord(
-                family="M2", kind="global", version=meta.version, path=str(settings.model_path),
-                sha256=meta.sha256, rows=meta.rows, metrics=metrics,
-            ))
+            meta = await asyncio.to_thread(
+                publish,
+                model,
+                path=settings.model_path,
+                rows=len(inputs),
+                metrics=metrics,
+                seconds=seconds,
+            )
+            session.add(
+                ModelRecord(
+                    family="M2",
+                    kind="global",
+                    version=meta.version,
+                    path=str(settings.model_path),
+                    sha256=meta.sha256,
+                    rows=meta.rows,
+                    metrics=metrics,
+                )
+            )
             await session.commit()
     finally:
         await engine.dispose()
     say(f"published {settings.model_path} version {meta.version}")
     return {
-        "model": str(settings.model_path), "version": meta.version, "trained_at": meta.trained_at,
-        "rows": meta.rows, "sha256": meta.sha256, "seconds": round(seconds, 1), "metrics": metrics,
+        "model": str(settings.model_path),
+        "version": meta.version,
+        "trained_at": meta.trained_at,
+        "rows": meta.rows,
+        "sha256": meta.sha256,
+        "seconds": round(seconds, 1),
+        "metrics": metrics,
     }

@@ -32,13 +32,21 @@ class UserSvm:
 
 def fingerprint(*, positives: list[str], dislikes: list[str], space_version: str) -> str:
     """Changes when the user's tracks or reactions change, or the content space is rebuilt."""
-    text = "+" + ",".join(sorted(positives)) + "|-" + ",".join(sorted(dislikes)) + "|" + space_version
+    text = (
+        "+" + ",".join(sorted(positives)) + "|-" + ",".join(sorted(dislikes)) + "|" + space_version
+    )
     return hashlib.sha256(text.encode()).hexdigest()
 
 
 def train_user_svm(
-    *, space: ContentSpace, positive_rows: np.ndarray, disliked_rows: np.ndarray, seed: int,
-    negatives_per_positive: int = 4, c: float = 0.5, fp: str = "",
+    *,
+    space: ContentSpace,
+    positive_rows: np.ndarray,
+    disliked_rows: np.ndarray,
+    seed: int,
+    negatives_per_positive: int = 4,
+    c: float = 0.5,
+    fp: str = "",
 ) -> UserSvm:
     """Fit the SVM (milliseconds: a few hundred sparse rows)."""
     rng = np.random.default_rng(seed)
@@ -54,9 +62,13 @@ def train_user_svm(
     x = space.matrix[rows]
     svm = LinearSVC(C=c, class_weight="balanced", random_state=seed, max_iter=5000).fit(x, labels)
     return UserSvm(
-        coef=svm.coef_.ravel().astype(np.float32), intercept=float(svm.intercept_[0]),
-        space_version=space.version, fingerprint=fp, positives=len(positive_rows),
-        negatives=len(negatives), train_accuracy=float(svm.score(x, labels)),
+        coef=svm.coef_.ravel().astype(np.float32),
+        intercept=float(svm.intercept_[0]),
+        space_version=space.version,
+        fingerprint=fp,
+        positives=len(positive_rows),
+        negatives=len(negatives),
+        train_accuracy=float(svm.score(x, labels)),
     )
 
 
@@ -71,7 +83,9 @@ def fallback_scores(space: ContentSpace, positive_rows: np.ndarray) -> tuple[Str
     return "fallback_popular", space.popularity.astype(np.float64).copy()
 
 
-def rank(space: ContentSpace, scores: np.ndarray, *, exclude_rows: np.ndarray, limit: int) -> list[tuple[int, float]]:
+def rank(
+    space: ContentSpace, scores: np.ndarray, *, exclude_rows: np.ndarray, limit: int
+) -> list[tuple[int, float]]:
     """Top rows without the excluded ones and their duplicates, one per recording."""
     scores = scores.astype(np.float64, copy=True)
     for row in exclude_rows:
