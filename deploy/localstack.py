@@ -284,6 +284,8 @@ def status(stack: Stack) -> int:
 
 
 def main() -> None:
+    # Our lines and the children's (bootstrap, CLI) share the terminal or log: keep their order.
+    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
     parser = argparse.ArgumentParser(description="MusicSpace local stack (no Docker)")
     parser.add_argument("command", choices=("up", "down", "status"))
     parser.add_argument(
