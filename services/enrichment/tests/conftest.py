@@ -9,27 +9,9 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from musicspace_shared.db.engine import make_engine
-from musicspace_shared.db.migrate import upgrade
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from conftest import new_mariadb_database
-
-
-def demo_database(demo_subset: tuple[Path, Path], prefix: str = "msenrich") -> str:
-    """A fresh migrated MariaDB database with the demo subset imported (this module's own)."""
-    from musicspace_cli.importer import import_catalog, import_playlists
-
-    url = new_mariadb_database(prefix)
-    upgrade(url)
-
-    async def load() -> None:
-        engine = make_engine(url=url)
-        await import_catalog(engine, demo_subset[0])
-        await import_playlists(engine, demo_subset[1])
-        await engine.dispose()
-
-    asyncio.run(load())
-    return url
+from tests.databases import demo_database
 
 
 async def reset_enrichment(engine: AsyncEngine) -> None:
@@ -57,7 +39,7 @@ async def _drop(url: str) -> None:
 @pytest.fixture(scope="module")
 def enrich_db_url(demo_subset: tuple[Path, Path]) -> Iterator[str]:
     """This module's own database (tests here mutate data), dropped when the module ends."""
-    url = demo_database(demo_subset)
+    url = demo_database(demo_subset, "msenrich")
     yield url
     asyncio.run(_drop(url))
 

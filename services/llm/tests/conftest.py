@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -10,10 +9,8 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from musicspace_llm.app import create_app
-from musicspace_shared.db.engine import make_engine
-from musicspace_shared.db.migrate import upgrade
 
-from conftest import new_mariadb_database
+from tests.databases import demo_database
 from tests.factories import write_demo_subset
 
 from .helpers import make_settings, wait_ready
@@ -28,19 +25,7 @@ def llm_subset(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 @pytest.fixture(scope="session")
 def llm_db_url(llm_subset: tuple[Path, Path]) -> str:
     """A migrated MariaDB database with the demo slice, owned by the llm tests (they add tracks)."""
-    from musicspace_cli.importer import import_catalog, import_playlists
-
-    url = new_mariadb_database("msllm")
-    upgrade(url)
-
-    async def load() -> None:
-        engine = make_engine(url=url)
-        await import_catalog(engine, llm_subset[0])
-        await import_playlists(engine, llm_subset[1])
-        await engine.dispose()
-
-    asyncio.run(load())
-    return url
+    return demo_database(llm_subset, "msllm")
 
 
 @pytest.fixture(scope="session")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -14,10 +13,8 @@ from musicspace_m2.app import create_app
 from musicspace_m2.predictor import PredictorConfig
 from musicspace_m2.settings import Settings
 from musicspace_m2.training import train_global_from_db
-from musicspace_shared.db.engine import make_engine
-from musicspace_shared.db.migrate import upgrade
 
-from conftest import new_mariadb_database
+from tests.databases import demo_database
 
 # Small and fast: the behaviour under test does not need a strong model.
 FAST_MODEL = PredictorConfig(folds=2, hgb_max_iter=25, hgb_min_samples_leaf=20)
@@ -27,19 +24,7 @@ FAST_SETTINGS = {"reload_check_s": 0.0, "catalog_refresh_s": 0.0}
 @pytest.fixture(scope="session")
 def m2_db_url(demo_subset: tuple[Path, Path]) -> str:
     """A migrated MariaDB database with the demo subset, owned by the m2 tests (they add rows)."""
-    from musicspace_cli.importer import import_catalog, import_playlists
-
-    url = new_mariadb_database("msm2")
-    upgrade(url)
-
-    async def load() -> None:
-        engine = make_engine(url=url)
-        await import_catalog(engine, demo_subset[0])
-        await import_playlists(engine, demo_subset[1])
-        await engine.dispose()
-
-    asyncio.run(load())
-    return url
+    return demo_database(demo_subset, "msm2")
 
 
 def make_settings(db_url: str, model_root: Path, **overrides: Any) -> Settings:

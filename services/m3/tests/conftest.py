@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -13,10 +12,8 @@ from fastapi import FastAPI
 from musicspace_m3.app import create_app
 from musicspace_m3.settings import Settings
 from musicspace_m3.training import train_global_from_db
-from musicspace_shared.db.engine import make_engine
-from musicspace_shared.db.migrate import upgrade
 
-from conftest import new_mariadb_database
+from tests.databases import demo_database
 
 # Small and fast: the behaviour under test does not need a strong model.
 FAST = {
@@ -34,19 +31,7 @@ FAST = {
 @pytest.fixture(scope="session")
 def m3_db_url(demo_subset: tuple[Path, Path]) -> str:
     """A migrated MariaDB database with the demo subset, owned by the m3 tests (they write events)."""
-    from musicspace_cli.importer import import_catalog, import_playlists
-
-    url = new_mariadb_database("msm3")
-    upgrade(url)
-
-    async def load() -> None:
-        engine = make_engine(url=url)
-        await import_catalog(engine, demo_subset[0])
-        await import_playlists(engine, demo_subset[1])
-        await engine.dispose()
-
-    asyncio.run(load())
-    return url
+    return demo_database(demo_subset, "msm3")
 
 
 def make_settings(db_url: str, model_root: Path, **overrides: Any) -> Settings:
