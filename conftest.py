@@ -10,10 +10,10 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from musicspace_shared.db.engine import make_engine, make_sessionmaker
-from musicspace_shared.db.migrate import upgrade
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from musicspace_shared.db.engine import make_engine, make_sessionmaker
+from musicspace_shared.db.migrate import upgrade
 from tests.databases import demo_database, drop_created_databases, new_mariadb_database
 from tests.factories import write_demo_subset
 

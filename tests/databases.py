@@ -12,6 +12,7 @@ import uuid
 from pathlib import Path
 
 import sqlalchemy as sa
+
 from musicspace_shared.db.engine import make_engine
 from musicspace_shared.db.migrate import upgrade
 

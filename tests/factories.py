@@ -9,10 +9,11 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from musicspace_cli.demo_data import DEMO_CATALOG, DEMO_PLAYLISTS
 from musicspace_shared.db.tables import Interaction, Track, User, UserTrack
 from musicspace_shared.features import FEATURES
-from sqlalchemy.ext.asyncio import AsyncSession
 
 SUBSET_PLAYLISTS = 40
 SUBSET_EXTRA_TRACKS = 1500

@@ -9,10 +9,10 @@ import httpx
 import pytest
 import sqlalchemy as sa
 from fastapi import APIRouter
+
 from musicspace_shared.db.migrate import upgrade
 from musicspace_shared.settings import CommonSettings
 from musicspace_shared.web import SessionDep, create_service_app
-
 from tests.private_mariadb import PrivateMariaDB, available
 
 pytestmark = [

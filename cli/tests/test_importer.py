@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+
 from musicspace_cli.importer import ImportRejected, import_catalog, import_playlists
 from musicspace_shared.db.tables import Track, User, UserTrack
 from musicspace_shared.features import FEATURES

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import httpx
 import pytest
+
 from musicspace_shared.errors import UpstreamUnavailable
 from musicspace_shared.http import ServiceClient
 from musicspace_shared.logs import request_id_var

@@ -6,9 +6,9 @@ import json
 
 import pytest
 import sqlalchemy as sa
+
 from musicspace_shared.db.json_patch import dumps, merge_patch, merge_patch_expr
 from musicspace_shared.db.tables import Track
-
 from tests.factories import create_track
 
 # (target, patch, expected) — the examples of RFC 7396 appendix A, plus nesting cases.

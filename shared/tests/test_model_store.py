@@ -6,6 +6,7 @@ import os
 from datetime import UTC, datetime, timedelta
 
 import pytest
+
 from musicspace_shared import model_ops
 from musicspace_shared.model_store import (
     ModelIntegrityError,

@@ -5,10 +5,11 @@ from __future__ import annotations
 import httpx
 import pytest
 from fastapi import APIRouter
+from pydantic import BaseModel, Field
+
 from musicspace_shared.errors import NotFound
 from musicspace_shared.settings import CommonSettings
 from musicspace_shared.web import SessionDep, create_service_app
-from pydantic import BaseModel, Field
 
 
 class Body(BaseModel):
@@ -133,3 +134,20 @@ async def test_cors_allows_configured_origin_only(sqlite_url, tmp_path) -> None:
     )
     assert ok.headers.get("access-control-allow-origin") == "http://localhost:3000"
     assert "access-control-allow-origin" not in bad.headers
+
+
+async def test_unknown_route_and_wrong_method_are_problems(sqlite_url, tmp_path) -> None:
+    app = build_app(sqlite_url, tmp_path)
+    missing = await call(app, "GET", "/api/demo/nowhere")
+    wrong_method = await call(app, "GET", "/api/demo/echo")
+    assert (missing.status_code, wrong_method.status_code) == (404, 405)
+    assert missing.headers["content-type"] == "application/problem+json"
+    assert wrong_method.json()["title"] == "Method Not Allowed"
+
+
+def test_openapi_documents_errors_as_problems(sqlite_url, tmp_path) -> None:
+    schema = build_app(sqlite_url, tmp_path).openapi()
+    responses = schema["paths"]["/api/demo/echo"]["post"]["responses"]
+    assert set(responses["422"]["content"]) == {"application/problem+json"}
+    assert "4XX" in responses and "5XX" in responses
+    assert "Problem" in schema["components"]["schemas"]

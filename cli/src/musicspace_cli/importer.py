@@ -16,10 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
 from musicspace_shared.db.tables import Track, User, UserTrack, utcnow
 from musicspace_shared.features import FEATURE_RANGES, FEATURES
 from musicspace_shared.ids import is_valid_track_id
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 CHUNK = 2000
 Progress = Callable[[int], None]

@@ -12,11 +12,11 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
-from musicspace_shared.settings import CommonSettings
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from musicspace_cli.demo_data import DEMO_CATALOG, DEMO_PLAYLISTS
+from musicspace_shared.settings import CommonSettings
 
 app = typer.Typer(
     help="MusicSpace recommendation backend: import, train, evaluate, operate.",
@@ -79,9 +79,8 @@ def db_upgrade() -> None:
 
 
 async def _import(kind: str, path: Path, on_error: str) -> dict[str, Any]:
-    from musicspace_shared.db.engine import make_engine
-
     from musicspace_cli import importer
+    from musicspace_shared.db.engine import make_engine
 
     engine = make_engine(CommonSettings())
     try:

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from musicspace_shared.db.engine import make_engine
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from musicspace_shared.db.engine import make_engine
 from tests.databases import demo_database
 
 

@@ -7,6 +7,7 @@ import json
 from dataclasses import dataclass, field
 
 import httpx
+
 from musicspace_shared.features import FEATURES
 
 

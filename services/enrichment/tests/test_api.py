@@ -9,10 +9,10 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 import sqlalchemy as sa
+
 from musicspace_enrichment.app import create_app
 from musicspace_enrichment.clients import build_peers
 from musicspace_enrichment.settings import Settings
-
 from services.enrichment.tests.fakes import FakeM2
 from tests.processes import free_port
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
+
 from musicspace_enrichment import repository as repo
 from musicspace_enrichment.clients import M2Client
 from musicspace_enrichment.enrich import enrich_tracks_of_user, predict_rows
 from musicspace_shared.errors import UpstreamUnavailable
 from musicspace_shared.http import ServiceClient
-
 from services.enrichment.tests.fakes import FakeM2
 
 

@@ -8,12 +8,12 @@ from collections.abc import Callable
 
 import pytest
 import sqlalchemy as sa
+
 from musicspace_enrichment.clients import M2Client
 from musicspace_enrichment.jobs import BulkEnrichment
 from musicspace_enrichment.schemas import JobStatus
 from musicspace_enrichment.settings import Settings
 from musicspace_shared.http import ServiceClient
-
 from services.enrichment.tests.conftest import (
     audit_counts,
     install_audit,
@@ -183,7 +183,6 @@ async def test_enrich_status_without_any_job_is_idle(db, enrich_db_url):
 async def test_enrich_all_on_sqlite_enriches_every_lacking_track(sqlite_url):
     from musicspace_shared.db.engine import make_engine, make_sessionmaker
     from musicspace_shared.features import FEATURES
-
     from tests.factories import create_track
 
     engine = make_engine(url=sqlite_url)

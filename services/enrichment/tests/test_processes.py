@@ -18,8 +18,8 @@ from typing import Any
 import httpx
 import pytest
 import sqlalchemy as sa
-from musicspace_shared.db.engine import make_engine
 
+from musicspace_shared.db.engine import make_engine
 from services.enrichment.tests.conftest import (
     audit_counts,
     install_audit,

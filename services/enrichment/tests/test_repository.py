@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 
 import sqlalchemy as sa
+
 from musicspace_enrichment import repository as repo
 from musicspace_shared.db.tables import Track, utcnow
 from musicspace_shared.features import FEATURES
-
 from tests.factories import create_track
 
 VALUES = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 111.0, -7.5)

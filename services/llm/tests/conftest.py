@@ -8,8 +8,8 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi import FastAPI
-from musicspace_llm.app import create_app
 
+from musicspace_llm.app import create_app
 from tests.databases import demo_database
 from tests.factories import write_demo_subset
 

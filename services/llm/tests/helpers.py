@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
+
 from musicspace_llm.settings import Settings
 
 ADMIN_KEY = "llm-test-admin-key"

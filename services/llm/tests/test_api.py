@@ -6,8 +6,8 @@ import httpx
 import pytest
 import sqlalchemy as sa
 from fastapi import FastAPI
-from musicspace_shared.db.tables import Interaction, Track, utcnow
 
+from musicspace_shared.db.tables import Interaction, Track, utcnow
 from tests.factories import create_track, create_user
 
 from .helpers import ADMIN_KEY

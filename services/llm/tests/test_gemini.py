@@ -10,13 +10,13 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
+
 from musicspace_llm.app import create_app
 from musicspace_llm.embeddings import GeminiEmbedder, collection_name
 from musicspace_llm.reasons import GeminiReasons
 from musicspace_shared.db.engine import make_engine, make_sessionmaker
 from musicspace_shared.db.migrate import upgrade
 from musicspace_shared.errors import UpstreamUnavailable
-
 from tests.factories import create_track
 
 from .fake_gemini import FakeGemini

@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from musicspace_cli.demo_data import DEMO_CATALOG
 from musicspace_cli.eval_search import run as eval_search
 from musicspace_llm.embeddings import OfflineEmbedder, collection_name
@@ -16,7 +17,6 @@ from musicspace_llm.indexing import rebuild_from_db
 from musicspace_llm.store import VectorStore, make_client
 from musicspace_shared.db.engine import make_engine, make_sessionmaker
 from musicspace_shared.db.migrate import upgrade
-
 from tests.factories import create_track
 
 from .helpers import make_settings

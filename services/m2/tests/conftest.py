@@ -9,11 +9,11 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+
 from musicspace_m2.app import create_app
 from musicspace_m2.predictor import PredictorConfig
 from musicspace_m2.settings import Settings
 from musicspace_m2.training import train_global_from_db
-
 from tests.databases import demo_database
 
 # Small and fast: the behaviour under test does not need a strong model.

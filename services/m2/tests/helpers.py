@@ -7,9 +7,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from musicspace_shared.db.engine import make_engine, make_sessionmaker
 from musicspace_shared.db.tables import Interaction, UserTrack
-from sqlalchemy.ext.asyncio import AsyncSession
 
 
 @asynccontextmanager

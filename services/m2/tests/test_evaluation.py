@@ -7,6 +7,7 @@ import gzip
 from pathlib import Path
 
 import pytest
+
 from musicspace_cli.eval_features import run, write_dev_truth
 from musicspace_m2.evaluation import recommend_for_eval
 from musicspace_shared.catalog import read_catalog_csv, read_playlists_csv

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+
 from musicspace_m2.app import create_app
 from musicspace_m2.settings import MODEL_FILE
 from musicspace_shared.db.engine import make_engine

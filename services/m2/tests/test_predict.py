@@ -6,6 +6,7 @@ from typing import Any
 
 import httpx
 import sqlalchemy as sa
+
 from musicspace_m2.schemas import PredictResponse
 from musicspace_shared.db.engine import make_engine
 from musicspace_shared.db.tables import Track

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
-from musicspace_shared.model_store import read_meta, user_file
 
+from musicspace_shared.model_store import read_meta, user_file
 from tests.factories import create_user
 
 from .helpers import db_session, react, user_with_most_tracks

@@ -9,10 +9,10 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+
 from musicspace_m3.app import create_app
 from musicspace_m3.settings import Settings
 from musicspace_m3.training import train_global_from_db
-
 from tests.databases import demo_database
 
 # Small and fast: the behaviour under test does not need a strong model.

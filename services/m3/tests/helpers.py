@@ -6,6 +6,7 @@ import random
 import uuid
 
 import sqlalchemy as sa
+
 from musicspace_shared.db.engine import make_engine
 
 

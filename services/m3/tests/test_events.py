@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
+
 from musicspace_m3.events import Event, record_events
 from musicspace_shared.db.tables import Interaction
-
 from tests.factories import create_track, create_user
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+
 from musicspace_m3.app import create_app
 from musicspace_m3.models import ModelRegistry
 from musicspace_shared import model_store

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+
 from musicspace_m3.training import held_out_split
 from musicspace_shared.db.engine import make_engine
 

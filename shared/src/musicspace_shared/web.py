@@ -7,16 +7,19 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
+from http import HTTPStatus
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from musicspace_shared.admin import admin_router
@@ -141,11 +144,60 @@ def create_service_app(
     app.add_middleware(RequestContextMiddleware, metrics=metrics)
     _install_error_handlers(app)
     _install_ops_routes(app, checks, metrics)
+    _document_problems(app)
     for router in routers:
         app.include_router(router)
     if model_family is not None:
         app.include_router(admin_router(model_family))
     return app
+
+
+PROBLEM_SCHEMA = {
+    "title": "Problem",
+    "type": "object",
+    "description": "An error (RFC 9457 problem details)",
+    "required": ["status", "title", "detail"],
+    "properties": {
+        "status": {"type": "integer"},
+        "title": {"type": "string"},
+        "detail": {"type": "string"},
+    },
+    "additionalProperties": True,
+}
+
+
+def _document_problems(app: FastAPI) -> None:
+    """Document what the handlers really send: every error is application/problem+json.
+
+    FastAPI's generated 422 says application/json with its own schema; clients (and
+    schemathesis) should see the Problem body instead, under each operation's 4xx/5xx.
+    """
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = get_openapi(
+            title=app.title, version=app.version, description=app.description, routes=app.routes
+        )
+        schema.setdefault("components", {}).setdefault("schemas", {})["Problem"] = PROBLEM_SCHEMA
+        problem_response = {
+            "content": {
+                "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
+            }
+        }
+        for path_item in schema.get("paths", {}).values():
+            for operation in path_item.values():
+                responses = operation.setdefault("responses", {})
+                if "422" in responses:
+                    responses["422"] = {"description": "Invalid input", **problem_response}
+                responses.setdefault("4XX", {"description": "Client error", **problem_response})
+                responses.setdefault(
+                    "5XX", {"description": "A dependency is unavailable", **problem_response}
+                )
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 async def _database_ready(app: FastAPI) -> str | None:
@@ -163,7 +215,17 @@ def _install_ops_routes(
     async def healthz() -> dict[str, str]:
         return {"status": "ok", "service": metrics.service}
 
-    @app.get("/readyz", tags=["ops"], summary="Readiness: DB reachable and models loaded")
+    @app.get(
+        "/readyz",
+        tags=["ops"],
+        summary="Readiness: DB reachable and models loaded",
+        responses={
+            503: {
+                "description": "Not ready: the failing checks",
+                "content": {"application/json": {}},
+            }
+        },
+    )
     async def readyz() -> JSONResponse:
         results: dict[str, str] = {}
         for name, check in checks.items():
@@ -190,6 +252,15 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def _domain(_request: Request, exc: DomainError) -> JSONResponse:
         return problem(exc.status, exc.title, exc.detail, **exc.extra)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        title = (
+            HTTPStatus(exc.status_code).phrase
+            if exc.status_code in HTTPStatus._value2member_map_
+            else "Error"
+        )
+        return problem(exc.status_code, title, str(exc.detail))
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:

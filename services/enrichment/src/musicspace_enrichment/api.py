@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from musicspace_shared.auth import AdminOnly
 
 from musicspace_enrichment.init_models import init_models as run_init_models
 from musicspace_enrichment.jobs import BulkEnrichment
 from musicspace_enrichment.schemas import InitModelsRequest, InitModelsResponse, JobStatus
+from musicspace_shared.auth import AdminOnly
 
 router = APIRouter(prefix="/api", tags=["enrichment"])
 

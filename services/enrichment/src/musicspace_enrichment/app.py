@@ -6,7 +6,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from musicspace_shared.web import create_service_app
 
 from musicspace_enrichment import VERSION
 from musicspace_enrichment.api import router
@@ -14,6 +13,7 @@ from musicspace_enrichment.clients import build_peers
 from musicspace_enrichment.init_models import sync_llm
 from musicspace_enrichment.jobs import BulkEnrichment
 from musicspace_enrichment.settings import Settings
+from musicspace_shared.web import create_service_app
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

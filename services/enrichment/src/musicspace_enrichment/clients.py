@@ -12,10 +12,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+from pydantic import BaseModel, ValidationError
+
 from musicspace_shared.errors import UpstreamUnavailable
 from musicspace_shared.features import FEATURE_RANGES, FEATURES
 from musicspace_shared.http import ServiceClient
-from pydantic import BaseModel, ValidationError
 
 
 class PredictRejected(Exception):

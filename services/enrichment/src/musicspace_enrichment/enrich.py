@@ -14,9 +14,6 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from musicspace_shared.db.tables import utcnow
-from musicspace_shared.errors import UpstreamUnavailable
-from musicspace_shared.logs import log_fields
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from musicspace_enrichment import repository as repo
@@ -24,6 +21,9 @@ from musicspace_enrichment.clients import M2Client, Peers, PredictBatch, Predict
 from musicspace_enrichment.db_retry import retry_on_deadlock
 from musicspace_enrichment.schemas import StepReport
 from musicspace_enrichment.steps import train_m1
+from musicspace_shared.db.tables import utcnow
+from musicspace_shared.errors import UpstreamUnavailable
+from musicspace_shared.logs import log_fields
 
 logger = logging.getLogger("musicspace.enrichment")
 

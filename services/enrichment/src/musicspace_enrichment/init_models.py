@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 
-from musicspace_shared.errors import NotFound
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from musicspace_enrichment import repository as repo
@@ -18,6 +17,7 @@ from musicspace_enrichment.enrich import enrich_user_tracks, enrichment_step
 from musicspace_enrichment.schemas import InitModelsResponse, StepReport
 from musicspace_enrichment.settings import Settings
 from musicspace_enrichment.steps import train_m2_svm, train_m3
+from musicspace_shared.errors import NotFound
 
 OK_STATUSES = ("ok", "skipped")
 

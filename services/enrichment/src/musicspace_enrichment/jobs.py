@@ -27,10 +27,6 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from musicspace_shared.db.tables import utcnow
-from musicspace_shared.errors import Conflict, UpstreamUnavailable
-from musicspace_shared.logs import log_fields, request_id_var
-from musicspace_shared.metrics import ServiceMetrics
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -40,6 +36,10 @@ from musicspace_enrichment.db_retry import retry_on_deadlock
 from musicspace_enrichment.enrich import BatchOutcome, predict_rows
 from musicspace_enrichment.schemas import ItemFailure, JobStatus
 from musicspace_enrichment.settings import Settings
+from musicspace_shared.db.tables import utcnow
+from musicspace_shared.errors import Conflict, UpstreamUnavailable
+from musicspace_shared.logs import log_fields, request_id_var
+from musicspace_shared.metrics import ServiceMetrics
 
 logger = logging.getLogger("musicspace.enrichment.job")
 

@@ -14,6 +14,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
 from musicspace_shared.db.json_patch import merge_patch_expr
 from musicspace_shared.db.tables import (
     Interaction,
@@ -26,7 +28,6 @@ from musicspace_shared.db.tables import (
     utcnow,
 )
 from musicspace_shared.features import FEATURES
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 JOB_KIND = "enrich_all"
 ACTIVE_STATES = ("queued", "running", "waiting")

@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from musicspace_shared.ids import UserId
 from pydantic import BaseModel, Field
+
+from musicspace_shared.ids import UserId
 
 StepStatus = Literal["ok", "skipped", "unavailable", "not_ready", "not_implemented", "failed"]
 JobState = Literal["idle", "queued", "running", "waiting", "succeeded", "failed"]

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from musicspace_shared.settings import CommonSettings
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
+
+from musicspace_shared.settings import CommonSettings
 
 
 class Settings(CommonSettings):

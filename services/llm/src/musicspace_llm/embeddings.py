@@ -15,6 +15,7 @@ from collections import OrderedDict
 from typing import Protocol
 
 import numpy as np
+
 from musicspace_shared.errors import UpstreamUnavailable
 
 logger = logging.getLogger("musicspace.llm.embeddings")

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 import numpy as np
+
 from musicspace_shared.catalog import TrackFrame
 from musicspace_shared.features import FEATURES
 

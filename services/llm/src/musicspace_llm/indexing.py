@@ -19,8 +19,6 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from musicspace_shared.catalog import TrackFrame
-from musicspace_shared.db.engine import make_engine, make_sessionmaker
 
 from musicspace_llm.documents import document_hash, track_document
 from musicspace_llm.embeddings import Embedder, GeminiEmbedder, OfflineEmbedder, collection_name
@@ -28,6 +26,8 @@ from musicspace_llm.index import TrackIndex
 from musicspace_llm.repository import CatalogRows, load_catalog
 from musicspace_llm.settings import Settings
 from musicspace_llm.store import VectorStore, make_client
+from musicspace_shared.catalog import TrackFrame
+from musicspace_shared.db.engine import make_engine, make_sessionmaker
 
 logger = logging.getLogger("musicspace.llm.indexing")
 Progress = Callable[[int, int], None]

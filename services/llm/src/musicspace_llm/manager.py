@@ -9,8 +9,6 @@ from datetime import timedelta
 from typing import Any
 
 import numpy as np
-from musicspace_shared.errors import ModelNotReady
-from musicspace_shared.logs import log_fields
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from musicspace_llm.embeddings import Embedder, collection_name
@@ -19,6 +17,8 @@ from musicspace_llm.indexing import documents_for, embed_catalog
 from musicspace_llm.repository import CatalogRows, load_catalog
 from musicspace_llm.store import VectorStore
 from musicspace_llm.understanding import QueryUnderstanding
+from musicspace_shared.errors import ModelNotReady
+from musicspace_shared.logs import log_fields
 
 logger = logging.getLogger("musicspace.llm.index")
 

@@ -14,12 +14,11 @@ import logging
 import math
 from typing import Any
 
-from musicspace_shared.features import FEATURES
-
 from musicspace_llm.concepts import SUBGENRE_GENRE
 from musicspace_llm.index import TrackIndex
 from musicspace_llm.search import Match
 from musicspace_llm.understanding import QueryIntent
+from musicspace_shared.features import FEATURES
 
 logger = logging.getLogger("musicspace.llm.reasons")
 MAX_REASON_CHARS = 240

@@ -7,12 +7,12 @@ from datetime import UTC, datetime
 
 import numpy as np
 import sqlalchemy as sa
-from musicspace_shared.catalog import TrackFrame, load_interactions, load_user_tracks, user_exists
-from musicspace_shared.db.tables import Track
-from musicspace_shared.features import FEATURES
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from musicspace_llm.documents import decade
+from musicspace_shared.catalog import TrackFrame, load_interactions, load_user_tracks, user_exists
+from musicspace_shared.db.tables import Track
+from musicspace_shared.features import FEATURES
 
 
 @dataclass

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import BaseModel, Field, create_model, field_validator, model_validator
+
 from musicspace_shared.features import FEATURE_RANGES, FEATURES
 from musicspace_shared.ids import UserId
-from pydantic import BaseModel, Field, create_model, field_validator, model_validator
 
 Query = Field(min_length=1, max_length=500, description="natural-language query (English or Korean)")
 Limit = Field(10, ge=1, le=50)

@@ -12,10 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from musicspace_shared.features import FEATURES
 
 from musicspace_llm.index import TrackIndex
 from musicspace_llm.understanding import QueryIntent
+from musicspace_shared.features import FEATURES
 
 W_SUBGENRE = 1.0
 W_GENRE = 0.5

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
-from musicspace_shared.errors import InvalidInput, NotFound
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from musicspace_llm.index import TrackIndex
@@ -15,6 +14,7 @@ from musicspace_llm.reasons import GeminiReasons, compose_reason, track_facts
 from musicspace_llm.repository import user_context
 from musicspace_llm.search import Match, SearchFilters, top_matches
 from musicspace_llm.understanding import QueryIntent
+from musicspace_shared.errors import InvalidInput, NotFound
 
 
 @dataclass

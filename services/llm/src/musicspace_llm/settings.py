@@ -6,9 +6,10 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from musicspace_shared.settings import CommonSettings
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import SettingsConfigDict
+
+from musicspace_shared.settings import CommonSettings
 
 
 class Settings(CommonSettings):

@@ -6,8 +6,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
-from musicspace_shared.ids import TrackIdPath
-from musicspace_shared.web import SessionDep
 
 from musicspace_m2 import service
 from musicspace_m2.runtime import Runtime
@@ -18,6 +16,8 @@ from musicspace_m2.schemas import (
     RecommendResponse,
     SimilarResponse,
 )
+from musicspace_shared.ids import TrackIdPath
+from musicspace_shared.web import SessionDep
 
 router = APIRouter(prefix="/api/m2", tags=["m2"])
 

@@ -7,12 +7,12 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from musicspace_shared.web import create_service_app
 
 from musicspace_m2 import VERSION
 from musicspace_m2.api import router
 from musicspace_m2.runtime import Runtime, model_readiness
 from musicspace_m2.settings import Settings
+from musicspace_shared.web import create_service_app
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

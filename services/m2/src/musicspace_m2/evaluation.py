@@ -8,12 +8,12 @@ are filled with subgenre means here rather than by training the full m2 model in
 from __future__ import annotations
 
 import numpy as np
-from musicspace_shared.catalog import TrackFrame
 
 from musicspace_m2.predictor import FeaturePredictor
 from musicspace_m2.similar import ContentSpace, build_space
 from musicspace_m2.text_features import TrackInputs, norm
 from musicspace_m2.user_svm import fallback_scores, rank, svm_scores, train_user_svm, user_seed
+from musicspace_shared.catalog import TrackFrame
 
 MIN_TRACKS = 10
 

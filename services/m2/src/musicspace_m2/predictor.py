@@ -16,7 +16,6 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
-from musicspace_shared.features import FEATURE_RANGES, FEATURES
 from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import Ridge
@@ -24,6 +23,7 @@ from sklearn.model_selection import KFold
 from threadpoolctl import ThreadpoolController
 
 from musicspace_m2.text_features import TrackInputs
+from musicspace_shared.features import FEATURE_RANGES, FEATURES
 
 logger = logging.getLogger("musicspace.m2.predictor")
 N_FEATURES = len(FEATURES)

@@ -6,12 +6,12 @@ from dataclasses import dataclass
 
 import numpy as np
 import sqlalchemy as sa
-from musicspace_shared.catalog import load_interactions, load_user_tracks, user_exists
-from musicspace_shared.db.tables import Track
-from musicspace_shared.features import FEATURES
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from musicspace_m2.text_features import TrackInputs, inputs_from_rows
+from musicspace_shared.catalog import load_interactions, load_user_tracks, user_exists
+from musicspace_shared.db.tables import Track
+from musicspace_shared.features import FEATURES
 
 _COLUMNS = (
     Track.track_id,

@@ -15,14 +15,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from musicspace_shared.errors import ModelNotReady
-from musicspace_shared.model_store import ModelIntegrityError, ModelMeta, load_pickle, read_meta
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from musicspace_m2 import repository
 from musicspace_m2.predictor import FeaturePredictor
 from musicspace_m2.settings import Settings
 from musicspace_m2.similar import ContentSpace, build_space
+from musicspace_shared.errors import ModelNotReady
+from musicspace_shared.model_store import ModelIntegrityError, ModelMeta, load_pickle, read_meta
 
 logger = logging.getLogger("musicspace.m2.runtime")
 T = TypeVar("T")

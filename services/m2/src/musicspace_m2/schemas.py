@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from musicspace_shared.ids import TrackId, UserId
 from pydantic import BaseModel, Field, model_validator
+
+from musicspace_shared.ids import TrackId, UserId
 
 MAX_BATCH = 1000
 

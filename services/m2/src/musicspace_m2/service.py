@@ -6,19 +6,6 @@ from typing import Any
 
 import numpy as np
 import orjson
-from musicspace_shared.errors import NotFound
-from musicspace_shared.features import FEATURE_RANGES, FEATURES
-from musicspace_shared.model_store import (
-    ModelIntegrityError,
-    ModelMeta,
-    load_pickle,
-    new_version,
-    now_iso,
-    publish_pickle,
-    read_meta,
-    touch_last_used,
-    user_file,
-)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from musicspace_m2 import repository
@@ -42,6 +29,19 @@ from musicspace_m2.user_svm import (
     svm_scores,
     train_user_svm,
     user_seed,
+)
+from musicspace_shared.errors import NotFound
+from musicspace_shared.features import FEATURE_RANGES, FEATURES
+from musicspace_shared.model_store import (
+    ModelIntegrityError,
+    ModelMeta,
+    load_pickle,
+    new_version,
+    now_iso,
+    publish_pickle,
+    read_meta,
+    touch_last_used,
+    user_file,
 )
 
 _LOW = np.array([FEATURE_RANGES[f][0] for f in FEATURES])

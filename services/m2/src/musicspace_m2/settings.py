@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from musicspace_shared.settings import CommonSettings
 from pydantic_settings import SettingsConfigDict
+
+from musicspace_shared.settings import CommonSettings
 
 MODEL_FILE = "tfidf_gbr_models.pkl"
 USER_SVM_DIR = "user_svm_models"

@@ -16,6 +16,7 @@ from functools import cached_property
 from pathlib import Path
 
 import numpy as np
+
 from musicspace_shared.features import FEATURES
 
 _YEAR = re.compile(r"^(\d{4})")

@@ -15,10 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from musicspace_shared.db.engine import make_engine, make_sessionmaker
-from musicspace_shared.db.tables import ModelRecord
-from musicspace_shared.errors import NotEnoughData
-from musicspace_shared.model_store import ModelMeta, new_version, now_iso, publish_pickle
 
 from musicspace_m2 import repository
 from musicspace_m2.predictor import (
@@ -31,6 +27,10 @@ from musicspace_m2.predictor import (
 )
 from musicspace_m2.settings import Settings
 from musicspace_m2.text_features import TrackInputs
+from musicspace_shared.db.engine import make_engine, make_sessionmaker
+from musicspace_shared.db.tables import ModelRecord
+from musicspace_shared.errors import NotEnoughData
+from musicspace_shared.model_store import ModelMeta, new_version, now_iso, publish_pickle
 
 MIN_ROWS = 50
 HOLDOUT_FRACTION = 0.1

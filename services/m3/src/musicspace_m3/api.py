@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
-from musicspace_shared.web import SessionDep
 
 from musicspace_m3.events import Event, record_events
 from musicspace_m3.schemas import (
@@ -19,6 +18,7 @@ from musicspace_m3.schemas import (
     TrainResponse,
 )
 from musicspace_m3.service import Recommender
+from musicspace_shared.web import SessionDep
 
 router = APIRouter(prefix="/api/m3", tags=["m3"])
 

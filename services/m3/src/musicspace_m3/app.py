@@ -7,12 +7,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from musicspace_shared.web import create_service_app
 
 from musicspace_m3 import VERSION
 from musicspace_m3.api import router
 from musicspace_m3.service import Recommender
 from musicspace_m3.settings import Settings
+from musicspace_shared.web import create_service_app
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

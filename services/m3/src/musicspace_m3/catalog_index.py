@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.sparse as sp
+
 from musicspace_shared.catalog import TrackFrame
 
 _TOKEN = re.compile(r"[a-z0-9]+")

@@ -7,7 +7,6 @@ import time
 from typing import Any
 
 import numpy as np
-from musicspace_shared.catalog import TrackFrame
 
 from musicspace_m3 import ranker
 from musicspace_m3.catalog_index import build_catalog_index
@@ -16,6 +15,7 @@ from musicspace_m3.features import Profile
 from musicspace_m3.groups import UserData, split_groups
 from musicspace_m3.scoring import rank
 from musicspace_m3.settings import Settings
+from musicspace_shared.catalog import TrackFrame
 
 
 def recommend_for_eval(

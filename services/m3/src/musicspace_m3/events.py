@@ -15,10 +15,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from musicspace_shared.db.tables import Interaction, InteractionEvent, Track, User, utcnow
 from sqlalchemy.dialects import mysql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+
+from musicspace_shared.db.tables import Interaction, InteractionEvent, Track, User, utcnow
 
 LIKE_VALUE = {"like": 1, "dislike": -1, "unlike": 0}
 

@@ -10,10 +10,10 @@ from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
-from musicspace_shared.features import FEATURES
 
 from musicspace_m3.catalog_index import CatalogIndex
 from musicspace_m3.collab import Collab
+from musicspace_shared.features import FEATURES
 
 FEATURE_NAMES: tuple[str, ...] = (
     "artist_share",

@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from catboost import CatBoost
-from musicspace_shared import model_store
-from musicspace_shared.logs import log_fields
 
 from musicspace_m3 import ranker
+from musicspace_shared import model_store
+from musicspace_shared.logs import log_fields
 
 logger = logging.getLogger("musicspace.m3.models")
 

@@ -7,8 +7,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 import sqlalchemy as sa
-from musicspace_shared.db.tables import Interaction, ModelRecord, Track, User, UserTrack
 from sqlalchemy.ext.asyncio import AsyncSession
+
+from musicspace_shared.db.tables import Interaction, ModelRecord, Track, User, UserTrack
 
 
 @dataclass

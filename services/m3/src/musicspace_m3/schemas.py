@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from musicspace_shared.ids import TrackId, UserId
 from pydantic import BaseModel, Field
+
+from musicspace_shared.ids import TrackId, UserId
 
 EVENT_ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,64}$"
 

@@ -12,10 +12,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from musicspace_shared import model_store
-from musicspace_shared.catalog import load_tracks
-from musicspace_shared.errors import ModelNotReady, NotFound
-from musicspace_shared.logs import log_fields
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from musicspace_m3 import ranker, repository
@@ -25,6 +21,10 @@ from musicspace_m3.scoring import rank
 from musicspace_m3.settings import Settings
 from musicspace_m3.state import Snapshot, build_snapshot, profile_for
 from musicspace_m3.training import FinetuneResult, finetune_user
+from musicspace_shared import model_store
+from musicspace_shared.catalog import load_tracks
+from musicspace_shared.errors import ModelNotReady, NotFound
+from musicspace_shared.logs import log_fields
 
 logger = logging.getLogger("musicspace.m3.service")
 

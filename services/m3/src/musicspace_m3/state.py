@@ -11,13 +11,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
-from musicspace_shared.catalog import TrackFrame
 
 from musicspace_m3.catalog_index import CatalogIndex, build_catalog_index
 from musicspace_m3.collab import Collab, build_collab
 from musicspace_m3.features import Profile
 from musicspace_m3.groups import UserData
 from musicspace_m3.repository import RawUser
+from musicspace_shared.catalog import TrackFrame
 
 
 @dataclass(frozen=True)

@@ -12,9 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from musicspace_shared import model_store
-from musicspace_shared.catalog import TrackFrame, load_tracks
-from musicspace_shared.db.engine import make_engine, make_sessionmaker
 
 from musicspace_m3 import ranker, repository
 from musicspace_m3.catalog_index import build_catalog_index
@@ -24,6 +21,9 @@ from musicspace_m3.models import Loaded, global_path, user_model_path
 from musicspace_m3.repository import RawUser
 from musicspace_m3.settings import Settings
 from musicspace_m3.state import Snapshot, build_collab_from_users, user_data
+from musicspace_shared import model_store
+from musicspace_shared.catalog import TrackFrame, load_tracks
+from musicspace_shared.db.engine import make_engine, make_sessionmaker
 
 HELD_OUT_SHARE = 0.15
 
