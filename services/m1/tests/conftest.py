@@ -10,6 +10,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 from fastapi import FastAPI
+
 from musicspace_m1.app import create_app
 from musicspace_m1.settings import Settings
 from musicspace_m1.training import train_global_from_db

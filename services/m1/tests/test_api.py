@@ -8,10 +8,10 @@ from collections import Counter
 from pathlib import Path
 
 import httpx
+
 from musicspace_shared.db.engine import make_engine, make_sessionmaker
 from musicspace_shared.db.tables import UserTrack
 from musicspace_shared.features import FEATURES
-
 from tests.factories import create_interaction, create_track, create_user
 
 

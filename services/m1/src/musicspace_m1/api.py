@@ -6,8 +6,6 @@ from dataclasses import asdict
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
-from musicspace_shared.ids import UserIdPath
-from musicspace_shared.web import SessionDep
 
 from musicspace_m1 import service
 from musicspace_m1.runtime import Runtime
@@ -18,6 +16,8 @@ from musicspace_m1.schemas import (
     TrainRequest,
     TrainResponse,
 )
+from musicspace_shared.ids import UserIdPath
+from musicspace_shared.web import SessionDep
 
 router = APIRouter(prefix="/api/m1", tags=["m1"])
 
@@ -57,7 +57,8 @@ async def recommend(
         max_per_artist=body.max_per_artist,
     )
     request.app.state.metrics.count(f"recommend_{result.model}")
-    return RecommendResponse(**asdict(result))
+    # from_attributes reads the dataclasses as they are (asdict would deep-copy every item).
+    return RecommendResponse.model_validate(result, from_attributes=True)
 
 
 @router.get(

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from fastapi import FastAPI
-from musicspace_shared.web import create_service_app
 
 from musicspace_m1 import VERSION
 from musicspace_m1.api import router
 from musicspace_m1.runtime import Runtime
 from musicspace_m1.settings import Settings
+from musicspace_shared.web import create_service_app
 
 
 async def _model_ready(app: FastAPI) -> str | None:

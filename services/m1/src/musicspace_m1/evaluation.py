@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import time
 
-from musicspace_shared.catalog import TrackFrame
 from threadpoolctl import threadpool_limits
 
 from musicspace_m1.catalog_index import build_catalog_index
@@ -19,6 +18,7 @@ from musicspace_m1.global_model import fit_global
 from musicspace_m1.hybrid import rank
 from musicspace_m1.personal import train_personal
 from musicspace_m1.profile import build_profile
+from musicspace_shared.catalog import TrackFrame
 
 logger = logging.getLogger("musicspace.m1.eval")
 

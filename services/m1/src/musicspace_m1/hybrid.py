@@ -226,7 +226,11 @@ def drivers(features: np.ndarray) -> list[dict[str, float]]:
         "personal": personal,
         "popularity": col["popularity"],
     }
-    out = []
-    for i in range(len(features)):
-        out.append({k: round(float(v[i]), 4) for k, v in values.items() if np.isfinite(v[i])})
-    return out
+    names = list(values)
+    # One vectorised round and one tolist(), then plain dicts: this runs on every request.
+    table = np.round(np.column_stack([values[n] for n in names]), 4)
+    finite = np.isfinite(table).tolist()
+    return [
+        {n: v for n, v, ok in zip(names, row, oks, strict=True) if ok}
+        for row, oks in zip(table.tolist(), finite, strict=True)
+    ]

@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from musicspace_shared.catalog import TrackFrame, load_tracks, load_user_tracks
 from musicspace_shared.db.tables import Interaction, Track, User, UserTrack
-from sqlalchemy.ext.asyncio import AsyncSession
 
 
 @dataclass
@@ -16,18 +17,22 @@ class UserTracks:
     disliked: list[str]
 
 
+_UID = sa.bindparam("user_id", type_=sa.BigInteger)
+# Built once: the per-request cost is the round trip, not SQL construction.
+_USER_TRACKS = sa.union_all(
+    sa.select(sa.literal("u").label("kind"), sa.literal("").label("track_id")).where(
+        User.id == _UID
+    ),
+    sa.select(sa.literal("o"), UserTrack.track_id).where(UserTrack.user_id == _UID),
+    sa.select(sa.literal("d"), Interaction.track_id).where(
+        Interaction.user_id == _UID, Interaction.like_score < 0
+    ),
+)
+
+
 async def user_tracks(session: AsyncSession, *, user_id: int) -> UserTracks | None:
     """The user's PMS tracks and dislikes in one query; None when the user does not exist."""
-    query = sa.union_all(
-        sa.select(sa.literal("u").label("kind"), sa.literal("").label("track_id")).where(
-            User.id == user_id
-        ),
-        sa.select(sa.literal("o"), UserTrack.track_id).where(UserTrack.user_id == user_id),
-        sa.select(sa.literal("d"), Interaction.track_id).where(
-            Interaction.user_id == user_id, Interaction.like_score < 0
-        ),
-    )
-    rows = (await session.execute(query)).all()
+    rows = (await session.execute(_USER_TRACKS, {"user_id": user_id})).all()
     if not any(kind == "u" for kind, _ in rows):
         return None
     return UserTracks(

@@ -19,7 +19,6 @@ from collections.abc import AsyncIterator, Callable, Hashable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Generic, TypeVar
 
-from musicspace_shared.model_store import ModelMeta
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from threadpoolctl import threadpool_limits
 
@@ -29,6 +28,7 @@ from musicspace_m1.catalog_index import CatalogIndex, build_catalog_index
 from musicspace_m1.hybrid import GlobalModel, Ranked
 from musicspace_m1.settings import Settings
 from musicspace_m1.store import ModelCache
+from musicspace_shared.model_store import ModelMeta
 
 logger = logging.getLogger("musicspace.m1")
 T = TypeVar("T")

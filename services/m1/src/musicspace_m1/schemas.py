@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from musicspace_shared.ids import UserId
 from pydantic import BaseModel, Field
+
+from musicspace_shared.ids import UserId
 
 
 class TrainRequest(BaseModel):

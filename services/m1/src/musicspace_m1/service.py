@@ -7,17 +7,17 @@ from datetime import datetime
 from typing import Any
 
 import numpy as np
-from musicspace_shared import model_store
-from musicspace_shared.catalog import load_tracks
-from musicspace_shared.errors import ModelNotReady, NotFound
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from musicspace_m1 import repository, store
 from musicspace_m1.catalog_index import CatalogIndex
-from musicspace_m1.hybrid import GlobalModel, cap_per_artist, drivers, rank
+from musicspace_m1.hybrid import GlobalModel, Ranked, cap_per_artist, drivers, rank
 from musicspace_m1.profile import NO_AUDIO, build_profile
 from musicspace_m1.runtime import Runtime
 from musicspace_m1.training import UserTrainingInput, train_user_model
+from musicspace_shared import model_store
+from musicspace_shared.catalog import load_tracks
+from musicspace_shared.errors import ModelNotReady, NotFound
 
 
 @dataclass
@@ -56,7 +56,8 @@ async def _user(session: AsyncSession, user_id: int) -> repository.UserTracks:
 
 
 async def _ready(runtime: Runtime) -> tuple[CatalogIndex, GlobalModel, model_store.ModelMeta]:
-    loaded = await runtime.global_model()
+    # In the loop: a stat() while cached; a reload after `musicspace train m1` takes a few ms once.
+    loaded = runtime.models.global_model()
     if loaded is None or runtime.index is None:
         raise ModelNotReady("the m1 global model is not trained yet (run `musicspace train m1`)")
     return runtime.index, loaded[0], loaded[1]
@@ -108,63 +109,76 @@ async def recommend(
     user = await _user(session, user_id)
     index, model, meta = await _ready(runtime)
     cap = max_per_artist or runtime.settings.max_per_artist
-
-    def score() -> RecommendResult:
-        user_model = runtime.models.user_model(user_id)
-        personal_ok = user_model is not None and not user_model.fallback
-        owned = index.frame.rows(user.owned)
-        disliked = index.frame.rows(user.disliked)
-        # Every input of the ranking is in the key, so a cached order is exactly what a fresh
-        # computation would return; the per-artist cap and the limit are applied per request.
-        key = (
-            user_id,
-            meta.version,
-            user_model.version if user_model is not None else None,
-            index.generation,
-            exclude_owned,
-            hash(np.sort(owned).tobytes()),
-            hash(np.sort(disliked).tobytes()),
+    # A stat() when cached; a reload (after a retrain) unpickles a few kilobytes.
+    user_model = runtime.models.user_model(user_id)
+    personal_ok = user_model is not None and not user_model.fallback
+    owned = index.frame.rows(user.owned)
+    disliked = index.frame.rows(user.disliked)
+    # Every input of the ranking is in the key, so a cached order is exactly what a fresh
+    # computation would return; the per-artist cap and the limit are applied per request.
+    key = (
+        user_id,
+        meta.version,
+        user_model.version if user_model is not None else None,
+        index.generation,
+        exclude_owned,
+        hash(np.sort(owned).tobytes()),
+        hash(np.sort(disliked).tobytes()),
+    )
+    ranked = runtime.ranked_cache.get(key)
+    if ranked is None:
+        excluded = np.concatenate([owned if exclude_owned else owned[:0], disliked])
+        # Without a personal model the audio part is the global average profile (fallback).
+        profile = build_profile(
+            index,
+            owned,
+            global_audio=model.global_audio,
+            min_tracks=model.min_tracks,
+            own_audio=user_model.audio if personal_ok and user_model is not None else NO_AUDIO,
         )
-        ranked = runtime.ranked_cache.get(key)
-        if ranked is None:
-            excluded = np.concatenate([owned if exclude_owned else owned[:0], disliked])
-            # Without a personal model the audio part is the global average profile (fallback).
-            profile = build_profile(
-                index,
-                owned,
-                global_audio=model.global_audio,
-                min_tracks=model.min_tracks,
-                own_audio=user_model.audio if personal_ok and user_model is not None else NO_AUDIO,
-            )
-            personal = user_model.personal if personal_ok and user_model is not None else None
-            ranked = rank(
-                index, model, profile, personal, exclude=excluded, limit=model.n_candidates
-            )
-            runtime.ranked_cache.put(key, ranked)
-        order = cap_per_artist(index.artist[ranked.rows], cap, limit)
-        if user_model is not None:
-            model_store.touch_last_used(store.user_paths(runtime.models.root, user_id)[0])
-        frame = index.frame
-        rows, scores, feats = ranked.rows[order], ranked.scores[order], ranked.features[order]
-        items = [
-            RecommendItem(
-                track_id=frame.track_ids[row],
-                title=frame.titles[row] or None,
-                artist=frame.artists[row] or None,
-                score=round(float(sc), 6),
-                drivers=d,
-            )
-            for row, sc, d in zip(rows.tolist(), scores, drivers(feats), strict=True)
-        ]
-        version = user_model.version if personal_ok and user_model is not None else meta.version
-        return RecommendResult(
-            user_id=user_id,
-            model="personal" if personal_ok else "profile_fallback",
-            version=version,
-            items=items,
+        personal = user_model.personal if personal_ok and user_model is not None else None
+        ranked = await runtime.run_cpu(
+            rank, index, model, profile, personal, exclude=excluded, limit=model.n_candidates
         )
+        runtime.ranked_cache.put(key, ranked)
+    if user_model is not None:
+        model_store.touch_last_used(store.user_paths(runtime.models.root, user_id)[0])
+    return _result(
+        index,
+        ranked,
+        user_id=user_id,
+        limit=limit,
+        cap=cap,
+        served="personal" if personal_ok else "profile_fallback",
+        version=user_model.version if personal_ok and user_model is not None else meta.version,
+    )
 
-    return await runtime.run_cpu(score)
+
+def _result(
+    index: CatalogIndex,
+    ranked: Ranked,
+    *,
+    user_id: int,
+    limit: int,
+    cap: int,
+    served: str,
+    version: str | None,
+) -> RecommendResult:
+    """The first `limit` ranked tracks under the per-artist cap, with their drivers."""
+    order = cap_per_artist(index.artist[ranked.rows], cap, limit)
+    frame = index.frame
+    rows, scores, feats = ranked.rows[order], ranked.scores[order], ranked.features[order]
+    items = [
+        RecommendItem(
+            track_id=frame.track_ids[row],
+            title=frame.titles[row] or None,
+            artist=frame.artists[row] or None,
+            score=round(float(sc), 6),
+            drivers=d,
+        )
+        for row, sc, d in zip(rows.tolist(), scores, drivers(feats), strict=True)
+    ]
+    return RecommendResult(user_id=user_id, model=served, version=version, items=items)
 
 
 @dataclass

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from musicspace_shared.settings import CommonSettings
 from pydantic_settings import SettingsConfigDict
+
+from musicspace_shared.settings import CommonSettings
 
 
 class Settings(CommonSettings):

@@ -14,12 +14,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from musicspace_shared import model_store
-from musicspace_shared.model_store import ModelMeta
-
 from musicspace_m1.hybrid import GlobalModel
 from musicspace_m1.personal import PersonalModel
 from musicspace_m1.profile import AudioProfile
+from musicspace_shared import model_store
+from musicspace_shared.model_store import ModelMeta
 
 GLOBAL_NAME = "audio_predictor.pkl"
 USER_MODELS = "user_models"

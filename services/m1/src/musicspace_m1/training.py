@@ -22,10 +22,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from musicspace_shared import model_store
-from musicspace_shared.catalog import TrackFrame
-from musicspace_shared.db.engine import make_engine, make_sessionmaker
-from musicspace_shared.model_store import ModelMeta
 from threadpoolctl import threadpool_limits
 
 from musicspace_m1 import VERSION, repository, store
@@ -35,6 +31,10 @@ from musicspace_m1.hybrid import GlobalModel
 from musicspace_m1.personal import train_personal
 from musicspace_m1.profile import audio_profile, to_raw_units
 from musicspace_m1.settings import Settings
+from musicspace_shared import model_store
+from musicspace_shared.catalog import TrackFrame
+from musicspace_shared.db.engine import make_engine, make_sessionmaker
+from musicspace_shared.model_store import ModelMeta
 
 
 def fit_global_model(
