@@ -10,6 +10,7 @@ model folder var/bench/models, so the global models are trained on the first run
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import os
 import platform
 import secrets
@@ -120,6 +121,14 @@ class LoadResult:
         }
 
 
+def _try_lock(handle: Any) -> bool:
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
 class BenchContext:
     def __init__(self, *, quick: bool = False) -> None:
         self.quick = quick
@@ -147,6 +156,7 @@ class BenchContext:
 
     def _ensure_database(self, url: str) -> None:
         import sqlalchemy as sa
+
         from musicspace_shared.db.engine import make_engine
 
         if url.startswith("sqlite"):
@@ -167,6 +177,12 @@ class BenchContext:
         """Start (once) the five services and Traefik with a rate limit high enough for load."""
         if self._stack is not None:
             return self._stack
+        # One bench stack at a time per checkout: two would share var/bench/models (the
+        # embedded Chroma store does not survive two writers) and fight for the CPU.
+        lock = self._exit.enter_context((self.work / ".stack.lock").open("w"))
+        if not _try_lock(lock):
+            print("bench: waiting for another bench run (var/bench/.stack.lock)", flush=True)
+            fcntl.flock(lock, fcntl.LOCK_EX)
         url = self.database_url()
         self._ensure_database(url)
         model_root = self.work / "models"
@@ -240,6 +256,7 @@ class BenchContext:
     def _sample_users(url: str, count: int = 50) -> list[int]:
         """Demo users with at least 10 PMS tracks (deterministic order)."""
         import sqlalchemy as sa
+
         from musicspace_shared.db.engine import make_engine
 
         async def query() -> list[int]:
