@@ -119,3 +119,26 @@ async def test_corrupt_newer_version_keeps_serving_the_verified_one(
         assert (
             response.status_code == 200 and response.json()["model_version"] == trained["version"]
         )
+
+
+async def test_fresh_replica_falls_back_to_the_previous_model_when_the_new_one_is_corrupt(
+    trained: dict[str, Any], model_root: Path, m2_db_url: str, tmp_path: Path
+) -> None:
+    path = _copy_model(model_root, tmp_path)
+    model, meta = load_pickle(path)
+    publish_pickle(
+        path,
+        model,
+        ModelMeta(version=new_version(), trained_at=now_iso(), rows=meta.rows),
+        keep_previous=True,
+    )
+    path.write_bytes(path.read_bytes()[:-10])  # the new one is half-written
+    app = create_app(make_settings(m2_db_url, tmp_path))
+    async with app.router.lifespan_context(app), await client_for(app) as client:
+        ready = await client.get("/readyz")
+        assert ready.status_code == 200
+        assert ready.json()["checks"]["model"].startswith("degraded: serving previous version")
+        response = await client.post("/api/m2/predict-audio", json=TEXT_ITEM)
+        assert response.json()["model_version"] == trained["version"]
+        metrics = (await client.get("/metrics")).text
+        assert 'musicspace_events_total{event="model_load_failures",service="m2"} 1.0' in metrics

@@ -25,14 +25,16 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from musicspace_shared.admin import admin_router
 from musicspace_shared.db.engine import make_engine, make_sessionmaker, ping, session_scope
 from musicspace_shared.errors import DomainError
+from musicspace_shared.health import Degraded
 from musicspace_shared.logs import configure_logging, log_fields, request_id_var
 from musicspace_shared.metrics import ServiceMetrics
 from musicspace_shared.settings import CommonSettings
 
 logger = logging.getLogger("musicspace.web")
 
+
 ReadinessCheck = Callable[[FastAPI], Awaitable[str | None]]
-"""Returns None when ready, or a short reason when not."""
+"""Returns None when ready, Degraded(note) when ready with a caveat, or a reason when not."""
 
 Startup = Callable[[FastAPI], Any]
 """Called in lifespan after the DB engine exists; may return an async context manager."""
@@ -233,8 +235,10 @@ def _install_ops_routes(
                 reason = await check(app)
             except Exception as exc:  # noqa: BLE001
                 reason = f"{type(exc).__name__}: {exc}"
-            results[name] = reason or "ok"
-        failing = {k: v for k, v in results.items() if v != "ok"}
+            results[name] = (
+                f"degraded: {reason}" if isinstance(reason, Degraded) else reason or "ok"
+            )
+        failing = {k: v for k, v in results.items() if v != "ok" and not v.startswith("degraded: ")}
         status = 503 if failing else 200
         body = {
             "status": "ready" if not failing else "not ready",

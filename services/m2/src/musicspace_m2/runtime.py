@@ -22,7 +22,13 @@ from musicspace_m2.predictor import FeaturePredictor
 from musicspace_m2.settings import Settings
 from musicspace_m2.similar import ContentSpace, build_space
 from musicspace_shared.errors import ModelNotReady
-from musicspace_shared.model_store import ModelIntegrityError, ModelMeta, load_pickle, read_meta
+from musicspace_shared.health import Degraded
+from musicspace_shared.model_store import (
+    ModelIntegrityError,
+    ModelMeta,
+    load_pickle_with_fallback,
+    read_meta,
+)
 
 logger = logging.getLogger("musicspace.m2.runtime")
 T = TypeVar("T")
@@ -41,6 +47,8 @@ class Runtime:
     metrics: Any = None  # the app's ServiceMetrics (None in tools)
     model: LoadedModel | None = None
     load_error: str | None = None
+    degraded: str | None = None  # set while a corrupt new model has us on the previous one
+    _refused_version: str | None = None
     space: ContentSpace | None = None
     space_key: tuple[Any, ...] | None = None
     _checked_at: float = 0.0
@@ -71,20 +79,36 @@ class Runtime:
                 return self.model
             if self.model is not None and self.model.meta.version == meta.version:
                 return self.model
+            if meta.version == self._refused_version and self.model is not None:
+                return self.model  # already refused this artifact; keep what we hold
             try:
-                predictor, loaded_meta = await asyncio.to_thread(load_pickle, path)
+                predictor, artifact = await asyncio.to_thread(load_pickle_with_fallback, path)
             except ModelIntegrityError as exc:
                 # Keep serving what we hold (if anything); never unpickle unverified bytes.
-                self.load_error = f"integrity: {exc}"
-                logger.error("m2 model refused: %s", exc)
+                self._refuse(meta.version, f"integrity: {exc}")
                 return self.model
             except (OSError, EOFError, ValueError) as exc:
-                self.load_error = f"unreadable: {type(exc).__name__}"
+                self._refuse(meta.version, f"unreadable: {type(exc).__name__}")
                 return self.model
-            self.model = LoadedModel(predictor, loaded_meta)
+            if artifact.problem:
+                self._refuse(meta.version, artifact.problem)
+                self.degraded = (
+                    f"serving previous version {artifact.meta.version}: {artifact.problem}"
+                )
+            else:
+                self.degraded = None
+            if self.model is None or self.model.meta.version != artifact.meta.version:
+                self.model = LoadedModel(predictor, artifact.meta)
+                logger.info("m2 model loaded", extra={"version": artifact.meta.version})
             self.load_error = None
-            logger.info("m2 model loaded", extra={"version": loaded_meta.version})
             return self.model
+
+    def _refuse(self, version: str, reason: str) -> None:
+        self._refused_version = version
+        self.load_error = reason
+        logger.error("m2 model refused: %s", reason)
+        if self.metrics is not None:
+            self.metrics.count("model_load_failures")
 
     async def require_model(self) -> LoadedModel:
         model = await self.refresh_model()
@@ -129,4 +153,4 @@ async def model_readiness(runtime: Runtime) -> str | None:
     model = await runtime.refresh_model()
     if model is None:
         return runtime.load_error or "missing"
-    return None
+    return Degraded(runtime.degraded) if runtime.degraded else None

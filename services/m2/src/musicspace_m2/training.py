@@ -132,7 +132,7 @@ def publish(
             "support_r2": model.support_r2,
         },
     )
-    return publish_pickle(path, model, meta)
+    return publish_pickle(path, model, meta, keep_previous=True)
 
 
 async def train_global_from_db(
