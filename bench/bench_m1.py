@@ -54,6 +54,8 @@ def _train_users(base: str, users: list[int]) -> dict[str, int]:
 
 def _cpu_per_stage(database_url: str, model_root: Path, users: list[int]) -> dict[str, Any]:
     """Thread CPU milliseconds per cold request for each stage, in this process (no HTTP)."""
+    from threadpoolctl import threadpool_limits
+
     from musicspace_m1.catalog_index import build_catalog_index
     from musicspace_m1.hybrid import candidates, drivers, feature_matrix
     from musicspace_m1.profile import NO_AUDIO, build_profile
@@ -61,7 +63,6 @@ def _cpu_per_stage(database_url: str, model_root: Path, users: list[int]) -> dic
     from musicspace_m1.store import ModelCache
     from musicspace_shared.catalog import load_tracks, load_user_tracks
     from musicspace_shared.db.engine import make_engine, make_sessionmaker
-    from threadpoolctl import threadpool_limits
 
     settings = Settings(database_url=database_url, model_root=model_root)
 

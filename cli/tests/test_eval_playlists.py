@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from musicspace_cli.eval_baselines import BASELINES
 from musicspace_cli.eval_playlists import ndcg_at_k, r_precision, recall_at_k, run, split_playlists
 from musicspace_shared.catalog import read_catalog_csv, read_playlists_csv

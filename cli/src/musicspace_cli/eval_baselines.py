@@ -10,6 +10,7 @@ from collections.abc import Mapping
 
 import numpy as np
 import scipy.sparse as sp
+
 from musicspace_shared.catalog import TrackFrame
 
 Users = Mapping[str, list[str]]

@@ -23,10 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from musicspace_shared.catalog import TrackFrame, read_catalog_csv, read_playlists_csv
-
 from musicspace_cli.demo_data import DEMO_PLAYLISTS
 from musicspace_cli.eval_baselines import BASELINES
+from musicspace_shared.catalog import TrackFrame, read_catalog_csv, read_playlists_csv
 
 logger = logging.getLogger("musicspace.eval")
 
