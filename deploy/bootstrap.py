@@ -58,6 +58,7 @@ STEPS = (
 
 async def _track_count(settings: CommonSettings) -> int:
     import sqlalchemy as sa
+
     from musicspace_shared.db.engine import make_engine
 
     engine = make_engine(settings)

@@ -12,9 +12,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from musicspace_shared.db.migrate import upgrade
 
 from deploy import bootstrap
+from musicspace_shared.db.migrate import upgrade
 
 RECORDER = """
 import json, sys

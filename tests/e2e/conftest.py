@@ -20,9 +20,9 @@ from pathlib import Path
 import httpx
 import pytest
 import sqlalchemy as sa
-from musicspace_shared.db.engine import make_engine
 
 from deploy import gen_cert, render_gateway
+from musicspace_shared.db.engine import make_engine
 from tests.processes import ServiceProcess, free_port
 from tests.traefik import running_traefik
 

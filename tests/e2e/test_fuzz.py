@@ -16,16 +16,15 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck
 from schemathesis.checks import not_a_server_error
-from schemathesis.specs.openapi.checks import response_schema_conformance
+from schemathesis.specs.openapi.checks import content_type_conformance, response_schema_conformance
 
 from tests.e2e.conftest import SERVICES, Stack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.mariadb, pytest.mark.fuzz]
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "5"))
-# Not content_type_conformance: errors are rendered as application/problem+json by the shared
-# handlers, while FastAPI's generated OpenAPI still documents its default application/json 422.
-CHECKS = [not_a_server_error, response_schema_conformance]
+# Errors are application/problem+json, and the shared app factory documents them so.
+CHECKS = [not_a_server_error, response_schema_conformance, content_type_conformance]
 
 
 @pytest.mark.parametrize("service", SERVICES)
