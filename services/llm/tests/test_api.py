@@ -38,6 +38,14 @@ async def test_korean_query_finds_the_same_subgenre(client: httpx.AsyncClient) -
     response = await client.post("/api/llm/search", json={"query": "새벽 드라이브에 어울리는 신스팝", "limit": 5})
     assert response.status_code == 200
     assert {item["subgenre"] for item in response.json()["items"]} == {"electropop"}
+    # 드라이브 (drive) contains 라이브 (live): a word's inside is not a concept of its own.
+    assert "liveness:high" not in response.json()["intent"]["features"]
+
+
+async def test_korean_word_with_a_particle_is_still_understood(client: httpx.AsyncClient) -> None:
+    response = await client.post("/api/llm/search", json={"query": "라이브로 듣는 록", "limit": 3})
+    assert response.status_code == 200
+    assert response.json()["intent"]["features"].get("liveness:high") == 1.0
 
 
 async def test_feature_query_ranks_tracks_with_that_quality(client: httpx.AsyncClient) -> None:

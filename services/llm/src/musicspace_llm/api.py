@@ -40,19 +40,34 @@ def _items(result: service.Result) -> list[TrackResult]:
     items = []
     for match, reason in zip(result.matches, result.reasons, strict=True):
         r = match.row
-        features = {n: round(float(frame.features[r, j]), 4) for j, n in enumerate(FEATURES) if not math.isnan(frame.features[r, j])}
-        items.append(TrackResult(
-            track_id=frame.track_ids[r], title=frame.titles[r] or None, artist=frame.artists[r] or None,
-            album=frame.albums[r] or None, genre=frame.genres[r] or None, subgenre=frame.subgenres[r] or None,
-            score=round(match.score, 4), reason=reason, matched=match.matched, audio_features=features,
-        ))
+        features = {
+            n: round(float(frame.features[r, j]), 4)
+            for j, n in enumerate(FEATURES)
+            if not math.isnan(frame.features[r, j])
+        }
+        items.append(
+            TrackResult(
+                track_id=frame.track_ids[r],
+                title=frame.titles[r] or None,
+                artist=frame.artists[r] or None,
+                album=frame.albums[r] or None,
+                genre=frame.genres[r] or None,
+                subgenre=frame.subgenres[r] or None,
+                score=round(match.score, 4),
+                reason=reason,
+                matched=match.matched,
+                audio_features=features,
+            )
+        )
     return items
 
 
 def _intent(result: service.Result) -> Intent:
     i = result.intent
     r = lambda d: {str(k): round(float(v), 3) for k, v in d.items()}  # noqa: E731
-    return Intent(subgenres=r(i.subgenres), genres=r(i.genres), features=r(i.features), eras=r(i.eras))
+    return Intent(
+        subgenres=r(i.subgenres), genres=r(i.genres), features=r(i.features), eras=r(i.eras)
+    )
 
 
 @router.post("/search", response_model=SearchResponse, summary="Natural-language track search")
@@ -61,22 +76,52 @@ async def search(body: SearchRequest, request: Request) -> SearchResponse:
     filters = None
     if body.filters is not None:
         f = body.filters
-        filters = SearchFilters(genres=[f.genre] if f.genre else [], subgenres=[f.subgenre] if f.subgenre else [], ranges=f.ranges())
-    result = await service.search(manager=manager, query=body.query, limit=body.limit, filters=filters, writer=_writer(request))
+        filters = SearchFilters(
+            genres=[f.genre] if f.genre else [],
+            subgenres=[f.subgenre] if f.subgenre else [],
+            ranges=f.ranges(),
+        )
+    result = await service.search(
+        manager=manager,
+        query=body.query,
+        limit=body.limit,
+        filters=filters,
+        writer=_writer(request),
+    )
     request.app.state.metrics.count("searches")
-    return SearchResponse(query=body.query, provider=manager.embedder.provider, model=manager.embedder.model, intent=_intent(result), items=_items(result))
+    return SearchResponse(
+        query=body.query,
+        provider=manager.embedder.provider,
+        model=manager.embedder.model,
+        intent=_intent(result),
+        items=_items(result),
+    )
 
 
-@router.post("/recommend", response_model=RecommendResponse, summary="Search blended with the user's profile")
-async def recommend(body: RecommendRequest, request: Request, session: SessionDep) -> RecommendResponse:
+@router.post(
+    "/recommend", response_model=RecommendResponse, summary="Search blended with the user's profile"
+)
+async def recommend(
+    body: RecommendRequest, request: Request, session: SessionDep
+) -> RecommendResponse:
     manager = _manager(request)
     result = await service.recommend(
-        manager=manager, session=session, user_id=body.user_id, query=body.query, limit=body.limit, writer=_writer(request),
+        manager=manager,
+        session=session,
+        user_id=body.user_id,
+        query=body.query,
+        limit=body.limit,
+        writer=_writer(request),
     )
     request.app.state.metrics.count("recommendations")
     return RecommendResponse(
-        query=body.query, provider=manager.embedder.provider, model=manager.embedder.model, intent=_intent(result),
-        items=_items(result), user_id=body.user_id, profile_tracks=result.profile_tracks,
+        query=body.query,
+        provider=manager.embedder.provider,
+        model=manager.embedder.model,
+        intent=_intent(result),
+        items=_items(result),
+        user_id=body.user_id,
+        profile_tracks=result.profile_tracks,
     )
 
 
@@ -85,6 +130,10 @@ async def index_status(request: Request) -> IndexStatus:
     return IndexStatus(**_manager(request).status())
 
 
-@router.post("/index/sync", response_model=SyncResponse, summary="Upsert tracks changed since the last sync (admin)")
+@router.post(
+    "/index/sync",
+    response_model=SyncResponse,
+    summary="Upsert tracks changed since the last sync (admin)",
+)
 async def index_sync(request: Request, _admin: AdminOnly) -> SyncResponse:
     return SyncResponse(**(await _manager(request).sync()))

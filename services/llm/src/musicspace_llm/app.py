@@ -36,13 +36,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         embedder = make_embedder(settings)
         store = VectorStore(make_client(settings), collection_name(embedder))
         manager = IndexManager(
-            embedder=embedder, store=store, sessionmaker=app.state.sessionmaker,
-            batch_size=settings.index_batch_size, sync_interval_s=settings.sync_interval_s,
+            embedder=embedder,
+            store=store,
+            sessionmaker=app.state.sessionmaker,
+            batch_size=settings.index_batch_size,
+            sync_interval_s=settings.sync_interval_s,
             sync_overlap_s=settings.sync_overlap_s,
         )
         app.state.index_manager = manager
         if isinstance(embedder, GeminiEmbedder) and settings.gemini_reasons:
-            app.state.reason_writer = GeminiReasons(client=embedder.client, model=settings.gemini_reason_model, timeout_s=settings.reason_timeout_s)
+            app.state.reason_writer = GeminiReasons(
+                client=embedder.client,
+                model=settings.gemini_reason_model,
+                timeout_s=settings.reason_timeout_s,
+            )
         manager.start()
         try:
             yield

@@ -53,15 +53,23 @@ def decade(release_date: str | None) -> int | None:
 
 
 def track_document(
-    *, title: str, artist: str, album: str, genre: str, subgenre: str,
-    features: Sequence[float], year: int | None,
+    *,
+    title: str,
+    artist: str,
+    album: str,
+    genre: str,
+    subgenre: str,
+    features: Sequence[float],
+    year: int | None,
 ) -> str:
     """The text embedded for one track."""
     parts = [f"{title} by {artist}".strip()]
     if album and album != title:
         parts.append(f"album {album}")
     if genre or subgenre:
-        parts.append(f"{subgenre} {genre} music ({GENRE_KO.get(genre, '')} {subgenre})".replace("( ", "("))
+        parts.append(
+            f"{subgenre} {genre} music ({GENRE_KO.get(genre, '')} {subgenre})".replace("( ", "(")
+        )
     if year:
         parts.append(f"{year}s ({year % 100:02d}년대)")
     words = feature_words(features)

@@ -100,14 +100,25 @@ class GeminiEmbedder:
     provider = "gemini"
 
     def __init__(
-        self, *, api_key: str, model: str = "gemini-embedding-001", dim: int = 768,
-        base_url: str | None = None, batch_size: int = 100, max_retries: int = 5,
-        backoff_s: float = 0.5, timeout_s: float = 30.0,
+        self,
+        *,
+        api_key: str,
+        model: str = "gemini-embedding-001",
+        dim: int = 768,
+        base_url: str | None = None,
+        batch_size: int = 100,
+        max_retries: int = 5,
+        backoff_s: float = 0.5,
+        timeout_s: float = 30.0,
     ) -> None:
         from google import genai
         from google.genai import types
 
-        options = types.HttpOptions(base_url=base_url, timeout=int(timeout_s * 1000)) if base_url else types.HttpOptions(timeout=int(timeout_s * 1000))
+        options = (
+            types.HttpOptions(base_url=base_url, timeout=int(timeout_s * 1000))
+            if base_url
+            else types.HttpOptions(timeout=int(timeout_s * 1000))
+        )
         self._client = genai.Client(api_key=api_key, http_options=options)
         self._types = types
         self.model = model
@@ -127,21 +138,30 @@ class GeminiEmbedder:
         config = self._types.EmbedContentConfig(task_type=task_type, output_dimensionality=self.dim)
         for attempt in range(self.max_retries + 1):
             try:
-                response = await self._client.aio.models.embed_content(model=self.model, contents=texts, config=config)
+                response = await self._client.aio.models.embed_content(
+                    model=self.model, contents=texts, config=config
+                )
                 vectors = [e.values for e in (response.embeddings or [])]
                 if len(vectors) != len(texts):
-                    raise UpstreamUnavailable(f"gemini returned {len(vectors)} embeddings for {len(texts)} texts")
+                    raise UpstreamUnavailable(
+                        f"gemini returned {len(vectors)} embeddings for {len(texts)} texts"
+                    )
                 return _normalise(np.array(vectors, dtype=np.float32))
             except errors.APIError as exc:
                 if exc.code not in RETRYABLE_STATUS or attempt == self.max_retries:
                     # The message carries the status and Google's text, never the key.
                     raise UpstreamUnavailable(f"gemini embeddings failed: HTTP {exc.code}") from exc
                 delay = self.backoff_s * (2**attempt) * (0.5 + random.random())
-                logger.warning("gemini embeddings retry", extra={"status": exc.code, "attempt": attempt + 1, "delay_s": round(delay, 2)})
+                logger.warning(
+                    "gemini embeddings retry",
+                    extra={"status": exc.code, "attempt": attempt + 1, "delay_s": round(delay, 2)},
+                )
                 await asyncio.sleep(delay)
             except Exception as exc:  # transport errors (connect, timeout) are retried too
                 if isinstance(exc, UpstreamUnavailable) or attempt == self.max_retries:
-                    raise UpstreamUnavailable(f"gemini embeddings failed: {type(exc).__name__}") from exc
+                    raise UpstreamUnavailable(
+                        f"gemini embeddings failed: {type(exc).__name__}"
+                    ) from exc
                 await asyncio.sleep(self.backoff_s * (2**attempt) * (0.5 + random.random()))
         raise AssertionError("unreachable")
 
@@ -159,8 +179,14 @@ class GeminiEmbedder:
     async def embed_queries(self, texts: list[str]) -> np.ndarray:
         missing = [t for t in dict.fromkeys(texts) if ("q", t) not in self._cache]
         if missing:
-            for text, vector in zip(missing, await self._embed(missing, "RETRIEVAL_QUERY"), strict=True):
+            for text, vector in zip(
+                missing, await self._embed(missing, "RETRIEVAL_QUERY"), strict=True
+            ):
                 self._cache[("q", text)] = vector
             while len(self._cache) > 4096:
                 self._cache.popitem(last=False)
-        return np.stack([self._cache[("q", t)] for t in texts]) if texts else np.zeros((0, self.dim), np.float32)
+        return (
+            np.stack([self._cache[("q", t)] for t in texts])
+            if texts
+            else np.zeros((0, self.dim), np.float32)
+        )

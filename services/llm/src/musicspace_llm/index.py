@@ -45,7 +45,9 @@ class TrackIndex:
     popularity: np.ndarray = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self.unit = unit_features(self.frame.features) if len(self.frame) else np.zeros((0, len(FEATURES)))
+        self.unit = (
+            unit_features(self.frame.features) if len(self.frame) else np.zeros((0, len(FEATURES)))
+        )
         self.sub_names = sorted(set(self.frame.subgenres))
         self.genre_names = sorted(set(self.frame.genres))
         sub_pos = {name: i for i, name in enumerate(self.sub_names)}
@@ -64,10 +66,15 @@ class TrackIndex:
 
     def upserted(self, other: TrackIndex) -> TrackIndex:
         """A new snapshot with `other`'s tracks replacing or joining this one's."""
-        keep = np.array([i for i, t in enumerate(self.frame.track_ids) if t not in other.frame.index], dtype=np.int64)
+        keep = np.array(
+            [i for i, t in enumerate(self.frame.track_ids) if t not in other.frame.index],
+            dtype=np.int64,
+        )
         base = self.frame.subset(keep)
         frame = _concat_frames(base, other.frame)
-        watermark = max((w for w in (self.watermark, other.watermark) if w is not None), default=None)
+        watermark = max(
+            (w for w in (self.watermark, other.watermark) if w is not None), default=None
+        )
         return TrackIndex(
             frame=frame,
             decades=np.concatenate([self.decades[keep], other.decades]),
@@ -86,6 +93,9 @@ def _concat_frames(a: TrackFrame, b: TrackFrame) -> TrackFrame:
         genres=a.genres + b.genres,
         subgenres=a.subgenres + b.subgenres,
         popularity=np.concatenate([a.popularity, b.popularity]),
-        features=np.concatenate([a.features.reshape(-1, len(FEATURES)), b.features.reshape(-1, len(FEATURES))]),
-        features_source=(a.features_source or [None] * len(a)) + (b.features_source or [None] * len(b)),
+        features=np.concatenate(
+            [a.features.reshape(-1, len(FEATURES)), b.features.reshape(-1, len(FEATURES))]
+        ),
+        features_source=(a.features_source or [None] * len(a))
+        + (b.features_source or [None] * len(b)),
     )

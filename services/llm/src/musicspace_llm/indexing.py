@@ -40,8 +40,12 @@ def make_embedder(settings: Settings) -> Embedder:
         if not key:
             raise ValueError("LLM_PROVIDER=gemini needs GOOGLE_API_KEY or GOOGLE_API_KEY_FILE")
         return GeminiEmbedder(
-            api_key=key, model=settings.gemini_embedding_model, dim=settings.gemini_embedding_dim,
-            base_url=settings.gemini_base_url, max_retries=settings.gemini_retries, timeout_s=settings.gemini_timeout_s,
+            api_key=key,
+            model=settings.gemini_embedding_model,
+            dim=settings.gemini_embedding_dim,
+            base_url=settings.gemini_base_url,
+            max_retries=settings.gemini_retries,
+            timeout_s=settings.gemini_timeout_s,
         )
     return OfflineEmbedder(threads=settings.offline_threads)
 
@@ -49,15 +53,24 @@ def make_embedder(settings: Settings) -> Embedder:
 def documents_for(frame: TrackFrame, decades: np.ndarray) -> list[str]:
     return [
         track_document(
-            title=frame.titles[i], artist=frame.artists[i], album=frame.albums[i], genre=frame.genres[i],
-            subgenre=frame.subgenres[i], features=frame.features[i], year=int(decades[i]) or None,
+            title=frame.titles[i],
+            artist=frame.artists[i],
+            album=frame.albums[i],
+            genre=frame.genres[i],
+            subgenre=frame.subgenres[i],
+            features=frame.features[i],
+            year=int(decades[i]) or None,
         )
         for i in range(len(frame))
     ]
 
 
 async def embed_catalog(
-    rows: CatalogRows, *, embedder: Embedder, store: VectorStore | None = None, batch_size: int = 256,
+    rows: CatalogRows,
+    *,
+    embedder: Embedder,
+    store: VectorStore | None = None,
+    batch_size: int = 256,
     progress: Progress | None = None,
 ) -> tuple[TrackIndex, int]:
     """An index of `rows`, reusing stored vectors whose document is unchanged; (index, embedded)."""
@@ -69,7 +82,9 @@ async def embed_catalog(
     if store is not None and len(frame):
         stored = await asyncio.to_thread(store.load, frame.track_ids)
         if stored.vectors.ndim == 2 and stored.vectors.shape[1] == embedder.dim:
-            known = {t: (i, h) for i, (t, h) in enumerate(zip(stored.ids, stored.hashes, strict=True))}
+            known = {
+                t: (i, h) for i, (t, h) in enumerate(zip(stored.ids, stored.hashes, strict=True))
+            }
             todo = []
             for row, track_id in enumerate(frame.track_ids):
                 hit = known.get(track_id)
@@ -83,15 +98,25 @@ async def embed_catalog(
         vectors[chunk] = fresh
         if store is not None:
             metadatas = [
-                {"doc_hash": hashes[r], "genre": frame.genres[r], "subgenre": frame.subgenres[r]} for r in chunk
+                {"doc_hash": hashes[r], "genre": frame.genres[r], "subgenre": frame.subgenres[r]}
+                for r in chunk
             ]
             await asyncio.to_thread(
-                store.upsert, ids=[frame.track_ids[r] for r in chunk], vectors=fresh,
-                documents=[documents[r] for r in chunk], metadatas=metadatas,
+                store.upsert,
+                ids=[frame.track_ids[r] for r in chunk],
+                vectors=fresh,
+                documents=[documents[r] for r in chunk],
+                metadatas=metadatas,
             )
         if progress is not None:
             progress(min(start + batch_size, len(todo)), len(todo))
-    index = TrackIndex(frame=frame, decades=rows.decades, vectors=vectors, documents=documents, watermark=rows.watermark)
+    index = TrackIndex(
+        frame=frame,
+        decades=rows.decades,
+        vectors=vectors,
+        documents=documents,
+        watermark=rows.watermark,
+    )
     return index, len(todo)
 
 
@@ -107,8 +132,14 @@ async def rebuild_from_db(settings: Settings | None = None) -> dict[str, Any]:
     finally:
         await engine.dispose()
     await asyncio.to_thread(store.reset)
-    index, embedded = await embed_catalog(rows, embedder=embedder, store=store, batch_size=settings.index_batch_size)
+    index, embedded = await embed_catalog(
+        rows, embedder=embedder, store=store, batch_size=settings.index_batch_size
+    )
     return {
-        "collection": store.name, "provider": embedder.provider, "model": embedder.model,
-        "tracks": len(index), "embedded": embedded, "stored": await asyncio.to_thread(store.count),
+        "collection": store.name,
+        "provider": embedder.provider,
+        "model": embedder.model,
+        "tracks": len(index),
+        "embedded": embedded,
+        "stored": await asyncio.to_thread(store.count),
     }

@@ -25,8 +25,14 @@ logger = logging.getLogger("musicspace.llm.index")
 
 class IndexManager:
     def __init__(
-        self, *, embedder: Embedder, store: VectorStore, sessionmaker: async_sessionmaker[AsyncSession],
-        batch_size: int = 256, sync_interval_s: float = 30.0, sync_overlap_s: float = 300.0,
+        self,
+        *,
+        embedder: Embedder,
+        store: VectorStore,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        batch_size: int = 256,
+        sync_interval_s: float = 30.0,
+        sync_overlap_s: float = 300.0,
     ) -> None:
         self.sync_overlap_s = sync_overlap_s
         self.embedder = embedder
@@ -88,7 +94,10 @@ class IndexManager:
                 else:
                     await self.sync()
             except Exception as exc:  # noqa: BLE001 - keep serving the last good snapshot
-                logger.warning("index sync failed", extra=log_fields(error=f"{type(exc).__name__}: {exc}"[:300]))
+                logger.warning(
+                    "index sync failed",
+                    extra=log_fields(error=f"{type(exc).__name__}: {exc}"[:300]),
+                )
 
     def _on_progress(self, done: int, total: int) -> None:
         self.progress = (done, total)
@@ -104,10 +113,18 @@ class IndexManager:
                 rows = await load_catalog(session)
             self.progress = (0, len(rows.frame))
             index, embedded = await embed_catalog(
-                rows, embedder=self.embedder, store=self.store, batch_size=self.batch_size, progress=self._on_progress,
+                rows,
+                embedder=self.embedder,
+                store=self.store,
+                batch_size=self.batch_size,
+                progress=self._on_progress,
             )
             self.index, self.state, self.error = index, "ready", None
-            summary = {"tracks": len(index), "embedded": embedded, "seconds": round(time.perf_counter() - started, 2)}
+            summary = {
+                "tracks": len(index),
+                "embedded": embedded,
+                "seconds": round(time.perf_counter() - started, 2),
+            }
             logger.info("index built", extra=log_fields(collection=self.collection, **summary))
             return summary
 
@@ -120,22 +137,39 @@ class IndexManager:
             # Look back a little before the watermark: a transaction that committed late with an
             # earlier updated_at (or a replica's clock skew) is still seen; unchanged rows are
             # filtered out below by comparing their documents and features.
-            since = current.watermark - timedelta(seconds=self.sync_overlap_s) if current.watermark else None
+            since = (
+                current.watermark - timedelta(seconds=self.sync_overlap_s)
+                if current.watermark
+                else None
+            )
             async with self.sessionmaker() as session:
                 rows = await load_catalog(session, since=since)
             changed = [
-                i for i, t in enumerate(rows.frame.track_ids)
+                i
+                for i, t in enumerate(rows.frame.track_ids)
                 if t not in current.frame.index or _differs(current, rows, i)
             ]
-            summary: dict[str, Any] = {"seen": len(rows.frame), "changed": len(changed), "embedded": 0}
+            summary: dict[str, Any] = {
+                "seen": len(rows.frame),
+                "changed": len(changed),
+                "embedded": 0,
+            }
             if changed:
                 picked = np.array(changed, dtype=np.int64)
-                subset = CatalogRows(rows.frame.subset(picked), rows.decades[picked], rows.watermark)
-                fresh, embedded = await embed_catalog(subset, embedder=self.embedder, store=self.store, batch_size=self.batch_size)
+                subset = CatalogRows(
+                    rows.frame.subset(picked), rows.decades[picked], rows.watermark
+                )
+                fresh, embedded = await embed_catalog(
+                    subset, embedder=self.embedder, store=self.store, batch_size=self.batch_size
+                )
                 self.index = current.upserted(fresh)
                 summary["embedded"] = embedded
-            elif rows.watermark is not None and (current.watermark is None or rows.watermark > current.watermark):
-                current.watermark = rows.watermark  # only the watermark moves: no reader depends on it
+            elif rows.watermark is not None and (
+                current.watermark is None or rows.watermark > current.watermark
+            ):
+                current.watermark = (
+                    rows.watermark
+                )  # only the watermark moves: no reader depends on it
             summary["tracks"] = len(self.index)
             self.last_sync = summary
             if changed:
@@ -145,10 +179,15 @@ class IndexManager:
     def status(self) -> dict[str, Any]:
         index = self.index
         return {
-            "state": self.state, "collection": self.collection, "provider": self.embedder.provider,
-            "model": self.embedder.model, "tracks": len(index) if index else 0,
+            "state": self.state,
+            "collection": self.collection,
+            "provider": self.embedder.provider,
+            "model": self.embedder.model,
+            "tracks": len(index) if index else 0,
             "watermark": index.watermark.isoformat() if index and index.watermark else None,
-            "progress": list(self.progress), "last_sync": self.last_sync, "error": self.error,
+            "progress": list(self.progress),
+            "last_sync": self.last_sync,
+            "error": self.error,
         }
 
 
@@ -158,5 +197,7 @@ def _differs(index: TrackIndex, rows: CatalogRows, i: int) -> bool:
     document = documents_for(rows.frame.subset(np.array([i])), rows.decades[[i]])[0]
     old, new = index.frame.popularity[position], rows.frame.popularity[i]
     same_popularity = old == new or (np.isnan(old) and np.isnan(new))
-    same_features = np.array_equal(index.frame.features[position], rows.frame.features[i], equal_nan=True)
+    same_features = np.array_equal(
+        index.frame.features[position], rows.frame.features[i], equal_nan=True
+    )
     return document != index.documents[position] or not same_popularity or not same_features

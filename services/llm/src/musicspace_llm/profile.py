@@ -8,7 +8,9 @@ import numpy as np
 
 from musicspace_llm.index import TrackIndex
 
-W_SUBGENRE = 0.35  # how much the user's subgenre mix moves a track (the query's subgenre weighs 1.0)
+W_SUBGENRE = (
+    0.35  # how much the user's subgenre mix moves a track (the query's subgenre weighs 1.0)
+)
 W_FEATURES = 0.25  # closeness to the user's mean audio profile
 _UNIT_FEATURES = slice(0, 7)  # the 0..1 features; tempo and loudness say little about taste alone
 

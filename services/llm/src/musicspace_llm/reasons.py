@@ -41,16 +41,24 @@ def _attribute(index: TrackIndex, row: int, key: str) -> str:
     return key
 
 
-def compose_reason(index: TrackIndex, match: Match, intent: QueryIntent, *, profile_note: str | None = None) -> str:
+def compose_reason(
+    index: TrackIndex, match: Match, intent: QueryIntent, *, profile_note: str | None = None
+) -> str:
     """Offline reason: the asked-for attributes this track really has, in plain words."""
     row = match.row
     parts = []
     for key in match.matched:
         asked = intent.matched.get(key)
         attribute = _attribute(index, row, key)
-        parts.append(f"{attribute} ('{asked}')" if asked and asked.lower() not in attribute.lower() else attribute)
+        parts.append(
+            f"{attribute} ('{asked}')"
+            if asked and asked.lower() not in attribute.lower()
+            else attribute
+        )
     if not parts:
-        parts.append(f"described like your query ({index.frame.subgenres[row] or 'unknown style'} by {index.frame.artists[row] or 'unknown artist'})")
+        parts.append(
+            f"described like your query ({index.frame.subgenres[row] or 'unknown style'} by {index.frame.artists[row] or 'unknown artist'})"
+        )
     if profile_note:
         parts.append(profile_note)
     text = "; ".join(parts)
@@ -61,12 +69,18 @@ def track_facts(index: TrackIndex, row: int) -> dict[str, Any]:
     """The attributes Gemini may ground a reason in (and nothing else)."""
     features = {
         name: round(float(index.frame.features[row, j]), 3)
-        for j, name in enumerate(FEATURES) if not math.isnan(index.frame.features[row, j])
+        for j, name in enumerate(FEATURES)
+        if not math.isnan(index.frame.features[row, j])
     }
     return {
-        "track_id": index.frame.track_ids[row], "title": index.frame.titles[row], "artist": index.frame.artists[row],
-        "album": index.frame.albums[row], "genre": index.frame.genres[row], "subgenre": index.frame.subgenres[row],
-        "decade": int(index.decades[row]) or None, "audio_features": features,
+        "track_id": index.frame.track_ids[row],
+        "title": index.frame.titles[row],
+        "artist": index.frame.artists[row],
+        "album": index.frame.albums[row],
+        "genre": index.frame.genres[row],
+        "subgenre": index.frame.subgenres[row],
+        "decade": int(index.decades[row]) or None,
+        "audio_features": features,
     }
 
 
@@ -102,7 +116,11 @@ def check_reasons(raw: str, facts: list[dict[str, Any]]) -> dict[str, str]:
         # Grounding: a subgenre other than the track's own must not be claimed.
         own = by_id[track_id]["subgenre"]
         lowered = reason.lower()
-        if any(name in lowered for name in SUBGENRE_GENRE if name != own and name not in own and len(name) > 4):
+        if any(
+            name in lowered
+            for name in SUBGENRE_GENRE
+            if name != own and name not in own and len(name) > 4
+        ):
             continue
         accepted[track_id] = reason
     return accepted
@@ -119,10 +137,14 @@ class GeminiReasons:
     async def write(self, query: str, facts: list[dict[str, Any]]) -> dict[str, str]:
         from google.genai import types
 
-        config = types.GenerateContentConfig(response_mime_type="application/json", temperature=0.2, max_output_tokens=2048)
+        config = types.GenerateContentConfig(
+            response_mime_type="application/json", temperature=0.2, max_output_tokens=2048
+        )
         try:
             response = await asyncio.wait_for(
-                self.client.aio.models.generate_content(model=self.model, contents=_prompt(query, facts), config=config),
+                self.client.aio.models.generate_content(
+                    model=self.model, contents=_prompt(query, facts), config=config
+                ),
                 timeout=self.timeout_s,
             )
             return check_reasons(response.text or "", facts)

@@ -31,8 +31,16 @@ def _aware(value: datetime | None) -> datetime | None:
 async def load_catalog(session: AsyncSession, *, since: datetime | None = None) -> CatalogRows:
     """All tracks, or those updated at/after `since` (the sync watermark), ordered by id."""
     columns = [
-        Track.track_id, Track.title, Track.artist, Track.album, Track.genre, Track.subgenre,
-        Track.popularity, Track.release_date, Track.updated_at, Track.features_source,
+        Track.track_id,
+        Track.title,
+        Track.artist,
+        Track.album,
+        Track.genre,
+        Track.subgenre,
+        Track.popularity,
+        Track.release_date,
+        Track.updated_at,
+        Track.features_source,
         *(getattr(Track, name) for name in FEATURES),
     ]
     query = sa.select(*columns).order_by(Track.track_id)
@@ -43,7 +51,10 @@ async def load_catalog(session: AsyncSession, *, since: datetime | None = None) 
     rows = (await session.execute(query)).all()
     n = len(rows)
     feats = np.array(
-        [[np.nan if r[10 + j] is None else float(r[10 + j]) for j in range(len(FEATURES))] for r in rows],
+        [
+            [np.nan if r[10 + j] is None else float(r[10 + j]) for j in range(len(FEATURES))]
+            for r in rows
+        ],
         dtype=np.float64,
     ).reshape(n, len(FEATURES))
     frame = TrackFrame(

@@ -9,7 +9,9 @@ from pydantic import BaseModel, Field, create_model, field_validator, model_vali
 from musicspace_shared.features import FEATURE_RANGES, FEATURES
 from musicspace_shared.ids import UserId
 
-Query = Field(min_length=1, max_length=500, description="natural-language query (English or Korean)")
+Query = Field(
+    min_length=1, max_length=500, description="natural-language query (English or Korean)"
+)
 Limit = Field(10, ge=1, le=50)
 
 

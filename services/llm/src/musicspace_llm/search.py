@@ -102,8 +102,14 @@ def structured_scores(index: TrackIndex, intent: QueryIntent) -> np.ndarray:
 
 
 def top_matches(
-    index: TrackIndex, intent: QueryIntent, query_vector: np.ndarray | None, *, limit: int,
-    filters: SearchFilters | None = None, exclude: set[str] | None = None, extra: np.ndarray | None = None,
+    index: TrackIndex,
+    intent: QueryIntent,
+    query_vector: np.ndarray | None,
+    *,
+    limit: int,
+    filters: SearchFilters | None = None,
+    exclude: set[str] | None = None,
+    extra: np.ndarray | None = None,
 ) -> list[Match]:
     """The best `limit` tracks, best first; `extra` adds a per-track score (the user profile)."""
     if not len(index):
@@ -137,7 +143,12 @@ def top_matches(
     # Ties broken by track id so results are stable run to run.
     top = sorted(top.tolist(), key=lambda i: (-score[i], index.frame.track_ids[candidates[i]]))
     return [
-        Match(row=int(candidates[i]), score=float(score[i]), matched=satisfied(index, int(candidates[i]), intent), similarity=float(similarity[i]))
+        Match(
+            row=int(candidates[i]),
+            score=float(score[i]),
+            matched=satisfied(index, int(candidates[i]), intent),
+            similarity=float(similarity[i]),
+        )
         for i in top
     ]
 
@@ -152,7 +163,9 @@ def satisfied(index: TrackIndex, row: int, intent: QueryIntent) -> list[str]:
     for key in intent.features:
         name, direction = key.split(":")
         value = index.unit[row, _FEATURE_POS[name]]
-        if not np.isnan(value) and ((direction == "high" and value >= 0.6) or (direction == "low" and value <= 0.4)):
+        if not np.isnan(value) and (
+            (direction == "high" and value >= 0.6) or (direction == "low" and value <= 0.4)
+        ):
             keys.append(f"feature:{key}")
     if int(index.decades[row]) in intent.eras:
         keys.append(f"era:{int(index.decades[row])}")

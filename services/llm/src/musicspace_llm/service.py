@@ -35,31 +35,55 @@ async def _understand(manager: IndexManager, query: str) -> tuple[TrackIndex, Qu
 
 
 async def _explain(
-    index: TrackIndex, intent: QueryIntent, matches: list[Match], *, query: str,
-    writer: GeminiReasons | None, notes: list[str | None] | None = None,
+    index: TrackIndex,
+    intent: QueryIntent,
+    matches: list[Match],
+    *,
+    query: str,
+    writer: GeminiReasons | None,
+    notes: list[str | None] | None = None,
 ) -> list[str]:
     notes = notes or [None] * len(matches)
-    reasons = [compose_reason(index, m, intent, profile_note=n) for m, n in zip(matches, notes, strict=True)]
+    reasons = [
+        compose_reason(index, m, intent, profile_note=n)
+        for m, n in zip(matches, notes, strict=True)
+    ]
     if writer is not None and matches:
         written = await writer.write(query, [track_facts(index, m.row) for m in matches])
-        reasons = [written.get(index.frame.track_ids[m.row], fallback) for m, fallback in zip(matches, reasons, strict=True)]
+        reasons = [
+            written.get(index.frame.track_ids[m.row], fallback)
+            for m, fallback in zip(matches, reasons, strict=True)
+        ]
     return reasons
 
 
 async def search(
-    *, manager: IndexManager, query: str, limit: int, filters: SearchFilters | None = None,
+    *,
+    manager: IndexManager,
+    query: str,
+    limit: int,
+    filters: SearchFilters | None = None,
     writer: GeminiReasons | None = None,
 ) -> Result:
     """The best tracks for a natural-language query, each with a reason."""
     if not query.strip():
         raise InvalidInput("query must not be blank")
     index, intent, vector = await _understand(manager, query)
-    matches = await asyncio.to_thread(top_matches, index, intent, vector, limit=limit, filters=filters)
-    return Result(index, intent, matches, await _explain(index, intent, matches, query=query, writer=writer))
+    matches = await asyncio.to_thread(
+        top_matches, index, intent, vector, limit=limit, filters=filters
+    )
+    return Result(
+        index, intent, matches, await _explain(index, intent, matches, query=query, writer=writer)
+    )
 
 
 async def recommend(
-    *, manager: IndexManager, session: AsyncSession, user_id: int, query: str, limit: int,
+    *,
+    manager: IndexManager,
+    session: AsyncSession,
+    user_id: int,
+    query: str,
+    limit: int,
     writer: GeminiReasons | None = None,
 ) -> Result:
     """Search blended with the user's PMS profile, without their own and disliked tracks."""
@@ -71,11 +95,21 @@ async def recommend(
     profile = build_profile(index, owned)
     bonus = profile_bonus(index, profile) if profile.tracks else None
     matches = await asyncio.to_thread(
-        top_matches, index, intent, vector, limit=limit, exclude=set(owned) | disliked, extra=bonus,
+        top_matches,
+        index,
+        intent,
+        vector,
+        limit=limit,
+        exclude=set(owned) | disliked,
+        extra=bonus,
     )
     notes: list[str | None] = []
     for m in matches:
         share = profile.subgenre_share.get(index.frame.subgenres[m.row], 0.0)
-        notes.append(f"{share:.0%} of your library is {index.frame.subgenres[m.row]}" if share >= 0.05 else None)
+        notes.append(
+            f"{share:.0%} of your library is {index.frame.subgenres[m.row]}"
+            if share >= 0.05
+            else None
+        )
     reasons = await _explain(index, intent, matches, query=query, writer=writer, notes=notes)
     return Result(index, intent, matches, reasons, profile_tracks=profile.tracks)

@@ -13,12 +13,18 @@ from musicspace_shared.settings import CommonSettings
 
 
 class Settings(CommonSettings):
-    model_config = SettingsConfigDict(env_prefix="LLM_", env_file=".env", extra="ignore", populate_by_name=True)
+    model_config = SettingsConfigDict(
+        env_prefix="LLM_", env_file=".env", extra="ignore", populate_by_name=True
+    )
 
     # auto: Gemini when a key is configured, the offline model otherwise.
     provider: Literal["auto", "offline", "gemini"] = "auto"
-    google_api_key: SecretStr | None = Field(None, validation_alias=AliasChoices("GOOGLE_API_KEY", "LLM_GOOGLE_API_KEY"))
-    google_api_key_file: Path | None = Field(None, validation_alias=AliasChoices("GOOGLE_API_KEY_FILE", "LLM_GOOGLE_API_KEY_FILE"))
+    google_api_key: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("GOOGLE_API_KEY", "LLM_GOOGLE_API_KEY")
+    )
+    google_api_key_file: Path | None = Field(
+        None, validation_alias=AliasChoices("GOOGLE_API_KEY_FILE", "LLM_GOOGLE_API_KEY_FILE")
+    )
     # Tests point this at a fake server; production leaves it unset (Google's default endpoint).
     gemini_base_url: str | None = None
     gemini_embedding_model: str = "gemini-embedding-001"
@@ -31,7 +37,9 @@ class Settings(CommonSettings):
     gemini_retries: int = Field(5, ge=0, le=10)
     reason_timeout_s: float = Field(8.0, gt=0)
     # Chroma: a server when set (compose), else the embedded persistent client on the volume.
-    chroma_url: str | None = Field(None, validation_alias=AliasChoices("CHROMA_URL", "LLM_CHROMA_URL"))
+    chroma_url: str | None = Field(
+        None, validation_alias=AliasChoices("CHROMA_URL", "LLM_CHROMA_URL")
+    )
     chroma_path: Path | None = None
     # How often the index looks for tracks added or enriched since its last sync (seconds).
     sync_interval_s: float = Field(30.0, ge=0)
@@ -48,7 +56,9 @@ class Settings(CommonSettings):
 
     @property
     def use_gemini(self) -> bool:
-        return self.provider == "gemini" or (self.provider == "auto" and self.gemini_key is not None)
+        return self.provider == "gemini" or (
+            self.provider == "auto" and self.gemini_key is not None
+        )
 
     @property
     def chroma_dir(self) -> Path:

@@ -33,8 +33,10 @@ def make_client(settings: Settings):  # noqa: ANN201 - chromadb.ClientAPI
     if settings.chroma_url:
         url = urlparse(settings.chroma_url)
         return chromadb.HttpClient(
-            host=url.hostname or "localhost", port=url.port or (443 if url.scheme == "https" else 8000),
-            ssl=url.scheme == "https", settings=chroma_settings,
+            host=url.hostname or "localhost",
+            port=url.port or (443 if url.scheme == "https" else 8000),
+            ssl=url.scheme == "https",
+            settings=chroma_settings,
         )
     settings.chroma_dir.mkdir(parents=True, exist_ok=True)
     return chromadb.PersistentClient(path=str(settings.chroma_dir), settings=chroma_settings)
@@ -64,13 +66,17 @@ class VectorStore:
     def count(self) -> int:
         return int(self.collection.count())
 
-    def upsert(self, *, ids: list[str], vectors: np.ndarray, documents: list[str], metadatas: list[dict]) -> None:
+    def upsert(
+        self, *, ids: list[str], vectors: np.ndarray, documents: list[str], metadatas: list[dict]
+    ) -> None:
         step = max(1, min(PAGE, int(self.client.get_max_batch_size())))
         for start in range(0, len(ids), step):
             end = start + step
             self.collection.upsert(
-                ids=ids[start:end], embeddings=np.asarray(vectors[start:end], dtype=np.float32),
-                documents=documents[start:end], metadatas=metadatas[start:end],
+                ids=ids[start:end],
+                embeddings=np.asarray(vectors[start:end], dtype=np.float32),
+                documents=documents[start:end],
+                metadatas=metadatas[start:end],
             )
 
     def load(self, ids: list[str] | None = None) -> StoredVectors:

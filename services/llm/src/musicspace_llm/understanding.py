@@ -25,11 +25,70 @@ _HANGUL = re.compile(r"[\uac00-\ud7a3]")
 _TOKEN = re.compile(r"[0-9a-z&'\-]+|[\uac00-\ud7a3]+")
 # Words that carry no musical meaning on their own (spans made only of these are skipped).
 _FILLER = {
-    "a", "an", "the", "for", "with", "from", "to", "of", "in", "on", "and", "or", "by", "some", "my", "me", "i",
-    "songs", "song", "music", "tracks", "track", "tunes", "playlist", "that", "like", "vibes", "vibe", "best",
-    "top", "hits", "list", "play", "want", "listen", "listening", "good", "great", "any", "while",
-    "노래", "음악", "곡", "노래들", "플레이리스트", "듣기", "듣는", "들을", "듣고", "좋은", "어울리는", "위한",
-    "같은", "추천", "모음", "명곡", "히트곡", "때", "할", "하는", "때의", "틀어줘", "찾아줘", "줘",
+    "a",
+    "an",
+    "the",
+    "for",
+    "with",
+    "from",
+    "to",
+    "of",
+    "in",
+    "on",
+    "and",
+    "or",
+    "by",
+    "some",
+    "my",
+    "me",
+    "i",
+    "songs",
+    "song",
+    "music",
+    "tracks",
+    "track",
+    "tunes",
+    "playlist",
+    "that",
+    "like",
+    "vibes",
+    "vibe",
+    "best",
+    "top",
+    "hits",
+    "list",
+    "play",
+    "want",
+    "listen",
+    "listening",
+    "good",
+    "great",
+    "any",
+    "while",
+    "노래",
+    "음악",
+    "곡",
+    "노래들",
+    "플레이리스트",
+    "듣기",
+    "듣는",
+    "들을",
+    "듣고",
+    "좋은",
+    "어울리는",
+    "위한",
+    "같은",
+    "추천",
+    "모음",
+    "명곡",
+    "히트곡",
+    "때",
+    "할",
+    "하는",
+    "때의",
+    "틀어줘",
+    "찾아줘",
+    "줘",
 }
 MAX_SPAN = 2
 MAX_SPANS = 24
@@ -49,7 +108,10 @@ class Calibration:
 
 
 # Per embedder; measured on the concept phrases themselves (paraphrase vs unrelated pairs).
-CALIBRATIONS = {"offline": Calibration(floor=0.55, full=0.85, margin=0.04), "gemini": Calibration(floor=0.72, full=0.86)}
+CALIBRATIONS = {
+    "offline": Calibration(floor=0.55, full=0.85, margin=0.04),
+    "gemini": Calibration(floor=0.72, full=0.86),
+}
 
 
 @dataclass
@@ -97,7 +159,13 @@ class _Hit:
 class QueryUnderstanding:
     """Concept lexicon plus its embeddings; parse(query, vectors) -> QueryIntent."""
 
-    def __init__(self, concepts: list[Concept], phrase_vectors: np.ndarray, phrase_owner: np.ndarray, calibration: Calibration) -> None:
+    def __init__(
+        self,
+        concepts: list[Concept],
+        phrase_vectors: np.ndarray,
+        phrase_owner: np.ndarray,
+        calibration: Calibration,
+    ) -> None:
         self.concepts = concepts
         self.phrase_vectors = phrase_vectors
         self.phrase_owner = phrase_owner
@@ -107,9 +175,12 @@ class QueryUnderstanding:
         self._aliases = [(i, alias.lower()) for i, c in enumerate(concepts) for alias in c.aliases]
         self._latin = [
             (i, alias, re.compile(r"(?<![0-9a-z])" + re.escape(alias) + r"(?:s|es)?(?![0-9a-z])"))
-            for i, alias in self._aliases if not _HANGUL.search(alias)
+            for i, alias in self._aliases
+            if not _HANGUL.search(alias)
         ]
-        self._hangul = [(i, alias.replace(" ", "")) for i, alias in self._aliases if _HANGUL.search(alias)]
+        self._hangul = [
+            (i, alias.replace(" ", "")) for i, alias in self._aliases if _HANGUL.search(alias)
+        ]
 
     @classmethod
     async def build(cls, embedder: Embedder) -> QueryUnderstanding:
@@ -133,10 +204,15 @@ class QueryUnderstanding:
         # Map positions in the text to positions in its space-free twin, so Latin and Korean
         # matches can be compared for overlap in one coordinate system.
         squashed, position = [], []
+        word_starts: set[int] = set()  # flat positions where a Hangul word begins
+        previous = " "
         for ch in text:
             position.append(len(squashed))
             if ch != " ":
+                if not _is_hangul(previous):
+                    word_starts.add(len(squashed))
                 squashed.append(ch)
+            previous = ch
         position.append(len(squashed))
         flat = "".join(squashed)
         hits: list[_Hit] = []
@@ -146,7 +222,10 @@ class QueryUnderstanding:
         for i, alias in self._hangul:
             start = flat.find(alias)
             while start >= 0:
-                hits.append(_Hit(i, start, start + len(alias), alias))
+                # Korean attaches particles at the end of a word, so a match may end anywhere,
+                # but it must start a word: 라이브 (live) inside 드라이브 (drive) is not a hit.
+                if start in word_starts:
+                    hits.append(_Hit(i, start, start + len(alias), alias))
                 start = flat.find(alias, start + 1)
         # Longest first; a hit inside (or overlapping) a longer accepted one is dropped, while
         # hits on exactly the same words are all kept ("slow": calm and slow tempo).
@@ -178,24 +257,39 @@ class QueryUnderstanding:
             tokens = [t for t in _TOKEN.findall(normalise(text)) if t not in _FILLER]
             return bool(tokens) and all(any(u in t for u in understood) for t in tokens)
 
-        literal_genres = {self.concepts[i].value for i in weights if self.concepts[i].kind == "genre"}
-        if len(literal_genres) >= 2 and not any(self.concepts[i].kind == "subgenre" for i in weights):
+        literal_genres = {
+            self.concepts[i].value for i in weights if self.concepts[i].kind == "genre"
+        }
+        if len(literal_genres) >= 2 and not any(
+            self.concepts[i].kind == "subgenre" for i in weights
+        ):
             # Two named genres that one subgenre spans mean that subgenre (latin + rap -> latin hip hop).
             for i, concept in enumerate(self.concepts):
-                if concept.kind == "subgenre" and literal_genres <= {SUBGENRE_GENRE[concept.value], *SUBGENRE_ALSO.get(concept.value, ())}:
+                if concept.kind == "subgenre" and literal_genres <= {
+                    SUBGENRE_GENRE[concept.value],
+                    *SUBGENRE_ALSO.get(concept.value, ()),
+                }:
                     weights[i] = 0.8
                     words[i] = " + ".join(sorted(literal_genres))
         literal_kinds = {self.concepts[i].kind for i in weights}
         if len(vectors):
             sims = vectors @ self.phrase_vectors.T  # (texts, phrases)
             texts = self.query_texts(query)
-            single = np.array([i > 0 and " " not in t for i, t in enumerate(texts)] + [False] * (len(sims) - len(texts)))
+            single = np.array(
+                [i > 0 and " " not in t for i, t in enumerate(texts)]
+                + [False] * (len(sims) - len(texts))
+            )
             sims = sims - self.calibration.single_word * single[: len(sims), None]
             best_text = sims.argmax(axis=0)
             best = sims.max(axis=0)
             # Phrases are stored grouped by concept: reduce each group to its best phrase.
             per_concept = np.maximum.reduceat(best, self._starts)
-            which = np.array([best_text[s + int(np.argmax(best[s:e]))] for s, e in zip(self._starts, self._ends, strict=True)])
+            which = np.array(
+                [
+                    best_text[s + int(np.argmax(best[s:e]))]
+                    for s, e in zip(self._starts, self._ends, strict=True)
+                ]
+            )
             cal = self.calibration
             kind_best: dict[str, float] = {}
             for i, sim in enumerate(per_concept):
@@ -211,7 +305,11 @@ class QueryUnderstanding:
                 if concept.kind in literal_kinds and concept.kind != "feature":
                     continue
                 # A named genre bounds the subgenres similarity may add ("클럽 음악" stays EDM).
-                if concept.kind == "subgenre" and literal_genres and SUBGENRE_GENRE.get(concept.value) not in literal_genres:
+                if (
+                    concept.kind == "subgenre"
+                    and literal_genres
+                    and SUBGENRE_GENRE.get(concept.value) not in literal_genres
+                ):
                     continue
                 text = texts[which[i]] if which[i] < len(texts) else query
                 if understood and covered(text):
@@ -225,7 +323,11 @@ class QueryUnderstanding:
     def _fill(self, intent: QueryIntent, weights: dict[int, float], words: dict[int, str]) -> None:
         for i, weight in weights.items():
             concept = self.concepts[i]
-            target = {"subgenre": intent.subgenres, "genre": intent.genres, "feature": intent.features}.get(concept.kind)
+            target = {
+                "subgenre": intent.subgenres,
+                "genre": intent.genres,
+                "feature": intent.features,
+            }.get(concept.kind)
             if concept.kind == "era":
                 intent.eras[int(concept.value)] = weight
             elif target is not None:
@@ -233,8 +335,15 @@ class QueryUnderstanding:
             intent.matched[concept.key] = words.get(i, "")
         # Opposite directions of one feature cancel to the stronger one.
         for feature in {k.split(":")[0] for k in intent.features}:
-            high, low = intent.features.get(f"{feature}:high", 0.0), intent.features.get(f"{feature}:low", 0.0)
+            high, low = (
+                intent.features.get(f"{feature}:high", 0.0),
+                intent.features.get(f"{feature}:low", 0.0),
+            )
             if high and low:
                 weaker = f"{feature}:low" if high >= low else f"{feature}:high"
                 intent.features.pop(weaker)
                 intent.matched.pop(f"feature:{weaker}", None)
+
+
+def _is_hangul(ch: str) -> bool:
+    return "\uac00" <= ch <= "\ud7a3" or "\u1100" <= ch <= "\u11ff" or "\u3130" <= ch <= "\u318f"
