@@ -72,3 +72,37 @@ async def test_recommend_basic_path_on_sqlite(sqlite_url: str, tmp_path: Path) -
                 )
                 <= 2
             )
+
+
+async def test_corrupt_new_global_model_falls_back_to_the_previous_one(
+    trained: dict, model_root: Path, demo_db_url: str, tmp_path: Path
+) -> None:
+    import shutil
+
+    from musicspace_shared.model_store import (
+        ModelMeta,
+        load_pickle,
+        new_version,
+        now_iso,
+        publish_pickle,
+    )
+
+    shutil.copytree(
+        model_root / "M1", tmp_path / "M1", ignore=shutil.ignore_patterns("user_models")
+    )
+    path = tmp_path / "M1" / "audio_predictor.pkl"
+    model, meta = load_pickle(path)
+    newer = ModelMeta(version=new_version(), trained_at=now_iso(), rows=meta.rows)
+    publish_pickle(path, model, newer, keep_previous=True)
+    path.write_bytes(path.read_bytes()[:-10])  # the new one is half-written
+    app = create_app(make_settings(demo_db_url, tmp_path))
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://test"
+        ) as client:
+            ready = await client.get("/readyz")
+            assert ready.status_code == 200, ready.text
+            assert ready.json()["checks"]["model"].startswith("degraded: serving an earlier")
+            response = await client.post("/api/m1/recommend", json={"user_id": 1, "limit": 3})
+            assert response.status_code == 200
+            assert response.json()["version"] == meta.version

@@ -8,6 +8,7 @@ from musicspace_m1 import VERSION
 from musicspace_m1.api import router
 from musicspace_m1.runtime import Runtime
 from musicspace_m1.settings import Settings
+from musicspace_shared.health import Degraded
 from musicspace_shared.web import create_service_app
 
 
@@ -19,7 +20,8 @@ async def _model_ready(app: FastAPI) -> str | None:
         return f"global model unreadable: {type(exc).__name__}"
     if loaded is None:
         return "global model M1/audio_predictor.pkl not trained yet"
-    return None
+    problem = runtime.models.problem
+    return Degraded(f"serving an earlier global model: {problem}") if problem else None
 
 
 async def _catalog_ready(app: FastAPI) -> str | None:

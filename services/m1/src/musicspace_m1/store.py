@@ -95,6 +95,8 @@ class ModelCache:
         self.max_users = max_users
         self._lock = threading.Lock()
         self._global: tuple[tuple[int, int], GlobalModel, ModelMeta] | None = None
+        # Why the newest global model file is not the one served (corrupt or half-written).
+        self.problem: str | None = None
         self._users: dict[int, tuple[tuple[int, int], UserModel]] = {}
 
     def global_model(self) -> tuple[GlobalModel, ModelMeta] | None:
@@ -107,9 +109,22 @@ class ModelCache:
         if cached is not None and cached[0] == sig:
             return cached[1], cached[2]
         with self._lock:
-            model, meta = model_store.load_pickle(path)
-            self._global = (sig, model, meta)
-        return model, meta
+            try:
+                model, artifact = model_store.load_pickle_with_fallback(path)
+            except (FileNotFoundError, model_store.ModelIntegrityError) as exc:
+                if cached is None:
+                    raise
+                # Neither the new file nor a kept previous one verifies: keep what we serve.
+                self.problem = f"{type(exc).__name__}: {exc}"
+                self._global = (sig, cached[1], cached[2])
+                return cached[1], cached[2]
+            self.problem = artifact.problem
+            if artifact.problem is not None and cached is not None:
+                # The new file is bad: the verified model in memory beats the kept previous one.
+                self._global = (sig, cached[1], cached[2])
+                return cached[1], cached[2]
+            self._global = (sig, model, artifact.meta)
+        return model, artifact.meta
 
     def user_model(self, user_id: int) -> UserModel | None:
         """The user's stored model, or None when they have not been trained."""

@@ -55,7 +55,8 @@ def publish_global(settings: Settings, model: GlobalModel) -> ModelMeta:
         metrics={"candidate_recall": model.info.get("candidate_recall", 0.0)},
         extra={**model.info, "code_version": VERSION, "min_tracks": model.min_tracks},
     )
-    return model_store.publish_pickle(store.global_path(settings.model_dir("M1")), model, meta)
+    path = store.global_path(settings.model_dir("M1"))
+    return model_store.publish_pickle(path, model, meta, keep_previous=True)
 
 
 async def train_global_from_db(settings: Settings | None = None) -> dict[str, Any]:
