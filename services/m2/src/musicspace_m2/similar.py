@@ -111,29 +111,17 @@ def top_k(
         np.argpartition(-scores, want - 1)[:want] if want < len(scores) else np.arange(len(scores))
     )
     ordered = candidates[np.lexsort((candidates, -scores[candidates]))]
-    seen: set[str] = set()
-    out: list[tuple[int, float]] = []
-    for i in ordered:
-        if not np.isfinite(scores[i]):
-            break
-        if distinct is not None:
-            key = distinct.inputs.duplicate_keys[i]
-            if key in seen:
-                continue
-            seen.add(key)
-        out.append((int(i), float(scores[i])))
-        if len(out) == limit:
-            break
+    out = _take(ordered, scores, limit, distinct)
     if len(out) < limit and want < len(scores):
         # Rare: many duplicates or exclusions among the first candidates; rank everything.
-        return _slow_top(scores, limit, distinct)
+        return _take(np.lexsort((np.arange(len(scores)), -scores)), scores, limit, distinct)
     return out
 
 
-def _slow_top(
-    scores: np.ndarray, limit: int, distinct: ContentSpace | None
+def _take(
+    order: np.ndarray, scores: np.ndarray, limit: int, distinct: ContentSpace | None
 ) -> list[tuple[int, float]]:
-    order = np.lexsort((np.arange(len(scores)), -scores))
+    """The first `limit` finite rows of `order`; with `distinct`, one row per recording."""
     seen: set[str] = set()
     out: list[tuple[int, float]] = []
     for i in order:
