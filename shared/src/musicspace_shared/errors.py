@@ -45,11 +45,6 @@ class UpstreamUnavailable(DomainError):
     title = "Upstream unavailable"
 
 
-class DatabaseUnavailable(DomainError):
-    status = 503
-    title = "Database unavailable"
-
-
 class Unauthorized(DomainError):
     status = 401
     title = "Unauthorized"

@@ -8,7 +8,6 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -16,7 +15,6 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-from musicspace_shared.errors import DatabaseUnavailable
 from musicspace_shared.settings import CommonSettings
 
 
@@ -77,14 +75,9 @@ def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 
 
 async def session_scope(maker: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
-    """One session per request; connection failures become a 503 with the reason."""
+    """One session per request (web.py's handlers turn a lost database into a 503)."""
     async with maker() as session:
-        try:
-            yield session
-        except (OperationalError, DBAPIError) as exc:
-            if isinstance(exc, OperationalError) or exc.connection_invalidated:
-                raise DatabaseUnavailable(f"database unavailable: {exc.orig!s}"[:300]) from exc
-            raise
+        yield session
 
 
 async def ping(engine: AsyncEngine) -> None:
