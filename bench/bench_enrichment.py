@@ -39,10 +39,10 @@ if str(ROOT) not in sys.path:
 
 import httpx  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
+
 from musicspace_shared.db.engine import make_engine  # noqa: E402
 from musicspace_shared.db.migrate import upgrade  # noqa: E402
 from musicspace_shared.features import FEATURES  # noqa: E402
-
 from tests.processes import ServiceProcess, free_port  # noqa: E402
 
 DEFAULT_SERVER = os.environ.get("TEST_MARIADB_URL", "mysql+asyncmy://root@127.0.0.1:3306")

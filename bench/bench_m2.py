@@ -33,6 +33,7 @@ if str(ROOT) not in sys.path:
 
 import httpx  # noqa: E402
 import numpy as np  # noqa: E402
+
 from musicspace_cli.demo_data import DEMO_CATALOG  # noqa: E402
 from musicspace_m2.schemas import PredictItem  # noqa: E402
 from musicspace_m2.service import inputs_for_text, predict_results  # noqa: E402
@@ -46,7 +47,6 @@ from musicspace_shared.model_store import (  # noqa: E402
     now_iso,
     publish_pickle,
 )
-
 from tests.processes import ServiceProcess, free_port  # noqa: E402
 
 BATCHES = (1, 100, 1000)

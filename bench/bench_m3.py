@@ -65,6 +65,7 @@ async def _concurrent_answers(
 def _cpu_per_stage(database_url: str, model_root: Path, users: list[int]) -> dict[str, Any]:
     """Thread CPU milliseconds per request for each stage, in this process (no HTTP)."""
     import numpy as np
+
     from musicspace_m3 import ranker, repository
     from musicspace_m3.features import candidates, feature_matrix, user_stats
     from musicspace_m3.models import ModelRegistry
@@ -196,6 +197,7 @@ def run(context: BenchContext) -> dict[str, Any]:
 
 def _some_tracks(database_url: str, n: int = 2000) -> list[str]:
     import sqlalchemy as sa
+
     from musicspace_shared.db.engine import make_engine
 
     async def query() -> list[str]:

@@ -16,18 +16,16 @@ import platform
 import secrets
 import subprocess
 import sys
-import time
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench.loadgen import run_load  # noqa: E402
 from deploy import gen_cert, render_gateway  # noqa: E402
 from tests.processes import ServiceProcess, free_port  # noqa: E402
 from tests.traefik import running_traefik  # noqa: E402
@@ -291,52 +289,17 @@ class BenchContext:
         on_tick: Any = None,
     ) -> LoadResult:
         """Closed-loop load: `concurrency` clients send the calls in turn (round robin), for
-        `seconds` or until `total` requests. The client runs on this machine, so its own CPU use
-        is part of every figure (compare within one run, e.g. a route next to /healthz).
-        on_tick(elapsed_s) is called about once a second (e.g. to sample memory)."""
-        return asyncio.run(
-            self._load(calls, concurrency, seconds, total, warmup, headers or {}, on_tick)
+        `seconds` or until `total` requests. The client (bench/loadgen.py, a lean uvloop client)
+        runs on this machine, so its own CPU use is part of every figure: compare within one
+        run, e.g. a route next to /healthz. on_tick(elapsed_s) is called about once a second
+        (e.g. to sample memory)."""
+        elapsed, samples = run_load(
+            calls,
+            concurrency=concurrency,
+            seconds=seconds,
+            total=total,
+            warmup=warmup,
+            headers=headers,
+            on_tick=on_tick,
         )
-
-    async def _load(
-        self, calls, concurrency, seconds, total, warmup, headers, on_tick
-    ) -> LoadResult:  # type: ignore[no-untyped-def]
-        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-        async with httpx.AsyncClient(
-            verify=False, timeout=60, limits=limits, headers=headers
-        ) as client:
-            for i in range(min(warmup, total or warmup)):
-                call = calls[i % len(calls)]
-                await client.request(call.method, call.url, json=call.json)
-            samples: list[tuple[str, int, float]] = []
-            counter = 0
-            started = time.perf_counter()
-            deadline = started + seconds if seconds else None
-
-            async def worker() -> None:
-                nonlocal counter
-                while (deadline is None or time.perf_counter() < deadline) and (
-                    total is None or counter < total
-                ):
-                    call = calls[counter % len(calls)]
-                    counter += 1
-                    t0 = time.perf_counter()
-                    try:
-                        status = (
-                            await client.request(call.method, call.url, json=call.json)
-                        ).status_code
-                    except httpx.HTTPError:
-                        status = 0
-                    samples.append((call.label, status, (time.perf_counter() - t0) * 1000))
-
-            async def ticker() -> None:
-                while True:
-                    await asyncio.sleep(1)
-                    on_tick(time.perf_counter() - started)
-
-            tick = asyncio.create_task(ticker()) if on_tick else None
-            await asyncio.gather(*(worker() for _ in range(concurrency)))
-            if tick:
-                tick.cancel()
-            elapsed = time.perf_counter() - started
         return LoadResult(seconds=elapsed, samples=samples)

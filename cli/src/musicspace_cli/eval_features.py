@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from musicspace_m2.predictor import PredictorConfig, r2_mae
 from musicspace_m2.text_features import (
     CatalogFile,

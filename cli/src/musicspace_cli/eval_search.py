@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from musicspace_shared.catalog import TrackFrame, read_catalog_csv
 from musicspace_shared.features import FEATURES
 
@@ -65,7 +66,9 @@ def _decades(catalog: Path, frame: TrackFrame) -> np.ndarray:
     return np.array([decade(dates.get(t)) or 0 for t in frame.track_ids], dtype=np.int64)
 
 
-def _llm_rankings(catalog: Path, frame: TrackFrame, queries: list[dict[str, Any]]) -> list[list[int]]:
+def _llm_rankings(
+    catalog: Path, frame: TrackFrame, queries: list[dict[str, Any]]
+) -> list[list[int]]:
     from musicspace_llm.embeddings import OfflineEmbedder
     from musicspace_llm.indexing import embed_catalog
     from musicspace_llm.repository import CatalogRows
@@ -74,7 +77,9 @@ def _llm_rankings(catalog: Path, frame: TrackFrame, queries: list[dict[str, Any]
 
     async def build():  # noqa: ANN202
         embedder = OfflineEmbedder()
-        index, _ = await embed_catalog(CatalogRows(frame, _decades(catalog, frame), None), embedder=embedder, batch_size=512)
+        index, _ = await embed_catalog(
+            CatalogRows(frame, _decades(catalog, frame), None), embedder=embedder, batch_size=512
+        )
         return embedder, index, await QueryUnderstanding.build(embedder)
 
     embedder, index, understanding = asyncio.run(build())
@@ -90,7 +95,15 @@ def _tfidf_rankings(frame: TrackFrame, queries: list[dict[str, Any]]) -> list[li
     from sklearn.feature_extraction.text import TfidfVectorizer
 
     texts = [
-        " ".join((frame.titles[i], frame.artists[i], frame.albums[i], frame.genres[i], frame.subgenres[i]))
+        " ".join(
+            (
+                frame.titles[i],
+                frame.artists[i],
+                frame.albums[i],
+                frame.genres[i],
+                frame.subgenres[i],
+            )
+        )
         for i in range(len(frame))
     ]
     vectorizer = TfidfVectorizer(sublinear_tf=True)
@@ -98,12 +111,16 @@ def _tfidf_rankings(frame: TrackFrame, queries: list[dict[str, Any]]) -> list[li
     rankings = []
     for item in queries:
         scores = (matrix @ vectorizer.transform([item["query"]]).T).toarray().ravel()
-        order = np.lexsort((np.arange(len(scores)), -scores))  # ties by catalog order: deterministic
+        order = np.lexsort(
+            (np.arange(len(scores)), -scores)
+        )  # ties by catalog order: deterministic
         rankings.append([int(r) for r in order[:K]])
     return rankings
 
 
-def _precision(frame: TrackFrame, queries: list[dict[str, Any]], rankings: list[list[int]]) -> dict[str, float]:
+def _precision(
+    frame: TrackFrame, queries: list[dict[str, Any]], rankings: list[list[int]]
+) -> dict[str, float]:
     by_lang: dict[str, list[float]] = defaultdict(list)
     for item, ranking in zip(queries, rankings, strict=True):
         mask = relevant_mask(frame, item["relevant"])

@@ -196,7 +196,9 @@ def eval_playlists(
     catalog: CatalogOpt = DEMO_CATALOG,
     models: Annotated[
         str | None,
-        typer.Option("--models", help="comma-separated subset, e.g. m1,implicit_als (default: all)"),
+        typer.Option(
+            "--models", help="comma-separated subset, e.g. m1,implicit_als (default: all)"
+        ),
     ] = None,
     as_json: JsonFlag = False,
 ) -> None:
@@ -235,14 +237,20 @@ def models_usage(as_json: JsonFlag = False) -> None:
 
 @models_app.command("cleanup")
 def models_cleanup(
-    older_than_days: Annotated[int, typer.Option(min=1, help="remove user models unused for this many days")] = 90,
-    dry_run: Annotated[bool, typer.Option("--dry-run/--apply", help="list only (default) or remove")] = True,
+    older_than_days: Annotated[
+        int, typer.Option(min=1, help="remove user models unused for this many days")
+    ] = 90,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run/--apply", help="list only (default) or remove")
+    ] = True,
     as_json: JsonFlag = False,
 ) -> None:
     """Remove user models unused for N days (by recorded last use); dry run by default."""
     from musicspace_shared import model_ops
 
-    result = model_ops.cleanup(CommonSettings().model_root, older_than_days=older_than_days, dry_run=dry_run)
+    result = model_ops.cleanup(
+        CommonSettings().model_root, older_than_days=older_than_days, dry_run=dry_run
+    )
     _emit(result, as_json)
 
 

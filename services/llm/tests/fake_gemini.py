@@ -28,7 +28,9 @@ def fake_vector(text: str, dim: int) -> list[float]:
     vector = np.zeros(dim)
     padded = f"  {text.lower()}  "
     for i in range(len(padded) - 2):
-        bucket = int.from_bytes(hashlib.md5(padded[i : i + 3].encode()).digest()[:4], "little") % dim
+        bucket = (
+            int.from_bytes(hashlib.md5(padded[i : i + 3].encode()).digest()[:4], "little") % dim
+        )
         vector[bucket] += 1.0
     return (vector / max(np.linalg.norm(vector), 1e-9)).tolist()
 
@@ -51,16 +53,32 @@ class FakeGemini:
         self.calls.append((path, body, dict(request.headers)))
         if self.fail_next > 0:
             self.fail_next -= 1
-            return JSONResponse({"error": {"code": 429, "message": "Resource exhausted", "status": "RESOURCE_EXHAUSTED"}}, status_code=429)
+            return JSONResponse(
+                {
+                    "error": {
+                        "code": 429,
+                        "message": "Resource exhausted",
+                        "status": "RESOURCE_EXHAUSTED",
+                    }
+                },
+                status_code=429,
+            )
         if path.endswith(":batchEmbedContents"):
             vectors = [
-                {"values": fake_vector(" ".join(p.get("text", "") for p in r["content"]["parts"]), r.get("outputDimensionality", 768))}
+                {
+                    "values": fake_vector(
+                        " ".join(p.get("text", "") for p in r["content"]["parts"]),
+                        r.get("outputDimensionality", 768),
+                    )
+                }
                 for r in body["requests"]
             ]
             return JSONResponse({"embeddings": vectors})
         if path.endswith(":embedContent"):
             text = " ".join(p.get("text", "") for p in body["content"]["parts"])
-            return JSONResponse({"embedding": {"values": fake_vector(text, body.get("outputDimensionality", 768))}})
+            return JSONResponse(
+                {"embedding": {"values": fake_vector(text, body.get("outputDimensionality", 768))}}
+            )
         if path.endswith(":generateContent"):
             return JSONResponse(self._generate(body))
         return JSONResponse({"error": {"code": 404, "message": "not found"}}, status_code=404)
@@ -69,16 +87,27 @@ class FakeGemini:
         prompt = body["contents"][0]["parts"][0]["text"]
         tracks = json.loads(re.search(r"Tracks: (\[.*\])\n", prompt).group(1))
         reasons = [
-            {"track_id": t["track_id"], "reason": (self.reason_override or {}).get(t["track_id"], f"A {t['subgenre']} track by {t['artist']}.")}
+            {
+                "track_id": t["track_id"],
+                "reason": (self.reason_override or {}).get(
+                    t["track_id"], f"A {t['subgenre']} track by {t['artist']}."
+                ),
+            }
             for t in tracks
         ]
         text = json.dumps({"reasons": reasons})
-        return {"candidates": [{"content": {"role": "model", "parts": [{"text": text}]}, "finishReason": "STOP"}]}
+        return {
+            "candidates": [
+                {"content": {"role": "model", "parts": [{"text": text}]}, "finishReason": "STOP"}
+            ]
+        }
 
     def start(self) -> FakeGemini:
         self.port = free_port()
         app = Starlette(routes=[Route("/{path:path}", self._handle, methods=["POST"])])
-        self._server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
+        self._server = uvicorn.Server(
+            uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
+        )
         thread = threading.Thread(target=self._server.run, daemon=True)
         thread.start()
         while not self._server.started:

@@ -19,8 +19,6 @@ def make_settings(db_url: str, model_root: Path, **overrides: Any) -> Settings:
     return Settings(database_url=db_url, model_root=model_root, **values)
 
 
-
-
 async def wait_ready(app: FastAPI, timeout_s: float = 300.0) -> None:
     manager = app.state.index_manager
     deadline = time.monotonic() + timeout_s

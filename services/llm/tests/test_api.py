@@ -21,8 +21,12 @@ async def test_readyz_reports_index_ready(client: httpx.AsyncClient) -> None:
     assert response.json()["checks"]["index"] == "ok"
 
 
-async def test_search_returns_tracks_of_the_named_subgenre_with_reasons(client: httpx.AsyncClient) -> None:
-    response = await client.post("/api/llm/search", json={"query": "hard rock with heavy guitar riffs", "limit": 5})
+async def test_search_returns_tracks_of_the_named_subgenre_with_reasons(
+    client: httpx.AsyncClient,
+) -> None:
+    response = await client.post(
+        "/api/llm/search", json={"query": "hard rock with heavy guitar riffs", "limit": 5}
+    )
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["provider"] == "offline" and len(body["items"]) == 5
@@ -35,7 +39,9 @@ async def test_search_returns_tracks_of_the_named_subgenre_with_reasons(client: 
 
 
 async def test_korean_query_finds_the_same_subgenre(client: httpx.AsyncClient) -> None:
-    response = await client.post("/api/llm/search", json={"query": "새벽 드라이브에 어울리는 신스팝", "limit": 5})
+    response = await client.post(
+        "/api/llm/search", json={"query": "새벽 드라이브에 어울리는 신스팝", "limit": 5}
+    )
     assert response.status_code == 200
     assert {item["subgenre"] for item in response.json()["items"]} == {"electropop"}
     # 드라이브 (drive) contains 라이브 (live): a word's inside is not a concept of its own.
@@ -49,15 +55,26 @@ async def test_korean_word_with_a_particle_is_still_understood(client: httpx.Asy
 
 
 async def test_feature_query_ranks_tracks_with_that_quality(client: httpx.AsyncClient) -> None:
-    response = await client.post("/api/llm/search", json={"query": "잔잔한 어쿠스틱 노래", "limit": 10})
+    response = await client.post(
+        "/api/llm/search", json={"query": "잔잔한 어쿠스틱 노래", "limit": 10}
+    )
     items = response.json()["items"][:5]
     assert len(items) == 5
-    assert all(item["audio_features"]["acousticness"] >= 0.5 and item["audio_features"]["energy"] <= 0.5 for item in items)
-    assert all("acousticness" in item["reason"] and "energy" in item["reason"] for item in items), [i["reason"] for i in items]
+    assert all(
+        item["audio_features"]["acousticness"] >= 0.5 and item["audio_features"]["energy"] <= 0.5
+        for item in items
+    )
+    assert all("acousticness" in item["reason"] and "energy" in item["reason"] for item in items), [
+        i["reason"] for i in items
+    ]
 
 
 async def test_search_filters_are_hard_constraints(client: httpx.AsyncClient) -> None:
-    body = {"query": "happy songs", "limit": 20, "filters": {"genre": "rock", "min_energy": 0.7, "max_tempo": 130}}
+    body = {
+        "query": "happy songs",
+        "limit": 20,
+        "filters": {"genre": "rock", "min_energy": 0.7, "max_tempo": 130},
+    }
     response = await client.post("/api/llm/search", json=body)
     assert response.status_code == 200
     items = response.json()["items"]
@@ -68,7 +85,9 @@ async def test_search_filters_are_hard_constraints(client: httpx.AsyncClient) ->
 
 
 async def test_search_filter_matching_nothing_returns_empty_list(client: httpx.AsyncClient) -> None:
-    response = await client.post("/api/llm/search", json={"query": "rock", "filters": {"subgenre": "no such subgenre"}})
+    response = await client.post(
+        "/api/llm/search", json={"query": "rock", "filters": {"subgenre": "no such subgenre"}}
+    )
     assert response.status_code == 200 and response.json()["items"] == []
 
 
@@ -92,7 +111,9 @@ async def test_search_bad_input_returns_422(client: httpx.AsyncClient, body: dic
 
 
 async def test_recommend_unknown_user_returns_404(client: httpx.AsyncClient) -> None:
-    response = await client.post("/api/llm/recommend", json={"user_id": 987654321012, "query": "rock", "limit": 5})
+    response = await client.post(
+        "/api/llm/recommend", json={"user_id": 987654321012, "query": "rock", "limit": 5}
+    )
     assert response.status_code == 404
 
 
@@ -101,31 +122,63 @@ async def test_recommend_bad_user_id_returns_422(client: httpx.AsyncClient) -> N
     assert response.status_code == 422
 
 
-async def test_recommend_excludes_owned_and_disliked_tracks(app: FastAPI, client: httpx.AsyncClient) -> None:
+async def test_recommend_excludes_owned_and_disliked_tracks(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
     async with app.state.sessionmaker() as session:
-        neo_soul = (await session.execute(sa.select(Track.track_id).where(Track.subgenre == "neo soul").order_by(Track.track_id))).scalars().all()
+        neo_soul = (
+            (
+                await session.execute(
+                    sa.select(Track.track_id)
+                    .where(Track.subgenre == "neo soul")
+                    .order_by(Track.track_id)
+                )
+            )
+            .scalars()
+            .all()
+        )
         owned, disliked = neo_soul[:5], neo_soul[5:8]
         user = await create_user(session, tracks=list(owned))
         for track_id in disliked:
             session.add(Interaction(user_id=user.id, track_id=track_id, like_score=-1))
         await session.commit()
-    response = await client.post("/api/llm/recommend", json={"user_id": user.id, "query": "neo soul", "limit": 50})
+    response = await client.post(
+        "/api/llm/recommend", json={"user_id": user.id, "query": "neo soul", "limit": 50}
+    )
     assert response.status_code == 200, response.text
     body = response.json()
     returned = {item["track_id"] for item in body["items"]}
     assert body["profile_tracks"] == len(owned)
     assert returned and not returned & (set(owned) | set(disliked))
     still_available = len(neo_soul) - len(owned) - len(disliked)
-    assert [item["subgenre"] for item in body["items"][:still_available]] == ["neo soul"] * still_available
+    assert [item["subgenre"] for item in body["items"][:still_available]] == [
+        "neo soul"
+    ] * still_available
 
 
-async def test_recommend_leans_towards_the_users_library(app: FastAPI, client: httpx.AsyncClient) -> None:
+async def test_recommend_leans_towards_the_users_library(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
     async with app.state.sessionmaker() as session:
-        trap = (await session.execute(sa.select(Track.track_id).where(Track.subgenre == "trap").order_by(Track.track_id))).scalars().all()
-        user = await create_user(session, tracks=list(trap[: len(trap) // 2]))  # the other half stays recommendable
+        trap = (
+            (
+                await session.execute(
+                    sa.select(Track.track_id)
+                    .where(Track.subgenre == "trap")
+                    .order_by(Track.track_id)
+                )
+            )
+            .scalars()
+            .all()
+        )
+        user = await create_user(
+            session, tracks=list(trap[: len(trap) // 2])
+        )  # the other half stays recommendable
     query = {"query": "rap", "limit": 10}
     plain = (await client.post("/api/llm/search", json=query)).json()["items"]
-    personal = (await client.post("/api/llm/recommend", json=query | {"user_id": user.id})).json()["items"]
+    personal = (await client.post("/api/llm/recommend", json=query | {"user_id": user.id})).json()[
+        "items"
+    ]
     count = lambda items: sum(item["subgenre"] == "trap" for item in items)  # noqa: E731
     assert count(personal) > count(plain)
     assert any("of your library" in item["reason"] for item in personal)
@@ -133,36 +186,80 @@ async def test_recommend_leans_towards_the_users_library(app: FastAPI, client: h
 
 async def test_sync_requires_admin(client: httpx.AsyncClient) -> None:
     assert (await client.post("/api/llm/index/sync")).status_code == 401
-    assert (await client.post("/api/llm/index/sync", headers={"X-API-Key": "wrong"})).status_code == 403
+    assert (
+        await client.post("/api/llm/index/sync", headers={"X-API-Key": "wrong"})
+    ).status_code == 403
 
 
-async def test_index_sync_picks_up_added_and_enriched_tracks(app: FastAPI, client: httpx.AsyncClient) -> None:
+async def test_index_sync_picks_up_added_and_enriched_tracks(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
     before = (await client.get("/api/llm/index/status")).json()["tracks"]
     async with app.state.sessionmaker() as session:
         track = await create_track(
-            session, title="Midnight Quokka Parade", artist="The Wombat Brothers", genre="rock", subgenre="hard rock",
-            **{name: None for name in ("danceability", "energy", "valence", "acousticness", "instrumentalness", "liveness", "speechiness", "tempo", "loudness")},
+            session,
+            title="Midnight Quokka Parade",
+            artist="The Wombat Brothers",
+            genre="rock",
+            subgenre="hard rock",
+            **{
+                name: None
+                for name in (
+                    "danceability",
+                    "energy",
+                    "valence",
+                    "acousticness",
+                    "instrumentalness",
+                    "liveness",
+                    "speechiness",
+                    "tempo",
+                    "loudness",
+                )
+            },
             features_source=None,
         )
     sync = await client.post("/api/llm/index/sync", headers=ADMIN)
     assert sync.status_code == 200 and sync.json()["changed"] >= 1
     assert (await client.get("/api/llm/index/status")).json()["tracks"] == before + 1
-    found = (await client.post("/api/llm/search", json={"query": "Midnight Quokka Parade by The Wombat Brothers", "limit": 3})).json()["items"]
-    assert found[0]["track_id"] == track.track_id, [(i["title"], i["artist"], i["reason"], i["score"]) for i in found]
+    found = (
+        await client.post(
+            "/api/llm/search",
+            json={"query": "Midnight Quokka Parade by The Wombat Brothers", "limit": 3},
+        )
+    ).json()["items"]
+    assert found[0]["track_id"] == track.track_id, [
+        (i["title"], i["artist"], i["reason"], i["score"]) for i in found
+    ]
     assert found[0]["audio_features"] == {}
 
     # Enrichment writes predicted features and bumps updated_at; the next sync re-embeds the track.
     async with app.state.sessionmaker() as session:
         await session.execute(
-            sa.update(Track).where(Track.track_id == track.track_id).values(
-                energy=0.95, acousticness=0.02, danceability=0.5, valence=0.5, instrumentalness=0.0, liveness=0.1,
-                speechiness=0.05, tempo=150.0, loudness=-4.0, features_source="predicted", updated_at=utcnow(),
+            sa.update(Track)
+            .where(Track.track_id == track.track_id)
+            .values(
+                energy=0.95,
+                acousticness=0.02,
+                danceability=0.5,
+                valence=0.5,
+                instrumentalness=0.0,
+                liveness=0.1,
+                speechiness=0.05,
+                tempo=150.0,
+                loudness=-4.0,
+                features_source="predicted",
+                updated_at=utcnow(),
             )
         )
         await session.commit()
     sync = await client.post("/api/llm/index/sync", headers=ADMIN)
     assert sync.json()["embedded"] == 1
-    found = (await client.post("/api/llm/search", json={"query": "Midnight Quokka Parade by The Wombat Brothers", "limit": 3})).json()["items"]
+    found = (
+        await client.post(
+            "/api/llm/search",
+            json={"query": "Midnight Quokka Parade by The Wombat Brothers", "limit": 3},
+        )
+    ).json()["items"]
     assert found[0]["audio_features"]["energy"] == 0.95
     chroma = app.state.index_manager.store.load([track.track_id])
     assert chroma.ids == [track.track_id]

@@ -45,13 +45,17 @@ async def test_gemini_embeddings_are_batched_with_task_types(fake: FakeGemini) -
     assert np.allclose(np.linalg.norm(docs, axis=1), 1.0, atol=1e-5)
     batch_calls = [c for c in fake.calls if c[0].endswith(":batchEmbedContents")]
     assert [len(c[1]["requests"]) for c in batch_calls] == [3, 3, 1, 1]
-    assert {r["taskType"] for c in batch_calls[:3] for r in c[1]["requests"]} == {"RETRIEVAL_DOCUMENT"}
+    assert {r["taskType"] for c in batch_calls[:3] for r in c[1]["requests"]} == {
+        "RETRIEVAL_DOCUMENT"
+    }
     assert batch_calls[3][1]["requests"][0]["taskType"] == "RETRIEVAL_QUERY"
     assert "gemini-embedding-001" in batch_calls[0][0]
     assert batch_calls[0][2].get("x-goog-api-key") == SECRET
 
 
-async def test_gemini_retries_429_then_succeeds_without_logging_the_key(fake: FakeGemini, caplog: pytest.LogCaptureFixture) -> None:
+async def test_gemini_retries_429_then_succeeds_without_logging_the_key(
+    fake: FakeGemini, caplog: pytest.LogCaptureFixture
+) -> None:
     fake.fail_next = 2
     caplog.set_level(logging.DEBUG)
     vectors = await embedder(fake).embed_documents(["a track"])
@@ -70,7 +74,9 @@ async def test_gemini_gives_up_after_bounded_retries_with_503_error(fake: FakeGe
 
 
 def test_collection_name_differs_per_provider_and_size(fake: FakeGemini) -> None:
-    assert collection_name(embedder(fake)) != collection_name(GeminiEmbedder(api_key=SECRET, base_url=fake.base_url, dim=128))
+    assert collection_name(embedder(fake)) != collection_name(
+        GeminiEmbedder(api_key=SECRET, base_url=fake.base_url, dim=128)
+    )
     assert "gemini" in collection_name(embedder(fake))
 
 
@@ -94,22 +100,38 @@ async def test_gemini_search_end_to_end_uses_fake_server(fake: FakeGemini, tmp_p
     engine = make_engine(url=sqlite_url)
     async with make_sessionmaker(engine)() as session:
         for i in range(12):
-            await create_track(session, title=f"Neon Night {i}", artist="Synth Band", subgenre="electropop", genre="pop")
+            await create_track(
+                session,
+                title=f"Neon Night {i}",
+                artist="Synth Band",
+                subgenre="electropop",
+                genre="pop",
+            )
     await engine.dispose()
     settings = make_settings(
-        sqlite_url, tmp_path, provider="gemini", google_api_key=SECRET, gemini_base_url=fake.base_url,
+        sqlite_url,
+        tmp_path,
+        provider="gemini",
+        google_api_key=SECRET,
+        gemini_base_url=fake.base_url,
         gemini_embedding_dim=128,
     )
     app = create_app(settings)
     async with app.router.lifespan_context(app):
         await wait_ready(app, timeout_s=60)
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client:
-            response = await client.post("/api/llm/search", json={"query": "synthpop for a late night drive", "limit": 5})
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://test"
+        ) as client:
+            response = await client.post(
+                "/api/llm/search", json={"query": "synthpop for a late night drive", "limit": 5}
+            )
             status = (await client.get("/api/llm/index/status")).json()
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["provider"] == "gemini" and len(body["items"]) == 5
     assert all(item["subgenre"] == "electropop" for item in body["items"])
-    assert all(item["reason"].endswith("by Synth Band.") for item in body["items"])  # written by the fake model
+    assert all(
+        item["reason"].endswith("by Synth Band.") for item in body["items"]
+    )  # written by the fake model
     assert status["collection"].startswith("tracks__gemini__gemini-embedding-001")
     assert any(c[0].endswith(":generateContent") for c in fake.calls)

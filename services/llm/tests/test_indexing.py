@@ -22,7 +22,9 @@ from tests.factories import create_track
 from .helpers import make_settings
 
 
-async def test_rebuild_from_db_reads_settings_from_env_and_fills_the_collection(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_rebuild_from_db_reads_settings_from_env_and_fills_the_collection(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     url = f"sqlite+aiosqlite:///{tmp_path / 'rebuild.db'}"
     await asyncio.to_thread(upgrade, url)
     engine = make_engine(url=url)
@@ -64,11 +66,21 @@ def _small_catalog(path: Path, per_subgenre: int = 12) -> Path:
 @pytest.mark.slow
 def test_eval_search_reports_precision_per_language_for_llm_and_baseline(tmp_path: Path) -> None:
     queries = tmp_path / "queries.jsonl"
-    queries.write_text("\n".join(json.dumps(q, ensure_ascii=False) for q in [
-        {"query": "reggaeton party", "lang": "en", "relevant": {"subgenre": ["reggaeton"]}},
-        {"query": "라틴 힙합", "lang": "ko", "relevant": {"subgenre": ["latin hip hop"]}},
-        {"query": "energetic rock", "lang": "en", "relevant": {"genre": ["rock"], "features": {"energy": [0.5, 1.0]}}},
-    ]) + "\n")
+    queries.write_text(
+        "\n".join(
+            json.dumps(q, ensure_ascii=False)
+            for q in [
+                {"query": "reggaeton party", "lang": "en", "relevant": {"subgenre": ["reggaeton"]}},
+                {"query": "라틴 힙합", "lang": "ko", "relevant": {"subgenre": ["latin hip hop"]}},
+                {
+                    "query": "energetic rock",
+                    "lang": "en",
+                    "relevant": {"genre": ["rock"], "features": {"energy": [0.5, 1.0]}},
+                },
+            ]
+        )
+        + "\n"
+    )
     result = eval_search(catalog=_small_catalog(tmp_path), queries=queries)
     assert set(result) == {"llm", "keyword_tfidf"}
     for metrics in result.values():

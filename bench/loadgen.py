@@ -1,0 +1,185 @@
+"""A lean closed-loop HTTP/1.1 load generator (uvloop, raw keep-alive streams, TLS or not).
+
+The benchmarks run the load generator on the same 2-core machine as the stack, so every
+microsecond it spends is taken from the services it measures. httpx costs about a millisecond
+of CPU per request here; this client sends pre-encoded requests and reads only the status line,
+the length and the body, at a few tens of microseconds per request, so the figures describe the
+stack rather than the client.
+
+`run_load(calls, ...)` returns (seconds, samples) with one (label, status, ms) per request;
+status 0 is a transport error (the connection is then reopened).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import orjson
+
+try:  # uvloop ships with uvicorn[standard] in the dev environment
+    import uvloop
+except ImportError:  # pragma: no cover - plain asyncio still works, just slower
+    uvloop = None  # type: ignore[assignment]
+
+Sample = tuple[str, int, float]
+
+
+@dataclass(frozen=True)
+class Prepared:
+    label: str
+    request: bytes
+
+
+def _origin(url: str) -> tuple[str, int, bool]:
+    parts = urlsplit(url)
+    tls = parts.scheme == "https"
+    return parts.hostname or "127.0.0.1", parts.port or (443 if tls else 80), tls
+
+
+def prepare(
+    calls: Sequence[Any], headers: dict[str, str]
+) -> tuple[tuple[str, int, bool], list[Prepared]]:
+    """Encode each Call (label, method, url, json) once; all must share one origin."""
+    origins = {_origin(c.url) for c in calls}
+    if len(origins) != 1:
+        raise ValueError(f"one load targets one origin, got {sorted(origins)}")
+    host, port, tls = origin = origins.pop()
+    out = []
+    for call in calls:
+        parts = urlsplit(call.url)
+        target = parts.path + (f"?{parts.query}" if parts.query else "")
+        lines = [f"{call.method} {target} HTTP/1.1", f"Host: {host}:{port}"]
+        lines += [f"{k}: {v}" for k, v in headers.items()]
+        body = b""
+        if call.json is not None:
+            body = orjson.dumps(call.json)
+            lines += ["Content-Type: application/json", f"Content-Length: {len(body)}"]
+        elif call.method != "GET":
+            lines.append("Content-Length: 0")
+        out.append(Prepared(call.label, ("\r\n".join(lines) + "\r\n\r\n").encode() + body))
+    return origin, out
+
+
+async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bool]:
+    """Status and whether the server keeps the connection; the body is read and dropped."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    status = int(lines[0].split(b" ", 2)[1])
+    length, chunked, keep = 0, False, True
+    for line in lines[1:]:
+        name, _, value = line.partition(b":")
+        name = name.strip().lower()
+        if name == b"content-length":
+            length = int(value)
+        elif name == b"transfer-encoding" and b"chunked" in value.lower():
+            chunked = True
+        elif name == b"connection" and b"close" in value.lower():
+            keep = False
+    if chunked:
+        while True:
+            size = int((await reader.readuntil(b"\r\n")).split(b";")[0], 16)
+            await reader.readexactly(size + 2)
+            if size == 0:
+                break
+    elif length:
+        await reader.readexactly(length)
+    return status, keep
+
+
+async def _load(
+    calls: Sequence[Any],
+    concurrency: int,
+    seconds: float | None,
+    total: int | None,
+    warmup: int,
+    headers: dict[str, str],
+    on_tick: Callable[[float], None] | None,
+) -> tuple[float, list[Sample]]:
+    if not calls:
+        raise ValueError("a load needs at least one call")
+    (host, port, tls), prepared = prepare(calls, headers)
+    context = None
+    if tls:
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+
+    async def connect() -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        return await asyncio.open_connection(host, port, ssl=context, limit=1 << 22)
+
+    samples: list[Sample] = []
+    counter = 0
+    measuring = False
+    deadline: float | None = None
+
+    async def worker(first: int) -> None:
+        nonlocal counter
+        conn = await connect()
+        try:
+            while True:
+                if measuring:
+                    if deadline is not None and time.perf_counter() >= deadline:
+                        return
+                    if total is not None and counter >= total:
+                        return
+                    item = prepared[counter % len(prepared)]
+                    counter += 1
+                elif first >= warmup:
+                    return
+                else:
+                    item = prepared[first % len(prepared)]
+                    first += concurrency
+                reader, writer = conn
+                t0 = time.perf_counter()
+                try:
+                    writer.write(item.request)
+                    status, keep = await _read_response(reader)
+                except (OSError, asyncio.IncompleteReadError, ValueError, IndexError):
+                    status, keep = 0, False
+                if measuring:
+                    samples.append((item.label, status, (time.perf_counter() - t0) * 1000))
+                if not keep:
+                    writer.close()
+                    conn = await connect()
+        finally:
+            conn[1].close()
+
+    # Warm-up (connections, TLS sessions, first-request caches) outside the figures.
+    await asyncio.gather(*(worker(i) for i in range(min(concurrency, warmup))))
+    measuring = True
+    started = time.perf_counter()
+    deadline = started + seconds if seconds else None
+
+    async def ticker() -> None:
+        while True:
+            await asyncio.sleep(1)
+            if on_tick is not None:
+                on_tick(time.perf_counter() - started)
+
+    tick = asyncio.create_task(ticker())
+    await asyncio.gather(*(worker(0) for _ in range(concurrency)))
+    tick.cancel()
+    return time.perf_counter() - started, samples
+
+
+def run_load(
+    calls: Sequence[Any],
+    *,
+    concurrency: int,
+    seconds: float | None = None,
+    total: int | None = None,
+    warmup: int = 20,
+    headers: dict[str, str] | None = None,
+    on_tick: Callable[[float], None] | None = None,
+) -> tuple[float, list[Sample]]:
+    """Closed-loop load: `concurrency` keep-alive connections send the calls round robin."""
+    coro = _load(calls, concurrency, seconds, total, warmup, headers or {}, on_tick)
+    if uvloop is not None:
+        return uvloop.run(coro)
+    return asyncio.run(coro)
