@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from musicspace_shared import heap
 from musicspace_shared.admin import admin_router
 from musicspace_shared.db.engine import make_engine, make_sessionmaker, ping, session_scope
 from musicspace_shared.errors import DomainError
@@ -128,6 +129,8 @@ def create_service_app(
                     await stack.enter_async_context(result)
                 elif hasattr(result, "__await__"):
                     await result
+            heap.settle()
+            heap.watch(metrics)
             logger.info("started", extra=log_fields(version=version))
             yield
         await engine.dispose()

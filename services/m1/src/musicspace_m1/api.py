@@ -6,6 +6,7 @@ from dataclasses import asdict
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
 
 from musicspace_m1 import service
 from musicspace_m1.runtime import Runtime
@@ -22,7 +23,8 @@ from musicspace_shared.web import SessionDep
 router = APIRouter(prefix="/api/m1", tags=["m1"])
 
 
-def _runtime(request: Request) -> Runtime:
+# async: a plain def dependency would run in a worker thread on every request
+async def _runtime(request: Request) -> Runtime:
     return request.app.state.runtime
 
 
@@ -47,7 +49,7 @@ async def train(
 )
 async def recommend(
     body: RecommendRequest, session: SessionDep, runtime: RuntimeDep, request: Request
-) -> RecommendResponse:
+) -> Response:
     result = await service.recommend(
         session=session,
         runtime=runtime,
@@ -57,8 +59,8 @@ async def recommend(
         max_per_artist=body.max_per_artist,
     )
     request.app.state.metrics.count(f"recommend_{result.model}")
-    # from_attributes reads the dataclasses as they are (asdict would deep-copy every item).
-    return RecommendResponse.model_validate(result, from_attributes=True)
+    # The domain returns the body it rendered from RecommendResponse (and cached).
+    return Response(content=result.body, media_type="application/json")
 
 
 @router.get(

@@ -73,6 +73,7 @@ class Runtime:
         self._generation = 0
         self._refresh_lock = asyncio.Lock()
         self.ranked_cache: LruCache[Ranked] = LruCache(settings.ranked_cache_size)
+        self.response_cache: LruCache[Any] = LruCache(settings.ranked_cache_size)
 
     async def run_cpu(self, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run CPU-bound work off the event loop, in the bounded pool."""

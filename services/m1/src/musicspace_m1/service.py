@@ -14,6 +14,7 @@ from musicspace_m1.catalog_index import CatalogIndex
 from musicspace_m1.hybrid import GlobalModel, Ranked, cap_per_artist, drivers, rank
 from musicspace_m1.profile import NO_AUDIO, build_profile
 from musicspace_m1.runtime import Runtime
+from musicspace_m1.schemas import RecommendResponse
 from musicspace_m1.training import UserTrainingInput, train_user_model
 from musicspace_shared import model_store
 from musicspace_shared.catalog import load_tracks
@@ -96,6 +97,14 @@ async def train_user(*, session: AsyncSession, runtime: Runtime, user_id: int) -
     )
 
 
+@dataclass(frozen=True)
+class RenderedRecommendation:
+    """A recommend answer as the route sends it: which model served, and the JSON body."""
+
+    model: str
+    body: bytes
+
+
 async def recommend(
     *,
     session: AsyncSession,
@@ -104,29 +113,40 @@ async def recommend(
     limit: int,
     exclude_owned: bool = True,
     max_per_artist: int | None = None,
-) -> RecommendResult:
-    """Hybrid recommendations without owned (optional) and disliked tracks, capped per artist."""
+) -> RenderedRecommendation:
+    """Hybrid recommendations without owned (optional) and disliked tracks, capped per artist.
+
+    Every input of the ranking is in the cache key (the user's tracks and dislikes, the global
+    and personal model versions, the catalog generation), so a cached answer is exactly what a
+    fresh computation would return. Two levels: the ranked candidate list per user state, and
+    the rendered body per (state, limit, cap), which spares a repeat request the per-artist
+    cap, the drivers and the JSON encoding.
+    """
     user = await _user(session, user_id)
     index, model, meta = await _ready(runtime)
     cap = max_per_artist or runtime.settings.max_per_artist
     # A stat() when cached; a reload (after a retrain) unpickles a few kilobytes.
     user_model = runtime.models.user_model(user_id)
     personal_ok = user_model is not None and not user_model.fallback
-    owned = index.frame.rows(user.owned)
-    disliked = index.frame.rows(user.disliked)
-    # Every input of the ranking is in the key, so a cached order is exactly what a fresh
-    # computation would return; the per-artist cap and the limit are applied per request.
-    key = (
+    state = (
         user_id,
         meta.version,
         user_model.version if user_model is not None else None,
         index.generation,
         exclude_owned,
-        hash(np.sort(owned).tobytes()),
-        hash(np.sort(disliked).tobytes()),
+        hash(frozenset(user.owned)),
+        hash(frozenset(user.disliked)),
     )
-    ranked = runtime.ranked_cache.get(key)
+    if user_model is not None:
+        model_store.touch_last_used(store.user_paths(runtime.models.root, user_id)[0])
+    served = "personal" if personal_ok else "profile_fallback"
+    rendered = runtime.response_cache.get((state, limit, cap))
+    if rendered is not None:
+        return rendered
+    ranked = runtime.ranked_cache.get(state)
     if ranked is None:
+        owned = index.frame.rows(user.owned)
+        disliked = index.frame.rows(user.disliked)
         excluded = np.concatenate([owned if exclude_owned else owned[:0], disliked])
         # Without a personal model the audio part is the global average profile (fallback).
         profile = build_profile(
@@ -140,18 +160,21 @@ async def recommend(
         ranked = await runtime.run_cpu(
             rank, index, model, profile, personal, exclude=excluded, limit=model.n_candidates
         )
-        runtime.ranked_cache.put(key, ranked)
-    if user_model is not None:
-        model_store.touch_last_used(store.user_paths(runtime.models.root, user_id)[0])
-    return _result(
+        runtime.ranked_cache.put(state, ranked)
+    result = _result(
         index,
         ranked,
         user_id=user_id,
         limit=limit,
         cap=cap,
-        served="personal" if personal_ok else "profile_fallback",
+        served=served,
         version=user_model.version if personal_ok and user_model is not None else meta.version,
     )
+    # from_attributes reads the dataclasses as they are (asdict would deep-copy every item).
+    body = RecommendResponse.model_validate(result, from_attributes=True).model_dump_json()
+    rendered = RenderedRecommendation(model=served, body=body.encode())
+    runtime.response_cache.put((state, limit, cap), rendered)
+    return rendered
 
 
 def _result(

@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
 
 from musicspace_m3.events import Event, record_events
 from musicspace_m3.schemas import (
     EventOutcome,
     EventsRequest,
     EventsResponse,
-    RecommendedTrack,
     RecommendRequest,
     RecommendResponse,
     TrainRequest,
@@ -23,7 +23,8 @@ from musicspace_shared.web import SessionDep
 router = APIRouter(prefix="/api/m3", tags=["m3"])
 
 
-def _recommender(request: Request) -> Recommender:
+# async: a plain def dependency would run in a worker thread on every request
+async def _recommender(request: Request) -> Recommender:
     return request.app.state.recommender
 
 
@@ -33,25 +34,12 @@ RecommenderDep = Annotated[Recommender, Depends(_recommender)]
 @router.post(
     "/recommend", response_model=RecommendResponse, summary="Ranked tracks for a user, with drivers"
 )
-async def recommend(
-    body: RecommendRequest, session: SessionDep, m3: RecommenderDep
-) -> RecommendResponse:
+async def recommend(body: RecommendRequest, session: SessionDep, m3: RecommenderDep) -> Response:
     result = await m3.recommend(
         session=session, user_id=body.user_id, limit=body.limit, max_per_artist=body.max_per_artist
     )
-    items = [
-        RecommendedTrack(
-            track_id=i.track_id, title=i.title, artist=i.artist, score=i.score, drivers=i.drivers
-        )
-        for i in result.items
-    ]
-    return RecommendResponse(
-        user_id=result.user_id,
-        model=result.model,
-        version=result.version,
-        candidates=result.candidates,
-        items=items,
-    )  # type: ignore[arg-type]
+    # The domain renders the body from RecommendResponse once and caches it with the answer.
+    return Response(content=result.body, media_type="application/json")
 
 
 @router.post(

@@ -53,24 +53,43 @@ class RawUser:
         return set(self.pms) | self.liked | self.disliked
 
 
-async def user_exists(session: AsyncSession, user_id: int) -> bool:
-    return (await session.execute(sa.select(User.id).where(User.id == user_id))).first() is not None
+_UID = sa.bindparam("user_id", type_=sa.BigInteger)
+_ZERO = sa.literal(0, sa.Integer)
+# Built once, one round trip: the user row ("u", tells an unknown user from one without data),
+# the PMS tracks ("p") and the interactions ("i").
+_USER = sa.union_all(
+    sa.select(
+        sa.literal("u").label("kind"),
+        sa.literal("").label("track_id"),
+        _ZERO.label("plays"),
+        _ZERO.label("likes"),
+        _ZERO.label("skips"),
+    ).where(User.id == _UID),
+    sa.select(sa.literal("p"), UserTrack.track_id, _ZERO, _ZERO, _ZERO).where(
+        UserTrack.user_id == _UID
+    ),
+    sa.select(
+        sa.literal("i"),
+        Interaction.track_id,
+        Interaction.play_count,
+        Interaction.like_score,
+        Interaction.skip_count,
+    ).where(Interaction.user_id == _UID),
+)
 
 
-async def load_user(session: AsyncSession, user_id: int) -> RawUser:
-    """One user's PMS tracks and interactions (two indexed queries)."""
+async def load_user(session: AsyncSession, user_id: int) -> RawUser | None:
+    """One user's PMS tracks and interactions in one query; None for an unknown user."""
+    rows = (await session.execute(_USER, {"user_id": user_id})).all()
+    if not rows:
+        return None
     raw = RawUser()
-    pms = await session.execute(sa.select(UserTrack.track_id).where(UserTrack.user_id == user_id))
-    raw.pms = [row[0] for row in pms.all()]
-    inter = await session.execute(
-        sa.select(
-            Interaction.track_id,
-            Interaction.play_count,
-            Interaction.like_score,
-            Interaction.skip_count,
-        ).where(Interaction.user_id == user_id)
-    )
-    raw.interactions = {t: (int(p), int(like), int(s)) for t, p, like, s in inter.all()}
+    raw.pms = [track for kind, track, *_ in rows if kind == "p"]
+    raw.interactions = {
+        track: (int(plays), int(likes), int(skips))
+        for kind, track, plays, likes, skips in rows
+        if kind == "i"
+    }
     return raw
 
 

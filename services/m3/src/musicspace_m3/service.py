@@ -8,7 +8,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from musicspace_m3 import ranker, repository
 from musicspace_m3.models import Loaded, ModelRegistry, user_model_path
 from musicspace_m3.repository import RawUser
+from musicspace_m3.schemas import RecommendResponse
 from musicspace_m3.scoring import rank
 from musicspace_m3.settings import Settings
 from musicspace_m3.state import Snapshot, build_snapshot, profile_for
@@ -45,6 +46,7 @@ class Recommendation:
     version: str
     candidates: int
     items: list[Item]
+    body: bytes = b""  # the RecommendResponse JSON, rendered once and cached with the answer
 
 
 class Recommender:
@@ -138,11 +140,7 @@ class Recommender:
 
     async def _user(self, session: AsyncSession, user_id: int) -> RawUser:
         raw = await repository.load_user(session, user_id)
-        if (
-            not raw.pms
-            and not raw.interactions
-            and not await repository.user_exists(session, user_id)
-        ):
+        if raw is None:
             raise NotFound(f"user {user_id} not found")
         return raw
 
@@ -168,9 +166,11 @@ class Recommender:
             self.count("recommendation_cache_hits")
             return hit[1]
         loop = asyncio.get_running_loop()
-        result = await loop.run_in_executor(
+        ranked = await loop.run_in_executor(
             self.pool, self._rank, snapshot, base, user_id, raw, limit, cap
         )
+        body = RecommendResponse.model_validate(ranked, from_attributes=True).model_dump_json()
+        result = replace(ranked, body=body.encode())
         self.count("recommendations")
         if self.settings.cache_ttl_s > 0:
             self._cache[key] = (time.monotonic() + self.settings.cache_ttl_s, result)

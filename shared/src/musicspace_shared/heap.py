@@ -1,0 +1,63 @@
+"""Keep CPython's cyclic garbage collector from stalling requests.
+
+A service holds a large heap that lives as long as the process: catalog frames, indexes and
+models, hundreds of thousands of objects. CPython's oldest-generation collection walks all of
+them. Measured in m1 under 16 concurrent clients: a 110 ms full collection every 1.5 s that
+freed nothing and held every request in flight (p99 135 ms against a p50 of 25 ms).
+
+`settle()` (after startup) collects once and then freezes the survivors: the collector skips
+frozen objects from then on; reference counting still frees them. Objects built later (a
+refreshed catalog, a reloaded model) are frozen the same way after the first slow collection
+that finds them, by `watch()`. Both are counted in the service metrics (gc_full_collections,
+gc_full_ms, gc_freezes), so /metrics shows whether pauses come back.
+"""
+
+from __future__ import annotations
+
+import gc
+import time
+from typing import Any, Protocol
+
+# A full collection slower than this that frees fewer objects than FREEZE_MAX_COLLECTED is
+# walking long-lived data: freeze what survived.
+SLOW_MS = 20.0
+FREEZE_MAX_COLLECTED = 1000
+
+
+class _Counter(Protocol):
+    def count(self, event: str, amount: float = 1) -> None: ...
+
+
+def settle() -> None:
+    """Collect what startup left behind, then exempt every surviving object from the collector."""
+    gc.collect()
+    gc.freeze()
+
+
+class _FullCollectionWatch:
+    def __init__(self, metrics: _Counter | None) -> None:
+        self.metrics = metrics
+        self.started = 0.0
+
+    def __call__(self, phase: str, info: dict[str, Any]) -> None:
+        if info.get("generation") != 2:
+            return
+        if phase == "start":
+            self.started = time.perf_counter()
+            return
+        elapsed_ms = (time.perf_counter() - self.started) * 1000
+        if self.metrics is not None:
+            self.metrics.count("gc_full_collections")
+            self.metrics.count("gc_full_ms", elapsed_ms)
+        if elapsed_ms >= SLOW_MS and info.get("collected", 0) < FREEZE_MAX_COLLECTED:
+            gc.freeze()  # the collection is over: its survivors are long-lived
+            if self.metrics is not None:
+                self.metrics.count("gc_freezes")
+
+
+def watch(metrics: _Counter | None = None) -> None:
+    """Count full collections and freeze the heap after a slow one that freed (almost) nothing.
+
+    One watcher per process: a new app (tests build several) replaces the previous one."""
+    gc.callbacks[:] = [cb for cb in gc.callbacks if not isinstance(cb, _FullCollectionWatch)]
+    gc.callbacks.append(_FullCollectionWatch(metrics))
