@@ -181,9 +181,10 @@ def run(context: BenchContext) -> dict[str, Any]:
     seconds = 5 if context.quick else 20
     count = 400 if context.quick else 2500
     fresh = unique_queries(count * 2)
-    search = lambda base, q, label: Call(
-        label, "POST", base + "/api/llm/search", {"query": q, "limit": 10}
-    )  # noqa: E731
+
+    def search(base: str, q: str, label: str) -> Call:
+        return Call(label, "POST", base + "/api/llm/search", {"query": q, "limit": 10})
+
     repeated = [search(direct, q, "search_repeated") for q in fresh[-40:]]
     results: dict[str, Any] = {"concurrency": CONCURRENCY, "index_wait_s": round(waited, 1)}
     results["healthz"] = context.load(

@@ -106,3 +106,5 @@ async def test_corrupt_new_global_model_falls_back_to_the_previous_one(
             response = await client.post("/api/m1/recommend", json={"user_id": 1, "limit": 3})
             assert response.status_code == 200
             assert response.json()["version"] == meta.version
+            metrics = (await client.get("/metrics")).text
+            assert 'musicspace_events_total{event="model_load_failures",service="m1"}' in metrics

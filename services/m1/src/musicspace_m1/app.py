@@ -32,7 +32,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
 
     def startup(app: FastAPI):  # type: ignore[no-untyped-def]
-        app.state.runtime = Runtime(settings)
+        app.state.runtime = Runtime(settings, metrics=app.state.metrics)
         return app.state.runtime.running(app.state.sessionmaker)
 
     return create_service_app(

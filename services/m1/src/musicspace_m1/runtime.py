@@ -61,9 +61,12 @@ class LruCache(Generic[V]):
 
 
 class Runtime:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, metrics: Any = None) -> None:
         self.settings = settings
-        self.models = ModelCache(settings.model_dir("M1"))
+        self.models = ModelCache(
+            settings.model_dir("M1"),
+            on_failure=(lambda: metrics.count("model_load_failures")) if metrics else lambda: None,
+        )
         workers = settings.cpu_workers or max(1, min(4, os.cpu_count() or 1))
         self.executor = ThreadPoolExecutor(
             max_workers=workers, thread_name_prefix="m1-cpu", initializer=_limit_threads

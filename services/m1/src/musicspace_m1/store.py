@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -90,9 +91,16 @@ def read_user_metadata(root: Path, user_id: int) -> dict[str, Any] | None:
 class ModelCache:
     """The loaded global model and per-user models, reloaded when their files change."""
 
-    def __init__(self, root: Path, max_users: int = 10_000) -> None:
+    def __init__(
+        self,
+        root: Path,
+        max_users: int = 10_000,
+        *,
+        on_failure: Callable[[], None] = lambda: None,
+    ) -> None:
         self.root = root
         self.max_users = max_users
+        self.on_failure = on_failure  # a stored model failed verification (counted in metrics)
         self._lock = threading.Lock()
         self._global: tuple[tuple[int, int], GlobalModel, ModelMeta] | None = None
         # Why the newest global model file is not the one served (corrupt or half-written).
@@ -112,6 +120,7 @@ class ModelCache:
             try:
                 model, artifact = model_store.load_pickle_with_fallback(path)
             except (FileNotFoundError, model_store.ModelIntegrityError) as exc:
+                self.on_failure()
                 if cached is None:
                     raise
                 # Neither the new file nor a kept previous one verifies: keep what we serve.
@@ -119,6 +128,8 @@ class ModelCache:
                 self._global = (sig, cached[1], cached[2])
                 return cached[1], cached[2]
             self.problem = artifact.problem
+            if artifact.problem is not None:
+                self.on_failure()
             if artifact.problem is not None and cached is not None:
                 # The new file is bad: the verified model in memory beats the kept previous one.
                 self._global = (sig, cached[1], cached[2])
@@ -138,8 +149,11 @@ class ModelCache:
             return cached[1]
         try:
             model, _ = model_store.load_pickle(path)
-        except (FileNotFoundError, model_store.ModelIntegrityError):
-            return None  # half-replaced or corrupt: serve as untrained until retrained
+        except FileNotFoundError:
+            return None  # replaced between the stat and the read: untrained for this request
+        except model_store.ModelIntegrityError:
+            self.on_failure()
+            return None  # corrupt: serve as untrained until retrained
         with self._lock:
             if len(self._users) >= self.max_users:
                 self._users.pop(next(iter(self._users)))

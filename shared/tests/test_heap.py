@@ -1,0 +1,72 @@
+"""The heap guard: settle() freezes what startup built; watch() counts full collections and
+freezes after a slow one that freed (almost) nothing."""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Iterator
+
+import pytest
+
+from musicspace_shared import heap
+
+
+class Counts:
+    def __init__(self) -> None:
+        self.events: dict[str, float] = {}
+
+    def count(self, event: str, amount: float = 1) -> None:
+        self.events[event] = self.events.get(event, 0) + amount
+
+
+@pytest.fixture
+def clean_gc() -> Iterator[None]:
+    callbacks = list(gc.callbacks)
+    yield
+    gc.callbacks[:] = callbacks
+    gc.unfreeze()
+
+
+def test_settle_moves_the_survivors_out_of_the_collectors_reach(clean_gc: None) -> None:
+    gc.unfreeze()
+    long_lived = [[i] for i in range(10_000)]
+    heap.settle()
+    assert gc.get_freeze_count() >= len(long_lived)
+
+
+def test_a_slow_full_collection_that_frees_nothing_freezes_the_heap(
+    clean_gc: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gc.unfreeze()
+    counts = Counts()
+    heap.watch(counts)
+    heap.watch(counts)  # one watcher per process, however many apps are built
+    assert sum(isinstance(cb, heap._FullCollectionWatch) for cb in gc.callbacks) == 1
+    monkeypatch.setattr(heap, "SLOW_MS", 0.0)
+    kept = [[i] for i in range(10_000)]
+    gc.collect()
+    assert counts.events["gc_full_collections"] >= 1
+    assert counts.events["gc_full_ms"] > 0
+    assert counts.events["gc_freezes"] >= 1
+    assert gc.get_freeze_count() >= len(kept)
+
+
+def test_a_collection_that_frees_garbage_does_not_freeze(
+    clean_gc: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gc.unfreeze()
+    counts = Counts()
+    heap.watch(counts)
+    monkeypatch.setattr(heap, "SLOW_MS", 0.0)
+    gc.disable()  # keep the young collections from freeing the cycles first
+    try:
+        for _ in range(5_000):  # reference cycles: only the collector frees them
+            a: list = []
+            a.append(a)
+        del a
+    finally:
+        gc.enable()
+    gc.collect()
+    assert counts.events["gc_full_collections"] >= 1
+    assert "gc_freezes" not in counts.events
+    assert gc.get_freeze_count() == 0
