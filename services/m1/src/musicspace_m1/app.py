@@ -42,6 +42,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=VERSION,
         description="Audio-feature hybrid recommender with per-user models and a profile fallback.",
         routers=[router],
+        model_family="M1",  # /admin/models: usage and cleanup of this family
         startup=startup,
         readiness={"model": _model_ready, "catalog": _catalog_ready},
     )

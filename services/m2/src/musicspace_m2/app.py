@@ -40,6 +40,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=VERSION,
         description="Audio features predicted from text (TF-IDF + gradient boosting), similar tracks, per-user SVM recommendations.",
         routers=[router],
+        model_family="M2",  # /admin/models: usage and cleanup of this family
         startup=lambda app: startup(app),
         readiness={"model": model_ready},
     )

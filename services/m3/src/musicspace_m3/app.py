@@ -41,6 +41,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=VERSION,
         description="CatBoost ranking over interactions: a global ranker plus per-user fine-tuned rankers.",
         routers=[router],
+        model_family="M3",  # /admin/models: usage and cleanup of this family
         startup=startup,
         readiness={"model": model_ready},
     )
