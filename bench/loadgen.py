@@ -120,7 +120,7 @@ async def _load(
 
     async def worker(first: int) -> None:
         nonlocal counter
-        conn = await connect()
+        conn: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
         try:
             while True:
                 if measuring:
@@ -135,20 +135,24 @@ async def _load(
                 else:
                     item = prepared[first % len(prepared)]
                     first += concurrency
-                reader, writer = conn
                 t0 = time.perf_counter()
                 try:
-                    writer.write(item.request)
-                    status, keep = await _read_response(reader)
+                    if conn is None:
+                        conn = await connect()
+                    conn[1].write(item.request)
+                    status, keep = await _read_response(conn[0])
                 except (OSError, asyncio.IncompleteReadError, ValueError, IndexError):
                     status, keep = 0, False
                 if measuring:
                     samples.append((item.label, status, (time.perf_counter() - t0) * 1000))
-                if not keep:
-                    writer.close()
-                    conn = await connect()
+                if not keep and conn is not None:
+                    conn[1].close()
+                    conn = None
+                if status == 0:
+                    await asyncio.sleep(0.01)  # a refused or broken connection: do not spin
         finally:
-            conn[1].close()
+            if conn is not None:
+                conn[1].close()
 
     # Warm-up (connections, TLS sessions, first-request caches) outside the figures.
     await asyncio.gather(*(worker(i) for i in range(min(concurrency, warmup))))

@@ -23,4 +23,7 @@ def main(service: str, default_port: int) -> None:
         proxy_headers=True,
         forwarded_allow_ips=os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1"),
         timeout_graceful_shutdown=10,
+        # Longer than the gateway's idle upstream timeout (60 s, gateway/traefik.yml): the
+        # proxy, not the service, closes an idle connection, so no request races a close.
+        timeout_keep_alive=int(os.environ.get("KEEP_ALIVE_S", 75)),
     )
