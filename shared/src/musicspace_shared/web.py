@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
+import secrets
 import time
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from http import HTTPStatus
@@ -48,6 +49,16 @@ def problem(status: int, title: str, detail: str, **extra: Any) -> JSONResponse:
     )
 
 
+_REQUEST_ID_PREFIX = secrets.token_hex(6)
+_request_numbers = itertools.count()
+
+
+def _new_request_id() -> str:
+    """Unique per process and run (a random prefix and a counter), without a syscall per
+    request as uuid4 makes (about 3% of m3's busy CPU in a recommend profile)."""
+    return f"{_REQUEST_ID_PREFIX}{next(_request_numbers):010x}"
+
+
 class RequestContextMiddleware:
     """Request id in/out, JSON access log, request metrics keyed by route template."""
 
@@ -61,7 +72,7 @@ class RequestContextMiddleware:
             return
         headers = dict(scope.get("headers") or [])
         incoming = headers.get(b"x-request-id", b"").decode("latin-1")[:64]
-        request_id = incoming if incoming.isprintable() and incoming else uuid.uuid4().hex
+        request_id = incoming if incoming.isprintable() and incoming else _new_request_id()
         token = request_id_var.set(request_id)
         status = 500
         started = time.perf_counter()
@@ -83,7 +94,9 @@ class RequestContextMiddleware:
             method = scope["method"]
             self.metrics.requests.labels(self.metrics.service, template, method, str(status)).inc()
             self.metrics.duration.labels(self.metrics.service, template, method).observe(elapsed)
-            if template not in ("/healthz", "/readyz", "/metrics"):
+            if template not in ("/healthz", "/readyz", "/metrics") and logger.isEnabledFor(
+                logging.INFO
+            ):
                 logger.info(
                     "request",
                     extra=log_fields(

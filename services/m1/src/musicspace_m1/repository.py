@@ -32,7 +32,9 @@ _USER_TRACKS = sa.union_all(
 
 async def user_tracks(session: AsyncSession, *, user_id: int) -> UserTracks | None:
     """The user's PMS tracks and dislikes in one query; None when the user does not exist."""
-    rows = (await session.execute(_USER_TRACKS, {"user_id": user_id})).all()
+    # Core execution on the session's connection: the ORM layer adds ~half again per query.
+    connection = await session.connection()
+    rows = (await connection.execute(_USER_TRACKS, {"user_id": user_id})).all()
     if not any(kind == "u" for kind, _ in rows):
         return None
     return UserTracks(

@@ -80,7 +80,9 @@ _USER = sa.union_all(
 
 async def load_user(session: AsyncSession, user_id: int) -> RawUser | None:
     """One user's PMS tracks and interactions in one query; None for an unknown user."""
-    rows = (await session.execute(_USER, {"user_id": user_id})).all()
+    # Core execution on the session's connection: the ORM layer adds ~half again per query.
+    connection = await session.connection()
+    rows = (await connection.execute(_USER, {"user_id": user_id})).all()
     if not rows:
         return None
     raw = RawUser()
