@@ -10,21 +10,12 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Any
 
 import pytest
 
+from bench.context import Call
 from bench.loadgen import run_load
 from tests.processes import free_port
-
-
-@dataclass(frozen=True)
-class Call:
-    label: str
-    method: str
-    url: str
-    json: Any = None
 
 
 def _answer(path: str, body: bytes) -> bytes:

@@ -14,6 +14,7 @@ import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -65,25 +66,46 @@ def _entries(root: Path, family: str, user_id: int) -> list[model_ops.UserModelE
 SERVICES = [("m1", "M1", "/api/m1/train"), ("m2", "M2", None), ("m3", "M3", "/api/m3/train")]
 
 
-def _train(client: httpx.Client, service: str, train: str | None, user_id: int) -> None:
-    if train is not None:
-        assert client.post(train, json={"user_id": user_id}).status_code == 200
-    # m2 trains its per-user SVM on demand, inside recommend.
-    response = client.post(f"/api/{service}/recommend", json={"user_id": user_id, "limit": 10})
-    assert response.status_code == 200, response.text
+@dataclass(frozen=True)
+class Trained:
+    """A service holding a freshly trained personal model for `user_id`."""
+
+    service: str
+    family: str
+    user_id: int
+    url: str
+    root: Path
+
+    def recommend(self, client: httpx.Client) -> httpx.Response:
+        return client.post(
+            f"/api/{self.service}/recommend", json={"user_id": self.user_id, "limit": 10}
+        )
 
 
-@pytest.mark.parametrize(("service", "family", "train"), SERVICES)
-def test_cleanup_route_removes_only_unused_models_and_the_user_is_still_served(
-    stack: Stack, service: str, family: str, train: str | None
-) -> None:
+@pytest.fixture(params=SERVICES, ids=[service for service, _, _ in SERVICES])
+def trained(stack: Stack, request: pytest.FixtureRequest) -> Trained:
+    service, family, train = request.param
     stack.require(service)
     user_id = asyncio.run(_other_user(stack.env["DATABASE_URL"], stack.user_id))
-    root = Path(stack.env["MODEL_ROOT"])
+    case = Trained(
+        service, family, user_id, stack.services[service].url, Path(stack.env["MODEL_ROOT"])
+    )
+    with httpx.Client(base_url=case.url, timeout=120) as client:
+        if train is not None:
+            assert client.post(train, json={"user_id": user_id}).status_code == 200
+        # m2 trains its per-user SVM on demand, inside recommend.
+        response = case.recommend(client)
+        assert response.status_code == 200, response.text
+    return case
+
+
+def test_cleanup_route_removes_only_unused_models_and_the_user_is_still_served(
+    stack: Stack, trained: Trained
+) -> None:
+    family, user_id = trained.family, trained.user_id
     admin = {"X-API-Key": stack.admin_key}
-    with httpx.Client(base_url=stack.services[service].url, timeout=120) as client:
-        _train(client, service, train, user_id)
-        entries = _entries(root, family, user_id)
+    with httpx.Client(base_url=trained.url, timeout=120) as client:
+        entries = _entries(trained.root, family, user_id)
         assert entries, f"no {family} user model for user {user_id}"
         usage = client.get("/admin/models", headers=admin).json()[family]
         assert usage["user_models"] >= 1 and usage["user_model_bytes"] > 0
@@ -104,30 +126,20 @@ def test_cleanup_route_removes_only_unused_models_and_the_user_is_still_served(
             family
         ] * len(entries)
         assert not any(p.exists() for e in entries for p in e.paths)
-        after = client.post(f"/api/{service}/recommend", json={"user_id": user_id, "limit": 10})
+        after = trained.recommend(client)
         assert after.status_code == 200, after.text
 
 
-@pytest.mark.parametrize(("service", "family", "train"), SERVICES)
-def test_removal_during_recommend_never_fails_a_request(
-    stack: Stack, service: str, family: str, train: str | None
-) -> None:
+def test_removal_during_recommend_never_fails_a_request(trained: Trained) -> None:
     """The cleanup's own removal (model_ops.cleanup, what the route runs) with a clock far
     ahead, so it deletes the model that the concurrent requests are using and re-marking."""
-    stack.require(service)
-    user_id = asyncio.run(_other_user(stack.env["DATABASE_URL"], stack.user_id))
-    base = stack.services[service].url
-    root = Path(stack.env["MODEL_ROOT"])
-    recommend = {"user_id": user_id, "limit": 10}
-    with httpx.Client(base_url=base, timeout=120) as client:
-        _train(client, service, train, user_id)
     statuses: list[int] = []
     stop = threading.Event()
 
     def hammer() -> None:
-        with httpx.Client(base_url=base, timeout=120) as own:
+        with httpx.Client(base_url=trained.url, timeout=120) as own:
             while not stop.is_set():
-                statuses.append(own.post(f"/api/{service}/recommend", json=recommend).status_code)
+                statuses.append(trained.recommend(own).status_code)
 
     removed = 0
     future = datetime.now(UTC) + timedelta(days=365)
@@ -135,8 +147,10 @@ def test_removal_during_recommend_never_fails_a_request(
         workers = [pool.submit(hammer) for _ in range(4)]
         try:
             for _ in range(20):
-                result = model_ops.cleanup(root, dry_run=False, families=(family,), now=future)
-                removed += sum(1 for r in result["removed"] if r["user_id"] == user_id)
+                result = model_ops.cleanup(
+                    trained.root, dry_run=False, families=(trained.family,), now=future
+                )
+                removed += sum(1 for r in result["removed"] if r["user_id"] == trained.user_id)
                 time.sleep(0.05)
         finally:
             stop.set()
