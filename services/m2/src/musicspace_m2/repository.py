@@ -8,7 +8,7 @@ import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from musicspace_m2.text_features import TrackInputs, inputs_from_rows
+from musicspace_m2.text_features import INPUT_COLUMNS, TrackInputs, inputs_from_columns
 from musicspace_shared.catalog import load_interactions, load_user_tracks, user_exists
 from musicspace_shared.db.tables import Track
 from musicspace_shared.features import FEATURES
@@ -54,16 +54,17 @@ class TrackTable:
 
 
 def _table(rows: list[sa.Row]) -> TrackTable:
-    dicts = [dict(zip(_NAMES, row[: len(_NAMES)], strict=True)) for row in rows]
+    n = len(_NAMES)
+    columns = list(zip(*rows, strict=True)) if rows else [()] * (n + len(FEATURES))
+    named = dict(zip(_NAMES, columns[:n], strict=True))
     feats = np.array(
-        [[np.nan if v is None else float(v) for v in row[len(_NAMES) :]] for row in rows],
-        dtype=np.float64,
+        [[np.nan if v is None else float(v) for v in row[n:]] for row in rows], dtype=np.float64
     ).reshape(len(rows), len(FEATURES))
     return TrackTable(
-        [d["track_id"] for d in dicts],
-        inputs_from_rows(dicts),
+        list(named["track_id"]),
+        inputs_from_columns(**{name: list(named[name]) for name in INPUT_COLUMNS}),
         feats,
-        [d["features_source"] for d in dicts],
+        list(named["features_source"]),
     )
 
 
@@ -76,7 +77,9 @@ async def load_track_table(
         query = query.where(Track.features_source == "measured")
     if track_ids is not None:
         query = query.where(Track.track_id.in_(track_ids))
-    return _table(list((await session.execute(query)).all()))
+    # Core execution on the session's connection: no ORM layer over 1,000-row results.
+    connection = await session.connection()
+    return _table(list((await connection.execute(query)).all()))
 
 
 async def catalog_state(session: AsyncSession) -> tuple[int, str]:

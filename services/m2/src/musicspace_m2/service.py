@@ -59,6 +59,20 @@ def _item_row(item: PredictItem) -> dict[str, object]:
     }
 
 
+def _has_text(item: PredictItem) -> bool:
+    return any(
+        value is not None
+        for value in (
+            item.title,
+            item.artist,
+            item.album,
+            item.genre,
+            item.subgenre,
+            item.popularity,
+        )
+    )
+
+
 def _db_row(table: repository.TrackTable, position: int, item: PredictItem) -> dict[str, object]:
     inputs = table.inputs
     # What the DB knows wins; the item's own text fills what the DB lacks.
@@ -90,10 +104,11 @@ def predict_results(
     more than predicting them (measured); the route serialises these with orjson.
     """
     positions = {t: i for i, t in enumerate(known.track_ids)} if known is not None else {}
-    rows: list[dict[str, object]] = []
+    db_rows: list[int | None] = []  # per predicted item: its DB row, None for a text item
     slots: list[int] = []
     results: list[dict[str, Any] | None] = [None] * len(items)
     for index, item in enumerate(items):
+        position = None
         if item.track_id is not None:
             position = positions.get(item.track_id)
             if position is None:
@@ -107,15 +122,24 @@ def predict_results(
                     "intervals": None,
                 }
                 continue
-            rows.append(_db_row(known, position, item))  # type: ignore[arg-type]
-        else:
-            rows.append(_item_row(item))
+        db_rows.append(position)
         slots.append(index)
-    if rows:
-        inputs = inputs_from_rows(rows)
+    if slots:
+        if known is not None and all(
+            p is not None and not _has_text(items[i]) for i, p in zip(slots, db_rows, strict=True)
+        ):
+            # Bare ids (what enrichment sends): the DB's inputs as they are, no re-building.
+            inputs = known.inputs.take(np.array(db_rows, dtype=np.int64))
+        else:
+            inputs = inputs_from_rows(
+                [
+                    _item_row(items[i]) if p is None else _db_row(known, p, items[i])  # type: ignore[arg-type]
+                    for i, p in zip(slots, db_rows, strict=True)
+                ]
+            )
         values = predictor.predict(inputs)
         confidence, half_widths = predictor.uncertainty(inputs)
-        half = np.array(half_widths).reshape(len(rows), len(FEATURES))
+        half = np.array(half_widths).reshape(len(slots), len(FEATURES))
         low, high = (
             np.clip(values - half, _LOW, _HIGH).tolist(),
             np.clip(values + half, _LOW, _HIGH).tolist(),

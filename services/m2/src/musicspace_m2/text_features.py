@@ -113,21 +113,46 @@ def _number(value: object) -> float:
 
 def inputs_from_rows(rows: list[dict[str, object]]) -> TrackInputs:
     """Build inputs from dicts with keys title, artist, album, album_id, genre, subgenre, popularity, release_date."""
+    return inputs_from_columns(
+        **{name: [r.get(name) for r in rows] for name in INPUT_COLUMNS}  # type: ignore[arg-type]
+    )
+
+
+INPUT_COLUMNS = (
+    "title",
+    "artist",
+    "album",
+    "album_id",
+    "genre",
+    "subgenre",
+    "popularity",
+    "release_date",
+)
+
+
+def inputs_from_columns(
+    *,
+    title: list[object],
+    artist: list[object],
+    album: list[object],
+    album_id: list[object],
+    genre: list[object],
+    subgenre: list[object],
+    popularity: list[object],
+    release_date: list[object],
+) -> TrackInputs:
+    """Build inputs from one list per column (INPUT_COLUMNS), e.g. straight from DB rows."""
     # One pass per column with plain comprehensions: this runs for every predict-audio batch.
     return TrackInputs(
-        titles=[_text(r.get("title")) for r in rows],
-        artists=[_text(r.get("artist")) for r in rows],
-        albums=[_text(r.get("album")) for r in rows],
-        album_ids=[_text(r.get("album_id")) for r in rows],
-        genres=[norm(_text(r.get("genre"))) for r in rows],
-        subgenres=[norm(_text(r.get("subgenre"))) for r in rows],
-        popularity=np.array([_number(r.get("popularity")) for r in rows], dtype=np.float64),
+        titles=[_text(v) for v in title],
+        artists=[_text(v) for v in artist],
+        albums=[_text(v) for v in album],
+        album_ids=[_text(v) for v in album_id],
+        genres=[norm(_text(v)) for v in genre],
+        subgenres=[norm(_text(v)) for v in subgenre],
+        popularity=np.array([_number(v) for v in popularity], dtype=np.float64),
         years=np.array(
-            [
-                year_of(_text(r.get("release_date"))) if r.get("release_date") else math.nan
-                for r in rows
-            ],
-            dtype=np.float64,
+            [year_of(_text(v)) if v else math.nan for v in release_date], dtype=np.float64
         ),
     )
 
