@@ -77,7 +77,10 @@ class M2Client:
     async def predict(self, items: list[dict[str, Any]]) -> PredictBatch:
         """Predict features for items ({track_id} or text); UpstreamUnavailable when m2 is down."""
         response = await self.http.post_json(
-            "/api/m2/predict-audio", {"items": items}, idempotent=True
+            # Enrichment stores values only: no intervals to render, send and parse.
+            "/api/m2/predict-audio",
+            {"items": items, "intervals": False},
+            idempotent=True,
         )
         if response.status_code == 501:
             # Deployed but not implemented yet: for the job that is "not available", not a bad item.

@@ -7,12 +7,12 @@ features are never overwritten and a prediction is never applied twice, whoever 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -134,9 +134,7 @@ async def write_predictions(
     if not predictions:
         return 0
     dialect = conn.dialect
-    payload = json.dumps(
-        [{"i": tid, "f": list(values)} for tid, values in predictions], separators=(",", ":")
-    )
+    payload = orjson.dumps([{"i": tid, "f": values} for tid, values in predictions]).decode()
     v = _values_source(dialect.name, payload)
     stamp = predicted_at.isoformat(timespec="seconds")
     patch = sa.func.json_object(

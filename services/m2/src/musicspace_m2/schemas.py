@@ -40,6 +40,10 @@ class PredictItem(BaseModel):
 
 class PredictRequest(BaseModel):
     items: list[PredictItem] = Field(min_length=1, max_length=MAX_BATCH)
+    intervals: bool = Field(
+        True,
+        description="false: leave out the per-feature intervals (bulk callers that store values only)",
+    )
 
 
 class PredictedFeatures(BaseModel):

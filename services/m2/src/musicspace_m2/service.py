@@ -97,6 +97,7 @@ def predict_results(
     predictor: FeaturePredictor,
     items: list[PredictItem],
     known: repository.TrackTable | None = None,
+    intervals: bool = True,
 ) -> list[dict[str, Any]]:
     """Per-item results (PredictResult's fields); an id missing from `known` fails that item only.
 
@@ -139,12 +140,7 @@ def predict_results(
             )
         values = predictor.predict(inputs)
         confidence, half_widths = predictor.uncertainty(inputs)
-        half = np.array(half_widths).reshape(len(slots), len(FEATURES))
-        low, high = (
-            np.clip(values - half, _LOW, _HIGH).tolist(),
-            np.clip(values + half, _LOW, _HIGH).tolist(),
-        )
-        has_interval = (~np.isnan(half).any(axis=1)).tolist()
+        bounds = _intervals(values, half_widths) if intervals else [None] * len(slots)
         for k, (index, row_values) in enumerate(zip(slots, values.tolist(), strict=True)):
             results[index] = {
                 "index": index,
@@ -153,11 +149,24 @@ def predict_results(
                 "error": None,
                 "features": dict(zip(FEATURES, row_values, strict=True)),
                 "confidence": confidence[k],
-                "intervals": dict(zip(FEATURES, zip(low[k], high[k], strict=True), strict=True))
-                if has_interval[k]
-                else None,
+                "intervals": bounds[k],
             }
     return [r for r in results if r is not None]
+
+
+def _intervals(
+    values: np.ndarray, half_widths: list[np.ndarray]
+) -> list[dict[str, tuple[float, float]] | None]:
+    """Per row: each feature's interval (value +- its half width, within the feature's range),
+    or None when the model has no half widths for that row's support level."""
+    half = np.array(half_widths).reshape(len(values), len(FEATURES))
+    low = np.clip(values - half, _LOW, _HIGH).tolist()
+    high = np.clip(values + half, _LOW, _HIGH).tolist()
+    has_interval = (~np.isnan(half).any(axis=1)).tolist()
+    return [
+        dict(zip(FEATURES, zip(lo, hi, strict=True), strict=True)) if ok else None
+        for lo, hi, ok in zip(low, high, has_interval, strict=True)
+    ]
 
 
 def render_predict_response(*, model_version: str, results: list[dict[str, Any]]) -> bytes:
@@ -173,7 +182,11 @@ async def predict_audio(
     ids = sorted({item.track_id for item in request.items if item.track_id is not None})
     known = await repository.load_track_table(session, track_ids=ids) if ids else None
     results = await runtime.run(
-        predict_results, predictor=model.predictor, items=request.items, known=known
+        predict_results,
+        predictor=model.predictor,
+        items=request.items,
+        known=known,
+        intervals=request.intervals,
     )
     runtime_metrics_count(runtime, "predictions", sum(r["ok"] for r in results))
     return await runtime.run(
