@@ -70,3 +70,37 @@ def test_a_collection_that_frees_garbage_does_not_freeze(
     assert counts.events["gc_full_collections"] >= 1
     assert "gc_freezes" not in counts.events
     assert gc.get_freeze_count() == 0
+
+
+def test_resettle_frees_cycles_that_were_frozen(clean_gc: None) -> None:
+    import weakref
+
+    class Node:
+        def __init__(self) -> None:
+            self.me = self  # a reference cycle: only the collector frees it
+
+    gc.unfreeze()
+    node = Node()
+    alive = weakref.ref(node)
+    heap.settle()  # frozen while still in use
+    del node
+    gc.collect()
+    assert alive() is not None, "a frozen cycle is out of the collector's reach"
+    heap.resettle()
+    assert alive() is None
+    assert gc.get_freeze_count() > 0
+
+
+async def test_resettle_every_runs_until_cancelled(
+    clean_gc: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+
+    calls: list[int] = []
+    monkeypatch.setattr(heap, "resettle", lambda: calls.append(1))
+    task = asyncio.create_task(heap.resettle_every(0.01))
+    await asyncio.sleep(0.1)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert len(calls) >= 3

@@ -9,11 +9,15 @@ freed nothing and held every request in flight (p99 135 ms against a p50 of 25 m
 frozen objects from then on; reference counting still frees them. Objects built later (a
 refreshed catalog, a reloaded model) are frozen the same way after the first slow collection
 that finds them, by `watch()`. Both are counted in the service metrics (gc_full_collections,
-gc_full_ms, gc_freezes), so /metrics shows whether pauses come back.
+gc_full_ms, gc_freezes), so /metrics shows whether pauses come back. A frozen object that
+later becomes part of unreachable reference cycle would never be collected, so
+`resettle_every()` thaws, collects and freezes again now and then (one full pause, ~0.1 s,
+every HEAP_RESETTLE_S seconds, 600 by default).
 """
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import time
 from typing import Any, Protocol
@@ -32,6 +36,19 @@ def settle() -> None:
     """Collect what startup left behind, then exempt every surviving object from the collector."""
     gc.collect()
     gc.freeze()
+
+
+def resettle() -> None:
+    """Thaw the frozen heap, free what became garbage since, freeze the survivors again."""
+    gc.unfreeze()
+    settle()
+
+
+async def resettle_every(interval_s: float) -> None:
+    """Run `resettle()` every `interval_s` seconds until cancelled (a lifespan task)."""
+    while True:
+        await asyncio.sleep(interval_s)
+        resettle()
 
 
 class _FullCollectionWatch:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import logging
 import secrets
@@ -144,6 +145,8 @@ def create_service_app(
                     await result
             heap.settle()
             heap.watch(metrics)
+            resettle = asyncio.create_task(heap.resettle_every(settings.heap_resettle_s))
+            stack.callback(resettle.cancel)
             logger.info("started", extra=log_fields(version=version))
             yield
         await engine.dispose()
