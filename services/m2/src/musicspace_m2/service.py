@@ -181,17 +181,24 @@ async def predict_audio(
     model = await runtime.require_model()
     ids = sorted({item.track_id for item in request.items if item.track_id is not None})
     known = await repository.load_track_table(session, track_ids=ids) if ids else None
-    results = await runtime.run(
-        predict_results,
+    # Prediction and rendering in one executor job: as two, a request's rendering queued
+    # behind the other requests' predictions and concurrent batches all finished together.
+    body, predicted = await runtime.run(
+        _predict_and_render,
         predictor=model.predictor,
+        model_version=model.meta.version,
         items=request.items,
         known=known,
         intervals=request.intervals,
     )
-    runtime_metrics_count(runtime, "predictions", sum(r["ok"] for r in results))
-    return await runtime.run(
-        render_predict_response, model_version=model.meta.version, results=results
-    )
+    runtime_metrics_count(runtime, "predictions", predicted)
+    return body
+
+
+def _predict_and_render(*, model_version: str, **kwargs: Any) -> tuple[bytes, int]:
+    results = predict_results(**kwargs)
+    body = render_predict_response(model_version=model_version, results=results)
+    return body, sum(r["ok"] for r in results)
 
 
 def runtime_metrics_count(runtime: Runtime, event: str, amount: int) -> None:
