@@ -89,6 +89,38 @@ async def test_recommend_excludes_owned_and_disliked_and_caps_per_artist(
     assert max(Counter(i["artist"] for i in again["items"]).values()) == 1
 
 
+async def test_cached_answers_follow_the_users_state_and_model(
+    client: httpx.AsyncClient, demo_users: list[int], demo_db_url: str
+) -> None:
+    """The same request twice is served from m1's answer cache; a new dislike, a new track in
+    the user's PMS or a retrain must each change the answer at once."""
+    user_id = demo_users[4]
+    first_train = (await client.post("/api/m1/train", json={"user_id": user_id})).json()
+    request = {"user_id": user_id, "limit": 10}
+    first = (await client.post("/api/m1/recommend", json=request)).json()
+    assert (await client.post("/api/m1/recommend", json=request)).json() == first
+    shorter = (await client.post("/api/m1/recommend", json=request | {"limit": 4})).json()
+    assert shorter["items"] == first["items"][:4]
+
+    top, second = first["items"][0]["track_id"], first["items"][1]["track_id"]
+    engine, session = await _session(demo_db_url)
+    async with session:
+        await create_interaction(session, user_id=user_id, track_id=top, like_score=-1)
+    after_dislike = (await client.post("/api/m1/recommend", json=request)).json()
+    assert top not in {i["track_id"] for i in after_dislike["items"]}
+    async with make_sessionmaker(engine)() as session:
+        session.add(UserTrack(user_id=user_id, track_id=second))
+        await session.commit()
+    await engine.dispose()
+    after_adding = (await client.post("/api/m1/recommend", json=request)).json()
+    assert second not in {i["track_id"] for i in after_adding["items"]}
+
+    retrained = (await client.post("/api/m1/train", json={"user_id": user_id})).json()
+    assert retrained["version"] != first_train["version"]
+    after_retrain = (await client.post("/api/m1/recommend", json=request)).json()
+    assert after_retrain["version"] == retrained["version"] != first["version"]
+
+
 async def test_recommend_with_exclude_owned_false_may_return_owned_tracks(
     client: httpx.AsyncClient, demo_users: list[int], demo_db_url: str
 ) -> None:
