@@ -13,6 +13,7 @@ from fastapi import APIRouter
 from musicspace_shared.db.migrate import upgrade
 from musicspace_shared.settings import CommonSettings
 from musicspace_shared.web import SessionDep, create_service_app
+from tests.asgi import serving
 from tests.private_mariadb import PrivateMariaDB, available
 
 pytestmark = [
@@ -58,21 +59,18 @@ async def test_requests_fail_fast_with_503_while_the_database_is_down_and_recove
     url = private_mariadb.server_url + "/outage"
     await asyncio.to_thread(upgrade, url)
     app = outage_app(url)
-    async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://t"
-        ) as client:
-            assert {status for status, _ in await burst(client)} == {200}
+    async with serving(app) as client:
+        assert {status for status, _ in await burst(client)} == {200}
 
-            private_mariadb.stop()
-            down = await burst(client)
-            assert {status for status, _ in down} == {503}
-            assert max(elapsed for _, elapsed in down) < 10  # fails fast instead of hanging
-            problem = (await client.get("/api/probe/tracks")).json()
-            assert "database" in problem["detail"].lower()
-            assert (await client.get("/readyz")).status_code == 503
+        private_mariadb.stop()
+        down = await burst(client)
+        assert {status for status, _ in down} == {503}
+        assert max(elapsed for _, elapsed in down) < 10  # fails fast instead of hanging
+        problem = (await client.get("/api/probe/tracks")).json()
+        assert "database" in problem["detail"].lower()
+        assert (await client.get("/readyz")).status_code == 503
 
-            await asyncio.to_thread(private_mariadb.start)
-            after = await burst(client)
-            assert {status for status, _ in after} == {200}
-            assert (await client.get("/readyz")).status_code == 200
+        await asyncio.to_thread(private_mariadb.start)
+        after = await burst(client)
+        assert {status for status, _ in after} == {200}
+        assert (await client.get("/readyz")).status_code == 200

@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 from musicspace_shared.errors import NotFound
 from musicspace_shared.settings import CommonSettings
 from musicspace_shared.web import SessionDep, create_service_app
+from tests.asgi import serving
 
 
 class Body(BaseModel):
@@ -36,10 +37,8 @@ def build_app(database_url: str, tmp_path, **kwargs):
 
 
 async def call(app, method: str, path: str, **kwargs) -> httpx.Response:
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-            return await client.request(method, path, **kwargs)
+    async with serving(app) as client:
+        return await client.request(method, path, **kwargs)
 
 
 async def test_readyz_reports_each_check(sqlite_url, tmp_path) -> None:
@@ -91,14 +90,11 @@ async def test_domain_error_renders_its_status(sqlite_url, tmp_path) -> None:
 
 async def test_request_id_is_echoed_and_metrics_use_route_templates(sqlite_url, tmp_path) -> None:
     app = build_app(sqlite_url, tmp_path)
-    async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://t"
-        ) as client:
-            echoed = await client.post(
-                "/api/demo/echo", json={"n": 2}, headers={"X-Request-ID": "abc123"}
-            )
-            metrics = (await client.get("/metrics")).text
+    async with serving(app) as client:
+        echoed = await client.post(
+            "/api/demo/echo", json={"n": 2}, headers={"X-Request-ID": "abc123"}
+        )
+        metrics = (await client.get("/metrics")).text
     assert echoed.headers["x-request-id"] == "abc123"
     assert (
         'musicspace_http_requests_total{method="POST",route="/api/demo/echo",service="demo",status="200"} 1.0'

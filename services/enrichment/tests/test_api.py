@@ -14,6 +14,7 @@ from musicspace_enrichment.app import create_app
 from musicspace_enrichment.clients import build_peers
 from musicspace_enrichment.settings import Settings
 from services.enrichment.tests.fakes import FakeM2
+from tests.asgi import serving
 from tests.processes import free_port
 
 KEY = "test-admin-key"
@@ -74,13 +75,9 @@ def _settings(url: str) -> Settings:
 @pytest.fixture
 async def client(db, enrich_db_url) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(_settings(enrich_db_url))
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(
-            transport=transport, base_url="http://enrichment.test"
-        ) as http:
-            http.app = app  # type: ignore[attr-defined]
-            yield http
+    async with serving(app) as http:
+        http.app = app  # type: ignore[attr-defined]
+        yield http
 
 
 def _use_fake_peers(client: httpx.AsyncClient) -> FakePeers:

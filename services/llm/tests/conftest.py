@@ -10,6 +10,7 @@ import pytest
 from fastapi import FastAPI
 
 from musicspace_llm.app import create_app
+from tests.asgi import asgi_client
 from tests.databases import demo_database
 from tests.factories import write_demo_subset
 
@@ -39,7 +40,5 @@ async def app(llm_db_url: str, tmp_path_factory: pytest.TempPathFactory) -> Asyn
 
 @pytest.fixture
 async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://test"
-    ) as c:
+    async with asgi_client(app) as c:
         yield c

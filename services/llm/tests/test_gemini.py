@@ -7,7 +7,6 @@ import logging
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import numpy as np
 import pytest
 
@@ -17,6 +16,7 @@ from musicspace_llm.reasons import GeminiReasons
 from musicspace_shared.db.engine import make_engine, make_sessionmaker
 from musicspace_shared.db.migrate import upgrade
 from musicspace_shared.errors import UpstreamUnavailable
+from tests.asgi import serving
 from tests.factories import create_track
 
 from .fake_gemini import FakeGemini
@@ -117,15 +117,12 @@ async def test_gemini_search_end_to_end_uses_fake_server(fake: FakeGemini, tmp_p
         gemini_embedding_dim=128,
     )
     app = create_app(settings)
-    async with app.router.lifespan_context(app):
+    async with serving(app) as client:
         await wait_ready(app, timeout_s=60)
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://test"
-        ) as client:
-            response = await client.post(
-                "/api/llm/search", json={"query": "synthpop for a late night drive", "limit": 5}
-            )
-            status = (await client.get("/api/llm/index/status")).json()
+        response = await client.post(
+            "/api/llm/search", json={"query": "synthpop for a late night drive", "limit": 5}
+        )
+        status = (await client.get("/api/llm/index/status")).json()
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["provider"] == "gemini" and len(body["items"]) == 5

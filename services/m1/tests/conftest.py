@@ -15,6 +15,7 @@ from musicspace_m1.app import create_app
 from musicspace_m1.settings import Settings
 from musicspace_m1.training import train_global_from_db
 from musicspace_shared.db.engine import make_engine
+from tests.asgi import asgi_client
 
 # The catalog check runs often so tests that add tracks see them without waiting.
 FAST = {"catalog_refresh_s": 0.2}
@@ -46,9 +47,7 @@ async def app(
 
 @pytest.fixture
 async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://test"
-    ) as c:
+    async with asgi_client(app) as c:
         yield c
 
 

@@ -4,33 +4,29 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import httpx
-
 from musicspace_m1.app import create_app
 from musicspace_m1.training import train_global_from_db
 from musicspace_shared.db.engine import make_engine, make_sessionmaker
 from services.m1.tests.conftest import make_settings
+from tests.asgi import serving
 from tests.factories import create_track, create_user
 
 
 async def test_readyz_fails_until_global_model_exists(demo_db_url: str, tmp_path: Path) -> None:
     settings = make_settings(demo_db_url, tmp_path)
     app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://test"
-        ) as client:
-            before = await client.get("/readyz")
-            assert before.status_code == 503
-            assert before.json()["checks"]["model"] != "ok"
-            assert (await client.post("/api/m1/recommend", json={"user_id": 1})).status_code in (
-                404,
-                503,
-            )
-            summary = await train_global_from_db(settings=settings)
-            assert summary["sha256"] and (tmp_path / "M1" / "audio_predictor.pkl").is_file()
-            after = await client.get("/readyz")
-            assert after.status_code == 200, after.text
+    async with serving(app) as client:
+        before = await client.get("/readyz")
+        assert before.status_code == 503
+        assert before.json()["checks"]["model"] != "ok"
+        assert (await client.post("/api/m1/recommend", json={"user_id": 1})).status_code in (
+            404,
+            503,
+        )
+        summary = await train_global_from_db(settings=settings)
+        assert summary["sha256"] and (tmp_path / "M1" / "audio_predictor.pkl").is_file()
+        after = await client.get("/readyz")
+        assert after.status_code == 200, after.text
 
 
 async def test_recommend_basic_path_on_sqlite(sqlite_url: str, tmp_path: Path) -> None:
@@ -52,26 +48,21 @@ async def test_recommend_basic_path_on_sqlite(sqlite_url: str, tmp_path: Path) -
     settings = make_settings(sqlite_url, tmp_path)
     await train_global_from_db(settings=settings)
     app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://test"
-        ) as client:
-            assert (await client.post("/api/m1/train", json={"user_id": users[0].id})).json()[
-                "model"
-            ] == "personal"
-            response = await client.post(
-                "/api/m1/recommend", json={"user_id": users[0].id, "limit": 5}
+    async with serving(app) as client:
+        assert (await client.post("/api/m1/train", json={"user_id": users[0].id})).json()[
+            "model"
+        ] == "personal"
+        response = await client.post("/api/m1/recommend", json={"user_id": users[0].id, "limit": 5})
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert body["model"] == "personal" and len(body["items"]) == 5
+        assert (
+            max(
+                sum(1 for i in body["items"] if i["artist"] == a)
+                for a in {i["artist"] for i in body["items"]}
             )
-            assert response.status_code == 200, response.text
-            body = response.json()
-            assert body["model"] == "personal" and len(body["items"]) == 5
-            assert (
-                max(
-                    sum(1 for i in body["items"] if i["artist"] == a)
-                    for a in {i["artist"] for i in body["items"]}
-                )
-                <= 2
-            )
+            <= 2
+        )
 
 
 async def test_corrupt_new_global_model_falls_back_to_the_previous_one(
@@ -96,15 +87,12 @@ async def test_corrupt_new_global_model_falls_back_to_the_previous_one(
     publish_pickle(path, model, newer, keep_previous=True)
     path.write_bytes(path.read_bytes()[:-10])  # the new one is half-written
     app = create_app(make_settings(demo_db_url, tmp_path))
-    async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://test"
-        ) as client:
-            ready = await client.get("/readyz")
-            assert ready.status_code == 200, ready.text
-            assert ready.json()["checks"]["model"].startswith("degraded: serving an earlier")
-            response = await client.post("/api/m1/recommend", json={"user_id": 1, "limit": 3})
-            assert response.status_code == 200
-            assert response.json()["version"] == meta.version
-            metrics = (await client.get("/metrics")).text
-            assert 'musicspace_events_total{event="model_load_failures",service="m1"}' in metrics
+    async with serving(app) as client:
+        ready = await client.get("/readyz")
+        assert ready.status_code == 200, ready.text
+        assert ready.json()["checks"]["model"].startswith("degraded: serving an earlier")
+        response = await client.post("/api/m1/recommend", json={"user_id": 1, "limit": 3})
+        assert response.status_code == 200
+        assert response.json()["version"] == meta.version
+        metrics = (await client.get("/metrics")).text
+        assert 'musicspace_events_total{event="model_load_failures",service="m1"}' in metrics

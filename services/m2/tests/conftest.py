@@ -14,6 +14,7 @@ from musicspace_m2.app import create_app
 from musicspace_m2.predictor import PredictorConfig
 from musicspace_m2.settings import Settings
 from musicspace_m2.training import train_global_from_db
+from tests.asgi import asgi_client
 from tests.databases import demo_database
 
 # Small and fast: the behaviour under test does not need a strong model.
@@ -53,11 +54,9 @@ async def app(trained: dict[str, Any], m2_db_url: str, model_root: Path) -> Asyn
 
 @pytest.fixture
 async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://test"
-    ) as c:
+    async with asgi_client(app) as c:
         yield c
 
 
 async def client_for(application: FastAPI) -> httpx.AsyncClient:
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=application), base_url="http://test")
+    return asgi_client(application)

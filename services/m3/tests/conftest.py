@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from musicspace_m3.app import create_app
 from musicspace_m3.settings import Settings
 from musicspace_m3.training import train_global_from_db
+from tests.asgi import asgi_client
 from tests.databases import demo_database
 
 # Small and fast: the behaviour under test does not need a strong model.
@@ -58,7 +59,5 @@ async def app(trained: dict[str, Any], m3_db_url: str, model_root: Path) -> Asyn
 
 @pytest.fixture
 async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://test"
-    ) as c:
+    async with asgi_client(app) as c:
         yield c

@@ -7,11 +7,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from musicspace_m3.app import create_app
 from musicspace_m3.models import ModelRegistry
 from musicspace_shared import model_store
+from tests.asgi import serving
 
 from .conftest import make_settings
 from .helpers import users_with_tracks
@@ -65,17 +64,14 @@ async def test_readyz_is_503_until_a_global_model_exists(
     trained: dict[str, Any], m3_db_url: str, tmp_path: Path
 ) -> None:
     app = create_app(make_settings(m3_db_url, tmp_path))
-    async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://test"
-        ) as client:
-            not_ready = await client.get("/readyz")
-            assert not_ready.status_code == 503 and "model" in not_ready.json()["checks"]
-            user_id = (await users_with_tracks(m3_db_url))[0][0]
-            rec = await client.post("/api/m3/recommend", json={"user_id": user_id, "limit": 5})
-            assert rec.status_code == 503
-            _copy_volume(trained, tmp_path)
-            assert (await client.get("/readyz")).status_code == 200
+    async with serving(app) as client:
+        not_ready = await client.get("/readyz")
+        assert not_ready.status_code == 503 and "model" in not_ready.json()["checks"]
+        user_id = (await users_with_tracks(m3_db_url))[0][0]
+        rec = await client.post("/api/m3/recommend", json={"user_id": user_id, "limit": 5})
+        assert rec.status_code == 503
+        _copy_volume(trained, tmp_path)
+        assert (await client.get("/readyz")).status_code == 200
 
 
 def test_fresh_replica_with_corrupt_model_serves_the_kept_previous_one(

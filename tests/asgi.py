@@ -1,0 +1,21 @@
+"""In-process HTTP against a service app: its lifespan started, an httpx client over ASGI."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+from fastapi import FastAPI
+
+
+def asgi_client(app: FastAPI) -> httpx.AsyncClient:
+    """A client whose requests go straight to `app` (no socket); use it as a context manager."""
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test")
+
+
+@asynccontextmanager
+async def serving(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """Start `app` (its lifespan: DB engine, models, background tasks) and yield a client."""
+    async with app.router.lifespan_context(app), asgi_client(app) as client:
+        yield client
