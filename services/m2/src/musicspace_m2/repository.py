@@ -13,31 +13,8 @@ from musicspace_shared.catalog import load_interactions, load_user_tracks, user_
 from musicspace_shared.db.tables import Track
 from musicspace_shared.features import FEATURES
 
-_COLUMNS = (
-    Track.track_id,
-    Track.title,
-    Track.artist,
-    Track.album,
-    Track.album_id,
-    Track.genre,
-    Track.subgenre,
-    Track.popularity,
-    Track.release_date,
-    Track.features_source,
-    *(getattr(Track, name) for name in FEATURES),
-)
-_NAMES = (
-    "track_id",
-    "title",
-    "artist",
-    "album",
-    "album_id",
-    "genre",
-    "subgenre",
-    "popularity",
-    "release_date",
-    "features_source",
-)
+_NAMES = ("track_id", *INPUT_COLUMNS, "features_source")
+_COLUMNS = tuple(getattr(Track, name) for name in (*_NAMES, *FEATURES))
 
 
 @dataclass
