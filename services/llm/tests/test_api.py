@@ -8,6 +8,7 @@ import sqlalchemy as sa
 from fastapi import FastAPI
 
 from musicspace_shared.db.tables import Interaction, Track, utcnow
+from musicspace_shared.features import FEATURES
 from tests.factories import create_track, create_user
 
 from .helpers import ADMIN_KEY
@@ -202,20 +203,7 @@ async def test_index_sync_picks_up_added_and_enriched_tracks(
             artist="The Wombat Brothers",
             genre="rock",
             subgenre="hard rock",
-            **{
-                name: None
-                for name in (
-                    "danceability",
-                    "energy",
-                    "valence",
-                    "acousticness",
-                    "instrumentalness",
-                    "liveness",
-                    "speechiness",
-                    "tempo",
-                    "loudness",
-                )
-            },
+            **dict.fromkeys(FEATURES),
             features_source=None,
         )
     sync = await client.post("/api/llm/index/sync", headers=ADMIN)

@@ -200,20 +200,7 @@ async def test_tracks_without_features_are_still_recommended(
             session,
             artist="Featureless Band",
             features_source=None,
-            **{
-                name: None
-                for name in (
-                    "danceability",
-                    "energy",
-                    "valence",
-                    "acousticness",
-                    "instrumentalness",
-                    "liveness",
-                    "speechiness",
-                    "tempo",
-                    "loudness",
-                )
-            },
+            **dict.fromkeys(FEATURES),
         )
         user = await create_user(session, tracks=[t.track_id for t in held])
     await engine.dispose()
