@@ -83,6 +83,22 @@ async def test_enrich_all_enriches_every_lacking_track_exactly_once(audited, enr
     assert await audit_counts(audited) == {track_id: 1 for track_id in before}
 
 
+async def test_enrich_status_times_keep_microseconds_and_give_the_rate(db, enrich_db_url):
+    runner = _runner(db, FakeM2(), enrich_db_url)
+    await runner.start()
+    await runner.wait()
+    # Read back by a process that did not run the job: everything comes from the job row.
+    status = await _runner(db, FakeM2(), enrich_db_url).status()
+    assert status.state == "succeeded" and status.done > 0
+    assert status.started_at and status.finished_at
+    # MariaDB's plain DATETIME would drop the fraction (a sub-second job would have no rate).
+    assert (status.started_at.microsecond, status.finished_at.microsecond) != (0, 0)
+    elapsed = (status.finished_at - status.started_at).total_seconds()
+    assert elapsed > 0
+    assert status.rate_per_s == round(status.done / elapsed, 2)
+    assert status.eta_s == 0.0
+
+
 async def test_enrich_all_while_running_returns_the_running_job(db, enrich_db_url):
     runner = _runner(db, FakeM2(), enrich_db_url, pause_between_batches_s=0.2)
     job_id, created = await runner.start()

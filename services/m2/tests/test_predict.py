@@ -27,6 +27,11 @@ def _assert_plausible(features: dict[str, float]) -> None:
     for name, value in features.items():
         low, high = FEATURE_RANGES[name]
         assert low <= value <= high, (name, value)
+        # Reported at the measured data's precision: 3 decimals, or 3 significant digits.
+        if name in ("tempo", "loudness"):
+            assert value == round(value, 3), (name, value)
+        else:
+            assert value == float(f"{value:.3g}"), (name, value)
 
 
 async def test_predict_audio_by_track_id_returns_features_and_version(

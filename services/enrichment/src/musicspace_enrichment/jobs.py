@@ -139,8 +139,7 @@ class BulkEnrichment:
         if rate is None:
             end = row.finished_at or row.updated_at or utcnow()
             elapsed = (end - row.started_at).total_seconds() if row.started_at else 0.0
-            # Stored times are whole seconds (MariaDB DATETIME): count at least one.
-            rate = processed / max(elapsed, 1.0) if processed else None
+            rate = processed / elapsed if processed and elapsed > 0 else None
         eta = (remaining / rate if rate else None) if active else 0.0
         alive = bool(
             row.owner

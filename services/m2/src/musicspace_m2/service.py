@@ -31,7 +31,7 @@ from musicspace_m2.user_svm import (
     user_seed,
 )
 from musicspace_shared.errors import NotFound
-from musicspace_shared.features import FEATURE_RANGES, FEATURES
+from musicspace_shared.features import FEATURE_RANGES, FEATURES, round_like_measured
 from musicspace_shared.model_store import (
     ModelIntegrityError,
     ModelMeta,
@@ -138,7 +138,7 @@ def predict_results(
                     for i, p in zip(slots, db_rows, strict=True)
                 ]
             )
-        values = predictor.predict(inputs)
+        values = round_like_measured(predictor.predict(inputs))
         confidence, half_widths = predictor.uncertainty(inputs)
         bounds = _intervals(values, half_widths) if intervals else [None] * len(slots)
         for k, (index, row_values) in enumerate(zip(slots, values.tolist(), strict=True)):
@@ -160,8 +160,8 @@ def _intervals(
     """Per row: each feature's interval (value +- its half width, within the feature's range),
     or None when the model has no half widths for that row's support level."""
     half = np.array(half_widths).reshape(len(values), len(FEATURES))
-    low = np.clip(values - half, _LOW, _HIGH).tolist()
-    high = np.clip(values + half, _LOW, _HIGH).tolist()
+    low = round_like_measured(np.clip(values - half, _LOW, _HIGH)).tolist()
+    high = round_like_measured(np.clip(values + half, _LOW, _HIGH)).tolist()
     has_interval = (~np.isnan(half).any(axis=1)).tolist()
     return [
         dict(zip(FEATURES, zip(lo, hi, strict=True), strict=True)) if ok else None

@@ -8,6 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
 from sqlmodel import Field, SQLModel
+from sqlmodel.sql.sqltypes import UTCDateTime
 
 from musicspace_shared.features import FEATURES
 
@@ -21,6 +22,28 @@ def utcnow() -> datetime:
 TrackIdType = sa.String(64).with_variant(
     mysql.VARCHAR(64, collation="utf8mb4_bin"), "mysql", "mariadb"
 )
+
+
+class PreciseUTCDateTime(UTCDateTime):
+    """UTCDateTime kept to the microsecond on MariaDB too (its DATETIME drops the fraction).
+
+    For the job row: a job over the demo catalog takes a fraction of a second, and its rate,
+    ETA and duration are computed from these times.
+    """
+
+    cache_ok = True
+
+    def __repr__(self) -> str:
+        return "PreciseUTCDateTime()"
+
+    def load_dialect_impl(self, dialect: sa.Dialect) -> sa.types.TypeEngine[Any]:
+        if dialect.name in ("mysql", "mariadb"):
+            return dialect.type_descriptor(mysql.DATETIME(fsp=6))
+        return super().load_dialect_impl(dialect)
+
+
+def _precise_time(**kwargs: Any) -> Any:
+    return Field(sa_type=PreciseUTCDateTime, **kwargs)
 
 
 def _feature_column() -> Any:
@@ -134,10 +157,10 @@ class Job(SQLModel, table=True):
     checkpoint: str | None = Field(default=None, sa_type=TrackIdType)  # last track_id processed
     last_error: str | None = Field(default=None, sa_type=sa.Text)
     owner: str | None = Field(default=None, max_length=128)  # process holding the lease
-    heartbeat_at: datetime | None = Field(default=None)
-    started_at: datetime = Field(default_factory=utcnow)
-    updated_at: datetime = Field(default_factory=utcnow)
-    finished_at: datetime | None = Field(default=None)
+    heartbeat_at: datetime | None = _precise_time(default=None)
+    started_at: datetime = _precise_time(default_factory=utcnow)
+    updated_at: datetime = _precise_time(default_factory=utcnow)
+    finished_at: datetime | None = _precise_time(default=None)
 
 
 class JobItemFailure(SQLModel, table=True):
