@@ -13,50 +13,70 @@ from musicspace_shared.catalog import load_interactions, load_user_tracks, user_
 from musicspace_shared.db.tables import Track
 from musicspace_shared.features import FEATURES
 
-_NAMES = ("track_id", *INPUT_COLUMNS, "features_source")
+_INPUT_NAMES = ("track_id", *INPUT_COLUMNS)
+_NAMES = (*_INPUT_NAMES, "features_source")
 _COLUMNS = tuple(getattr(Track, name) for name in (*_NAMES, *FEATURES))
 
 
 @dataclass
-class TrackTable:
-    """Tracks as m2 sees them: ids, inputs, features (NaN when none) and their source."""
+class KnownInputs:
+    """Tracks' ids and their m2 inputs, as the DB has them."""
 
     track_ids: list[str]
     inputs: TrackInputs
-    features: np.ndarray
-    sources: list[str | None]
 
     def __len__(self) -> int:
         return len(self.track_ids)
 
 
+@dataclass
+class TrackTable(KnownInputs):
+    """Tracks as m2 sees them: ids, inputs, features (NaN when none) and their source."""
+
+    features: np.ndarray
+    sources: list[str | None]
+
+
+def _by_name(rows: list[sa.Row], names: tuple[str, ...]) -> dict[str, list[object]]:
+    """The first len(names) columns of `rows`, one list per name."""
+    columns = list(zip(*rows, strict=True)) if rows else [()] * len(names)
+    return {name: list(column) for name, column in zip(names, columns, strict=False)}
+
+
+def _known(named: dict[str, list[object]]) -> KnownInputs:
+    inputs = inputs_from_columns(**{name: named[name] for name in INPUT_COLUMNS})
+    return KnownInputs(named["track_id"], inputs)  # type: ignore[arg-type]
+
+
 def _table(rows: list[sa.Row]) -> TrackTable:
-    n = len(_NAMES)
-    columns = list(zip(*rows, strict=True)) if rows else [()] * (n + len(FEATURES))
-    named = dict(zip(_NAMES, columns[:n], strict=True))
+    named = _by_name(rows, _NAMES)
+    known = _known(named)
     feats = np.array(
-        [[np.nan if v is None else float(v) for v in row[n:]] for row in rows], dtype=np.float64
+        [[np.nan if v is None else float(v) for v in row[len(_NAMES) :]] for row in rows],
+        dtype=np.float64,
     ).reshape(len(rows), len(FEATURES))
-    return TrackTable(
-        list(named["track_id"]),
-        inputs_from_columns(**{name: list(named[name]) for name in INPUT_COLUMNS}),
-        feats,
-        list(named["features_source"]),
-    )
+    return TrackTable(known.track_ids, known.inputs, feats, named["features_source"])  # type: ignore[arg-type]
 
 
-async def load_track_table(
-    session: AsyncSession, *, measured_only: bool = False, track_ids: list[str] | None = None
-) -> TrackTable:
-    """Tracks ordered by id: all, the measured ones, or the given ids."""
+async def load_track_table(session: AsyncSession, *, measured_only: bool = False) -> TrackTable:
+    """Tracks ordered by id: all, or the measured ones."""
     query = sa.select(*_COLUMNS).order_by(Track.track_id)
     if measured_only:
         query = query.where(Track.features_source == "measured")
-    if track_ids is not None:
-        query = query.where(Track.track_id.in_(track_ids))
     # Core execution on the session's connection: no ORM layer over 1,000-row results.
     connection = await session.connection()
     return _table(list((await connection.execute(query)).all()))
+
+
+async def load_inputs(session: AsyncSession, track_ids: list[str]) -> KnownInputs:
+    """The given tracks' ids and inputs, ordered by id: all predict-audio reads (no features)."""
+    query = (
+        sa.select(*_COLUMNS[: len(_INPUT_NAMES)])
+        .where(Track.track_id.in_(track_ids))
+        .order_by(Track.track_id)
+    )
+    rows = list((await (await session.connection()).execute(query)).all())
+    return _known(_by_name(rows, _INPUT_NAMES))
 
 
 async def catalog_state(session: AsyncSession) -> tuple[int, str]:

@@ -73,7 +73,7 @@ def _has_text(item: PredictItem) -> bool:
     )
 
 
-def _db_row(table: repository.TrackTable, position: int, item: PredictItem) -> dict[str, object]:
+def _db_row(table: repository.KnownInputs, position: int, item: PredictItem) -> dict[str, object]:
     inputs = table.inputs
     # What the DB knows wins; the item's own text fills what the DB lacks.
     return {
@@ -96,7 +96,7 @@ def predict_results(
     *,
     predictor: FeaturePredictor,
     items: list[PredictItem],
-    known: repository.TrackTable | None = None,
+    known: repository.KnownInputs | None = None,
     intervals: bool = True,
 ) -> list[dict[str, Any]]:
     """Per-item results (PredictResult's fields); an id missing from `known` fails that item only.
@@ -180,7 +180,7 @@ async def predict_audio(
     """Predict the 9 features for each item (a DB track id, or artist + title); the JSON body."""
     model = await runtime.require_model()
     ids = sorted({item.track_id for item in request.items if item.track_id is not None})
-    known = await repository.load_track_table(session, track_ids=ids) if ids else None
+    known = await repository.load_inputs(session, ids) if ids else None
     # Prediction and rendering in one executor job: as two, a request's rendering queued
     # behind the other requests' predictions and concurrent batches all finished together.
     body, predicted = await runtime.run(

@@ -1,0 +1,41 @@
+"""FeaturePredictor internals that serving relies on."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import numpy as np
+
+from musicspace_m2.predictor import fit_predictor
+from musicspace_m2.text_features import inputs_from_rows, read_catalog_file
+
+from .conftest import FAST_MODEL
+
+
+def test_stage1_equals_the_ridge_over_the_whole_sparse_matrix_and_its_memo_is_not_pickled(
+    demo_subset: tuple[Path, Path],
+) -> None:
+    catalog = read_catalog_file(demo_subset[0])
+    measured = np.where(catalog.has_features)[0]
+    model = fit_predictor(
+        catalog.inputs.take(measured), catalog.features[measured], config=FAST_MODEL
+    )
+    unseen = inputs_from_rows(
+        [
+            {"title": "Nobody Knows This", "artist": "An Artist Never Seen", "genre": "jazz"},
+            {"title": "Blank", "artist": "", "genre": "", "subgenre": ""},
+        ]
+    )
+    for inputs in (
+        catalog.inputs.take(np.arange(300)),
+        unseen,
+        catalog.inputs.take(np.arange(300)),
+    ):
+        expected = model.ridge.predict(model.sparse(inputs))
+        # The third round is served from the per-value memo the first one filled.
+        np.testing.assert_allclose(model.stage1(inputs), expected, rtol=1e-5, atol=1e-6)
+    assert model.__dict__.get("_value_caches")
+    restored = pickle.loads(pickle.dumps(model))
+    assert "_value_caches" not in restored.__dict__
+    np.testing.assert_allclose(restored.stage1(unseen), model.stage1(unseen), rtol=1e-12)
