@@ -99,6 +99,35 @@ async def test_enrich_status_times_keep_microseconds_and_give_the_rate(db, enric
     assert status.eta_s == 0.0
 
 
+async def test_enrich_all_sends_the_next_batch_to_m2_before_writing_one(
+    db, enrich_db_url, monkeypatch
+):
+    from musicspace_enrichment import repository
+
+    reads: list[int] = []
+    reads_before_write: list[int] = []
+    read, write = repository.lacking_batch, repository.write_predictions
+
+    async def counting_read(*args, **kwargs):
+        rows = await read(*args, **kwargs)
+        reads.append(len(rows))
+        return rows
+
+    async def noting_write(*args, **kwargs):
+        reads_before_write.append(len(reads))
+        return await write(*args, **kwargs)
+
+    monkeypatch.setattr(repository, "lacking_batch", counting_read)
+    monkeypatch.setattr(repository, "write_predictions", noting_write)
+    runner = _runner(db, FakeM2(), enrich_db_url, concurrency=2, pause_between_batches_s=0.0)
+    await runner.start()
+    await runner.wait()
+    assert (await runner.status()).state == "succeeded"
+    assert len(reads_before_write) >= 3, "the demo subset needs several batches of 20"
+    # Two calls out, the first answer in: the third batch goes to m2 before the first write.
+    assert reads_before_write[0] == 3
+
+
 async def test_enrich_all_while_running_returns_the_running_job(db, enrich_db_url):
     runner = _runner(db, FakeM2(), enrich_db_url, pause_between_batches_s=0.2)
     job_id, created = await runner.start()

@@ -10,8 +10,8 @@
 - m2 down: the batch waits with exponential backoff (state "waiting" + the reason in
   last_error) and resumes when m2 answers; per-item errors get `max_item_attempts` tries,
   then the item is listed in job_item_failure and the job moves on.
-- Speed: a read-ahead pipeline keeps `concurrency` predict-audio calls in flight while the
-  previous batch is written with one set-based UPDATE.
+- Speed: a read-ahead pipeline keeps `concurrency` predict-audio calls in flight, also while
+  the oldest answered batch is written with one set-based UPDATE.
 """
 
 from __future__ import annotations
@@ -314,30 +314,39 @@ class BulkEnrichment:
         cursor: str | None = row.checkpoint
         in_flight: deque[asyncio.Task[BatchOutcome]] = deque()
         exhausted = False
-        try:
-            while True:
-                while not exhausted and len(in_flight) < self.settings.concurrency:
-                    async with self.engine.connect() as conn:
-                        rows = await repo.lacking_batch(
-                            conn, after=cursor, limit=self.settings.batch_size
-                        )
-                    if not rows:
-                        exhausted = True
-                        break
-                    cursor = rows[-1].track_id
-                    in_flight.append(
-                        asyncio.create_task(
-                            predict_rows(
-                                rows,
-                                call=lambda items: self._predict(job_id, items),
-                                max_attempts=self.settings.max_item_attempts,
-                                retry_delay_s=self.settings.item_retry_delay_s,
-                            )
+
+        async def fill() -> None:
+            """Read the next batches and send them to m2 until `concurrency` calls are out."""
+            nonlocal cursor, exhausted
+            while not exhausted and len(in_flight) < self.settings.concurrency:
+                async with self.engine.connect() as conn:
+                    rows = await repo.lacking_batch(
+                        conn, after=cursor, limit=self.settings.batch_size
+                    )
+                if not rows:
+                    exhausted = True
+                    return
+                cursor = rows[-1].track_id
+                in_flight.append(
+                    asyncio.create_task(
+                        predict_rows(
+                            rows,
+                            call=lambda items: self._predict(job_id, items),
+                            max_attempts=self.settings.max_item_attempts,
+                            retry_delay_s=self.settings.item_retry_delay_s,
                         )
                     )
+                )
+
+        try:
+            while True:
+                await fill()
                 if not in_flight:
                     break
                 outcome = await in_flight.popleft()
+                # The next call goes out before this batch is written: m2 predicts while the
+                # DB writes, instead of waiting for the write to end.
+                await fill()
                 await self._commit(job_id, outcome)
                 if self.settings.pause_between_batches_s:
                     await asyncio.sleep(self.settings.pause_between_batches_s)
