@@ -39,3 +39,16 @@ def test_stage1_equals_the_ridge_over_the_whole_sparse_matrix_and_its_memo_is_no
     restored = pickle.loads(pickle.dumps(model))
     assert "_value_caches" not in restored.__dict__
     np.testing.assert_allclose(restored.stage1(unseen), model.stage1(unseen), rtol=1e-12)
+
+
+def test_each_feature_gets_the_trees_held_out_rows_reward() -> None:
+    from musicspace_m2.predictor import N_FEATURES, PredictorConfig, _select_iterations
+
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(3000, 4))
+    y = rng.normal(size=(3000, N_FEATURES))  # noise: more trees only overfit
+    y[:, 0] = np.sin(2 * x[:, 0]) + x[:, 1] ** 2  # a signal boosting keeps learning
+    config = PredictorConfig(hgb_max_iter=60, min_iterations=10)
+    chosen = _select_iterations(config, x, y, lambda _message: None)
+    assert chosen[0] >= 40
+    assert all(n == config.min_iterations for n in chosen[1:]), chosen
