@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import sqlalchemy as sa
+from sqlalchemy import event
 
 from musicspace_enrichment import repository as repo
 from musicspace_shared.db.tables import Track, utcnow
@@ -114,3 +116,33 @@ async def test_lacking_batch_pages_in_track_id_order(session, engine):
 
 def test_predict_item_sends_the_track_id():
     assert repo.TrackRow("t1").predict_item() == {"track_id": "t1"}
+
+
+async def test_write_predictions_on_sqlite_finds_each_track_by_its_primary_key(session, engine):
+    """The batch drives the join: not a scan of the whole batch for every lacking track."""
+    if engine.dialect.name != "sqlite":
+        pytest.skip("MariaDB picks its join order from statistics (the batch drives, measured)")
+    tracks = [await _blank_track(session) for _ in range(40)]
+    statements: list[tuple[str, object]] = []
+
+    def capture(conn, cursor, statement, parameters, context, executemany):
+        statements.append((statement, parameters))
+
+    event.listen(engine.sync_engine, "before_cursor_execute", capture)
+    try:
+        async with engine.begin() as conn:
+            await repo.write_predictions(
+                conn,
+                [(t.track_id, VALUES) for t in tracks[:5]],
+                model_version="v",
+                predicted_at=utcnow(),
+            )
+            statement, parameters = statements[-1]
+            plan = [
+                row[-1]
+                for row in await conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters)
+            ]
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", capture)
+    assert any("SEARCH track USING" in step and "(track_id=?)" in step for step in plan), plan
+    assert not any("ix_track_features_source" in step for step in plan), plan

@@ -119,6 +119,19 @@ def _values_source(dialect_name: str, payload: str) -> sa.Subquery:
     return sa.select(*columns).select_from(source).subquery("v")
 
 
+def _lacking_by_row(dialect_name: str) -> sa.ColumnElement[bool]:
+    """LACKING, checked on each track the batch names, never used to find tracks.
+
+    SQLite otherwise walks the features_source index over every track lacking features and
+    scans the whole batch for each (measured: 1.5 s per 1,000 rows with 2,835 lacking; a
+    100k catalog would take hours). A unary + keeps SQLite off that index, so the batch
+    drives and each track is found by its primary key. MariaDB already joins that way.
+    """
+    if dialect_name == "sqlite":
+        return sa.literal_column(f"+{track.name}.{track.c.features_source.name}").is_(None)
+    return LACKING
+
+
 async def write_predictions(
     conn: AsyncConnection,
     predictions: Sequence[tuple[str, Sequence[float]]],
@@ -151,7 +164,7 @@ async def write_predictions(
     )
     statement = (
         sa.update(track)
-        .where(track.c.track_id == v.c.track_id, LACKING)
+        .where(track.c.track_id == v.c.track_id, _lacking_by_row(dialect.name))
         .values(
             **{name: v.c[name] for name in FEATURES},
             features_source="predicted",
