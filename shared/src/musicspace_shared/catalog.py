@@ -10,6 +10,7 @@ import csv
 import gzip
 from collections import defaultdict
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -49,6 +50,8 @@ class TrackFrame:
     features_source: list[str | None] = field(default_factory=list)
     # Album release dates as given ("1999", "1999-06-14"); empty when the source has none.
     release_dates: list[str | None] = field(default_factory=list)
+    # When each row last changed (DB loads that ask for it); empty otherwise.
+    updated_at: list[datetime | None] = field(default_factory=list)
     index: dict[str, int] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -78,6 +81,7 @@ class TrackFrame:
             features=self.features[positions],
             features_source=[self.features_source[i] for i in pick] if self.features_source else [],
             release_dates=[self.release_dates[i] for i in pick] if self.release_dates else [],
+            updated_at=[self.updated_at[i] for i in pick] if self.updated_at else [],
         )
 
 
@@ -127,8 +131,15 @@ def read_playlists_csv(path: Path) -> dict[str, list[str]]:
     return dict(playlists)
 
 
-async def load_tracks(session: AsyncSession, track_ids: list[str] | None = None) -> TrackFrame:
-    """All tracks from the DB (or just the given ids), ordered by track_id."""
+async def load_tracks(
+    session: AsyncSession,
+    track_ids: list[str] | None = None,
+    *,
+    updated_since: datetime | None = None,
+    with_updated_at: bool = False,
+) -> TrackFrame:
+    """All tracks from the DB (or just the given ids, or those updated at/after
+    `updated_since`), ordered by track_id; `with_updated_at` fills frame.updated_at."""
     columns = [
         Track.track_id,
         Track.title,
@@ -140,16 +151,20 @@ async def load_tracks(session: AsyncSession, track_ids: list[str] | None = None)
         *(getattr(Track, name) for name in FEATURES),
         Track.features_source,
         Track.release_date,
+        *([Track.updated_at] if with_updated_at else []),
     ]
     query = sa.select(*columns).order_by(Track.track_id)
     if track_ids is not None:
         query = query.where(col(Track.track_id).in_(track_ids))
+    if updated_since is not None:
+        query = query.where(col(Track.updated_at) >= updated_since)
     rows = (await session.execute(query)).all()
     n = len(rows)
     feats = np.array(
         [[np.nan if r[7 + j] is None else r[7 + j] for j in range(len(FEATURES))] for r in rows],
         dtype=np.float64,
     ).reshape(n, len(FEATURES))
+    after = 7 + len(FEATURES)  # features_source, release_date[, updated_at]
     return TrackFrame(
         track_ids=[r[0] for r in rows],
         titles=[r[1] or "" for r in rows],
@@ -159,8 +174,9 @@ async def load_tracks(session: AsyncSession, track_ids: list[str] | None = None)
         subgenres=[r[5] or "" for r in rows],
         popularity=np.array([np.nan if r[6] is None else r[6] for r in rows], dtype=np.float64),
         features=feats,
-        features_source=[r[-2] for r in rows],
-        release_dates=[r[-1] for r in rows],
+        features_source=[r[after] for r in rows],
+        release_dates=[r[after + 1] for r in rows],
+        updated_at=[r[after + 2] for r in rows] if with_updated_at else [],
     )
 
 
