@@ -137,8 +137,6 @@ async def recommend(
         hash(frozenset(user.owned)),
         hash(frozenset(user.disliked)),
     )
-    if user_model is not None:
-        model_store.touch_last_used(store.user_paths(runtime.models.root, user_id)[0])
     served = "personal" if personal_ok else "profile_fallback"
     rendered = runtime.response_cache.get((state, limit, cap))
     if rendered is not None:

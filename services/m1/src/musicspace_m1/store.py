@@ -138,7 +138,8 @@ class ModelCache:
         return model, artifact.meta
 
     def user_model(self, user_id: int) -> UserModel | None:
-        """The user's stored model, or None when they have not been trained."""
+        """The user's stored model, or None when they have not been trained. A model handed
+        out is marked used (the `.last_used` marker admin cleanup reads, at most once a minute)."""
         path, _ = user_paths(self.root, user_id)
         sig = _signature(path)
         if sig is None:
@@ -146,6 +147,7 @@ class ModelCache:
             return None
         cached = self._users.get(user_id)
         if cached is not None and cached[0] == sig:
+            model_store.touch_last_used(path)
             return cached[1]
         try:
             model, _ = model_store.load_pickle(path)
@@ -158,6 +160,7 @@ class ModelCache:
             if len(self._users) >= self.max_users:
                 self._users.pop(next(iter(self._users)))
             self._users[user_id] = (sig, model)
+        model_store.touch_last_used(path)
         return model
 
     def forget(self, user_id: int) -> None:
