@@ -15,7 +15,7 @@ import numpy as np
 import orjson
 
 from musicspace_shared.errors import UpstreamUnavailable
-from musicspace_shared.features import FEATURE_RANGES, FEATURES
+from musicspace_shared.features import FEATURES, clip_to_ranges
 from musicspace_shared.http import ServiceClient
 
 
@@ -42,8 +42,6 @@ class PredictBatch:
     predictions: list[Prediction]  # same order as the items sent
 
 
-_LOW = np.array([FEATURE_RANGES[name][0] for name in FEATURES])
-_HIGH = np.array([FEATURE_RANGES[name][1] for name in FEATURES])
 _MISSING = Prediction(None, "m2 returned no result for this item")
 
 
@@ -78,7 +76,7 @@ def parse_predictions(content: bytes, count: int) -> PredictBatch:
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
         raise ValueError(f"{type(exc).__name__}: {exc}"[:300]) from exc
     usable = np.isfinite(values).all(axis=1)
-    clipped = np.clip(values, _LOW, _HIGH).tolist()
+    clipped = clip_to_ranges(values).tolist()
     for slot, ok, row, raw in zip(slots, usable.tolist(), clipped, values, strict=True):
         if ok:
             predictions[slot] = Prediction(tuple(row))

@@ -23,7 +23,7 @@ from sklearn.model_selection import KFold
 from threadpoolctl import ThreadpoolController
 
 from musicspace_m2.text_features import TrackInputs
-from musicspace_shared.features import FEATURE_RANGES, FEATURES
+from musicspace_shared.features import FEATURES, clip_to_ranges
 
 logger = logging.getLogger("musicspace.m2.predictor")
 N_FEATURES = len(FEATURES)
@@ -262,10 +262,7 @@ class FeaturePredictor:
         """(n, 9) features in their natural units, clipped to plausible ranges."""
         if len(inputs) == 0:
             return np.empty((0, N_FEATURES))
-        raw = self.predict_scaled(inputs) * self.scale + self.mean
-        low = np.array([FEATURE_RANGES[f][0] for f in FEATURES])
-        high = np.array([FEATURE_RANGES[f][1] for f in FEATURES])
-        return np.clip(raw, low, high)
+        return clip_to_ranges(self.predict_scaled(inputs) * self.scale + self.mean)
 
     def support(self, inputs: TrackInputs) -> list[str]:
         """How much the model knows about each track: dup, album, artist or text only."""

@@ -31,7 +31,7 @@ from musicspace_m2.user_svm import (
     user_seed,
 )
 from musicspace_shared.errors import NotFound
-from musicspace_shared.features import FEATURE_RANGES, FEATURES, round_like_measured
+from musicspace_shared.features import FEATURES, clip_to_ranges, round_like_measured
 from musicspace_shared.model_store import (
     ModelIntegrityError,
     ModelMeta,
@@ -43,9 +43,6 @@ from musicspace_shared.model_store import (
     touch_last_used,
     user_file,
 )
-
-_LOW = np.array([FEATURE_RANGES[f][0] for f in FEATURES])
-_HIGH = np.array([FEATURE_RANGES[f][1] for f in FEATURES])
 
 
 def _item_row(item: PredictItem) -> dict[str, object]:
@@ -160,8 +157,8 @@ def _intervals(
     """Per row: each feature's interval (value +- its half width, within the feature's range),
     or None when the model has no half widths for that row's support level."""
     half = np.array(half_widths).reshape(len(values), len(FEATURES))
-    low = round_like_measured(np.clip(values - half, _LOW, _HIGH)).tolist()
-    high = round_like_measured(np.clip(values + half, _LOW, _HIGH)).tolist()
+    low = round_like_measured(clip_to_ranges(values - half)).tolist()
+    high = round_like_measured(clip_to_ranges(values + half)).tolist()
     has_interval = (~np.isnan(half).any(axis=1)).tolist()
     return [
         dict(zip(FEATURES, zip(lo, hi, strict=True), strict=True)) if ok else None
