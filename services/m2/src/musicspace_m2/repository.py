@@ -16,6 +16,7 @@ from musicspace_shared.features import FEATURES
 _INPUT_NAMES = ("track_id", *INPUT_COLUMNS)
 _NAMES = (*_INPUT_NAMES, "features_source")
 _COLUMNS = tuple(getattr(Track, name) for name in (*_NAMES, *FEATURES))
+_INPUT_COLUMNS = _COLUMNS[: len(_INPUT_NAMES)]  # _NAMES starts with _INPUT_NAMES
 
 
 @dataclass
@@ -70,11 +71,7 @@ async def load_track_table(session: AsyncSession, *, measured_only: bool = False
 
 async def load_inputs(session: AsyncSession, track_ids: list[str]) -> KnownInputs:
     """The given tracks' ids and inputs, ordered by id: all predict-audio reads (no features)."""
-    query = (
-        sa.select(*_COLUMNS[: len(_INPUT_NAMES)])
-        .where(Track.track_id.in_(track_ids))
-        .order_by(Track.track_id)
-    )
+    query = sa.select(*_INPUT_COLUMNS).where(Track.track_id.in_(track_ids)).order_by(Track.track_id)
     rows = list((await (await session.connection()).execute(query)).all())
     return _known(_by_name(rows, _INPUT_NAMES))
 
