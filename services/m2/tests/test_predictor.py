@@ -6,6 +6,7 @@ import pickle
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from musicspace_m2.predictor import fit_predictor
 from musicspace_m2.text_features import inputs_from_rows, read_catalog_file
@@ -52,3 +53,28 @@ def test_each_feature_gets_the_trees_held_out_rows_reward() -> None:
     chosen = _select_iterations(config, x, y, lambda _message: None)
     assert chosen[0] >= 40
     assert all(n == config.min_iterations for n in chosen[1:]), chosen
+
+
+def test_the_direct_tree_walk_equals_each_booster_and_is_rebuilt_after_unpickling(
+    demo_subset: tuple[Path, Path],
+) -> None:
+    from musicspace_m2.predictor import TreeSum
+
+    catalog = read_catalog_file(demo_subset[0])
+    measured = np.where(catalog.has_features)[0]
+    model = fit_predictor(
+        catalog.inputs.take(measured), catalog.features[measured], config=FAST_MODEL
+    )
+    inputs = catalog.inputs.take(np.arange(400))
+    x = model.dense(inputs, model.stage1(inputs), model.encode(inputs))
+    x[::3, -1] = np.nan  # no release year: the trees' missing-value branches
+    x[1::5, -4] = np.nan  # unknown genre
+    for booster in model.boosters:
+        np.testing.assert_array_equal(TreeSum(booster).predict(x), booster.predict(x))
+    first = model.predict(inputs)
+    assert model.__dict__.get("_ensembles")
+    restored = pickle.loads(pickle.dumps(model))
+    assert "_ensembles" not in restored.__dict__
+    np.testing.assert_array_equal(restored.predict(inputs), first)
+    with pytest.raises(ValueError, match="columns"):
+        TreeSum(model.boosters[0]).predict(x[:, :-1])

@@ -250,13 +250,17 @@ class FeaturePredictor:
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        state.pop("_value_caches", None)  # runtime memo, not part of the model
+        for runtime_only in ("_value_caches", "_ensembles"):  # rebuilt on demand
+            state.pop(runtime_only, None)
         return state
 
     def predict_scaled(self, inputs: TrackInputs) -> np.ndarray:
         x = self.dense(inputs, self.stage1(inputs), self.encode(inputs))
+        ensembles = self.__dict__.get("_ensembles")
+        if ensembles is None:
+            ensembles = self.__dict__["_ensembles"] = [TreeSum(b) for b in self.boosters]
         with _one_thread():
-            return np.column_stack([booster.predict(x) for booster in self.boosters])
+            return np.column_stack([ensemble.predict(x) for ensemble in ensembles])
 
     def predict(self, inputs: TrackInputs) -> np.ndarray:
         """(n, 9) features in their natural units, clipped to plausible ranges."""
@@ -288,6 +292,31 @@ class FeaturePredictor:
         by_level = {level: min(max(float(r2), 0.0), 1.0) for level, r2 in self.support_r2.items()}
         confidence = [by_level.get(level, 0.0) for level in levels]
         return confidence, [self.residual_q.get(level, default) for level in levels]
+
+
+class TreeSum:
+    """A fitted HistGradientBoostingRegressor's prediction without its per-call overhead.
+
+    booster.predict(x) validates x and rebuilds the category bitsets on every call, then
+    walks its trees: measured 27 ms for the 9 boosters on 1,000 rows, of which ~5 ms was
+    that overhead (about as much on 100 rows). Here the trees are walked directly over the
+    dense float64 matrix predict_scaled builds; tests check it equals booster.predict.
+    """
+
+    def __init__(self, booster: HistGradientBoostingRegressor) -> None:
+        self.baseline = float(np.asarray(booster._baseline_prediction).ravel()[0])
+        self.trees = [tree for (tree,) in booster._predictors]  # one tree per iteration
+        self.known_cat_bitsets, self.f_idx_map = booster._bin_mapper.make_known_categories_bitsets()
+        self.n_features = booster.n_features_in_
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        if x.ndim != 2 or x.shape[1] != self.n_features:
+            raise ValueError(f"expected {self.n_features} columns, got {x.shape}")
+        x = np.ascontiguousarray(x, dtype=np.float64)
+        out = np.full(len(x), self.baseline)
+        for tree in self.trees:
+            out += tree.predict(x, self.known_cat_bitsets, self.f_idx_map, 1)
+        return out
 
 
 def _fit_stage1(
