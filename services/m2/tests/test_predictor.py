@@ -78,3 +78,16 @@ def test_the_direct_tree_walk_equals_each_booster_and_is_rebuilt_after_unpicklin
     np.testing.assert_array_equal(restored.predict(inputs), first)
     with pytest.raises(ValueError, match="columns"):
         TreeSum(model.boosters[0]).predict(x[:, :-1])
+
+
+def test_boosters_whose_internals_differ_predict_through_their_api() -> None:
+    from musicspace_m2.predictor import TreeSum, tree_sum
+
+    class Opaque:  # a booster without the private attributes TreeSum reads
+        def predict(self, x: np.ndarray) -> np.ndarray:
+            return x.sum(axis=1)
+
+    booster = Opaque()
+    assert tree_sum(booster) is booster  # type: ignore[arg-type]
+    with pytest.raises(AttributeError):
+        TreeSum(booster)  # type: ignore[arg-type]

@@ -258,7 +258,7 @@ class FeaturePredictor:
         x = self.dense(inputs, self.stage1(inputs), self.encode(inputs))
         ensembles = self.__dict__.get("_ensembles")
         if ensembles is None:
-            ensembles = self.__dict__["_ensembles"] = [TreeSum(b) for b in self.boosters]
+            ensembles = self.__dict__["_ensembles"] = [tree_sum(b) for b in self.boosters]
         with _one_thread():
             return np.column_stack([ensemble.predict(x) for ensemble in ensembles])
 
@@ -317,6 +317,16 @@ class TreeSum:
         for tree in self.trees:
             out += tree.predict(x, self.known_cat_bitsets, self.f_idx_map, 1)
         return out
+
+
+def tree_sum(booster: HistGradientBoostingRegressor) -> TreeSum | HistGradientBoostingRegressor:
+    """TreeSum over the booster, or the booster itself where this scikit-learn keeps its trees
+    elsewhere (TreeSum reads private attributes; the locks pin the version it was checked on)."""
+    try:
+        return TreeSum(booster)
+    except AttributeError:
+        logger.warning("scikit-learn internals differ: boosters predict through their API")
+        return booster
 
 
 def _fit_stage1(
