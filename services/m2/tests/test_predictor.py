@@ -8,20 +8,26 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from musicspace_m2.predictor import fit_predictor
-from musicspace_m2.text_features import inputs_from_rows, read_catalog_file
+from musicspace_m2.predictor import FeaturePredictor, fit_predictor
+from musicspace_m2.text_features import CatalogFile, inputs_from_rows, read_catalog_file
 
 from .conftest import FAST_MODEL
+
+
+def _fitted(catalog_path: Path) -> tuple[CatalogFile, FeaturePredictor]:
+    """The demo subset and a small model fitted on its measured tracks (fresh each test)."""
+    catalog = read_catalog_file(catalog_path)
+    measured = np.where(catalog.has_features)[0]
+    model = fit_predictor(
+        catalog.inputs.take(measured), catalog.features[measured], config=FAST_MODEL
+    )
+    return catalog, model
 
 
 def test_stage1_equals_the_ridge_over_the_whole_sparse_matrix_and_its_memo_is_not_pickled(
     demo_subset: tuple[Path, Path],
 ) -> None:
-    catalog = read_catalog_file(demo_subset[0])
-    measured = np.where(catalog.has_features)[0]
-    model = fit_predictor(
-        catalog.inputs.take(measured), catalog.features[measured], config=FAST_MODEL
-    )
+    catalog, model = _fitted(demo_subset[0])
     unseen = inputs_from_rows(
         [
             {"title": "Nobody Knows This", "artist": "An Artist Never Seen", "genre": "jazz"},
@@ -60,11 +66,7 @@ def test_the_direct_tree_walk_equals_each_booster_and_is_rebuilt_after_unpicklin
 ) -> None:
     from musicspace_m2.predictor import TreeSum
 
-    catalog = read_catalog_file(demo_subset[0])
-    measured = np.where(catalog.has_features)[0]
-    model = fit_predictor(
-        catalog.inputs.take(measured), catalog.features[measured], config=FAST_MODEL
-    )
+    catalog, model = _fitted(demo_subset[0])
     inputs = catalog.inputs.take(np.arange(400))
     x = model.dense(inputs, model.stage1(inputs), model.encode(inputs))
     x[::3, -1] = np.nan  # no release year: the trees' missing-value branches
