@@ -161,6 +161,38 @@ async def test_enrich_all_waits_while_m2_is_down_and_resumes(db, enrich_db_url):
     assert await lacking_ids(db) == []
 
 
+class DownAfterFirstCall(FakeM2):
+    """Answers one call, then is down until `down` is cleared."""
+
+    def handler(self, request):
+        response = super().handler(request)
+        self.down = self.calls == 1
+        return response
+
+
+async def test_a_batch_written_while_m2_is_down_keeps_the_waiting_reason(
+    db, enrich_db_url, monkeypatch
+):
+    fake = DownAfterFirstCall()
+    runner = _runner(db, fake, enrich_db_url, concurrency=2, pause_between_batches_s=0.0)
+    record_waiting = runner._mark
+
+    async def slow_to_record_waiting(job_id, **values):
+        # The waiting call's own status update lands late, after the first batch's commit.
+        if values.get("state") == "waiting":
+            await asyncio.sleep(0.5)
+        await record_waiting(job_id, **values)
+
+    monkeypatch.setattr(runner, "_mark", slow_to_record_waiting)
+    await runner.start()
+    waiting = await _until(lambda s: s.state == "waiting", runner)
+    assert waiting.done > 0, "the first batch was committed while the second waited"
+    assert "waiting for m2" in (waiting.waiting_reason or "")
+    fake.down = False
+    await runner.wait()
+    assert (await runner.status()).state == "succeeded"
+
+
 async def test_enrich_all_lists_items_that_fail_after_bounded_attempts(db, enrich_db_url):
     async with db.connect() as conn:
         bad = (

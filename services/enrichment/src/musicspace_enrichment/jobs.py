@@ -84,7 +84,8 @@ class BulkEnrichment:
         self._watch_task: asyncio.Task[None] | None = None
         self._job_id: int | None = None
         self._start_lock = asyncio.Lock()
-        self._waiting = 0
+        self._waiting = 0  # predict calls waiting out an m2 outage
+        self._wait_reason: str | None = None  # the latest one's reason, for the job row
         self._lease_lost = False
         self._progress: deque[tuple[float, int]] = deque()  # (monotonic time, processed so far)
         self._run_started = time.monotonic()
@@ -375,6 +376,7 @@ class BulkEnrichment:
                 tries += 1
                 pause = delay * (0.5 + random.random() / 2)
                 reason = f"waiting for m2 (try {tries}, next in {pause:.1f}s): {exc.detail}"[:1000]
+                self._wait_reason = reason
                 self._waiting += 1
                 try:
                     await self._mark(job_id, state="waiting", last_error=reason)
@@ -421,6 +423,8 @@ class BulkEnrichment:
                     done=len(outcome.ok),
                     failed=added,
                     state="waiting" if self._waiting else "running",
+                    # A batch committed while another waits for m2: the row must say why.
+                    waiting_reason=self._wait_reason if self._waiting else None,
                 )
                 if not held:
                     raise LeaseLost()  # rolls the batch back: the new owner writes it

@@ -288,8 +288,11 @@ async def advance_checkpoint(
     done: int,
     failed: int,
     state: str,
+    waiting_reason: str | None = None,
 ) -> bool:
-    """Move the checkpoint and counters, only while we hold the lease (same transaction as the write)."""
+    """Move the checkpoint and counters, only while we hold the lease (same transaction as the
+    write). A "waiting" state carries its reason (enrich-status shows it as waiting_reason)."""
+    reason = {"last_error": waiting_reason} if state == "waiting" and waiting_reason else {}
     return await touch_job(
         conn,
         job_id,
@@ -298,6 +301,7 @@ async def advance_checkpoint(
         state=state,
         done=job.c.done + done,
         failed=job.c.failed + failed,
+        **reason,
     )
 
 
