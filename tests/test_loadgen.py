@@ -59,18 +59,20 @@ def server() -> Iterator[str]:
     port = free_port()
     loop = asyncio.new_event_loop()
     started = threading.Event()
+    stop = asyncio.Event()
 
     async def main() -> None:
-        srv = await asyncio.start_server(_serve, "127.0.0.1", port)
-        started.set()
-        async with srv:
-            await srv.serve_forever()
+        async with await asyncio.start_server(_serve, "127.0.0.1", port):
+            started.set()
+            await stop.wait()
 
     thread = threading.Thread(target=lambda: loop.run_until_complete(main()), daemon=True)
     thread.start()
     assert started.wait(10)
     yield f"http://127.0.0.1:{port}"
-    loop.call_soon_threadsafe(loop.stop)
+    loop.call_soon_threadsafe(stop.set)
+    thread.join(10)
+    loop.close()
 
 
 def test_every_request_is_counted_with_its_status(server: str) -> None:
