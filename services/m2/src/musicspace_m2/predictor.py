@@ -428,9 +428,9 @@ def _booster(config: PredictorConfig, max_iter: int) -> HistGradientBoostingRegr
         learning_rate=config.hgb_learning_rate,
         max_leaf_nodes=config.hgb_max_leaf_nodes,
         min_samples_leaf=config.hgb_min_samples_leaf,
+        l2_regularization=config.hgb_l2,
         # Genre and subgenre go in as plain codes, not categorical_features: sklearn then
         # runs a ColumnTransformer on every predict (measured: ~70% of predict time).
-        l2_regularization=config.hgb_l2,
         categorical_features=None,
         early_stopping=False,
         random_state=config.seed,
