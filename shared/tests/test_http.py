@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 import pytest
 
 from musicspace_shared.errors import UpstreamUnavailable
-from musicspace_shared.http import ServiceClient
+from musicspace_shared.http import ReplicaSpreadingTransport, ServiceClient
 from musicspace_shared.logs import request_id_var
 
 
@@ -76,3 +78,38 @@ async def test_request_id_is_forwarded() -> None:
     finally:
         request_id_var.reset(token)
     assert seen["id"] == "req-42"
+
+
+async def test_calls_to_a_scaled_peer_go_round_robin_over_its_replicas(monkeypatch) -> None:
+    """compose --scale m2=2: the name resolves to two addresses and both get calls."""
+    seen: list[tuple[str, str]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append((request.url.host, request.headers["host"]))
+        return httpx.Response(200, json={})
+
+    async def resolve(host, port, **kwargs):
+        assert host == "m2"
+        return [(2, 1, 6, "", (address, port)) for address in ("10.0.0.7", "10.0.0.5")]
+
+    monkeypatch.setattr(asyncio.get_running_loop(), "getaddrinfo", resolve)
+    client = ServiceClient(
+        "m2", "http://m2:8000", transport=ReplicaSpreadingTransport(httpx.MockTransport(handler))
+    )
+    for _ in range(4):
+        await client.get_json("/x")
+    assert seen == [("10.0.0.5", "m2:8000"), ("10.0.0.7", "m2:8000")] * 2
+
+
+async def test_addresses_and_unresolvable_names_pass_through_unchanged() -> None:
+    hosts: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        hosts.append(request.url.host)
+        return httpx.Response(200, json={})
+
+    transport = ReplicaSpreadingTransport(httpx.MockTransport(handler))
+    for url in ("http://127.0.0.1:9/x", "http://no-such-host.invalid/x"):
+        async with httpx.AsyncClient(transport=transport) as client:
+            await client.get(url)
+    assert hosts == ["127.0.0.1", "no-such-host.invalid"]

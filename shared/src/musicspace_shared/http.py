@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
+import itertools
 import random
+import socket
+import time
 from typing import Any
 
 import httpx
@@ -12,6 +16,51 @@ from musicspace_shared.errors import UpstreamUnavailable
 from musicspace_shared.logs import request_id_var
 
 RETRYABLE_STATUS = {502, 503, 504}
+
+
+class ReplicaSpreadingTransport(httpx.AsyncBaseTransport):
+    """Round robin over every address a peer's name resolves to, one request at a time.
+
+    Under compose, `http://m2:8000` resolves to one address per replica (`--scale m2=2`), but a
+    keep-alive pool would send every call down the first connection it opened: one replica
+    would do all of enrichment's work. Each request here goes to the next address (the Host
+    header keeps the name); the name is resolved again every `refresh_s`, so replicas that
+    come or go are followed. An IP address or a name that does not resolve passes through.
+    """
+
+    def __init__(self, inner: httpx.AsyncBaseTransport | None = None, *, refresh_s: float = 5.0):
+        self._inner = inner or httpx.AsyncHTTPTransport()
+        self._refresh_s = refresh_s
+        self._resolved: dict[tuple[str, int], tuple[float, itertools.cycle[str]]] = {}
+
+    async def _next_address(self, host: str, port: int) -> str:
+        key = (host, port)
+        cached = self._resolved.get(key)
+        if cached is None or time.monotonic() - cached[0] > self._refresh_s:
+            try:
+                infos = await asyncio.get_running_loop().getaddrinfo(
+                    host, port, type=socket.SOCK_STREAM
+                )
+            except OSError:
+                return host  # the inner transport reports the failure as a ConnectError
+            addresses = sorted({str(info[4][0]) for info in infos})
+            cached = (time.monotonic(), itertools.cycle(addresses))
+            self._resolved[key] = cached
+        return next(cached[1])
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        host = request.url.host
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            address = await self._next_address(host, request.url.port or 80)
+            if ":" in address:
+                address = f"[{address}]"
+            request.url = request.url.copy_with(host=address)
+        return await self._inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
 
 
 class ServiceClient:
@@ -33,7 +82,8 @@ class ServiceClient:
         self._client = httpx.AsyncClient(
             base_url=base_url,
             timeout=httpx.Timeout(timeout_s, connect=min(5.0, timeout_s)),
-            transport=transport,
+            # A test's fake transport answers by itself; real calls spread over the replicas.
+            transport=transport or ReplicaSpreadingTransport(),
         )
 
     async def aclose(self) -> None:

@@ -1,0 +1,142 @@
+"""A compose stack of the real images on the real Docker engine, for the container tests.
+
+The stack runs as its own compose project (`musicspace-test`), on free host ports, with its
+own secrets, certificate and a Traefik static config whose docker provider routes only this
+project's containers, so a developer's own `make compose-up` stack is never touched.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[2]
+DOCKER = shutil.which("docker", path="/usr/bin") or shutil.which("docker") or "docker"
+COMPOSE = str(Path(sys.executable).parent / "docker-compose")
+PROJECT = "musicspace-test"
+
+
+def engine_problem() -> str | None:
+    """None when a Docker engine answers; otherwise why the container tests cannot run."""
+    try:
+        result = subprocess.run(
+            [DOCKER, "info", "--format", "{{.ServerVersion}}"],
+            capture_output=True,
+            text=True,
+            timeout=20,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"no Docker engine ({exc})"
+    if result.returncode != 0:
+        return f"no Docker engine answers ({result.stderr.strip().splitlines()[-1:]})"
+    return None
+
+
+@dataclass
+class ComposeStack:
+    env: dict[str, str]
+    gateway_port: int
+    admin_key: str
+    log_dir: Path
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def base_url(self) -> str:
+        return f"https://127.0.0.1:{self.gateway_port}"
+
+    def client(self, **kwargs: object) -> httpx.Client:
+        return httpx.Client(base_url=self.base_url, verify=False, timeout=60, **kwargs)  # type: ignore[arg-type]
+
+    def compose(self, *args: str, check: bool = True, timeout: float = 1800) -> str:
+        result = subprocess.run(
+            [COMPOSE, *self.env_file_args(), *args],
+            cwd=ROOT,
+            env=os.environ | self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        if check and result.returncode != 0:
+            raise RuntimeError(
+                f"compose {' '.join(args)} failed ({result.returncode}):\n{result.stderr[-4000:]}"
+            )
+        return result.stdout
+
+    @staticmethod
+    def env_file_args() -> list[str]:
+        env_file = ROOT / "var" / "images.env"
+        return ["--env-file", str(env_file)] if env_file.is_file() else []
+
+    def docker(self, *args: str, check: bool = True, timeout: float = 120) -> str:
+        result = subprocess.run([DOCKER, *args], capture_output=True, text=True, timeout=timeout)
+        if check and result.returncode != 0:
+            raise RuntimeError(f"docker {' '.join(args)} failed: {result.stderr[-2000:]}")
+        return result.stdout
+
+    def containers(self, service: str) -> list[str]:
+        """Ids of the service's running containers, ordered by replica number."""
+        out = self.compose("ps", "--format", "json", service)
+        rows = [json.loads(line) for line in out.splitlines() if line.strip()]
+        rows = [row for row in rows if row.get("State") == "running"]
+        rows.sort(
+            key=lambda row: int(
+                row.get("Labels", "")
+                .split("com.docker.compose.container-number=")[-1]
+                .split(",")[0]
+                or 0
+            )
+        )
+        return [row["ID"] for row in rows]
+
+    def exec_python(self, container: str, code: str, timeout: float = 60) -> str:
+        """Run Python inside a container (every service image has it; curl it has not)."""
+        return self.docker("exec", container, "python", "-c", code, timeout=timeout)
+
+    def internal_get(self, container: str, path: str, *, admin: bool = False) -> str:
+        """GET a service's own port from inside its container (/metrics, /readyz, admin routes)."""
+        header = "{'X-API-Key': open('/run/secrets/admin_api_key').read()}" if admin else "{}"
+        return self.exec_python(
+            container,
+            "import urllib.request as u; "
+            f"r = u.urlopen(u.Request('http://127.0.0.1:8000{path}', headers={header}), timeout=20); "
+            "print(r.read().decode())",
+        )
+
+    def requests_served(self, container: str, route: str) -> float:
+        """musicspace_http_requests_total summed over methods and statuses for one route template."""
+        total = 0.0
+        for line in self.internal_get(container, "/metrics").splitlines():
+            if line.startswith("musicspace_http_requests_total{") and f'route="{route}"' in line:
+                total += float(line.rsplit(" ", 1)[1])
+        return total
+
+    def sql(self, query: str) -> list[list[str]]:
+        """Rows of a query in the stack's MariaDB, as the application's user (both images)."""
+        out = self.compose(
+            "exec",
+            "-T",
+            "mariadb",
+            "sh",
+            "-c",
+            'mariadb -umusicspace -p"$(cat /run/secrets/db_password)" musicspace -N -B -e "$0"',
+            query,
+        )
+        return [line.split("\t") for line in out.splitlines() if line]
+
+    def wait_healthy(self, service: str, count: int, timeout_s: float = 300) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            out = self.compose("ps", "--format", "json", service)
+            rows = [json.loads(line) for line in out.splitlines() if line.strip()]
+            if sum(row.get("Health") == "healthy" for row in rows) >= count:
+                return
+            time.sleep(2)
+        raise TimeoutError(f"{service}: fewer than {count} healthy replicas after {timeout_s}s")

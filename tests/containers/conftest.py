@@ -1,0 +1,126 @@
+"""The container tests' stack: real images, built here, on the real Docker engine.
+
+Marked `containers` (selected by `make compose-test`, and part of `make test` whenever an
+engine answers; without one they skip with the reason). One stack serves the whole session:
+built with deploy/images/build.sh (what `make images` runs), started with m1 x3, m2 x2 and
+llm x2, and removed at the end with its volumes and the dangling images of the build.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from deploy import gen_cert, gen_secrets
+from tests.containers.compose_stack import DOCKER, PROJECT, ROOT, ComposeStack, engine_problem
+from tests.processes import free_port
+
+SCALE = {"m1": 3, "m2": 2, "llm": 2}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if Path(str(item.fspath)).parent == Path(__file__).parent:
+            item.add_marker(pytest.mark.containers)
+            item.add_marker(pytest.mark.slow)
+
+
+def _timed(stack_timings: dict[str, float], phase: str, started: float) -> None:
+    stack_timings[phase] = round(time.monotonic() - started, 1)
+    print(f"\ncontainers: {phase} {stack_timings[phase]:.0f}s", flush=True)
+
+
+def _wait_routed(stack: ComposeStack, path: str, timeout_s: float = 120) -> None:
+    """Traefik learns about containers from Docker events and checks /readyz every 5 s."""
+    deadline = time.monotonic() + timeout_s
+    last = ""
+    with stack.client() as client:
+        while time.monotonic() < deadline:
+            try:
+                response = client.get(path)
+                if response.status_code < 500:
+                    return
+                last = f"{response.status_code} {response.text[:200]}"
+            except httpx.HTTPError as exc:
+                last = str(exc)
+            time.sleep(1)
+    raise TimeoutError(f"{path} not routed after {timeout_s}s: {last}")
+
+
+@pytest.fixture(scope="session")
+def compose_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ComposeStack]:
+    problem = engine_problem()
+    if problem:
+        pytest.skip(f"container tests skipped: {problem}")
+    tmp = tmp_path_factory.mktemp("compose")
+    timings: dict[str, float] = {}
+    started = time.monotonic()
+    build = subprocess.run(
+        [str(ROOT / "deploy" / "images" / "build.sh")],
+        cwd=ROOT,
+        env=os.environ | {"DOCKER": DOCKER},
+        capture_output=True,
+        text=True,
+        timeout=3000,
+    )
+    assert build.returncode == 0, (
+        f"make images failed:\n{build.stdout[-3000:]}\n{build.stderr[-3000:]}"
+    )
+    print("\n" + build.stdout, flush=True)
+    _timed(timings, "images", started)
+
+    gen_secrets.generate(out_dir=tmp / "secrets")
+    gen_cert.generate(out_dir=tmp / "certs")
+    static = (ROOT / "gateway" / "traefik.yml").read_text()
+    assert "`com.docker.compose.project`,`musicspace`" in static
+    static_path = tmp / "traefik.yml"
+    static_path.write_text(static.replace("`musicspace`)", f"`{PROJECT}`)"))
+    stack = ComposeStack(
+        env={
+            "COMPOSE_PROJECT_NAME": PROJECT,
+            "GATEWAY_PORT": str(free_port()),
+            "PROMETHEUS_PORT": str(free_port()),
+            "SECRETS_DIR": str(tmp / "secrets"),
+            "CERTS_DIR": str(tmp / "certs"),
+            "TRAEFIK_STATIC_CONFIG": str(static_path),
+        },
+        gateway_port=0,
+        admin_key=(tmp / "secrets" / "admin_api_key").read_text(),
+        log_dir=tmp,
+        timings=timings,
+    )
+    stack.gateway_port = int(stack.env["GATEWAY_PORT"])
+    stack.compose("down", "--volumes", "--remove-orphans", check=False)  # an interrupted run
+    try:
+        started = time.monotonic()
+        scale = [arg for name, n in SCALE.items() for arg in ("--scale", f"{name}={n}")]
+        stack.compose("up", "-d", "--no-build", "--wait", "--wait-timeout", "1500", *scale)
+        _wait_routed(stack, "/api/m1/status/1")
+        _timed(timings, "compose up (bootstrap included)", started)
+        yield stack
+    finally:
+        (tmp / "compose.log").write_text(stack.compose("logs", "--no-color", check=False))
+        started = time.monotonic()
+        stack.compose("down", "--volumes", "--remove-orphans", check=False)
+        subprocess.run([DOCKER, "image", "prune", "-f"], capture_output=True, check=False)
+        _timed(timings, "compose down", started)
+        print(f"containers: timings {timings}; logs in {tmp / 'compose.log'}", flush=True)
+
+
+@pytest.fixture(scope="session")
+def demo_users(compose_stack: ComposeStack) -> list[int]:
+    """Demo users with at least 10 PMS tracks, some of which lack audio features."""
+    rows = compose_stack.sql(
+        "SELECT ut.user_id FROM user_track ut JOIN track t ON t.track_id = ut.track_id "
+        "GROUP BY ut.user_id HAVING COUNT(*) >= 10 AND SUM(t.features_source IS NULL) >= 1 "
+        "ORDER BY ut.user_id LIMIT 60"
+    )
+    users = [int(row[0]) for row in rows]
+    assert len(users) >= 40, users
+    return users
