@@ -22,6 +22,8 @@ ROOT = Path(__file__).resolve().parents[2]
 DOCKER = shutil.which("docker", path="/usr/bin") or shutil.which("docker") or "docker"
 COMPOSE = str(Path(sys.executable).parent / "docker-compose")
 PROJECT = "musicspace-test"
+# Replicas the test stack runs with: enough to see spreading and to lose one.
+SCALE = {"m1": 3, "m2": 2, "llm": 2}
 
 
 def engine_problem() -> str | None:
@@ -130,6 +132,28 @@ class ComposeStack:
             query,
         )
         return [line.split("\t") for line in out.splitlines() if line]
+
+    def wait_routed(self, path: str, timeout_s: float = 120) -> None:
+        """Traefik learns about containers from Docker events and checks /readyz every 5 s."""
+        deadline = time.monotonic() + timeout_s
+        last = ""
+        with self.client() as client:
+            while time.monotonic() < deadline:
+                try:
+                    response = client.get(path)
+                    if response.status_code < 500:
+                        return
+                    last = f"{response.status_code} {response.text[:200]}"
+                except httpx.HTTPError as exc:
+                    last = str(exc)
+                time.sleep(1)
+        raise TimeoutError(f"{path} not routed after {timeout_s}s: {last}")
+
+    def up(self, timeout_s: int = 1500) -> None:
+        """`compose up` at the test scale, waiting for health and for Traefik's routes."""
+        scale = [arg for name, n in SCALE.items() for arg in ("--scale", f"{name}={n}")]
+        self.compose("up", "-d", "--no-build", "--wait", "--wait-timeout", str(timeout_s), *scale)
+        self.wait_routed("/api/m1/status/1")
 
     def wait_healthy(self, service: str, count: int, timeout_s: float = 300) -> None:
         deadline = time.monotonic() + timeout_s

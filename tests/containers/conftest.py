@@ -14,14 +14,17 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from deploy import gen_cert, gen_secrets
-from tests.containers.compose_stack import DOCKER, PROJECT, ROOT, ComposeStack, engine_problem
+from tests.containers.compose_stack import (
+    DOCKER,
+    PROJECT,
+    ROOT,
+    ComposeStack,
+    engine_problem,
+)
 from tests.processes import free_port
-
-SCALE = {"m1": 3, "m2": 2, "llm": 2}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -34,23 +37,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def _timed(stack_timings: dict[str, float], phase: str, started: float) -> None:
     stack_timings[phase] = round(time.monotonic() - started, 1)
     print(f"\ncontainers: {phase} {stack_timings[phase]:.0f}s", flush=True)
-
-
-def _wait_routed(stack: ComposeStack, path: str, timeout_s: float = 120) -> None:
-    """Traefik learns about containers from Docker events and checks /readyz every 5 s."""
-    deadline = time.monotonic() + timeout_s
-    last = ""
-    with stack.client() as client:
-        while time.monotonic() < deadline:
-            try:
-                response = client.get(path)
-                if response.status_code < 500:
-                    return
-                last = f"{response.status_code} {response.text[:200]}"
-            except httpx.HTTPError as exc:
-                last = str(exc)
-            time.sleep(1)
-    raise TimeoutError(f"{path} not routed after {timeout_s}s: {last}")
 
 
 @pytest.fixture(scope="session")
@@ -99,9 +85,7 @@ def compose_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ComposeS
     stack.compose("down", "--volumes", "--remove-orphans", check=False)  # an interrupted run
     try:
         started = time.monotonic()
-        scale = [arg for name, n in SCALE.items() for arg in ("--scale", f"{name}={n}")]
-        stack.compose("up", "-d", "--no-build", "--wait", "--wait-timeout", "1500", *scale)
-        _wait_routed(stack, "/api/m1/status/1")
+        stack.up()
         _timed(timings, "compose up (bootstrap included)", started)
         yield stack
     finally:
