@@ -24,14 +24,16 @@ def test_docker_stop_of_one_m1_replica_under_load_fails_no_request(
 ) -> None:
     replicas = compose_stack.containers("m1")
     assert len(replicas) == 3
-    with SteadyLoad(compose_stack.client, _m1_recommend(demo_users), rate=20) as load:
-        time.sleep(3)
-        compose_stack.docker("stop", replicas[0])
-        time.sleep(8)
+    try:
+        with SteadyLoad(compose_stack.client, _m1_recommend(demo_users), rate=20) as load:
+            time.sleep(3)
+            compose_stack.docker("stop", replicas[0])  # SIGTERM: drain, then graceful exit
+            time.sleep(5)
+    finally:
+        compose_stack.docker("start", replicas[0])
     print(f"docker stop under load: {len(load.outcomes)} requests, {len(load.failures())} failed")
-    assert len(load.outcomes) >= 150
+    assert len(load.outcomes) >= 300  # the stop took the drain period (7 s) and more
     assert load.failures() == []
-    compose_stack.docker("start", replicas[0])
     compose_stack.wait_healthy("m1", 3)
 
 
@@ -45,9 +47,9 @@ def test_a_crashed_m1_replica_fails_at_most_its_in_flight_requests_and_comes_bac
         time.sleep(3)
         killed_at = time.monotonic()
         os.kill(pid, signal.SIGKILL)  # a crash: the restart policy applies (unlike `docker kill`)
-        in_flight = load.in_flight_at(killed_at)
         time.sleep(10)
     failures = load.failures()
+    in_flight = load.in_flight_at(killed_at)  # on every replica: an upper bound for the victim's
     print(
         f"kill -9 under load: {len(load.outcomes)} requests, {in_flight} in flight, {len(failures)} failed"
     )

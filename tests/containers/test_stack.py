@@ -102,19 +102,34 @@ def test_ops_model_commands_work_in_the_containers(
     user = demo_users[-1]
     usage = compose_stack.compose("exec", "-T", "m1", "du", "-sh", "/app/M1/user_models")
     assert usage.split()[1] == "/app/M1/user_models"
-    (m1,) = compose_stack.containers("m1")[:1]
+    m1 = compose_stack.containers("m1")[0]
+    # The user's model was last used 200 days ago, as far as the volume can tell.
+    compose_stack.docker(
+        "exec",
+        m1,
+        "find",
+        f"/app/M1/user_models/{user}",
+        "-exec",
+        "touch",
+        "-d",
+        "200 days ago",
+        "{}",
+        "+",
+    )
+    cleanup = "/admin/models/cleanup"
     dry = json.loads(
         compose_stack.exec_python(
-            m1, _admin_post("/admin/models/cleanup", {"older_than_days": 0, "dry_run": True})
+            m1, _admin_post(cleanup, {"older_than_days": 90, "dry_run": True})
         )
     )
-    assert dry["dry_run"] is True
+    assert dry["dry_run"] is True and str(user) in json.dumps(dry), dry
+    assert str(user) in compose_stack.docker("exec", m1, "ls", "/app/M1/user_models").split()
     done = json.loads(
         compose_stack.exec_python(
-            m1, _admin_post("/admin/models/cleanup", {"older_than_days": 0, "dry_run": False})
+            m1, _admin_post(cleanup, {"older_than_days": 90, "dry_run": False})
         )
     )
-    assert done["dry_run"] is False
+    assert done["dry_run"] is False, done
     listing = compose_stack.docker("exec", m1, "ls", "/app/M1/user_models")
     assert str(user) not in listing.split(), listing
 

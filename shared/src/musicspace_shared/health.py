@@ -2,6 +2,21 @@
 
 from __future__ import annotations
 
+import threading
+
+# Set once the process was asked to stop (shared/serve.py): /readyz answers 503 from then on, so
+# the gateway takes this replica out of rotation while it still serves what reaches it.
+_draining = threading.Event()
+
+
+def start_draining() -> None:
+    _draining.set()
+
+
+async def shutdown_check(_app: object) -> str | None:
+    """The readiness check every service has: not ready once its process is stopping."""
+    return "draining: the process is shutting down" if _draining.is_set() else None
+
 
 class Degraded(str):
     """A readiness answer that is still ready, with a note (e.g. serving a previous model)."""

@@ -29,7 +29,7 @@ from musicspace_shared import heap
 from musicspace_shared.admin import admin_router
 from musicspace_shared.db.engine import make_engine, make_sessionmaker, ping, session_scope
 from musicspace_shared.errors import DomainError
-from musicspace_shared.health import Degraded
+from musicspace_shared.health import Degraded, shutdown_check
 from musicspace_shared.logs import configure_logging, log_fields, request_id_var
 from musicspace_shared.metrics import ServiceMetrics
 from musicspace_shared.settings import CommonSettings
@@ -130,7 +130,11 @@ def create_service_app(
     """
     configure_logging(service, settings.log_level)
     metrics = ServiceMetrics(service)
-    checks: dict[str, ReadinessCheck] = {"database": _database_ready, **(readiness or {})}
+    checks: dict[str, ReadinessCheck] = {
+        "shutdown": shutdown_check,
+        "database": _database_ready,
+        **(readiness or {}),
+    }
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
