@@ -85,8 +85,8 @@ def _llm_rankings(frame: TrackFrame, queries: list[dict[str, Any]]) -> list[list
     from musicspace_llm.documents import decade
     from musicspace_llm.embeddings import OfflineEmbedder
     from musicspace_llm.indexing import embed_catalog
+    from musicspace_llm.query import embed_texts, prepare, rank
     from musicspace_llm.repository import CatalogRows
-    from musicspace_llm.search import top_matches
     from musicspace_llm.understanding import QueryUnderstanding
 
     dates = frame.release_dates or [None] * len(frame)
@@ -102,9 +102,10 @@ def _llm_rankings(frame: TrackFrame, queries: list[dict[str, Any]]) -> list[list
     embedder, index, understanding = asyncio.run(build())
     rankings = []
     for item in queries:
-        vectors = embedder.encode(understanding.query_texts(item["query"]))
-        intent = understanding.parse(item["query"], vectors)
-        rankings.append([m.row for m in top_matches(index, intent, vectors[0], limit=K)])
+        prepared = prepare(item["query"], index)
+        vectors = embedder.encode(embed_texts(understanding, prepared))
+        ranked = rank(index, understanding, prepared, vectors, limit=K)
+        rankings.append([m.row for m in ranked.matches])
     return rankings
 
 

@@ -216,7 +216,11 @@ def eval_playlists(
 @eval_app.command("search")
 def eval_search(
     queries: Annotated[
-        Path, typer.Option("--queries", help="JSON lines like search_queries_dev.jsonl or search_queries_v2_dev.jsonl")
+        Path,
+        typer.Option(
+            "--queries",
+            help="JSON lines like search_queries_dev.jsonl or search_queries_v2_dev.jsonl",
+        ),
     ],
     catalog: CatalogOpt = DEMO_CATALOG,
     as_json: JsonFlag = False,

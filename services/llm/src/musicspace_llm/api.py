@@ -12,6 +12,7 @@ from musicspace_llm.reasons import GeminiReasons
 from musicspace_llm.schemas import (
     IndexStatus,
     Intent,
+    Range,
     RecommendRequest,
     RecommendResponse,
     SearchRequest,
@@ -56,6 +57,7 @@ def _items(result: service.Result) -> list[TrackResult]:
                 score=round(match.score, 4),
                 reason=reason,
                 matched=match.matched,
+                closest=match.closest,
                 audio_features=features,
             )
         )
@@ -66,7 +68,16 @@ def _intent(result: service.Result) -> Intent:
     i = result.intent
     r = lambda d: {str(k): round(float(v), 3) for k, v in d.items()}  # noqa: E731
     return Intent(
-        subgenres=r(i.subgenres), genres=r(i.genres), features=r(i.features), eras=r(i.eras)
+        subgenres=r(i.subgenres),
+        genres=r(i.genres),
+        features=r(i.features),
+        eras=r(i.eras),
+        ranges={name: Range(min=low, max=high) for name, (low, high) in i.ranges.items()},
+        years=Range(min=i.years[0], max=i.years[1]) if i.years else None,
+        artist=i.artist,
+        similar_to=i.similar_to,
+        named=i.named or None,
+        parser=i.parser,
     )
 
 

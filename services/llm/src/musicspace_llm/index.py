@@ -8,11 +8,15 @@ immutable: a sync builds a new one and swaps the reference, so readers never see
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 
 import numpy as np
 
+from musicspace_llm.crossscript import ArtistNames
+from musicspace_llm.lexical import LexicalIndex
 from musicspace_shared.catalog import TrackFrame
 from musicspace_shared.features import FEATURES
 
@@ -60,6 +64,41 @@ class TrackIndex:
     def __len__(self) -> int:
         return len(self.frame)
 
+    # The name indexes are built on first use, in the searching thread (seconds for the full
+    # catalog), once per snapshot: the lock keeps concurrent first searches from each building.
+    @cached_property
+    def _names_lock(self) -> threading.Lock:
+        return threading.Lock()
+
+    @property
+    def lexical(self) -> LexicalIndex:
+        """Titles, artists and albums as an inverted index (known items, artist names)."""
+        with self._names_lock:
+            if "_lexical" not in self.__dict__:
+                self.__dict__["_lexical"] = LexicalIndex(
+                    self.frame.titles, self.frame.artists, self.frame.albums
+                )
+            return self.__dict__["_lexical"]
+
+    @property
+    def artist_names(self) -> ArtistNames:
+        """Artist names by sound, for names typed in Hangul."""
+        with self._names_lock:
+            if "_artist_names" not in self.__dict__:
+                self.__dict__["_artist_names"] = ArtistNames(self.frame.artists)
+            return self.__dict__["_artist_names"]
+
+    @cached_property
+    def years(self) -> np.ndarray:
+        """Album release year per track (0 when unknown)."""
+        dates = self.frame.release_dates or []
+        if len(dates) != len(self.frame):
+            return np.where(self.decades > 0, self.decades, 0)  # only the decade is known
+        return np.array(
+            [int(d[:4]) if d and len(d) >= 4 and d[:4].isdigit() else 0 for d in dates],
+            dtype=np.int64,
+        )
+
     @property
     def dim(self) -> int:
         return int(self.vectors.shape[1]) if self.vectors.ndim == 2 else 0
@@ -98,4 +137,5 @@ def _concat_frames(a: TrackFrame, b: TrackFrame) -> TrackFrame:
         ),
         features_source=(a.features_source or [None] * len(a))
         + (b.features_source or [None] * len(b)),
+        release_dates=(a.release_dates or [None] * len(a)) + (b.release_dates or [None] * len(b)),
     )

@@ -65,6 +65,28 @@ _FILLER = {
     "great",
     "any",
     "while",
+    # Words around numbers and names, which embed close to some concept by chance
+    # ("over" ~ rock, "you" ~ pop, "but" ~ rap).
+    "you",
+    "your",
+    "over",
+    "under",
+    "above",
+    "below",
+    "than",
+    "but",
+    "more",
+    "less",
+    "released",
+    "canciones",
+    "canción",
+    "música",
+    "musica",
+    "de",
+    "para",
+    "con",
+    "los",
+    "las",
     "노래",
     "음악",
     "곡",
@@ -121,10 +143,35 @@ class QueryIntent:
     features: dict[str, float] = field(default_factory=dict)  # "energy:high" -> weight
     eras: dict[int, float] = field(default_factory=dict)
     matched: dict[str, str] = field(default_factory=dict)  # concept key -> query words that matched
+    literal: list[str] = field(default_factory=list)  # query words the lexicon named outright
+    literal_keys: set[str] = field(default_factory=set)  # concepts named outright (not guessed)
+    # Read by query.py: hard filters, names and "like <artist>".
+    ranges: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)
+    years: tuple[int, int] | None = None
+    said: dict[str, str] = field(default_factory=dict)  # "tempo" / "year" / "similar" -> words
+    named: str = ""  # the query words read as a title or artist name
+    artist: str | None = None  # the artist the query names
+    hangul: dict[str, str] = field(default_factory=dict)  # Hangul words -> artist they spell
+    similar_to: str | None = None
+    similar_subgenres: set[str] = field(default_factory=set)  # the subgenres of similar_to
+    parser: str = "offline"  # "gemini" when Gemini's reading was used
 
     @property
     def empty(self) -> bool:
         return not (self.subgenres or self.genres or self.features or self.eras)
+
+    def drop_guesses(self) -> None:
+        """Forget the concepts only the embedder suggested (the words turned out to be a name)."""
+        for table, kind in (
+            (self.subgenres, "subgenre"),
+            (self.genres, "genre"),
+            (self.features, "feature"),
+        ):
+            for value in list(table):
+                key = f"{kind}:{value}"
+                if key not in self.literal_keys:
+                    table.pop(value)
+                    self.matched.pop(key, None)
 
 
 def normalise(text: str) -> str:
@@ -249,6 +296,8 @@ class QueryUnderstanding:
         for hit in hits:
             weights[hit.concept] = 1.0
             words.setdefault(hit.concept, hit.text)
+            intent.literal.append(hit.text)
+            intent.literal_keys.add(self.concepts[hit.concept].key)
         # Words already understood literally must not also pull in look-alike concepts
         # (e.g. "잔잔한" is calm, not neo soul because the vectors happen to be close).
         understood = {h.text.replace(" ", "") for h in hits}
@@ -271,8 +320,11 @@ class QueryUnderstanding:
                 }:
                     weights[i] = 0.8
                     words[i] = " + ".join(sorted(literal_genres))
+                    intent.literal_keys.add(concept.key)
         literal_kinds = {self.concepts[i].kind for i in weights}
-        if len(vectors):
+        # A query of request words only ("노래", "songs") asks for no concept: its vector
+        # would still land near some concept by chance.
+        if len(vectors) and spans(query):
             sims = vectors @ self.phrase_vectors.T  # (texts, phrases)
             texts = self.query_texts(query)
             single = np.array(
