@@ -33,6 +33,7 @@ _LETTER_FOR = {"$": "s", "!": "i", "@": "a"}
 _JOINERS = str.maketrans("", "", ".'’`*")
 _SEPARATORS = re.compile(r"[^\w\s]|_")
 _WORD = re.compile(r"\w+")
+_COMPOUND = re.compile(r"\w+(?:[-/]\w+)+")
 FIELD_WEIGHTS = {"title": 1.0, "artist": 1.0, "album": 0.6}
 TYPO_DISCOUNT = 0.8
 
@@ -139,6 +140,13 @@ class LexicalIndex:
             for name, (rows, cols) in postings.items()
         }
         self.core = self.fields.pop("core")
+        # "E-40", "Jay-Z", "AC/DC": typed joined ("e40", "jayz", "acdc") as often as apart.
+        self.compounds: dict[str, list[str]] = {}
+        for text in {*titles, *artists}:
+            for compound in _COMPOUND.findall(text or ""):
+                parts = tokens(compound)
+                if len(parts) > 1:
+                    self.compounds.setdefault("".join(parts), parts)
         df = np.asarray((sum(self.fields.values()) > 0).sum(axis=0)).ravel()
         self.idf = np.log((self.n - df + 0.5) / (df + 0.5) + 1.0)
         self.core_lengths = np.asarray(self.core.sum(axis=1)).ravel()
@@ -177,14 +185,32 @@ class LexicalIndex:
                         out.append((i, TYPO_DISCOUNT))
         return out
 
+    def _split_compounds(
+        self, words: Sequence[str], weights: Sequence[float] | None
+    ) -> tuple[list[str], list[float]]:
+        """A word the catalog only has apart ("e40" for "E-40") becomes its parts."""
+        out_words: list[str] = []
+        out_weights: list[float] = []
+        for k, word in enumerate(words):
+            weight = weights[k] if weights is not None else 1.0
+            parts = self.compounds.get(word) if word not in self.vocab else None
+            if parts:
+                out_words.extend(parts)
+                out_weights.extend([weight / len(parts)] * len(parts))
+            else:
+                out_words.append(word)
+                out_weights.append(weight)
+        return out_words, out_weights
+
     def match(self, words: Sequence[str], weights: Sequence[float] | None = None) -> LexicalMatch:
         """Coverage of `words` (query words, folded) by each track; `weights` scale each word's IDF."""
+        words, weights = self._split_compounds(words, weights)
         coverage = np.zeros(self.n)
         total = 0.0
         matched_words = []
         typed: list[set[str]] = []  # per query word: the catalog spellings it matched
         for k, word in enumerate(words):
-            weight = self.idf_of(word) * (weights[k] if weights is not None else 1.0)
+            weight = self.idf_of(word) * weights[k]
             total += weight
             best = np.zeros(self.n)
             spelled = set()

@@ -42,6 +42,7 @@ NAMED_FLOOR = 0.7  # coverage below this is a coincidence of words, not a name
 W_TITLE_WHOLE = 0.1  # the whole title typed ("Song" of "Song - Remix")
 W_TITLE_EXACT = 0.1  # ... suffix included, so the original comes before its remixes
 W_ARTIST_WHOLE = 0.25  # the whole artist name typed ("songs by Queen": Queen, not "Dancing Queen")
+W_ARTIST_ONLY = 0.5  # a track by an artist typed in full, whatever else the query says
 W_SIMILAR = 1.5  # how far "like <artist>" lifts tracks with that artist's subgenres and sound
 W_SIMILAR_TEXT = 0.5  # ... and tracks whose documents read like that artist's
 # Words that ask for something (or join words) rather than name it (English, Korean, Spanish).
@@ -140,8 +141,6 @@ def named_scores(index: TrackIndex, prepared: Prepared, intent: QueryIntent) -> 
             weights = [weights[k] for k in keep] + [guess.confidence] * len(name)
     match = index.lexical.match(words, weights)
     strength = np.clip((match.coverage - NAMED_FLOOR) / (1.0 - NAMED_FLOOR), 0.0, 1.0)
-    if not strength.any():
-        return Named(np.zeros(len(index)), " ".join(open_words), hangul=hangul)
     score = (
         W_NAMED
         * strength
@@ -152,6 +151,9 @@ def named_scores(index: TrackIndex, prepared: Prepared, intent: QueryIntent) -> 
             + W_ARTIST_WHOLE * match.artist_complete
         )
     )
+    # The artist's other tracks follow the one the query names ("acdc highway to hell"); an
+    # artist whose name is a small part of the query ("Like" in "piano-like") does not.
+    score += W_ARTIST_ONLY * (match.artist_complete & (strength == 0) & (match.coverage >= 0.3))
     artist = None
     whole = np.flatnonzero(match.artist_complete & (strength >= 1.0))
     if len(whole):
