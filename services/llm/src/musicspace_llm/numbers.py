@@ -62,7 +62,7 @@ def _feature_of(word: str) -> str:
 def _value(feature: str, number: str, percent: str) -> float | None:
     value = float(number)
     low, high = FEATURE_RANGES[feature]
-    if feature not in ("tempo", "loudness") and (percent or value > 1.0):
+    if feature not in ("tempo", "loudness") and (percent or value >= 10.0):
         value /= 100.0  # "danceability over 85%" / "energy above 80"
     if feature == "loudness" and value > 0:
         value = -value
