@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 
 from musicspace_llm.app import create_app
 from musicspace_llm.embeddings import GeminiEmbedder, collection_name
+from musicspace_llm.gemini_query import check_reading
 from musicspace_llm.reasons import GeminiReasons
 from musicspace_shared.db.engine import make_engine, make_sessionmaker
 from musicspace_shared.db.migrate import upgrade
@@ -132,3 +134,78 @@ async def test_gemini_search_end_to_end_uses_fake_server(fake: FakeGemini, tmp_p
     )  # written by the fake model
     assert status["collection"].startswith("tracks__gemini__gemini-embedding-001")
     assert any(c[0].endswith(":generateContent") for c in fake.calls)
+
+
+def test_gemini_reading_keeps_only_values_that_make_sense() -> None:
+    reading = check_reading(
+        json.dumps(
+            {
+                "genres": ["rock", "polka"],
+                "subgenres": ["hard rock", "nonsense"],
+                "moods": ["energy:high", "energy:sideways"],
+                "ranges": [
+                    {"feature": "tempo", "min": 160},
+                    {"feature": "danceability", "min": 3},  # off its 0..1 scale
+                    {"feature": "energy", "min": 0.9, "max": 0.1},  # empty
+                    {"feature": "shoe size", "min": 1},
+                ],
+                "year_min": 1980,
+                "year_max": 1989,
+                "artist": "BTS",
+            }
+        )
+    )
+    assert reading is not None
+    assert reading.genres == ["rock"] and reading.subgenres == ["hard rock"]
+    assert reading.moods == ["energy:high"]
+    assert reading.ranges == {"tempo": (160.0, None)}
+    assert reading.years == (1980, 1989) and reading.artist == "BTS"
+    assert check_reading("not json") is None and check_reading("[1, 2]") is None
+
+
+async def test_gemini_reads_the_query_and_the_offline_reading_stands_when_it_fails(
+    fake: FakeGemini, tmp_path: Path
+) -> None:
+    sqlite_url = f"sqlite+aiosqlite:///{tmp_path / 'llm.db'}"
+    await asyncio.to_thread(upgrade, sqlite_url)
+    engine = make_engine(url=sqlite_url)
+    async with make_sessionmaker(engine)() as session:
+        for i in range(6):
+            await create_track(session, title=f"Dynamite {i}", artist="BTS", genre="pop")
+            await create_track(session, title=f"Bangers {i}", artist="Other Band", genre="rock")
+    await engine.dispose()
+    settings = make_settings(
+        sqlite_url,
+        tmp_path,
+        provider="gemini",
+        google_api_key=SECRET,
+        gemini_base_url=fake.base_url,
+        gemini_embedding_dim=128,
+        gemini_reasons=False,
+        query_timeout_s=0.5,
+    )
+    query = "songs by the bangtan boys"  # a name no offline matching can read
+    fake.readings[query] = {"artist": "BTS", "ranges": [{"feature": "tempo", "max": 300}]}
+    app = create_app(settings)
+    try:
+        async with serving(app) as client:
+            await wait_ready(app, timeout_s=60)
+
+            async def search() -> dict:
+                response = await client.post("/api/llm/search", json={"query": query, "limit": 6})
+                assert response.status_code == 200, response.text
+                return response.json()
+
+            read = await search()
+            fake.reading_status = 503
+            failed = await search()
+            fake.reading_status, fake.reading_delay_s = 200, 2.0
+            late = await search()
+    finally:
+        fake.reading_status, fake.reading_delay_s = 200, 0.0
+    assert read["intent"]["parser"] == "gemini" and read["intent"]["artist"] == "BTS"
+    assert read["intent"]["ranges"] == {}  # 300 BPM is off the tempo scale: dropped
+    assert all(item["artist"] == "BTS" and item["reason"] == "by BTS" for item in read["items"])
+    for body in (failed, late):
+        assert body["intent"]["parser"] == "offline" and body["intent"]["artist"] is None
+        assert len(body["items"]) == 6

@@ -7,6 +7,7 @@ import math
 from fastapi import APIRouter, Request
 
 from musicspace_llm import service
+from musicspace_llm.gemini_query import GeminiQueryReader
 from musicspace_llm.manager import IndexManager
 from musicspace_llm.reasons import GeminiReasons
 from musicspace_llm.schemas import (
@@ -34,6 +35,10 @@ def _manager(request: Request) -> IndexManager:
 
 def _writer(request: Request) -> GeminiReasons | None:
     return getattr(request.app.state, "reason_writer", None)
+
+
+def _reader(request: Request) -> GeminiQueryReader | None:
+    return getattr(request.app.state, "query_reader", None)
 
 
 def _items(result: service.Result) -> list[TrackResult]:
@@ -98,6 +103,7 @@ async def search(body: SearchRequest, request: Request) -> SearchResponse:
         limit=body.limit,
         filters=filters,
         writer=_writer(request),
+        reader=_reader(request),
     )
     request.app.state.metrics.count("searches")
     return SearchResponse(
@@ -123,6 +129,7 @@ async def recommend(
         query=body.query,
         limit=body.limit,
         writer=_writer(request),
+        reader=_reader(request),
     )
     request.app.state.metrics.count("recommendations")
     return RecommendResponse(

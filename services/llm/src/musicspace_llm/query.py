@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from musicspace_llm.crossscript import is_hangul
+from musicspace_llm.gemini_query import Reading
 from musicspace_llm.index import TrackIndex
 from musicspace_llm.lexical import core_title, tokens
 from musicspace_llm.numbers import Constraints, parse_constraints
@@ -42,6 +43,7 @@ NAMED_FLOOR = 0.7  # coverage below this is a coincidence of words, not a name
 W_TITLE_WHOLE = 0.1  # the whole title typed ("Song" of "Song - Remix")
 W_TITLE_EXACT = 0.1  # ... suffix included, so the original comes before its remixes
 W_ARTIST_WHOLE = 0.25  # the whole artist name typed ("songs by Queen": Queen, not "Dancing Queen")
+READING_WEIGHT = 0.9  # a concept Gemini read, where the offline reading found none of its kind
 W_ARTIST_ONLY = 0.5  # a track by an artist typed in full, whatever else the query says
 W_SIMILAR = 1.5  # how far "like <artist>" lifts tracks with that artist's subgenres and sound
 W_SIMILAR_TEXT = 0.5  # ... and tracks whose documents read like that artist's
@@ -229,18 +231,10 @@ def _merge_filters(filters: SearchFilters | None, intent: QueryIntent) -> Search
     return merged
 
 
-def rank(
-    index: TrackIndex,
-    understanding: QueryUnderstanding,
-    prepared: Prepared,
-    vectors: np.ndarray,
-    *,
-    limit: int,
-    filters: SearchFilters | None = None,
-    exclude: set[str] | None = None,
-    extra: np.ndarray | None = None,
-) -> Ranked:
-    """The best `limit` tracks for a prepared query; `vectors` embed embed_texts(...)."""
+def _read(
+    understanding: QueryUnderstanding, prepared: Prepared, vectors: np.ndarray
+) -> QueryIntent:
+    """Concepts, numbers and eras of the query (offline)."""
     intent = understanding.parse(prepared.text, vectors) if prepared.text else QueryIntent()
     intent.ranges = dict(prepared.constraints.ranges)
     intent.said.update(prepared.constraints.said)
@@ -253,16 +247,78 @@ def rank(
             "year", ", ".join(intent.matched.get(f"era:{e}", "") for e in named_eras)
         )
     intent.years = years
+    return intent
+
+
+def _fill_from_reading(intent: QueryIntent, reading: Reading) -> None:
+    """Gemini's reading fills what the offline one left empty (it never overrides it)."""
+    intent.parser = "gemini"
+    for feature, bounds in reading.ranges.items():
+        intent.ranges.setdefault(feature, bounds)
+    if intent.years is None and reading.years is not None:
+        intent.years = reading.years
+    guessed = (
+        (intent.subgenres, "subgenre", reading.subgenres),
+        (intent.genres, "genre", reading.genres),
+        (intent.features, "feature", reading.moods),
+    )
+    for table, kind, values in guessed:
+        if table and kind != "feature":
+            continue  # a genre read offline settles the kind
+        for value in values:
+            if value not in table:
+                table[value] = READING_WEIGHT
+                intent.matched[f"{kind}:{value}"] = "read by Gemini"
+
+
+def _named_artist(index: TrackIndex, artist: str) -> Named:
+    """The tracks of an artist Gemini read from the query, scored like a typed artist name."""
+    whole = np.array([a == artist for a in index.frame.artists], dtype=bool)
+    return Named(
+        W_NAMED * (1.0 + W_ARTIST_WHOLE) * whole,
+        artist,
+        title_whole=np.zeros(len(index), dtype=bool),
+        artist_whole=whole,
+        artist=artist,
+    )
+
+
+def rank(
+    index: TrackIndex,
+    understanding: QueryUnderstanding,
+    prepared: Prepared,
+    vectors: np.ndarray,
+    *,
+    limit: int,
+    filters: SearchFilters | None = None,
+    exclude: set[str] | None = None,
+    extra: np.ndarray | None = None,
+    reading: Reading | None = None,
+) -> Ranked:
+    """The best `limit` tracks for a prepared query; `vectors` embed embed_texts(...).
+
+    `reading` is Gemini's reading of the query when configured (gemini_query.py).
+    """
+    intent = _read(understanding, prepared, vectors)
+    if reading is not None:
+        _fill_from_reading(intent, reading)
     bonus = np.zeros(len(index)) if extra is None else np.array(extra, dtype=np.float64)
     exclude = set(exclude or ())
-    if prepared.similar_artist is not None:
-        bonus += like_artist(index, prepared.similar_artist)
-        rows = [i for i, a in enumerate(index.frame.artists) if a == prepared.similar_artist]
+    similar = prepared.similar_artist
+    if similar is None and reading is not None and reading.similar_to:
+        similar = similar_artist(index, reading.similar_to)
+    if similar is not None:
+        bonus += like_artist(index, similar)
+        rows = [i for i, a in enumerate(index.frame.artists) if a == similar]
         exclude |= {index.frame.track_ids[i] for i in rows}
         intent.similar_subgenres = {index.frame.subgenres[i] for i in rows}
-        intent.similar_to = prepared.similar_artist
-        intent.said["similar"] = prepared.similar or prepared.similar_artist
+        intent.similar_to = similar
+        intent.said["similar"] = prepared.similar or (reading.similar_to if reading else similar)
     named = named_scores(index, prepared, intent)
+    if reading is not None and reading.artist and (named is None or named.score.max() < W_NAMED):
+        artist = similar_artist(index, reading.artist)  # a name Gemini read, if the catalog has it
+        if artist is not None and artist != similar:
+            named = _named_artist(index, artist)
     if named is not None:
         bonus += named.score
         intent.named = named.words
@@ -271,14 +327,9 @@ def rank(
         if named.score.max() >= W_NAMED:
             intent.drop_guesses()  # the words were a name; what they resembled does not count
     merged = _merge_filters(filters, intent)
+    vector = vectors[0] if len(vectors) else None
     matches = top_matches(
-        index,
-        intent,
-        vectors[0] if len(vectors) else None,
-        limit=limit,
-        filters=merged,
-        exclude=exclude,
-        extra=bonus,
+        index, intent, vector, limit=limit, filters=merged, exclude=exclude, extra=bonus
     )
     for m in matches:
         if named is not None and named.score[m.row] > 0:
@@ -293,7 +344,7 @@ def rank(
         for m in top_matches(
             index,
             intent,
-            vectors[0] if len(vectors) else None,
+            vector,
             limit=limit - len(matches),
             filters=filters,
             exclude=taken,

@@ -55,7 +55,8 @@ def _attribute(index: TrackIndex, row: int, key: str, intent: QueryIntent) -> st
         shared = index.frame.subgenres[row] in intent.similar_subgenres
         return f"like {value}" + (f": {index.frame.subgenres[row]} too" if shared else "'s sound")
     if kind == "range":
-        return f"{value} {_value(index, row, value)} ('{intent.said.get(value, '')}')"
+        said = intent.said.get(value)
+        return f"{value} {_value(index, row, value)}" + (f" ('{said}')" if said else "")
     if kind == "years":
         year = int(index.years[row])
         return f"released {year}" + (

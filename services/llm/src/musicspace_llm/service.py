@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from musicspace_llm.gemini_query import GeminiQueryReader
 from musicspace_llm.index import TrackIndex
 from musicspace_llm.manager import IndexManager
 from musicspace_llm.profile import build_profile, profile_bonus
@@ -37,11 +38,19 @@ async def _rank(
     filters: SearchFilters | None = None,
     exclude: set[str] | None = None,
     extra: np.ndarray | None = None,
+    reader: GeminiQueryReader | None = None,
 ) -> Ranked:
-    """Prepare, embed, rank; the CPU parts (numpy, the name indexes) run off the event loop."""
+    """Prepare, embed (while Gemini reads the query, when configured), then rank.
+
+    The CPU parts (numpy, the name indexes) run off the event loop.
+    """
     understanding = manager.require()[1]
     prepared = await asyncio.to_thread(prepare, query, index)
-    vectors = await manager.embedder.embed_queries(embed_texts(understanding, prepared))
+    embedding = manager.embedder.embed_queries(embed_texts(understanding, prepared))
+    if reader is not None:
+        vectors, reading = await asyncio.gather(embedding, reader.read(query))
+    else:
+        vectors, reading = await embedding, None
     return await asyncio.to_thread(
         rank,
         index,
@@ -52,6 +61,7 @@ async def _rank(
         filters=filters,
         exclude=exclude,
         extra=extra,
+        reading=reading,
     )
 
 
@@ -85,12 +95,13 @@ async def search(
     limit: int,
     filters: SearchFilters | None = None,
     writer: GeminiReasons | None = None,
+    reader: GeminiQueryReader | None = None,
 ) -> Result:
     """The best tracks for a natural-language query, each with a reason."""
     if not query.strip():
         raise InvalidInput("query must not be blank")
     index = manager.require()[0]
-    ranked = await _rank(manager, index, query, limit=limit, filters=filters)
+    ranked = await _rank(manager, index, query, limit=limit, filters=filters, reader=reader)
     reasons = await _explain(index, ranked.intent, ranked.matches, query=query, writer=writer)
     return Result(index, ranked.intent, ranked.matches, reasons)
 
@@ -103,6 +114,7 @@ async def recommend(
     query: str,
     limit: int,
     writer: GeminiReasons | None = None,
+    reader: GeminiQueryReader | None = None,
 ) -> Result:
     """Search blended with the user's PMS profile, without their own and disliked tracks."""
     context = await user_context(session, user_id=user_id)
@@ -118,6 +130,7 @@ async def recommend(
         limit=limit,
         exclude=set(owned) | disliked,
         extra=profile_bonus(index, profile) if profile.tracks else None,
+        reader=reader,
     )
     intent, matches = ranked.intent, ranked.matches
     notes: list[str | None] = []
