@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fastapi import FastAPI
 
 from musicspace_llm.app import create_app
 from musicspace_llm.embeddings import GeminiEmbedder, collection_name
@@ -96,19 +97,14 @@ async def test_gemini_reasons_reject_ungrounded_claims(fake: FakeGemini) -> None
     assert reasons == {"t1": "A electropop track by X."}
 
 
-async def test_gemini_search_end_to_end_uses_fake_server(fake: FakeGemini, tmp_path: Path) -> None:
+async def gemini_app(fake: FakeGemini, tmp_path: Path, tracks: list[dict], **overrides) -> FastAPI:
+    """The service on a SQLite database holding `tracks`, with Gemini behind the fake server."""
     sqlite_url = f"sqlite+aiosqlite:///{tmp_path / 'llm.db'}"
     await asyncio.to_thread(upgrade, sqlite_url)
     engine = make_engine(url=sqlite_url)
     async with make_sessionmaker(engine)() as session:
-        for i in range(12):
-            await create_track(
-                session,
-                title=f"Neon Night {i}",
-                artist="Synth Band",
-                subgenre="electropop",
-                genre="pop",
-            )
+        for track in tracks:
+            await create_track(session, **track)
     await engine.dispose()
     settings = make_settings(
         sqlite_url,
@@ -117,8 +113,17 @@ async def test_gemini_search_end_to_end_uses_fake_server(fake: FakeGemini, tmp_p
         google_api_key=SECRET,
         gemini_base_url=fake.base_url,
         gemini_embedding_dim=128,
+        **overrides,
     )
-    app = create_app(settings)
+    return create_app(settings)
+
+
+async def test_gemini_search_end_to_end_uses_fake_server(fake: FakeGemini, tmp_path: Path) -> None:
+    tracks = [
+        dict(title=f"Neon Night {i}", artist="Synth Band", subgenre="electropop", genre="pop")
+        for i in range(12)
+    ]
+    app = await gemini_app(fake, tmp_path, tracks)
     async with serving(app) as client:
         await wait_ready(app, timeout_s=60)
         response = await client.post(
@@ -166,27 +171,14 @@ def test_gemini_reading_keeps_only_values_that_make_sense() -> None:
 async def test_gemini_reads_the_query_and_the_offline_reading_stands_when_it_fails(
     fake: FakeGemini, tmp_path: Path
 ) -> None:
-    sqlite_url = f"sqlite+aiosqlite:///{tmp_path / 'llm.db'}"
-    await asyncio.to_thread(upgrade, sqlite_url)
-    engine = make_engine(url=sqlite_url)
-    async with make_sessionmaker(engine)() as session:
-        for i in range(6):
-            await create_track(session, title=f"Dynamite {i}", artist="BTS", genre="pop")
-            await create_track(session, title=f"Bangers {i}", artist="Other Band", genre="rock")
-    await engine.dispose()
-    settings = make_settings(
-        sqlite_url,
-        tmp_path,
-        provider="gemini",
-        google_api_key=SECRET,
-        gemini_base_url=fake.base_url,
-        gemini_embedding_dim=128,
-        gemini_reasons=False,
-        query_timeout_s=0.5,
-    )
+    tracks = [
+        dict(title=f"{name} {i}", artist=artist, genre=genre)
+        for i in range(6)
+        for name, artist, genre in (("Dynamite", "BTS", "pop"), ("Bangers", "Other Band", "rock"))
+    ]
     query = "songs by the bangtan boys"  # a name no offline matching can read
     fake.readings[query] = {"artist": "BTS", "ranges": [{"feature": "tempo", "max": 300}]}
-    app = create_app(settings)
+    app = await gemini_app(fake, tmp_path, tracks, gemini_reasons=False, query_timeout_s=0.5)
     try:
         async with serving(app) as client:
             await wait_ready(app, timeout_s=60)

@@ -349,6 +349,19 @@ _GENRES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     ),
 }
 
+# Anger is loud and dark: both high energy and low valence.
+_ANGRY = (
+    "angry",
+    "aggressive",
+    "furious",
+    "rage",
+    "화난",
+    "분노",
+    "공격적인",
+    "agresiva",
+    "agresivo",
+)
+
 # (feature, direction): (aliases, phrases). Directions read as "the query wants this feature high/low".
 _FEATURES: dict[tuple[str, str], tuple[tuple[str, ...], tuple[str, ...]]] = {
     ("energy", "high"): (
@@ -376,15 +389,7 @@ _FEATURES: dict[tuple[str, str], tuple[tuple[str, ...], tuple[str, ...]]] = {
             "힘이 나는",
             "달리기",
             "more energetic",
-            "angry",
-            "aggressive",
-            "furious",
-            "rage",
-            "화난",
-            "분노",
-            "공격적인",
-            "agresiva",
-            "agresivo",
+            *_ANGRY,
             "energía",
             "energia",
             "enérgica",
@@ -498,15 +503,7 @@ _FEATURES: dict[tuple[str, str], tuple[tuple[str, ...], tuple[str, ...]]] = {
             "마음이 아픈",
             "울고 싶은",
             "sadder",
-            "angry",
-            "aggressive",
-            "furious",
-            "rage",
-            "화난",
-            "분노",
-            "공격적인",
-            "agresiva",
-            "agresivo",
+            *_ANGRY,
             "triste",
             "tristes",
             "llorar",

@@ -36,7 +36,6 @@ _BELOW = (
 )
 _KO_ABOVE = r"이상|넘는|넘게|초과|보다 빠른|보다 높은|이상인|이상의"
 _KO_BELOW = r"이하|미만|아래|보다 느린|보다 낮은|이하인|이하의|밑"
-_NUMBER = r"(\d+(?:\.\d+)?)\s*(%?)"
 _FEATURE = "|".join(
     sorted((re.escape(w) for ws in _FEATURE_WORDS.values() for w in ws), key=len, reverse=True)
 )
@@ -79,52 +78,35 @@ def _decade(digits: str) -> int | None:
     return None
 
 
-_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
-    # "between 120 and 130 bpm", "tempo 120-130", "entre 120 y 130 bpm"
-    (
-        "between",
-        re.compile(
-            rf"(?:between|entre)\s+{_NUMBER}\s*(?:and|y|to|-)\s*{_NUMBER}\s*({_FEATURE})", re.I
-        ),
-    ),
-    (
-        "between",
-        re.compile(
-            rf"(?:between|entre)?\s*{_NUMBER}\s*(?:-|~|to|a)\s*{_NUMBER}\s*({_FEATURE})", re.I
-        ),
-    ),
-    (
-        "between_f",
-        re.compile(
-            rf"({_FEATURE})\s*(?:between|entre|of|:)?\s*{_NUMBER}\s*(?:-|~|to|and|y|a)\s*{_NUMBER}",
-            re.I,
-        ),
-    ),
-    # "danceability above 0.85", "tempo under 90", "bpm over 150"
-    (
-        "f_cmp_n",
-        re.compile(
-            rf"({_FEATURE})\s*(?:is\s+|of\s+)?({_ABOVE}|{_BELOW})\s*{_NUMBER}(?:\s*bpm\b)?", re.I
-        ),
-    ),
-    # "over 160 bpm", "más de 140 bpm"
-    ("cmp_n_f", re.compile(rf"({_ABOVE}|{_BELOW})\s+{_NUMBER}\s*({_FEATURE})", re.I)),
-    # "160+ bpm"
-    ("plus", re.compile(rf"(\d+(?:\.\d+)?)\s*\+\s*({_FEATURE})", re.I)),
-    # Korean: "템포 80 이하", "BPM 150 이상", "160 bpm 이상", "150bpm 넘는"
-    (
-        "ko_f_n",
-        re.compile(rf"({_FEATURE})\s*(?:가|이|는)?\s*{_NUMBER}\s*({_KO_ABOVE}|{_KO_BELOW})", re.I),
-    ),
-    ("ko_n_f", re.compile(rf"{_NUMBER}\s*({_FEATURE})\s*({_KO_ABOVE}|{_KO_BELOW})", re.I)),
-    # "120 bpm", "around 120 bpm"
-    (
-        "about",
-        re.compile(
-            r"(?:around|about|roughly|approximately|cerca de|alrededor de|~)?\s*(\d+(?:\.\d+)?)\s*(bpm)\b",
-            re.I,
-        ),
-    ),
+def _n(i: int = 1) -> str:
+    return rf"(?P<n{i}>\d+(?:\.\d+)?)\s*(?P<pc{i}>%?)"
+
+
+_F = rf"(?P<f>{_FEATURE})"
+_CMP = rf"(?P<cmp>{_ABOVE}|{_BELOW})"
+_KO_CMP = rf"(?P<cmp>{_KO_ABOVE}|{_KO_BELOW})"
+# Named groups: f (feature word), cmp (comparator), n1/pc1 and n2/pc2 (numbers, percent signs).
+_PATTERNS: list[re.Pattern[str]] = [
+    re.compile(p, re.I)
+    for p in (
+        # "between 120 and 130 bpm", "120-130 bpm", "entre 120 y 130 bpm"
+        rf"(?:between|entre)\s+{_n(1)}\s*(?:and|y|to|-)\s*{_n(2)}\s*{_F}",
+        rf"(?:between|entre)?\s*{_n(1)}\s*(?:-|~|to|a)\s*{_n(2)}\s*{_F}",
+        # "tempo 120-130", "bpm between 90 and 100"
+        rf"{_F}\s*(?:between|entre|of|:)?\s*{_n(1)}\s*(?:-|~|to|and|y|a)\s*{_n(2)}",
+        # "danceability above 0.85", "tempo under 90", "tempo over 200 bpm"
+        rf"{_F}\s*(?:is\s+|of\s+)?{_CMP}\s*{_n(1)}(?:\s*bpm\b)?",
+        # "over 160 bpm", "más de 140 bpm"
+        rf"{_CMP}\s+{_n(1)}\s*{_F}",
+        # "160+ bpm"
+        rf"{_n(1)}\s*(?P<plus>\+)\s*{_F}",
+        # Korean: "템포 80 이하", "BPM 150 이상", "160 bpm 이상", "150bpm 넘는"
+        rf"{_F}\s*(?:가|이|는)?\s*{_n(1)}\s*{_KO_CMP}",
+        rf"{_n(1)}\s*{_F}\s*{_KO_CMP}",
+        # "120 bpm", "around 120 bpm": give or take 5
+        r"(?:around|about|roughly|approximately|cerca de|alrededor de|~)?\s*(?P<n1>\d+(?:\.\d+)?)"
+        r"\s*(?P<about>bpm)\b",
+    )
 ]
 _DECADE = re.compile(
     r"(?:(?:from|of|in|during)\s+)?(?:the\s+)?'?(\d{2}|\d{4})'?s\b"  # "the 1980s", "80s", "'90s"
@@ -149,9 +131,9 @@ def parse_constraints(query: str) -> Constraints:
     """Feature ranges and a release-year range read from the query, and the rest of the query."""
     out = Constraints()
     text = query
-    for kind, pattern in _PATTERNS:
+    for pattern in _PATTERNS:
         for m in list(pattern.finditer(text)):
-            if _apply(out, kind, m):
+            if _apply(out, m):
                 text = text.replace(m.group(0), " ", 1)
     for m in list(_YEAR_SPAN.finditer(text)):
         low, high = int(m.group(1)), int(m.group(2))
@@ -196,46 +178,29 @@ def _years(out: Constraints, low: int, high: int, said: str) -> None:
     out.said["year"] = " ".join(filter(None, (out.said.get("year"), said.strip())))
 
 
-def _apply(out: Constraints, kind: str, m: re.Match[str]) -> bool:
+def _apply(out: Constraints, m: re.Match[str]) -> bool:
     """Record the range a match states; False when the numbers make no sense for the feature."""
-    g = m.groups()
-    if kind in ("between", "between_f"):
-        feature = _feature_of(g[4] if kind == "between" else g[0])
-        numbers = g[0:4] if kind == "between" else g[1:5]
-        low, high = _value(feature, numbers[0], numbers[1]), _value(feature, numbers[2], numbers[3])
-        if low is None or high is None or low > high:
-            return False
-        return _range(out, feature, low, high, m.group(0))
-    if kind in ("cmp_n_f", "f_cmp_n"):
-        cmp, number, percent, word = (
-            (g[0], g[1], g[2], g[3]) if kind == "cmp_n_f" else (g[1], g[2], g[3], g[0])
-        )
-        feature = _feature_of(word)
-        value = _value(feature, number, percent)
-        if value is None:
-            return False
-        above = re.fullmatch(_ABOVE, cmp.lower()) is not None
-        return _range(out, feature, value if above else None, None if above else value, m.group(0))
-    if kind == "plus":
-        feature = _feature_of(g[1])
-        value = _value(feature, g[0], "")
-        return value is not None and _range(out, feature, value, None, m.group(0))
-    if kind in ("ko_f_n", "ko_n_f"):
-        word, number, percent, cmp = (
-            (g[0], g[1], g[2], g[3]) if kind == "ko_f_n" else (g[2], g[0], g[1], g[3])
-        )
-        feature = _feature_of(word)
-        value = _value(feature, number, percent)
-        if value is None:
-            return False
-        above = re.fullmatch(_KO_ABOVE, cmp) is not None
-        return _range(out, feature, value if above else None, None if above else value, m.group(0))
-    if kind == "about":
-        value = float(g[0])
+    g = m.groupdict()
+    said = m.group(0)
+    if g.get("about"):
+        value = float(g["n1"])
         if "tempo" in out.ranges or not 40 <= value <= 250:
             return False
-        return _range(out, "tempo", value - 5, value + 5, m.group(0))
-    return False
+        return _range(out, "tempo", value - 5, value + 5, said)
+    feature = _feature_of(g["f"])
+    value = _value(feature, g["n1"], g.get("pc1") or "")
+    if g.get("n2") is not None:  # a span
+        high = _value(feature, g["n2"], g.get("pc2") or "")
+        if value is None or high is None or value > high:
+            return False
+        return _range(out, feature, value, high, said)
+    if value is None:
+        return False
+    cmp = (g.get("cmp") or "").lower()
+    above = bool(g.get("plus")) or any(
+        re.fullmatch(words, cmp) is not None for words in (_ABOVE, _KO_ABOVE)
+    )
+    return _range(out, feature, value if above else None, None if above else value, said)
 
 
 def _range(
