@@ -47,6 +47,7 @@ class TrackIndex:
     sub_names: list[str] = field(init=False, repr=False)
     genre_names: list[str] = field(init=False, repr=False)
     popularity: np.ndarray = field(init=False, repr=False)
+    _names_lock: threading.Lock = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self.unit = (
@@ -60,16 +61,13 @@ class TrackIndex:
         self.genre_codes = np.array([genre_pos[g] for g in self.frame.genres], dtype=np.int64)
         pop = np.nan_to_num(self.frame.popularity, nan=0.0)
         self.popularity = np.clip(pop / 100.0, 0.0, 1.0)
+        self._names_lock = threading.Lock()
 
     def __len__(self) -> int:
         return len(self.frame)
 
     # The name indexes are built on first use, in the searching thread (seconds for the full
     # catalog), once per snapshot: the lock keeps concurrent first searches from each building.
-    @cached_property
-    def _names_lock(self) -> threading.Lock:
-        return threading.Lock()
-
     @property
     def lexical(self) -> LexicalIndex:
         """Titles, artists and albums as an inverted index (known items, artist names)."""

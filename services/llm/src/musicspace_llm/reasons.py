@@ -50,7 +50,7 @@ def _attribute(index: TrackIndex, row: int, key: str, intent: QueryIntent) -> st
     if kind == "title":
         return f"title '{value}'"
     if kind == "name":
-        return f"title, artist or album has '{value}'"
+        return f"title, artist or album partly match '{value}'"
     if kind == "similar":
         shared = index.frame.subgenres[row] in intent.similar_subgenres
         return f"like {value}" + (f": {index.frame.subgenres[row]} too" if shared else "'s sound")

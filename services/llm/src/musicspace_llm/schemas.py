@@ -10,7 +10,10 @@ from musicspace_shared.features import FEATURE_RANGES, FEATURES
 from musicspace_shared.ids import UserId
 
 Query = Field(
-    min_length=1, max_length=500, description="natural-language query (English or Korean)"
+    min_length=1,
+    max_length=500,
+    description="what the user typed: a title, an artist (in any script), a description "
+    "(English, Korean, Spanish), numbers ('over 160 bpm') and eras ('from the 80s')",
 )
 Limit = Field(10, ge=1, le=50)
 
