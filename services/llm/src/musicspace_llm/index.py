@@ -62,12 +62,19 @@ class TrackIndex:
         pop = np.nan_to_num(self.frame.popularity, nan=0.0)
         self.popularity = np.clip(pop / 100.0, 0.0, 1.0)
         self._names_lock = threading.Lock()
+        # Build the name indexes now, beside whatever made this snapshot, so searches do not
+        # wait for them (they take the lock and wait only if they come before it is done).
+        threading.Thread(target=self.warm, name="llm-name-indexes", daemon=True).start()
+
+    def warm(self) -> None:
+        """Build the name indexes (lexical, artist sounds) of this snapshot."""
+        self.lexical, self.artist_names  # noqa: B018 - properties build and keep them
 
     def __len__(self) -> int:
         return len(self.frame)
 
-    # The name indexes are built on first use, in the searching thread (seconds for the full
-    # catalog), once per snapshot: the lock keeps concurrent first searches from each building.
+    # The name indexes take seconds for the full catalog: built once per snapshot (by warm,
+    # or by the first search that needs one), under a lock so only one thread builds.
     @property
     def lexical(self) -> LexicalIndex:
         """Titles, artists and albums as an inverted index (known items, artist names)."""
@@ -85,6 +92,17 @@ class TrackIndex:
             if "_artist_names" not in self.__dict__:
                 self.__dict__["_artist_names"] = ArtistNames(self.frame.artists)
             return self.__dict__["_artist_names"]
+
+    @cached_property
+    def _artist_rows(self) -> dict[str, np.ndarray]:
+        rows: dict[str, list[int]] = {}
+        for i, artist in enumerate(self.frame.artists):
+            rows.setdefault(artist, []).append(i)
+        return {artist: np.array(r, dtype=np.int64) for artist, r in rows.items()}
+
+    def artist_rows(self, artist: str) -> np.ndarray:
+        """Rows of one artist's tracks."""
+        return self._artist_rows.get(artist, np.zeros(0, dtype=np.int64))
 
     @cached_property
     def years(self) -> np.ndarray:

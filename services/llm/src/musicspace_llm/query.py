@@ -189,7 +189,7 @@ def similar_artist(index: TrackIndex, phrase: str) -> str | None:
 
 def like_artist(index: TrackIndex, artist: str) -> np.ndarray:
     """Per-track lift for "like <artist>": the artist's subgenre mix and sound, and text."""
-    rows = np.array([i for i, a in enumerate(index.frame.artists) if a == artist], dtype=np.int64)
+    rows = index.artist_rows(artist)
     profile = build_profile(index, [index.frame.track_ids[i] for i in rows])
     lift = W_SIMILAR * profile_bonus(index, profile) / (PROFILE_W_SUBGENRE + PROFILE_W_FEATURES)
     # Tracks whose documents read like the artist's own (their centroid).
@@ -273,7 +273,8 @@ def _fill_from_reading(intent: QueryIntent, reading: Reading) -> None:
 
 def _named_artist(index: TrackIndex, artist: str) -> Named:
     """The tracks of an artist Gemini read from the query, scored like a typed artist name."""
-    whole = np.array([a == artist for a in index.frame.artists], dtype=bool)
+    whole = np.zeros(len(index), dtype=bool)
+    whole[index.artist_rows(artist)] = True
     return Named(
         W_NAMED * (1.0 + W_ARTIST_WHOLE) * whole,
         artist,
@@ -309,7 +310,7 @@ def rank(
         similar = similar_artist(index, reading.similar_to)
     if similar is not None:
         bonus += like_artist(index, similar)
-        rows = [i for i, a in enumerate(index.frame.artists) if a == similar]
+        rows = index.artist_rows(similar)
         exclude |= {index.frame.track_ids[i] for i in rows}
         intent.similar_subgenres = {index.frame.subgenres[i] for i in rows}
         intent.similar_to = similar

@@ -123,7 +123,8 @@ def top_matches(
         structured = structured + extra
     mask = filter_mask(index, filters)
     if exclude:
-        mask &= np.array([t not in exclude for t in index.frame.track_ids], dtype=bool)
+        positions = [index.frame.index[t] for t in exclude if t in index.frame.index]
+        mask[np.array(positions, dtype=np.int64)] = False
     structured = np.where(mask, structured, -np.inf)
     k = min(limit, int(mask.sum()))
     if k <= 0:
