@@ -273,6 +273,8 @@ class ArtistNames:
                 candidates |= self._by_skeleton.get(variant, set())
             for artist in candidates:
                 for name_key, name_bone, name_shape in self._keys[artist]:
+                    if abs(len(name_key) - len(key)) > len(key) / 3:
+                        continue  # cheap: the full-key distance below could not pass
                     bones = 0 if bone == name_bone else edit_distance(bone, name_bone, 1)
                     if bones > (1 if len(bone) >= 4 else 0):
                         continue

@@ -33,7 +33,7 @@ from musicspace_llm.profile import W_FEATURES as PROFILE_W_FEATURES
 from musicspace_llm.profile import W_SUBGENRE as PROFILE_W_SUBGENRE
 from musicspace_llm.profile import build_profile, profile_bonus
 from musicspace_llm.search import Match, SearchFilters, top_matches
-from musicspace_llm.understanding import QueryIntent, QueryUnderstanding
+from musicspace_llm.understanding import FILLER, QueryIntent, QueryUnderstanding
 
 # A track holding the whole query outranks any description match: the structured score
 # (subgenre 1 + genre 0.5 + features 0.6 + era 0.3 + document 0.35 + popularity 0.05) tops
@@ -56,6 +56,7 @@ REQUEST_WORDS = frozenset(
     canciones cancion canción musica música de del los las el la temas exitos éxitos pon ponme
     escuchar mejores""".split()
 )
+KOREAN_FILLER = frozenset(w for w in FILLER if is_hangul(w))
 _LIKE = re.compile(
     r"(?:(?<![\w-])(?:sounds?\s+like|similar\s+to|in\s+the\s+style\s+of|like|parecid[oa]s?\s+a|como)\s+)"
     r"(?P<name>.+?)(?=\s+(?:but|with|and|for|from|pero|con|y|para)\b|[,.;!?]|$)",
@@ -127,7 +128,8 @@ def named_scores(index: TrackIndex, prepared: Prepared, intent: QueryIntent) -> 
     words = tokens(prepared.text)
     weights = [0.0 if w in REQUEST_WORDS else 1.0 for w in words]
     hangul: dict[str, str] = {}
-    run = [w for w in open_words if is_hangul(w)]
+    # Korean words that only ask ("듣는", "때") are never a name: not worth reading by sound.
+    run = [w for w in open_words if is_hangul(w) and w not in KOREAN_FILLER]
     if run:
         guess = index.artist_names.guess(" ".join(run))
         if guess is None and len(run) > 1:
