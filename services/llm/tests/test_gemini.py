@@ -130,7 +130,13 @@ async def test_gemini_search_end_to_end_uses_fake_server(fake: FakeGemini, tmp_p
             "/api/llm/search", json={"query": "synthpop for a late night drive", "limit": 5}
         )
         status = (await client.get("/api/llm/index/status")).json()
+        nothing = await client.post("/api/llm/search", json={"query": "zxqvbnm", "limit": 3})
     assert response.status_code == 200, response.text
+    # Gemini writes reasons only for tracks that fit; the closest keep saying nothing matched.
+    assert all(
+        item["closest"] and item["reason"].startswith("nothing matched 'zxqvbnm'")
+        for item in nothing.json()["items"]
+    )
     body = response.json()
     assert body["provider"] == "gemini" and len(body["items"]) == 5
     assert all(item["subgenre"] == "electropop" for item in body["items"])

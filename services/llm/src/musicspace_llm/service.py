@@ -79,10 +79,11 @@ async def _explain(
         compose_reason(index, m, intent, profile_note=n)
         for m, n in zip(matches, notes, strict=True)
     ]
-    if writer is not None and matches:
-        written = await writer.write(query, [track_facts(index, m.row) for m in matches])
+    fitting = [m for m in matches if not m.closest]  # the closest say so in their own words
+    if writer is not None and fitting:
+        written = await writer.write(query, [track_facts(index, m.row) for m in fitting])
         reasons = [
-            written.get(index.frame.track_ids[m.row], fallback)
+            fallback if m.closest else written.get(index.frame.track_ids[m.row], fallback)
             for m, fallback in zip(matches, reasons, strict=True)
         ]
     return reasons
