@@ -216,12 +216,16 @@ def eval_playlists(
 @eval_app.command("search")
 def eval_search(
     queries: Annotated[
-        Path, typer.Option("--queries", help="JSON lines like search_queries_dev.jsonl")
+        Path,
+        typer.Option(
+            "--queries",
+            help="JSON lines like search_queries_dev.jsonl or search_queries_v2_dev.jsonl",
+        ),
     ],
     catalog: CatalogOpt = DEMO_CATALOG,
     as_json: JsonFlag = False,
 ) -> None:
-    """llm search precision@10 against a keyword TF-IDF baseline."""
+    """llm search against a keyword TF-IDF baseline: p@10 per language and kind, known-item MRR@10 and hit@1."""
     from musicspace_cli.eval_search import run
 
     _emit(run(catalog=catalog, queries=queries), as_json)

@@ -1,12 +1,15 @@
 """A local stand-in for the Gemini REST API (batchEmbedContents, embedContent, generateContent).
 
 Reached through the SDK's base_url option. Embeddings are deterministic hashed character
-trigrams (similar texts get similar vectors); generateContent answers with reasons built
-from the track attributes found in the prompt. `fail_next` makes the next N calls answer 429.
+trigrams (similar texts get similar vectors); generateContent answers a reasons prompt with
+reasons built from the track attributes found in it, and a query-reading prompt with
+`readings[query]` (an empty reading otherwise). `fail_next` makes the next N calls answer
+429; `reading_status` / `reading_delay_s` make query readings fail or come late.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import re
@@ -40,6 +43,9 @@ class FakeGemini:
     fail_next: int = 0
     calls: list[tuple[str, dict[str, Any], dict[str, str]]] = field(default_factory=list)
     reason_override: dict[str, str] | None = None
+    readings: dict[str, dict[str, Any]] = field(default_factory=dict)
+    reading_status: int = 200
+    reading_delay_s: float = 0.0
     port: int = 0
     _server: uvicorn.Server | None = None
 
@@ -80,8 +86,20 @@ class FakeGemini:
                 {"embedding": {"values": fake_vector(text, body.get("outputDimensionality", 768))}}
             )
         if path.endswith(":generateContent"):
+            prompt = body["contents"][0]["parts"][0]["text"]
+            if prompt.startswith("Read this music search query"):
+                return await self._read(prompt, body)
             return JSONResponse(self._generate(body))
         return JSONResponse({"error": {"code": 404, "message": "not found"}}, status_code=404)
+
+    async def _read(self, prompt: str, body: dict[str, Any]) -> JSONResponse:
+        await asyncio.sleep(self.reading_delay_s)
+        if self.reading_status != 200:
+            error = {"code": self.reading_status, "message": "unavailable", "status": "UNAVAILABLE"}
+            return JSONResponse({"error": error}, status_code=self.reading_status)
+        assert body["generationConfig"]["responseJsonSchema"]["type"] == "object"
+        query = json.loads(re.search(r"Query: (.*)$", prompt).group(1))
+        return JSONResponse(_answer(json.dumps(self.readings.get(query, {}))))
 
     def _generate(self, body: dict[str, Any]) -> dict[str, Any]:
         prompt = body["contents"][0]["parts"][0]["text"]
@@ -95,12 +113,7 @@ class FakeGemini:
             }
             for t in tracks
         ]
-        text = json.dumps({"reasons": reasons})
-        return {
-            "candidates": [
-                {"content": {"role": "model", "parts": [{"text": text}]}, "finishReason": "STOP"}
-            ]
-        }
+        return _answer(json.dumps({"reasons": reasons}))
 
     def start(self) -> FakeGemini:
         self.port = free_port()
@@ -117,3 +130,11 @@ class FakeGemini:
     def stop(self) -> None:
         if self._server is not None:
             self._server.should_exit = True
+
+
+def _answer(text: str) -> dict[str, Any]:
+    return {
+        "candidates": [
+            {"content": {"role": "model", "parts": [{"text": text}]}, "finishReason": "STOP"}
+        ]
+    }

@@ -92,6 +92,44 @@ async def test_search_filter_matching_nothing_returns_empty_list(client: httpx.A
     assert response.status_code == 200 and response.json()["items"] == []
 
 
+async def test_search_finds_a_typed_title_and_artist_first(client: httpx.AsyncClient) -> None:
+    found = (await client.post("/api/llm/search", json={"query": "hard rock", "limit": 1})).json()
+    track = found["items"][0]
+    typed = f"{track['artist']} {track['title']}".lower()
+    response = await client.post("/api/llm/search", json={"query": typed, "limit": 5})
+    assert response.status_code == 200
+    first = response.json()["items"][0]
+    assert first["track_id"] == track["track_id"] or (
+        first["title"] == track["title"] and first["artist"] == track["artist"]
+    )
+    assert f"by {track['artist']}" in first["reason"] and not first["closest"]
+
+
+async def test_search_intent_shows_numbers_and_eras_as_hard_filters(
+    client: httpx.AsyncClient,
+) -> None:
+    response = await client.post(
+        "/api/llm/search", json={"query": "songs over 150 bpm from the 2010s", "limit": 10}
+    )
+    assert response.status_code == 200
+    body = response.json()
+    assert body["intent"]["ranges"] == {"tempo": {"min": 150.0, "max": None}}
+    assert body["intent"]["years"] == {"min": 2010, "max": 2019}
+    matching = [item for item in body["items"] if not item["closest"]]
+    assert matching
+    for item in matching:
+        assert item["audio_features"]["tempo"] >= 150
+        assert "range:tempo" in item["matched"] and "years" in item["matched"]
+
+
+async def test_search_for_something_the_catalog_lacks_says_so(client: httpx.AsyncClient) -> None:
+    response = await client.post("/api/llm/search", json={"query": "zxqvbnm", "limit": 3})
+    assert response.status_code == 200
+    items = response.json()["items"]
+    assert items and all(item["closest"] for item in items)
+    assert all(item["reason"].startswith("nothing matched 'zxqvbnm'") for item in items)
+
+
 @pytest.mark.parametrize(
     "body",
     [

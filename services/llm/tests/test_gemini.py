@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
+from fastapi import FastAPI
 
 from musicspace_llm.app import create_app
 from musicspace_llm.embeddings import GeminiEmbedder, collection_name
+from musicspace_llm.gemini_query import check_reading
 from musicspace_llm.reasons import GeminiReasons
 from musicspace_shared.db.engine import make_engine, make_sessionmaker
 from musicspace_shared.db.migrate import upgrade
@@ -94,19 +97,14 @@ async def test_gemini_reasons_reject_ungrounded_claims(fake: FakeGemini) -> None
     assert reasons == {"t1": "A electropop track by X."}
 
 
-async def test_gemini_search_end_to_end_uses_fake_server(fake: FakeGemini, tmp_path: Path) -> None:
+async def gemini_app(fake: FakeGemini, tmp_path: Path, tracks: list[dict], **overrides) -> FastAPI:
+    """The service on a SQLite database holding `tracks`, with Gemini behind the fake server."""
     sqlite_url = f"sqlite+aiosqlite:///{tmp_path / 'llm.db'}"
     await asyncio.to_thread(upgrade, sqlite_url)
     engine = make_engine(url=sqlite_url)
     async with make_sessionmaker(engine)() as session:
-        for i in range(12):
-            await create_track(
-                session,
-                title=f"Neon Night {i}",
-                artist="Synth Band",
-                subgenre="electropop",
-                genre="pop",
-            )
+        for track in tracks:
+            await create_track(session, **track)
     await engine.dispose()
     settings = make_settings(
         sqlite_url,
@@ -115,15 +113,30 @@ async def test_gemini_search_end_to_end_uses_fake_server(fake: FakeGemini, tmp_p
         google_api_key=SECRET,
         gemini_base_url=fake.base_url,
         gemini_embedding_dim=128,
+        **overrides,
     )
-    app = create_app(settings)
+    return create_app(settings)
+
+
+async def test_gemini_search_end_to_end_uses_fake_server(fake: FakeGemini, tmp_path: Path) -> None:
+    tracks = [
+        dict(title=f"Neon Night {i}", artist="Synth Band", subgenre="electropop", genre="pop")
+        for i in range(12)
+    ]
+    app = await gemini_app(fake, tmp_path, tracks)
     async with serving(app) as client:
         await wait_ready(app, timeout_s=60)
         response = await client.post(
             "/api/llm/search", json={"query": "synthpop for a late night drive", "limit": 5}
         )
         status = (await client.get("/api/llm/index/status")).json()
+        nothing = await client.post("/api/llm/search", json={"query": "zxqvbnm", "limit": 3})
     assert response.status_code == 200, response.text
+    # Gemini writes reasons only for tracks that fit; the closest keep saying nothing matched.
+    assert all(
+        item["closest"] and item["reason"].startswith("nothing matched 'zxqvbnm'")
+        for item in nothing.json()["items"]
+    )
     body = response.json()
     assert body["provider"] == "gemini" and len(body["items"]) == 5
     assert all(item["subgenre"] == "electropop" for item in body["items"])
@@ -132,3 +145,65 @@ async def test_gemini_search_end_to_end_uses_fake_server(fake: FakeGemini, tmp_p
     )  # written by the fake model
     assert status["collection"].startswith("tracks__gemini__gemini-embedding-001")
     assert any(c[0].endswith(":generateContent") for c in fake.calls)
+
+
+def test_gemini_reading_keeps_only_values_that_make_sense() -> None:
+    reading = check_reading(
+        json.dumps(
+            {
+                "genres": ["rock", "polka"],
+                "subgenres": ["hard rock", "nonsense"],
+                "moods": ["energy:high", "energy:sideways"],
+                "ranges": [
+                    {"feature": "tempo", "min": 160},
+                    {"feature": "danceability", "min": 3},  # off its 0..1 scale
+                    {"feature": "energy", "min": 0.9, "max": 0.1},  # empty
+                    {"feature": "shoe size", "min": 1},
+                ],
+                "year_min": 1980,
+                "year_max": 1989,
+                "artist": "BTS",
+            }
+        )
+    )
+    assert reading is not None
+    assert reading.genres == ["rock"] and reading.subgenres == ["hard rock"]
+    assert reading.moods == ["energy:high"]
+    assert reading.ranges == {"tempo": (160.0, None)}
+    assert reading.years == (1980, 1989) and reading.artist == "BTS"
+    assert check_reading("not json") is None and check_reading("[1, 2]") is None
+
+
+async def test_gemini_reads_the_query_and_the_offline_reading_stands_when_it_fails(
+    fake: FakeGemini, tmp_path: Path
+) -> None:
+    tracks = [
+        dict(title=f"{name} {i}", artist=artist, genre=genre)
+        for i in range(6)
+        for name, artist, genre in (("Dynamite", "BTS", "pop"), ("Bangers", "Other Band", "rock"))
+    ]
+    query = "songs by the bangtan boys"  # a name no offline matching can read
+    fake.readings[query] = {"artist": "BTS", "ranges": [{"feature": "tempo", "max": 300}]}
+    app = await gemini_app(fake, tmp_path, tracks, gemini_reasons=False, query_timeout_s=0.5)
+    try:
+        async with serving(app) as client:
+            await wait_ready(app, timeout_s=60)
+
+            async def search() -> dict:
+                response = await client.post("/api/llm/search", json={"query": query, "limit": 6})
+                assert response.status_code == 200, response.text
+                return response.json()
+
+            read = await search()
+            fake.reading_status = 503
+            failed = await search()
+            fake.reading_status, fake.reading_delay_s = 200, 2.0
+            late = await search()
+    finally:
+        fake.reading_status, fake.reading_delay_s = 200, 0.0
+    assert read["intent"]["parser"] == "gemini" and read["intent"]["artist"] == "BTS"
+    assert read["intent"]["ranges"] == {}  # 300 BPM is off the tempo scale: dropped
+    assert all(item["artist"] == "BTS" and item["reason"] == "by BTS" for item in read["items"])
+    for body in (failed, late):
+        assert body["intent"]["parser"] == "offline" and body["intent"]["artist"] is None
+        assert len(body["items"]) == 6

@@ -8,13 +8,16 @@ import gzip
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from musicspace_cli.demo_data import DEMO_CATALOG
+from musicspace_cli.eval_search import relevant_mask, score
 from musicspace_cli.eval_search import run as eval_search
 from musicspace_llm.embeddings import OfflineEmbedder, collection_name
 from musicspace_llm.indexing import rebuild_from_db
 from musicspace_llm.store import VectorStore, make_client
+from musicspace_shared.catalog import TrackFrame
 from musicspace_shared.db.engine import make_engine, make_sessionmaker
 from musicspace_shared.db.migrate import upgrade
 from tests.factories import create_track
@@ -64,30 +67,43 @@ def _small_catalog(path: Path, per_subgenre: int = 12) -> Path:
 
 
 @pytest.mark.slow
-def test_eval_search_reports_precision_per_language_for_llm_and_baseline(tmp_path: Path) -> None:
+def test_eval_search_reports_per_language_and_kind_for_llm_and_baseline(tmp_path: Path) -> None:
+    catalog = _small_catalog(tmp_path)
+    with catalog.open(encoding="utf-8", newline="") as handle:
+        row = next(r for r in csv.DictReader(handle) if r["track_artist"] and r["track_name"])
     queries = tmp_path / "queries.jsonl"
-    queries.write_text(
-        "\n".join(
-            json.dumps(q, ensure_ascii=False)
-            for q in [
-                {"query": "reggaeton party", "lang": "en", "relevant": {"subgenre": ["reggaeton"]}},
-                {"query": "라틴 힙합", "lang": "ko", "relevant": {"subgenre": ["latin hip hop"]}},
-                {
-                    "query": "energetic rock",
-                    "lang": "en",
-                    "relevant": {"genre": ["rock"], "features": {"energy": [0.5, 1.0]}},
-                },
-            ]
-        )
-        + "\n"
-    )
-    result = eval_search(catalog=_small_catalog(tmp_path), queries=queries)
+    lines = [
+        {"query": "reggaeton party", "lang": "en", "relevant": {"subgenre": ["reggaeton"]}},
+        {"query": "라틴 힙합", "lang": "ko", "relevant": {"subgenre": ["latin hip hop"]}},
+        {
+            "query": "energetic rock",
+            "lang": "en",
+            "kind": "mood",
+            "relevant": {"genre": ["rock"], "features": {"energy": [0.5, 1.0]}},
+        },
+        {
+            "query": f"{row['track_artist']} {row['track_name']}".lower(),
+            "lang": "en",
+            "kind": "known_item",
+            "relevant": {"track_ids": [row["track_id"]]},
+        },
+    ]
+    queries.write_text("\n".join(json.dumps(q, ensure_ascii=False) for q in lines) + "\n")
+    result = eval_search(catalog=catalog, queries=queries)
     assert set(result) == {"llm", "keyword_tfidf"}
     for metrics in result.values():
-        assert set(metrics) == {"p@10", "p@10_en", "p@10_ko"}
+        assert set(metrics) == {
+            "p@10",
+            "p@10_en",
+            "p@10_ko",
+            "p@10_mood",
+            "mrr@10_known_item",
+            "hit@1_known_item",
+        }
         assert all(0.0 <= v <= 1.0 for v in metrics.values())
     assert result["llm"]["p@10"] > result["keyword_tfidf"]["p@10"]
     assert result["llm"]["p@10_ko"] > result["keyword_tfidf"]["p@10_ko"]
+    assert result["llm"]["hit@1_known_item"] == 1.0
 
 
 def test_eval_search_rejects_a_malformed_query_file(tmp_path: Path) -> None:
@@ -95,3 +111,58 @@ def test_eval_search_rejects_a_malformed_query_file(tmp_path: Path) -> None:
     queries.write_text('{"lang": "en"}\n')
     with pytest.raises(ValueError, match="query"):
         eval_search(catalog=_small_catalog(tmp_path, per_subgenre=1), queries=queries)
+
+
+def _frame() -> TrackFrame:
+    features = np.full((4, 9), np.nan)
+    features[:, 7] = [170, 120, 90, np.nan]  # tempo
+    return TrackFrame(
+        track_ids=["a", "b", "c", "d"],
+        titles=["One", "Two", "Three", "Four"],
+        artists=["Drake", "Queen", "Drake", "Queen"],
+        albums=["", "", "", ""],
+        genres=["rap", "rock", "rap", "rock"],
+        subgenres=["trap", "classic rock", "hip hop", "album rock"],
+        popularity=np.zeros(4),
+        features=features,
+        release_dates=["2015-01-01", "1975", None, "1980-05-05"],
+    )
+
+
+def test_eval_rules_cover_ids_artists_years_and_missing_values() -> None:
+    frame = _frame()
+    assert relevant_mask(frame, {"track_ids": ["b", "x"]}).tolist() == [False, True, False, False]
+    assert relevant_mask(frame, {"artist": ["Drake"]}).tolist() == [True, False, True, False]
+    # no release year, no tempo: fails the rule
+    assert relevant_mask(frame, {"year": [1970, 2020]}).tolist() == [True, True, False, True]
+    assert relevant_mask(frame, {"features": {"tempo": [100, 1000]}}).tolist() == [
+        True,
+        True,
+        False,
+        False,
+    ]
+    assert relevant_mask(frame, {"artist": ["Queen"], "year": [1970, 1979]}).tolist() == [
+        False,
+        True,
+        False,
+        False,
+    ]
+
+
+def test_eval_scores_known_items_by_rank_and_the_other_kinds_by_precision() -> None:
+    queries = [
+        {"query": "two", "lang": "en", "kind": "known_item", "relevant": {"track_ids": ["b"]}},
+        {"query": "four", "lang": "en", "kind": "known_item", "relevant": {"track_ids": ["d"]}},
+        {"query": "drake", "lang": "ko", "kind": "artist", "relevant": {"artist": ["Drake"]}},
+        {"query": "rock", "lang": "en", "relevant": {"genre": ["rock"]}},  # v1 line: no kind
+    ]
+    rankings = [[1, 0], [0, 2, 3], [0, 2, 1], [1, 3]]
+    metrics = score(_frame(), queries, rankings)
+    assert metrics == {
+        "p@10": round((0.2 + 0.2) / 2, 4),
+        "p@10_artist": 0.2,
+        "p@10_en": 0.2,
+        "p@10_ko": 0.2,
+        "mrr@10_known_item": round((1 + 1 / 3) / 2, 4),
+        "hit@1_known_item": 0.5,
+    }

@@ -7,11 +7,13 @@ import math
 from fastapi import APIRouter, Request
 
 from musicspace_llm import service
+from musicspace_llm.gemini_query import GeminiQueryReader
 from musicspace_llm.manager import IndexManager
 from musicspace_llm.reasons import GeminiReasons
 from musicspace_llm.schemas import (
     IndexStatus,
     Intent,
+    Range,
     RecommendRequest,
     RecommendResponse,
     SearchRequest,
@@ -35,6 +37,10 @@ def _writer(request: Request) -> GeminiReasons | None:
     return getattr(request.app.state, "reason_writer", None)
 
 
+def _reader(request: Request) -> GeminiQueryReader | None:
+    return getattr(request.app.state, "query_reader", None)
+
+
 def _items(result: service.Result) -> list[TrackResult]:
     frame = result.index.frame
     items = []
@@ -56,6 +62,7 @@ def _items(result: service.Result) -> list[TrackResult]:
                 score=round(match.score, 4),
                 reason=reason,
                 matched=match.matched,
+                closest=match.closest,
                 audio_features=features,
             )
         )
@@ -66,7 +73,16 @@ def _intent(result: service.Result) -> Intent:
     i = result.intent
     r = lambda d: {str(k): round(float(v), 3) for k, v in d.items()}  # noqa: E731
     return Intent(
-        subgenres=r(i.subgenres), genres=r(i.genres), features=r(i.features), eras=r(i.eras)
+        subgenres=r(i.subgenres),
+        genres=r(i.genres),
+        features=r(i.features),
+        eras=r(i.eras),
+        ranges={name: Range(min=low, max=high) for name, (low, high) in i.ranges.items()},
+        years=Range(min=i.years[0], max=i.years[1]) if i.years else None,
+        artist=i.artist,
+        similar_to=i.similar_to,
+        named=i.named or None,
+        parser=i.parser,
     )
 
 
@@ -87,6 +103,7 @@ async def search(body: SearchRequest, request: Request) -> SearchResponse:
         limit=body.limit,
         filters=filters,
         writer=_writer(request),
+        reader=_reader(request),
     )
     request.app.state.metrics.count("searches")
     return SearchResponse(
@@ -112,6 +129,7 @@ async def recommend(
         query=body.query,
         limit=body.limit,
         writer=_writer(request),
+        reader=_reader(request),
     )
     request.app.state.metrics.count("recommendations")
     return RecommendResponse(

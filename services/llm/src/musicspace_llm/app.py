@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from musicspace_llm import VERSION
 from musicspace_llm.api import router
 from musicspace_llm.embeddings import GeminiEmbedder, collection_name
+from musicspace_llm.gemini_query import GeminiQueryReader
 from musicspace_llm.indexing import make_embedder
 from musicspace_llm.manager import IndexManager
 from musicspace_llm.reasons import GeminiReasons
@@ -49,6 +50,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 client=embedder.client,
                 model=settings.gemini_reason_model,
                 timeout_s=settings.reason_timeout_s,
+            )
+        if isinstance(embedder, GeminiEmbedder) and settings.gemini_query_reading:
+            app.state.query_reader = GeminiQueryReader(
+                client=embedder.client,
+                model=settings.gemini_query_model,
+                timeout_s=settings.query_timeout_s,
             )
         manager.start()
         try:

@@ -8,11 +8,15 @@ immutable: a sync builds a new one and swaps the reference, so readers never see
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 
 import numpy as np
 
+from musicspace_llm.crossscript import ArtistNames
+from musicspace_llm.lexical import LexicalIndex
 from musicspace_shared.catalog import TrackFrame
 from musicspace_shared.features import FEATURES
 
@@ -43,6 +47,7 @@ class TrackIndex:
     sub_names: list[str] = field(init=False, repr=False)
     genre_names: list[str] = field(init=False, repr=False)
     popularity: np.ndarray = field(init=False, repr=False)
+    _names_lock: threading.Lock = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self.unit = (
@@ -56,9 +61,59 @@ class TrackIndex:
         self.genre_codes = np.array([genre_pos[g] for g in self.frame.genres], dtype=np.int64)
         pop = np.nan_to_num(self.frame.popularity, nan=0.0)
         self.popularity = np.clip(pop / 100.0, 0.0, 1.0)
+        self._names_lock = threading.Lock()
+        # Build the name indexes now, beside whatever made this snapshot, so searches do not
+        # wait for them (they take the lock and wait only if they come before it is done).
+        threading.Thread(target=self.warm, name="llm-name-indexes", daemon=True).start()
+
+    def warm(self) -> None:
+        """Build the name indexes (lexical, artist sounds) of this snapshot."""
+        self.lexical, self.artist_names  # noqa: B018 - properties build and keep them
 
     def __len__(self) -> int:
         return len(self.frame)
+
+    # The name indexes take seconds for the full catalog: built once per snapshot (by warm,
+    # or by the first search that needs one), under a lock so only one thread builds.
+    @property
+    def lexical(self) -> LexicalIndex:
+        """Titles, artists and albums as an inverted index (known items, artist names)."""
+        with self._names_lock:
+            if "_lexical" not in self.__dict__:
+                self.__dict__["_lexical"] = LexicalIndex(
+                    self.frame.titles, self.frame.artists, self.frame.albums
+                )
+            return self.__dict__["_lexical"]
+
+    @property
+    def artist_names(self) -> ArtistNames:
+        """Artist names by sound, for names typed in Hangul."""
+        with self._names_lock:
+            if "_artist_names" not in self.__dict__:
+                self.__dict__["_artist_names"] = ArtistNames(self.frame.artists)
+            return self.__dict__["_artist_names"]
+
+    @cached_property
+    def _artist_rows(self) -> dict[str, np.ndarray]:
+        rows: dict[str, list[int]] = {}
+        for i, artist in enumerate(self.frame.artists):
+            rows.setdefault(artist, []).append(i)
+        return {artist: np.array(r, dtype=np.int64) for artist, r in rows.items()}
+
+    def artist_rows(self, artist: str) -> np.ndarray:
+        """Rows of one artist's tracks."""
+        return self._artist_rows.get(artist, np.zeros(0, dtype=np.int64))
+
+    @cached_property
+    def years(self) -> np.ndarray:
+        """Album release year per track (0 when unknown)."""
+        dates = self.frame.release_dates or []
+        if len(dates) != len(self.frame):
+            return np.where(self.decades > 0, self.decades, 0)  # only the decade is known
+        return np.array(
+            [int(d[:4]) if d and len(d) >= 4 and d[:4].isdigit() else 0 for d in dates],
+            dtype=np.int64,
+        )
 
     @property
     def dim(self) -> int:
@@ -98,4 +153,5 @@ def _concat_frames(a: TrackFrame, b: TrackFrame) -> TrackFrame:
         ),
         features_source=(a.features_source or [None] * len(a))
         + (b.features_source or [None] * len(b)),
+        release_dates=(a.release_dates or [None] * len(a)) + (b.release_dates or [None] * len(b)),
     )

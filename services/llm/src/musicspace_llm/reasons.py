@@ -25,7 +25,15 @@ MAX_REASON_CHARS = 240
 _FEATURE_POS = {name: i for i, name in enumerate(FEATURES)}
 
 
-def _attribute(index: TrackIndex, row: int, key: str) -> str:
+def _value(index: TrackIndex, row: int, name: str) -> str:
+    raw = index.frame.features[row, _FEATURE_POS[name]]
+    if name == "tempo":
+        return f"{raw:.0f} BPM"
+    return f"{raw:.1f} dB" if name == "loudness" else f"{raw:.2f}"
+
+
+def _attribute(index: TrackIndex, row: int, key: str, intent: QueryIntent) -> str:
+    """One matched part of the query, in words, with the track's own value."""
     kind, _, value = key.partition(":")
     if kind == "subgenre":
         return f"{value} ({index.frame.genres[row]})"
@@ -35,34 +43,76 @@ def _attribute(index: TrackIndex, row: int, key: str) -> str:
         return f"{value}s"
     if kind == "feature":
         name, direction = value.split(":")
-        raw = index.frame.features[row, _FEATURE_POS[name]]
-        shown = f"{raw:.0f} BPM" if name == "tempo" else f"{raw:.2f}"
-        return f"{direction} {name} {shown}"
+        return f"{direction} {name} {_value(index, row, name)}"
+    if kind == "artist":
+        spelled = [h for h, artist in intent.hangul.items() if artist == value]
+        return f"by {value}" + (f" ('{spelled[0]}')" if spelled else "")
+    if kind == "title":
+        return f"title '{value}'"
+    if kind == "name":
+        return f"title, artist or album partly match '{value}'"
+    if kind == "similar":
+        shared = index.frame.subgenres[row] in intent.similar_subgenres
+        return f"like {value}" + (f": {index.frame.subgenres[row]} too" if shared else "'s sound")
+    if kind == "range":
+        said = intent.said.get(value)
+        return f"{value} {_value(index, row, value)}" + (f" ('{said}')" if said else "")
+    if kind == "years":
+        year = int(index.years[row])
+        return f"released {year}" + (
+            f" ('{intent.said['year']}')" if intent.said.get("year") else ""
+        )
     return key
 
 
 def compose_reason(
     index: TrackIndex, match: Match, intent: QueryIntent, *, profile_note: str | None = None
 ) -> str:
-    """Offline reason: the asked-for attributes this track really has, in plain words."""
+    """Offline reason: the parts of the query this track really matches, in plain words.
+
+    A track that matches nothing is said to be only the closest: to what the query named
+    when nothing in the catalog has it, or to the query's filters when too few tracks pass.
+    """
     row = match.row
     parts = []
     for key in match.matched:
         asked = intent.matched.get(key)
-        attribute = _attribute(index, row, key)
+        attribute = _attribute(index, row, key, intent)
         parts.append(
             f"{attribute} ('{asked}')"
             if asked and asked.lower() not in attribute.lower()
             else attribute
         )
-    if not parts:
-        parts.append(
-            f"described like your query ({index.frame.subgenres[row] or 'unknown style'} by {index.frame.artists[row] or 'unknown artist'})"
-        )
+    if match.closest:
+        style = f"{index.frame.subgenres[row] or 'unknown style'} by {index.frame.artists[row] or 'unknown artist'}"
+        missing = _missing(index, row, intent)
+        if missing:
+            parts.insert(0, f"closest match, outside {missing}")
+        elif intent.named and not parts:
+            parts.append(f"nothing matched '{intent.named}'; closest by description: {style}")
+        elif not parts:
+            parts.append(f"nothing matched your query; closest by description: {style}")
     if profile_note:
         parts.append(profile_note)
     text = "; ".join(parts)
     return text[: MAX_REASON_CHARS - 1] + "…" if len(text) > MAX_REASON_CHARS else text
+
+
+def _missing(index: TrackIndex, row: int, intent: QueryIntent) -> str:
+    """The query's filters this track fails, with its own values ("" when it passes them all)."""
+    out = []
+    for name, (low, high) in intent.ranges.items():
+        raw = index.frame.features[row, _FEATURE_POS[name]]
+        if math.isnan(raw) or (low is not None and raw < low) or (high is not None and raw > high):
+            shown = "unknown" if math.isnan(raw) else _value(index, row, name)
+            out.append(f"'{intent.said.get(name, name)}' ({name} {shown})")
+    if intent.years is not None:
+        year = int(index.years[row])
+        if not intent.years[0] <= year <= intent.years[1]:
+            out.append(
+                f"'{intent.said.get('year', 'the years asked')}' (released {year or 'unknown'})"
+            )
+    return ", ".join(out)
 
 
 def track_facts(index: TrackIndex, row: int) -> dict[str, Any]:

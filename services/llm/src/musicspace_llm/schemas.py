@@ -10,7 +10,10 @@ from musicspace_shared.features import FEATURE_RANGES, FEATURES
 from musicspace_shared.ids import UserId
 
 Query = Field(
-    min_length=1, max_length=500, description="natural-language query (English or Korean)"
+    min_length=1,
+    max_length=500,
+    description="what the user typed: a title, an artist (in any script), a description "
+    "(English, Korean, Spanish), numbers ('over 160 bpm') and eras ('from the 80s')",
 )
 Limit = Field(10, ge=1, le=50)
 
@@ -78,8 +81,20 @@ class TrackResult(BaseModel):
     subgenre: str | None
     score: float
     reason: str
-    matched: list[str] = Field(default_factory=list, description="query concepts this track has")
+    matched: list[str] = Field(
+        default_factory=list,
+        description="what of the query this track has: concepts (subgenre:, genre:, feature:, "
+        "era:), names (artist:, title:, name:), similar:<artist>, range:<feature>, years",
+    )
+    closest: bool = Field(
+        False, description="matches nothing of the query (or not its filters): only the nearest"
+    )
     audio_features: dict[str, float] = Field(default_factory=dict)
+
+
+class Range(BaseModel):
+    min: float | None = None
+    max: float | None = None
 
 
 class Intent(BaseModel):
@@ -87,6 +102,16 @@ class Intent(BaseModel):
     genres: dict[str, float] = Field(default_factory=dict)
     features: dict[str, float] = Field(default_factory=dict)
     eras: dict[str, float] = Field(default_factory=dict)
+    ranges: dict[str, Range] = Field(
+        default_factory=dict, description="hard filters read from the query, per audio feature"
+    )
+    years: Range | None = Field(None, description="hard filter: album release years (inclusive)")
+    artist: str | None = Field(None, description="the catalog artist the query names")
+    similar_to: str | None = Field(
+        None, description="'like <artist>': tracks like this artist's, by other artists"
+    )
+    named: str | None = Field(None, description="the query words read as a title or a name")
+    parser: str = Field("offline", description="who read the query: offline or gemini")
 
 
 class SearchResponse(BaseModel):

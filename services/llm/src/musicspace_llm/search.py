@@ -31,14 +31,16 @@ class SearchFilters:
     genres: list[str] = field(default_factory=list)
     subgenres: list[str] = field(default_factory=list)
     ranges: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)
+    years: tuple[int, int] | None = None  # album release year, inclusive
 
 
 @dataclass
 class Match:
     row: int
     score: float
-    matched: list[str]  # concept keys this track satisfies (for the reason)
+    matched: list[str]  # what of the query this track satisfies (keys, for the reason)
     similarity: float
+    closest: bool = False  # shown although it does not match (nothing, or too little, did)
 
 
 def filter_mask(index: TrackIndex, filters: SearchFilters | None) -> np.ndarray:
@@ -59,6 +61,8 @@ def filter_mask(index: TrackIndex, filters: SearchFilters | None) -> np.ndarray:
                 mask &= column >= low
             if high is not None:
                 mask &= column <= high
+    if filters.years is not None:
+        mask &= (index.years >= filters.years[0]) & (index.years <= filters.years[1])
     return mask
 
 
@@ -119,7 +123,8 @@ def top_matches(
         structured = structured + extra
     mask = filter_mask(index, filters)
     if exclude:
-        mask &= np.array([t not in exclude for t in index.frame.track_ids], dtype=bool)
+        positions = [index.frame.index[t] for t in exclude if t in index.frame.index]
+        mask[np.array(positions, dtype=np.int64)] = False
     structured = np.where(mask, structured, -np.inf)
     k = min(limit, int(mask.sum()))
     if k <= 0:

@@ -5,14 +5,17 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
+import numpy as np
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from musicspace_llm.gemini_query import GeminiQueryReader
 from musicspace_llm.index import TrackIndex
 from musicspace_llm.manager import IndexManager
 from musicspace_llm.profile import build_profile, profile_bonus
+from musicspace_llm.query import Ranked, embed_texts, prepare, rank
 from musicspace_llm.reasons import GeminiReasons, compose_reason, track_facts
 from musicspace_llm.repository import user_context
-from musicspace_llm.search import Match, SearchFilters, top_matches
+from musicspace_llm.search import Match, SearchFilters
 from musicspace_llm.understanding import QueryIntent
 from musicspace_shared.errors import InvalidInput, NotFound
 
@@ -26,12 +29,40 @@ class Result:
     profile_tracks: int = 0
 
 
-async def _understand(manager: IndexManager, query: str) -> tuple[TrackIndex, QueryIntent, object]:
-    index, understanding = manager.require()
-    texts = understanding.query_texts(query)
-    vectors = await manager.embedder.embed_queries(texts)
-    intent = await asyncio.to_thread(understanding.parse, query, vectors)
-    return index, intent, vectors[0]
+async def _rank(
+    manager: IndexManager,
+    index: TrackIndex,
+    query: str,
+    *,
+    limit: int,
+    filters: SearchFilters | None = None,
+    exclude: set[str] | None = None,
+    extra: np.ndarray | None = None,
+    reader: GeminiQueryReader | None = None,
+) -> Ranked:
+    """Prepare, embed (while Gemini reads the query, when configured), then rank.
+
+    The CPU parts (numpy, the name indexes) run off the event loop.
+    """
+    understanding = manager.require()[1]
+    prepared = await asyncio.to_thread(prepare, query, index)
+    embedding = manager.embedder.embed_queries(embed_texts(understanding, prepared))
+    if reader is not None:
+        vectors, reading = await asyncio.gather(embedding, reader.read(query))
+    else:
+        vectors, reading = await embedding, None
+    return await asyncio.to_thread(
+        rank,
+        index,
+        understanding,
+        prepared,
+        vectors,
+        limit=limit,
+        filters=filters,
+        exclude=exclude,
+        extra=extra,
+        reading=reading,
+    )
 
 
 async def _explain(
@@ -48,10 +79,11 @@ async def _explain(
         compose_reason(index, m, intent, profile_note=n)
         for m, n in zip(matches, notes, strict=True)
     ]
-    if writer is not None and matches:
-        written = await writer.write(query, [track_facts(index, m.row) for m in matches])
+    fitting = [m for m in matches if not m.closest]  # the closest say so in their own words
+    if writer is not None and fitting:
+        written = await writer.write(query, [track_facts(index, m.row) for m in fitting])
         reasons = [
-            written.get(index.frame.track_ids[m.row], fallback)
+            fallback if m.closest else written.get(index.frame.track_ids[m.row], fallback)
             for m, fallback in zip(matches, reasons, strict=True)
         ]
     return reasons
@@ -64,17 +96,15 @@ async def search(
     limit: int,
     filters: SearchFilters | None = None,
     writer: GeminiReasons | None = None,
+    reader: GeminiQueryReader | None = None,
 ) -> Result:
     """The best tracks for a natural-language query, each with a reason."""
     if not query.strip():
         raise InvalidInput("query must not be blank")
-    index, intent, vector = await _understand(manager, query)
-    matches = await asyncio.to_thread(
-        top_matches, index, intent, vector, limit=limit, filters=filters
-    )
-    return Result(
-        index, intent, matches, await _explain(index, intent, matches, query=query, writer=writer)
-    )
+    index = manager.require()[0]
+    ranked = await _rank(manager, index, query, limit=limit, filters=filters, reader=reader)
+    reasons = await _explain(index, ranked.intent, ranked.matches, query=query, writer=writer)
+    return Result(index, ranked.intent, ranked.matches, reasons)
 
 
 async def recommend(
@@ -85,24 +115,25 @@ async def recommend(
     query: str,
     limit: int,
     writer: GeminiReasons | None = None,
+    reader: GeminiQueryReader | None = None,
 ) -> Result:
     """Search blended with the user's PMS profile, without their own and disliked tracks."""
     context = await user_context(session, user_id=user_id)
     if context is None:
         raise NotFound(f"user {user_id} not found")
     owned, disliked = context
-    index, intent, vector = await _understand(manager, query)
+    index = manager.require()[0]
     profile = build_profile(index, owned)
-    bonus = profile_bonus(index, profile) if profile.tracks else None
-    matches = await asyncio.to_thread(
-        top_matches,
+    ranked = await _rank(
+        manager,
         index,
-        intent,
-        vector,
+        query,
         limit=limit,
         exclude=set(owned) | disliked,
-        extra=bonus,
+        extra=profile_bonus(index, profile) if profile.tracks else None,
+        reader=reader,
     )
+    intent, matches = ranked.intent, ranked.matches
     notes: list[str | None] = []
     for m in matches:
         share = profile.subgenre_share.get(index.frame.subgenres[m.row], 0.0)

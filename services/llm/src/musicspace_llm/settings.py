@@ -36,6 +36,11 @@ class Settings(CommonSettings):
     gemini_timeout_s: float = Field(20.0, gt=0)
     gemini_retries: int = Field(5, ge=0, le=10)
     reason_timeout_s: float = Field(8.0, gt=0)
+    # Gemini also reads each query (structured output); past the timeout the offline reading
+    # stands alone, so this bounds what Gemini can add to a search's latency.
+    gemini_query_model: str = "gemini-2.5-flash"
+    gemini_query_reading: bool = True
+    query_timeout_s: float = Field(1.5, gt=0)
     # Chroma: a server when set (compose), else the embedded persistent client on the volume.
     chroma_url: str | None = Field(
         None, validation_alias=AliasChoices("CHROMA_URL", "LLM_CHROMA_URL")

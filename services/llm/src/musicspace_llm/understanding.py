@@ -24,72 +24,96 @@ from musicspace_llm.embeddings import Embedder
 _HANGUL = re.compile(r"[\uac00-\ud7a3]")
 _TOKEN = re.compile(r"[0-9a-z&'\-]+|[\uac00-\ud7a3]+")
 # Words that carry no musical meaning on their own (spans made only of these are skipped).
-_FILLER = {
-    "a",
-    "an",
-    "the",
-    "for",
-    "with",
-    "from",
-    "to",
-    "of",
-    "in",
-    "on",
-    "and",
-    "or",
-    "by",
-    "some",
-    "my",
-    "me",
-    "i",
-    "songs",
-    "song",
-    "music",
-    "tracks",
-    "track",
-    "tunes",
-    "playlist",
-    "that",
-    "like",
-    "vibes",
-    "vibe",
-    "best",
-    "top",
-    "hits",
-    "list",
-    "play",
-    "want",
-    "listen",
-    "listening",
-    "good",
-    "great",
-    "any",
-    "while",
-    "노래",
-    "음악",
-    "곡",
-    "노래들",
-    "플레이리스트",
-    "듣기",
-    "듣는",
-    "들을",
-    "듣고",
-    "좋은",
-    "어울리는",
-    "위한",
-    "같은",
-    "추천",
-    "모음",
-    "명곡",
-    "히트곡",
-    "때",
-    "할",
-    "하는",
-    "때의",
-    "틀어줘",
-    "찾아줘",
-    "줘",
-}
+FILLER = frozenset(
+    {
+        "a",
+        "an",
+        "the",
+        "for",
+        "with",
+        "from",
+        "to",
+        "of",
+        "in",
+        "on",
+        "and",
+        "or",
+        "by",
+        "some",
+        "my",
+        "me",
+        "i",
+        "songs",
+        "song",
+        "music",
+        "tracks",
+        "track",
+        "tunes",
+        "playlist",
+        "that",
+        "like",
+        "vibes",
+        "vibe",
+        "best",
+        "top",
+        "hits",
+        "list",
+        "play",
+        "want",
+        "listen",
+        "listening",
+        "good",
+        "great",
+        "any",
+        "while",
+        # Words around numbers and names, which embed close to some concept by chance
+        # ("over" ~ rock, "you" ~ pop, "but" ~ rap).
+        "you",
+        "your",
+        "over",
+        "under",
+        "above",
+        "below",
+        "than",
+        "but",
+        "more",
+        "less",
+        "released",
+        "canciones",
+        "canción",
+        "música",
+        "musica",
+        "de",
+        "para",
+        "con",
+        "los",
+        "las",
+        "노래",
+        "음악",
+        "곡",
+        "노래들",
+        "플레이리스트",
+        "듣기",
+        "듣는",
+        "들을",
+        "듣고",
+        "좋은",
+        "어울리는",
+        "위한",
+        "같은",
+        "추천",
+        "모음",
+        "명곡",
+        "히트곡",
+        "때",
+        "할",
+        "하는",
+        "때의",
+        "틀어줘",
+        "찾아줘",
+        "줘",
+    }
+)
 MAX_SPAN = 2
 MAX_SPANS = 24
 
@@ -121,10 +145,35 @@ class QueryIntent:
     features: dict[str, float] = field(default_factory=dict)  # "energy:high" -> weight
     eras: dict[int, float] = field(default_factory=dict)
     matched: dict[str, str] = field(default_factory=dict)  # concept key -> query words that matched
+    literal: list[str] = field(default_factory=list)  # query words the lexicon named outright
+    literal_keys: set[str] = field(default_factory=set)  # concepts named outright (not guessed)
+    # Read by query.py: hard filters, names and "like <artist>".
+    ranges: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)
+    years: tuple[int, int] | None = None
+    said: dict[str, str] = field(default_factory=dict)  # "tempo" / "year" / "similar" -> words
+    named: str = ""  # the query words read as a title or artist name
+    artist: str | None = None  # the artist the query names
+    hangul: dict[str, str] = field(default_factory=dict)  # Hangul words -> artist they spell
+    similar_to: str | None = None
+    similar_subgenres: set[str] = field(default_factory=set)  # the subgenres of similar_to
+    parser: str = "offline"  # "gemini" when Gemini's reading was used
 
     @property
     def empty(self) -> bool:
         return not (self.subgenres or self.genres or self.features or self.eras)
+
+    def drop_guesses(self) -> None:
+        """Forget the concepts only the embedder suggested (the words turned out to be a name)."""
+        for table, kind in (
+            (self.subgenres, "subgenre"),
+            (self.genres, "genre"),
+            (self.features, "feature"),
+        ):
+            for value in list(table):
+                key = f"{kind}:{value}"
+                if key not in self.literal_keys:
+                    table.pop(value)
+                    self.matched.pop(key, None)
 
 
 def normalise(text: str) -> str:
@@ -136,7 +185,7 @@ def normalise(text: str) -> str:
 def spans(query: str) -> list[str]:
     """Word spans of 1..3 tokens that are not only filler, in order, at most MAX_SPANS."""
     # Filler words dominate the vectors of short spans ("듣는 음악" ~ "락 음악"), so they go.
-    tokens = [t for t in _TOKEN.findall(normalise(query)) if t not in _FILLER]
+    tokens = [t for t in _TOKEN.findall(normalise(query)) if t not in FILLER]
     out: list[str] = []
     for size in range(1, MAX_SPAN + 1):
         for start in range(len(tokens) - size + 1):
@@ -249,12 +298,14 @@ class QueryUnderstanding:
         for hit in hits:
             weights[hit.concept] = 1.0
             words.setdefault(hit.concept, hit.text)
+            intent.literal.append(hit.text)
+            intent.literal_keys.add(self.concepts[hit.concept].key)
         # Words already understood literally must not also pull in look-alike concepts
         # (e.g. "잔잔한" is calm, not neo soul because the vectors happen to be close).
         understood = {h.text.replace(" ", "") for h in hits}
 
         def covered(text: str) -> bool:
-            tokens = [t for t in _TOKEN.findall(normalise(text)) if t not in _FILLER]
+            tokens = [t for t in _TOKEN.findall(normalise(text)) if t not in FILLER]
             return bool(tokens) and all(any(u in t for u in understood) for t in tokens)
 
         literal_genres = {
@@ -271,8 +322,11 @@ class QueryUnderstanding:
                 }:
                     weights[i] = 0.8
                     words[i] = " + ".join(sorted(literal_genres))
+                    intent.literal_keys.add(concept.key)
         literal_kinds = {self.concepts[i].kind for i in weights}
-        if len(vectors):
+        # A query of request words only ("노래", "songs") asks for no concept: its vector
+        # would still land near some concept by chance.
+        if len(vectors) and spans(query):
             sims = vectors @ self.phrase_vectors.T  # (texts, phrases)
             texts = self.query_texts(query)
             single = np.array(

@@ -1,0 +1,246 @@
+"""The lexical index: which tracks' titles, artists and albums contain the words a query typed.
+
+This is what finds known items ("Solsbury Hill", "russ pull the trigger", "Lovign Is Easy Rex
+Orange County"): an IDF-weighted field match in the spirit of BM25F over three short fields,
+tolerant of what people type into a search box:
+- case, accents and punctuation fold away ("Reggaetón" = "reggaeton", "P!nk" = "pink",
+  "m.A.A.d city" = "m a a d city" = "maad city", "A$AP" = "asap");
+- a word the catalog does not know is matched to catalog words one edit away (a letter added,
+  dropped, changed or two letters swapped; two edits for words of eight letters or more),
+  found through a symmetric-delete table, at a discount;
+- the result is a coverage per track (the share of the query's IDF mass that the track's fields
+  contain) plus whether the track's whole title / whole artist name was typed, which the ranker
+  turns into a score (search.py). Term frequency and field length barely matter for fields this
+  short, so they are left out; IDF is BM25's.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import unicodedata
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import sparse
+
+# Characters people type inside a name for a letter ("P!nk", "A$AP", "Ke$ha"), and ones that
+# join a word's parts ("m.A.A.d", "don't") rather than separate words.
+_INSIDE_LETTER = re.compile(r"(?<=[^\W_])[$!@](?=[^\W_])")
+_LETTER_FOR = {"$": "s", "!": "i", "@": "a"}
+_JOINERS = str.maketrans("", "", ".'’`*")
+_SEPARATORS = re.compile(r"[^\w\s]|_")
+_WORD = re.compile(r"\w+")
+_COMPOUND = re.compile(r"\w+(?:[-/]\w+)+")
+FIELD_WEIGHTS = {"title": 1.0, "artist": 1.0, "album": 0.6}
+TYPO_DISCOUNT = 0.8
+
+
+def fold(text: str) -> str:
+    """Lower case, no accents, no punctuation inside words; words separated by single spaces."""
+    text = unicodedata.normalize("NFKD", text or "")
+    if not text.isascii():
+        # Accents go; NFC then puts Hangul syllables (which NFKD split into letters) back.
+        text = unicodedata.normalize(
+            "NFC", "".join(ch for ch in text if not unicodedata.combining(ch))
+        )
+    text = _INSIDE_LETTER.sub(lambda m: _LETTER_FOR[m.group(0)], text.lower())
+    text = text.translate(_JOINERS).replace("&", " and ")
+    return " ".join(_SEPARATORS.sub(" ", text).split())
+
+
+def tokens(text: str) -> list[str]:
+    """Folded words; runs of single letters join into one ("m a a d" -> "maad", "r e m" -> "rem")."""
+    out: list[str] = []
+    run: list[str] = []
+    for word in [*_WORD.findall(fold(text)), ""]:
+        if len(word) == 1 and word.isalpha():
+            run.append(word)
+            continue
+        if run:
+            out.extend(["".join(run)] if len(run) > 1 else run)
+            run = []
+        if word:
+            out.append(word)
+    return out
+
+
+def core_title(title: str) -> str:
+    """The title without its version suffix: "Song - Acoustic" / "Song (feat. X)" -> "Song"."""
+    return re.split(r"\s+-\s+|\s*[(\[]", title or "", maxsplit=1)[0] or (title or "")
+
+
+def _deletes(word: str) -> set[str]:
+    return {word[:i] + word[i + 1 :] for i in range(len(word))}
+
+
+def edit_distance(a: str, b: str, limit: int) -> int:
+    """Optimal string alignment distance (adjacent swaps count 1), or limit + 1 when above limit."""
+    if abs(len(a) - len(b)) > limit:
+        return limit + 1
+    previous2: list[int] = []
+    previous = list(range(len(b) + 1))
+    for i in range(1, len(a) + 1):
+        current = [i] + [0] * len(b)
+        for j in range(1, len(b) + 1):
+            cost = 0 if a[i - 1] == b[j - 1] else 1
+            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + cost)
+            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+                current[j] = min(current[j], previous2[j - 2] + 1)
+        if min(current) > limit:
+            return limit + 1
+        previous2, previous = previous, current
+    return previous[-1]
+
+
+@dataclass
+class LexicalMatch:
+    """Per-track arrays for one query (all of length n tracks)."""
+
+    coverage: np.ndarray  # share of the query's IDF mass found in the track's fields, 0..1
+    title_complete: np.ndarray  # the whole core title was typed ("Song" of "Song - Remix")
+    title_exact: np.ndarray  # the whole title, suffix included, was typed
+    artist_complete: np.ndarray  # the whole artist name was typed
+    words: list[str]  # the query words that matched some track (for reasons)
+
+
+class LexicalIndex:
+    """Inverted index of folded title / artist / album words, with IDF and a typo table."""
+
+    def __init__(self, titles: Sequence[str], artists: Sequence[str], albums: Sequence[str]):
+        self.n = len(titles)
+        self.vocab: dict[str, int] = {}
+        postings: dict[str, tuple[list[int], list[int]]] = {}
+        seen: dict[str, set[str]] = {}
+        cores = [
+            core_title(t) for t in titles
+        ]  # "core" only decides whether a title was typed whole
+        for name, texts in (
+            ("title", titles),
+            ("artist", artists),
+            ("album", albums),
+            ("core", cores),
+        ):
+            rows, cols = [], []
+            for row, text in enumerate(texts):
+                if text not in seen:  # artists and albums repeat: fold each text once
+                    seen[text] = set(tokens(text))
+                for word in seen[text]:
+                    rows.append(row)
+                    cols.append(self.vocab.setdefault(word, len(self.vocab)))
+            postings[name] = (rows, cols)
+        # Column-sliced (CSC): a query reads the tracks of a few words.
+        self.fields = {
+            name: sparse.csc_matrix(
+                (np.ones(len(rows), dtype=np.float32), (rows, cols)),
+                shape=(self.n, len(self.vocab)),
+            )
+            for name, (rows, cols) in postings.items()
+        }
+        self.core = self.fields.pop("core")
+        # "E-40", "Jay-Z", "AC/DC": typed joined ("e40", "jayz", "acdc") as often as apart.
+        self.compounds: dict[str, list[str]] = {}
+        for text in {*titles, *artists}:
+            for compound in _COMPOUND.findall(text or ""):
+                parts = tokens(compound)
+                if len(parts) > 1:
+                    self.compounds.setdefault("".join(parts), parts)
+        df = np.asarray((sum(self.fields.values()) > 0).sum(axis=0)).ravel()
+        self.idf = np.log((self.n - df + 0.5) / (df + 0.5) + 1.0)
+        self.core_lengths = np.asarray(self.core.sum(axis=1)).ravel()
+        self.artist_lengths = np.asarray(self.fields["artist"].sum(axis=1)).ravel()
+        self.title_lengths = np.asarray(self.fields["title"].sum(axis=1)).ravel()
+        self._typos: dict[str, list[int]] = defaultdict(list)
+        for word, i in self.vocab.items():
+            if len(word) >= 4 and not word.isdigit():
+                for variant in {word, *_deletes(word)}:
+                    self._typos[variant].append(i)
+        self._words = list(self.vocab)
+
+    def __len__(self) -> int:
+        return self.n
+
+    def idf_of(self, word: str) -> float:
+        """IDF of a word (a word no track has gets the highest possible)."""
+        i = self.vocab.get(word)
+        return float(self.idf[i]) if i is not None else math.log(self.n + 1.5)
+
+    def spellings(self, word: str) -> list[tuple[int, float]]:
+        """Catalog words that may be what was typed: (vocab id, weight); exact first."""
+        exact = self.vocab.get(word)
+        if exact is not None:
+            return [(exact, 1.0)]
+        if len(word) < 4 or word.isdigit():
+            return []
+        limit = 2 if len(word) >= 8 else 1
+        seen: set[int] = set()
+        out = []
+        for variant in {word, *_deletes(word)}:
+            for i in self._typos.get(variant, ()):
+                if i not in seen:
+                    seen.add(i)
+                    if edit_distance(word, self._words[i], limit) <= limit:
+                        out.append((i, TYPO_DISCOUNT))
+        return out
+
+    def _split_compounds(
+        self, words: Sequence[str], weights: Sequence[float] | None
+    ) -> tuple[list[str], list[float]]:
+        """A word the catalog only has apart ("e40" for "E-40") becomes its parts."""
+        out_words: list[str] = []
+        out_weights: list[float] = []
+        for k, word in enumerate(words):
+            weight = weights[k] if weights is not None else 1.0
+            parts = self.compounds.get(word) if word not in self.vocab else None
+            if parts:
+                out_words.extend(parts)
+                out_weights.extend([weight / len(parts)] * len(parts))
+            else:
+                out_words.append(word)
+                out_weights.append(weight)
+        return out_words, out_weights
+
+    def match(self, words: Sequence[str], weights: Sequence[float] | None = None) -> LexicalMatch:
+        """Coverage of `words` (query words, folded) by each track; `weights` scale each word's IDF."""
+        words, weights = self._split_compounds(words, weights)
+        coverage = np.zeros(self.n)
+        total = 0.0
+        matched_words = []
+        typed: list[set[str]] = []  # per query word: the catalog spellings it matched
+        for k, word in enumerate(words):
+            weight = self.idf_of(word) * weights[k]
+            total += weight
+            best = np.zeros(self.n)
+            spelled = set()
+            for vocab_id, discount in self.spellings(word):
+                spelled.add(self._words[vocab_id])
+                for name, field_weight in FIELD_WEIGHTS.items():
+                    rows = _rows(self.fields[name], vocab_id)
+                    if len(rows):
+                        best[rows] = np.maximum(best[rows], field_weight * discount)
+            if spelled:
+                matched_words.append(word)
+            typed.append(spelled)
+            coverage += weight * best
+        if total > 0:
+            coverage /= total
+        spelled_ids = sorted({self.vocab[w] for spelled in typed for w in spelled})
+        hits = {name: np.zeros(self.n) for name in ("core", "title", "artist")}
+        for vocab_id in spelled_ids:
+            hits["core"][_rows(self.core, vocab_id)] += 1
+            hits["title"][_rows(self.fields["title"], vocab_id)] += 1
+            hits["artist"][_rows(self.fields["artist"], vocab_id)] += 1
+        return LexicalMatch(
+            coverage=coverage,
+            title_complete=(self.core_lengths > 0) & (hits["core"] >= self.core_lengths),
+            title_exact=(self.title_lengths > 0) & (hits["title"] >= self.title_lengths),
+            artist_complete=(self.artist_lengths > 0) & (hits["artist"] >= self.artist_lengths),
+            words=matched_words,
+        )
+
+
+def _rows(matrix: sparse.csc_matrix, column: int) -> np.ndarray:
+    """The rows holding a word (its posting list), without building a column matrix."""
+    return matrix.indices[matrix.indptr[column] : matrix.indptr[column + 1]]

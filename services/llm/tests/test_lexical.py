@@ -1,0 +1,76 @@
+"""The lexical index: what people type into a search box finds the catalog's names."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from musicspace_llm.lexical import LexicalIndex, core_title, edit_distance, fold, tokens
+
+TITLES = ["Walk Me Home", "m.A.A.d city", "Loving Is Easy", "Captain Save a Hoe", "Reggaetón Lento"]
+ARTISTS = ["P!nk", "Kendrick Lamar", "Rex Orange County", "E-40", "CNCO"]
+ALBUMS = ["Hurts 2B Human", "good kid, m.A.A.d city", "Pony", "In A Major Way", "Primera Cita"]
+
+
+@pytest.fixture(scope="module")
+def index() -> LexicalIndex:
+    return LexicalIndex(TITLES, ARTISTS, ALBUMS)
+
+
+@pytest.mark.parametrize(
+    ("typed", "folded"),
+    [
+        ("P!nk", ["pink"]),
+        ("m.A.A.d city", ["maad", "city"]),
+        ("m a a d city", ["maad", "city"]),
+        ("Reggaetón", ["reggaeton"]),
+        ("A$AP Rocky", ["asap", "rocky"]),
+        ("Don't Stop", ["dont", "stop"]),
+        ("Simon & Garfunkel", ["simon", "and", "garfunkel"]),
+        ("방탄소년단 노래", ["방탄소년단", "노래"]),  # Hangul syllables survive accent folding
+    ],
+)
+def test_tokens_fold_case_accents_and_punctuation(typed: str, folded: list[str]) -> None:
+    assert tokens(typed) == folded
+
+
+def test_fold_keeps_hangul_syllables_whole() -> None:
+    assert fold("드레이크") == "드레이크"
+
+
+def test_core_title_drops_the_version_suffix() -> None:
+    assert core_title("Someone You Loved - Future Humans Remix") == "Someone You Loved"
+    assert core_title("Lady (feat. X)") == "Lady"
+
+
+def test_edit_distance_counts_a_swap_as_one() -> None:
+    assert edit_distance("lovign", "loving", 2) == 1
+    assert edit_distance("abc", "xyz", 1) == 2  # over the limit: limit + 1
+
+
+@pytest.mark.parametrize(
+    ("query", "row"),
+    [
+        ("walk me home p!nk", 0),
+        ("Walk Me Home Pink", 0),
+        ("kendrick lamar m a a d city", 1),
+        ("Lovign Is Easy Rex Orange County", 2),  # a swapped pair of letters
+        ("e40 captain save a hoe", 3),  # "E-40" typed joined
+        ("reggaeton lento cnco", 4),  # no accent typed
+    ],
+)
+def test_the_typed_track_covers_the_whole_query(index: LexicalIndex, query: str, row: int) -> None:
+    match = index.match(tokens(query))
+    assert int(np.argmax(match.coverage)) == row
+    assert match.coverage[row] >= 0.9
+    assert match.title_complete[row] and match.artist_complete[row]
+
+
+def test_a_word_the_catalog_lacks_lowers_coverage(index: LexicalIndex) -> None:
+    match = index.match(tokens("walk me home wombat"))
+    assert match.coverage[0] < 0.7
+
+
+def test_typos_are_not_guessed_for_short_words(index: LexicalIndex) -> None:
+    assert index.spellings("cty") == []
+    assert [index._words[i] for i, _ in index.spellings("citty")] == ["city"]
