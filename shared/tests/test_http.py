@@ -80,8 +80,12 @@ async def test_request_id_is_forwarded() -> None:
     assert seen["id"] == "req-42"
 
 
-async def test_calls_to_a_scaled_peer_go_round_robin_over_its_replicas(monkeypatch) -> None:
-    """compose --scale m2=2: the name resolves to two addresses and both get calls."""
+@pytest.mark.parametrize("refresh_s", [60.0, 0.0], ids=["cached", "resolved-every-call"])
+async def test_calls_to_a_scaled_peer_go_round_robin_over_its_replicas(
+    monkeypatch, refresh_s: float
+) -> None:
+    """compose --scale m2=2: the name resolves to two addresses and both get calls, also when
+    the calls are further apart than the re-resolution period (enrichment's init-models)."""
     seen: list[tuple[str, str]] = []
 
     def handler(request: httpx.Request) -> httpx.Response:
@@ -93,9 +97,8 @@ async def test_calls_to_a_scaled_peer_go_round_robin_over_its_replicas(monkeypat
         return [(2, 1, 6, "", (address, port)) for address in ("10.0.0.7", "10.0.0.5")]
 
     monkeypatch.setattr(asyncio.get_running_loop(), "getaddrinfo", resolve)
-    client = ServiceClient(
-        "m2", "http://m2:8000", transport=ReplicaSpreadingTransport(httpx.MockTransport(handler))
-    )
+    transport = ReplicaSpreadingTransport(httpx.MockTransport(handler), refresh_s=refresh_s)
+    client = ServiceClient("m2", "http://m2:8000", transport=transport)
     for _ in range(4):
         await client.get_json("/x")
     assert seen == [("10.0.0.5", "m2:8000"), ("10.0.0.7", "m2:8000")] * 2

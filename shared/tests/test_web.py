@@ -48,7 +48,11 @@ async def test_readyz_reports_each_check(sqlite_url, tmp_path) -> None:
     app = build_app(sqlite_url, tmp_path, readiness={"model": model_missing})
     response = await call(app, "GET", "/readyz")
     assert response.status_code == 503
-    assert response.json()["checks"] == {"shutdown": "ok", "database": "ok", "model": "model: missing"}
+    assert response.json()["checks"] == {
+        "shutdown": "ok",
+        "database": "ok",
+        "model": "model: missing",
+    }
     assert (await call(app, "GET", "/healthz")).status_code == 200
 
 

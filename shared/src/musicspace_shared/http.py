@@ -31,7 +31,10 @@ class ReplicaSpreadingTransport(httpx.AsyncBaseTransport):
     def __init__(self, inner: httpx.AsyncBaseTransport | None = None, *, refresh_s: float = 5.0):
         self._inner = inner or httpx.AsyncHTTPTransport()
         self._refresh_s = refresh_s
-        self._resolved: dict[tuple[str, int], tuple[float, itertools.cycle[str]]] = {}
+        self._resolved: dict[tuple[str, int], tuple[float, list[str]]] = {}
+        # One turn counter per peer that outlives re-resolution: calls further apart than
+        # refresh_s still alternate instead of always starting over at the first address.
+        self._turns: dict[tuple[str, int], itertools.count[int]] = {}
 
     async def _next_address(self, host: str, port: int) -> str:
         key = (host, port)
@@ -43,10 +46,10 @@ class ReplicaSpreadingTransport(httpx.AsyncBaseTransport):
                 )
             except OSError:
                 return host  # the inner transport reports the failure as a ConnectError
-            addresses = sorted({str(info[4][0]) for info in infos})
-            cached = (time.monotonic(), itertools.cycle(addresses))
+            cached = (time.monotonic(), sorted({str(info[4][0]) for info in infos}))
             self._resolved[key] = cached
-        return next(cached[1])
+        addresses = cached[1]
+        return addresses[next(self._turns.setdefault(key, itertools.count())) % len(addresses)]
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         host = request.url.host
