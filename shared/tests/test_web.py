@@ -11,6 +11,7 @@ from musicspace_shared.errors import NotFound
 from musicspace_shared.settings import CommonSettings
 from musicspace_shared.web import SessionDep, create_service_app
 from tests.asgi import serving
+from tests.credentials import APP_KEY
 
 
 class Body(BaseModel):
@@ -37,7 +38,7 @@ def build_app(database_url: str, tmp_path, **kwargs):
 
 
 async def call(app, method: str, path: str, **kwargs) -> httpx.Response:
-    async with serving(app) as client:
+    async with serving(app, headers={}) as client:
         return await client.request(method, path, **kwargs)
 
 
@@ -106,7 +107,9 @@ async def test_request_id_is_echoed_and_metrics_use_route_templates(sqlite_url, 
     ("headers", "status"),
     [
         ({}, 401),
-        ({"X-API-Key": "wrong"}, 403),
+        ({"X-API-Key": "wrong"}, 401),
+        ({"X-API-Key": "s3cret "}, 401),
+        ({"Authorization": f"Bearer {APP_KEY}"}, 403),
         ({"X-API-Key": "s3cret"}, 200),
         ({"Authorization": "Bearer s3cret"}, 200),
     ],

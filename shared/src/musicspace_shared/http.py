@@ -26,7 +26,9 @@ class ServiceClient:
         retries: int = 3,
         backoff_s: float = 0.2,
         transport: httpx.AsyncBaseTransport | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
+        """headers go with every call (the caller's credential: settings.peer_headers())."""
         self.name = name
         self.retries = retries
         self.backoff_s = backoff_s
@@ -34,6 +36,7 @@ class ServiceClient:
             base_url=base_url,
             timeout=httpx.Timeout(timeout_s, connect=min(5.0, timeout_s)),
             transport=transport,
+            headers=headers,
         )
 
     async def aclose(self) -> None:
