@@ -31,7 +31,12 @@ class Body(StrictBody):
 
 def build_app(database_url: str, tmp_path, **overrides):
     router = APIRouter(prefix="/api/demo")
-    gate = asyncio.Event()
+    gate, progress = asyncio.Event(), asyncio.Condition()
+
+    async def count(name: str) -> None:
+        async with progress:
+            setattr(app.state, name, getattr(app.state, name) + 1)
+            progress.notify_all()
 
     @router.get("/status/{user_id}")
     async def status(user_id: UserIdPath, caller: Caller) -> dict[str, object]:
@@ -46,10 +51,10 @@ def build_app(database_url: str, tmp_path, **overrides):
     @router.post("/train")
     async def train(body: Body, request: Request, caller: Caller) -> dict[str, object]:
         caller.act_for(body.user_id)
-        request.app.state.started += 1
+        await count("started")
 
         async def work(_session) -> dict[str, object]:
-            request.app.state.runs += 1
+            await count("runs")
             await gate.wait()
             return {"user_id": body.user_id, "run": request.app.state.runs}
 
@@ -67,6 +72,12 @@ def build_app(database_url: str, tmp_path, **overrides):
         service="demo", settings=settings, title="demo", version="0", routers=[router]
     )
     app.state.gate, app.state.started, app.state.runs = gate, 0, 0
+
+    async def reached(name: str, value: int) -> None:
+        async with progress:
+            await progress.wait_for(lambda: getattr(app.state, name) >= value)
+
+    app.state.reached = reached
     return app
 
 
@@ -80,7 +91,10 @@ async def get(app, path: str, headers: dict[str, str]) -> httpx.Response:
     [
         ({}, 401),
         ({"Authorization": "Bearer nope"}, 401),
-        ({"Authorization": f"Bearer {APP_KEY} "}, 401),  # a key is compared exactly
+        ({"Authorization": f"Bearer {APP_KEY[:-1]}"}, 401),
+        ({"Authorization": f"Bearer {APP_KEY[:5]} {APP_KEY[5:]}"}, 401),
+        ({"Authorization": f"Bearer {APP_KEY}   "}, 200),  # as the gateway strips it: RFC 9110
+        ({"X-API-Key": f"{APP_KEY} \t"}, 200),
         ({"Authorization": f"Basic {APP_KEY}"}, 401),
         ({"Authorization": f"Bearer {APP_KEY}", "X-API-Key": APP_KEY}, 401),  # one, not two
         (APP, 200),
@@ -166,8 +180,7 @@ async def test_second_train_for_a_user_joins_the_running_one(sqlite_url, tmp_pat
             asyncio.create_task(client.post("/api/demo/train", json={"user_id": 5}))
             for _ in range(3)
         ]
-        while app.state.started < 3:
-            await asyncio.sleep(0.01)
+        await app.state.reached("started", 3)
         app.state.gate.set()
         answers = await asyncio.gather(*calls)
     assert [a.status_code for a in answers] == [200, 200, 200]
@@ -184,8 +197,7 @@ async def test_training_queue_beyond_its_limit_is_429_with_retry_after(
             asyncio.create_task(client.post("/api/demo/train", json={"user_id": user}))
             for user in (1, 2)
         ]
-        while app.state.runs < 2:
-            await asyncio.sleep(0.01)
+        await app.state.reached("runs", 2)
         refused = await client.post("/api/demo/train", json={"user_id": 3})
         joined = asyncio.create_task(client.post("/api/demo/train", json={"user_id": 1}))
         await asyncio.sleep(0.05)

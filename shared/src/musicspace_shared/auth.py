@@ -8,8 +8,12 @@
   and acts only for its own user.
 
 Keys go in `X-API-Key: <key>` or `Authorization: Bearer <key>`, tokens in `Authorization:
-Bearer <jwt>`. The value is compared exactly, in constant time, against both keys (so the
-time taken says nothing about which, if any, matched); credentials are never logged.
+Bearer <jwt>`; one of the two headers, not both. The value is compared in constant time
+against both keys (the time taken says nothing about which, if any, matched); credentials are
+never logged. Spaces and tabs around a header value are not part of it (RFC 9110 5.5): the
+gateway strips them before a service sees the request, so the service strips them too and a
+key with trailing spaces gets the same answer directly and through the gateway; any other
+difference (a space inside, a missing or extra character) is refused.
 A route takes `Caller` (any credential) and calls `caller.act_for(user_id)` for each user
 whose data it reads or changes, or `AdminOnly`. No or an unknown credential: 401; a known one
 without the right: 403. Each credential has its own rate limit (musicspace_shared.limits).
@@ -112,7 +116,7 @@ def identify(settings: Any, *, api_key: str | None, bearer: str | None) -> Princ
     """The caller behind the headers, or Unauthorized (no, two or an unknown credential)."""
     if api_key is not None and bearer is not None:
         raise Unauthorized("send one credential: X-API-Key or Authorization, not both")
-    supplied = api_key if api_key is not None else bearer
+    supplied = (api_key if api_key is not None else bearer or "").strip(" \t")
     if not supplied:
         raise Unauthorized(
             "credential required: Authorization: Bearer <app credential or user token>, "
@@ -127,8 +131,8 @@ def identify(settings: Any, *, api_key: str | None, bearer: str | None) -> Princ
         return Principal("admin")
     if is_app:
         return Principal("app")
-    if bearer is not None and bearer.count(".") == 2:
-        return Principal("user", _user_from_token(bearer, settings))
+    if bearer is not None and supplied.count(".") == 2:
+        return Principal("user", _user_from_token(supplied, settings))
     raise Unauthorized("credential not recognised")
 
 
@@ -138,7 +142,9 @@ def rate_limiters(settings: Any) -> dict[Scope, RateLimiter]:
         "user": RateLimiter(
             per_s=settings.rate_limit_user_per_s, burst=settings.rate_limit_user_burst
         ),
-        "app": RateLimiter(per_s=settings.rate_limit_app_per_s, burst=settings.rate_limit_app_burst),
+        "app": RateLimiter(
+            per_s=settings.rate_limit_app_per_s, burst=settings.rate_limit_app_burst
+        ),
     }
 
 

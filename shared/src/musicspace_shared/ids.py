@@ -15,9 +15,7 @@ TRACK_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 _TRACK_ID_RE = re.compile(TRACK_ID_PATTERN)
 
 # strict: true, "1" and 1.0 are not user 1 (musicspace_shared.inputs).
-UserId = Annotated[
-    int, Field(strict=True, ge=1, le=MAX_USER_ID, description="MusicSpace user id")
-]
+UserId = Annotated[int, Field(strict=True, ge=1, le=MAX_USER_ID, description="MusicSpace user id")]
 TrackId = Annotated[
     str, Field(min_length=1, max_length=64, pattern=TRACK_ID_PATTERN, description="track id")
 ]

@@ -29,10 +29,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from musicspace_shared import heap
 from musicspace_shared.admin import admin_router
 from musicspace_shared.auth import rate_limiters
-from musicspace_shared.limits import TrainingQueue
 from musicspace_shared.db.engine import make_engine, make_sessionmaker, ping, session_scope
 from musicspace_shared.errors import DomainError
 from musicspace_shared.health import Degraded
+from musicspace_shared.limits import TrainingQueue
 from musicspace_shared.logs import configure_logging, log_fields, request_id_var
 from musicspace_shared.metrics import ServiceMetrics
 from musicspace_shared.settings import CommonSettings

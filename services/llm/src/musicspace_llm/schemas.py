@@ -44,7 +44,9 @@ class SearchFiltersIn(_FeatureBounds):  # type: ignore[misc,valid-type]
     genre: str | None = Field(None, min_length=1, max_length=64)
     subgenre: str | None = Field(None, min_length=1, max_length=64)
 
-    @field_validator(*(f"{end}_{name}" for name in FEATURES for end in ("min", "max")), mode="before")
+    @field_validator(
+        *(f"{end}_{name}" for name in FEATURES for end in ("min", "max")), mode="before"
+    )
     @classmethod
     def _finite(cls, value: Any, info: ValidationInfo) -> Any:
         """NaN and infinities are refused with the range, not with a misleading "<= 250"."""

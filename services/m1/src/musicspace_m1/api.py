@@ -54,7 +54,11 @@ async def train(
     "/recommend", response_model=RecommendResponse, summary="Hybrid recommendations for a user"
 )
 async def recommend(
-    body: RecommendRequest, session: SessionDep, runtime: RuntimeDep, request: Request, caller: Caller
+    body: RecommendRequest,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    request: Request,
+    caller: Caller,
 ) -> Response:
     caller.act_for(body.user_id)
     result = await service.recommend(
