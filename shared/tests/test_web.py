@@ -151,3 +151,14 @@ def test_openapi_documents_errors_as_problems(sqlite_url, tmp_path) -> None:
     assert set(responses["422"]["content"]) == {"application/problem+json"}
     assert "4XX" in responses and "5XX" in responses
     assert "Problem" in schema["components"]["schemas"]
+
+
+@pytest.mark.parametrize("body", [{"dry_run": "false"}, {"dry_run": 0}, {"older_than_days": "90"}])
+async def test_cleanup_body_is_strict_so_a_string_never_turns_off_the_dry_run(
+    sqlite_url, tmp_path, body
+) -> None:
+    app = build_app(sqlite_url, tmp_path, model_family="M1")
+    response = await call(
+        app, "POST", "/admin/models/cleanup", json=body, headers={"X-API-Key": "s3cret"}
+    )
+    assert response.status_code == 422, response.text

@@ -215,7 +215,7 @@ def create_service_app(
     app = FastAPI(
         title=title,
         version=version,
-        description=f"{description}\n\n{CREDENTIALS_DOC}".strip(),
+        description=f"{description}\n\n{credentials_doc(settings)}".strip(),
         lifespan=lifespan,
         # No redirects: Starlette builds the trailing-slash redirect from the Host header.
         redirect_slashes=False,
@@ -245,17 +245,21 @@ def create_service_app(
     return app
 
 
-CREDENTIALS_DOC = """**Credentials.** Every `/api/...` route needs one (see the security schemes):
+def credentials_doc(settings: CommonSettings) -> str:
+    """The rules a client must know, in every service's OpenAPI description."""
+    return f"""**Credentials.** Every `/api/...` route needs one (see the security schemes):
 the app credential (`Authorization: Bearer <key>` or `X-API-Key`) for the web app's backend,
 which may act for any user; a user token (`Authorization: Bearer <JWT>`, HS256, the user id
 as a string in `sub`, `exp` required), which reads and acts only for its own user; or the admin
 key, which the ops routes (`/admin/...`, index sync, enrich-all) require. Without one: 401; a
 user token asking for another user's data, or a non-admin credential on an ops route: 403.
 
-**Limits.** Per credential and service process: user tokens 20 requests/s (bursts of 40) per
-user, the app credential 1,000/s (bursts of 2,000); training runs for a bounded number of
-users at once and a second request for the same user joins the running one. Over a limit:
-429 with `Retry-After` (seconds).
+**Limits.** Per credential and service process: a user token
+{settings.rate_limit_user_per_s:g} requests/s (bursts of {settings.rate_limit_user_burst}) per
+user, the app credential {settings.rate_limit_app_per_s:g}/s (bursts of
+{settings.rate_limit_app_burst}), 0 meaning none; training runs for at most
+{settings.train_queue_limit} users at once and a second request for a user joins the running
+one. Over a limit: 429 with `Retry-After` (seconds).
 
 **Input.** Bodies are JSON (415 otherwise); fields are not coerced (`true`, `"1"` and `1.0`
 are not the number 1; `"no"` is not false); unknown fields are refused with 422 naming them;
