@@ -8,7 +8,6 @@ from __future__ import annotations
 import shutil
 import subprocess
 
-import httpx
 import pytest
 
 from tests.credentials import as_user
@@ -106,23 +105,33 @@ def test_enrich_status_shows_the_worker_to_the_admin_key_only(stack: Stack) -> N
     assert as_app["failures"] == [] and as_app["job_id"] == as_admin["job_id"]
 
 
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
 def test_key_with_trailing_spaces_gets_the_same_answer_directly_and_through_the_gateway(
     stack: Stack,
 ) -> None:
     """Traefik strips spaces around a header value (RFC 9110 5.5); the services do the same,
-    so the two paths agree. A key that differs otherwise is refused on both."""
+    so the two paths agree. A key that differs otherwise is refused on both. (curl: httpx
+    refuses to send a header value with trailing spaces.)"""
     stack.require("enrichment")
     direct = stack.services["enrichment"].url
     for key, status in (
-        (stack.admin_key + "   ", 200),
-        (stack.admin_key[:-1] + "   ", 401),
-        (stack.admin_key[:5] + " " + stack.admin_key[5:], 401),
+        (stack.admin_key + "   ", "200"),
+        (stack.admin_key[:-1] + "   ", "401"),
+        (stack.admin_key[:5] + " " + stack.admin_key[5:], "401"),
     ):
-        for base in (stack.base_url, direct):
-            response = httpx.get(
-                base + "/api/enrich-status", headers={"X-API-Key": key}, verify=False, timeout=30
-            )
-            assert response.status_code == status, (base, repr(key[-4:]), response.text[:200])
+        for base, version in (
+            (stack.base_url, "--http2"),
+            (stack.base_url, "--http1.1"),
+            (direct, "--http1.1"),
+        ):
+            done = subprocess.run(
+                [
+                    "curl", "-sk", version, "-o", "/dev/null", "-w", "%{http_code}",
+                    "-H", f"X-API-Key: {key}", f"{base}/api/enrich-status",
+                ],
+                capture_output=True, text=True, timeout=30, check=False,
+            )  # fmt: skip
+            assert done.stdout == status, (base, version, status)
 
 
 @pytest.mark.parametrize(
@@ -148,7 +157,8 @@ def test_oversized_headers_answer_431_over_http1(stack: Stack) -> None:
 def test_oversized_header_list_answers_431_over_http2(stack: Stack) -> None:
     """Many fields over 32 KiB in all: 431 over HTTP/2 too. (One single field over the limit
     resets the connection instead: Go's HPACK decoder; documented in gateway/traefik.yml.)"""
-    fields = [arg for i in range(40) for arg in ("-H", f"X-Big-{i}: {'a' * 2000}")]
+    # 40 KB in all: over the gateway's 32 KiB, under what curl (nghttp2) itself will send.
+    fields = [arg for i in range(20) for arg in ("-H", f"X-Big-{i}: {'a' * 2000}")]
     done = subprocess.run(
         [
             "curl", "-sk", "--http2", "-o", "/dev/null", "-w", "%{http_code} %{http_version}",
