@@ -285,6 +285,9 @@ def test_openapi_declares_the_security_schemes(sqlite_url, tmp_path) -> None:
     operation = schema["paths"]["/api/demo/status/{user_id}"]["get"]
     assert {"bearer": []} in operation["security"] and {"apiKey": []} in operation["security"]
     assert "Credentials" in schema["info"]["description"]
+    assert {"401", "403", "429"} <= set(operation["responses"])
+    assert "415" in schema["paths"]["/api/demo/recommend"]["post"]["responses"]
+    assert set(operation["responses"]["403"]["content"]) == {"application/problem+json"}
     body = schema["components"]["schemas"]["Body"]
     assert body["additionalProperties"] is False
 

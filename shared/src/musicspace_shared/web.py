@@ -304,6 +304,8 @@ def _document_problems(app: FastAPI) -> None:
                 responses = operation.setdefault("responses", {})
                 if "422" in responses:
                     responses["422"] = {"description": "Invalid input", **problem_response}
+                for code, description in _documented_refusals(operation).items():
+                    responses.setdefault(code, {"description": description})
                 for code, response in responses.items():
                     if code[0] in "45" and "content" not in response:
                         response.update(problem_response)
@@ -315,6 +317,22 @@ def _document_problems(app: FastAPI) -> None:
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _documented_refusals(operation: dict[str, Any]) -> dict[str, str]:
+    """The refusals every client meets, by status, for one OpenAPI operation."""
+    refusals = {}
+    if operation.get("security"):
+        refusals |= {
+            "401": "No credential, or one that is not recognised (or an expired user token)",
+            "403": "The credential may not do this: a user token for another user's data, or "
+            "not the admin key on an ops route",
+            "429": "Over this credential's rate limit (or m1/m3 training queue full): retry "
+            "after the Retry-After header's seconds",
+        }
+    if "requestBody" in operation:
+        refusals["415"] = "The body is not JSON (Content-Type: application/json)"
+    return refusals
 
 
 async def _database_ready(app: FastAPI) -> str | None:
