@@ -47,7 +47,7 @@ API_KEY_DOC = "`X-API-Key: <key>`: the app credential or the admin key (ops rout
 
 
 class _RawBearer(HTTPBearer):
-    """Documents the bearer scheme; hands over the token exactly as sent (no trimming)."""
+    """Documents the bearer scheme; hands the token to identify() as sent."""
 
     async def __call__(self, request: Request) -> str | None:  # type: ignore[override]
         value = request.headers.get("authorization")

@@ -321,7 +321,7 @@ def _document_problems(app: FastAPI) -> None:
 
 def _documented_refusals(operation: dict[str, Any]) -> dict[str, str]:
     """The refusals every client meets, by status, for one OpenAPI operation."""
-    refusals = {}
+    refusals: dict[str, str] = {}
     if operation.get("security"):
         refusals |= {
             "401": "No credential, or one that is not recognised (or an expired user token)",
