@@ -403,6 +403,8 @@ def run(context: Any = None) -> dict[str, Any]:
                 "DATABASE_URL": url,
                 "MODEL_ROOT": str(log_dir / "models"),
                 "LOG_LEVEL": "WARNING",
+                # m2 and enrichment share it: enrichment calls m2 with it, so does this bench.
+                "ADMIN_API_KEY": ADMIN_KEY,
             }
             try:
                 started = time.perf_counter()
@@ -420,7 +422,6 @@ def run(context: Any = None) -> dict[str, Any]:
                 processes.append(m2)
             enrichment_env = common | {
                 "M2_URL": m2.url,
-                "ADMIN_API_KEY": ADMIN_KEY,
                 "ENRICHMENT_BATCH_SIZE": str(BATCH),
                 "ENRICHMENT_CONCURRENCY": str(concurrency),
                 # No llm runs here: its index sync after each job would only fail.
