@@ -6,6 +6,7 @@ password); each test session creates its own databases and drops them at the end
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -14,8 +15,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from musicspace_shared.db.engine import make_engine, make_sessionmaker
 from musicspace_shared.db.migrate import upgrade
+from tests import credentials
 from tests.databases import demo_database, drop_created_databases, new_mariadb_database
 from tests.factories import write_demo_subset
+
+# Every service's settings (in-process and child processes) know the test credentials.
+os.environ.update(credentials.ENV)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 
 from bench.context import BenchContext, Call
+from bench.credentials import AUTH
 
 CONCURRENCY = 16
 
@@ -67,7 +68,9 @@ def run(context: BenchContext) -> dict[str, Any]:
     calls, skipped = _route_calls(stack)
     result["skipped"] = skipped
     for call in calls[:5]:  # a first call per route loads per-user models outside the timing
-        httpx.request(call.method, call.url, json=call.json, verify=False, timeout=120)
+        httpx.request(
+            call.method, call.url, json=call.json, verify=False, timeout=120, headers=AUTH
+        )
     mixed = context.load(
         [*calls, Call("healthz_gateway", "GET", stack.health_url)],
         concurrency=CONCURRENCY,

@@ -32,6 +32,7 @@ if str(ROOT) not in sys.path:
 import httpx  # noqa: E402
 
 from bench.context import BenchContext, Call  # noqa: E402
+from bench.credentials import AUTH  # noqa: E402
 from tests.processes import ServiceProcess, free_port  # noqa: E402
 
 CONCURRENCY = 16
@@ -41,7 +42,7 @@ LIMIT = 20
 
 def _train_users(base: str, users: list[int]) -> dict[str, int]:
     models: dict[str, int] = {}
-    with httpx.Client(verify=False, timeout=60) as client:
+    with httpx.Client(verify=False, timeout=60, headers=AUTH) as client:
         for u in users:
             model = (
                 client.post(base + "/api/m1/train", json={"user_id": u})

@@ -34,6 +34,7 @@ if str(ROOT) not in sys.path:
 import httpx  # noqa: E402
 import numpy as np  # noqa: E402
 
+from bench import credentials  # noqa: E402
 from musicspace_cli.demo_data import DEMO_CATALOG  # noqa: E402
 from musicspace_m2.schemas import PredictItem  # noqa: E402
 from musicspace_m2.service import inputs_for_text, predict_results  # noqa: E402
@@ -162,6 +163,7 @@ def _http(model_root: Path, items: list[dict[str, Any]], seconds: float) -> dict
         "DATABASE_URL": os.environ.get("BENCH_M2_DATABASE_URL") or _sqlite_url(),
         "MODEL_ROOT": str(model_root),
         "LOG_LEVEL": "WARNING",
+        **credentials.ENV,
     }
     WORK.mkdir(parents=True, exist_ok=True)
     service = ServiceProcess(name="m2", port=free_port(), env=env, log_path=WORK / "m2.log").start()
@@ -176,7 +178,7 @@ def _http(model_root: Path, items: list[dict[str, Any]], seconds: float) -> dict
                     response = client.post(
                         "/api/m2/predict-audio",
                         content=payload,
-                        headers={"content-type": "application/json"},
+                        headers={"content-type": "application/json", **credentials.AUTH},
                     )
                     response.raise_for_status()
 

@@ -32,13 +32,14 @@ if str(ROOT) not in sys.path:
 import httpx  # noqa: E402
 
 from bench.context import BenchContext, Call  # noqa: E402
+from bench.credentials import AUTH  # noqa: E402
 
 CONCURRENCY = 16
 GOAL_P99_MS = 50.0
 
 
 def _serial_answers(url: str, users: list[int]) -> dict[int, list[str]]:
-    with httpx.Client(verify=False, timeout=60) as client:
+    with httpx.Client(verify=False, timeout=60, headers=AUTH) as client:
         return {
             u: [
                 i["track_id"]
@@ -52,7 +53,7 @@ async def _concurrent_answers(
     url: str, users: list[int], rounds: int = 4
 ) -> dict[int, list[list[str]]]:
     limits = httpx.Limits(max_connections=CONCURRENCY)
-    async with httpx.AsyncClient(verify=False, timeout=60, limits=limits) as client:
+    async with httpx.AsyncClient(verify=False, timeout=60, limits=limits, headers=AUTH) as client:
         responses = await asyncio.gather(
             *(client.post(url, json={"user_id": u, "limit": 20}) for u in users * rounds)
         )
@@ -175,7 +176,7 @@ def run(context: BenchContext) -> dict[str, Any]:
             ]
         )
     started = time.perf_counter()
-    with httpx.Client(verify=False, timeout=60) as client:
+    with httpx.Client(verify=False, timeout=60, headers=AUTH) as client:
         statuses = [
             client.post(stack.gateway_url + "/api/m3/events", json={"events": batch}).status_code
             for batch in batches

@@ -25,6 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench import credentials  # noqa: E402
 from bench.loadgen import run_load  # noqa: E402
 from deploy import gen_cert, render_gateway  # noqa: E402
 from tests.processes import ServiceProcess, free_port  # noqa: E402
@@ -193,6 +194,7 @@ class BenchContext:
             "MODEL_ROOT": str(model_root),
             "ADMIN_API_KEY_FILE": str(admin_key_file),
             "LOG_LEVEL": "WARNING",
+            **credentials.ENV,
             **{f"{name.upper()}_URL": f"http://127.0.0.1:{port}" for name, port in ports.items()},
         }
         print(
@@ -292,14 +294,14 @@ class BenchContext:
         `seconds` or until `total` requests. The client (bench/loadgen.py, a lean uvloop client)
         runs on this machine, so its own CPU use is part of every figure: compare within one
         run, e.g. a route next to /healthz. on_tick(elapsed_s) is called about once a second
-        (e.g. to sample memory)."""
+        (e.g. to sample memory). Requests carry the app credential unless `headers` replace it."""
         elapsed, samples = run_load(
             calls,
             concurrency=concurrency,
             seconds=seconds,
             total=total,
             warmup=warmup,
-            headers=headers,
+            headers=credentials.AUTH if headers is None else headers,
             on_tick=on_tick,
         )
         return LoadResult(seconds=elapsed, samples=samples)

@@ -1,4 +1,5 @@
-"""Create the compose secrets (once): admin API key, MariaDB password, Google API key.
+"""Create the compose secrets (once): admin key, app credential, user-token signing key,
+MariaDB password, Google API key.
 
     python deploy/gen_secrets.py [--out var/secrets]
 
@@ -27,6 +28,10 @@ def generate(*, out_dir: Path) -> list[Path]:
     out_dir.chmod(0o700)
     values = {
         "admin_api_key": secrets.token_urlsafe(32),
+        # The web app's backend sends it (acts for any user); README "Credentials".
+        "app_api_key": secrets.token_urlsafe(32),
+        # The web app signs its users' tokens (JWT HS256) with it; the services verify them.
+        "user_token_secret": secrets.token_urlsafe(48),
         # Hex: safe inside a database URL without escaping (deploy/entrypoint.sh splices it in).
         "db_password": secrets.token_hex(24),
         "google_api_key": "",
@@ -50,6 +55,10 @@ def main() -> None:
     for path in generate(out_dir=args.out):
         print(f"wrote {path}")
     print(f"secrets in {args.out}")
+    print(
+        "  the web app's backend: Authorization: Bearer <app_api_key>; its users: "
+        "Authorization: Bearer <JWT HS256 signed with user_token_secret, sub = user id, exp>"
+    )
 
 
 if __name__ == "__main__":

@@ -3,7 +3,8 @@
     python deploy/localstack.py up [--gateway-port 8443] [--first-port 8001] [--var var]
     python deploy/localstack.py down | status
 
-`up`: certificate and admin key, first-start bootstrap (migrate SQLite, import the demo data,
+`up`: certificate and credentials (admin key, app credential, user-token signing key: files
+under <var>, made once), first-start bootstrap (migrate SQLite, import the demo data,
 train missing global models: deploy/bootstrap.py), the gateway config for these ports
 (deploy/render_gateway.py), then the five services and Traefik as background processes with
 their pid files and logs under <var>/run/, and waits until every /readyz answers.
@@ -46,23 +47,36 @@ class Stack:
     def admin_key_file(self) -> Path:
         return self.var / "admin_api_key"
 
+    @property
+    def app_key_file(self) -> Path:
+        return self.var / "app_api_key"
+
+    @property
+    def user_token_secret_file(self) -> Path:
+        return self.var / "user_token_secret"
+
     def env(self) -> dict[str, str]:
         """What every child process sees: one DB, one model root, peers at their local ports."""
         env = dict(os.environ)
         env.setdefault("DATABASE_URL", f"sqlite+aiosqlite:///{self.var / 'musicspace.db'}")
         env.setdefault("MODEL_ROOT", str(self.var / "models"))
         env["ADMIN_API_KEY_FILE"] = str(self.admin_key_file)
+        env["APP_API_KEY_FILE"] = str(self.app_key_file)
+        env["USER_TOKEN_SECRET_FILE"] = str(self.user_token_secret_file)
         for name, port in self.ports.items():
             env[f"{name.upper()}_URL"] = f"http://127.0.0.1:{port}"
         return env
 
-    def ensure_admin_key(self) -> None:
-        if self.admin_key_file.is_file():
-            return
+    def ensure_credentials(self) -> None:
+        """Each credential file once (0600); an existing one is kept, never rotated."""
         self.var.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.admin_key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(secrets.token_urlsafe(32) + "\n")
+        for path in (self.admin_key_file, self.app_key_file, self.user_token_secret_file):
+            if path.is_file():
+                continue
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as handle:
+                # 48 random bytes: above HS256's 32-byte minimum for the signing key too.
+                handle.write(secrets.token_urlsafe(48) + "\n")
 
     # -- processes -----------------------------------------------------------------------
     def pid_file(self, name: str) -> Path:
@@ -208,10 +222,10 @@ def up(stack: Stack, *, timeout_s: float, skip_bootstrap: bool) -> int:
         return 2
     stack.run.mkdir(parents=True, exist_ok=True)
     env = stack.env()
-    print("==> certificate and admin key")
+    print("==> certificate and credentials")
     if not _venv_run(["deploy/gen_cert.py"], env):
         return 1
-    stack.ensure_admin_key()
+    stack.ensure_credentials()
     failed_bootstrap = False
     if not skip_bootstrap:
         print(
@@ -261,8 +275,18 @@ def up(stack: Stack, *, timeout_s: float, skip_bootstrap: bool) -> int:
     print(
         f"\nMusicSpace is up: https://localhost:{stack.gateway_port}/api/...  (self-signed: curl -k)"
     )
-    print(f"  try: curl -k https://localhost:{stack.gateway_port}/api/m1/status/1")
-    print(f"  admin key: {stack.admin_key_file}   logs: {stack.run}/*.log   stop: make down")
+    print(
+        f'  try: curl -k -H "Authorization: Bearer $(cat {stack.app_key_file})" '
+        f"https://localhost:{stack.gateway_port}/api/m1/status/1"
+    )
+    print(f"  app credential (the web backend, any user): {stack.app_key_file}")
+    print(
+        f"  user tokens: JWT HS256 signed with {stack.user_token_secret_file}, "
+        '{"sub": "<user id>", "exp": ...} (README: Credentials)'
+    )
+    print(
+        f"  admin key (ops routes): {stack.admin_key_file}   logs: {stack.run}/*.log   stop: make down"
+    )
     return 0
 
 

@@ -110,16 +110,21 @@ def test_model_volumes_mounted_at_design_paths(config: dict) -> None:
 
 
 def test_secrets_are_compose_secrets_not_environment(config: dict) -> None:
-    assert {"admin_api_key", "google_api_key", "db_password"} <= set(config["secrets"])
+    credentials = {"admin_api_key", "app_api_key", "user_token_secret"}
+    assert credentials | {"google_api_key", "db_password"} <= set(config["secrets"])
     for name in SERVICES:
         env = config["services"][name]["environment"]
         assert env["ADMIN_API_KEY_FILE"] == "/run/secrets/admin_api_key"
-        assert "ADMIN_API_KEY" not in env and "GOOGLE_API_KEY" not in env
+        assert env["APP_API_KEY_FILE"] == "/run/secrets/app_api_key"
+        assert env["USER_TOKEN_SECRET_FILE"] == "/run/secrets/user_token_secret"
+        assert not {"ADMIN_API_KEY", "APP_API_KEY", "USER_TOKEN_SECRET", "GOOGLE_API_KEY"} & set(
+            env
+        )
         assert ":" not in env["DATABASE_URL"].split("//", 1)[1].split("@", 1)[0], (
             "no password in DATABASE_URL"
         )
         assert {s["source"] for s in config["services"][name]["secrets"]} >= {
-            "admin_api_key",
+            *credentials,
             "db_password",
         }
     assert (

@@ -99,11 +99,34 @@ def test_gen_cert_writes_a_localhost_certificate_and_a_private_key(tmp_path: Pat
 
 def test_gen_secrets_never_rotates_existing_files(tmp_path: Path) -> None:
     written = gen_secrets.generate(out_dir=tmp_path)
-    assert {p.name for p in written} == {"admin_api_key", "db_password", "google_api_key"}
-    before = (tmp_path / "admin_api_key").read_text()
+    assert {p.name for p in written} == {
+        "admin_api_key",
+        "app_api_key",
+        "user_token_secret",
+        "db_password",
+        "google_api_key",
+    }
+    before = {p.name: p.read_text() for p in written}
     assert gen_secrets.generate(out_dir=tmp_path) == []
-    assert (tmp_path / "admin_api_key").read_text() == before
+    assert {p.name: p.read_text() for p in written} == before
     assert (tmp_path / "google_api_key").read_text() == ""
+    assert len((tmp_path / "user_token_secret").read_text()) >= 43, "at least 32 random bytes"
+    assert before["app_api_key"] != before["admin_api_key"]
+
+
+def test_localstack_creates_each_credential_once_and_hands_them_to_the_services(
+    tmp_path: Path,
+) -> None:
+    stack = Stack(var=tmp_path, gateway_port=18443, first_port=18001, ops_port=18082)
+    stack.ensure_credentials()
+    files = (stack.admin_key_file, stack.app_key_file, stack.user_token_secret_file)
+    first = [path.read_text() for path in files]
+    stack.ensure_credentials()
+    assert [path.read_text() for path in files] == first, "never rotated"
+    assert len(set(first)) == 3 and all(path.stat().st_mode & 0o077 == 0 for path in files)
+    env = stack.env()
+    assert env["APP_API_KEY_FILE"] == str(stack.app_key_file)
+    assert env["USER_TOKEN_SECRET_FILE"] == str(stack.user_token_secret_file)
 
 
 def test_entrypoint_splices_secret_files_into_the_environment(tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ from musicspace_shared.errors import NotFound
 from musicspace_shared.settings import CommonSettings
 from musicspace_shared.web import SessionDep, create_service_app
 from tests.asgi import serving
+from tests.credentials import APP_KEY
 
 
 class Body(BaseModel):
@@ -37,7 +38,7 @@ def build_app(database_url: str, tmp_path, **kwargs):
 
 
 async def call(app, method: str, path: str, **kwargs) -> httpx.Response:
-    async with serving(app) as client:
+    async with serving(app, headers={}) as client:
         return await client.request(method, path, **kwargs)
 
 
@@ -110,7 +111,10 @@ async def test_request_id_is_echoed_and_metrics_use_route_templates(sqlite_url, 
     ("headers", "status"),
     [
         ({}, 401),
-        ({"X-API-Key": "wrong"}, 403),
+        ({"X-API-Key": "wrong"}, 401),
+        ({"X-API-Key": "s3cret x"}, 401),
+        ({"X-API-Key": "s3cret  "}, 200),  # the gateway strips it too (RFC 9110 5.5)
+        ({"Authorization": f"Bearer {APP_KEY}"}, 403),
         ({"X-API-Key": "s3cret"}, 200),
         ({"Authorization": "Bearer s3cret"}, 200),
     ],
@@ -151,3 +155,14 @@ def test_openapi_documents_errors_as_problems(sqlite_url, tmp_path) -> None:
     assert set(responses["422"]["content"]) == {"application/problem+json"}
     assert "4XX" in responses and "5XX" in responses
     assert "Problem" in schema["components"]["schemas"]
+
+
+@pytest.mark.parametrize("body", [{"dry_run": "false"}, {"dry_run": 0}, {"older_than_days": "90"}])
+async def test_cleanup_body_is_strict_so_a_string_never_turns_off_the_dry_run(
+    sqlite_url, tmp_path, body
+) -> None:
+    app = build_app(sqlite_url, tmp_path, model_family="M1")
+    response = await call(
+        app, "POST", "/admin/models/cleanup", json=body, headers={"X-API-Key": "s3cret"}
+    )
+    assert response.status_code == 422, response.text

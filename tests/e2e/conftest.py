@@ -23,6 +23,7 @@ import sqlalchemy as sa
 
 from deploy import gen_cert, render_gateway
 from musicspace_shared.db.engine import make_engine
+from tests import credentials
 from tests.processes import ServiceProcess, free_port
 from tests.traefik import running_traefik
 
@@ -37,6 +38,7 @@ class Stack:
     env: dict[str, str]
     ports: dict[str, int]
     admin_key: str
+    app_key: str
     user_id: int
     track_id: str
     services: dict[str, ServiceProcess]
@@ -50,7 +52,17 @@ class Stack:
                 f"{service} did not become ready: {self.unavailable[service]}\n-- bootstrap --\n{self.bootstrap_log[-3000:]}"
             )
 
+    @property
+    def app(self) -> dict[str, str]:
+        """The web backend's credential (acts for any user)."""
+        return {"Authorization": f"Bearer {self.app_key}"}
+
+    @property
+    def admin(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.admin_key}"}
+
     def client(self, **kwargs: object) -> httpx.Client:
+        """A client of the gateway; it sends no credential unless the request says so."""
         return httpx.Client(base_url=self.base_url, verify=False, timeout=120, **kwargs)  # type: ignore[arg-type]
 
     def render_gateway(self, out_dir: Path, **overrides: object) -> tuple[Path, int, int]:
@@ -98,11 +110,17 @@ def stack(demo_db_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     gen_cert.generate(out_dir=tmp / "certs")
     admin_key = secrets.token_urlsafe(24)
     (tmp / "admin_api_key").write_text(admin_key)
+    # As `make up` does: credential files (the user-token key is the tests' own, so
+    # tests.credentials.as_user() signs tokens these services accept).
+    (tmp / "app_api_key").write_text(credentials.APP_KEY + "\n")
+    (tmp / "user_token_secret").write_text(credentials.USER_TOKEN_SECRET + "\n")
     ports = {name: free_port() for name in SERVICES}
     env = {
         "DATABASE_URL": demo_db_url,
         "MODEL_ROOT": str(tmp / "models"),
         "ADMIN_API_KEY_FILE": str(tmp / "admin_api_key"),
+        "APP_API_KEY_FILE": str(tmp / "app_api_key"),
+        "USER_TOKEN_SECRET_FILE": str(tmp / "user_token_secret"),
         "LOG_LEVEL": "INFO",
         # Small models: these tests check the plumbing, the benchmarks and evals check quality.
         "M3_ITERATIONS": "60",
@@ -136,6 +154,7 @@ def stack(demo_db_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         env=env,
         ports=ports,
         admin_key=admin_key,
+        app_key=credentials.APP_KEY,
         user_id=user_id,
         track_id=track_id,
         services=services,

@@ -103,6 +103,7 @@ class Route:
     status: tuple[int, ...]
     body: dict[str, Any] | None = None
     admin: bool = False
+    anonymous: bool = False  # no credential at all (else the app credential)
     check: Callable[[Any, Stack], None] | None = None
     id: str = field(default="", compare=False)
 
@@ -280,6 +281,7 @@ ROUTES = [
         "/api/init-models",
         (401,),
         {"user_id": "{user}"},
+        anonymous=True,
         id="init-models-without-key",
     ),
     Route(
@@ -288,11 +290,13 @@ ROUTES = [
         "/api/init-models",
         (200,),
         {"user_id": "{user}"},
-        admin=True,
         check=_init_models,
         id="init-models",
     ),
-    Route("enrichment", "POST", "/api/enrich-all", (401,), id="enrich-all-without-key"),
+    Route(
+        "enrichment", "POST", "/api/enrich-all", (401,), anonymous=True, id="enrich-all-without-key"
+    ),
+    Route("enrichment", "POST", "/api/enrich-all", (403,), id="enrich-all-with-app-credential"),
     Route(
         "enrichment", "POST", "/api/enrich-all", (200, 202), admin=True, check=_job, id="enrich-all"
     ),
@@ -324,7 +328,7 @@ def _fill(value: Any, stack: Stack) -> Any:
 @pytest.mark.parametrize("route", ROUTES, ids=[r.id for r in ROUTES])
 def test_public_route_through_gateway(stack: Stack, route: Route) -> None:
     stack.require(route.service)
-    headers = {"X-API-Key": stack.admin_key} if route.admin else {}
+    headers = stack.admin if route.admin else {} if route.anonymous else stack.app
     with stack.client() as client:
         response = client.request(
             route.method, _fill(route.path, stack), json=_fill(route.body, stack), headers=headers
@@ -366,8 +370,9 @@ def test_security_headers_on_every_answer(stack: Stack) -> None:
     stack.require("m1")
     with stack.client() as client:
         for response in (
-            client.get(f"/api/m1/status/{stack.user_id}"),
-            client.post("/api/m1/recommend", json={"user_id": -1}),
+            client.get(f"/api/m1/status/{stack.user_id}", headers=stack.app),
+            client.post("/api/m1/recommend", json={"user_id": -1}, headers=stack.app),
+            client.get(f"/api/m1/status/{stack.user_id}"),  # 401
         ):
             headers = response.headers
             assert headers["strict-transport-security"].startswith("max-age=31536000")
@@ -383,7 +388,7 @@ def test_request_id_from_the_client_is_kept(stack: Stack) -> None:
     stack.require("m1")
     with stack.client() as client:
         response = client.get(
-            f"/api/m1/status/{stack.user_id}", headers={"X-Request-ID": "e2e-trace-42"}
+            f"/api/m1/status/{stack.user_id}", headers={"X-Request-ID": "e2e-trace-42", **stack.app}
         )
     assert response.headers["x-request-id"] == "e2e-trace-42"
 

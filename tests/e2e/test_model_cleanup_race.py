@@ -90,7 +90,7 @@ def trained(stack: Stack, request: pytest.FixtureRequest) -> Trained:
     case = Trained(
         service, family, user_id, stack.services[service].url, Path(stack.env["MODEL_ROOT"])
     )
-    with httpx.Client(base_url=case.url, timeout=120) as client:
+    with httpx.Client(base_url=case.url, timeout=120, headers=stack.app) as client:
         if train is not None:
             assert client.post(train, json={"user_id": user_id}).status_code == 200
         # m2 trains its per-user SVM on demand, inside recommend.
@@ -103,13 +103,13 @@ def test_cleanup_route_removes_only_unused_models_and_the_user_is_still_served(
     stack: Stack, trained: Trained
 ) -> None:
     family, user_id = trained.family, trained.user_id
-    admin = {"X-API-Key": stack.admin_key}
-    with httpx.Client(base_url=trained.url, timeout=120) as client:
+    admin = stack.admin
+    with httpx.Client(base_url=trained.url, timeout=120, headers=stack.app) as client:
         entries = _entries(trained.root, family, user_id)
         assert entries, f"no {family} user model for user {user_id}"
         usage = client.get("/admin/models", headers=admin).json()[family]
         assert usage["user_models"] >= 1 and usage["user_model_bytes"] > 0
-        assert client.post("/admin/models/cleanup", json={"dry_run": False}).status_code == 401
+        assert client.post("/admin/models/cleanup", json={"dry_run": False}).status_code == 403
 
         for entry in entries:
             _age(entry.paths, OLD_S)
@@ -130,14 +130,14 @@ def test_cleanup_route_removes_only_unused_models_and_the_user_is_still_served(
         assert after.status_code == 200, after.text
 
 
-def test_removal_during_recommend_never_fails_a_request(trained: Trained) -> None:
+def test_removal_during_recommend_never_fails_a_request(stack: Stack, trained: Trained) -> None:
     """The cleanup's own removal (model_ops.cleanup, what the route runs) with a clock far
     ahead, so it deletes the model that the concurrent requests are using and re-marking."""
     statuses: list[int] = []
     stop = threading.Event()
 
     def hammer() -> None:
-        with httpx.Client(base_url=trained.url, timeout=120) as own:
+        with httpx.Client(base_url=trained.url, timeout=120, headers=stack.app) as own:
             while not stop.is_set():
                 statuses.append(trained.recommend(own).status_code)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
@@ -14,11 +15,12 @@ from musicspace_enrichment.app import create_app
 from musicspace_enrichment.clients import build_peers
 from musicspace_enrichment.settings import Settings
 from services.enrichment.tests.fakes import FakeM2
-from tests.asgi import serving
+from tests.asgi import asgi_client, serving
+from tests.credentials import APP, as_user
 from tests.processes import free_port
 
 KEY = "test-admin-key"
-ADMIN = {"X-API-Key": KEY}
+ADMIN = {"Authorization": f"Bearer {KEY}"}
 
 
 class FakePeers:
@@ -32,6 +34,11 @@ class FakePeers:
     def handler(self, request: httpx.Request) -> httpx.Response:
         path = request.url.path
         self.calls.append(f"{request.method} {path}")
+        if (
+            path != "/api/llm/index/sync"
+            and request.headers.get("authorization") != APP["Authorization"]
+        ):
+            return httpx.Response(401, json={"detail": "peers are called with the app credential"})
         body = json.loads(request.content) if request.content else {}
         if path == "/api/m2/predict-audio":
             return self.m2.handler(request)
@@ -49,7 +56,7 @@ class FakePeers:
         if path == "/api/m2/train":
             return httpx.Response(200, json={"user_id": body["user_id"], "trained": True})
         if path == "/api/llm/index/sync":
-            if request.headers.get("x-api-key") != KEY:
+            if request.headers.get("authorization") != f"Bearer {KEY}":
                 return httpx.Response(401, json={"detail": "admin credential required"})
             return httpx.Response(200, json={"upserted": 3})
         if path == "/api/m3/train":
@@ -99,20 +106,40 @@ async def _user_with_lacking(client: httpx.AsyncClient) -> int:
         ).scalar_one()
 
 
-@pytest.mark.parametrize("route", ["/api/init-models", "/api/enrich-all"])
-async def test_admin_routes_without_credential_return_401(client, route):
-    response = await client.post(route, json={"user_id": 1})
-    assert response.status_code == 401
+@pytest.mark.parametrize(
+    ("method", "route"),
+    [("POST", "/api/init-models"), ("POST", "/api/enrich-all"), ("GET", "/api/enrich-status")],
+)
+async def test_routes_without_or_with_an_unknown_credential_return_401(client, method, route):
+    for headers in ({}, {"X-API-Key": "wrong"}, {"Authorization": "Bearer wrong"}):
+        async with asgi_client(client.app, headers=headers) as other:
+            response = await other.request(method, route, json={"user_id": 1})
+        assert response.status_code == 401, headers
 
 
-@pytest.mark.parametrize("route", ["/api/init-models", "/api/enrich-all"])
-async def test_admin_routes_with_wrong_credential_return_403(client, route):
-    response = await client.post(route, json={"user_id": 1}, headers={"X-API-Key": "wrong"})
-    assert response.status_code == 403
-    bearer = await client.post(
-        route, json={"user_id": 1}, headers={"Authorization": "Bearer wrong"}
+async def test_enrich_all_needs_the_admin_key(client):
+    app_credential = await client.post("/api/enrich-all")
+    user_token = await client.post("/api/enrich-all", headers=as_user(1))
+    assert app_credential.status_code == 403 and user_token.status_code == 403
+
+
+async def test_init_models_takes_the_app_credential_or_the_users_own_token(client):
+    app_credential = await client.post("/api/init-models", json={"user_id": 987654321})
+    other_user = await client.post(
+        "/api/init-models", json={"user_id": 987654321}, headers=as_user(5)
     )
-    assert bearer.status_code == 403
+    assert app_credential.status_code == 404, "the app credential acts for any user"
+    assert other_user.status_code == 403
+
+
+async def test_enrich_status_shows_the_worker_to_the_admin_key_only(client):
+    app = client.app  # type: ignore[attr-defined]
+    await app.state.bulk.start()
+    as_app = (await client.get("/api/enrich-status")).json()
+    as_admin = (await client.get("/api/enrich-status", headers=ADMIN)).json()
+    assert as_admin["owner"] and str(os.getpid()) in as_admin["owner"]
+    assert as_app["owner"] is None and as_app["last_error"] is None
+    assert as_app["job_id"] == as_admin["job_id"]
 
 
 async def test_init_models_unknown_user_returns_404(client):
@@ -163,7 +190,7 @@ async def test_init_models_enriches_trains_and_repeating_does_no_duplicate_work(
     assert fake.calls.count("POST /api/m1/train") == 1  # m1 not retrained: nothing changed
 
 
-async def test_enrich_status_is_public_and_enrich_all_starts_then_returns_the_active_job(client):
+async def test_enrich_status_and_enrich_all_starts_then_returns_the_active_job(client):
     app = client.app  # type: ignore[attr-defined]
     idle = await client.get("/api/enrich-status")
     assert idle.status_code == 200 and idle.json()["state"] == "idle"

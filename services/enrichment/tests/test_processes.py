@@ -32,7 +32,7 @@ from tests.processes import ServiceProcess, free_port
 pytestmark = [pytest.mark.slow, pytest.mark.mariadb]
 
 KEY = "process-test-key"
-ADMIN = {"X-API-Key": KEY}
+ADMIN = {"Authorization": f"Bearer {KEY}"}
 
 
 def _train(service: str, env: dict[str, str], **options: Any) -> dict[str, Any]:
@@ -142,7 +142,7 @@ def fresh(stack: Stack) -> Stack:
 
 
 def _status(process: ServiceProcess) -> dict[str, Any]:
-    return httpx.get(process.url + "/api/enrich-status", timeout=10).json()
+    return httpx.get(process.url + "/api/enrich-status", headers=ADMIN, timeout=10).json()
 
 
 def _until(

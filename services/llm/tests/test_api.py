@@ -13,7 +13,7 @@ from tests.factories import create_track, create_user
 
 from .helpers import ADMIN_KEY
 
-ADMIN = {"X-API-Key": ADMIN_KEY}
+ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
 
 
 async def test_readyz_reports_index_ready(client: httpx.AsyncClient) -> None:
@@ -224,10 +224,10 @@ async def test_recommend_leans_towards_the_users_library(
 
 
 async def test_sync_requires_admin(client: httpx.AsyncClient) -> None:
-    assert (await client.post("/api/llm/index/sync")).status_code == 401
+    assert (await client.post("/api/llm/index/sync")).status_code == 403, "app credential"
     assert (
-        await client.post("/api/llm/index/sync", headers={"X-API-Key": "wrong"})
-    ).status_code == 403
+        await client.post("/api/llm/index/sync", headers={"Authorization": "Bearer wrong"})
+    ).status_code == 401
 
 
 async def test_index_sync_picks_up_added_and_enriched_tracks(

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
 import httpx
+from fastapi import FastAPI
+
+from musicspace_shared.limits import TrainingQueue
 
 from .helpers import new_user, users_with_tracks
 
@@ -64,3 +68,34 @@ async def test_train_unknown_user_returns_404(client: httpx.AsyncClient) -> None
 async def test_train_invalid_user_id_returns_422(client: httpx.AsyncClient) -> None:
     response = await client.post("/api/m3/train", json={"user_id": "abc"})
     assert response.status_code == 422
+
+
+async def test_concurrent_trains_for_one_user_run_once(
+    client: httpx.AsyncClient, m3_db_url: str
+) -> None:
+    user_id = (await users_with_tracks(m3_db_url))[5][0]
+    both = await asyncio.gather(
+        *(client.post("/api/m3/train", json={"user_id": user_id}) for _ in range(2))
+    )
+    later = (await client.post("/api/m3/train", json={"user_id": user_id})).json()
+    first, second = (r.json() for r in both)
+    assert [r.status_code for r in both] == [200, 200]
+    assert first["trained_at"] == second["trained_at"], "the second request joined the first"
+    assert later["trained_at"] != first["trained_at"], "a train after it finished runs again"
+
+
+async def test_train_queue_beyond_its_limit_answers_429(
+    app: FastAPI, client: httpx.AsyncClient, m3_db_url: str
+) -> None:
+    users = [u for u, _ in (await users_with_tracks(m3_db_url))[6:8]]
+    saved = app.state.trainings
+    app.state.trainings = TrainingQueue(limit=1)
+    try:
+        answers = await asyncio.gather(
+            *(client.post("/api/m3/train", json={"user_id": u}) for u in users)
+        )
+    finally:
+        app.state.trainings = saved
+    assert sorted(r.status_code for r in answers) == [200, 429]
+    refused = next(r for r in answers if r.status_code == 429)
+    assert int(refused.headers["retry-after"]) >= 1

@@ -6,15 +6,17 @@ import asyncio
 from typing import Any
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from musicspace_shared import model_ops
 from musicspace_shared.auth import AdminOnly
+from musicspace_shared.inputs import Flag, StrictBody
 
 
-class CleanupRequest(BaseModel):
-    older_than_days: int = Field(90, ge=1, le=3650)
-    dry_run: bool = True
+class CleanupRequest(StrictBody):
+    older_than_days: int = Field(90, strict=True, ge=1, le=3650)
+    # strict: "false" or "no" must not turn a dry run into a removal.
+    dry_run: Flag = True
 
 
 def admin_router(family: str) -> APIRouter:

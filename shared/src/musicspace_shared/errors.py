@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import math
+
 
 class DomainError(Exception):
     """Base class: status and a title the client can read."""
 
     status = 400
     title = "Bad request"
+    headers: dict[str, str] = {}
 
     def __init__(self, detail: str, **extra: object) -> None:
         super().__init__(detail)
@@ -53,3 +56,15 @@ class Unauthorized(DomainError):
 class Forbidden(DomainError):
     status = 403
     title = "Forbidden"
+
+
+class TooManyRequests(DomainError):
+    """A limit was reached (rate or queue); Retry-After says when trying again makes sense."""
+
+    status = 429
+    title = "Too many requests"
+
+    def __init__(self, detail: str, *, retry_after_s: float, **extra: object) -> None:
+        seconds = max(1, math.ceil(retry_after_s))
+        super().__init__(detail, retry_after_s=seconds, **extra)
+        self.headers = {"Retry-After": str(seconds)}

@@ -78,7 +78,9 @@ class ServiceClient:
         retries: int = 3,
         backoff_s: float = 0.2,
         transport: httpx.AsyncBaseTransport | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
+        """headers go with every call (the caller's credential: settings.peer_headers())."""
         self.name = name
         self.retries = retries
         self.backoff_s = backoff_s
@@ -87,6 +89,7 @@ class ServiceClient:
             timeout=httpx.Timeout(timeout_s, connect=min(5.0, timeout_s)),
             # A test's fake transport answers by itself; real calls spread over the replicas.
             transport=transport or ReplicaSpreadingTransport(),
+            headers=headers,
         )
 
     async def aclose(self) -> None:

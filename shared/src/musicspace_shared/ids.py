@@ -8,15 +8,20 @@ from typing import Annotated
 from fastapi import Path
 from pydantic import Field
 
+from musicspace_shared.inputs import DecimalText
+
 MAX_USER_ID = 2**53 - 1
 TRACK_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 _TRACK_ID_RE = re.compile(TRACK_ID_PATTERN)
 
-UserId = Annotated[int, Field(ge=1, le=MAX_USER_ID, description="MusicSpace user id")]
+# strict: true, "1" and 1.0 are not user 1 (musicspace_shared.inputs).
+UserId = Annotated[int, Field(strict=True, ge=1, le=MAX_USER_ID, description="MusicSpace user id")]
 TrackId = Annotated[
     str, Field(min_length=1, max_length=64, pattern=TRACK_ID_PATTERN, description="track id")
 ]
-UserIdPath = Annotated[int, Path(ge=1, le=MAX_USER_ID, description="MusicSpace user id")]
+UserIdPath = Annotated[
+    int, DecimalText, Path(ge=1, le=MAX_USER_ID, description="MusicSpace user id (decimal digits)")
+]
 TrackIdPath = Annotated[
     str, Path(min_length=1, max_length=64, pattern=TRACK_ID_PATTERN, description="track id")
 ]

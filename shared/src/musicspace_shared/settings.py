@@ -35,8 +35,23 @@ class CommonSettings(BaseSettings):
     # (musicspace_shared.heap): reference cycles among replaced models and catalog indexes
     # are freed at the cost of one full collection (~0.1 s) instead of one every ~1.5 s.
     heap_resettle_s: float = Field(600.0, gt=0, validation_alias="HEAP_RESETTLE_S")
+    # The three credentials (musicspace_shared.auth); a *_FILE (compose secret) wins.
     admin_api_key: SecretStr | None = Field(None, validation_alias="ADMIN_API_KEY")
     admin_api_key_file: Path | None = Field(None, validation_alias="ADMIN_API_KEY_FILE")
+    app_api_key: SecretStr | None = Field(None, validation_alias="APP_API_KEY")
+    app_api_key_file: Path | None = Field(None, validation_alias="APP_API_KEY_FILE")
+    user_token_secret: SecretStr | None = Field(None, validation_alias="USER_TOKEN_SECRET")
+    user_token_secret_file: Path | None = Field(None, validation_alias="USER_TOKEN_SECRET_FILE")
+    # Optional: when set, user tokens must carry this `aud` claim.
+    user_token_audience: str | None = Field(None, validation_alias="USER_TOKEN_AUDIENCE")
+    # Requests per second (sustained, burst) per credential in each service process; 0: no limit.
+    # A user token is one bucket per user; the app credential is one bucket for the web backend.
+    rate_limit_user_per_s: float = Field(20.0, ge=0, validation_alias="RATE_LIMIT_USER_PER_S")
+    rate_limit_user_burst: int = Field(40, ge=1, validation_alias="RATE_LIMIT_USER_BURST")
+    rate_limit_app_per_s: float = Field(1000.0, ge=0, validation_alias="RATE_LIMIT_APP_PER_S")
+    rate_limit_app_burst: int = Field(2000, ge=1, validation_alias="RATE_LIMIT_APP_BURST")
+    # Distinct users whose training may run or wait at once in one process; beyond it: 429.
+    train_queue_limit: int = Field(8, ge=1, validation_alias="TRAIN_QUEUE_LIMIT")
     # Peer base URLs (local defaults; compose sets the service names).
     m1_url: str = Field("http://127.0.0.1:8001", validation_alias="M1_URL")
     m2_url: str = Field("http://127.0.0.1:8002", validation_alias="M2_URL")
@@ -48,11 +63,32 @@ class CommonSettings(BaseSettings):
 
     @cached_property
     def admin_key(self) -> str | None:
-        """The admin credential: a secret file (compose secrets) wins over the variable."""
-        if self.admin_api_key_file and self.admin_api_key_file.is_file():
-            return self.admin_api_key_file.read_text().strip() or None
-        return self.admin_api_key.get_secret_value() if self.admin_api_key else None
+        """The admin credential (ops routes)."""
+        return _secret(self.admin_api_key, self.admin_api_key_file)
+
+    @cached_property
+    def app_key(self) -> str | None:
+        """The web app backend's credential: may act for any user."""
+        return _secret(self.app_api_key, self.app_api_key_file)
+
+    @cached_property
+    def user_token_key(self) -> str | None:
+        """The HS256 key user tokens (JWT) are signed with."""
+        return _secret(self.user_token_secret, self.user_token_secret_file)
+
+    def peer_headers(self) -> dict[str, str]:
+        """What this service sends to a peer: the app credential (the admin key without one)."""
+        key = self.app_key or self.admin_key
+        return {"Authorization": f"Bearer {key}"} if key else {}
 
     def model_dir(self, family: str) -> Path:
         """The volume of one model family, e.g. model_dir("M1") -> <model_root>/M1."""
         return self.model_root / family
+
+
+def _secret(value: SecretStr | None, file: Path | None) -> str | None:
+    """A secret file (compose secrets) wins over the variable; surrounding whitespace
+    (the file's newline) is not part of the secret."""
+    if file and file.is_file():
+        return file.read_text().strip() or None
+    return value.get_secret_value() or None if value else None

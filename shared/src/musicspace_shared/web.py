@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import logging
 import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from http import HTTPStatus
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import anyio.lowlevel
 from fastapi import Depends, FastAPI, Request
@@ -27,14 +28,17 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from musicspace_shared import heap
 from musicspace_shared.admin import admin_router
+from musicspace_shared.auth import rate_limiters
 from musicspace_shared.db.engine import make_engine, make_sessionmaker, ping, session_scope
 from musicspace_shared.errors import DomainError
 from musicspace_shared.health import Degraded, shutdown_check
+from musicspace_shared.limits import TrainingQueue
 from musicspace_shared.logs import configure_logging, log_fields, request_id_var
 from musicspace_shared.metrics import ServiceMetrics
 from musicspace_shared.settings import CommonSettings
 
 logger = logging.getLogger("musicspace.web")
+T = TypeVar("T")
 
 
 ReadinessCheck = Callable[[FastAPI], Awaitable[str | None]]
@@ -44,11 +48,64 @@ Startup = Callable[[FastAPI], Any]
 """Called in lifespan after the DB engine exists; may return an async context manager."""
 
 
-def problem(status: int, title: str, detail: str, **extra: Any) -> JSONResponse:
+def problem(
+    status: int, title: str, detail: str, *, headers: dict[str, str] | None = None, **extra: Any
+) -> JSONResponse:
     body = {"status": status, "title": title, "detail": detail, **extra}
     return JSONResponse(
-        jsonable_encoder(body), status_code=status, media_type="application/problem+json"
+        jsonable_encoder(body),
+        status_code=status,
+        media_type="application/problem+json",
+        headers=headers,
     )
+
+
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
+
+class JsonBodyOnlyMiddleware:
+    """415 for a request body that is not JSON: every route reads JSON, and without this a
+    form or text body gets a misleading 422 ("Input should be a valid dictionary")."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] in _BODY_METHODS:
+            headers = dict(scope.get("headers") or [])
+            has_body = headers.get(b"content-length", b"0") != b"0" or (
+                b"transfer-encoding" in headers
+            )
+            media = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
+            if has_body and media != b"application/json" and not media.endswith(b"+json"):
+                got = media.decode("latin-1")[:80] or "no Content-Type"
+                response = problem(
+                    415,
+                    "Unsupported media type",
+                    f"the body must be JSON: send Content-Type: application/json (got {got})",
+                )
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+class HeadAsGetMiddleware:
+    """HEAD answers what GET would, without the body (FastAPI routes list GET only)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+
+        async def without_body(message: Message) -> None:
+            if message["type"] == "http.response.body":
+                message = {**message, "body": b""}
+            await send(message)
+
+        await self.app({**scope, "method": "GET"}, receive, without_body)
 
 
 _REQUEST_ID_PREFIX = secrets.token_hex(6)
@@ -159,8 +216,19 @@ def create_service_app(
             yield
         await engine.dispose()
 
-    app = FastAPI(title=title, version=version, description=description, lifespan=lifespan)
+    app = FastAPI(
+        title=title,
+        version=version,
+        description=f"{description}\n\n{credentials_doc(settings)}".strip(),
+        lifespan=lifespan,
+        # No redirects: Starlette builds the trailing-slash redirect from the Host header.
+        redirect_slashes=False,
+    )
     app.state.settings = settings
+    app.state.rate_limiters = rate_limiters(settings)
+    app.state.trainings = TrainingQueue(limit=settings.train_queue_limit)
+    app.add_middleware(JsonBodyOnlyMiddleware)
+    app.add_middleware(HeadAsGetMiddleware)
     app.state.metrics = metrics
     app.state.service = service
     app.add_middleware(
@@ -179,6 +247,27 @@ def create_service_app(
     if model_family is not None:
         app.include_router(admin_router(model_family))
     return app
+
+
+def credentials_doc(settings: CommonSettings) -> str:
+    """The rules a client must know, in every service's OpenAPI description."""
+    return f"""**Credentials.** Every `/api/...` route needs one (see the security schemes):
+the app credential (`Authorization: Bearer <key>` or `X-API-Key`) for the web app's backend,
+which may act for any user; a user token (`Authorization: Bearer <JWT>`, HS256, the user id
+as a string in `sub`, `exp` required), which reads and acts only for its own user; or the admin
+key, which the ops routes (`/admin/...`, index sync, enrich-all) require. Without one: 401; a
+user token asking for another user's data, or a non-admin credential on an ops route: 403.
+
+**Limits.** Per credential and service process: a user token
+{settings.rate_limit_user_per_s:g} requests/s (bursts of {settings.rate_limit_user_burst}) per
+user, the app credential {settings.rate_limit_app_per_s:g}/s (bursts of
+{settings.rate_limit_app_burst}), 0 meaning none; training runs for at most
+{settings.train_queue_limit} users at once and a second request for a user joins the running
+one. Over a limit: 429 with `Retry-After` (seconds).
+
+**Input.** Bodies are JSON (415 otherwise); fields are not coerced (`true`, `"1"` and `1.0`
+are not the number 1; `"no"` is not false); unknown fields are refused with 422 naming them;
+ids in paths are plain decimal digits."""
 
 
 PROBLEM_SCHEMA = {
@@ -219,6 +308,11 @@ def _document_problems(app: FastAPI) -> None:
                 responses = operation.setdefault("responses", {})
                 if "422" in responses:
                     responses["422"] = {"description": "Invalid input", **problem_response}
+                for code, description in _documented_refusals(operation).items():
+                    responses.setdefault(code, {"description": description})
+                for code, response in responses.items():
+                    if code[0] in "45" and "content" not in response:
+                        response.update(problem_response)
                 responses.setdefault("4XX", {"description": "Client error", **problem_response})
                 responses.setdefault(
                     "5XX", {"description": "A dependency is unavailable", **problem_response}
@@ -227,6 +321,22 @@ def _document_problems(app: FastAPI) -> None:
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _documented_refusals(operation: dict[str, Any]) -> dict[str, str]:
+    """The refusals every client meets, by status, for one OpenAPI operation."""
+    refusals: dict[str, str] = {}
+    if operation.get("security"):
+        refusals |= {
+            "401": "No credential, or one that is not recognised (or an expired user token)",
+            "403": "The credential may not do this: a user token for another user's data, or "
+            "not the admin key on an ops route",
+            "429": "Over this credential's rate limit (or m1/m3 training queue full): retry "
+            "after the Retry-After header's seconds",
+        }
+    if "requestBody" in operation:
+        refusals["415"] = "The body is not JSON (Content-Type: application/json)"
+    return refusals
 
 
 async def _database_ready(app: FastAPI) -> str | None:
@@ -279,10 +389,15 @@ def _install_ops_routes(
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
 
+def _implied(headers: dict[str, str]) -> set[str]:
+    """HEAD goes wherever GET does (HeadAsGetMiddleware)."""
+    return {"HEAD"} if "GET" in headers["Allow"].split(", ") else set()
+
+
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def _domain(_request: Request, exc: DomainError) -> JSONResponse:
-        return problem(exc.status, exc.title, exc.detail, **exc.extra)
+        return problem(exc.status, exc.title, exc.detail, headers=exc.headers, **exc.extra)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -291,7 +406,13 @@ def _install_error_handlers(app: FastAPI) -> None:
             if exc.status_code in HTTPStatus._value2member_map_
             else "Error"
         )
-        return problem(exc.status_code, title, str(exc.detail))
+        headers = dict(exc.headers or {})
+        detail = str(exc.detail)
+        if exc.status_code == 405 and "Allow" in headers:
+            allowed = sorted(set(headers["Allow"].split(", ")) | _implied(headers))
+            headers["Allow"] = ", ".join(allowed)
+            detail = f"{detail}: this path takes {headers['Allow']}"
+        return problem(exc.status_code, title, detail, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -305,7 +426,14 @@ def _install_error_handlers(app: FastAPI) -> None:
         ]
         first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
         where = ".".join(str(part) for part in first["loc"])
-        return problem(422, "Invalid input", f"{where}: {first['msg']}", errors=errors)
+        given = exc.errors()[0].get("input") if errors else None
+        # Say what was sent when it is a plain value ("got true"), never a whole body.
+        got = (
+            f" (got {json.dumps(given)[:60]})"
+            if isinstance(given, str | int | float | bool) and first.get("type") != "missing"
+            else ""
+        )
+        return problem(422, "Invalid input", f"{where}: {first['msg']}{got}", errors=errors)
 
     @app.exception_handler(OperationalError)
     async def _db_down(_request: Request, exc: OperationalError) -> JSONResponse:
@@ -326,3 +454,19 @@ async def _get_session(request: Request) -> AsyncIterator[AsyncSession]:
 
 
 SessionDep = Annotated[AsyncSession, Depends(_get_session)]
+
+
+async def train_in_queue(
+    request: Request, user_id: int, train: Callable[[AsyncSession], Awaitable[T]]
+) -> T:
+    """Run `train(session)` for a user in the service's TrainingQueue: joined when that user's
+    training already runs, 429 when the queue is full. It gets a session of its own, since it
+    may outlive the request that started it."""
+    maker = request.app.state.sessionmaker
+
+    async def work() -> T:
+        async with maker() as session:
+            return await train(session)
+
+    trainings: TrainingQueue = request.app.state.trainings
+    return await trainings.run(user_id, work)

@@ -1,8 +1,9 @@
 """enrichment routes (thin): validate, call the domain, return schemas.
 
-Credentials: init-models and enrich-all change data and start heavy work, so they need the
-admin credential (X-API-Key or Bearer). enrich-status is public on purpose: it is read-only,
-carries no user data (counts, timings, track ids that failed), and dashboards poll it.
+Credentials (musicspace_shared.auth): init-models initialises one user, so the app credential
+or that user's token may call it; enrich-all runs over the whole database: admin key only.
+enrich-status takes any credential; the worker's host and pid (owner), the last error and the
+failed track ids are shown to the admin key only.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from fastapi.responses import JSONResponse
 from musicspace_enrichment.init_models import init_models as run_init_models
 from musicspace_enrichment.jobs import BulkEnrichment
 from musicspace_enrichment.schemas import InitModelsRequest, InitModelsResponse, JobStatus
-from musicspace_shared.auth import AdminOnly
+from musicspace_shared.auth import AdminOnly, Caller
 
 router = APIRouter(prefix="/api", tags=["enrichment"])
 
@@ -27,14 +28,15 @@ def _bulk(request: Request) -> BulkEnrichment:
     response_model=InitModelsResponse,
     summary="Initialise a user: enrich their tracks, train m1, the m2 user SVM and m3",
     responses={
-        401: {"description": "no admin credential"},
-        403: {"description": "wrong credential"},
+        401: {"description": "no or an unknown credential"},
+        403: {"description": "a user token for another user"},
         404: {"description": "unknown user"},
     },
 )
 async def init_models(
-    body: InitModelsRequest, request: Request, _admin: AdminOnly
+    body: InitModelsRequest, request: Request, caller: Caller
 ) -> InitModelsResponse:
+    caller.act_for(body.user_id)
     state = request.app.state
     return await run_init_models(
         engine=state.engine, peers=state.peers, settings=state.settings, user_id=body.user_id
@@ -48,8 +50,8 @@ async def init_models(
     summary="Start the bulk job over every track lacking features (or return the active one)",
     responses={
         200: {"description": "a job was already active: that job"},
-        401: {"description": "no admin credential"},
-        403: {"description": "wrong credential"},
+        401: {"description": "no or an unknown credential"},
+        403: {"description": "not the admin key"},
         409: {"description": "another start is in progress (retry)"},
     },
 )
@@ -64,6 +66,12 @@ async def enrich_all(request: Request, _admin: AdminOnly) -> JSONResponse:
     "/enrich-status",
     response_model=JobStatus,
     summary="The latest bulk job: state, progress, rate, ETA, errors",
+    description="Any credential. The worker (owner), last error, waiting reason and failed "
+    "items are shown to the admin key only; other credentials see them empty.",
 )
-async def enrich_status(request: Request) -> JobStatus:
-    return await _bulk(request).status()
+async def enrich_status(request: Request, caller: Caller) -> JobStatus:
+    status = await _bulk(request).status()
+    if caller.scope == "admin":
+        return status
+    hidden = {"owner": None, "last_error": None, "waiting_reason": None, "failures": []}
+    return status.model_copy(update=hidden)

@@ -183,7 +183,12 @@ def build_peers(settings: Any, transport: httpx.AsyncBaseTransport | None = None
 
     def client(name: str, url: str, timeout_s: float) -> ServiceClient:
         return ServiceClient(
-            name, url, timeout_s=timeout_s, retries=settings.http_retries, transport=transport
+            name,
+            url,
+            timeout_s=timeout_s,
+            retries=settings.http_retries,
+            transport=transport,
+            headers=settings.peer_headers(),
         )
 
     return Peers(

@@ -54,7 +54,8 @@ async def init_models(
 
 async def sync_llm(*, peers: Peers, admin_key: str | None) -> StepReport:
     """Ask llm to upsert the tracks changed since its last sync (their features just changed)."""
-    headers = {"X-API-Key": admin_key} if admin_key else {}
+    # The admin key replaces the client's app credential: index sync is an ops route.
+    headers = {"Authorization": f"Bearer {admin_key}"} if admin_key else {}
     outcome = await call_peer(
         peers.llm, "POST", "/api/llm/index/sync", headers=headers, idempotent=True
     )

@@ -8,12 +8,13 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from musicspace_shared.ids import UserId
+from musicspace_shared.inputs import StrictBody
 
 StepStatus = Literal["ok", "skipped", "unavailable", "not_ready", "not_implemented", "failed"]
 JobState = Literal["idle", "queued", "running", "waiting", "succeeded", "failed"]
 
 
-class InitModelsRequest(BaseModel):
+class InitModelsRequest(StrictBody):
     user_id: UserId
 
 
@@ -54,7 +55,7 @@ class JobStatus(BaseModel):
     waiting: bool = False
     waiting_reason: str | None = None
     last_error: str | None = None
-    owner: str | None = None
+    owner: str | None = Field(None, description="the worker's host and pid (admin key only)")
     owner_alive: bool = False
     started_at: datetime | None = None
     updated_at: datetime | None = None

@@ -22,7 +22,7 @@ from musicspace_llm.schemas import (
     TrackResult,
 )
 from musicspace_llm.search import SearchFilters
-from musicspace_shared.auth import AdminOnly
+from musicspace_shared.auth import AdminOnly, Caller
 from musicspace_shared.features import FEATURES
 from musicspace_shared.web import SessionDep
 
@@ -87,7 +87,7 @@ def _intent(result: service.Result) -> Intent:
 
 
 @router.post("/search", response_model=SearchResponse, summary="Natural-language track search")
-async def search(body: SearchRequest, request: Request) -> SearchResponse:
+async def search(body: SearchRequest, request: Request, _caller: Caller) -> SearchResponse:
     manager = _manager(request)
     filters = None
     if body.filters is not None:
@@ -119,8 +119,9 @@ async def search(body: SearchRequest, request: Request) -> SearchResponse:
     "/recommend", response_model=RecommendResponse, summary="Search blended with the user's profile"
 )
 async def recommend(
-    body: RecommendRequest, request: Request, session: SessionDep
+    body: RecommendRequest, request: Request, session: SessionDep, caller: Caller
 ) -> RecommendResponse:
+    caller.act_for(body.user_id)
     manager = _manager(request)
     result = await service.recommend(
         manager=manager,
@@ -144,7 +145,7 @@ async def recommend(
 
 
 @router.get("/index/status", response_model=IndexStatus, summary="Index state, size and last sync")
-async def index_status(request: Request) -> IndexStatus:
+async def index_status(request: Request, _caller: Caller) -> IndexStatus:
     return IndexStatus(**_manager(request).status())
 
 

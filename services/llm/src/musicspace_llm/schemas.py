@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Any
+import math
+from typing import Any, ClassVar
 
-from pydantic import BaseModel, Field, create_model, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    Field,
+    ValidationInfo,
+    create_model,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from musicspace_shared.features import FEATURE_RANGES, FEATURES
 from musicspace_shared.ids import UserId
+from musicspace_shared.inputs import StrictBody
 
 Query = Field(
     min_length=1,
@@ -15,19 +25,20 @@ Query = Field(
     description="what the user typed: a title, an artist (in any script), a description "
     "(English, Korean, Spanish), numbers ('over 160 bpm') and eras ('from the 80s')",
 )
-Limit = Field(10, ge=1, le=50)
+Limit = Field(10, strict=True, ge=1, le=50)
 
 
 def _feature_bounds() -> dict[str, Any]:
     fields: dict[str, Any] = {}
     for name in FEATURES:
         low, high = FEATURE_RANGES[name]
-        fields[f"min_{name}"] = (float | None, Field(None, ge=low, le=high))
-        fields[f"max_{name}"] = (float | None, Field(None, ge=low, le=high))
+        bound = Field(None, strict=True, allow_inf_nan=False, ge=low, le=high)
+        fields[f"min_{name}"] = (float | None, bound)
+        fields[f"max_{name}"] = (float | None, bound)
     return fields
 
 
-_FeatureBounds = create_model("_FeatureBounds", **_feature_bounds())  # type: ignore[call-overload]
+_FeatureBounds = create_model("_FeatureBounds", __base__=StrictBody, **_feature_bounds())  # type: ignore[call-overload]
 
 
 class SearchFiltersIn(_FeatureBounds):  # type: ignore[misc,valid-type]
@@ -35,6 +46,19 @@ class SearchFiltersIn(_FeatureBounds):  # type: ignore[misc,valid-type]
 
     genre: str | None = Field(None, min_length=1, max_length=64)
     subgenre: str | None = Field(None, min_length=1, max_length=64)
+
+    @field_validator(
+        *(f"{end}_{name}" for name in FEATURES for end in ("min", "max")), mode="before"
+    )
+    @classmethod
+    def _finite(cls, value: Any, info: ValidationInfo) -> Any:
+        """NaN and infinities are refused with the range, not with a misleading "<= 250"."""
+        if isinstance(value, float) and not math.isfinite(value):
+            low, high = FEATURE_RANGES[info.field_name.split("_", 1)[1]]  # type: ignore[union-attr]
+            raise PydanticCustomError(
+                "finite_number", f"must be a finite number from {low:g} to {high:g}"
+            )
+        return value
 
     @model_validator(mode="after")
     def _ordered(self) -> SearchFiltersIn:
@@ -52,7 +76,7 @@ class SearchFiltersIn(_FeatureBounds):  # type: ignore[misc,valid-type]
         }
 
 
-class _QueryBody(BaseModel):
+class _QueryBody(StrictBody):
     query: str = Query
     limit: int = Limit
 
@@ -67,9 +91,17 @@ class _QueryBody(BaseModel):
 class SearchRequest(_QueryBody):
     filters: SearchFiltersIn | None = None
 
+    elsewhere: ClassVar[dict[str, str]] = {
+        "user_id": "llm recommend takes it (search is the same for everyone)"
+    }
+
 
 class RecommendRequest(_QueryBody):
     user_id: UserId
+
+    elsewhere: ClassVar[dict[str, str]] = {
+        "filters": "llm search takes it; recommend ranks by the query and the user's profile"
+    }
 
 
 class TrackResult(BaseModel):

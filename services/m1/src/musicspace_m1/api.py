@@ -17,8 +17,9 @@ from musicspace_m1.schemas import (
     TrainRequest,
     TrainResponse,
 )
+from musicspace_shared.auth import Caller
 from musicspace_shared.ids import UserIdPath
-from musicspace_shared.web import SessionDep
+from musicspace_shared.web import SessionDep, train_in_queue
 
 router = APIRouter(prefix="/api/m1", tags=["m1"])
 
@@ -37,9 +38,14 @@ RuntimeDep = Annotated[Runtime, Depends(_runtime)]
     summary="Train the user's personal model (or profile fallback)",
 )
 async def train(
-    body: TrainRequest, session: SessionDep, runtime: RuntimeDep, request: Request
+    body: TrainRequest, runtime: RuntimeDep, request: Request, caller: Caller
 ) -> TrainResponse:
-    result = await service.train_user(session=session, runtime=runtime, user_id=body.user_id)
+    caller.act_for(body.user_id)
+    result = await train_in_queue(
+        request,
+        body.user_id,
+        lambda session: service.train_user(session=session, runtime=runtime, user_id=body.user_id),
+    )
     request.app.state.metrics.count(f"train_{result.model}")
     return TrainResponse(**asdict(result))
 
@@ -48,8 +54,13 @@ async def train(
     "/recommend", response_model=RecommendResponse, summary="Hybrid recommendations for a user"
 )
 async def recommend(
-    body: RecommendRequest, session: SessionDep, runtime: RuntimeDep, request: Request
+    body: RecommendRequest,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    request: Request,
+    caller: Caller,
 ) -> Response:
+    caller.act_for(body.user_id)
     result = await service.recommend(
         session=session,
         runtime=runtime,
@@ -68,6 +79,9 @@ async def recommend(
     response_model=StatusResponse,
     summary="The user's model: trained, fallback, last use",
 )
-async def status(user_id: UserIdPath, session: SessionDep, runtime: RuntimeDep) -> StatusResponse:
+async def status(
+    user_id: UserIdPath, session: SessionDep, runtime: RuntimeDep, caller: Caller
+) -> StatusResponse:
+    caller.act_for(user_id)
     result = await service.status(session=session, runtime=runtime, user_id=user_id)
     return StatusResponse(**asdict(result))

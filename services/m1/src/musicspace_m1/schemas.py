@@ -8,9 +8,10 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from musicspace_shared.ids import UserId
+from musicspace_shared.inputs import Flag, Limit, StrictBody
 
 
-class TrainRequest(BaseModel):
+class TrainRequest(StrictBody):
     user_id: UserId
 
 
@@ -24,12 +25,12 @@ class TrainResponse(BaseModel):
     metrics: dict[str, float] = Field(default_factory=dict)
 
 
-class RecommendRequest(BaseModel):
+class RecommendRequest(StrictBody):
     user_id: UserId
-    limit: int = Field(20, ge=1, le=200)
-    exclude_owned: bool = True
+    limit: Limit = Field(20, le=200)
+    exclude_owned: Flag = True
     max_per_artist: int | None = Field(
-        None, ge=1, le=50, description="default: the service setting (2)"
+        None, strict=True, ge=1, le=50, description="default: the service setting (2)"
     )
 
 

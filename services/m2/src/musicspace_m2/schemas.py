@@ -2,25 +2,26 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
 from musicspace_shared.ids import TrackId, UserId
+from musicspace_shared.inputs import Flag, Limit, StrictBody
 
 MAX_BATCH = 1000
 
 
-class TextItem(BaseModel):
+class TextItem(StrictBody):
     artist: str = Field(min_length=1, max_length=512)
     title: str = Field(min_length=1, max_length=512)
     genre: str | None = Field(None, max_length=64)
     subgenre: str | None = Field(None, max_length=64)
     album: str | None = Field(None, max_length=512)
-    popularity: int | None = Field(None, ge=0, le=100)
+    popularity: int | None = Field(None, strict=True, ge=0, le=100)
 
 
-class PredictItem(BaseModel):
+class PredictItem(StrictBody):
     """Either a track id (looked up in the DB) or the text of a track."""
 
     track_id: TrackId | None = None
@@ -29,7 +30,7 @@ class PredictItem(BaseModel):
     genre: str | None = Field(None, max_length=64)
     subgenre: str | None = Field(None, max_length=64)
     album: str | None = Field(None, max_length=512)
-    popularity: int | None = Field(None, ge=0, le=100)
+    popularity: int | None = Field(None, strict=True, ge=0, le=100)
 
     @model_validator(mode="after")
     def _one_kind(self) -> PredictItem:
@@ -38,9 +39,9 @@ class PredictItem(BaseModel):
         return self
 
 
-class PredictRequest(BaseModel):
+class PredictRequest(StrictBody):
     items: list[PredictItem] = Field(min_length=1, max_length=MAX_BATCH)
-    intervals: bool = Field(
+    intervals: Flag = Field(
         True,
         description="false: leave out the per-feature intervals (bulk callers that store values only)",
     )
@@ -78,9 +79,14 @@ class PredictResponse(BaseModel):
     results: list[PredictResult]
 
 
-class RecommendRequest(BaseModel):
+class RecommendRequest(StrictBody):
     user_id: UserId
-    limit: int = Field(20, ge=1, le=200)
+    limit: Limit = Field(20, le=200)
+
+    elsewhere: ClassVar[dict[str, str]] = {
+        "max_per_artist": "m1 and m3 recommend take it; m2 ranks by the user's SVM alone",
+        "exclude_owned": "m1 recommend takes it; m2 never recommends the user's own tracks",
+    }
 
 
 class SimilarTrack(BaseModel):

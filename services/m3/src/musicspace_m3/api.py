@@ -18,7 +18,8 @@ from musicspace_m3.schemas import (
     TrainResponse,
 )
 from musicspace_m3.service import Recommender
-from musicspace_shared.web import SessionDep
+from musicspace_shared.auth import Caller
+from musicspace_shared.web import SessionDep, train_in_queue
 
 router = APIRouter(prefix="/api/m3", tags=["m3"])
 
@@ -34,7 +35,10 @@ RecommenderDep = Annotated[Recommender, Depends(_recommender)]
 @router.post(
     "/recommend", response_model=RecommendResponse, summary="Ranked tracks for a user, with drivers"
 )
-async def recommend(body: RecommendRequest, session: SessionDep, m3: RecommenderDep) -> Response:
+async def recommend(
+    body: RecommendRequest, session: SessionDep, m3: RecommenderDep, caller: Caller
+) -> Response:
+    caller.act_for(body.user_id)
     result = await m3.recommend(
         session=session, user_id=body.user_id, limit=body.limit, max_per_artist=body.max_per_artist
     )
@@ -45,8 +49,13 @@ async def recommend(body: RecommendRequest, session: SessionDep, m3: Recommender
 @router.post(
     "/train", response_model=TrainResponse, summary="Fine-tune the global ranker for one user"
 )
-async def train(body: TrainRequest, session: SessionDep, m3: RecommenderDep) -> TrainResponse:
-    r = await m3.train_user(session=session, user_id=body.user_id)
+async def train(
+    body: TrainRequest, m3: RecommenderDep, request: Request, caller: Caller
+) -> TrainResponse:
+    caller.act_for(body.user_id)
+    r = await train_in_queue(
+        request, body.user_id, lambda session: m3.train_user(session=session, user_id=body.user_id)
+    )
     return TrainResponse(
         user_id=body.user_id,
         model="personal" if r.personal else "global",
@@ -65,7 +74,9 @@ async def train(body: TrainRequest, session: SessionDep, m3: RecommenderDep) -> 
     response_model=EventsResponse,
     summary="Record plays, likes, dislikes, unlikes and skips (idempotent by event_id)",
 )
-async def events(body: EventsRequest, session: SessionDep) -> EventsResponse:
+async def events(body: EventsRequest, session: SessionDep, caller: Caller) -> EventsResponse:
+    for event in body.events:
+        caller.act_for(event.user_id)
     batch = [Event(e.event_id, e.user_id, e.track_id, e.kind, e.occurred_at) for e in body.events]
     results = await record_events(session=session, events=batch)
     outcomes = [EventOutcome(event_id=r.event_id, status=r.status) for r in results]  # type: ignore[arg-type]

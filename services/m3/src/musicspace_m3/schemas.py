@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import BaseModel, Field
 
 from musicspace_shared.ids import TrackId, UserId
+from musicspace_shared.inputs import Limit, StrictBody
 
 EVENT_ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,64}$"
 
 
-class TrainRequest(BaseModel):
+class TrainRequest(StrictBody):
     user_id: UserId
 
 
@@ -30,10 +31,16 @@ class TrainResponse(BaseModel):
     metrics: dict[str, float] = Field(default_factory=dict)
 
 
-class RecommendRequest(BaseModel):
+class RecommendRequest(StrictBody):
     user_id: UserId
-    limit: int = Field(20, ge=1, le=200)
-    max_per_artist: int | None = Field(None, ge=1, le=50, description="default: M3_MAX_PER_ARTIST")
+    limit: Limit = Field(20, le=200)
+    max_per_artist: int | None = Field(
+        None, strict=True, ge=1, le=50, description="default: M3_MAX_PER_ARTIST"
+    )
+
+    elsewhere: ClassVar[dict[str, str]] = {
+        "exclude_owned": "m1 recommend takes it; m3 never recommends the user's own tracks",
+    }
 
 
 class RecommendedTrack(BaseModel):
@@ -54,7 +61,7 @@ class RecommendResponse(BaseModel):
     items: list[RecommendedTrack]
 
 
-class EventIn(BaseModel):
+class EventIn(StrictBody):
     event_id: str = Field(
         min_length=1,
         max_length=64,
@@ -67,7 +74,7 @@ class EventIn(BaseModel):
     occurred_at: datetime | None = None
 
 
-class EventsRequest(BaseModel):
+class EventsRequest(StrictBody):
     events: list[EventIn] = Field(min_length=1, max_length=1000)
 
 
