@@ -47,6 +47,7 @@ class ComposeStack:
     env: dict[str, str]
     gateway_port: int
     admin_key: str
+    app_key: str
     log_dir: Path
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -54,8 +55,15 @@ class ComposeStack:
     def base_url(self) -> str:
         return f"https://127.0.0.1:{self.gateway_port}"
 
-    def client(self, **kwargs: object) -> httpx.Client:
-        return httpx.Client(base_url=self.base_url, verify=False, timeout=60, **kwargs)  # type: ignore[arg-type]
+    def client(self, *, headers: dict[str, str] | None = None, **kwargs: object) -> httpx.Client:
+        """A client of the gateway sending the web app's credential (or the headers given)."""
+        return httpx.Client(
+            base_url=self.base_url,
+            verify=False,
+            timeout=60,
+            headers=headers or {"X-API-Key": self.app_key},
+            **kwargs,  # type: ignore[arg-type]
+        )
 
     def compose(self, *args: str, check: bool = True, timeout: float = 1800) -> str:
         result = subprocess.run(

@@ -78,6 +78,7 @@ def compose_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ComposeS
         },
         gateway_port=0,
         admin_key=(tmp / "secrets" / "admin_api_key").read_text(),
+        app_key=(tmp / "secrets" / "app_api_key").read_text(),
         log_dir=tmp,
         timings=timings,
     )
