@@ -188,3 +188,9 @@ def test_a_typed_name_embeds_only_the_query_and_a_description_its_spans(engine) 
     ]
     described = embed_texts(understanding, prepare("sad slow songs for a rainy day", index))
     assert described[0] == "sad slow songs for a rainy day" and len(described) > 1
+
+
+def test_like_an_artist_keeps_the_artist_when_the_query_also_asks_for_them(engine) -> None:  # noqa: ANN001
+    ranked, titles, _ = search(engine, "Drake and songs like Drake", limit=5)
+    assert ranked.intent.similar_to == "Drake" and ranked.intent.artist == "Drake"
+    assert titles[0].startswith("Drake - ")

@@ -320,7 +320,6 @@ def rank(
     if similar is not None:
         bonus += like_artist(index, similar)
         rows = index.artist_rows(similar)
-        exclude |= {index.frame.track_ids[i] for i in rows}
         intent.similar_subgenres = {index.frame.subgenres[i] for i in rows}
         intent.similar_to = similar
         intent.said["similar"] = prepared.similar or (reading.similar_to if reading else similar)
@@ -336,6 +335,9 @@ def rank(
         intent.hangul = named.hangul
         if named.score.max() >= W_NAMED:
             intent.drop_guesses()  # the words were a name; what they resembled does not count
+    if similar is not None and intent.artist != similar:
+        # "like Drake" asks for others; "Drake and songs like Drake" asked for Drake too.
+        exclude |= {index.frame.track_ids[i] for i in index.artist_rows(similar)}
     merged = _merge_filters(filters, intent)
     vector = vectors[0] if len(vectors) else None
     matches = top_matches(
