@@ -179,3 +179,18 @@ def test_an_artist_not_in_the_catalog_says_nothing_matched(engine) -> None:  # n
     assert all(m.closest for m in ranked.matches)
     assert all(r.startswith("nothing matched '아이유'; closest by description:") for r in reasons)
     assert not any("described like your query" in r for r in reasons)
+
+
+def test_a_typed_name_embeds_only_the_query_and_a_description_its_spans(engine) -> None:  # noqa: ANN001
+    index, understanding, _ = engine
+    assert embed_texts(understanding, prepare("Money Trees Kendrick Lamar", index)) == [
+        "Money Trees Kendrick Lamar"
+    ]
+    described = embed_texts(understanding, prepare("sad slow songs for a rainy day", index))
+    assert described[0] == "sad slow songs for a rainy day" and len(described) > 1
+
+
+def test_like_an_artist_keeps_the_artist_when_the_query_also_asks_for_them(engine) -> None:  # noqa: ANN001
+    ranked, titles, _ = search(engine, "Drake and songs like Drake", limit=5)
+    assert ranked.intent.similar_to == "Drake" and ranked.intent.artist == "Drake"
+    assert titles[0].startswith("Drake - ")

@@ -74,6 +74,9 @@ class Prepared:
     constraints: Constraints
     similar: str | None = None  # the words after "like", when they name a catalog artist
     similar_artist: str | None = None
+    # Some track holds every word: a name, whose word spans need no embedding (what they
+    # resemble would be dropped for the name anyway). Saves most of a known item's embedding.
+    whole_name: bool = False
 
 
 def prepare(query: str, index: TrackIndex) -> Prepared:
@@ -87,12 +90,16 @@ def prepare(query: str, index: TrackIndex) -> Prepared:
         if artist is not None:  # "songs like rain" names no artist: the words stay
             similar = match.group("name").strip()
             text = " ".join((text[: match.start()] + " " + text[match.end() :]).split())
-    return Prepared(query, text, constraints, similar=similar, similar_artist=artist)
+    words = [w for w in tokens(text) if w not in REQUEST_WORDS]
+    whole_name = bool(words) and float(index.lexical.match(words).coverage.max(initial=0.0)) >= 1.0
+    return Prepared(query, text, constraints, similar, artist, whole_name)
 
 
 def embed_texts(understanding: QueryUnderstanding, prepared: Prepared) -> list[str]:
-    """What to embed: the query's remaining text (or the whole query when nothing remains) and its spans."""
-    return understanding.query_texts(prepared.text or prepared.query)
+    """What to embed: the query's remaining text (or the whole query when nothing remains) and,
+    unless the text is a name, its word spans."""
+    text = prepared.text or prepared.query
+    return [text.strip()] if prepared.whole_name else understanding.query_texts(text)
 
 
 @dataclass
@@ -313,7 +320,6 @@ def rank(
     if similar is not None:
         bonus += like_artist(index, similar)
         rows = index.artist_rows(similar)
-        exclude |= {index.frame.track_ids[i] for i in rows}
         intent.similar_subgenres = {index.frame.subgenres[i] for i in rows}
         intent.similar_to = similar
         intent.said["similar"] = prepared.similar or (reading.similar_to if reading else similar)
@@ -329,6 +335,9 @@ def rank(
         intent.hangul = named.hangul
         if named.score.max() >= W_NAMED:
             intent.drop_guesses()  # the words were a name; what they resembled does not count
+    if similar is not None and intent.artist != similar:
+        # "like Drake" asks for others; "Drake and songs like Drake" asked for Drake too.
+        exclude |= {index.frame.track_ids[i] for i in index.artist_rows(similar)}
     merged = _merge_filters(filters, intent)
     vector = vectors[0] if len(vectors) else None
     matches = top_matches(
