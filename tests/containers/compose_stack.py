@@ -50,6 +50,11 @@ class ComposeStack:
     app_key: str
     log_dir: Path
     timings: dict[str, float] = field(default_factory=dict)
+    findings: list[str] = field(default_factory=list)
+
+    def report(self, line: str) -> None:
+        """A figure for the end of the test run (pytest's summary), e.g. requests per replica."""
+        self.findings.append(line)
 
     @property
     def base_url(self) -> str:

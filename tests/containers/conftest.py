@@ -34,9 +34,21 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.slow)
 
 
-def _timed(stack_timings: dict[str, float], phase: str, started: float) -> None:
-    stack_timings[phase] = round(time.monotonic() - started, 1)
-    print(f"\ncontainers: {phase} {stack_timings[phase]:.0f}s", flush=True)
+# What the container tests measured (phase times, requests per replica, failures under load),
+# printed in pytest's summary so CI logs show it without -s.
+FINDINGS: list[str] = []
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if FINDINGS:
+        terminalreporter.section("container tests: what they measured")
+        for line in FINDINGS:
+            terminalreporter.write_line(line)
+
+
+def _timed(stack: ComposeStack, phase: str, started: float) -> None:
+    stack.timings[phase] = round(time.monotonic() - started, 1)
+    stack.report(f"phase {phase}: {stack.timings[phase]:.0f} s")
 
 
 @pytest.fixture(scope="session")
@@ -45,7 +57,6 @@ def compose_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ComposeS
     if problem:
         pytest.skip(f"container tests skipped: {problem}")
     tmp = tmp_path_factory.mktemp("compose")
-    timings: dict[str, float] = {}
     started = time.monotonic()
     build = subprocess.run(
         [str(ROOT / "deploy" / "images" / "build.sh")],
@@ -58,8 +69,7 @@ def compose_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ComposeS
     assert build.returncode == 0, (
         f"make images failed:\n{build.stdout[-3000:]}\n{build.stderr[-3000:]}"
     )
-    print("\n" + build.stdout, flush=True)
-    _timed(timings, "images", started)
+    images_s = time.monotonic() - started
 
     gen_secrets.generate(out_dir=tmp / "secrets")
     gen_cert.generate(out_dir=tmp / "certs")
@@ -80,22 +90,29 @@ def compose_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ComposeS
         admin_key=(tmp / "secrets" / "admin_api_key").read_text(),
         app_key=(tmp / "secrets" / "app_api_key").read_text(),
         log_dir=tmp,
-        timings=timings,
+        findings=FINDINGS,
     )
+    for line in build.stdout.splitlines():
+        stack.report(f"image {line.strip()}")
+    stack.timings["images"] = round(images_s, 1)
+    stack.report(f"phase images (make images): {images_s:.0f} s")
     stack.gateway_port = int(stack.env["GATEWAY_PORT"])
     stack.compose("down", "--volumes", "--remove-orphans", check=False)  # an interrupted run
     try:
         started = time.monotonic()
         stack.up()
-        _timed(timings, "compose up (bootstrap included)", started)
+        _timed(stack, "compose up (bootstrap included)", started)
+        for line in stack.compose("logs", "--no-color", "--no-log-prefix", "bootstrap").splitlines():
+            if line.startswith("<== "):
+                stack.report(f"bootstrap {line[4:]}")
         yield stack
     finally:
         (tmp / "compose.log").write_text(stack.compose("logs", "--no-color", check=False))
         started = time.monotonic()
         stack.compose("down", "--volumes", "--remove-orphans", check=False)
         subprocess.run([DOCKER, "image", "prune", "-f"], capture_output=True, check=False)
-        _timed(timings, "compose down", started)
-        print(f"containers: timings {timings}; logs in {tmp / 'compose.log'}", flush=True)
+        _timed(stack, "compose down --volumes", started)
+        stack.report(f"compose logs: {tmp / 'compose.log'}")
 
 
 @pytest.fixture(scope="session")

@@ -31,7 +31,9 @@ def test_docker_stop_of_one_m1_replica_under_load_fails_no_request(
             time.sleep(5)
     finally:
         compose_stack.docker("start", replicas[0])
-    print(f"docker stop under load: {len(load.outcomes)} requests, {len(load.failures())} failed")
+    compose_stack.report(
+        f"docker stop under load: {len(load.outcomes)} requests, {len(load.failures())} failed"
+    )
     assert len(load.outcomes) >= 300  # the stop took the drain period (7 s) and more
     assert load.failures() == []
     compose_stack.wait_healthy("m1", 3)
@@ -50,7 +52,7 @@ def test_a_crashed_m1_replica_fails_at_most_its_in_flight_requests_and_comes_bac
         time.sleep(10)
     failures = load.failures()
     in_flight = load.in_flight_at(killed_at)  # on every replica: an upper bound for the victim's
-    print(
+    compose_stack.report(
         f"kill -9 under load: {len(load.outcomes)} requests, {in_flight} in flight, {len(failures)} failed"
     )
     assert len(failures) <= in_flight, failures
@@ -84,7 +86,7 @@ def test_stopping_mariadb_under_load_gives_fast_503s_and_the_services_recover(
                     "/api/m2/recommend", json={"user_id": track_user, "limit": 5}
                 )
                 timings.append((response.status_code, time.monotonic() - began))
-        print(f"database down: {timings}")
+        compose_stack.report(f"database down: {timings}")
         assert all(status == 503 for status, _ in timings), timings
         assert max(seconds for _, seconds in timings) < 5.0, timings
     finally:

@@ -21,7 +21,7 @@ def test_gateway_spreads_requests_over_every_m1_and_m2_replica(
                 assert response.status_code == 200, response.text
     served = {c: compose_stack.requests_served(c, "/api/m1/recommend") - before[c] for c in m1}
     served |= {c: compose_stack.requests_served(c, "/api/m2/recommend") - before[c] for c in m2}
-    print(f"requests per replica: {served}")
+    compose_stack.report(f"requests per replica: {served}")
     assert all(count >= 5 for count in served.values()), served
     assert sum(served[c] for c in m1) == 30 and sum(served[c] for c in m2) == 30
 
@@ -37,7 +37,7 @@ def test_enrichment_spreads_predict_audio_calls_over_every_m2_replica(
             response = client.post("/api/init-models", json={"user_id": user_id})
             assert response.status_code == 200, response.text
     served = {c: compose_stack.requests_served(c, "/api/m2/predict-audio") - before[c] for c in m2}
-    print(f"predict-audio calls per m2 replica: {served}")
+    compose_stack.report(f"predict-audio calls per m2 replica: {served}")
     assert all(count >= 1 for count in served.values()), served
 
 
