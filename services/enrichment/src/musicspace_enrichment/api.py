@@ -1,8 +1,9 @@
 """enrichment routes (thin): validate, call the domain, return schemas.
 
 Credentials: init-models and enrich-all change data and start heavy work, so they need the
-admin credential (X-API-Key or Bearer). enrich-status is public on purpose: it is read-only,
-carries no user data (counts, timings, track ids that failed), and dashboards poll it.
+admin credential (X-API-Key or Bearer). enrich-status is read-only and carries no user data
+(counts, timings, track ids that failed); which process holds the job (host and pid) is shown
+only by GET /admin/enrich-status, with the admin credential, on the service port.
 """
 
 from __future__ import annotations
@@ -47,7 +48,10 @@ async def init_models(
     status_code=202,
     summary="Start the bulk job over every track lacking features (or return the active one)",
     responses={
-        200: {"description": "a job was already active: that job"},
+        200: {
+            "description": "a job was already active (that job), or no track lacks features "
+            "(no job is created: the latest job, or state idle)"
+        },
         401: {"description": "no admin credential"},
         403: {"description": "wrong credential"},
         409: {"description": "another start is in progress (retry)"},
@@ -67,3 +71,16 @@ async def enrich_all(request: Request, _admin: AdminOnly) -> JSONResponse:
 )
 async def enrich_status(request: Request) -> JobStatus:
     return await _bulk(request).status()
+
+
+# On the service port only (the gateway routes no /admin path): which process holds the job.
+admin_router = APIRouter(prefix="/admin", tags=["admin"])
+
+
+@admin_router.get(
+    "/enrich-status",
+    response_model=JobStatus,
+    summary="The latest bulk job with the process holding it (admin)",
+)
+async def enrich_status_detail(request: Request, _admin: AdminOnly) -> JobStatus:
+    return await _bulk(request).status(include_owner=True)
