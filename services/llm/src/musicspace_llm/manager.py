@@ -192,7 +192,13 @@ class IndexManager:
                 await load_catalog(session, track_ids=moved[i : i + ROWS_PER_READ])
                 for i in range(0, len(moved), ROWS_PER_READ)
             ]
-        summary: dict[str, Any] = {"scanned": scanned, "seen": 0, "changed": 0, "embedded": 0}
+        summary: dict[str, Any] = {
+            "run": self._refreshes.runs + 1,  # runs since start, the first build included
+            "scanned": scanned,
+            "seen": 0,
+            "changed": 0,
+            "embedded": 0,
+        }
         if parts:
             rows = CatalogRows.concat(parts)
             changed = await asyncio.to_thread(_changed_rows, current, rows)

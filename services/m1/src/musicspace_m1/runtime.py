@@ -63,6 +63,7 @@ class LruCache(Generic[V]):
 class Runtime:
     def __init__(self, settings: Settings, *, metrics: Any = None) -> None:
         self.settings = settings
+        self.metrics = metrics
         self.models = ModelCache(
             settings.model_dir("M1"),
             on_failure=(lambda: metrics.count("model_load_failures")) if metrics else lambda: None,
@@ -98,6 +99,8 @@ class Runtime:
             index.generation = self._generation
             self.index = index
             self.catalog_signature = signature
+            if self.metrics is not None:
+                self.metrics.count("catalog_rebuilds")
             logger.info("catalog index built: %d tracks", len(frame))
             return True
 

@@ -106,6 +106,7 @@ class Recommender:
             activity_fp=activity_fp,
             index=index,
         )
+        self.count("catalog_rebuilds" if not same_catalog else "activity_rebuilds")
         logger.info(
             "snapshot built",
             extra=log_fields(tracks=len(frame), users=len(users), catalog_changed=not same_catalog),
