@@ -14,7 +14,8 @@ asked before (llm search), so no answer comes from a cache in either phase. In o
    window) and POST /api/llm/index/sync is sent every 0.25 s through the gateway (admin key).
 Goal: p99 during <= 2 x the idle p99 of the same run, and 0 non-2xx.
 
-`run(context) -> dict` for bench/run.py; `python bench/bench_sync.py [--quick]` runs it alone.
+`run(context) -> dict` for bench/run.py (`python bench/run.py sync` writes
+bench/results/sync.json); `python bench/bench_sync.py [--quick]` prints the result.
 """
 
 from __future__ import annotations
@@ -275,18 +276,10 @@ def run(context: BenchContext) -> dict[str, Any]:
     return result
 
 
-def _print(result: dict[str, Any]) -> None:
-    print(json.dumps(result, indent=2, default=str))
-
-
 if __name__ == "__main__":
     ctx = BenchContext(quick="--quick" in sys.argv)
     try:
         out = run(ctx)
     finally:
         ctx.close()
-    (ROOT / "bench" / "results").mkdir(exist_ok=True)
-    (ROOT / "bench" / "results" / "sync.json").write_text(
-        json.dumps({"name": "sync", "result": out}, indent=2, default=str) + "\n"
-    )
-    _print(out)
+    print(json.dumps(out, indent=2, default=str))

@@ -69,6 +69,18 @@ def prepare(
     return origin, out
 
 
+def _client_tls() -> ssl.SSLContext:
+    """The local stack's certificate is self-signed: no verification (loopback only)."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def _run(coro: Any) -> Any:
+    return uvloop.run(coro) if uvloop is not None else asyncio.run(coro)
+
+
 async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bool]:
     """Status and whether the server keeps the connection; the body is read and dropped."""
     head = await reader.readuntil(b"\r\n\r\n")
@@ -107,11 +119,7 @@ async def _load(
     if not calls:
         raise ValueError("a load needs at least one call")
     (host, port, tls), prepared = prepare(calls, headers)
-    context = None
-    if tls:
-        context = ssl.create_default_context()
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
+    context = _client_tls() if tls else None
 
     async def connect() -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         return await asyncio.open_connection(host, port, ssl=context, limit=1 << 22)
@@ -186,10 +194,7 @@ def run_load(
     on_tick: Callable[[float], None] | None = None,
 ) -> tuple[float, list[Sample]]:
     """Closed-loop load: `concurrency` keep-alive connections send the calls round robin."""
-    coro = _load(calls, concurrency, seconds, total, warmup, headers or {}, on_tick)
-    if uvloop is not None:
-        return uvloop.run(coro)
-    return asyncio.run(coro)
+    return _run(_load(calls, concurrency, seconds, total, warmup, headers or {}, on_tick))
 
 
 async def _open_load(
@@ -198,11 +203,7 @@ async def _open_load(
     if not calls or rate <= 0:
         raise ValueError("an open load needs calls and a positive rate")
     (host, port, tls), prepared = prepare(calls, headers)
-    context = None
-    if tls:
-        context = ssl.create_default_context()
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
+    context = _client_tls() if tls else None
     idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
     samples: list[Sample] = []
 
@@ -250,7 +251,4 @@ def run_open_load(
 ) -> tuple[float, list[Sample]]:
     """Open loop: `rate` requests per second for `seconds`, the calls in turn, each on an idle
     keep-alive connection or a new one; latency from when each request was due."""
-    coro = _open_load(calls, rate, seconds, headers or {}, warmup)
-    if uvloop is not None:
-        return uvloop.run(coro)
-    return asyncio.run(coro)
+    return _run(_open_load(calls, rate, seconds, headers or {}, warmup))

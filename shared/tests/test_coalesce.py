@@ -71,3 +71,22 @@ async def test_a_failed_run_reaches_its_waiters_and_the_next_request_runs_again(
     runs.request()  # nobody awaits this one: no "exception never retrieved" either way
     await runs.idle()
     assert await runs.run() == 3
+
+
+async def test_a_queued_run_waits_the_minimum_gap_after_the_previous_one() -> None:
+    ends: list[float] = []
+    starts: list[float] = []
+
+    async def job() -> None:
+        starts.append(asyncio.get_running_loop().time())
+        await asyncio.sleep(0.01)
+        ends.append(asyncio.get_running_loop().time())
+
+    runs = Coalescer(job, name="test", min_gap_s=0.2)
+    runs.request()
+    await asyncio.sleep(0)
+    for _ in range(5):
+        runs.request()
+    await runs.idle()
+    assert len(starts) == 2
+    assert starts[1] - ends[0] >= 0.19

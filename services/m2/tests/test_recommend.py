@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import threading
 from pathlib import Path
 
 import httpx
 import pytest
 from fastapi import FastAPI
 
-from musicspace_m2 import runtime as runtime_module
 from musicspace_shared.model_store import read_meta, user_file
 from tests.factories import create_track, create_user
 
@@ -85,6 +83,21 @@ async def test_recommend_invalid_user_id_returns_422(client: httpx.AsyncClient) 
     assert response.status_code == 422
 
 
+class HeldRebuilds:
+    """The runtime's worker process, held until released."""
+
+    def __init__(self, real: object) -> None:
+        self.real = real
+        self.release = asyncio.Event()
+
+    async def run(self, func: object, *args: object, **kwargs: object) -> object:
+        await self.release.wait()
+        return await self.real.run(func, *args, **kwargs)  # type: ignore[attr-defined]
+
+    def close(self) -> None:
+        self.real.close()  # type: ignore[attr-defined]
+
+
 async def test_a_catalog_change_is_rebuilt_in_the_background_while_requests_keep_the_space(
     client: httpx.AsyncClient, app: FastAPI, m2_db_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -93,14 +106,8 @@ async def test_a_catalog_change_is_rebuilt_in_the_background_while_requests_keep
         user_id, _owned = await user_with_most_tracks(session)
     assert (await client.post("/api/m2/recommend", json={"user_id": user_id})).status_code == 200
     before = runtime.space
-    release = threading.Event()
-    real_build = runtime_module.build_space
-
-    def held_build(**kwargs: object) -> object:
-        release.wait(30)
-        return real_build(**kwargs)
-
-    monkeypatch.setattr(runtime_module, "build_space", held_build)
+    held = HeldRebuilds(runtime.rebuilds)
+    monkeypatch.setattr(runtime, "rebuilds", held)
     monkeypatch.setattr(runtime.settings, "catalog_refresh_s", 0.05)
     async with db_session(m2_db_url) as session:
         await create_track(session, title="Background Rebuild Anthem")
@@ -108,9 +115,9 @@ async def test_a_catalog_change_is_rebuilt_in_the_background_while_requests_keep
     answers = [await client.post("/api/m2/recommend", json={"user_id": user_id}) for _ in range(3)]
     assert {a.status_code for a in answers} == {200}
     assert runtime.space is before  # served from the current space; the rebuild is held
-    release.set()
-    for _ in range(200):
+    held.release.set()
+    for _ in range(600):
         if runtime.space is not before:
             break
-        await asyncio.sleep(0.05)
-    assert runtime.space is not before and len(runtime.space.track_ids) == len(before.track_ids) + 1
+        await asyncio.sleep(0.1)
+    assert len(runtime.space.track_ids) == len(before.track_ids) + 1

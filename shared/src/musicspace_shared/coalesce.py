@@ -4,7 +4,8 @@ An index sync or catalog refresh asked for ten times while one runs must not run
 (nor make ten callers wait behind a lock): the requests made during a run fold into ONE next
 run, which starts when the current one ends and sees every change made before they asked.
 `request()` answers at once; `run()` is for the callers that want the result (the periodic
-loop, tests, the CLI).
+loop, tests, the CLI). `min_gap_s` spaces runs out, so a stream of requests cannot keep the
+job running all the time.
 """
 
 from __future__ import annotations
@@ -24,9 +25,14 @@ logger = logging.getLogger("musicspace.coalesce")
 class Coalescer(Generic[T]):
     """Runs `job` in a background task, never two at once; requests during a run queue one more."""
 
-    def __init__(self, job: Callable[[], Awaitable[T]], *, name: str) -> None:
+    def __init__(
+        self, job: Callable[[], Awaitable[T]], *, name: str, min_gap_s: float = 0.0
+    ) -> None:
         self.job = job
         self.name = name
+        # A queued run starts at least this long after the previous one ended: back-to-back
+        # requests then cost at most one run per gap, whatever their number.
+        self.min_gap_s = min_gap_s
         self.runs = 0  # completed runs (also the failed ones)
         self._task: asyncio.Task[None] | None = None
         self._next: asyncio.Future[T] | None = None  # the queued run's outcome
@@ -73,7 +79,11 @@ class Coalescer(Generic[T]):
             self._next.cancel()
 
     async def _loop(self) -> None:
+        first = True
         while self._next is not None:
+            if not first and self.min_gap_s > 0:
+                await asyncio.sleep(self.min_gap_s)  # requests meanwhile join the queued run
+            first = False
             outcome, self._next = self._next, None
             try:
                 result = await self.job()

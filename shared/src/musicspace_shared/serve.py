@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 import os
+import sys
 
 import uvicorn
+
+# How long a thread may hold the GIL while another waits for it (CPython's default: 5 ms).
+# A catalog rebuild runs in a worker thread; every time a request's code (the event loop, a
+# scoring thread) needs the interpreter back it waited up to this long, several times per
+# request. 1 ms keeps requests moving while a rebuild runs (bench/bench_sync.py).
+GIL_SWITCH_INTERVAL_S = 0.001
 
 
 def main(service: str, default_port: int) -> None:
@@ -13,6 +20,7 @@ def main(service: str, default_port: int) -> None:
     Scale by running more processes (compose replicas), not workers: each replica checks the
     shared model volume for newer versions before use.
     """
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
     uvicorn.run(
         f"musicspace_{service}.app:create_app",
         factory=True,

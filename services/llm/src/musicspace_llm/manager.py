@@ -8,8 +8,9 @@ A sync never stalls serving (measured by bench/bench_sync.py):
   rows at the watermark, not a re-read of 28k tracks;
 - bounded: the DB is read as a stream of pages (the event loop serves requests between them);
   comparing rows, embedding, Chroma and building the new snapshot run in worker threads;
-- coalesced: one sync runs at a time; requests during a run fold into one queued run
-  (musicspace_shared.coalesce), and POST /api/llm/index/sync answers at once.
+- coalesced: one sync runs at a time; requests during a run fold into one queued run, which
+  starts LLM_SYNC_MIN_GAP_S (1 s) after the previous one ended (musicspace_shared.coalesce);
+  POST /api/llm/index/sync answers at once.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ class IndexManager:
         batch_size: int = 256,
         sync_interval_s: float = 30.0,
         sync_overlap_s: float = 300.0,
+        sync_min_gap_s: float = 1.0,
     ) -> None:
         self.sync_overlap_s = sync_overlap_s
         self.embedder = embedder
@@ -65,7 +67,9 @@ class IndexManager:
         # updated_at of every indexed track, as read: a key scan compares against it.
         self._stamps: dict[str, datetime] = {}
         self._read_from: datetime | None = None  # when the last complete read began
-        self._refreshes: Coalescer[dict[str, Any]] = Coalescer(self._refresh, name="llm-index")
+        self._refreshes: Coalescer[dict[str, Any]] = Coalescer(
+            self._refresh, name="llm-index", min_gap_s=sync_min_gap_s
+        )
         self._tasks: list[asyncio.Task] = []
 
     @property

@@ -11,12 +11,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from musicspace_llm.documents import decade
 from musicspace_shared.catalog import (
-    PAGE_ROWS,
     TrackFrame,
     concat_frames,
     load_interactions,
     load_tracks,
     load_user_tracks,
+    stream_pages,
     user_exists,
 )
 from musicspace_shared.db.tables import Track
@@ -69,7 +69,7 @@ async def moved_since(
         query = query.where(Track.updated_at >= since)
     moved: list[str] = []
     scanned = 0
-    async for rows in (await session.stream(query)).partitions(PAGE_ROWS):
+    async for rows in stream_pages(session, query):
         scanned += len(rows)
         moved.extend(t for t, u in rows if stamps.get(t) != _aware(u))
     return moved, scanned
