@@ -90,3 +90,15 @@ async def test_a_queued_run_waits_the_minimum_gap_after_the_previous_one() -> No
     await runs.idle()
     assert len(starts) == 2
     assert starts[1] - ends[0] >= 0.19
+
+
+async def test_a_request_just_after_a_run_ended_also_waits_the_gap() -> None:
+    starts: list[float] = []
+
+    async def job() -> None:
+        starts.append(asyncio.get_running_loop().time())
+
+    runs = Coalescer(job, name="test", min_gap_s=0.2)
+    await runs.run()
+    await runs.run()  # nothing was running: still not before the gap
+    assert starts[1] - starts[0] >= 0.19

@@ -30,12 +30,13 @@ class Coalescer(Generic[T]):
     ) -> None:
         self.job = job
         self.name = name
-        # A queued run starts at least this long after the previous one ended: back-to-back
-        # requests then cost at most one run per gap, whatever their number.
+        # A run starts at least this long after the previous one ended (queued or requested
+        # later): back-to-back requests cost at most one run per gap, whatever their number.
         self.min_gap_s = min_gap_s
         self.runs = 0  # completed runs (also the failed ones)
         self._task: asyncio.Task[None] | None = None
         self._next: asyncio.Future[T] | None = None  # the queued run's outcome
+        self._ended_at: float | None = None  # loop time the last run ended
 
     @property
     def running(self) -> bool:
@@ -79,11 +80,11 @@ class Coalescer(Generic[T]):
             self._next.cancel()
 
     async def _loop(self) -> None:
-        first = True
+        loop = asyncio.get_running_loop()
         while self._next is not None:
-            if not first and self.min_gap_s > 0:
-                await asyncio.sleep(self.min_gap_s)  # requests meanwhile join the queued run
-            first = False
+            if self._ended_at is not None:
+                # Requests made meanwhile join the queued run.
+                await asyncio.sleep(self._ended_at + self.min_gap_s - loop.time())
             outcome, self._next = self._next, None
             try:
                 result = await self.job()
@@ -100,6 +101,7 @@ class Coalescer(Generic[T]):
                 outcome.set_result(result)
             finally:
                 self.runs += 1
+                self._ended_at = loop.time()
 
 
 def _consume(future: asyncio.Future) -> None:  # type: ignore[type-arg]
