@@ -12,6 +12,8 @@ asked before (llm search), so no answer comes from a cache in either phase. In o
 2. llm search: idle, then while syncs run back to back: a fresh import is simulated (every
    track's updated_at set to now, so the syncs meet all 28,356 tracks inside their look-back
    window) and POST /api/llm/index/sync is sent every 0.25 s through the gateway (admin key).
+Idle and busy segments alternate ROUNDS times (the shared machine's background load drifts),
+with a pause after each busy one until the rebuilds it caused are over.
 Goal: p99 during <= 2 x the idle p99 of the same run, and 0 non-2xx.
 
 `run(context) -> dict` for bench/run.py (`python bench/run.py sync` writes
@@ -37,12 +39,13 @@ if str(ROOT) not in sys.path:
 import httpx  # noqa: E402
 
 from bench.bench_llm import unique_queries  # noqa: E402
-from bench.context import BenchContext, BenchStack, Call  # noqa: E402
+from bench.context import BenchContext, BenchStack, Call, LoadResult  # noqa: E402
 
 RATE_PER_SERVICE = 6.0  # requests per second per route
 TOUCH_EVERY_S = 0.5
 SYNC_REQUEST_EVERY_S = 0.25
 GOAL_RATIO = 2.0
+ROUNDS = 4  # idle and busy segments alternate this many times
 RECOMMEND = ("m1", "m2", "m3")
 
 
@@ -146,15 +149,24 @@ def _recommend_phases(context: BenchContext, stack: BenchStack, seconds: float) 
     # A catalog change now: the answer caches of the warm-up are for the old catalog.
     _settle(stack, lambda: _touch(stack.database_url, track_ids[0]), probe_user=users[0])
     rate = RATE_PER_SERVICE * len(RECOMMEND)
-    idle = context.open_load(_recommend_calls(stack, idle_users, ""), rate=rate, seconds=seconds)
     before = {s: _events(stack.service_urls[s], "catalog_rebuilds") for s in RECOMMEND}
     turn = iter(range(10**9))
-    with Background(
-        lambda: _touch(stack.database_url, track_ids[next(turn) % len(track_ids)]), TOUCH_EVERY_S
-    ) as toucher:
-        during = context.open_load(
-            _recommend_calls(stack, busy_users, ""), rate=rate, seconds=seconds
+
+    def refreshing() -> Background:
+        return Background(
+            lambda: _touch(stack.database_url, track_ids[next(turn) % len(track_ids)]),
+            TOUCH_EVERY_S,
         )
+
+    idle, during, errors = _alternate(
+        context,
+        idle_calls=_recommend_calls(stack, idle_users, ""),
+        busy_calls=_recommend_calls(stack, busy_users, ""),
+        rate=rate,
+        seconds=seconds,
+        busy=refreshing,
+        settle=lambda: _quiesce(stack, probe_user=users[0]),
+    )
     rebuilds = {
         s: _events(stack.service_urls[s], "catalog_rebuilds") - before[s] for s in RECOMMEND
     }
@@ -165,9 +177,59 @@ def _recommend_phases(context: BenchContext, stack: BenchStack, seconds: float) 
         "idle": idle_s,
         "during_refresh": during_s,
         "catalog_rebuilds_during": rebuilds,
-        "touch_errors": toucher.errors[:5],
+        "touch_errors": errors[:5],
         "goal": {s: _verdict(idle_s["by_label"][s], during_s["by_label"][s]) for s in RECOMMEND},
     }
+
+
+def _alternate(
+    context: BenchContext,
+    *,
+    idle_calls: list[Call],
+    busy_calls: list[Call],
+    rate: float,
+    seconds: float,
+    busy: Callable[[], Background],
+    settle: Callable[[], None],
+) -> tuple[LoadResult, LoadResult, list[str]]:
+    """ROUNDS rounds of (idle, busy) segments of seconds/ROUNDS each, pooled per phase: the
+    machine is shared, and its background load drifts; alternating spreads the drift over
+    both phases instead of charging it to one."""
+    segment = seconds / ROUNDS
+    idle, during, errors = LoadResult(0.0, []), LoadResult(0.0, []), []
+    for r in range(ROUNDS):
+        part = len(idle_calls) // ROUNDS
+        quiet = context.open_load(idle_calls[r * part : (r + 1) * part], rate=rate, seconds=segment)
+        with busy() as work:
+            loaded = context.open_load(
+                busy_calls[r * part : (r + 1) * part], rate=rate, seconds=segment
+            )
+        errors += work.errors
+        settle()
+        for pooled, result in ((idle, quiet), (during, loaded)):
+            pooled.seconds += result.seconds
+            pooled.samples += result.samples
+    return idle, during, errors
+
+
+def _quiesce(stack: BenchStack, *, probe_user: int, quiet_s: float = 7.0) -> None:
+    """Until m1, m2 and m3 have rebuilt for the last change and stay quiet (m2 and m3 check
+    the catalog on requests: each gets one every half second meanwhile)."""
+    last, since = None, time.monotonic()
+    deadline = since + 90
+    while time.monotonic() < deadline:
+        for service in ("m2", "m3"):
+            httpx.post(
+                f"{stack.service_urls[service]}/api/{service}/recommend",
+                json={"user_id": probe_user, "limit": 5},
+                timeout=30,
+            )
+        now = {s: _events(stack.service_urls[s], "catalog_rebuilds") for s in RECOMMEND}
+        if now != last:
+            last, since = now, time.monotonic()
+        elif time.monotonic() - since >= quiet_s:
+            return
+        time.sleep(0.5)
 
 
 def _settle(stack: BenchStack, change: Callable[[], None], *, probe_user: int) -> None:
@@ -218,7 +280,6 @@ def _search_phases(context: BenchContext, stack: BenchStack, seconds: float) -> 
     def calls(part: list[str]) -> list[Call]:
         return [Call("search", "POST", url, {"query": q, "limit": 10}) for q in part]
 
-    idle = context.open_load(calls(queries[:per_phase]), rate=RATE_PER_SERVICE, seconds=seconds)
     admin = {"X-API-Key": stack.admin_key}
     status_url = stack.service_urls["llm"] + "/api/llm/index/status"
     syncs: dict[int, dict[str, Any]] = {}
@@ -233,11 +294,29 @@ def _search_phases(context: BenchContext, stack: BenchStack, seconds: float) -> 
         if "run" in last:
             syncs[last["run"]] = last
 
-    _touch(stack.database_url)  # a fresh import: every track inside the look-back window
-    with Background(ask, SYNC_REQUEST_EVERY_S) as asker:
-        during = context.open_load(
-            calls(queries[per_phase:]), rate=RATE_PER_SERVICE, seconds=seconds
-        )
+    def settle() -> None:
+        time.sleep(3)  # the queued sync (1 s gap) ends before the next idle segment
+        ask_status = httpx.get(status_url, timeout=10).json().get("last_sync") or {}
+        if "run" in ask_status:
+            syncs[ask_status["run"]] = ask_status
+
+    imported: list[bool] = []
+
+    def syncing() -> Background:
+        if not imported:  # a fresh import: every track inside the syncs' look-back window
+            _touch(stack.database_url)
+            imported.append(True)
+        return Background(ask, SYNC_REQUEST_EVERY_S)
+
+    idle, during, errors = _alternate(
+        context,
+        idle_calls=calls(queries[:per_phase]),
+        busy_calls=calls(queries[per_phase:]),
+        rate=RATE_PER_SERVICE,
+        seconds=seconds,
+        busy=syncing,
+        settle=settle,
+    )
     client.close()
     idle_s, during_s = idle.summary(), during.summary()
     seen = sorted(syncs.values(), key=lambda s: s["run"])
@@ -246,7 +325,7 @@ def _search_phases(context: BenchContext, stack: BenchStack, seconds: float) -> 
         "idle": idle_s,
         "during_sync": during_s,
         "sync_requests": answers,
-        "sync_request_errors": asker.errors[:5],
+        "sync_request_errors": errors[:5],
         "syncs_observed": len(seen),
         "sync_seconds": [s.get("seconds") for s in seen],
         "sync_rows": [
