@@ -147,7 +147,8 @@ def _recommend_phases(context: BenchContext, stack: BenchStack, seconds: float) 
     context.load(warm, concurrency=4, total=len(warm), warmup=0)
     track_ids = _track_ids(stack.database_url, 200)
     # A catalog change now: the answer caches of the warm-up are for the old catalog.
-    _settle(stack, lambda: _touch(stack.database_url, track_ids[0]), probe_user=users[0])
+    _touch(stack.database_url, track_ids[0])
+    _quiesce(stack, probe_user=users[0])
     rate = RATE_PER_SERVICE * len(RECOMMEND)
     before = {s: _events(stack.service_urls[s], "catalog_rebuilds") for s in RECOMMEND}
     turn = iter(range(10**9))
@@ -213,8 +214,9 @@ def _alternate(
 
 
 def _quiesce(stack: BenchStack, *, probe_user: int, quiet_s: float = 7.0) -> None:
-    """Until m1, m2 and m3 have rebuilt for the last change and stay quiet (m2 and m3 check
-    the catalog on requests: each gets one every half second meanwhile)."""
+    """Until m1, m2 and m3 have rebuilt for the last change and then stay quiet for quiet_s
+    (longer than their 5 s check interval; m2 and m3 check the catalog on requests: each gets
+    one every half second meanwhile)."""
     last, since = None, time.monotonic()
     deadline = since + 90
     while time.monotonic() < deadline:
@@ -230,25 +232,6 @@ def _quiesce(stack: BenchStack, *, probe_user: int, quiet_s: float = 7.0) -> Non
         elif time.monotonic() - since >= quiet_s:
             return
         time.sleep(0.5)
-
-
-def _settle(stack: BenchStack, change: Callable[[], None], *, probe_user: int) -> None:
-    """Make a catalog change and wait until m1, m2 and m3 have rebuilt for it (m2 and m3
-    check on requests: one is sent to each every half second)."""
-    before = {s: _events(stack.service_urls[s], "catalog_rebuilds") for s in RECOMMEND}
-    change()
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        for service in ("m2", "m3"):
-            httpx.post(
-                f"{stack.service_urls[service]}/api/{service}/recommend",
-                json={"user_id": probe_user, "limit": 5},
-                timeout=30,
-            )
-        if all(_events(stack.service_urls[s], "catalog_rebuilds") > before[s] for s in RECOMMEND):
-            return
-        time.sleep(0.5)
-    raise TimeoutError("m1/m2/m3 did not rebuild their catalog index within 60 s")
 
 
 def _track_ids(url: str, count: int) -> list[str]:

@@ -28,7 +28,7 @@ from musicspace_m1.catalog_index import CatalogIndex, build_catalog_index
 from musicspace_m1.hybrid import GlobalModel, Ranked
 from musicspace_m1.settings import Settings
 from musicspace_m1.store import ModelCache
-from musicspace_shared.db.engine import make_engine, make_sessionmaker
+from musicspace_shared.db.engine import standalone_session
 from musicspace_shared.model_store import ModelMeta
 from musicspace_shared.offload import ProcessOffload
 
@@ -147,14 +147,10 @@ def load_catalog_index(settings: Settings) -> tuple[CatalogIndex, tuple[int, str
 
 
 async def _load_catalog_index(settings: Settings) -> tuple[CatalogIndex, tuple[int, str]]:
-    engine = make_engine(settings)
-    try:
-        async with make_sessionmaker(engine)() as session:
-            # Version first: a change landing during the read is seen again at the next check.
-            signature = await repository.catalog_version(session)
-            frame = await repository.catalog(session)
-    finally:
-        await engine.dispose()
+    async with standalone_session(settings) as session:
+        # Version first: a change landing during the read is seen again at the next check.
+        signature = await repository.catalog_version(session)
+        frame = await repository.catalog(session)
     return build_catalog_index(frame), signature
 
 

@@ -26,7 +26,7 @@ from musicspace_m2.predictor import FeaturePredictor
 from musicspace_m2.settings import Settings
 from musicspace_m2.similar import ContentSpace, build_space
 from musicspace_shared.coalesce import Coalescer
-from musicspace_shared.db.engine import make_engine, make_sessionmaker
+from musicspace_shared.db.engine import standalone_session
 from musicspace_shared.errors import ModelNotReady
 from musicspace_shared.health import Degraded
 from musicspace_shared.model_store import (
@@ -214,13 +214,9 @@ async def _load_space(settings: Settings) -> tuple[ContentSpace, tuple[Any, ...]
         predictor, artifact = load_pickle_with_fallback(settings.model_path)
         _worker_model = (artifact.meta.version, predictor)
     version, predictor = _worker_model
-    engine = make_engine(settings)
-    try:
-        async with make_sessionmaker(engine)() as session:
-            state = await repository.catalog_state(session)
-            table = await repository.load_track_table(session)
-    finally:
-        await engine.dispose()
+    async with standalone_session(settings) as session:
+        state = await repository.catalog_state(session)
+        table = await repository.load_track_table(session)
     space = build_space(
         track_ids=table.track_ids,
         inputs=table.inputs,

@@ -23,7 +23,7 @@ from musicspace_m3.groups import UserData
 from musicspace_m3.repository import RawUser
 from musicspace_m3.settings import Settings
 from musicspace_shared.catalog import TrackFrame, load_tracks
-from musicspace_shared.db.engine import make_engine, make_sessionmaker
+from musicspace_shared.db.engine import standalone_session
 
 
 @dataclass(frozen=True)
@@ -71,13 +71,9 @@ def load_snapshot(settings: Settings, *, catalog_fp: str, activity_fp: str) -> S
 async def _load_snapshot(settings: Settings, *, catalog_fp: str, activity_fp: str) -> Snapshot:
     global _worker_index
     index = _worker_index if _worker_index and _worker_index.fingerprint == catalog_fp else None
-    engine = make_engine(settings)
-    try:
-        async with make_sessionmaker(engine)() as session:
-            frame = index.frame if index is not None else await load_tracks(session)
-            users = await repository.load_all_users(session)
-    finally:
-        await engine.dispose()
+    async with standalone_session(settings) as session:
+        frame = index.frame if index is not None else await load_tracks(session)
+        users = await repository.load_all_users(session)
     snapshot = build_snapshot(
         frame, users, catalog_fp=catalog_fp, activity_fp=activity_fp, index=index
     )
