@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from musicspace_llm.embeddings import Embedder, collection_name
 from musicspace_llm.index import TrackIndex
-from musicspace_llm.indexing import documents_for, embed_catalog
+from musicspace_llm.indexing import embed_catalog
 from musicspace_llm.repository import CatalogRows, load_catalog, moved_since
 from musicspace_llm.store import VectorStore
 from musicspace_llm.understanding import QueryUnderstanding
@@ -248,21 +248,33 @@ def _stamps(rows: CatalogRows) -> dict[str, datetime]:
     return {t: u for t, u in zip(rows.frame.track_ids, rows.stamps(), strict=True) if u is not None}
 
 
+# What a track's document is made of (documents.track_document), besides features and decade.
+_TEXT_FIELDS = ("titles", "artists", "albums", "genres", "subgenres")
+
+
 def _changed_rows(index: TrackIndex, rows: CatalogRows) -> np.ndarray:
-    """Positions in `rows` of tracks that are new or change the indexed track (document,
-    features or popularity); a re-saved row with the same content is not re-embedded."""
-    documents = documents_for(rows.frame, rows.decades)
-    changed = []
-    for i, track_id in enumerate(rows.frame.track_ids):
-        position = index.frame.index.get(track_id)
-        if position is None or documents[i] != index.documents[position]:
-            changed.append(i)
-            continue
-        old, new = index.frame.popularity[position], rows.frame.popularity[i]
-        same_popularity = old == new or (np.isnan(old) and np.isnan(new))
-        same_features = np.array_equal(
-            index.frame.features[position], rows.frame.features[i], equal_nan=True
+    """Positions in `rows` of tracks that are new or change the indexed track: a field its
+    document is made of, its features or its popularity. The fields are compared, not the
+    documents (building 28k documents took ~0.5 s of the interpreter; comparing, ~0.05 s)."""
+    frame = rows.frame
+    positions = np.array([index.frame.index.get(t, -1) for t in frame.track_ids], dtype=np.int64)
+    known = positions >= 0
+    at = positions[known]
+    differs = np.zeros(int(known.sum()), dtype=bool)
+    mine = np.flatnonzero(known)
+    for name in _TEXT_FIELDS:
+        old, new = getattr(index.frame, name), getattr(frame, name)
+        differs |= np.fromiter(
+            (old[p] != new[i] for p, i in zip(at, mine, strict=True)), dtype=bool, count=len(at)
         )
-        if not (same_popularity and same_features):
-            changed.append(i)
-    return np.array(changed, dtype=np.int64)
+    differs |= index.decades[at] != rows.decades[mine]
+    differs |= ~_same(index.frame.popularity[at], frame.popularity[mine])
+    differs |= ~_same(index.frame.features[at], frame.features[mine]).all(axis=1)
+    changed = ~known
+    changed[mine] = differs
+    return np.flatnonzero(changed).astype(np.int64)
+
+
+def _same(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Elementwise equality where NaN equals NaN (unknown stays unknown)."""
+    return (a == b) | (np.isnan(a) & np.isnan(b))
