@@ -26,7 +26,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench import credentials  # noqa: E402
-from bench.loadgen import run_load  # noqa: E402
+from bench.loadgen import run_load, run_open_load  # noqa: E402
 from deploy import gen_cert, render_gateway  # noqa: E402
 from tests.processes import ServiceProcess, free_port  # noqa: E402
 from tests.traefik import running_traefik  # noqa: E402
@@ -195,6 +195,11 @@ class BenchContext:
             "ADMIN_API_KEY_FILE": str(admin_key_file),
             "LOG_LEVEL": "WARNING",
             **credentials.ENV,
+            # Catalog checks every 5 s (bench_sync refreshes the catalog back to back; the
+            # other benchmarks do not change it, so a check is one aggregate query).
+            "M1_CATALOG_REFRESH_S": "5",
+            "M2_CATALOG_REFRESH_S": "5",
+            "M3_CATALOG_CHECK_S": "5",
             **{f"{name.upper()}_URL": f"http://127.0.0.1:{port}" for name, port in ports.items()},
         }
         print(
@@ -303,5 +308,23 @@ class BenchContext:
             warmup=warmup,
             headers=credentials.AUTH if headers is None else headers,
             on_tick=on_tick,
+        )
+        return LoadResult(seconds=elapsed, samples=samples)
+
+    def open_load(
+        self,
+        calls: list[Call],
+        *,
+        rate: float,
+        seconds: float,
+        headers: dict[str, str] | None = None,
+    ) -> LoadResult:
+        """Open-loop load: `rate` requests per second (a steady arrival rate) for `seconds`;
+        each latency counts from when the request was due (bench/loadgen.py)."""
+        elapsed, samples = run_open_load(
+            calls,
+            rate=rate,
+            seconds=seconds,
+            headers=credentials.AUTH if headers is None else headers,
         )
         return LoadResult(seconds=elapsed, samples=samples)

@@ -7,7 +7,10 @@ the length and the body, at a few tens of microseconds per request, so the figur
 stack rather than the client.
 
 `run_load(calls, ...)` returns (seconds, samples) with one (label, status, ms) per request;
-status 0 is a transport error (the connection is then reopened).
+status 0 is a transport error (the connection is then reopened). `run_open_load(calls, rate=...)`
+sends at a steady arrival rate instead (open loop): a stalled server does not slow the
+senders down, and each latency counts from the moment the request was due, so a stall shows
+in full in every request it delayed.
 """
 
 from __future__ import annotations
@@ -66,6 +69,18 @@ def prepare(
     return origin, out
 
 
+def _client_tls() -> ssl.SSLContext:
+    """The local stack's certificate is self-signed: no verification (loopback only)."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def _run(coro: Any) -> Any:
+    return uvloop.run(coro) if uvloop is not None else asyncio.run(coro)
+
+
 async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bool]:
     """Status and whether the server keeps the connection; the body is read and dropped."""
     head = await reader.readuntil(b"\r\n\r\n")
@@ -104,11 +119,7 @@ async def _load(
     if not calls:
         raise ValueError("a load needs at least one call")
     (host, port, tls), prepared = prepare(calls, headers)
-    context = None
-    if tls:
-        context = ssl.create_default_context()
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
+    context = _client_tls() if tls else None
 
     async def connect() -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         return await asyncio.open_connection(host, port, ssl=context, limit=1 << 22)
@@ -183,7 +194,61 @@ def run_load(
     on_tick: Callable[[float], None] | None = None,
 ) -> tuple[float, list[Sample]]:
     """Closed-loop load: `concurrency` keep-alive connections send the calls round robin."""
-    coro = _load(calls, concurrency, seconds, total, warmup, headers or {}, on_tick)
-    if uvloop is not None:
-        return uvloop.run(coro)
-    return asyncio.run(coro)
+    return _run(_load(calls, concurrency, seconds, total, warmup, headers or {}, on_tick))
+
+
+async def _open_load(
+    calls: Sequence[Any], rate: float, seconds: float, headers: dict[str, str], warmup: int
+) -> tuple[float, list[Sample]]:
+    if not calls or rate <= 0:
+        raise ValueError("an open load needs calls and a positive rate")
+    (host, port, tls), prepared = prepare(calls, headers)
+    context = _client_tls() if tls else None
+    idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+    samples: list[Sample] = []
+
+    async def send(item: Prepared, due: float, record: bool) -> None:
+        conn = idle.pop() if idle else None
+        try:
+            if conn is None:
+                conn = await asyncio.open_connection(host, port, ssl=context, limit=1 << 22)
+            conn[1].write(item.request)
+            status, keep = await _read_response(conn[0])
+        except (OSError, asyncio.IncompleteReadError, ValueError, IndexError):
+            status, keep = 0, False
+        if record:
+            samples.append((item.label, status, (time.perf_counter() - due) * 1000))
+        if keep and conn is not None:
+            idle.append(conn)
+        elif conn is not None:
+            conn[1].close()
+
+    # Warm-up: a few connections opened (TLS handshakes) outside the figures.
+    await asyncio.gather(
+        *(send(prepared[i % len(prepared)], time.perf_counter(), False) for i in range(warmup))
+    )
+    started = time.perf_counter()
+    tasks = []
+    for i in range(int(rate * seconds)):
+        due = started + i / rate
+        pause = due - time.perf_counter()
+        if pause > 0:
+            await asyncio.sleep(pause)
+        tasks.append(asyncio.create_task(send(prepared[i % len(prepared)], due, True)))
+    await asyncio.gather(*tasks)
+    for _, writer in idle:
+        writer.close()
+    return time.perf_counter() - started, samples
+
+
+def run_open_load(
+    calls: Sequence[Any],
+    *,
+    rate: float,
+    seconds: float,
+    headers: dict[str, str] | None = None,
+    warmup: int = 4,
+) -> tuple[float, list[Sample]]:
+    """Open loop: `rate` requests per second for `seconds`, the calls in turn, each on an idle
+    keep-alive connection or a new one; latency from when each request was due."""
+    return _run(_open_load(calls, rate, seconds, headers or {}, warmup))

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import pytest
 
 from bench.context import Call
-from bench.loadgen import run_load
+from bench.loadgen import run_load, run_open_load
 from tests.processes import free_port
 
 
@@ -112,3 +112,14 @@ def test_a_refused_connection_is_a_transport_error() -> None:
         [Call("down", "GET", f"http://127.0.0.1:{free_port()}/x")], concurrency=2, total=6, warmup=0
     )
     assert [status for _, status, _ in samples] == [0] * 6
+
+
+def test_open_load_sends_at_the_rate_and_counts_every_request(server: str) -> None:
+    calls = [
+        Call("echo", "POST", server + "/echo", {"x": 1}),
+        Call("chunked", "GET", server + "/chunked"),
+    ]
+    seconds, samples = run_open_load(calls, rate=200, seconds=1.0)
+    assert len(samples) == 200 and 0.9 < seconds < 5
+    assert {status for label, status, _ in samples if label == "echo"} == {201}
+    assert {status for label, status, _ in samples if label == "chunked"} == {200}

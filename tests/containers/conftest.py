@@ -102,7 +102,9 @@ def compose_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ComposeS
         started = time.monotonic()
         stack.up()
         _timed(stack, "compose up (bootstrap included)", started)
-        for line in stack.compose("logs", "--no-color", "--no-log-prefix", "bootstrap").splitlines():
+        for line in stack.compose(
+            "logs", "--no-color", "--no-log-prefix", "bootstrap"
+        ).splitlines():
             if line.startswith("<== "):
                 stack.report(f"bootstrap {line[4:]}")
         yield stack

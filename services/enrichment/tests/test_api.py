@@ -213,3 +213,47 @@ async def test_enrich_status_and_enrich_all_starts_then_returns_the_active_job(c
     assert status["job_id"] == started.json()["job_id"]
     assert status["state"] in ("running", "waiting", "succeeded")
     assert status["total"] > 0
+
+
+async def test_enrich_status_shows_no_host_or_pid_but_the_admin_detail_does(client):
+    app = client.app  # type: ignore[attr-defined]
+    async with app.state.engine.begin() as conn:
+        await conn.execute(
+            sa.text(
+                "INSERT INTO job (kind, state, total, done, failed, owner, started_at, updated_at) "
+                "VALUES ('enrich_all', 'succeeded', 0, 0, 0, 'db-host-7:4242:abcd', "
+                "CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+            )
+        )
+    public = await client.get("/api/enrich-status")
+    assert public.status_code == 200 and public.json()["owner"] is None
+    assert "db-host-7" not in public.text and "4242" not in public.text
+    assert (await client.get("/admin/enrich-status")).status_code == 401
+    detail = await client.get("/admin/enrich-status", headers=ADMIN)
+    assert detail.status_code == 200 and detail.json()["owner"] == "db-host-7:4242:abcd"
+
+
+async def test_enrich_all_with_nothing_lacking_creates_no_job_and_asks_for_no_sync(client):
+    app = client.app  # type: ignore[attr-defined]
+    fake = _use_fake_peers(client)
+    async with app.state.engine.begin() as conn:
+        await conn.execute(
+            sa.text(
+                "UPDATE track SET danceability = 0.5, features_source = 'predicted' "
+                "WHERE features_source IS NULL"
+            )
+        )
+        jobs_before = (await conn.execute(sa.text("SELECT COUNT(*) FROM job"))).scalar_one()
+    answers = [await client.post("/api/enrich-all", headers=ADMIN) for _ in range(5)]
+    assert {a.status_code for a in answers} == {200}
+    assert all(a.json()["created"] is False for a in answers)
+    await app.state.bulk.wait()
+    async with app.state.engine.connect() as conn:
+        assert (await conn.execute(sa.text("SELECT COUNT(*) FROM job"))).scalar_one() == jobs_before
+    assert "POST /api/llm/index/sync" not in fake.calls
+
+
+def test_llm_sync_client_has_a_short_timeout_and_no_retries():
+    peers = build_peers(Settings(llm_url="http://llm.test"))
+    assert peers.llm.retries == 0
+    assert peers.llm._client.timeout.read <= 5.0

@@ -231,7 +231,7 @@ async def test_enrich_all_crashed_owner_is_taken_over_and_each_track_enriched_on
     survivor = _runner(audited, FakeM2(), enrich_db_url)
     survivor.watch()
     await _until(lambda s: s.state == "succeeded", survivor)
-    status = await survivor.status()
+    status = await survivor.status(include_owner=True)
     assert status.job_id == job_id and status.owner == survivor.owner
     assert status.done == len(before)
     assert await audit_counts(audited) == {track_id: 1 for track_id in before}
@@ -243,7 +243,7 @@ async def test_enrich_all_graceful_shutdown_hands_the_job_over_at_once(db, enric
     job_id, _ = await first.start()
     await _until(lambda s: s.done > 0, first)
     await first.shutdown()
-    handed = await first.status()
+    handed = await first.status(include_owner=True)
     assert handed.state == "queued" and handed.owner is None
     second = _runner(db, FakeM2(), enrich_db_url, lease_s=600.0)
     assert await second.start() == (job_id, False)

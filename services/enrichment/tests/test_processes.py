@@ -142,7 +142,7 @@ def fresh(stack: Stack) -> Stack:
 
 
 def _status(process: ServiceProcess) -> dict[str, Any]:
-    return httpx.get(process.url + "/api/enrich-status", headers=ADMIN, timeout=10).json()
+    return httpx.get(process.url + "/admin/enrich-status", headers=ADMIN, timeout=10).json()
 
 
 def _until(

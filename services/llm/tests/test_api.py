@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 import pytest
 import sqlalchemy as sa
@@ -245,8 +247,10 @@ async def test_index_sync_picks_up_added_and_enriched_tracks(
             features_source=None,
         )
     sync = await client.post("/api/llm/index/sync", headers=ADMIN)
-    assert sync.status_code == 200 and sync.json()["changed"] >= 1
-    assert (await client.get("/api/llm/index/status")).json()["tracks"] == before + 1
+    assert sync.status_code == 202 and sync.json()["accepted"] in ("started", "queued")
+    await app.state.index_manager.idle()
+    status = (await client.get("/api/llm/index/status")).json()
+    assert status["tracks"] == before + 1 and status["last_sync"]["changed"] == 1
     found = (
         await client.post(
             "/api/llm/search",
@@ -278,8 +282,9 @@ async def test_index_sync_picks_up_added_and_enriched_tracks(
             )
         )
         await session.commit()
-    sync = await client.post("/api/llm/index/sync", headers=ADMIN)
-    assert sync.json()["embedded"] == 1
+    await client.post("/api/llm/index/sync", headers=ADMIN)
+    await app.state.index_manager.idle()
+    assert app.state.index_manager.last_sync["embedded"] == 1
     found = (
         await client.post(
             "/api/llm/search",
@@ -295,3 +300,50 @@ async def test_metrics_count_searches(client: httpx.AsyncClient) -> None:
     await client.post("/api/llm/search", json={"query": "trap", "limit": 1})
     text = (await client.get("/metrics")).text
     assert 'event="searches"' in text
+
+
+async def test_sync_of_an_unchanged_catalog_reads_no_track_rows(app: FastAPI) -> None:
+    # Every track was imported moments ago, inside the look-back window: only keys are scanned.
+    summary = await app.state.index_manager.sync()
+    assert summary["scanned"] >= 1
+    assert (summary["seen"], summary["changed"], summary["embedded"]) == (0, 0, 0)
+
+
+async def test_sync_reads_only_the_rows_whose_updated_at_moved(app: FastAPI) -> None:
+    manager = app.state.index_manager
+    await manager.sync()
+    touched = manager.index.frame.track_ids[:3]
+    async with app.state.sessionmaker() as session:
+        await session.execute(
+            sa.update(Track).where(Track.track_id.in_(touched)).values(updated_at=utcnow())
+        )
+        await session.commit()
+    summary = await manager.sync()
+    # Re-saved with the same content: read, compared, not re-embedded.
+    assert (summary["seen"], summary["changed"], summary["embedded"]) == (3, 0, 0)
+    assert (await manager.sync())["seen"] == 0
+
+
+async def test_sync_requests_answer_at_once_and_coalesce(
+    app: FastAPI, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    manager = app.state.index_manager
+    release, runs = asyncio.Event(), []
+    real = manager._sync_once
+
+    async def slow_sync() -> dict:
+        runs.append(1)
+        await release.wait()
+        return await real()
+
+    monkeypatch.setattr(manager, "_sync_once", slow_sync)
+    answers = [await client.post("/api/llm/index/sync", headers=ADMIN) for _ in range(8)]
+    assert {a.status_code for a in answers} == {202}
+    accepted = [a.json()["accepted"] for a in answers]
+    assert accepted[0] == "started" and set(accepted[1:]) <= {"queued", "joined"}, accepted
+    assert answers[-1].json()["running"]
+    search = await client.post("/api/llm/search", json={"query": "trap", "limit": 3})
+    assert search.status_code == 200  # served while the sync is held
+    release.set()
+    await manager.idle()
+    assert 1 <= len(runs) <= 2  # eight requests, at most one run plus one queued

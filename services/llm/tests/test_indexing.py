@@ -15,7 +15,10 @@ from musicspace_cli.demo_data import DEMO_CATALOG
 from musicspace_cli.eval_search import relevant_mask, score
 from musicspace_cli.eval_search import run as eval_search
 from musicspace_llm.embeddings import OfflineEmbedder, collection_name
+from musicspace_llm.index import TrackIndex
 from musicspace_llm.indexing import rebuild_from_db
+from musicspace_llm.manager import _changed_rows
+from musicspace_llm.repository import CatalogRows
 from musicspace_llm.store import VectorStore, make_client
 from musicspace_shared.catalog import TrackFrame
 from musicspace_shared.db.engine import make_engine, make_sessionmaker
@@ -166,3 +169,39 @@ def test_eval_scores_known_items_by_rank_and_the_other_kinds_by_precision() -> N
         "mrr@10_known_item": round((1 + 1 / 3) / 2, 4),
         "hit@1_known_item": 0.5,
     }
+
+
+def _rows(**changes: object) -> CatalogRows:
+    features = np.array([[0.5] * 9, [np.nan] * 9])
+    frame = TrackFrame(
+        track_ids=["a", "b"],
+        titles=["Song A", "Song B"],
+        artists=["X", "Y"],
+        albums=["", ""],
+        genres=["pop", "rock"],
+        subgenres=["dance pop", "hard rock"],
+        popularity=np.array([50.0, np.nan]),
+        features=features,
+    )
+    for name, value in changes.items():
+        setattr(frame, name, value)
+    return CatalogRows(frame, np.array([1990, 0]), None)
+
+
+def test_changed_rows_are_the_new_ones_and_those_whose_document_fields_moved() -> None:
+    base = _rows()
+    index = TrackIndex(
+        frame=base.frame,
+        decades=base.decades,
+        vectors=np.zeros((2, 4), dtype=np.float32),
+        documents=["", ""],
+    )
+    assert list(_changed_rows(index, _rows())) == []  # NaN features and popularity: the same
+    assert list(_changed_rows(index, _rows(titles=["Song A", "Song B (live)"]))) == [1]
+    assert list(_changed_rows(index, _rows(popularity=np.array([51.0, np.nan])))) == [0]
+    moved = _rows()
+    moved.decades = np.array([2000, 0])
+    assert list(_changed_rows(index, moved)) == [0]
+    fresh = _rows(track_ids=["a", "c"])
+    fresh.frame.__post_init__()
+    assert list(_changed_rows(index, fresh)) == [1]

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import httpx
+import pytest
+from fastapi import FastAPI
 
 from musicspace_shared.model_store import read_meta, user_file
-from tests.factories import create_user
+from tests.factories import create_track, create_user
 
 from .helpers import db_session, react, user_with_most_tracks
 
@@ -78,3 +81,43 @@ async def test_recommend_unknown_user_returns_404(client: httpx.AsyncClient) -> 
 async def test_recommend_invalid_user_id_returns_422(client: httpx.AsyncClient) -> None:
     response = await client.post("/api/m2/recommend", json={"user_id": -4})
     assert response.status_code == 422
+
+
+class HeldRebuilds:
+    """The runtime's worker process, held until released."""
+
+    def __init__(self, real: object) -> None:
+        self.real = real
+        self.release = asyncio.Event()
+
+    async def run(self, func: object, *args: object, **kwargs: object) -> object:
+        await self.release.wait()
+        return await self.real.run(func, *args, **kwargs)  # type: ignore[attr-defined]
+
+    def close(self) -> None:
+        self.real.close()  # type: ignore[attr-defined]
+
+
+async def test_a_catalog_change_is_rebuilt_in_the_background_while_requests_keep_the_space(
+    client: httpx.AsyncClient, app: FastAPI, m2_db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runtime = app.state.runtime
+    async with db_session(m2_db_url) as session:
+        user_id, _owned = await user_with_most_tracks(session)
+    assert (await client.post("/api/m2/recommend", json={"user_id": user_id})).status_code == 200
+    before = runtime.space
+    held = HeldRebuilds(runtime.rebuilds)
+    monkeypatch.setattr(runtime, "rebuilds", held)
+    monkeypatch.setattr(runtime.settings, "catalog_refresh_s", 0.05)
+    async with db_session(m2_db_url) as session:
+        await create_track(session, title="Background Rebuild Anthem")
+    await asyncio.sleep(0.1)
+    answers = [await client.post("/api/m2/recommend", json={"user_id": user_id}) for _ in range(3)]
+    assert {a.status_code for a in answers} == {200}
+    assert runtime.space is before  # served from the current space; the rebuild is held
+    held.release.set()
+    for _ in range(600):
+        if runtime.space is not before:
+            break
+        await asyncio.sleep(0.1)
+    assert len(runtime.space.track_ids) == len(before.track_ids) + 1

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -162,3 +164,28 @@ async def test_events_batch_over_1000_returns_422(client: httpx.AsyncClient) -> 
     ]
     response = await client.post("/api/m3/events", json={"events": events})
     assert response.status_code == 422
+
+
+@pytest.mark.parametrize(
+    ("occurred_at", "message"),
+    [
+        ("0001-01-01T00:00:00Z", "on or after 2000-01-01"),
+        ("1999-12-31T23:59:59Z", "on or after 2000-01-01"),
+        ("9999-12-31T23:59:59Z", "5 minutes ahead"),
+        (None, "5 minutes ahead"),  # an hour from now, below
+    ],
+)
+async def test_events_occurred_at_out_of_range_returns_422_and_stores_nothing(
+    client: httpx.AsyncClient, demo_users, occurred_at, message
+) -> None:
+    user_id, owned = demo_users[4]
+    when = occurred_at or (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    bad = event(user_id, owned[1], "play", f"evt-when-{uuid.uuid4().hex[:8]}") | {
+        "occurred_at": when
+    }
+    good = event(user_id, owned[1], "play", f"evt-when-{uuid.uuid4().hex[:8]}")
+    response = await client.post("/api/m3/events", json={"events": [good, bad]})
+    assert response.status_code == 422
+    assert message in str(response.json()["detail"])
+    retry = (await client.post("/api/m3/events", json={"events": [good]})).json()
+    assert retry["recorded"] == 1  # the rejected batch stored nothing

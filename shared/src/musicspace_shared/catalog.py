@@ -6,9 +6,11 @@ from a file (`musicspace eval --catalog FILE`), so the two cannot drift apart.
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import gzip
 from collections import defaultdict
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -131,6 +133,23 @@ def read_playlists_csv(path: Path) -> dict[str, list[str]]:
     return dict(playlists)
 
 
+# Rows fetched and converted per step when a whole table is read: a page costs about a
+# millisecond of the event loop, so requests keep being served while a catalog (re)loads.
+PAGE_ROWS = 500
+
+
+async def stream_pages(session: AsyncSession, query: sa.Select) -> AsyncIterator[Sequence[sa.Row]]:
+    """The query's rows, PAGE_ROWS at a time, with the event loop free between pages.
+
+    Core execution on the session's connection (the ORM layer adds work per page). The
+    explicit yield matters: once the server's answer sits in the socket buffer, fetching
+    never suspends, and a whole table would be read in one go (~100 ms for the catalog)."""
+    result = await (await session.connection()).stream(query)
+    async for rows in result.partitions(PAGE_ROWS):
+        yield rows
+        await asyncio.sleep(0)
+
+
 async def load_tracks(
     session: AsyncSession,
     track_ids: list[str] | None = None,
@@ -139,7 +158,9 @@ async def load_tracks(
     with_updated_at: bool = False,
 ) -> TrackFrame:
     """All tracks from the DB (or just the given ids, or those updated at/after
-    `updated_since`), ordered by track_id; `with_updated_at` fills frame.updated_at."""
+    `updated_since`), ordered by track_id; `with_updated_at` fills frame.updated_at.
+
+    Read as a stream, PAGE_ROWS at a time: between pages the event loop serves requests."""
     columns = [
         Track.track_id,
         Track.title,
@@ -158,7 +179,13 @@ async def load_tracks(
         query = query.where(col(Track.track_id).in_(track_ids))
     if updated_since is not None:
         query = query.where(col(Track.updated_at) >= updated_since)
-    rows = (await session.execute(query)).all()
+    pages = [_track_page(rows, with_updated_at) async for rows in stream_pages(session, query)]
+    if not pages:
+        return _track_page([], with_updated_at)
+    return pages[0] if len(pages) == 1 else concat_frames(pages)
+
+
+def _track_page(rows: Sequence[sa.Row], with_updated_at: bool) -> TrackFrame:
     n = len(rows)
     feats = np.array(
         [[np.nan if r[7 + j] is None else r[7 + j] for j in range(len(FEATURES))] for r in rows],
@@ -177,6 +204,30 @@ async def load_tracks(
         features_source=[r[after] for r in rows],
         release_dates=[r[after + 1] for r in rows],
         updated_at=[r[after + 2] for r in rows] if with_updated_at else [],
+    )
+
+
+def concat_frames(frames: Sequence[TrackFrame]) -> TrackFrame:
+    """One frame holding the rows of `frames` in order (optional columns kept when all have them)."""
+
+    def joined(name: str) -> list:
+        parts = [getattr(f, name) for f in frames]
+        if any(len(p) != len(f) for p, f in zip(parts, frames, strict=True)):
+            return []
+        return [v for p in parts for v in p]
+
+    return TrackFrame(
+        track_ids=joined("track_ids"),
+        titles=joined("titles"),
+        artists=joined("artists"),
+        albums=joined("albums"),
+        genres=joined("genres"),
+        subgenres=joined("subgenres"),
+        popularity=np.concatenate([f.popularity for f in frames]),
+        features=np.concatenate([f.features.reshape(-1, len(FEATURES)) for f in frames]),
+        features_source=joined("features_source"),
+        release_dates=joined("release_dates"),
+        updated_at=joined("updated_at"),
     )
 
 

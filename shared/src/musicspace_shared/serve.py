@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import os
+import sys
 import threading
 from types import FrameType
 
 import uvicorn
 
 from musicspace_shared.health import start_draining
+
+# How long a thread may hold the GIL while another waits for it (CPython's default: 5 ms).
+# A catalog rebuild runs in a worker thread; every time a request's code (the event loop, a
+# scoring thread) needs the interpreter back it waited up to this long, several times per
+# request. 1 ms keeps requests moving while a rebuild runs (bench/bench_sync.py).
+GIL_SWITCH_INTERVAL_S = 0.001
 
 
 class DrainingServer(uvicorn.Server):
@@ -43,6 +50,7 @@ def main(service: str, default_port: int) -> None:
     shared model volume for newer versions before use. SHUTDOWN_DRAIN_S (compose: 7; default 0
     for local runs and tests) is how long a stopping replica reports unready before it closes.
     """
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
     config = uvicorn.Config(
         f"musicspace_{service}.app:create_app",
         factory=True,

@@ -3,7 +3,8 @@
 Credentials (musicspace_shared.auth): init-models initialises one user, so the app credential
 or that user's token may call it; enrich-all runs over the whole database: admin key only.
 enrich-status takes any credential; the worker's host and pid (owner), the last error and the
-failed track ids are shown to the admin key only.
+failed track ids are shown to the admin key only (also on the service port, without the
+gateway: GET /admin/enrich-status).
 """
 
 from __future__ import annotations
@@ -49,7 +50,10 @@ async def init_models(
     status_code=202,
     summary="Start the bulk job over every track lacking features (or return the active one)",
     responses={
-        200: {"description": "a job was already active: that job"},
+        200: {
+            "description": "a job was already active (that job), or no track lacks features "
+            "(no job is created: the latest job, or state idle)"
+        },
         401: {"description": "no or an unknown credential"},
         403: {"description": "not the admin key"},
         409: {"description": "another start is in progress (retry)"},
@@ -70,8 +74,21 @@ async def enrich_all(request: Request, _admin: AdminOnly) -> JSONResponse:
     "items are shown to the admin key only; other credentials see them empty.",
 )
 async def enrich_status(request: Request, caller: Caller) -> JobStatus:
-    status = await _bulk(request).status()
     if caller.scope == "admin":
-        return status
-    hidden = {"owner": None, "last_error": None, "waiting_reason": None, "failures": []}
+        return await _bulk(request).status(include_owner=True)
+    status = await _bulk(request).status()
+    hidden = {"last_error": None, "waiting_reason": None, "failures": []}
     return status.model_copy(update=hidden)
+
+
+# On the service port only (the gateway routes no /admin path): which process holds the job.
+admin_router = APIRouter(prefix="/admin", tags=["admin"])
+
+
+@admin_router.get(
+    "/enrich-status",
+    response_model=JobStatus,
+    summary="The latest bulk job with the process holding it (admin)",
+)
+async def enrich_status_detail(request: Request, _admin: AdminOnly) -> JobStatus:
+    return await _bulk(request).status(include_owner=True)

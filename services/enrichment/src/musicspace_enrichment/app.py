@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from musicspace_enrichment import VERSION
-from musicspace_enrichment.api import router
+from musicspace_enrichment.api import admin_router, router
 from musicspace_enrichment.clients import build_peers
 from musicspace_enrichment.init_models import sync_llm
 from musicspace_enrichment.jobs import BulkEnrichment
@@ -49,6 +49,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="MusicSpace enrichment",
         version=VERSION,
         description="Fills missing audio features through m2, initialises new users, runs the bulk job.",
-        routers=[router],
+        routers=[router, admin_router],
         startup=startup,
     )

@@ -181,12 +181,12 @@ class Peers:
 def build_peers(settings: Any, transport: httpx.AsyncBaseTransport | None = None) -> Peers:
     """One ServiceClient per peer; trainings get the long timeout, predict-audio its own."""
 
-    def client(name: str, url: str, timeout_s: float) -> ServiceClient:
+    def client(name: str, url: str, timeout_s: float, retries: int | None = None) -> ServiceClient:
         return ServiceClient(
             name,
             url,
             timeout_s=timeout_s,
-            retries=settings.http_retries,
+            retries=settings.http_retries if retries is None else retries,
             transport=transport,
             headers=settings.peer_headers(),
         )
@@ -195,6 +195,7 @@ def build_peers(settings: Any, transport: httpx.AsyncBaseTransport | None = None
         m1=client("m1", settings.m1_url, settings.train_timeout_s),
         m2=client("m2", settings.m2_url, settings.train_timeout_s),
         m3=client("m3", settings.m3_url, settings.train_timeout_s),
-        llm=client("llm", settings.llm_url, settings.http_timeout_s),
+        # Only the index sync request: answered at once, never retried (see llm_sync_timeout_s).
+        llm=client("llm", settings.llm_url, settings.llm_sync_timeout_s, retries=0),
         m2_predict=client("m2", settings.m2_url, settings.predict_timeout_s),
     )

@@ -53,12 +53,13 @@ async def init_models(
 
 
 async def sync_llm(*, peers: Peers, admin_key: str | None) -> StepReport:
-    """Ask llm to upsert the tracks changed since its last sync (their features just changed)."""
+    """Ask llm to upsert the tracks changed since its last sync (their features just changed).
+
+    llm queues the sync and answers at once; one try only (the client has no retries): a
+    missed request costs at most one periodic sync interval, a retried one costs llm work."""
     # The admin key replaces the client's app credential: index sync is an ops route.
     headers = {"Authorization": f"Bearer {admin_key}"} if admin_key else {}
-    outcome = await call_peer(
-        peers.llm, "POST", "/api/llm/index/sync", headers=headers, idempotent=True
-    )
+    outcome = await call_peer(peers.llm, "POST", "/api/llm/index/sync", headers=headers)
     if outcome.status == "failed" and outcome.http_status in (404, 405):
         return StepReport(name="llm_sync", status="skipped", detail="llm offers no sync route")
     return StepReport(

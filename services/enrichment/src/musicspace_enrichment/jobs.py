@@ -79,7 +79,9 @@ class BulkEnrichment:
         self.settings = settings
         self.metrics = metrics
         self.owner = owner or new_owner_id()
-        self.on_finished = on_finished  # e.g. tell llm to re-index the enriched tracks
+        # e.g. tell llm to re-index the enriched tracks: called only when this run wrote some.
+        self.on_finished = on_finished
+        self._written = 0  # tracks this process wrote in its current run
         self._task: asyncio.Task[None] | None = None
         self._watch_task: asyncio.Task[None] | None = None
         self._job_id: int | None = None
@@ -92,8 +94,9 @@ class BulkEnrichment:
 
     # ------------------------------------------------------------ public
 
-    async def start(self) -> tuple[int, bool]:
-        """Start the job, or return the active one: (job id, created)."""
+    async def start(self) -> tuple[int | None, bool]:
+        """Start the job, or return the active one: (job id, created). With no track lacking
+        features no job is created (and so no index sync follows): (None, False)."""
         async with self._start_lock, self.engine.connect() as conn:
             # The named lock is held until after the commit, so two replicas cannot both
             # see "no active job" and create one each.
@@ -104,17 +107,18 @@ class BulkEnrichment:
             try:
                 async with conn.begin():
                     active = await repo.active_job(conn)
-                    if active is None:
-                        total = await repo.count_lacking(conn)
-                        job_id, created = (
-                            await repo.create_job(conn, owner=self.owner, total=total),
-                            True,
-                        )
-                    else:
+                    if active is not None:
                         job_id, created = int(active.id), False
+                    elif total := await repo.count_lacking(conn):
+                        job_id = await repo.create_job(conn, owner=self.owner, total=total)
+                        created = True
+                    else:
+                        job_id, created = None, False  # nothing to enrich: no job at all
             finally:
                 await repo.release_start_lock(conn)
                 await conn.commit()
+        if job_id is None:
+            return None, False
         if created:
             logger.info("job created", extra=log_fields(job_id=job_id, owner=self.owner))
             self._spawn(job_id)
@@ -122,8 +126,10 @@ class BulkEnrichment:
             await self._try_claim(job_id)
         return job_id, created
 
-    async def status(self) -> JobStatus:
-        """The latest enrich-all job, read from the DB (any replica answers the same)."""
+    async def status(self, *, include_owner: bool = False) -> JobStatus:
+        """The latest enrich-all job, read from the DB (any replica answers the same).
+
+        The owner (host:pid of the process holding the lease) is for admins only."""
         async with self.engine.connect() as conn:
             row = await repo.latest_job(conn)
             failures = (
@@ -159,7 +165,7 @@ class BulkEnrichment:
             waiting=row.state == "waiting",
             waiting_reason=row.last_error if row.state == "waiting" else None,
             last_error=row.last_error,
-            owner=row.owner,
+            owner=row.owner if include_owner else None,
             owner_alive=alive,
             started_at=row.started_at,
             updated_at=row.updated_at,
@@ -209,6 +215,7 @@ class BulkEnrichment:
         self._job_id = job_id
         self._lease_lost = False
         self._progress.clear()
+        self._written = 0
         self._run_started = time.monotonic()
         self._task = asyncio.create_task(self._run(job_id), name=f"enrich-job-{job_id}")
 
@@ -358,8 +365,8 @@ class BulkEnrichment:
         async with self.engine.begin() as conn:
             if not await repo.finish_job(conn, job_id, owner=self.owner, state="succeeded"):
                 raise LeaseLost()
-        logger.info("job finished", extra=log_fields(job_id=job_id))
-        if self.on_finished is not None:
+        logger.info("job finished", extra=log_fields(job_id=job_id, written=self._written))
+        if self.on_finished is not None and self._written:
             try:
                 await self.on_finished()
             except Exception as exc:  # noqa: BLE001 - a courtesy call; the job is done either way
@@ -431,6 +438,7 @@ class BulkEnrichment:
                 return written, added
 
         written, added = await retry_on_deadlock(attempt)
+        self._written += written
         self._note_progress(len(outcome.ok) + added)
         if self.metrics is not None:
             self.metrics.count("tracks_enriched", written)

@@ -44,7 +44,8 @@ class JobStatus(BaseModel):
     job_id: int | None
     state: JobState
     created: bool | None = Field(
-        None, description="enrich-all only: false when a job was already active"
+        None,
+        description="enrich-all only: false when a job was already active or none was needed",
     )
     total: int = 0
     done: int = 0
@@ -55,7 +56,10 @@ class JobStatus(BaseModel):
     waiting: bool = False
     waiting_reason: str | None = None
     last_error: str | None = None
-    owner: str | None = Field(None, description="the worker's host and pid (admin key only)")
+    owner: str | None = Field(
+        None,
+        description="the worker's host and pid (admin key only; also GET /admin/enrich-status)",
+    )
     owner_alive: bool = False
     started_at: datetime | None = None
     updated_at: datetime | None = None

@@ -36,6 +36,9 @@ class Settings(CommonSettings):
     failures_listed: int = Field(100, ge=0, le=10_000)
     # After enriching, ask llm to re-sync its index for the changed tracks (if it offers that).
     notify_llm: bool = True
+    # llm answers a sync request at once (it runs in the background, coalesced): a short
+    # timeout and no retries, so a slow llm is never sent the same request again and again.
+    llm_sync_timeout_s: float = Field(5.0, gt=0.0, le=60.0)
 
     @property
     def heartbeat_interval_s(self) -> float:

@@ -30,6 +30,15 @@ def _parse_time(value: object) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=repo.UTC)
 
 
+def _not_before(trained: datetime, changed: datetime) -> bool:
+    """trained >= changed, at the precision trained_at was stored with: the model registry
+    keeps whole seconds on MariaDB, track.updated_at microseconds, so a training in the same
+    second as the enrichment before it must not look older than it."""
+    if trained.microsecond == 0:
+        changed = changed.replace(microsecond=0)
+    return trained >= changed
+
+
 def _report(name: str, outcome: PeerOutcome) -> StepReport:
     return StepReport(
         name=name,
@@ -57,7 +66,7 @@ async def _step(
         if peer_trained_at is not None:
             stated = await peer_trained_at()
             trained = max(filter(None, (trained, stated)), default=None)
-        if trained is not None and changed is not None and trained >= changed:
+        if trained is not None and changed is not None and _not_before(trained, changed):
             return StepReport(
                 name=name,
                 status="skipped",

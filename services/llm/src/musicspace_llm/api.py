@@ -152,7 +152,8 @@ async def index_status(request: Request, _caller: Caller) -> IndexStatus:
 @router.post(
     "/index/sync",
     response_model=SyncResponse,
-    summary="Upsert tracks changed since the last sync (admin)",
+    status_code=202,
+    summary="Ask for a sync of the tracks changed since the last one (admin); answers at once",
 )
 async def index_sync(request: Request, _admin: AdminOnly) -> SyncResponse:
-    return SyncResponse(**(await _manager(request).sync()))
+    return SyncResponse(**_manager(request).request_sync())

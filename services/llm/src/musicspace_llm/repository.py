@@ -6,16 +6,20 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import numpy as np
+import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from musicspace_llm.documents import decade
 from musicspace_shared.catalog import (
     TrackFrame,
+    concat_frames,
     load_interactions,
     load_tracks,
     load_user_tracks,
+    stream_pages,
     user_exists,
 )
+from musicspace_shared.db.tables import Track
 
 
 @dataclass
@@ -24,6 +28,19 @@ class CatalogRows:
     decades: np.ndarray
     watermark: datetime | None  # the newest updated_at among these rows
 
+    def stamps(self) -> list[datetime | None]:
+        """Each row's updated_at, UTC-aware (None when the load did not ask for them)."""
+        return [_aware(u) for u in self.frame.updated_at] or [None] * len(self.frame)
+
+    @staticmethod
+    def concat(parts: list[CatalogRows]) -> CatalogRows:
+        marks = [p.watermark for p in parts if p.watermark is not None]
+        return CatalogRows(
+            concat_frames([p.frame for p in parts]),
+            np.concatenate([p.decades for p in parts]),
+            max(marks) if marks else None,
+        )
+
 
 def _aware(value: datetime | None) -> datetime | None:
     if value is None:
@@ -31,16 +48,31 @@ def _aware(value: datetime | None) -> datetime | None:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-async def load_catalog(session: AsyncSession, *, since: datetime | None = None) -> CatalogRows:
-    """All tracks, or those updated at/after `since` (the sync watermark), ordered by id.
-
-    >= (not >): rows written in the same clock tick as the watermark are not lost; unchanged
-    documents are skipped by their hash, so re-reading them is cheap.
-    """
-    frame = await load_tracks(session, updated_since=since, with_updated_at=True)
+async def load_catalog(
+    session: AsyncSession, *, since: datetime | None = None, track_ids: list[str] | None = None
+) -> CatalogRows:
+    """All tracks, those updated at/after `since`, or the given ids; ordered by id."""
+    frame = await load_tracks(session, track_ids, updated_since=since, with_updated_at=True)
     decades = np.array([decade(d) or 0 for d in frame.release_dates], dtype=np.int64)
     watermark = max((_aware(u) for u in frame.updated_at if u is not None), default=None)
     return CatalogRows(frame, decades, watermark)
+
+
+async def moved_since(
+    session: AsyncSession, *, since: datetime | None, stamps: dict[str, datetime]
+) -> tuple[list[str], int]:
+    """(ids of tracks updated at/after `since` whose updated_at is not the one in `stamps`,
+    keys scanned). Only the two key columns are read (covered by ix_track_updated_at), as a
+    stream of pages, so an unchanged catalog costs next to nothing."""
+    query = sa.select(Track.track_id, Track.updated_at)
+    if since is not None:
+        query = query.where(Track.updated_at >= since)
+    moved: list[str] = []
+    scanned = 0
+    async for rows in stream_pages(session, query):
+        scanned += len(rows)
+        moved.extend(t for t, u in rows if stamps.get(t) != _aware(u))
+    return moved, scanned
 
 
 async def user_context(session: AsyncSession, *, user_id: int) -> tuple[list[str], set[str]] | None:

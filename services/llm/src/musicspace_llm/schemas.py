@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from pydantic import (
     BaseModel,
@@ -172,7 +172,13 @@ class IndexStatus(BaseModel):
 
 
 class SyncResponse(BaseModel):
-    seen: int = 0
-    changed: int = 0
-    embedded: int = 0
-    tracks: int = 0
+    """Syncs run one at a time; requests made while one runs share ONE queued run."""
+
+    accepted: Literal["started", "queued", "joined"] = Field(
+        description="started now, queued after the running sync, or joined the queued one"
+    )
+    running: bool
+    pending: bool = Field(description="a sync is queued behind the running one")
+    last_sync: dict[str, Any] = Field(
+        description="the last finished sync: keys scanned, rows read, changed, embedded, tracks"
+    )

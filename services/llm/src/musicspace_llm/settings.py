@@ -49,6 +49,8 @@ class Settings(CommonSettings):
     # How often the index looks for tracks added or enriched since its last sync (seconds).
     sync_interval_s: float = Field(30.0, ge=0)
     sync_overlap_s: float = Field(300.0, ge=0)
+    # Syncs requested back to back run at most once per this gap (the rest join the queued one).
+    sync_min_gap_s: float = Field(1.0, ge=0, le=60)
     index_batch_size: int = Field(256, ge=1, le=5000)
     offline_threads: int = Field(1, ge=1, le=16)
 

@@ -1,8 +1,8 @@
 """Process-wide state of the m1 service: the catalog index, loaded models, a CPU pool.
 
 The catalog index is built at startup and rebuilt in the background when the tracks change
-(a count/max(updated_at) check every `catalog_refresh_s`); requests always use the latest
-complete index, never wait for a rebuild. CPU work runs in a small thread pool sized to the
+(a count/max(updated_at) check every `catalog_refresh_s`), in a low-priority worker process;
+requests always use the latest complete index, never wait for a rebuild. CPU work runs in a small thread pool sized to the
 cores, with BLAS/OpenMP limited to one thread per call so concurrent requests don't
 oversubscribe the machine.
 """
@@ -28,7 +28,9 @@ from musicspace_m1.catalog_index import CatalogIndex, build_catalog_index
 from musicspace_m1.hybrid import GlobalModel, Ranked
 from musicspace_m1.settings import Settings
 from musicspace_m1.store import ModelCache
+from musicspace_shared.db.engine import standalone_session
 from musicspace_shared.model_store import ModelMeta
+from musicspace_shared.offload import ProcessOffload
 
 logger = logging.getLogger("musicspace.m1")
 T = TypeVar("T")
@@ -63,6 +65,7 @@ class LruCache(Generic[V]):
 class Runtime:
     def __init__(self, settings: Settings, *, metrics: Any = None) -> None:
         self.settings = settings
+        self.metrics = metrics
         self.models = ModelCache(
             settings.model_dir("M1"),
             on_failure=(lambda: metrics.count("model_load_failures")) if metrics else lambda: None,
@@ -75,6 +78,7 @@ class Runtime:
         self.catalog_signature: tuple[int, str] | None = None
         self._generation = 0
         self._refresh_lock = asyncio.Lock()
+        self.rebuilds = ProcessOffload()
         self.ranked_cache: LruCache[Ranked] = LruCache(settings.ranked_cache_size)
         self.response_cache: LruCache[Any] = LruCache(settings.ranked_cache_size)
 
@@ -86,18 +90,23 @@ class Runtime:
     async def refresh_catalog(
         self, maker: async_sessionmaker[AsyncSession], *, force: bool = False
     ) -> bool:
-        """Rebuild the index if the tracks changed; True when a new index was installed."""
+        """Rebuild the index if the tracks changed; True when a new index was installed.
+
+        The check is one aggregate query; the rebuild (read 28k rows, build) runs in the
+        low-priority worker process (musicspace_shared.offload), not beside the requests."""
         async with self._refresh_lock:
             async with maker() as session:
                 signature = await repository.catalog_version(session)
-                if not force and signature == self.catalog_signature and self.index is not None:
-                    return False
-                frame = await repository.catalog(session)
-            index = await self.run_cpu(build_catalog_index, frame)
+            if not force and signature == self.catalog_signature and self.index is not None:
+                return False
+            index, signature = await self.rebuilds.run(load_catalog_index, self.settings)
+            frame = index.frame
             self._generation += 1
             index.generation = self._generation
             self.index = index
             self.catalog_signature = signature
+            if self.metrics is not None:
+                self.metrics.count("catalog_rebuilds")
             logger.info("catalog index built: %d tracks", len(frame))
             return True
 
@@ -121,6 +130,7 @@ class Runtime:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
             self.executor.shutdown(wait=False, cancel_futures=True)
+            self.rebuilds.close()
 
     async def _refresh_loop(self, maker: async_sessionmaker[AsyncSession]) -> None:
         while True:
@@ -129,6 +139,19 @@ class Runtime:
                 await self.refresh_catalog(maker)
             except Exception:  # noqa: BLE001 - keep serving the last index; retry next round
                 logger.warning("catalog refresh failed", exc_info=True)
+
+
+def load_catalog_index(settings: Settings) -> tuple[CatalogIndex, tuple[int, str]]:
+    """In the rebuild worker: the catalog's version and its index, read from the DB."""
+    return asyncio.run(_load_catalog_index(settings))
+
+
+async def _load_catalog_index(settings: Settings) -> tuple[CatalogIndex, tuple[int, str]]:
+    async with standalone_session(settings) as session:
+        # Version first: a change landing during the read is seen again at the next check.
+        signature = await repository.catalog_version(session)
+        frame = await repository.catalog(session)
+    return build_catalog_index(frame), signature
 
 
 def _limit_threads() -> None:

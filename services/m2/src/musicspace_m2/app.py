@@ -21,13 +21,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def startup(app: FastAPI) -> AsyncIterator[None]:
         executor = ThreadPoolExecutor(max_workers=settings.cpu_workers, thread_name_prefix="m2-cpu")
-        runtime = Runtime(settings=settings, executor=executor, metrics=app.state.metrics)
+        runtime = Runtime(
+            settings=settings,
+            executor=executor,
+            metrics=app.state.metrics,
+            sessionmaker=app.state.sessionmaker,
+        )
         app.state.runtime = runtime
         # A missing model is not fatal: /readyz says "missing" until `musicspace train m2` runs.
         await runtime.refresh_model(force=True)
         try:
             yield
         finally:
+            await runtime.close()
             executor.shutdown(wait=False, cancel_futures=True)
 
     async def model_ready(app: FastAPI) -> str | None:

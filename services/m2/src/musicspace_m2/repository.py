@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 import numpy as np
@@ -9,7 +10,12 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from musicspace_m2.text_features import INPUT_COLUMNS, TrackInputs, inputs_from_columns
-from musicspace_shared.catalog import load_interactions, load_user_tracks, user_exists
+from musicspace_shared.catalog import (
+    load_interactions,
+    load_user_tracks,
+    stream_pages,
+    user_exists,
+)
 from musicspace_shared.db.tables import Track
 from musicspace_shared.features import FEATURES
 
@@ -64,9 +70,9 @@ async def load_track_table(session: AsyncSession, *, measured_only: bool = False
     query = sa.select(*_COLUMNS).order_by(Track.track_id)
     if measured_only:
         query = query.where(Track.features_source == "measured")
-    # Core execution on the session's connection: no ORM layer over 1,000-row results.
-    connection = await session.connection()
-    return _table(list((await connection.execute(query)).all()))
+    # Streamed in pages and converted in a thread: a refresh leaves the event loop to requests.
+    rows = [row async for page in stream_pages(session, query) for row in page]
+    return await asyncio.to_thread(_table, rows)
 
 
 async def load_inputs(session: AsyncSession, track_ids: list[str]) -> KnownInputs:

@@ -2,7 +2,11 @@
 
 Replicas share the model volume, so before use the stored meta version is compared (a small
 file read, at most every `reload_check_s`) and the model reloaded when another process
-published a newer one. The content space is rebuilt when the model or the catalog changes.
+published a newer one. The content space is rebuilt when the model or the catalog changes:
+a catalog change found by the periodic check (every `catalog_refresh_s`) is rebuilt in the
+background (coalesced: one at a time), in a low-priority worker process
+(musicspace_shared.offload), while requests keep the current space; only the first build, a
+new model, or a caller that needs a track the space lacks waits for one (in this process).
 """
 
 from __future__ import annotations
@@ -15,12 +19,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from musicspace_m2 import repository
 from musicspace_m2.predictor import FeaturePredictor
 from musicspace_m2.settings import Settings
 from musicspace_m2.similar import ContentSpace, build_space
+from musicspace_shared.coalesce import Coalescer
+from musicspace_shared.db.engine import standalone_session
 from musicspace_shared.errors import ModelNotReady
 from musicspace_shared.health import Degraded
 from musicspace_shared.model_store import (
@@ -29,6 +35,7 @@ from musicspace_shared.model_store import (
     load_pickle_with_fallback,
     read_meta,
 )
+from musicspace_shared.offload import ProcessOffload
 
 logger = logging.getLogger("musicspace.m2.runtime")
 T = TypeVar("T")
@@ -45,6 +52,8 @@ class Runtime:
     settings: Settings
     executor: ThreadPoolExecutor
     metrics: Any = None  # the app's ServiceMetrics (None in tools)
+    # For background catalog refreshes (the service sets it; tools refresh inline).
+    sessionmaker: async_sessionmaker[AsyncSession] | None = None
     model: LoadedModel | None = None
     load_error: str | None = None
     degraded: str | None = None  # set while a corrupt new model has us on the previous one
@@ -55,6 +64,8 @@ class Runtime:
     _space_checked_at: float = 0.0
     _model_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _space_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    _space_refreshes: Coalescer[ContentSpace] | None = None
+    rebuilds: ProcessOffload = field(default_factory=ProcessOffload)  # background rebuilds
 
     async def run(self, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """CPU work on the bounded executor, off the event loop."""
@@ -121,16 +132,45 @@ class Runtime:
     async def content_space(self, session: AsyncSession, *, force: bool = False) -> ContentSpace:
         """The content space for the current model and catalog (rebuilt when either changes)."""
         model = await self.require_model()
-        now = time.monotonic()
-        fresh = now - self._space_checked_at < self.settings.catalog_refresh_s
-        if (
-            self.space is not None
-            and fresh
-            and not force
-            and self.space_key
-            and self.space_key[0] == model.meta.version
-        ):
-            return self.space
+        space = self.space
+        current = (
+            space is not None and bool(self.space_key) and self.space_key[0] == model.meta.version
+        )
+        if space is not None and current and not force:
+            if self._checked_recently():
+                return space
+            if self.sessionmaker is not None:
+                self._space_checked_at = time.monotonic()  # one request per interval asks
+                if self._space_refreshes is None:
+                    self._space_refreshes = Coalescer(self._refresh_in_background, name="m2-space")
+                self._space_refreshes.request()
+                return space
+        return await self._refresh_space(session)
+
+    def _checked_recently(self) -> bool:
+        return time.monotonic() - self._space_checked_at < self.settings.catalog_refresh_s
+
+    async def _refresh_in_background(self) -> ContentSpace:
+        """The periodic check; a rebuild it finds needed runs in the worker process."""
+        assert self.sessionmaker is not None
+        model = await self.require_model()
+        async with self.sessionmaker() as session:
+            state = await repository.catalog_state(session)
+        async with self._space_lock:
+            if self.space is not None and self.space_key == (model.meta.version, *state):
+                self._space_checked_at = time.monotonic()
+                return self.space
+            space, key = await self.rebuilds.run(load_space, self.settings)
+            if key[0] == model.meta.version:  # else the next check rebuilds for the new model
+                self.space, self.space_key = space, key
+                if self.metrics is not None:
+                    self.metrics.count("catalog_rebuilds")
+            self._space_checked_at = time.monotonic()
+            return self.space or space
+
+    async def _refresh_space(self, session: AsyncSession) -> ContentSpace:
+        """Rebuild the space when the model or the catalog state moved (one at a time)."""
+        model = await self.require_model()
         async with self._space_lock:
             state = await repository.catalog_state(session)
             key = (model.meta.version, *state)
@@ -145,8 +185,46 @@ class Runtime:
                     tag=model.meta.version,
                 )
                 self.space_key = key
+                if self.metrics is not None:
+                    self.metrics.count("catalog_rebuilds")
             self._space_checked_at = time.monotonic()
             return self.space
+
+    async def close(self) -> None:
+        if self._space_refreshes is not None:
+            await self._space_refreshes.stop()
+        self.rebuilds.close()
+
+
+# The worker process' feature model (imputes the features of tracks that lack them).
+_worker_model: tuple[str, FeaturePredictor] | None = None
+
+
+def load_space(settings: Settings) -> tuple[ContentSpace, tuple[Any, ...]]:
+    """In the rebuild worker: the content space over the DB's catalog, and its key."""
+    return asyncio.run(_load_space(settings))
+
+
+async def _load_space(settings: Settings) -> tuple[ContentSpace, tuple[Any, ...]]:
+    global _worker_model
+    meta = read_meta(settings.model_path)
+    if meta is None:
+        raise ModelNotReady("m2 model missing: run `musicspace train m2`")
+    if _worker_model is None or _worker_model[0] != meta.version:
+        predictor, artifact = load_pickle_with_fallback(settings.model_path)
+        _worker_model = (artifact.meta.version, predictor)
+    version, predictor = _worker_model
+    async with standalone_session(settings) as session:
+        state = await repository.catalog_state(session)
+        table = await repository.load_track_table(session)
+    space = build_space(
+        track_ids=table.track_ids,
+        inputs=table.inputs,
+        features=table.features,
+        impute=predictor.predict,
+        tag=version,
+    )
+    return space, (version, *state)
 
 
 async def model_readiness(runtime: Runtime) -> str | None:

@@ -1,17 +1,22 @@
-"""Interaction events: store each event id once, aggregate new ones into `interaction`.
+"""Interaction events: store each event id once per user, aggregate new ones into `interaction`.
 
 A batch is one transaction: the new events are inserted into `interaction_event` (its primary
-key is the event id) and their counts are added to `interaction` with set-based upserts. If a
-concurrent request inserted one of the same ids first, the insert fails on the key, the
-transaction rolls back and the batch is retried once, now seeing those ids as duplicates: an
-event is counted once however often it is sent.
+key is (user_id, event_id): ids are the client's, unique per user, so one user's id never
+hides another user's event) and their counts are added to `interaction` with set-based
+upserts. If a concurrent request inserted one of the same keys first, the insert fails on the
+key, the transaction rolls back and the batch is retried once, now seeing those events as
+duplicates: an event is counted once however often it is sent.
+
+occurred_at must lie between 2000-01-01 and a few minutes ahead of the server clock
+(`check_occurred_at`, applied by the request schema): `last_played_at` keeps the latest play,
+so one far-future timestamp would otherwise pin it for good.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -22,6 +27,26 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from musicspace_shared.db.tables import Interaction, InteractionEvent, Track, User, utcnow
 
 LIKE_VALUE = {"like": 1, "dislike": -1, "unlike": 0}
+EARLIEST_OCCURRED_AT = datetime(2000, 1, 1, tzinfo=UTC)
+# Clients' clocks run a little ahead of ours; more than this is a wrong clock or a made-up time.
+MAX_CLOCK_AHEAD = timedelta(minutes=5)
+
+
+def check_occurred_at(value: datetime | None) -> datetime | None:
+    """The event time (UTC when it has no zone); ValueError outside 2000-01-01 .. now + 5 min."""
+    if value is None:
+        return None
+    aware = _aware(value)
+    assert aware is not None
+    if aware < EARLIEST_OCCURRED_AT:
+        raise ValueError("occurred_at must be on or after 2000-01-01T00:00:00Z")
+    latest = utcnow() + MAX_CLOCK_AHEAD
+    if aware > latest:
+        raise ValueError(
+            "occurred_at must not be more than 5 minutes ahead of the server clock "
+            f"(latest accepted now: {latest.isoformat(timespec='seconds')})"
+        )
+    return aware
 
 
 @dataclass(frozen=True)
@@ -55,11 +80,14 @@ async def _record_once(session: AsyncSession, events: list[Event]) -> list[Event
     ids = list({e.event_id for e in events})
     user_ids = list({e.user_id for e in events})
     track_ids = list({e.track_id for e in events})
+    # Both lists narrow the key (user_id, event_id); the exact pairs are matched below.
     existing = {
-        r[0]
+        (int(r[0]), r[1])
         for r in (
             await session.execute(
-                sa.select(InteractionEvent.event_id).where(InteractionEvent.event_id.in_(ids))
+                sa.select(InteractionEvent.user_id, InteractionEvent.event_id).where(
+                    InteractionEvent.user_id.in_(user_ids), InteractionEvent.event_id.in_(ids)
+                )
             )
         ).all()
     }
@@ -74,9 +102,10 @@ async def _record_once(session: AsyncSession, events: list[Event]) -> list[Event
     }
     results: list[EventResult] = []
     fresh: list[Event] = []
-    seen: set[str] = set()
+    seen: set[tuple[int, str]] = set()
     for e in events:
-        if e.event_id in existing or e.event_id in seen:
+        key = (e.user_id, e.event_id)
+        if key in existing or key in seen:
             status = "duplicate"
         elif e.user_id not in users:
             status = "unknown_user"
@@ -85,7 +114,7 @@ async def _record_once(session: AsyncSession, events: list[Event]) -> list[Event
         else:
             status = "recorded"
             fresh.append(e)
-            seen.add(e.event_id)
+            seen.add(key)
         results.append(EventResult(e.event_id, status))
     if fresh:
         now = utcnow()

@@ -9,6 +9,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from musicspace_shared.catalog import stream_pages
 from musicspace_shared.db.tables import Interaction, ModelRecord, Track, User, UserTrack
 
 
@@ -96,23 +97,22 @@ async def load_user(session: AsyncSession, user_id: int) -> RawUser | None:
 
 
 async def load_all_users(session: AsyncSession) -> dict[int, RawUser]:
-    """Every user with PMS tracks or interactions."""
+    """Every user with PMS tracks or interactions (streamed in pages: requests run between)."""
     users: dict[int, RawUser] = defaultdict(RawUser)
-    for uid, track_id in (
-        await session.execute(sa.select(UserTrack.user_id, UserTrack.track_id))
-    ).all():
-        users[int(uid)].pms.append(track_id)
-    inter = await session.execute(
-        sa.select(
-            Interaction.user_id,
-            Interaction.track_id,
-            Interaction.play_count,
-            Interaction.like_score,
-            Interaction.skip_count,
-        )
+    pms = sa.select(UserTrack.user_id, UserTrack.track_id)
+    async for page in stream_pages(session, pms):
+        for uid, track_id in page:
+            users[int(uid)].pms.append(track_id)
+    inter = sa.select(
+        Interaction.user_id,
+        Interaction.track_id,
+        Interaction.play_count,
+        Interaction.like_score,
+        Interaction.skip_count,
     )
-    for uid, t, p, like, s in inter.all():
-        users[int(uid)].interactions[t] = (int(p), int(like), int(s))
+    async for page in stream_pages(session, inter):
+        for uid, t, p, like, s in page:
+            users[int(uid)].interactions[t] = (int(p), int(like), int(s))
     return dict(users)
 
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field
 
+from musicspace_m3.events import check_occurred_at
 from musicspace_shared.ids import TrackId, UserId
 from musicspace_shared.inputs import Limit, StrictBody
 
@@ -66,12 +67,14 @@ class EventIn(StrictBody):
         min_length=1,
         max_length=64,
         pattern=EVENT_ID_PATTERN,
-        description="client-chosen, unique; retries reuse it",
+        description="client-chosen, unique per user; retries reuse it",
     )
     user_id: UserId
     track_id: TrackId
     kind: Literal["play", "like", "dislike", "unlike", "skip"]
-    occurred_at: datetime | None = None
+    occurred_at: Annotated[datetime | None, AfterValidator(check_occurred_at)] = Field(
+        None, description="when it happened: 2000-01-01 .. 5 minutes ahead of the server (UTC)"
+    )
 
 
 class EventsRequest(StrictBody):

@@ -20,12 +20,12 @@ from musicspace_m3.repository import RawUser
 from musicspace_m3.schemas import RecommendResponse
 from musicspace_m3.scoring import rank
 from musicspace_m3.settings import Settings
-from musicspace_m3.state import Snapshot, build_snapshot, profile_for
+from musicspace_m3.state import Snapshot, load_snapshot, profile_for
 from musicspace_m3.training import FinetuneResult, finetune_user
 from musicspace_shared import model_store
-from musicspace_shared.catalog import load_tracks
 from musicspace_shared.errors import ModelNotReady, NotFound
 from musicspace_shared.logs import log_fields
+from musicspace_shared.offload import ProcessOffload
 
 logger = logging.getLogger("musicspace.m3.service")
 
@@ -70,6 +70,7 @@ class Recommender:
         self._sessionmaker: async_sessionmaker[AsyncSession] | None = None
         self._checked_at = 0.0
         self._refreshing: asyncio.Task[None] | None = None
+        self.rebuilds = ProcessOffload()  # snapshot rebuilds: off the serving process
         self._cache: OrderedDict[tuple[Any, ...], tuple[float, Recommendation]] = OrderedDict()
 
     async def start(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
@@ -78,37 +79,37 @@ class Recommender:
         await asyncio.to_thread(self.models.refresh_global, force=True)
 
     def close(self) -> None:
+        self.rebuilds.close()
         self.pool.shutdown(wait=False, cancel_futures=True)
         self.train_pool.shutdown(wait=False, cancel_futures=True)
 
     async def refresh(self) -> bool:
-        """Rebuild the snapshot if tracks, PMS lists or interactions changed; True when rebuilt."""
+        """Rebuild the snapshot if tracks, PMS lists or interactions changed; True when rebuilt.
+
+        The check is three aggregate queries; the rebuild runs in the worker process."""
         assert self._sessionmaker is not None
         self._checked_at = time.monotonic()
         async with self._sessionmaker() as session:
             catalog_fp = await repository.catalog_fingerprint(session)
             activity_fp = await repository.activity_fingerprint(session)
-            current = self.snapshot
-            if current is not None and (
-                current.catalog_fingerprint,
-                current.activity_fingerprint,
-            ) == (catalog_fp, activity_fp):
-                return False
-            same_catalog = current is not None and current.catalog_fingerprint == catalog_fp
-            frame = current.index.frame if same_catalog else await load_tracks(session)
-            users = await repository.load_all_users(session)
-        index = current.index if same_catalog else None
-        self.snapshot = await asyncio.to_thread(
-            build_snapshot,
-            frame,
-            users,
-            catalog_fp=catalog_fp,
-            activity_fp=activity_fp,
-            index=index,
+        current = self.snapshot
+        if current is not None and (
+            current.catalog_fingerprint,
+            current.activity_fingerprint,
+        ) == (catalog_fp, activity_fp):
+            return False
+        same_catalog = current is not None and current.catalog_fingerprint == catalog_fp
+        self.snapshot = await self.rebuilds.run(
+            load_snapshot, self.settings, catalog_fp=catalog_fp, activity_fp=activity_fp
         )
+        self.count("catalog_rebuilds" if not same_catalog else "activity_rebuilds")
         logger.info(
             "snapshot built",
-            extra=log_fields(tracks=len(frame), users=len(users), catalog_changed=not same_catalog),
+            extra=log_fields(
+                tracks=len(self.snapshot.index),
+                users=self.snapshot.collab.n_users,
+                catalog_changed=not same_catalog,
+            ),
         )
         return True
 

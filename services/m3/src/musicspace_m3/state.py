@@ -1,23 +1,29 @@
 """The in-memory world a recommendation needs: catalog index and the user x track matrix.
 
-Built once from the DB at startup; rebuilt off the event loop when a cheap fingerprint query
-says tracks, PMS lists or interactions changed. Readers take a reference to the current
-snapshot, so a rebuild never changes data under a running request.
+Built once from the DB at startup; rebuilt when a cheap fingerprint query says tracks, PMS
+lists or interactions changed, by `load_snapshot` in a low-priority worker process
+(musicspace_shared.offload: neither the event loop nor the interpreter lock of the requests is
+taken). Readers take a reference to the current snapshot, so a rebuild never changes data
+under a running request.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 
+from musicspace_m3 import repository
 from musicspace_m3.catalog_index import CatalogIndex, build_catalog_index
 from musicspace_m3.collab import Collab, build_collab
 from musicspace_m3.features import Profile
 from musicspace_m3.groups import UserData
 from musicspace_m3.repository import RawUser
-from musicspace_shared.catalog import TrackFrame
+from musicspace_m3.settings import Settings
+from musicspace_shared.catalog import TrackFrame, load_tracks
+from musicspace_shared.db.engine import standalone_session
 
 
 @dataclass(frozen=True)
@@ -50,6 +56,29 @@ def build_snapshot(
     if index is None or index.fingerprint != catalog_fp:
         index = build_catalog_index(frame, fingerprint=catalog_fp)
     return Snapshot(index, build_collab_from_users(index, users), catalog_fp, activity_fp)
+
+
+# The worker process' last catalog index: reused while the catalog fingerprint is unchanged,
+# so a change of plays or likes rebuilds only the user x track matrix.
+_worker_index: CatalogIndex | None = None
+
+
+def load_snapshot(settings: Settings, *, catalog_fp: str, activity_fp: str) -> Snapshot:
+    """In the rebuild worker: read what changed from the DB and build the snapshot."""
+    return asyncio.run(_load_snapshot(settings, catalog_fp=catalog_fp, activity_fp=activity_fp))
+
+
+async def _load_snapshot(settings: Settings, *, catalog_fp: str, activity_fp: str) -> Snapshot:
+    global _worker_index
+    index = _worker_index if _worker_index and _worker_index.fingerprint == catalog_fp else None
+    async with standalone_session(settings) as session:
+        frame = index.frame if index is not None else await load_tracks(session)
+        users = await repository.load_all_users(session)
+    snapshot = build_snapshot(
+        frame, users, catalog_fp=catalog_fp, activity_fp=activity_fp, index=index
+    )
+    _worker_index = snapshot.index
+    return snapshot
 
 
 def user_data(index: CatalogIndex, raw: RawUser) -> UserData:

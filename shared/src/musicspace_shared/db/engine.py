@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -78,6 +79,17 @@ async def session_scope(maker: async_sessionmaker[AsyncSession]) -> AsyncIterato
     """One session per request (web.py's handlers turn a lost database into a 503)."""
     async with maker() as session:
         yield session
+
+
+@asynccontextmanager
+async def standalone_session(settings: CommonSettings) -> AsyncIterator[AsyncSession]:
+    """A session on an engine of its own, disposed afterwards (worker processes, tools)."""
+    engine = make_engine(settings)
+    try:
+        async with make_sessionmaker(engine)() as session:
+            yield session
+    finally:
+        await engine.dispose()
 
 
 async def ping(engine: AsyncEngine) -> None:

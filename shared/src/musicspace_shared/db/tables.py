@@ -27,8 +27,8 @@ TrackIdType = sa.String(64).with_variant(
 class PreciseUTCDateTime(UTCDateTime):
     """UTCDateTime kept to the microsecond on MariaDB too (its DATETIME drops the fraction).
 
-    For the job row: a job over the demo catalog takes a fraction of a second, and its rate,
-    ETA and duration are computed from these times.
+    For the job row (a job over the demo catalog takes a fraction of a second, and its rate,
+    ETA and duration are computed from these times) and track.updated_at (index syncs compare it).
     """
 
     cache_ok = True
@@ -75,7 +75,9 @@ class Track(SQLModel, table=True):
     features_source: str | None = Field(default=None, max_length=16, index=True)
     external_metadata: dict[str, Any] | None = Field(default=None, sa_type=sa.JSON)
     created_at: datetime = Field(default_factory=utcnow)
-    updated_at: datetime = Field(default_factory=utcnow)
+    # Indexed and to the microsecond: index syncs read the tracks changed since a watermark
+    # and compare each one's updated_at with the one they hold (two writes in one second differ).
+    updated_at: datetime = _precise_time(default_factory=utcnow, index=True)
 
 
 class User(SQLModel, table=True):
@@ -131,12 +133,14 @@ class Interaction(SQLModel, table=True):
 
 
 class InteractionEvent(SQLModel, table=True):
-    """Each received event once, so a retried batch is not counted twice."""
+    """Each received event once per user, so a retried batch is not counted twice.
+
+    The key is (user_id, event_id): event ids are the client's, unique per user only."""
 
     __tablename__ = "interaction_event"
 
+    user_id: int = Field(primary_key=True, sa_type=sa.BigInteger)
     event_id: str = Field(primary_key=True, max_length=64)
-    user_id: int = Field(sa_type=sa.BigInteger, index=True)
     track_id: str = Field(sa_type=TrackIdType)
     kind: str = Field(max_length=16)  # play | like | dislike | unlike | skip
     occurred_at: datetime = Field(default_factory=utcnow)
