@@ -35,7 +35,10 @@ async def _touch_every_track(url: str) -> None:
 
 
 def _last_run(stack: Stack) -> int:
-    status = httpx.get(f"http://127.0.0.1:{stack.ports['llm']}/api/llm/index/status", timeout=10)
+    status = httpx.get(
+        f"http://127.0.0.1:{stack.ports['llm']}/api/llm/index/status", headers=stack.app, timeout=10
+    )
+    assert status.status_code == 200, status.text
     return int(status.json()["last_sync"].get("run", 0))
 
 

@@ -228,7 +228,8 @@ async def test_enrich_status_shows_no_host_or_pid_but_the_admin_detail_does(clie
     public = await client.get("/api/enrich-status")
     assert public.status_code == 200 and public.json()["owner"] is None
     assert "db-host-7" not in public.text and "4242" not in public.text
-    assert (await client.get("/admin/enrich-status")).status_code == 401
+    # The app credential (the client's) is known but not the admin's.
+    assert (await client.get("/admin/enrich-status")).status_code == 403
     detail = await client.get("/admin/enrich-status", headers=ADMIN)
     assert detail.status_code == 200 and detail.json()["owner"] == "db-host-7:4242:abcd"
 
