@@ -6,7 +6,8 @@
 #   BASES=auto|public|local deploy/images/build.sh        (default auto: public if it pulls)
 #
 # Idempotent: BuildKit's layer cache makes a rebuild with nothing changed take seconds; the
-# images the previous build tagged and this one replaced (dangling) are removed at the end.
+# images the previous build tagged and this one replaced (dangling) are removed at the end,
+# and the build cache is trimmed to its most recently used 10 GB (BUILD_CACHE_KEEP).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 docker="${DOCKER:-docker}"
@@ -52,3 +53,6 @@ for package in cli services/m1 services/m2 services/m3 services/llm services/enr
   printf 'musicspace/%-12s %5d MB  (%ds)\n' "$name" $((size / 1000000)) $((SECONDS - started))
 done
 "$docker" image prune -f >/dev/null
+# BuildKit's cache grew to 58 GB over a day of rebuilds when dockerd ran without the cap
+# start_engine.sh writes: keep the most recently used 10 GB whatever the daemon's settings.
+"$docker" builder prune -f --keep-storage "${BUILD_CACHE_KEEP:-10GB}" >/dev/null
