@@ -1,4 +1,4 @@
-"""Bulk, idempotent import of a catalog file and a playlists file.
+"""Bulk, idempotent import of a catalog file, a playlists file and an interactions file.
 
 Each file is validated whole first (bad rows reported with their line numbers), then written
 in one transaction: a failure leaves the DB as it was. Only new or changed rows are written,
@@ -12,13 +12,15 @@ import gzip
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from musicspace_shared.db.tables import Track, User, UserTrack, utcnow
+from musicspace_m3.events import check_occurred_at
+from musicspace_shared.db.tables import Interaction, Track, User, UserTrack, utcnow
 from musicspace_shared.features import FEATURE_RANGES, FEATURES
 from musicspace_shared.ids import is_valid_track_id
 
@@ -38,6 +40,8 @@ TRACK_FIELDS = (
 )
 CATALOG_REQUIRED = ("track_id", "track_name", "track_artist")
 PLAYLIST_REQUIRED = ("playlist_id", "track_id")
+INTERACTION_REQUIRED = ("user_ref", "track_id", "play_count", "like_score", "skip_count")
+INTERACTION_FIELDS = ("play_count", "like_score", "skip_count", "last_played_at")
 
 
 class ImportRejected(Exception):
@@ -274,6 +278,132 @@ async def import_playlists(
         report.inserted = len(new_rows)
         report.unchanged = len(memberships) - len(new_rows)
     return report
+
+
+def _count(row: dict[str, str], name: str, low: int, high: int) -> int:
+    text = (row.get(name) or "").strip()
+    if not text.isdigit() and not (text.startswith("-") and text[1:].isdigit()):
+        raise ValueError(f"{name} must be a whole number, got {text!r}")
+    value = int(text)
+    if not low <= value <= high:
+        raise ValueError(f"{name} {value} outside {low}..{high}")
+    return value
+
+
+def _parse_interaction(row: dict[str, str]) -> tuple[str, str, int, int, int, datetime | None]:
+    user_ref = (row.get("user_ref") or "").strip()
+    if not user_ref or len(user_ref) > 128:
+        raise ValueError("invalid user_ref")
+    track_id = (row.get("track_id") or "").strip()
+    if not is_valid_track_id(track_id):
+        raise ValueError(f"invalid track_id {track_id!r}")
+    played_text = (row.get("last_played_at") or "").strip()
+    played = None
+    if played_text:
+        try:
+            played = check_occurred_at(datetime.fromisoformat(played_text))
+        except ValueError as exc:
+            raise ValueError(f"last_played_at {played_text!r}: {exc}") from None
+    return (
+        user_ref,
+        track_id,
+        _count(row, "play_count", 0, 10**9),
+        _count(row, "like_score", -1, 1),
+        _count(row, "skip_count", 0, 10**9),
+        played,
+    )
+
+
+async def import_interactions(
+    engine: AsyncEngine, path: Path, *, on_error: str = "reject", progress: Progress | None = None
+) -> ImportReport:
+    """Plays, likes and skips per (user, track), the user found by the `user_ref` its playlist
+    import gave it (`external_ref`). A row replaces the stored counts of its pair: importing the
+    same file twice changes nothing."""
+    report = ImportReport()
+    parsed = _validate(path, INTERACTION_REQUIRED, _parse_interaction, on_error, report)
+    async with engine.begin() as conn:
+        known_tracks = set((await conn.execute(sa.select(Track.track_id))).scalars())
+        users = dict(
+            (
+                await conn.execute(
+                    sa.select(User.external_ref, User.id).where(User.external_ref.is_not(None))
+                )
+            ).all()
+        )
+        errors = [
+            (
+                line,
+                f"unknown user_ref {p[0]!r}" if p[0] not in users else f"unknown track_id {p[1]!r}",
+            )
+            for line, p in parsed
+            if p[0] not in users or p[1] not in known_tracks
+        ]
+        if errors and on_error == "reject":
+            raise ImportRejected(errors)
+        report.skipped.extend(errors)
+        wanted: dict[tuple[int, str], tuple[Any, ...]] = {}
+        for _line, (ref, track_id, *values) in parsed:
+            if ref in users and track_id in known_tracks:
+                wanted[(users[ref], track_id)] = tuple(values)  # a repeated pair: the last wins
+        existing = {
+            (row[0], row[1]): tuple(row[2:])
+            for row in (
+                await conn.execute(
+                    sa.select(
+                        Interaction.user_id,
+                        Interaction.track_id,
+                        *[getattr(Interaction, f) for f in INTERACTION_FIELDS],
+                    )
+                )
+            ).all()
+        }
+        now = utcnow()
+
+        def as_row(key: tuple[int, str], values: tuple[Any, ...]) -> dict[str, Any]:
+            return dict(zip(INTERACTION_FIELDS, values, strict=True)) | {
+                "user_id": key[0],
+                "track_id": key[1],
+                "updated_at": now,
+            }
+
+        new = [as_row(k, v) for k, v in wanted.items() if k not in existing]
+        changed = [
+            as_row(k, v) for k, v in wanted.items() if k in existing and _differs(v, existing[k])
+        ]
+        await _insert_chunks(conn, Interaction, new, progress)
+        for chunk in _chunks(changed):
+            await conn.execute(
+                sa.update(Interaction)
+                .where(
+                    Interaction.user_id == sa.bindparam("b_user_id"),
+                    Interaction.track_id == sa.bindparam("b_track_id"),
+                )
+                .values({f: sa.bindparam(f) for f in INTERACTION_FIELDS} | {"updated_at": now}),
+                [
+                    {f: r[f] for f in INTERACTION_FIELDS}
+                    | {"b_user_id": r["user_id"], "b_track_id": r["track_id"]}
+                    for r in chunk
+                ],
+            )
+            if progress:
+                progress(len(chunk))
+        report.inserted, report.updated = len(new), len(changed)
+        report.unchanged = len(wanted) - len(new) - len(changed)
+    return report
+
+
+def _differs(new: tuple[Any, ...], old: tuple[Any, ...]) -> bool:
+    """Stored datetimes may come back without their zone (SQLite) or whole seconds: compare UTC."""
+    *counts, played = new
+    *old_counts, old_played = old
+    if tuple(counts) != tuple(old_counts):
+        return True
+    if played is None or old_played is None:
+        return played is not old_played
+    if old_played.tzinfo is None:
+        old_played = old_played.replace(tzinfo=UTC)
+    return abs((played - old_played).total_seconds()) >= 1
 
 
 def _chunks(rows: list[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:

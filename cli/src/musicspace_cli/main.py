@@ -23,7 +23,9 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
-import_app = typer.Typer(help="Import catalog and playlist files.", no_args_is_help=True)
+import_app = typer.Typer(
+    help="Import catalog, playlist and interaction files.", no_args_is_help=True
+)
 train_app = typer.Typer(help="Train the global models from the DB.", no_args_is_help=True)
 eval_app = typer.Typer(help="Deterministic evaluations against baselines.", no_args_is_help=True)
 index_app = typer.Typer(help="The llm search index.", no_args_is_help=True)
@@ -87,7 +89,11 @@ async def _import(kind: str, path: Path, on_error: str) -> dict[str, Any]:
         with _progress(f"importing {kind}", None) as bar:
             task = bar.add_task(kind, total=None)
             advance = lambda n: bar.advance(task, n)  # noqa: E731
-            func = importer.import_catalog if kind == "catalog" else importer.import_playlists
+            func = {
+                "catalog": importer.import_catalog,
+                "playlists": importer.import_playlists,
+                "interactions": importer.import_interactions,
+            }[kind]
             report = await func(engine, path, on_error=on_error, progress=advance)
     finally:
         await engine.dispose()
@@ -127,6 +133,16 @@ def import_catalog(file: Path, on_error: OnError = "reject", as_json: JsonFlag =
 def import_playlists(file: Path, on_error: OnError = "reject", as_json: JsonFlag = False) -> None:
     """Import playlists (each becomes a user with its tracks as PMS tracks)."""
     _import_command("playlists", file, on_error, as_json)
+
+
+@import_app.command("interactions")
+def import_interactions(
+    file: Path, on_error: OnError = "reject", as_json: JsonFlag = False
+) -> None:
+    """Plays, likes and skips: user_ref,track_id,play_count,like_score,skip_count[,last_played_at].
+
+    user_ref is the playlist id a playlists import created the user from."""
+    _import_command("interactions", file, on_error, as_json)
 
 
 @import_app.command("demo")
@@ -229,6 +245,30 @@ def eval_search(
     from musicspace_cli.eval_search import run
 
     _emit(run(catalog=catalog, queries=queries), as_json)
+
+
+@app.command("generate")
+def generate(
+    out: Annotated[Path, typer.Option("--out", help="folder for the three .csv.gz files")],
+    tracks: Annotated[int, typer.Option(min=1, help="catalog tracks")] = 100_000,
+    users: Annotated[int, typer.Option(min=0, help="users (one playlist each)")] = 10_000,
+    interactions: Annotated[
+        int | None, typer.Option(min=0, help="play/like/skip rows (default: 100 per user)")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="the same seed writes the same bytes")] = 0,
+    as_json: JsonFlag = False,
+) -> None:
+    """A synthetic catalog, users and interactions drawn from the demo data's distributions.
+
+    Import them with `musicspace import catalog|playlists|interactions` (in that order)."""
+    from musicspace_cli.generate import Sizes
+    from musicspace_cli.generate import generate as write
+
+    sizes = Sizes(tracks, users, users * 100 if interactions is None else interactions, seed)
+    with _progress("generating", None) as bar:
+        bar.add_task("generating", total=None)
+        result = write(out, sizes)
+    _emit(result, as_json)
 
 
 @models_app.command("usage")
