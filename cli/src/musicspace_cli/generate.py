@@ -26,13 +26,10 @@ seed give the same bytes. How each part is drawn:
 
 from __future__ import annotations
 
-import csv
-import gzip
-import io
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -42,19 +39,6 @@ import pandas as pd
 from musicspace_cli.demo_data import DEMO_CATALOG, DEMO_PLAYLISTS
 from musicspace_shared.features import FEATURE_RANGES, FEATURES
 
-CATALOG_HEADER = (
-    "track_id",
-    "track_name",
-    "track_artist",
-    "track_popularity",
-    "track_album_id",
-    "track_album_name",
-    "track_album_release_date",
-    "genre",
-    "subgenre",
-    *FEATURES,
-)
-PLAYLIST_HEADER = ("playlist_id", "playlist_name", "track_id")
 INTERACTION_HEADER = (
     "user_ref",
     "track_id",
@@ -70,7 +54,6 @@ PLAYS_MEDIAN, PLAYS_LOG_STD = 13.0, 1.53
 LIKE_SHARE, DISLIKE_SHARE = 0.15, 0.03
 LIBRARY_SHARE = 0.8
 PLAYED_UNTIL = datetime(2026, 1, 1, tzinfo=UTC)
-ROWS_PER_WRITE = 100_000
 
 
 @dataclass(frozen=True)
@@ -192,8 +175,8 @@ class Catalog:
     popularity: np.ndarray
 
 
-def _catalog_rows(demo: Demo, rng: np.random.Generator, tracks: int) -> tuple[Catalog, list]:
-    """The synthetic catalog: its arrays (for the users) and its CSV rows."""
+def _catalog(demo: Demo, rng: np.random.Generator, tracks: int) -> tuple[Catalog, pd.DataFrame]:
+    """The synthetic catalog: its arrays (for the users) and its file's rows."""
     mean = demo.artist_count.mean()
     templates = rng.integers(0, len(demo.artist_count), size=int(tracks / mean * 1.2) + 16)
     counts = demo.artist_count[templates]
@@ -234,30 +217,25 @@ def _catalog_rows(demo: Demo, rng: np.random.Generator, tracks: int) -> tuple[Ca
     genres = frame["genre"].fillna("").to_numpy()[rows]
     subgenres = demo.subgenres[rows]
 
-    def csv_rows() -> Iterable[Sequence[Any]]:
-        for i in range(tracks):
-            values = features[i]
-            measured = not np.isnan(values).any()
-            yield (
-                track_ids[i],
-                titles[i],
-                artist_names[artist_of[i]],
-                int(popularity[i]),
-                album_ids[album_keys[i]],
-                album_names[album_keys[i]],
-                dates[i],
-                genres[i],
-                subgenres[i],
-                *(_number(v) for v in values if measured),
-                *([""] * len(FEATURES) if not measured else ()),
-            )
-
+    table = pd.DataFrame(
+        {
+            "track_id": track_ids,
+            "track_name": titles,
+            "track_artist": np.array(artist_names, dtype=object)[artist_of],
+            "track_popularity": popularity,
+            "track_album_id": album_ids[album_keys],
+            "track_album_name": album_names[album_keys],
+            "track_album_release_date": dates,
+            "genre": genres,
+            "subgenre": subgenres,
+        }
+    )
+    for position, name in enumerate(FEATURES):
+        table[name] = features[:, position]
+    missing = np.isnan(features).any(axis=1)
+    table.loc[missing, list(FEATURES)] = np.nan  # all nine or none
     catalog = Catalog(track_ids, rows, artist_of, subgenres, popularity)
-    return catalog, csv_rows()
-
-
-def _number(value: float) -> str:
-    return f"{value:.6g}"
+    return catalog, table
 
 
 class _SubgenrePicker:
@@ -308,25 +286,12 @@ def _dedupe(users: np.ndarray, tracks: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return users[first], tracks[first]
 
 
-def _write(path: Path, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:
-    written = 0
+def _write(path: Path, table: pd.DataFrame) -> int:
     # mtime=0: the same rows give the same bytes (gzip otherwise stamps the time).
-    with (
-        open(path, "wb") as raw,
-        gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, compresslevel=6) as packed,
-        io.TextIOWrapper(packed, encoding="utf-8", newline="") as handle,
-    ):
-        writer = csv.writer(handle)
-        writer.writerow(header)
-        batch: list[Sequence[Any]] = []
-        for row in rows:
-            batch.append(row)
-            if len(batch) >= ROWS_PER_WRITE:
-                writer.writerows(batch)
-                written, batch = written + len(batch), []
-        writer.writerows(batch)
-        written += len(batch)
-    return written
+    table.to_csv(
+        path, index=False, na_rep="", compression={"method": "gzip", "mtime": 0, "compresslevel": 6}
+    )
+    return len(table)
 
 
 def generate(out: Path, sizes: Sizes, demo: Demo | None = None) -> dict[str, Any]:
@@ -337,23 +302,23 @@ def generate(out: Path, sizes: Sizes, demo: Demo | None = None) -> dict[str, Any
     demo = demo or Demo()
     rng = np.random.default_rng(sizes.seed)
     out.mkdir(parents=True, exist_ok=True)
-    catalog, catalog_rows = _catalog_rows(demo, rng, sizes.tracks)
-    files = {"catalog": _write(out / "catalog.csv.gz", CATALOG_HEADER, catalog_rows)}
+    catalog, table = _catalog(demo, rng, sizes.tracks)
+    files = {"catalog": _write(out / "catalog.csv.gz", table)}
 
     picker = _SubgenrePicker(catalog)
     library_sizes = rng.choice(demo.playlist_sizes, size=sizes.users)
     users, tracks = _dedupe(*_user_tracks(demo, rng, picker, library_sizes))
     refs = np.char.add("gen-user-", np.char.zfill(np.arange(1, sizes.users + 1).astype(str), 7))
     ids = catalog.track_ids
+    names = np.char.add("Generated mix ", (np.arange(sizes.users) + 1).astype(str))
     files["playlists"] = _write(
         out / "playlists.csv.gz",
-        PLAYLIST_HEADER,
-        ((refs[u], f"Generated mix {u + 1}", ids[t]) for u, t in zip(users, tracks, strict=True)),
+        pd.DataFrame(
+            {"playlist_id": refs[users], "playlist_name": names[users], "track_id": ids[tracks]}
+        ),
     )
     files["interactions"] = _write(
-        out / "interactions.csv.gz",
-        INTERACTION_HEADER,
-        _interactions(rng, picker, catalog, users, tracks, refs, sizes),
+        out / "interactions.csv.gz", _interactions(rng, picker, catalog, users, tracks, refs, sizes)
     )
     return {
         "out": str(out),
@@ -375,9 +340,9 @@ def _interactions(
     tracks: np.ndarray,
     refs: np.ndarray,
     sizes: Sizes,
-) -> Iterable[Sequence[Any]]:
+) -> pd.DataFrame:
     if sizes.users == 0 or sizes.interactions == 0 or len(users) == 0:
-        return iter(())
+        return pd.DataFrame(columns=list(INTERACTION_HEADER))
     # Each user's share of the interactions follows their library size: up to LIBRARY_SHARE of
     # it on distinct library tracks, the rest on tracks of the subgenre of a random library
     # track of theirs (a repeat of one already drawn is dropped).
@@ -407,18 +372,16 @@ def _interactions(
     plays = np.maximum(1, np.round(rng.lognormal(np.log(PLAYS_MEDIAN), PLAYS_LOG_STD, n)))
     skips = rng.poisson(np.where(like < 0, 2.0, 0.3))
     seconds_before = rng.integers(0, 2 * 365 * 86400, size=n)
-    ids = catalog.track_ids
-
-    def rows_out() -> Iterable[Sequence[Any]]:
-        for i in range(n):
-            played = PLAYED_UNTIL - timedelta(seconds=int(seconds_before[i]))
-            yield (
-                refs[who[i]],
-                ids[what[i]],
-                int(plays[i]),
-                int(like[i]),
-                int(skips[i]),
-                played.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            )
-
-    return rows_out()
+    played = np.datetime64(PLAYED_UNTIL.replace(tzinfo=None), "s") - seconds_before.astype(
+        "timedelta64[s]"
+    )
+    return pd.DataFrame(
+        {
+            "user_ref": refs[who],
+            "track_id": catalog.track_ids[what],
+            "play_count": plays.astype(np.int64),
+            "like_score": like,
+            "skip_count": skips,
+            "last_played_at": np.char.add(np.datetime_as_string(played, unit="s"), "Z"),
+        }
+    )
