@@ -99,6 +99,10 @@ class ModelHolder(Generic[T]):
         """What is in memory, without looking at the volume."""
         return self._held
 
+    def due(self) -> bool:
+        """True when the next get() looks at the volume (nothing held, or the throttle passed)."""
+        return self._held is None or time.monotonic() - self._checked_at >= self.check_every_s
+
     def get(self, *, force: bool = False) -> Held[T] | None:
         """The current model: reloaded first when its sidecar changed (looked at every
         `check_every_s` at most). Thread-safe; does file I/O, so call it off the event loop."""

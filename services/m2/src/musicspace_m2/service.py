@@ -182,7 +182,7 @@ async def predict_audio(
     # behind the other requests' predictions and concurrent batches all finished together.
     body, predicted = await runtime.run(
         _predict_and_render,
-        predictor=model.predictor,
+        predictor=model.model,
         model_version=model.meta.version,
         items=request.items,
         known=known,
