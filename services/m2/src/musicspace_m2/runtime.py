@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
-from typing import Any, TypeVar
+from typing import Any, TypeAlias, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -35,7 +35,7 @@ from musicspace_shared.watch import CatalogWatcher
 
 logger = logging.getLogger("musicspace.m2.runtime")
 T = TypeVar("T")
-LoadedModel = Held[FeaturePredictor]  # .model is the predictor, .meta its sidecar
+LoadedModel: TypeAlias = Held[FeaturePredictor]  # .model is the predictor, .meta its sidecar
 
 
 class Runtime:
@@ -89,9 +89,8 @@ class Runtime:
         """The content space for the current model (built here when there is none for it);
         catalog changes reach it through the watcher."""
         model = await self.require_model()
-        space = self.space
-        current = space is not None and bool(self.space_key) and self.space_key[0] == model.version
-        if space is not None and current and not force:
+        space, key = self.space, self.space_key
+        if space is not None and key and key[0] == model.version and not force:
             return space
         return await self._refresh_space(session)
 

@@ -10,6 +10,7 @@ fine-tuned from the old one and are read again on their next use.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TypeAlias
 
 from catboost import CatBoost
 
@@ -19,7 +20,7 @@ from musicspace_shared.metrics import ServiceMetrics
 from musicspace_shared.model_holder import Held, ModelHolder, UserModels
 
 USER_MODEL_SUFFIX = "_.cbm"
-Loaded = Held[CatBoost]  # .model, .version, .path
+Loaded: TypeAlias = Held[CatBoost]  # .model, .version, .path
 
 
 def global_path(model_dir: Path, name: str) -> Path:
