@@ -11,8 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable, Hashable
-from typing import Any, TypeVar
+from collections.abc import Hashable
+from typing import Any
 
 from cachetools import LRUCache
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -24,84 +24,56 @@ from musicspace_m1.hybrid import GlobalModel, Ranked
 from musicspace_m1.settings import Settings
 from musicspace_m1.store import ModelCache
 from musicspace_shared.catalog import CatalogVersion
-from musicspace_shared.cpu import CpuPool
 from musicspace_shared.db.engine import standalone_session
 from musicspace_shared.metrics import ServiceMetrics
 from musicspace_shared.model_store import ModelMeta
-from musicspace_shared.offload import ProcessOffload
-from musicspace_shared.watch import CatalogWatcher
+from musicspace_shared.runtime import ServiceRuntime
 
 logger = logging.getLogger("musicspace.m1")
-T = TypeVar("T")
 
 
-class Runtime:
+class Runtime(ServiceRuntime):
+    name = "m1"
+    settings: Settings
+
     def __init__(self, settings: Settings, *, metrics: ServiceMetrics | None = None) -> None:
-        self.settings = settings
-        self.metrics = metrics
+        super().__init__(settings, metrics=metrics)
         self.models = ModelCache(
             settings.model_dir("M1"), check_every_s=settings.reload_check_s, metrics=metrics
         )
-        self.cpu = CpuPool(settings.cpu_workers, name="m1")
         self.index: CatalogIndex | None = None
         self._generation = 0
-        self.rebuilds = ProcessOffload()
-        self.watcher: CatalogWatcher | None = None
         # Exact answers: every input is in the key (musicspace_m1.service.recommend).
         self.ranked_cache: LRUCache[Hashable, Ranked] = LRUCache(settings.ranked_cache_size)
         self.response_cache: LRUCache[Hashable, Any] = LRUCache(settings.ranked_cache_size)
-
-    async def run_cpu(self, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Run CPU-bound work off the event loop, in the bounded pool."""
-        return await self.cpu.run(func, *args, **kwargs)
 
     async def refresh_catalog(
         self, maker: async_sessionmaker[AsyncSession], *, force: bool = False
     ) -> bool:
         """Rebuild the index if the tracks changed; True when a new index was installed."""
-        if self.watcher is None:
-            self.watcher = self._watcher(maker)
-        return await self.watcher.check(force=force or self.index is None)
+        return await self.watch(maker).check(force=force or self.index is None)
 
-    def _watcher(self, maker: async_sessionmaker[AsyncSession]) -> CatalogWatcher:
-        return CatalogWatcher(
-            name="m1",
-            sessionmaker=maker,
-            rebuild=self._rebuild,
-            every_s=lambda: self.settings.catalog_check_s,
-        )
-
-    async def _rebuild(self, _version: CatalogVersion) -> None:
+    async def rebuild_catalog(self, version: CatalogVersion) -> None:
         """The rebuild (read 28k rows, build) runs in the low-priority worker process."""
         index = await self.rebuilds.run(load_catalog_index, self.settings)
         self._generation += 1
         index.generation = self._generation
         self.index = index
-        if self.metrics is not None:
-            self.metrics.count("catalog_rebuilds")
+        self.count("catalog_rebuilds")
         logger.info("catalog index built: %d tracks", len(index))
 
     async def global_model(self) -> tuple[GlobalModel, ModelMeta] | None:
         return await self.run_cpu(self.models.global_model)
 
-    @contextlib.asynccontextmanager
-    async def running(self, maker: async_sessionmaker[AsyncSession]) -> AsyncIterator[Runtime]:
-        """Lifespan: first index and model load, then the catalog watcher."""
+    async def start(self) -> None:
+        """The first index and model load; a failure leaves readiness to say why."""
+        assert self.watcher is not None
         try:
-            await self.refresh_catalog(maker, force=True)
+            await self.watcher.check(force=True)
         except Exception:  # noqa: BLE001 - a DB down at start: readiness reports it, the watcher retries
             logger.exception("initial catalog load failed")
         with contextlib.suppress(Exception):  # readiness reports it
             await self.global_model()
-        if self.watcher is None:
-            self.watcher = self._watcher(maker)
-        self.watcher.start()
-        try:
-            yield self
-        finally:
-            await self.watcher.stop()
-            self.cpu.close()
-            self.rebuilds.close()
 
 
 def load_catalog_index(settings: Settings) -> CatalogIndex:

@@ -12,69 +12,44 @@ new model, or a caller that needs a track the space lacks waits for one (in this
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
-from typing import Any, TypeAlias, TypeVar
+from typing import Any, TypeAlias
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from musicspace_m2 import repository
 from musicspace_m2.predictor import FeaturePredictor
 from musicspace_m2.settings import Settings
 from musicspace_m2.similar import ContentSpace, build_space
 from musicspace_shared.catalog import catalog_version
-from musicspace_shared.cpu import CpuPool
 from musicspace_shared.db.engine import standalone_session
 from musicspace_shared.errors import ModelNotReady
 from musicspace_shared.metrics import ServiceMetrics
 from musicspace_shared.model_holder import Held, ModelHolder
 from musicspace_shared.model_store import load_pickle_with_fallback, read_meta
-from musicspace_shared.offload import ProcessOffload
-from musicspace_shared.watch import CatalogWatcher
+from musicspace_shared.runtime import ServiceRuntime
 
 logger = logging.getLogger("musicspace.m2.runtime")
-T = TypeVar("T")
 LoadedModel: TypeAlias = Held[FeaturePredictor]  # .model is the predictor, .meta its sidecar
 
 
-class Runtime:
+class Runtime(ServiceRuntime):
+    name = "m2"
+    settings: Settings
+
     def __init__(self, settings: Settings, *, metrics: ServiceMetrics | None = None) -> None:
-        self.settings = settings
-        self.metrics = metrics  # the app's ServiceMetrics (None in tools)
-        self.cpu = CpuPool(settings.cpu_workers, name="m2")
+        super().__init__(settings, metrics=metrics)
         self.holder: ModelHolder[FeaturePredictor] = ModelHolder(
             settings.model_path, check_every_s=settings.reload_check_s, metrics=metrics
         )
         self.space: ContentSpace | None = None
         self.space_key: tuple[Any, ...] | None = None  # (model version, *catalog_version)
         self._space_lock = asyncio.Lock()
-        self.rebuilds = ProcessOffload()  # background rebuilds
-        self.watcher: CatalogWatcher | None = None
 
-    async def run(self, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """CPU work on the bounded pool, off the event loop."""
-        return await self.cpu.run(func, *args, **kwargs)
-
-    @contextlib.asynccontextmanager
-    async def running(self, maker: async_sessionmaker[AsyncSession]) -> AsyncIterator[Runtime]:
-        """Lifespan: load the model (a missing one is not fatal: /readyz says so until
-        `musicspace train m2` runs), then watch the catalog."""
+    async def start(self) -> None:
+        """Load the model: a missing one is not fatal (/readyz says so until
+        `musicspace train m2` runs; the first request then builds the space)."""
         await asyncio.to_thread(self.holder.get, force=True)
-        self.watcher = CatalogWatcher(
-            name="m2",
-            sessionmaker=maker,
-            rebuild=self._rebuild_in_background,
-            every_s=lambda: self.settings.catalog_check_s,
-            version=self._space_version,
-        )
-        self.watcher.start()
-        try:
-            yield self
-        finally:
-            await self.watcher.stop()
-            self.rebuilds.close()
-            self.cpu.close()
 
     async def require_model(self) -> LoadedModel:
         """The current model (looked for on the volume when the throttle allows), else 503."""
@@ -94,11 +69,11 @@ class Runtime:
             return space
         return await self._refresh_space(session)
 
-    async def _space_version(self, session: AsyncSession) -> tuple[Any, ...]:
+    async def catalog_version(self, session: AsyncSession) -> tuple[Any, ...]:
         held = self.holder.held
         return (held.version if held else None, *await catalog_version(session))
 
-    async def _rebuild_in_background(self, key: tuple[Any, ...]) -> None:
+    async def rebuild_catalog(self, key: tuple[Any, ...]) -> None:
         """A change the watcher found: rebuilt in the worker process."""
         if key[0] is None:
             return  # no model yet: the first request builds the space
@@ -109,7 +84,7 @@ class Runtime:
             held = self.holder.held
             if held is not None and built[0] == held.version:  # else the next round rebuilds
                 self.space, self.space_key = space, built
-                self._count("catalog_rebuilds")
+                self.count("catalog_rebuilds")
 
     async def _refresh_space(self, session: AsyncSession) -> ContentSpace:
         """Rebuild the space when the model or the catalog state moved (one at a time)."""
@@ -118,7 +93,7 @@ class Runtime:
             key = (model.version, *await catalog_version(session))
             if self.space is None or self.space_key != key:
                 table = await repository.load_track_table(session)
-                self.space = await self.run(
+                self.space = await self.run_cpu(
                     build_space,
                     track_ids=table.track_ids,
                     inputs=table.inputs,
@@ -127,12 +102,8 @@ class Runtime:
                     tag=model.version,
                 )
                 self.space_key = key
-                self._count("catalog_rebuilds")
+                self.count("catalog_rebuilds")
             return self.space
-
-    def _count(self, event: str) -> None:
-        if self.metrics is not None:
-            self.metrics.count(event)
 
 
 # The worker process' feature model (imputes the features of tracks that lack them).

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 from cachetools import TTLCache
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from musicspace_m3 import ranker, repository
 from musicspace_m3.models import Loaded, ModelRegistry, user_model_path
@@ -26,8 +24,7 @@ from musicspace_shared.errors import ModelNotReady, NotFound
 from musicspace_shared.logs import log_fields
 from musicspace_shared.metrics import ServiceMetrics
 from musicspace_shared.model_holder import signature
-from musicspace_shared.offload import ProcessOffload
-from musicspace_shared.watch import CatalogWatcher
+from musicspace_shared.runtime import ServiceRuntime
 
 logger = logging.getLogger("musicspace.m3.service")
 
@@ -51,12 +48,14 @@ class Recommendation:
     body: bytes = b""  # the RecommendResponse JSON, rendered once and cached with the answer
 
 
-class Recommender:
+class Recommender(ServiceRuntime):
     """Holds the snapshot and models; ranks in a bounded thread pool (one CatBoost thread per call)."""
 
+    name = "m3"
+    settings: Settings
+
     def __init__(self, settings: Settings, *, metrics: ServiceMetrics | None = None) -> None:
-        self.settings = settings
-        self.metrics = metrics
+        super().__init__(settings, metrics=metrics)
         self.models = ModelRegistry(
             settings.model_dir("M3"),
             settings.global_model_name,
@@ -64,43 +63,21 @@ class Recommender:
             metrics=metrics,
         )
         self.snapshot: Snapshot | None = None
-        self.cpu = CpuPool(settings.cpu_workers, name="m3-predict")
         # Fine-tuning gets its own single thread so it never starves predictions of workers.
         self.train_cpu = CpuPool(1, name="m3-train")
-        self.watcher: CatalogWatcher | None = None
-        self.rebuilds = ProcessOffload()  # snapshot rebuilds: off the serving process
         self._cache: TTLCache[tuple[Any, ...], Recommendation] | None = (
             TTLCache(settings.cache_entries, ttl=settings.cache_ttl_s)
             if settings.cache_ttl_s > 0
             else None
         )
 
-    def count(self, event: str) -> None:
-        if self.metrics is not None:
-            self.metrics.count(event)
-
-    @contextlib.asynccontextmanager
-    async def running(
-        self, sessionmaker: async_sessionmaker[AsyncSession]
-    ) -> AsyncIterator[Recommender]:
-        """Lifespan: the first snapshot and model load, then the catalog watcher."""
-        self.watcher = CatalogWatcher(
-            name="m3",
-            sessionmaker=sessionmaker,
-            rebuild=self._rebuild,
-            every_s=lambda: self.settings.catalog_check_s,
-            version=_fingerprints,
-        )
+    async def start(self) -> None:
+        """The first snapshot and global model load."""
         await self.refresh()
         await asyncio.to_thread(self.models.refresh_global, force=True)
-        self.watcher.start()
-        try:
-            yield self
-        finally:
-            await self.watcher.stop()
-            self.rebuilds.close()
-            self.cpu.close()
-            self.train_cpu.close()
+
+    def close(self) -> None:
+        self.train_cpu.close()
 
     async def refresh(self) -> bool:
         """Rebuild the snapshot if tracks, PMS lists or interactions changed; True when rebuilt.
@@ -109,7 +86,14 @@ class Recommender:
         assert self.watcher is not None
         return await self.watcher.check()
 
-    async def _rebuild(self, fingerprints: tuple[str, str]) -> None:
+    async def catalog_version(self, session: AsyncSession) -> tuple[str, str]:
+        """What the snapshot is built from: the catalog's and the users' activity's fingerprints."""
+        return (
+            await repository.catalog_fingerprint(session),
+            await repository.activity_fingerprint(session),
+        )
+
+    async def rebuild_catalog(self, fingerprints: tuple[str, str]) -> None:
         catalog_fp, activity_fp = fingerprints
         current = self.snapshot
         same_catalog = current is not None and current.catalog_fingerprint == catalog_fp
@@ -158,7 +142,7 @@ class Recommender:
         if hit is not None:
             self.count("recommendation_cache_hits")
             return hit
-        ranked = await self.cpu.run(self._rank, snapshot, base, user_id, raw, limit, cap)
+        ranked = await self.run_cpu(self._rank, snapshot, base, user_id, raw, limit, cap)
         body = RecommendResponse.model_validate(ranked, from_attributes=True).model_dump_json()
         result = replace(ranked, body=body.encode())
         self.count("recommendations")
@@ -253,11 +237,3 @@ class Recommender:
                 metrics=result.metrics,
             )
         return result
-
-
-async def _fingerprints(session: AsyncSession) -> tuple[str, str]:
-    """What the snapshot is built from: the catalog's and the users' activity's fingerprints."""
-    return (
-        await repository.catalog_fingerprint(session),
-        await repository.activity_fingerprint(session),
-    )
