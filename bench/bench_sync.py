@@ -6,8 +6,8 @@ shows in full). Each phase asks every distinct user once (m1/m2/m3 recommend) or
 asked before (llm search), so no answer comes from a cache in either phase. In one run:
 1. m1, m2, m3 recommend, mixed: idle, then while their catalog indexes refresh back to back
    (one track's updated_at moves every 0.5 s, so every catalog check finds a new catalog and
-   rebuilds the whole index: m1 every M1_CATALOG_REFRESH_S, m2 every M2_CATALOG_REFRESH_S,
-   m3 every M3_CATALOG_CHECK_S; bench/context.py sets 5 s). A warm-up pass first stores the
+   rebuilds the whole index at each <SERVICE>_CATALOG_CHECK_S round; bench/context.py sets
+   5 s). A warm-up pass first stores the
    per-user m2 models, and a catalog change before the idle phase empties the answer caches.
 2. llm search: idle, then while syncs run back to back: a fresh import is simulated (every
    track's updated_at set to now, so the syncs meet all 28,356 tracks inside their look-back

@@ -197,8 +197,8 @@ class BenchContext:
             **credentials.ENV,
             # Catalog checks every 5 s (bench_sync refreshes the catalog back to back; the
             # other benchmarks do not change it, so a check is one aggregate query).
-            "M1_CATALOG_REFRESH_S": "5",
-            "M2_CATALOG_REFRESH_S": "5",
+            "M1_CATALOG_CHECK_S": "5",
+            "M2_CATALOG_CHECK_S": "5",
             "M3_CATALOG_CHECK_S": "5",
             **{f"{name.upper()}_URL": f"http://127.0.0.1:{port}" for name, port in ports.items()},
         }

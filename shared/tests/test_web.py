@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from contextlib import asynccontextmanager
+from typing import Annotated
+
 import httpx
 import pytest
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
 from musicspace_shared.errors import NotFound
 from musicspace_shared.settings import CommonSettings
-from musicspace_shared.web import SessionDep, create_service_app
+from musicspace_shared.web import SessionDep, create_service_app, runtime_dependency
 from tests.asgi import serving
 from tests.credentials import APP_KEY
 
@@ -166,3 +169,36 @@ async def test_cleanup_body_is_strict_so_a_string_never_turns_off_the_dry_run(
         app, "POST", "/admin/models/cleanup", json=body, headers={"X-API-Key": "s3cret"}
     )
     assert response.status_code == 422, response.text
+
+
+class DemoRuntime:
+    answers = 42
+
+
+DemoRuntimeDep = Annotated[DemoRuntime, Depends(runtime_dependency(DemoRuntime))]
+
+
+async def test_the_runtime_a_startup_yields_is_reached_by_a_typed_dependency(
+    sqlite_url, tmp_path
+) -> None:
+    router = APIRouter(prefix="/api/typed")
+
+    @router.get("/answer")
+    async def answer(runtime: DemoRuntimeDep) -> int:
+        return runtime.answers
+
+    @asynccontextmanager
+    async def startup(_app):
+        yield DemoRuntime()
+
+    settings = CommonSettings(DATABASE_URL=sqlite_url, MODEL_ROOT=tmp_path, APP_API_KEY=APP_KEY)
+    app = create_service_app(
+        service="demo",
+        settings=settings,
+        title="demo",
+        version="0",
+        routers=[router],
+        startup=startup,
+    )
+    async with serving(app) as client:
+        assert (await client.get("/api/typed/answer")).json() == 42

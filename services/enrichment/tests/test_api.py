@@ -90,7 +90,9 @@ async def client(db, enrich_db_url) -> AsyncIterator[httpx.AsyncClient]:
 def _use_fake_peers(client: httpx.AsyncClient) -> FakePeers:
     fake = FakePeers()
     app = client.app  # type: ignore[attr-defined]
-    app.state.peers = build_peers(app.state.settings, transport=httpx.MockTransport(fake.handler))
+    app.state.runtime.peers = build_peers(
+        app.state.settings, transport=httpx.MockTransport(fake.handler)
+    )
     return fake
 
 
@@ -134,7 +136,7 @@ async def test_init_models_takes_the_app_credential_or_the_users_own_token(clien
 
 async def test_enrich_status_shows_the_worker_to_the_admin_key_only(client):
     app = client.app  # type: ignore[attr-defined]
-    await app.state.bulk.start()
+    await app.state.runtime.bulk.start()
     as_app = (await client.get("/api/enrich-status")).json()
     as_admin = (await client.get("/api/enrich-status", headers=ADMIN)).json()
     assert as_admin["owner"] and str(os.getpid()) in as_admin["owner"]
@@ -198,10 +200,10 @@ async def test_enrich_status_and_enrich_all_starts_then_returns_the_active_job(c
     from musicspace_enrichment.clients import M2Client
     from musicspace_shared.http import ServiceClient
 
-    app.state.bulk.m2 = M2Client(
+    app.state.runtime.bulk.m2 = M2Client(
         ServiceClient("m2", "http://m2.test", retries=0, transport=fake.transport())
     )
-    app.state.bulk.settings = app.state.settings.model_copy(
+    app.state.runtime.bulk.settings = app.state.settings.model_copy(
         update={"pause_between_batches_s": 0.2, "batch_size": 10}
     )
     started = await client.post("/api/enrich-all", headers=ADMIN)
@@ -248,7 +250,7 @@ async def test_enrich_all_with_nothing_lacking_creates_no_job_and_asks_for_no_sy
     answers = [await client.post("/api/enrich-all", headers=ADMIN) for _ in range(5)]
     assert {a.status_code for a in answers} == {200}
     assert all(a.json()["created"] is False for a in answers)
-    await app.state.bulk.wait()
+    await app.state.runtime.bulk.wait()
     async with app.state.engine.connect() as conn:
         assert (await conn.execute(sa.text("SELECT COUNT(*) FROM job"))).scalar_one() == jobs_before
     assert "POST /api/llm/index/sync" not in fake.calls

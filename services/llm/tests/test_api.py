@@ -248,7 +248,7 @@ async def test_index_sync_picks_up_added_and_enriched_tracks(
         )
     sync = await client.post("/api/llm/index/sync", headers=ADMIN)
     assert sync.status_code == 202 and sync.json()["accepted"] in ("started", "queued")
-    await app.state.index_manager.idle()
+    await app.state.runtime.manager.idle()
     status = (await client.get("/api/llm/index/status")).json()
     assert status["tracks"] == before + 1 and status["last_sync"]["changed"] == 1
     found = (
@@ -283,8 +283,8 @@ async def test_index_sync_picks_up_added_and_enriched_tracks(
         )
         await session.commit()
     await client.post("/api/llm/index/sync", headers=ADMIN)
-    await app.state.index_manager.idle()
-    assert app.state.index_manager.last_sync["embedded"] == 1
+    await app.state.runtime.manager.idle()
+    assert app.state.runtime.manager.last_sync["embedded"] == 1
     found = (
         await client.post(
             "/api/llm/search",
@@ -292,7 +292,7 @@ async def test_index_sync_picks_up_added_and_enriched_tracks(
         )
     ).json()["items"]
     assert found[0]["audio_features"]["energy"] == 0.95
-    chroma = app.state.index_manager.store.load([track.track_id])
+    chroma = app.state.runtime.manager.store.load([track.track_id])
     assert chroma.ids == [track.track_id]
 
 
@@ -304,13 +304,13 @@ async def test_metrics_count_searches(client: httpx.AsyncClient) -> None:
 
 async def test_sync_of_an_unchanged_catalog_reads_no_track_rows(app: FastAPI) -> None:
     # Every track was imported moments ago, inside the look-back window: only keys are scanned.
-    summary = await app.state.index_manager.sync()
+    summary = await app.state.runtime.manager.sync()
     assert summary["scanned"] >= 1
     assert (summary["seen"], summary["changed"], summary["embedded"]) == (0, 0, 0)
 
 
 async def test_sync_reads_only_the_rows_whose_updated_at_moved(app: FastAPI) -> None:
-    manager = app.state.index_manager
+    manager = app.state.runtime.manager
     await manager.sync()
     touched = manager.index.frame.track_ids[:3]
     async with app.state.sessionmaker() as session:
@@ -327,7 +327,7 @@ async def test_sync_reads_only_the_rows_whose_updated_at_moved(app: FastAPI) -> 
 async def test_sync_requests_answer_at_once_and_coalesce(
     app: FastAPI, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    manager = app.state.index_manager
+    manager = app.state.runtime.manager
     release, runs = asyncio.Event(), []
     real = manager._sync_once
 

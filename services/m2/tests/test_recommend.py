@@ -108,7 +108,7 @@ async def test_a_catalog_change_is_rebuilt_in_the_background_while_requests_keep
     before = runtime.space
     held = HeldRebuilds(runtime.rebuilds)
     monkeypatch.setattr(runtime, "rebuilds", held)
-    monkeypatch.setattr(runtime.settings, "catalog_refresh_s", 0.05)
+    monkeypatch.setattr(runtime.settings, "catalog_check_s", 0.05)
     async with db_session(m2_db_url) as session:
         await create_track(session, title="Background Rebuild Anthem")
     await asyncio.sleep(0.1)

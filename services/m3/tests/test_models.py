@@ -10,6 +10,7 @@ from typing import Any
 from musicspace_m3.app import create_app
 from musicspace_m3.models import ModelRegistry
 from musicspace_shared import model_store
+from musicspace_shared.metrics import ServiceMetrics
 from tests.asgi import serving
 
 from .conftest import make_settings
@@ -46,10 +47,8 @@ def test_registry_refuses_tampered_model_and_keeps_previous(
     trained: dict[str, Any], tmp_path: Path
 ) -> None:
     path = _copy_volume(trained, tmp_path)
-    failures: list[int] = []
-    registry = ModelRegistry(
-        path.parent, NAME, check_every_s=0, on_failure=lambda: failures.append(1)
-    )
+    metrics = ServiceMetrics("m3")
+    registry = ModelRegistry(path.parent, NAME, check_every_s=0, metrics=metrics)
     assert registry.refresh_global().version == trained["version"]
     time.sleep(0.01)
     meta = model_store.ModelMeta(
@@ -57,7 +56,8 @@ def test_registry_refuses_tampered_model_and_keeps_previous(
     )
     path.with_name(path.name + ".meta.json").write_text(__import__("json").dumps(meta.__dict__))
     assert registry.refresh_global().version == trained["version"]
-    assert failures
+    assert metrics.events.labels("m3", "model_load_failures")._value.get() == 1
+    assert registry.holder.state == "degraded"
 
 
 async def test_readyz_is_503_until_a_global_model_exists(

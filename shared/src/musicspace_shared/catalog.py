@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import sqlalchemy as sa
@@ -287,3 +288,75 @@ async def user_exists(session: AsyncSession, user_id: int) -> bool:
     return (
         await session.execute(sa.select(col(User.id)).where(col(User.id) == user_id))
     ).first() is not None
+
+
+CatalogVersion = tuple[int, str]
+
+
+async def catalog_version(session: AsyncSession) -> CatalogVersion:
+    """(track count, latest updated_at): moves whenever a track is added, removed or changed.
+    One aggregate query: what every in-memory catalog is checked against."""
+    count, latest = (
+        await session.execute(sa.select(sa.func.count(), sa.func.max(Track.updated_at)))
+    ).one()
+    return int(count or 0), "" if latest is None else str(latest)
+
+
+def label_codes(values: Sequence[str]) -> tuple[np.ndarray, list[str]]:
+    """Integer codes for labels (case and surrounding spaces folded) and the labels in code
+    order; "" (unknown) is a label like any other."""
+    seen: dict[str, int] = {}
+    codes = np.fromiter(
+        (seen.setdefault(v.strip().lower(), len(seen)) for v in values),
+        dtype=np.int64,
+        count=len(values),
+    )
+    return codes, list(seen)
+
+
+@dataclass
+class CatalogLabels:
+    """The part of a catalog index every recommender builds the same way: the frame and an
+    integer code per track for its artist, album (per artist), genre and subgenre."""
+
+    frame: TrackFrame
+    artist: np.ndarray
+    album: np.ndarray
+    genre: np.ndarray
+    subgenre: np.ndarray
+    n_artists: int
+    n_albums: int
+    n_genres: int
+    n_subgenres: int
+    genre_names: list[str]
+    subgenre_names: list[str]
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+    @property
+    def track_ids(self) -> list[str]:
+        return self.frame.track_ids
+
+
+def catalog_labels(frame: TrackFrame) -> dict[str, Any]:
+    """The CatalogLabels fields of a frame, to build a subclass with (`Index(**labels, ...)`)."""
+    artist, artists = label_codes(frame.artists)
+    album, albums = label_codes(
+        [f"{a}\x1f{b}" for a, b in zip(frame.artists, frame.albums, strict=True)]
+    )
+    genre, genres = label_codes(frame.genres)
+    subgenre, subgenres = label_codes(frame.subgenres)
+    return {
+        "frame": frame,
+        "artist": artist,
+        "album": album,
+        "genre": genre,
+        "subgenre": subgenre,
+        "n_artists": max(len(artists), 1),
+        "n_albums": max(len(albums), 1),
+        "n_genres": max(len(genres), 1),
+        "n_subgenres": max(len(subgenres), 1),
+        "genre_names": genres,
+        "subgenre_names": subgenres,
+    }

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from musicspace_shared.health import ModelState
+
 LATENCY_BUCKETS = (0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
 
@@ -37,9 +39,20 @@ class ServiceMetrics:
             ["service", "name"],
             registry=self.registry,
         )
+        self.model_states = Gauge(
+            "musicspace_model_state",
+            "1 for the state each held model is in (missing, ready, degraded, failed), else 0",
+            ["service", "model", "state"],
+            registry=self.registry,
+        )
 
     def count(self, event: str, amount: float = 1) -> None:
         self.events.labels(self.service, event).inc(amount)
 
     def set(self, name: str, value: float) -> None:
         self.gauges.labels(self.service, name).set(value)
+
+    def model_state(self, model: str, state: str) -> None:
+        """The holder of `model` (musicspace_shared.model_holder) is now in `state`."""
+        for each in ModelState:
+            self.model_states.labels(self.service, model, each.value).set(each == state)

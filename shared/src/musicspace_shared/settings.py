@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import warnings
 from functools import cached_property
 from pathlib import Path
+from typing import Any, ClassVar
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_SQLITE_URL = "sqlite+aiosqlite:///./var/musicspace.db"
@@ -60,6 +63,42 @@ class CommonSettings(BaseSettings):
     enrichment_url: str = Field("http://127.0.0.1:8005", validation_alias="ENRICHMENT_URL")
     http_timeout_s: float = Field(30.0, validation_alias="HTTP_TIMEOUT_S")
     http_retries: int = Field(3, validation_alias="HTTP_RETRIES")
+    # The fields below are read with the service's own prefix (M1_CATALOG_CHECK_S, ...); a
+    # service changes a default by declaring the field again with its value.
+    # Seconds between checks of the catalog (musicspace_shared.catalog.catalog_version: track
+    # count and latest updated_at); what is built from it is rebuilt in the background only
+    # when the answer moved.
+    catalog_check_s: float = Field(10.0, ge=0)
+    # Seconds between looks at a held model's sidecar on the volume (musicspace_shared.model_holder);
+    # 0: before every use (one stat()).
+    reload_check_s: float = Field(2.0, ge=0)
+    # Threads for CPU work (scoring, training) off the event loop (musicspace_shared.cpu);
+    # 0: one per core, at most 4.
+    cpu_workers: int = Field(0, ge=0, le=64)
+
+    # Old names still read (with a warning): old name -> current field.
+    renamed: ClassVar[dict[str, str]] = {"catalog_refresh_s": "catalog_check_s"}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _read_renamed(cls, data: Any) -> Any:
+        """A setting under its old name (argument or `<PREFIX><OLD_NAME>` in the environment)
+        still applies when the current name is not given."""
+        if not isinstance(data, dict):
+            return data
+        prefix = str(cls.model_config.get("env_prefix") or "")
+        for old, new in cls.renamed.items():
+            value = data.pop(old, None)
+            if value is None:
+                value = os.environ.get(f"{prefix}{old}".upper())
+            if value is not None and new not in data:
+                warnings.warn(
+                    f"{prefix}{old.upper()} is deprecated: use {prefix}{new.upper()}",
+                    DeprecationWarning,
+                    stacklevel=2,
+                )
+                data[new] = value
+        return data
 
     @cached_property
     def admin_key(self) -> str | None:

@@ -9,7 +9,7 @@ import logging
 import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from http import HTTPStatus
 from typing import Annotated, Any, TypeVar
 
@@ -30,7 +30,7 @@ from musicspace_shared import heap
 from musicspace_shared.admin import admin_router
 from musicspace_shared.auth import rate_limiters
 from musicspace_shared.db.engine import make_engine, make_sessionmaker, ping, session_scope
-from musicspace_shared.errors import DomainError
+from musicspace_shared.errors import DomainError, ModelNotReady
 from musicspace_shared.health import Degraded, shutdown_check
 from musicspace_shared.limits import TrainingQueue
 from musicspace_shared.logs import configure_logging, log_fields, request_id_var
@@ -44,8 +44,10 @@ T = TypeVar("T")
 ReadinessCheck = Callable[[FastAPI], Awaitable[str | None]]
 """Returns None when ready, Degraded(note) when ready with a caveat, or a reason when not."""
 
-Startup = Callable[[FastAPI], Any]
-"""Called in lifespan after the DB engine exists; may return an async context manager."""
+Startup = Callable[[FastAPI], AbstractAsyncContextManager[Any]]
+"""Called in lifespan after the DB engine exists: builds the service's state, yields it and
+closes it on exit. What it yields is the service's runtime: `app.state.runtime`, reached by
+routes through `runtime_dependency(Kind)` and by readiness checks through `runtime_of`."""
 
 
 def problem(
@@ -203,11 +205,7 @@ def create_service_app(
         app.state.sessionmaker = make_sessionmaker(engine)
         async with AsyncExitStack() as stack:
             if startup is not None:
-                result = startup(app)
-                if hasattr(result, "__aenter__"):
-                    await stack.enter_async_context(result)
-                elif hasattr(result, "__await__"):
-                    await result
+                app.state.runtime = await stack.enter_async_context(startup(app))
             heap.settle()
             heap.watch(metrics)
             resettle = asyncio.create_task(heap.resettle_every(settings.heap_resettle_s))
@@ -446,6 +444,26 @@ def _install_error_handlers(app: FastAPI) -> None:
             return problem(503, "Database unavailable", "database connection lost")
         logger.exception("database error")
         return problem(500, "Internal error", "database error")
+
+
+def runtime_of(app: FastAPI, kind: type[T]) -> T | None:
+    """The runtime the service's startup yielded, or None while it has not (starting)."""
+    runtime = getattr(app.state, "runtime", None)
+    return runtime if isinstance(runtime, kind) else None
+
+
+def runtime_dependency(kind: type[T]) -> Callable[[Request], Awaitable[T]]:
+    """A dependency giving routes the service's runtime, typed:
+    `RuntimeDep = Annotated[Runtime, Depends(runtime_dependency(Runtime))]`."""
+
+    # async: a plain def dependency would run in a worker thread on every request
+    async def runtime(request: Request) -> T:
+        found = runtime_of(request.app, kind)
+        if found is None:
+            raise ModelNotReady(f"the service is starting ({kind.__name__} not built yet)")
+        return found
+
+    return runtime
 
 
 async def _get_session(request: Request) -> AsyncIterator[AsyncSession]:

@@ -9,19 +9,21 @@ gateway: GET /admin/enrich-status).
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
 from musicspace_enrichment.init_models import init_models as run_init_models
-from musicspace_enrichment.jobs import BulkEnrichment
+from musicspace_enrichment.runtime import Runtime
 from musicspace_enrichment.schemas import InitModelsRequest, InitModelsResponse, JobStatus
 from musicspace_shared.auth import AdminOnly, Caller
+from musicspace_shared.web import runtime_dependency
 
 router = APIRouter(prefix="/api", tags=["enrichment"])
 
 
-def _bulk(request: Request) -> BulkEnrichment:
-    return request.app.state.bulk
+RuntimeDep = Annotated[Runtime, Depends(runtime_dependency(Runtime))]
 
 
 @router.post(
@@ -35,12 +37,12 @@ def _bulk(request: Request) -> BulkEnrichment:
     },
 )
 async def init_models(
-    body: InitModelsRequest, request: Request, caller: Caller
+    body: InitModelsRequest, request: Request, runtime: RuntimeDep, caller: Caller
 ) -> InitModelsResponse:
     caller.act_for(body.user_id)
     state = request.app.state
     return await run_init_models(
-        engine=state.engine, peers=state.peers, settings=state.settings, user_id=body.user_id
+        engine=state.engine, peers=runtime.peers, settings=state.settings, user_id=body.user_id
     )
 
 
@@ -59,8 +61,8 @@ async def init_models(
         409: {"description": "another start is in progress (retry)"},
     },
 )
-async def enrich_all(request: Request, _admin: AdminOnly) -> JSONResponse:
-    bulk = _bulk(request)
+async def enrich_all(runtime: RuntimeDep, _admin: AdminOnly) -> JSONResponse:
+    bulk = runtime.bulk
     _job_id, created = await bulk.start()
     status = (await bulk.status()).model_copy(update={"created": created})
     return JSONResponse(status.model_dump(mode="json"), status_code=202 if created else 200)
@@ -73,10 +75,10 @@ async def enrich_all(request: Request, _admin: AdminOnly) -> JSONResponse:
     description="Any credential. The worker (owner), last error, waiting reason and failed "
     "items are shown to the admin key only; other credentials see them empty.",
 )
-async def enrich_status(request: Request, caller: Caller) -> JobStatus:
+async def enrich_status(runtime: RuntimeDep, caller: Caller) -> JobStatus:
     if caller.scope == "admin":
-        return await _bulk(request).status(include_owner=True)
-    status = await _bulk(request).status()
+        return await runtime.bulk.status(include_owner=True)
+    status = await runtime.bulk.status()
     hidden = {"last_error": None, "waiting_reason": None, "failures": []}
     return status.model_copy(update=hidden)
 
@@ -90,5 +92,5 @@ admin_router = APIRouter(prefix="/admin", tags=["admin"])
     response_model=JobStatus,
     summary="The latest bulk job with the process holding it (admin)",
 )
-async def enrich_status_detail(request: Request, _admin: AdminOnly) -> JobStatus:
-    return await _bulk(request).status(include_owner=True)
+async def enrich_status_detail(runtime: RuntimeDep, _admin: AdminOnly) -> JobStatus:
+    return await runtime.bulk.status(include_owner=True)

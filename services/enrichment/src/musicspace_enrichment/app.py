@@ -12,6 +12,7 @@ from musicspace_enrichment.api import admin_router, router
 from musicspace_enrichment.clients import build_peers
 from musicspace_enrichment.init_models import sync_llm
 from musicspace_enrichment.jobs import BulkEnrichment
+from musicspace_enrichment.runtime import Runtime
 from musicspace_enrichment.settings import Settings
 from musicspace_shared.web import create_service_app
 
@@ -20,11 +21,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
 
     @asynccontextmanager
-    async def startup(app: FastAPI) -> AsyncIterator[None]:
+    async def startup(app: FastAPI) -> AsyncIterator[Runtime]:
         peers = build_peers(settings)
 
         async def reindex() -> None:
-            await sync_llm(peers=app.state.peers, admin_key=settings.admin_key)
+            await sync_llm(peers=runtime.peers, admin_key=settings.admin_key)
 
         bulk = BulkEnrichment(
             engine=app.state.engine,
@@ -33,15 +34,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             metrics=app.state.metrics,
             on_finished=reindex if settings.notify_llm else None,
         )
-        app.state.peers = peers
-        app.state.bulk = bulk
+        runtime = Runtime(peers, bulk)
         if settings.resume_jobs:
             bulk.watch()
         try:
-            yield
+            yield runtime
         finally:
             await bulk.shutdown()
-            await peers.aclose()
+            await runtime.peers.aclose()
 
     return create_service_app(
         service="enrichment",

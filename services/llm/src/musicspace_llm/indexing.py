@@ -4,7 +4,7 @@ Sync design (documented in services/llm/README.md):
 - start: load every track from the DB and every stored vector from the collection; embed only
   tracks whose document hash differs or that have no vector yet (the first start embeds the
   whole catalog, in the background: /readyz says "index: building i/n" until done);
-- then, every LLM_SYNC_INTERVAL_S seconds, scan the (track_id, updated_at) keys from the
+- then, every LLM_CATALOG_CHECK_S seconds, scan the (track_id, updated_at) keys from the
   look-back point, read only the tracks whose updated_at moved, re-embed those whose document
   changed, upsert them by track_id into Chroma and swap in a new in-memory snapshot
   (manager.py: incremental, off the event loop, coalesced);

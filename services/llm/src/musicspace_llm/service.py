@@ -21,6 +21,15 @@ from musicspace_shared.errors import InvalidInput, NotFound
 
 
 @dataclass
+class Runtime:
+    """What the llm lifespan builds: the index manager and the optional Gemini helpers."""
+
+    manager: IndexManager
+    reason_writer: GeminiReasons | None = None
+    query_reader: GeminiQueryReader | None = None
+
+
+@dataclass
 class Result:
     index: TrackIndex
     intent: QueryIntent

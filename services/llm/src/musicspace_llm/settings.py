@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import SettingsConfigDict
@@ -13,9 +13,11 @@ from musicspace_shared.settings import CommonSettings
 
 
 class Settings(CommonSettings):
-    model_config = SettingsConfigDict(
-        env_prefix="LLM_", env_file=".env", extra="ignore", populate_by_name=True
-    )
+    model_config = SettingsConfigDict(env_prefix="LLM_")
+    renamed: ClassVar[dict[str, str]] = {
+        **CommonSettings.renamed,
+        "sync_interval_s": "catalog_check_s",
+    }
 
     # auto: Gemini when a key is configured, the offline model otherwise.
     provider: Literal["auto", "offline", "gemini"] = "auto"
@@ -46,8 +48,9 @@ class Settings(CommonSettings):
         None, validation_alias=AliasChoices("CHROMA_URL", "LLM_CHROMA_URL")
     )
     chroma_path: Path | None = None
-    # How often the index looks for tracks added or enriched since its last sync (seconds).
-    sync_interval_s: float = Field(30.0, ge=0)
+    # How often the index looks for tracks added or enriched since its last sync (seconds;
+    # see CommonSettings); here 0 turns the periodic sync off (index/sync still runs one).
+    catalog_check_s: float = Field(30.0, ge=0)
     sync_overlap_s: float = Field(300.0, ge=0)
     # Syncs requested back to back run at most once per this gap (the rest join the queued one).
     sync_min_gap_s: float = Field(1.0, ge=0, le=60)

@@ -19,17 +19,12 @@ from musicspace_m1.schemas import (
 )
 from musicspace_shared.auth import Caller
 from musicspace_shared.ids import UserIdPath
-from musicspace_shared.web import SessionDep, train_in_queue
+from musicspace_shared.web import SessionDep, runtime_dependency, train_in_queue
 
 router = APIRouter(prefix="/api/m1", tags=["m1"])
 
 
-# async: a plain def dependency would run in a worker thread on every request
-async def _runtime(request: Request) -> Runtime:
-    return request.app.state.runtime
-
-
-RuntimeDep = Annotated[Runtime, Depends(_runtime)]
+RuntimeDep = Annotated[Runtime, Depends(runtime_dependency(Runtime))]
 
 
 @router.post(

@@ -2,38 +2,35 @@
 
 from __future__ import annotations
 
+import asyncio
+from contextlib import AbstractAsyncContextManager
+
 from fastapi import FastAPI
 
 from musicspace_m1 import VERSION
 from musicspace_m1.api import router
 from musicspace_m1.runtime import Runtime
 from musicspace_m1.settings import Settings
-from musicspace_shared.health import Degraded
-from musicspace_shared.web import create_service_app
+from musicspace_shared.web import create_service_app, runtime_of
 
 
 async def _model_ready(app: FastAPI) -> str | None:
-    runtime: Runtime = app.state.runtime
-    try:
-        loaded = await runtime.global_model()
-    except Exception as exc:  # noqa: BLE001 - a corrupt file is "not ready", with the reason
-        return f"global model unreadable: {type(exc).__name__}"
-    if loaded is None:
-        return "global model M1/audio_predictor.pkl not trained yet"
-    problem = runtime.models.problem
-    return Degraded(f"serving an earlier global model: {problem}") if problem else None
+    runtime = runtime_of(app, Runtime)
+    if runtime is None:
+        return "starting"
+    return await asyncio.to_thread(runtime.models.holder.readiness)
 
 
 async def _catalog_ready(app: FastAPI) -> str | None:
-    return None if app.state.runtime.index is not None else "catalog index not loaded yet"
+    runtime = runtime_of(app, Runtime)
+    return None if runtime and runtime.index is not None else "catalog index not loaded yet"
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
 
-    def startup(app: FastAPI):  # type: ignore[no-untyped-def]
-        app.state.runtime = Runtime(settings, metrics=app.state.metrics)
-        return app.state.runtime.running(app.state.sessionmaker)
+    def startup(app: FastAPI) -> AbstractAsyncContextManager[Runtime]:
+        return Runtime(settings, metrics=app.state.metrics).running(app.state.sessionmaker)
 
     return create_service_app(
         service="m1",

@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from musicspace_shared.catalog import TrackFrame, load_tracks, load_user_tracks
-from musicspace_shared.db.tables import Interaction, Track, User, UserTrack
+from musicspace_shared.db.tables import Interaction, User, UserTrack
 
 
 @dataclass
@@ -41,14 +41,6 @@ async def user_tracks(session: AsyncSession, *, user_id: int) -> UserTracks | No
         owned=[t for kind, t in rows if kind == "o"],
         disliked=[t for kind, t in rows if kind == "d"],
     )
-
-
-async def catalog_version(session: AsyncSession) -> tuple[int, str]:
-    """(track count, latest updated_at): changes whenever tracks are added or changed."""
-    count, latest = (
-        await session.execute(sa.select(sa.func.count(), sa.func.max(Track.updated_at)))
-    ).one()
-    return int(count or 0), str(latest)
 
 
 async def catalog(session: AsyncSession) -> TrackFrame:

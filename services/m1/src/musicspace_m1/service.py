@@ -158,7 +158,8 @@ async def recommend(
         ranked = await runtime.run_cpu(
             rank, index, model, profile, personal, exclude=excluded, limit=model.n_candidates
         )
-        runtime.ranked_cache.put(state, ranked)
+        if runtime.ranked_cache.maxsize:
+            runtime.ranked_cache[state] = ranked
     result = _result(
         index,
         ranked,
@@ -171,7 +172,8 @@ async def recommend(
     # from_attributes reads the dataclasses as they are (asdict would deep-copy every item).
     body = RecommendResponse.model_validate(result, from_attributes=True).model_dump_json()
     rendered = RenderedRecommendation(model=served, body=body.encode())
-    runtime.response_cache.put((state, limit, cap), rendered)
+    if runtime.response_cache.maxsize:
+        runtime.response_cache[(state, limit, cap)] = rendered
     return rendered
 
 

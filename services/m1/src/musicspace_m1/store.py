@@ -2,15 +2,12 @@
 
 Replicas share the volume, so a cached model is reused only while the stat signature of its
 sidecar (mtime, size) is unchanged: a model trained through another replica is picked up on
-the next request, at the cost of one stat() call.
+the next request, at the cost of one stat() call (musicspace_shared.model_holder).
 """
 
 from __future__ import annotations
 
 import json
-import os
-import threading
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +16,8 @@ from musicspace_m1.hybrid import GlobalModel
 from musicspace_m1.personal import PersonalModel
 from musicspace_m1.profile import AudioProfile
 from musicspace_shared import model_store
+from musicspace_shared.metrics import ServiceMetrics
+from musicspace_shared.model_holder import ModelHolder, UserModels
 from musicspace_shared.model_store import ModelMeta
 
 GLOBAL_NAME = "audio_predictor.pkl"
@@ -52,14 +51,6 @@ def user_paths(root: Path, user_id: int) -> tuple[Path, Path]:
     return folder / USER_MODEL_NAME, folder / USER_METADATA_NAME
 
 
-def _signature(path: Path) -> tuple[int, int] | None:
-    try:
-        st = os.stat(model_store.meta_path(path))
-    except FileNotFoundError:
-        return None
-    return st.st_mtime_ns, st.st_size
-
-
 def publish_user_model(root: Path, model: UserModel, metadata: dict[str, Any]) -> dict[str, Any]:
     """Write model.pkl (+ sha256 sidecar) then metadata.json, each atomically."""
     model_path, metadata_path = user_paths(root, model.user_id)
@@ -89,82 +80,38 @@ def read_user_metadata(root: Path, user_id: int) -> dict[str, Any] | None:
 
 
 class ModelCache:
-    """The loaded global model and per-user models, reloaded when their files change."""
+    """m1's models in memory: the global one and the per-user ones, each reloaded when its
+    file changes (musicspace_shared.model_holder)."""
 
     def __init__(
         self,
         root: Path,
         max_users: int = 10_000,
         *,
-        on_failure: Callable[[], None] = lambda: None,
+        check_every_s: float = 0.0,
+        metrics: ServiceMetrics | None = None,
     ) -> None:
         self.root = root
-        self.max_users = max_users
-        self.on_failure = on_failure  # a stored model failed verification (counted in metrics)
-        self._lock = threading.Lock()
-        self._global: tuple[tuple[int, int], GlobalModel, ModelMeta] | None = None
-        # Why the newest global model file is not the one served (corrupt or half-written).
-        self.problem: str | None = None
-        self._users: dict[int, tuple[tuple[int, int], UserModel]] = {}
+        self.holder: ModelHolder[GlobalModel] = ModelHolder(
+            global_path(root), check_every_s=check_every_s, metrics=metrics
+        )
+        self.users: UserModels[UserModel] = UserModels(
+            lambda user_id: user_paths(root, user_id)[0], max_users=max_users, metrics=metrics
+        )
 
     def global_model(self) -> tuple[GlobalModel, ModelMeta] | None:
-        """The current global model, or None while none is published."""
-        path = global_path(self.root)
-        sig = _signature(path)
-        if sig is None:
-            return None
-        cached = self._global
-        if cached is not None and cached[0] == sig:
-            return cached[1], cached[2]
-        with self._lock:
-            try:
-                model, artifact = model_store.load_pickle_with_fallback(path)
-            except (FileNotFoundError, model_store.ModelIntegrityError) as exc:
-                self.on_failure()
-                if cached is None:
-                    raise
-                # Neither the new file nor a kept previous one verifies: keep what we serve.
-                self.problem = f"{type(exc).__name__}: {exc}"
-                self._global = (sig, cached[1], cached[2])
-                return cached[1], cached[2]
-            self.problem = artifact.problem
-            if artifact.problem is not None:
-                self.on_failure()
-            if artifact.problem is not None and cached is not None:
-                # The new file is bad: the verified model in memory beats the kept previous one.
-                self._global = (sig, cached[1], cached[2])
-                return cached[1], cached[2]
-            self._global = (sig, model, artifact.meta)
-        return model, artifact.meta
+        """The current global model, or None while none verifies."""
+        held = self.holder.get()
+        return None if held is None else (held.model, held.meta)
 
     def user_model(self, user_id: int) -> UserModel | None:
-        """The user's stored model, or None when they have not been trained. A model handed
-        out is marked used (the `.last_used` marker admin cleanup reads, at most once a minute)."""
-        path, _ = user_paths(self.root, user_id)
-        sig = _signature(path)
-        if sig is None:
-            self._users.pop(user_id, None)
-            return None
-        cached = self._users.get(user_id)
-        if cached is not None and cached[0] == sig:
-            model_store.touch_last_used(path)
-            return cached[1]
-        try:
-            model, _ = model_store.load_pickle(path)
-        except FileNotFoundError:
-            return None  # replaced between the stat and the read: untrained for this request
-        except model_store.ModelIntegrityError:
-            self.on_failure()
-            return None  # corrupt: serve as untrained until retrained
-        with self._lock:
-            if len(self._users) >= self.max_users:
-                self._users.pop(next(iter(self._users)))
-            self._users[user_id] = (sig, model)
-        model_store.touch_last_used(path)
-        return model
+        """The user's stored model, or None when they have not been trained (or it does not
+        verify: served as untrained until retrained)."""
+        held = self.users.get(user_id)
+        return None if held is None else held.model
 
     def forget(self, user_id: int) -> None:
-        self._users.pop(user_id, None)
+        self.users.forget(user_id)
 
 
 def metadata_for(model: UserModel, *, profile: dict[str, Any]) -> dict[str, Any]:

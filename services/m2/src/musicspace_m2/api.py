@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 
 from musicspace_m2 import service
@@ -19,13 +19,12 @@ from musicspace_m2.schemas import (
 from musicspace_shared.auth import Caller
 from musicspace_shared.ids import TrackIdPath
 from musicspace_shared.inputs import DecimalText
-from musicspace_shared.web import SessionDep
+from musicspace_shared.web import SessionDep, runtime_dependency
 
 router = APIRouter(prefix="/api/m2", tags=["m2"])
 
 
-def _runtime(request: Request) -> Runtime:
-    return request.app.state.runtime
+RuntimeDep = Annotated[Runtime, Depends(runtime_dependency(Runtime))]
 
 
 @router.post(
@@ -34,13 +33,11 @@ def _runtime(request: Request) -> Runtime:
     summary="Predict the 9 audio features from text",
 )
 async def predict_audio(
-    body: PredictRequest, request: Request, session: SessionDep, _caller: Caller
+    body: PredictRequest, runtime: RuntimeDep, session: SessionDep, _caller: Caller
 ) -> Response:
     # The domain returns the serialised body: letting FastAPI re-validate 1,000 results against
     # response_model cost about as much as predicting them (the schema still documents the route).
-    body_bytes = await service.predict_audio(
-        runtime=_runtime(request), session=session, request=body
-    )
+    body_bytes = await service.predict_audio(runtime=runtime, session=session, request=body)
     return Response(content=body_bytes, media_type="application/json")
 
 
@@ -51,13 +48,13 @@ async def predict_audio(
 )
 async def similar(
     track_id: TrackIdPath,
-    request: Request,
+    runtime: RuntimeDep,
     session: SessionDep,
     _caller: Caller,
     limit: Annotated[int, DecimalText, Query(ge=1, le=200)] = 20,
 ) -> SimilarResponse:
     return await service.similar_tracks(
-        runtime=_runtime(request), session=session, track_id=track_id, limit=limit
+        runtime=runtime, session=session, track_id=track_id, limit=limit
     )
 
 
@@ -65,9 +62,9 @@ async def similar(
     "/recommend", response_model=RecommendResponse, summary="Per-user SVM content recommendations"
 )
 async def recommend(
-    body: RecommendRequest, request: Request, session: SessionDep, caller: Caller
+    body: RecommendRequest, runtime: RuntimeDep, session: SessionDep, caller: Caller
 ) -> RecommendResponse:
     caller.act_for(body.user_id)
     return await service.recommend(
-        runtime=_runtime(request), session=session, user_id=body.user_id, limit=body.limit
+        runtime=runtime, session=session, user_id=body.user_id, limit=body.limit
     )

@@ -82,14 +82,6 @@ async def load_inputs(session: AsyncSession, track_ids: list[str]) -> KnownInput
     return _known(_by_name(rows, _INPUT_NAMES))
 
 
-async def catalog_state(session: AsyncSession) -> tuple[int, str]:
-    """A cheap fingerprint of the track table (count, latest update) to notice imports."""
-    count, latest = (
-        await session.execute(sa.select(sa.func.count(), sa.func.max(Track.updated_at)))
-    ).one()
-    return int(count or 0), str(latest)
-
-
 @dataclass
 class UserTaste:
     owned: list[str]

@@ -180,9 +180,9 @@ async def predict_audio(
     known = await repository.load_inputs(session, ids) if ids else None
     # Prediction and rendering in one executor job: as two, a request's rendering queued
     # behind the other requests' predictions and concurrent batches all finished together.
-    body, predicted = await runtime.run(
+    body, predicted = await runtime.run_cpu(
         _predict_and_render,
-        predictor=model.predictor,
+        predictor=model.model,
         model_version=model.meta.version,
         items=request.items,
         known=known,
@@ -230,7 +230,7 @@ async def similar_tracks(
     row = space.index.get(track_id)
     if row is None:
         raise NotFound(f"unknown track: {track_id}", track_id=track_id)
-    hits = await runtime.run(space.similar, row=row, limit=limit)
+    hits = await runtime.run_cpu(space.similar, row=row, limit=limit)
     model = await runtime.require_model()
     items = [SimilarTrack(**_track_fields(space, i), score=score) for i, score in hits]
     return SimilarResponse(track_id=track_id, model_version=model.meta.version, items=items)
@@ -308,7 +308,7 @@ async def recommend(
     svm_version = None
     reason = None
     if len(positive_rows) >= runtime.settings.min_tracks_for_svm:
-        svm, svm_version = await runtime.run(
+        svm, svm_version = await runtime.run_cpu(
             _load_or_train_svm,
             runtime=runtime,
             space=space,
@@ -320,7 +320,7 @@ async def recommend(
     else:
         strategy, scores = fallback_scores(space, positive_rows)
         reason = f"{len(positive_rows)} track(s) known; a personal model needs {runtime.settings.min_tracks_for_svm}"
-    hits = await runtime.run(rank, space, scores, exclude_rows=exclude, limit=limit)
+    hits = await runtime.run_cpu(rank, space, scores, exclude_rows=exclude, limit=limit)
     items = [RecommendedTrack(**_track_fields(space, i), score=score) for i, score in hits]
     return RecommendResponse(
         user_id=user_id,

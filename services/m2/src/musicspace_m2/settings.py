@@ -13,20 +13,15 @@ USER_SVM_DIR = "user_svm_models"
 
 
 class Settings(CommonSettings):
-    model_config = SettingsConfigDict(
-        env_prefix="M2_", env_file=".env", extra="ignore", populate_by_name=True
-    )
+    model_config = SettingsConfigDict(env_prefix="M2_")
 
     # A user needs this many positive tracks for a personal SVM; fewer get the fallback.
     min_tracks_for_svm: int = 10
     # Sampled catalog negatives per positive for the per-user SVM.
     negatives_per_positive: int = 4
     svm_c: float = 0.5
-    # How often (seconds) a replica re-reads the model's stored version and the catalog's state.
-    reload_check_s: float = 2.0
-    catalog_refresh_s: float = 60.0
-    # Threads for CPU work (prediction, SVM training) so the event loop stays free.
-    cpu_workers: int = 2
+    catalog_check_s: float = 60.0  # see CommonSettings
+    cpu_workers: int = 2  # prediction, SVM training
 
     @property
     def model_path(self) -> Path:

@@ -19,17 +19,12 @@ from musicspace_m3.schemas import (
 )
 from musicspace_m3.service import Recommender
 from musicspace_shared.auth import Caller
-from musicspace_shared.web import SessionDep, train_in_queue
+from musicspace_shared.web import SessionDep, runtime_dependency, train_in_queue
 
 router = APIRouter(prefix="/api/m3", tags=["m3"])
 
 
-# async: a plain def dependency would run in a worker thread on every request
-async def _recommender(request: Request) -> Recommender:
-    return request.app.state.recommender
-
-
-RecommenderDep = Annotated[Recommender, Depends(_recommender)]
+RecommenderDep = Annotated[Recommender, Depends(runtime_dependency(Recommender))]
 
 
 @router.post(

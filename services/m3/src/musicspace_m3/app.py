@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 
 from fastapi import FastAPI
 
@@ -12,27 +11,22 @@ from musicspace_m3 import VERSION
 from musicspace_m3.api import router
 from musicspace_m3.service import Recommender
 from musicspace_m3.settings import Settings
-from musicspace_shared.web import create_service_app
+from musicspace_shared.web import create_service_app, runtime_of
+
+
+async def _model_ready(app: FastAPI) -> str | None:
+    recommender = runtime_of(app, Recommender)
+    if recommender is None:
+        return "starting"
+    return await asyncio.to_thread(recommender.readiness)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
 
-    @asynccontextmanager
-    async def startup(app: FastAPI) -> AsyncIterator[None]:
-        recommender = Recommender(settings, count=app.state.metrics.count)
-        app.state.recommender = recommender
-        await recommender.start(app.state.sessionmaker)
-        try:
-            yield
-        finally:
-            recommender.close()
-
-    async def model_ready(app: FastAPI) -> str | None:
-        recommender: Recommender | None = getattr(app.state, "recommender", None)
-        if recommender is None:
-            return "starting"
-        return await asyncio.to_thread(recommender.readiness)
+    def startup(app: FastAPI) -> AbstractAsyncContextManager[Recommender]:
+        recommender = Recommender(settings, metrics=app.state.metrics)
+        return recommender.running(app.state.sessionmaker)
 
     return create_service_app(
         service="m3",
@@ -43,5 +37,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         routers=[router],
         model_family="M3",  # /admin/models: usage and cleanup of this family
         startup=startup,
-        readiness={"model": model_ready},
+        readiness={"model": _model_ready},
     )

@@ -12,20 +12,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.sparse as sp
 
-from musicspace_shared.catalog import TrackFrame
+from musicspace_shared.catalog import CatalogLabels, TrackFrame, catalog_labels
 
 _TOKEN = re.compile(r"[a-z0-9]+")
-
-
-def _codes(values: list[str]) -> tuple[np.ndarray, list[str]]:
-    """Integer codes for string values; "" (unknown) gets its own code like any other value."""
-    uniques: dict[str, int] = {}
-    codes = np.fromiter(
-        (uniques.setdefault(v.lower().strip(), len(uniques)) for v in values),
-        dtype=np.int64,
-        count=len(values),
-    )
-    return codes, list(uniques)
 
 
 def _title_matrix(titles: list[str], artists: list[str]) -> sp.csr_matrix:
@@ -52,20 +41,9 @@ def _title_matrix(titles: list[str], artists: list[str]) -> sp.csr_matrix:
 
 
 @dataclass
-class CatalogIndex:
+class CatalogIndex(CatalogLabels):
     """Per-track codes, standardised audio features and lookups used by candidates and features."""
 
-    frame: TrackFrame
-    artist: np.ndarray
-    album: np.ndarray
-    genre: np.ndarray
-    subgenre: np.ndarray
-    n_artists: int
-    n_albums: int
-    n_genres: int
-    n_subgenres: int
-    subgenre_names: list[str]
-    genre_names: list[str]
     popularity: np.ndarray  # NaN filled with the median
     audio: np.ndarray  # (n, 9) z-scores, NaN filled with the track's subgenre mean
     has_audio: np.ndarray
@@ -89,18 +67,11 @@ class CatalogIndex:
             (np.ones(n, dtype=np.float32), (self.artist, np.arange(n))), shape=(self.n_artists, n)
         )
 
-    def __len__(self) -> int:
-        return len(self.frame)
-
 
 def build_catalog_index(frame: TrackFrame, *, fingerprint: str = "") -> CatalogIndex:
     """Compute the catalog-side arrays for a frame (about a second for 28k tracks)."""
-    artist, artists = _codes(frame.artists)
-    album, albums = _codes(
-        [f"{a}\x1f{b}" for a, b in zip(frame.artists, frame.albums, strict=True)]
-    )
-    genre, genres = _codes(frame.genres)
-    subgenre, subgenres = _codes(frame.subgenres)
+    labels = catalog_labels(frame)
+    artist, album, subgenre = labels["artist"], labels["album"], labels["subgenre"]
     pop = frame.popularity.astype(np.float64).copy()
     pop[np.isnan(pop)] = np.nanmedian(pop) if np.isfinite(pop).any() else 0.0
     feats = frame.features.astype(np.float64)
@@ -118,24 +89,14 @@ def build_catalog_index(frame: TrackFrame, *, fingerprint: str = "") -> CatalogI
         z[rows] = np.where(np.isnan(z[rows]), fill, z[rows])
     z[np.isnan(z)] = 0.0
     return CatalogIndex(
-        frame=frame,
-        artist=artist,
-        album=album,
-        genre=genre,
-        subgenre=subgenre,
-        n_artists=len(artists),
-        n_albums=len(albums),
-        n_genres=len(genres),
-        n_subgenres=len(subgenres),
-        subgenre_names=subgenres,
-        genre_names=genres,
+        **labels,
         popularity=pop,
         audio=z.astype(np.float32),
         has_audio=has,
         titles=_title_matrix(frame.titles, frame.artists),
-        artist_size=np.bincount(artist, minlength=len(artists))[artist].astype(np.float32),
-        album_size=np.bincount(album, minlength=len(albums))[album].astype(np.float32),
-        pop_rank=_rank_within(pop, subgenre, len(subgenres)),
+        artist_size=np.bincount(artist, minlength=labels["n_artists"])[artist].astype(np.float32),
+        album_size=np.bincount(album, minlength=labels["n_albums"])[album].astype(np.float32),
+        pop_rank=_rank_within(pop, subgenre, len(labels["subgenre_names"])),
         year=_years(getattr(frame, "release_dates", None), len(frame)),
         fingerprint=fingerprint,
     )

@@ -9,8 +9,8 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from musicspace_shared.catalog import stream_pages
-from musicspace_shared.db.tables import Interaction, ModelRecord, Track, User, UserTrack
+from musicspace_shared.catalog import catalog_version, stream_pages
+from musicspace_shared.db.tables import Interaction, ModelRecord, User, UserTrack
 
 
 @dataclass
@@ -118,8 +118,8 @@ async def load_all_users(session: AsyncSession) -> dict[int, RawUser]:
 
 async def catalog_fingerprint(session: AsyncSession) -> str:
     """Changes whenever a track is added, removed or updated (one aggregate query)."""
-    row = (await session.execute(sa.select(sa.func.count(), sa.func.max(Track.updated_at)))).one()
-    return f"{row[0]}|{_stamp(row[1])}"
+    count, latest = await catalog_version(session)
+    return f"{count}|{latest}"
 
 
 async def activity_fingerprint(session: AsyncSession) -> str:

@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
-from collections import OrderedDict
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from cachetools import TTLCache
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from musicspace_m3 import ranker, repository
 from musicspace_m3.models import Loaded, ModelRegistry, user_model_path
@@ -22,10 +19,12 @@ from musicspace_m3.scoring import rank
 from musicspace_m3.settings import Settings
 from musicspace_m3.state import Snapshot, load_snapshot, profile_for
 from musicspace_m3.training import FinetuneResult, finetune_user
-from musicspace_shared import model_store
+from musicspace_shared.cpu import CpuPool
 from musicspace_shared.errors import ModelNotReady, NotFound
 from musicspace_shared.logs import log_fields
-from musicspace_shared.offload import ProcessOffload
+from musicspace_shared.metrics import ServiceMetrics
+from musicspace_shared.model_holder import signature
+from musicspace_shared.runtime import ServiceRuntime
 
 logger = logging.getLogger("musicspace.m3.service")
 
@@ -49,55 +48,54 @@ class Recommendation:
     body: bytes = b""  # the RecommendResponse JSON, rendered once and cached with the answer
 
 
-class Recommender:
+class Recommender(ServiceRuntime):
     """Holds the snapshot and models; ranks in a bounded thread pool (one CatBoost thread per call)."""
 
-    def __init__(
-        self, settings: Settings, *, count: Callable[[str], None] = lambda _e: None
-    ) -> None:
-        self.settings = settings
-        self.count = count
+    name = "m3"
+    settings: Settings
+
+    def __init__(self, settings: Settings, *, metrics: ServiceMetrics | None = None) -> None:
+        super().__init__(settings, metrics=metrics)
         self.models = ModelRegistry(
             settings.model_dir("M3"),
             settings.global_model_name,
             check_every_s=settings.reload_check_s,
-            on_failure=lambda: count("model_load_failures"),
+            metrics=metrics,
         )
         self.snapshot: Snapshot | None = None
-        self.pool = ThreadPoolExecutor(settings.predict_workers, thread_name_prefix="m3-predict")
         # Fine-tuning gets its own single thread so it never starves predictions of workers.
-        self.train_pool = ThreadPoolExecutor(1, thread_name_prefix="m3-train")
-        self._sessionmaker: async_sessionmaker[AsyncSession] | None = None
-        self._checked_at = 0.0
-        self._refreshing: asyncio.Task[None] | None = None
-        self.rebuilds = ProcessOffload()  # snapshot rebuilds: off the serving process
-        self._cache: OrderedDict[tuple[Any, ...], tuple[float, Recommendation]] = OrderedDict()
+        self.train_cpu = CpuPool(1, name="m3-train")
+        self._cache: TTLCache[tuple[Any, ...], Recommendation] | None = (
+            TTLCache(settings.cache_entries, ttl=settings.cache_ttl_s)
+            if settings.cache_ttl_s > 0
+            else None
+        )
 
-    async def start(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
-        self._sessionmaker = sessionmaker
+    async def start(self) -> None:
+        """The first snapshot and global model load."""
         await self.refresh()
         await asyncio.to_thread(self.models.refresh_global, force=True)
 
     def close(self) -> None:
-        self.rebuilds.close()
-        self.pool.shutdown(wait=False, cancel_futures=True)
-        self.train_pool.shutdown(wait=False, cancel_futures=True)
+        self.train_cpu.close()
 
     async def refresh(self) -> bool:
         """Rebuild the snapshot if tracks, PMS lists or interactions changed; True when rebuilt.
 
         The check is three aggregate queries; the rebuild runs in the worker process."""
-        assert self._sessionmaker is not None
-        self._checked_at = time.monotonic()
-        async with self._sessionmaker() as session:
-            catalog_fp = await repository.catalog_fingerprint(session)
-            activity_fp = await repository.activity_fingerprint(session)
+        assert self.watcher is not None
+        return await self.watcher.check()
+
+    async def catalog_version(self, session: AsyncSession) -> tuple[str, str]:
+        """What the snapshot is built from: the catalog's and the users' activity's fingerprints."""
+        return (
+            await repository.catalog_fingerprint(session),
+            await repository.activity_fingerprint(session),
+        )
+
+    async def rebuild_catalog(self, fingerprints: tuple[str, str]) -> None:
+        catalog_fp, activity_fp = fingerprints
         current = self.snapshot
-        if current is not None and (
-            current.catalog_fingerprint,
-            current.activity_fingerprint,
-        ) == (catalog_fp, activity_fp):
-            return False
         same_catalog = current is not None and current.catalog_fingerprint == catalog_fp
         self.snapshot = await self.rebuilds.run(
             load_snapshot, self.settings, catalog_fp=catalog_fp, activity_fp=activity_fp
@@ -111,33 +109,12 @@ class Recommender:
                 catalog_changed=not same_catalog,
             ),
         )
-        return True
-
-    def maybe_refresh(self) -> None:
-        """Start a background refresh when the last check is older than M3_CATALOG_CHECK_S."""
-        if time.monotonic() - self._checked_at < self.settings.catalog_check_s:
-            return
-        if self._refreshing is not None and not self._refreshing.done():
-            return
-        self._checked_at = time.monotonic()
-        self._refreshing = asyncio.create_task(self._refresh_logged())
-
-    async def _refresh_logged(self) -> None:
-        try:
-            await self.refresh()
-        except Exception as exc:  # noqa: BLE001 - a failed refresh keeps the old snapshot serving
-            logger.warning(
-                "snapshot refresh failed",
-                extra=log_fields(error=f"{type(exc).__name__}: {exc}"[:200]),
-            )
 
     def readiness(self) -> str | None:
         """None when ready; else why not (may load a newer model from the volume: call off the loop)."""
         if self.snapshot is None:
             return "catalog not loaded"
-        if self.models.refresh_global() is None:
-            return "global model not loaded (run `musicspace train m3`)"
-        return None
+        return self.models.holder.readiness()
 
     async def _user(self, session: AsyncSession, user_id: int) -> RawUser:
         raw = await repository.load_user(session, user_id)
@@ -157,37 +134,27 @@ class Recommender:
         self, *, session: AsyncSession, user_id: int, limit: int, max_per_artist: int | None
     ) -> Recommendation:
         """Top tracks for a user: not owned, not disliked, at most N per artist, with drivers."""
-        self.maybe_refresh()
         raw = await self._user(session, user_id)
         snapshot, base = await self._ready()
         cap = max_per_artist or self.settings.max_per_artist
         key = self._cache_key(snapshot, base, user_id, raw, limit, cap)
-        hit = self._cache.get(key)
-        if hit is not None and hit[0] > time.monotonic():
+        hit = self._cache.get(key) if self._cache is not None else None
+        if hit is not None:
             self.count("recommendation_cache_hits")
-            return hit[1]
-        loop = asyncio.get_running_loop()
-        ranked = await loop.run_in_executor(
-            self.pool, self._rank, snapshot, base, user_id, raw, limit, cap
-        )
+            return hit
+        ranked = await self.run_cpu(self._rank, snapshot, base, user_id, raw, limit, cap)
         body = RecommendResponse.model_validate(ranked, from_attributes=True).model_dump_json()
         result = replace(ranked, body=body.encode())
         self.count("recommendations")
-        if self.settings.cache_ttl_s > 0:
-            self._cache[key] = (time.monotonic() + self.settings.cache_ttl_s, result)
-            while len(self._cache) > self.settings.cache_entries:
-                self._cache.popitem(last=False)
+        if self._cache is not None:
+            self._cache[key] = result
         return result
 
     def _cache_key(
         self, snapshot: Snapshot, base: Loaded, user_id: int, raw: RawUser, limit: int, cap: int
     ) -> tuple[Any, ...]:
         """Everything an answer depends on except other users' newest activity (bounded by the TTL)."""
-        personal = user_model_path(self.models.model_dir, user_id)
-        try:
-            personal_stamp = model_store.meta_path(personal).stat().st_mtime
-        except FileNotFoundError:
-            personal_stamp = None
+        personal_stamp = signature(user_model_path(self.models.model_dir, user_id))
         mine = hash((tuple(sorted(raw.pms)), tuple(sorted(raw.interactions.items()))))
         return (
             user_id,
@@ -236,8 +203,6 @@ class Recommender:
                 zip(ranked.positions.tolist(), ranked.scores.tolist(), strict=True)
             )
         ]
-        if personal is not None:
-            model_store.touch_last_used(personal.path)
         return Recommendation(
             user_id,
             "personal" if personal else "global",
@@ -251,12 +216,13 @@ class Recommender:
         raw = await self._user(session, user_id)
         await self.refresh()  # the user's newest tracks and events must be in the matrix
         snapshot, base = await self._ready()
-        loop = asyncio.get_running_loop()
-        result = await loop.run_in_executor(
-            self.train_pool,
-            lambda: finetune_user(
-                snapshot=snapshot, base=base, user_id=user_id, raw=raw, settings=self.settings
-            ),
+        result = await self.train_cpu.run(
+            finetune_user,
+            snapshot=snapshot,
+            base=base,
+            user_id=user_id,
+            raw=raw,
+            settings=self.settings,
         )
         self.count("trainings" if result.personal else "training_fallbacks")
         if result.personal and result.version:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
@@ -11,9 +11,11 @@ from musicspace_shared.settings import CommonSettings
 
 
 class Settings(CommonSettings):
-    model_config = SettingsConfigDict(
-        env_prefix="M3_", env_file=".env", extra="ignore", populate_by_name=True
-    )
+    model_config = SettingsConfigDict(env_prefix="M3_")
+    renamed: ClassVar[dict[str, str]] = {
+        **CommonSettings.renamed,
+        "predict_workers": "cpu_workers",
+    }
 
     global_model_name: str = "recommender_U2_MyInitialT_20260201.cbm"
     # Candidates ranked per request: the recall ceiling versus latency (measured in bench_m3).
@@ -32,15 +34,12 @@ class Settings(CommonSettings):
     finetune_iterations: int = Field(60, ge=1, le=2000)
     finetune_splits: int = Field(8, ge=1, le=50)
     # Concurrency: CatBoost predictions run in a bounded pool, one thread each.
-    predict_workers: int = Field(2, ge=1, le=64)
+    cpu_workers: int = Field(2, ge=1, le=64)
     explain_top: int = Field(200, ge=0, le=200)  # items explained (all by default)
     # Answers are reused while the user's own data, the models and the catalog are unchanged;
     # other users' newest activity reaches them within this many seconds (0 disables the cache).
     cache_ttl_s: float = Field(30.0, ge=0)
     cache_entries: int = Field(10000, ge=1)
-    # How often (seconds) a request may check the volume / DB for newer models or catalog.
-    reload_check_s: float = Field(2.0, ge=0)
-    catalog_check_s: float = Field(10.0, ge=0)
 
     def ranker_params(self) -> dict[str, Any]:
         return {

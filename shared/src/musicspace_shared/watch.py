@@ -1,0 +1,84 @@
+"""The catalog watcher: what keeps a service's in-memory catalog (m1's index, m2's content
+space, m3's snapshot) in step with the DB, by one policy.
+
+Every `catalog_check_s` seconds (the setting every service reads under its own prefix) a
+background task asks for the catalog's version: one aggregate query
+(musicspace_shared.catalog.catalog_version, or a service's own that includes it). Only when
+the answer moved is `rebuild(version)` run, by that task: requests keep the complete
+in-memory catalog they have and never wait for a rebuild. A failed check or rebuild is logged
+and tried again at the next round. `check()` runs one round now (startup, a training that
+must see the newest rows, tests).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Hashable
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from musicspace_shared.catalog import catalog_version
+from musicspace_shared.logs import log_fields
+
+logger = logging.getLogger("musicspace.watch")
+
+# A period of 0 (tests) still yields between rounds instead of spinning on the DB.
+MIN_PERIOD_S = 0.05
+
+
+class CatalogWatcher:
+    """Runs `rebuild(version)` whenever `version(session)` moves; checks every `every_s()` s."""
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        rebuild: Callable[[Any], Awaitable[Any]],
+        every_s: Callable[[], float],
+        version: Callable[[AsyncSession], Awaitable[Hashable]] = catalog_version,
+    ) -> None:
+        self.name = name
+        self.sessionmaker = sessionmaker
+        self.rebuild = rebuild
+        self.every_s = every_s  # read each round, so a changed setting applies at once
+        self.version = version
+        self.seen: Hashable | None = None  # the version the last rebuild was for
+        self._lock = asyncio.Lock()
+        self._task: asyncio.Task[None] | None = None
+
+    async def check(self, *, force: bool = False) -> bool:
+        """One round: True when the version moved (or force) and the rebuild ran."""
+        async with self._lock:
+            async with self.sessionmaker() as session:
+                version = await self.version(session)
+            if not force and version == self.seen:
+                return False
+            await self.rebuild(version)
+            self.seen = version
+            return True
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._loop(), name=f"{self.name}-catalog-watch")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _loop(self) -> None:
+        while True:
+            await asyncio.sleep(max(self.every_s(), MIN_PERIOD_S))
+            try:
+                await self.check()
+            except Exception as exc:  # noqa: BLE001 - keep serving what we have; retry next round
+                logger.warning(
+                    "catalog check failed",
+                    extra=log_fields(watcher=self.name, error=f"{type(exc).__name__}: {exc}"[:200]),
+                )

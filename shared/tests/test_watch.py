@@ -1,0 +1,60 @@
+"""The catalog watcher: one query, a rebuild only when the catalog moved, a failed round retried."""
+
+from __future__ import annotations
+
+import asyncio
+
+from musicspace_shared.catalog import catalog_version
+from musicspace_shared.db.engine import make_engine, make_sessionmaker
+from musicspace_shared.watch import CatalogWatcher
+from tests.factories import create_track
+
+
+async def test_rebuilds_only_when_the_catalog_moved(any_db_url: str) -> None:
+    engine = make_engine(url=any_db_url)
+    maker = make_sessionmaker(engine)
+    built: list[object] = []
+
+    async def rebuild(version: object) -> None:
+        built.append(version)
+
+    watcher = CatalogWatcher(name="demo", sessionmaker=maker, rebuild=rebuild, every_s=lambda: 0)
+    try:
+        assert await watcher.check() is True
+        assert await watcher.check() is False and len(built) == 1
+        async with maker() as session:
+            await create_track(session, title="Watched")
+            now = await catalog_version(session)
+        watcher.start()  # the background round finds the change without being asked
+        for _ in range(100):
+            if len(built) == 2:
+                break
+            await asyncio.sleep(0.05)
+        assert built[-1] == now and len(built) == 2
+    finally:
+        await watcher.stop()
+        await engine.dispose()
+
+
+async def test_a_failed_rebuild_is_retried_at_the_next_round(sqlite_url: str) -> None:
+    engine = make_engine(url=sqlite_url)
+    calls: list[int] = []
+
+    async def flaky(_version: object) -> None:
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("worker died")
+
+    watcher = CatalogWatcher(
+        name="demo", sessionmaker=make_sessionmaker(engine), rebuild=flaky, every_s=lambda: 0
+    )
+    watcher.start()
+    try:
+        for _ in range(100):
+            if len(calls) >= 2:
+                break
+            await asyncio.sleep(0.05)
+        assert len(calls) == 2 and watcher.seen is not None
+    finally:
+        await watcher.stop()
+        await engine.dispose()
