@@ -28,10 +28,11 @@ if str(ROOT) not in sys.path:
 from bench import credentials  # noqa: E402
 from bench.loadgen import run_load, run_open_load  # noqa: E402
 from deploy import gen_cert, render_gateway  # noqa: E402
+from musicspace_shared import registry  # noqa: E402
 from tests.processes import ServiceProcess, free_port  # noqa: E402
 from tests.traefik import running_traefik  # noqa: E402
 
-SERVICES = ("m1", "m2", "m3", "llm", "enrichment")
+SERVICES = registry.names()
 HEALTH_PROBE = "/_bench/healthz"
 MARIADB_SERVER = os.environ.get("TEST_MARIADB_URL", "mysql+asyncmy://root@127.0.0.1:3306").rstrip(
     "/"

@@ -1,4 +1,4 @@
-"""The whole stack for end-to-end tests: five real service processes and the real Traefik.
+"""The whole stack for end-to-end tests: every registered service as a real process, and the real Traefik.
 
 Against the MariaDB demo subset (`demo_db_url`), with a temporary MODEL_ROOT whose global
 models are trained first by deploy/bootstrap.py (what `make up` and compose run), a temporary
@@ -22,13 +22,14 @@ import pytest
 import sqlalchemy as sa
 
 from deploy import gen_cert, render_gateway
+from musicspace_shared import registry
 from musicspace_shared.db.engine import make_engine
 from tests import credentials
 from tests.processes import ServiceProcess, free_port
 from tests.traefik import running_traefik
 
 ROOT = Path(__file__).resolve().parents[2]
-SERVICES = ("m1", "m2", "m3", "llm", "enrichment")
+SERVICES = registry.names()
 
 
 @dataclass
