@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from musicspace_enrichment import repository as repo
 from musicspace_enrichment.clients import PeerOutcome, Peers, call_peer
 from musicspace_enrichment.schemas import StepReport
+from musicspace_shared.logs import log_fields
 
 logger = logging.getLogger("musicspace.enrichment")
 
@@ -73,9 +74,7 @@ async def _step(
                 detail=f"model trained at {trained.isoformat()} after the last data change ({changed.isoformat()})",
             )
     report = _report(name, await train())
-    logger.info(
-        "train step", extra={"fields": {"step": name, "user_id": user_id, "status": report.status}}
-    )
+    logger.info("train step", extra=log_fields(step=name, user_id=user_id, status=report.status))
     return report
 
 
