@@ -105,15 +105,12 @@ async def train_m1(
 async def train_m2_svm(
     *, engine: AsyncEngine, peers: Peers, user_id: int, force: bool = False
 ) -> StepReport:
-    """The m2 user SVM: its train route when m2 has one, else a recommend call (which trains on demand)."""
+    """The m2 user SVM: m2 has no train route, its recommend trains the SVM on demand."""
 
     async def train() -> PeerOutcome:
-        outcome = await call_peer(peers.m2, "POST", "/api/m2/train", {"user_id": user_id})
-        if outcome.status == "failed" and outcome.http_status in (404, 405):
-            outcome = await call_peer(
-                peers.m2, "POST", "/api/m2/recommend", {"user_id": user_id, "limit": 1}
-            )
-        return outcome
+        return await call_peer(
+            peers.m2, "POST", "/api/m2/recommend", {"user_id": user_id, "limit": 1}
+        )
 
     return await _step(
         name="m2_svm",
