@@ -20,7 +20,7 @@ import pytest
 import sqlalchemy as sa
 
 from musicspace_shared.db.engine import make_engine
-from services.enrichment.tests.conftest import (
+from services.enrichment.tests.helpers import (
     audit_counts,
     install_audit,
     lacking_ids,

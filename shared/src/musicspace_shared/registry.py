@@ -2,7 +2,7 @@
 
 Everything that lists the services reads it: the gateway's routes (deploy/render_gateway.py),
 the Makefile (images and locks), the local stack (deploy/localstack.py), the benchmarks
-(bench/context.py), the end-to-end stack (tests/e2e/stack.py), the compose checks
+(bench/context.py), the end-to-end stack (tests/e2e/conftest.py), the compose checks
 (tests/test_compose.py, tests/test_gateway_config.py), each service's `python -m` entry point
 and the peers' default URLs (settings.py). Adding a service: one entry here, its package
 (services/<name>, requirements/images/<name>.in) and its block in compose.yaml, which the
