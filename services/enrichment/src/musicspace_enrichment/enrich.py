@@ -17,10 +17,10 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from musicspace_enrichment import repository as repo
+from musicspace_enrichment import steps
 from musicspace_enrichment.clients import M2Client, Peers, PredictBatch
 from musicspace_enrichment.db_retry import retry_on_deadlock
 from musicspace_enrichment.schemas import StepReport
-from musicspace_enrichment.steps import train_m1
 from musicspace_shared.db.tables import utcnow
 from musicspace_shared.http import PeerRejected, PeerUnavailable
 from musicspace_shared.logs import log_fields
@@ -142,7 +142,7 @@ async def enrich_tracks_of_user(
     max_attempts: int,
     retry_delay_s: float,
 ) -> UserEnrichment:
-    """Predict and write the features a user's PMS tracks lack (m1 training is separate: see train_m1)."""
+    """Predict and write the features a user's PMS tracks lack (m1 training is separate: steps.M1)."""
     async with engine.connect() as conn:
         pms, lacking = await repo.user_track_counts(conn, user_id)
     report = UserEnrichment(user_id=user_id, status="ok", pms_tracks=pms, lacking=len(lacking))
@@ -203,7 +203,7 @@ async def enrich_user_tracks(
         max_attempts=max_attempts,
         retry_delay_s=retry_delay_s,
     )
-    m1 = await train_m1(engine=engine, peers=peers, user_id=user_id) if train else None
+    m1 = await steps.train(steps.M1, engine=engine, peers=peers, user_id=user_id) if train else None
     return enrichment, m1
 
 
