@@ -10,7 +10,8 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.dev-lock-synced
 # uv from PATH, or a private copy bootstrapped with pip into var/uv (no root, no system changes).
 UV := $(shell command -v uv 2>/dev/null || echo var/uv/bin/uv)
-IMAGES := m1 m2 m3 llm enrichment
+# One image (and one requirements.lock) per service of the registry.
+IMAGES := $(shell $(PYTHON) shared/src/musicspace_shared/registry.py)
 LOCK_FLAGS := --python-version 3.11 --generate-hashes --no-header -q
 # Debian's docker CLI (docker.io) has BuildKit built in; another CLI on PATH may lack buildx.
 DOCKER ?= $(firstword $(wildcard /usr/bin/docker) docker)

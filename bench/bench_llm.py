@@ -14,27 +14,20 @@ and persisted in Chroma under var/bench/models/LLM):
 - in-process wall time per stage (embed, understand, rank) for the unique queries.
 Goal: search p99 <= 100 ms offline through the gateway at 8 concurrent clients.
 
-`run(context) -> dict` for bench/run.py; `python bench/bench_llm.py [--quick]` runs it alone
+`run(context) -> dict` for bench/run.py; `python bench/run.py llm [--quick]` runs it alone
 and writes bench/results/llm.json.
 """
 
 from __future__ import annotations
 
 import itertools
-import json
 import random
-import sys
 import time
-from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+import httpx
 
-import httpx  # noqa: E402
-
-from bench.context import BenchContext, Call  # noqa: E402
+from bench.context import BenchContext, Call
 
 CONCURRENCY = 8
 GOAL_P99_MS = 100.0
@@ -267,16 +260,3 @@ def run(context: BenchContext) -> dict[str, Any]:
     }
     results["rss_mb"] = stack.rss_mb()
     return results
-
-
-if __name__ == "__main__":
-    ctx = BenchContext(quick="--quick" in sys.argv)
-    try:
-        out = run(ctx)
-    finally:
-        ctx.close()
-    (ROOT / "bench" / "results").mkdir(exist_ok=True)
-    (ROOT / "bench" / "results" / "llm.json").write_text(
-        json.dumps({"name": "llm", "result": out}, indent=2) + "\n"
-    )
-    print(json.dumps(out, indent=2))

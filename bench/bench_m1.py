@@ -12,28 +12,21 @@ five services and Traefik as real processes):
 - in-process CPU per request by stage (thread CPU time, not wall: the machine is shared).
 Goal: recommend p99 <= 50 ms through the gateway at 16 concurrent clients.
 
-`run(context) -> dict` for bench/run.py; `python bench/bench_m1.py [--quick]` runs it alone
+`run(context) -> dict` for bench/run.py; `python bench/run.py m1 [--quick]` runs it alone
 and writes bench/results/m1.json.
 """
 
 from __future__ import annotations
 
-import asyncio
-import json
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+import httpx
 
-import httpx  # noqa: E402
-
-from bench.context import BenchContext, Call  # noqa: E402
-from bench.credentials import AUTH  # noqa: E402
-from tests.processes import ServiceProcess, free_port  # noqa: E402
+from bench.context import BenchContext, Call, read_db
+from bench.credentials import AUTH
+from tests.processes import ServiceProcess, free_port
 
 CONCURRENCY = 16
 GOAL_P99_MS = 50.0
@@ -63,18 +56,13 @@ def _cpu_per_stage(database_url: str, model_root: Path, users: list[int]) -> dic
     from musicspace_m1.settings import Settings
     from musicspace_m1.store import ModelCache
     from musicspace_shared.catalog import load_tracks, load_user_tracks
-    from musicspace_shared.db.engine import make_engine, make_sessionmaker
 
     settings = Settings(database_url=database_url, model_root=model_root)
 
-    async def load() -> tuple[Any, Any]:
-        engine = make_engine(settings)
-        async with make_sessionmaker(engine)() as session:
-            frame, owned = await load_tracks(session), await load_user_tracks(session)
-        await engine.dispose()
-        return frame, owned
+    async def read(session: Any) -> tuple[Any, Any]:
+        return await load_tracks(session), await load_user_tracks(session)
 
-    frame, owned = asyncio.run(load())
+    frame, owned = read_db(database_url, read)
     t0 = time.thread_time()
     index = build_catalog_index(frame)
     build_ms = (time.thread_time() - t0) * 1000
@@ -159,8 +147,6 @@ def run(context: BenchContext) -> dict[str, Any]:
         return {"skipped": "m1 not ready", "reason": stack.unavailable["m1"]}
     seconds = 5 if context.quick else 30
     users = stack.sample_user_ids or [1]
-    gateway = stack.gateway_url + "/api/m1/recommend"
-    direct = stack.service_urls["m1"] + "/api/m1/recommend"
     result: dict[str, Any] = {
         "concurrency": CONCURRENCY,
         "goal_p99_ms": GOAL_P99_MS,
@@ -171,24 +157,15 @@ def run(context: BenchContext) -> dict[str, Any]:
     result["trained_users"] = _train_users(stack.gateway_url, users)
     result["train_ms_per_user_wall"] = round((time.perf_counter() - started) * 1000 / len(users), 1)
 
-    result["healthz_gateway"] = context.load(
-        [Call("healthz", "GET", stack.health_url)], concurrency=CONCURRENCY, seconds=seconds
-    ).summary()
-    calls = [Call("recommend", "POST", gateway, {"user_id": u, "limit": LIMIT}) for u in users]
-    result["recommend_gateway"] = context.load(
-        calls, concurrency=CONCURRENCY, seconds=seconds
-    ).summary()
-    calls_direct = [
-        Call("recommend_direct", "POST", direct, {"user_id": u, "limit": LIMIT}) for u in users
-    ]
-    result["recommend_direct"] = context.load(
-        calls_direct, concurrency=CONCURRENCY, seconds=seconds
-    ).summary()
-    result["recommend_cold_direct"] = _cold_direct(context, users, seconds)
-    p99 = result["recommend_gateway"]["p99_ms"]
-    result["goal_met"] = (
-        p99 is not None and p99 <= GOAL_P99_MS and result["recommend_gateway"]["errors"] == 0
+    result |= context.recommend_latency(
+        "m1",
+        users,
+        limit=LIMIT,
+        seconds=seconds,
+        concurrency=CONCURRENCY,
+        goal_p99_ms=GOAL_P99_MS,
     )
+    result["recommend_cold_direct"] = _cold_direct(context, users, seconds)
     result["in_process"] = _cpu_per_stage(stack.database_url, stack.model_root, users)
     result["note"] = (
         "shared 2-core machine; the load generator, Traefik and all five services share it. "
@@ -196,15 +173,3 @@ def run(context: BenchContext) -> dict[str, Any]:
         "recommend_cold_direct computes every request (cache off)."
     )
     return result
-
-
-if __name__ == "__main__":
-    ctx = BenchContext(quick="--quick" in sys.argv)
-    try:
-        record = {"name": "m1", "machine": ctx.machine(), "result": run(ctx)}
-    finally:
-        ctx.close()
-    out = ROOT / "bench" / "results" / "m1.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(record, indent=2, default=str) + "\n")
-    print(json.dumps(record["result"], indent=2, default=str))

@@ -11,28 +11,22 @@ the five services and Traefik as real processes):
   for the global model and the configured candidate count.
 Goal: recommend p99 <= 50 ms through the gateway at 16 concurrent clients.
 
-`run(context) -> dict` for bench/run.py; `python bench/bench_m3.py [--quick]` runs it alone
+`run(context) -> dict` for bench/run.py; `python bench/run.py m3 [--quick]` runs it alone
 and writes bench/results/m3.json.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
-import sys
 import time
 import uuid
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+import httpx
 
-import httpx  # noqa: E402
-
-from bench.context import BenchContext, Call  # noqa: E402
-from bench.credentials import AUTH  # noqa: E402
+from bench.context import BenchContext, read_db
+from bench.credentials import AUTH
 
 CONCURRENCY = 16
 GOAL_P99_MS = 50.0
@@ -73,18 +67,13 @@ def _cpu_per_stage(database_url: str, model_root: Path, users: list[int]) -> dic
     from musicspace_m3.settings import Settings
     from musicspace_m3.state import build_snapshot, profile_for
     from musicspace_shared.catalog import load_tracks
-    from musicspace_shared.db.engine import make_engine, make_sessionmaker
 
     settings = Settings(database_url=database_url, model_root=model_root)
 
-    async def load() -> tuple[Any, Any]:
-        engine = make_engine(settings)
-        async with make_sessionmaker(engine)() as session:
-            frame, all_users = await load_tracks(session), await repository.load_all_users(session)
-        await engine.dispose()
-        return frame, all_users
+    async def read(session: Any) -> tuple[Any, Any]:
+        return await load_tracks(session), await repository.load_all_users(session)
 
-    frame, all_users = asyncio.run(load())
+    frame, all_users = read_db(database_url, read)
     t0 = time.thread_time()
     snapshot = build_snapshot(frame, all_users, catalog_fp="bench", activity_fp="bench")
     build_ms = (time.thread_time() - t0) * 1000
@@ -129,29 +118,14 @@ def run(context: BenchContext) -> dict[str, Any]:
     seconds = 5 if context.quick else 30
     users = stack.sample_user_ids or [1]
     gateway = stack.gateway_url + "/api/m3/recommend"
-    direct = stack.service_urls["m3"] + "/api/m3/recommend"
     result: dict[str, Any] = {
         "concurrency": CONCURRENCY,
         "goal_p99_ms": GOAL_P99_MS,
         "users": len(users),
     }
 
-    healthz = context.load(
-        [Call("healthz", "GET", stack.health_url)], concurrency=CONCURRENCY, seconds=seconds
-    )
-    result["healthz_gateway"] = healthz.summary()
-    calls = [Call("recommend", "POST", gateway, {"user_id": u, "limit": 20}) for u in users]
-    through = context.load(calls, concurrency=CONCURRENCY, seconds=seconds)
-    result["recommend_gateway"] = through.summary()
-    calls_direct = [
-        Call("recommend_direct", "POST", direct, {"user_id": u, "limit": 20}) for u in users
-    ]
-    result["recommend_direct"] = context.load(
-        calls_direct, concurrency=CONCURRENCY, seconds=seconds
-    ).summary()
-    p99 = result["recommend_gateway"]["p99_ms"]
-    result["goal_met"] = (
-        p99 is not None and p99 <= GOAL_P99_MS and result["recommend_gateway"]["errors"] == 0
+    result |= context.recommend_latency(
+        "m3", users, limit=20, seconds=seconds, concurrency=CONCURRENCY, goal_p99_ms=GOAL_P99_MS
     )
 
     sample = users[:16]
@@ -199,28 +173,9 @@ def run(context: BenchContext) -> dict[str, Any]:
 def _some_tracks(database_url: str, n: int = 2000) -> list[str]:
     import sqlalchemy as sa
 
-    from musicspace_shared.db.engine import make_engine
+    query = sa.text("SELECT track_id FROM track ORDER BY track_id LIMIT :n")
 
-    async def query() -> list[str]:
-        engine = make_engine(url=database_url)
-        async with engine.connect() as conn:
-            rows = await conn.execute(
-                sa.text("SELECT track_id FROM track ORDER BY track_id LIMIT :n"), {"n": n}
-            )
-            out = [r[0] for r in rows]
-        await engine.dispose()
-        return out
+    async def read(session: Any) -> list[str]:
+        return [r[0] for r in await session.execute(query, {"n": n})]
 
-    return asyncio.run(query())
-
-
-if __name__ == "__main__":
-    ctx = BenchContext(quick="--quick" in sys.argv)
-    try:
-        record = {"name": "m3", "machine": ctx.machine(), "result": run(ctx)}
-    finally:
-        ctx.close()
-    out = ROOT / "bench" / "results" / "m3.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(record, indent=2, default=str) + "\n")
-    print(json.dumps(record["result"], indent=2, default=str))
+    return read_db(database_url, read)

@@ -16,31 +16,24 @@ Idle and busy segments alternate ROUNDS times (the shared machine's background l
 with a pause after each busy one until the rebuilds it caused are over.
 Goal: p99 during <= 2 x the idle p99 of the same run, and 0 non-2xx.
 
-`run(context) -> dict` for bench/run.py (`python bench/run.py sync` writes
-bench/results/sync.json); `python bench/bench_sync.py [--quick]` prints the result.
+`run(context) -> dict` for bench/run.py; `python bench/run.py sync [--quick]` runs it alone
+and writes bench/results/sync.json.
 """
 
 from __future__ import annotations
 
-import json
 import random
 import re
-import sys
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+import httpx
 
-import httpx  # noqa: E402
-
-from bench import credentials  # noqa: E402
-from bench.bench_llm import unique_queries  # noqa: E402
-from bench.context import BenchContext, BenchStack, Call, LoadResult  # noqa: E402
+from bench import credentials
+from bench.bench_llm import unique_queries
+from bench.context import BenchContext, BenchStack, Call, LoadResult
 
 RATE_PER_SERVICE = 6.0  # requests per second per route
 TOUCH_EVERY_S = 0.5
@@ -344,12 +337,3 @@ def run(context: BenchContext) -> dict[str, Any]:
     )
     result["rss_mb"] = stack.rss_mb()
     return result
-
-
-if __name__ == "__main__":
-    ctx = BenchContext(quick="--quick" in sys.argv)
-    try:
-        out = run(ctx)
-    finally:
-        ctx.close()
-    print(json.dumps(out, indent=2, default=str))

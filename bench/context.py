@@ -16,10 +16,11 @@ import platform
 import secrets
 import subprocess
 import sys
+from collections.abc import Awaitable, Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -28,10 +29,12 @@ if str(ROOT) not in sys.path:
 from bench import credentials  # noqa: E402
 from bench.loadgen import run_load, run_open_load  # noqa: E402
 from deploy import gen_cert, render_gateway  # noqa: E402
+from musicspace_shared import registry  # noqa: E402
 from tests.processes import ServiceProcess, free_port  # noqa: E402
 from tests.traefik import running_traefik  # noqa: E402
 
-SERVICES = ("m1", "m2", "m3", "llm", "enrichment")
+SERVICES = registry.names()
+T = TypeVar("T")
 HEALTH_PROBE = "/_bench/healthz"
 MARIADB_SERVER = os.environ.get("TEST_MARIADB_URL", "mysql+asyncmy://root@127.0.0.1:3306").rstrip(
     "/"
@@ -118,6 +121,22 @@ class LoadResult:
                 for lab in labels
             },
         }
+
+
+def read_db(database_url: str, read: Callable[[Any], Awaitable[T]]) -> T:
+    """`await read(session)` on a session of the bench database, from synchronous code: a
+    benchmark's own reads (sample users, the catalog for in-process timings)."""
+    from musicspace_shared.db.engine import make_engine, make_sessionmaker
+
+    async def run() -> T:
+        engine = make_engine(url=database_url)
+        try:
+            async with make_sessionmaker(engine)() as session:
+                return await read(session)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
 
 
 def _try_lock(handle: Any) -> bool:
@@ -262,26 +281,51 @@ class BenchContext:
         """Demo users with at least 10 PMS tracks (deterministic order)."""
         import sqlalchemy as sa
 
-        from musicspace_shared.db.engine import make_engine
+        query = sa.text(
+            "SELECT user_id FROM user_track GROUP BY user_id HAVING COUNT(*) >= 10 ORDER BY user_id LIMIT :n"
+        )
 
-        async def query() -> list[int]:
-            engine = make_engine(url=url)
-            try:
-                async with engine.connect() as conn:
-                    rows = await conn.execute(
-                        sa.text(
-                            "SELECT user_id FROM user_track GROUP BY user_id HAVING COUNT(*) >= 10 ORDER BY user_id LIMIT :n"
-                        ),
-                        {"n": count},
-                    )
-                    return [int(r[0]) for r in rows]
-            finally:
-                await engine.dispose()
+        async def read(session: Any) -> list[int]:
+            return [int(r[0]) for r in await session.execute(query, {"n": count})]
 
-        return asyncio.run(query())
+        return read_db(url, read)
 
     def close(self) -> None:
         self._exit.close()
+
+    # -- shared measurements ------------------------------------------------------------------
+    def recommend_latency(
+        self,
+        service: str,
+        users: list[int],
+        *,
+        limit: int,
+        seconds: float,
+        concurrency: int,
+        goal_p99_ms: float,
+    ) -> dict[str, Any]:
+        """A recommender's latency (m1, m3): /healthz through the gateway (the floor any route
+        pays on this machine), /api/<service>/recommend through the gateway (the goal's figure)
+        and sent to the service directly (the gateway's share), rotating over `users`."""
+        stack = self.stack()
+        route = f"/api/{service}/recommend"
+        result: dict[str, Any] = {
+            "healthz_gateway": self.load(
+                [Call("healthz", "GET", stack.health_url)],
+                concurrency=concurrency,
+                seconds=seconds,
+            ).summary()
+        }
+        for label, base in (("recommend", stack.gateway_url), ("recommend_direct", None)):
+            url = (base or stack.service_urls[service]) + route
+            calls = [Call(label, "POST", url, {"user_id": u, "limit": limit}) for u in users]
+            key = "recommend_gateway" if base else "recommend_direct"
+            result[key] = self.load(calls, concurrency=concurrency, seconds=seconds).summary()
+        p99 = result["recommend_gateway"]["p99_ms"]
+        result["goal_met"] = (
+            p99 is not None and p99 <= goal_p99_ms and result["recommend_gateway"]["errors"] == 0
+        )
+        return result
 
     # -- load ---------------------------------------------------------------------------------
     def load(

@@ -38,14 +38,15 @@ def _load(name: str, path: Path):  # type: ignore[no-untyped-def]
     return module
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    """Run the named benchmarks (argv: command-line words; default sys.argv)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("names", nargs="*", help="benchmarks to run (default: all)")
     parser.add_argument(
         "--quick", action="store_true", help="short runs (smoke test of the benchmarks)"
     )
     parser.add_argument("--list", action="store_true", help="list the benchmarks and exit")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     available = discover()
     if args.list:
         print("\n".join(available))

@@ -1,12 +1,12 @@
 """The local stack without Docker: `make up`, `make down`, `make status`.
 
-    python deploy/localstack.py up [--gateway-port 8443] [--first-port 8001] [--var var]
+    python deploy/localstack.py up [--gateway-port 8443] [--first-port N] [--var var]
     python deploy/localstack.py down | status
 
 `up`: certificate and credentials (admin key, app credential, user-token signing key: files
 under <var>, made once), first-start bootstrap (migrate SQLite, import the demo data,
 train missing global models: deploy/bootstrap.py), the gateway config for these ports
-(deploy/render_gateway.py), then the five services and Traefik as background processes with
+(deploy/render_gateway.py), then the registered services (musicspace_shared.registry) and Traefik as background processes with
 their pid files and logs under <var>/run/, and waits until every /readyz answers.
 `down` stops exactly the processes whose pid files `up` wrote (checked against their command
 line, so a recycled pid is never signalled). Standard library only: it runs before and
@@ -31,7 +31,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 VENV_PY = ROOT / ".venv" / "bin" / "python"
 TRAEFIK = ROOT / ".venv" / "bin" / "traefik"
-SERVICES = ("m1", "m2", "m3", "llm", "enrichment")
+# The service registry is standard library only: readable before the virtualenv exists.
+sys.path.insert(0, str(ROOT / "shared" / "src"))
+from musicspace_shared import registry  # noqa: E402
+
+SERVICES = registry.names()
 
 
 class Stack:
@@ -40,7 +44,7 @@ class Stack:
         self.run = self.var / "run"
         self.gateway_port = gateway_port
         self.ops_port = ops_port
-        self.ports = {name: first_port + i for i, name in enumerate(SERVICES)}
+        self.ports = registry.local_ports(first_port)
 
     # -- environment ---------------------------------------------------------------------
     @property
@@ -330,7 +334,7 @@ def main() -> None:
     parser.add_argument(
         "--first-port",
         type=int,
-        default=int(os.environ.get("FIRST_SERVICE_PORT", 8001)),
+        default=int(os.environ.get("FIRST_SERVICE_PORT", registry.SERVICES[0].port)),
         help="m1's port; m2..enrichment follow",
     )
     parser.add_argument(

@@ -1,11 +1,13 @@
-"""Render the gateway's Traefik config for local runs and tests from gateway/routes.yaml.
+"""Render the gateway's Traefik config for local runs and tests from the service registry
+(musicspace_shared.registry: each service's paths and local port) and gateway/routes.yaml
+(middlewares and health check, the same for every route).
 
-    python deploy/render_gateway.py local --out var/run/gateway [--gateway-port 8443] [--first-port 8001]
+    python deploy/render_gateway.py local --out var/run/gateway [--gateway-port 8443] [--first-port N]
     python deploy/render_gateway.py labels            # the docker labels compose.yaml must carry
 
 The local render is a static config (entry points, file provider, ping and metrics on an
 internal entry point) plus a dynamic folder: middlewares.yml copied from gateway/dynamic,
-routes.yml (one router and one load-balanced service per route-table entry) and
+routes.yml (one router and one load-balanced service per registered service) and
 certificates.yml (the certificate's local paths). Compose routes with docker labels instead;
 `compose_labels()` is the label set that matches this table (tests compare the two).
 """
@@ -19,17 +21,21 @@ from typing import Any
 
 import yaml
 
+from musicspace_shared import registry
+
 ROOT = Path(__file__).resolve().parent.parent
 GATEWAY = ROOT / "gateway"
 ROUTES_FILE = GATEWAY / "routes.yaml"
 MIDDLEWARES_FILE = GATEWAY / "dynamic" / "middlewares.yml"
 ENTRYPOINT = "websecure"
-COMPOSE_PORT = 8000  # every service container listens here (deploy/Dockerfile)
 
 
 def load_routes(path: Path = ROUTES_FILE) -> dict[str, Any]:
-    """The route table: {"middlewares": [...], "health_check": {...}, "services": {...}}."""
-    return yaml.safe_load(path.read_text())
+    """The route table: {"middlewares": [...], "health_check": {...}, "services": {...}},
+    services from the registry: {name: {"port": local port, "rule": Traefik rule}}."""
+    table = yaml.safe_load(path.read_text())
+    table["services"] = {s.name: {"port": s.port, "rule": s.rule} for s in registry.SERVICES}
+    return table
 
 
 def router_middlewares(table: dict[str, Any]) -> list[str]:
@@ -74,7 +80,7 @@ def compose_labels(*, table: dict[str, Any], service: str) -> dict[str, str]:
         f"{router}.service": service,
         f"{router}.middlewares": ",".join(router_middlewares(table)),
         f"{router}.tls": "true",
-        f"{lb}.server.port": str(COMPOSE_PORT),
+        f"{lb}.server.port": str(registry.COMPOSE_PORT),
         f"{lb}.healthcheck.path": health["path"],
         f"{lb}.healthcheck.interval": health["interval"],
         f"{lb}.healthcheck.timeout": health["timeout"],
@@ -186,16 +192,9 @@ def render_local(
     return static_path
 
 
-def default_ports(first_port: int = 8001) -> dict[str, int]:
-    """Local ports from the route table, shifted so the first service gets first_port."""
-    table = load_routes()
-    base = min(spec["port"] for spec in table["services"].values())
-    return {name: spec["port"] - base + first_port for name, spec in table["services"].items()}
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(
-        description="Render the gateway config from gateway/routes.yaml"
+        description="Render the gateway config from the service registry and gateway/routes.yaml"
     )
     sub = parser.add_subparsers(dest="command", required=True)
     local = sub.add_parser("local", help="static + dynamic config for local processes")
@@ -203,13 +202,13 @@ def main() -> None:
     local.add_argument("--cert-dir", type=Path, default=GATEWAY / "certs")
     local.add_argument("--gateway-port", type=int, default=8443)
     local.add_argument("--ops-port", type=int, default=8082)
-    local.add_argument("--first-port", type=int, default=8001)
+    local.add_argument("--first-port", type=int, default=registry.SERVICES[0].port)
     sub.add_parser("labels", help="print the docker labels compose.yaml must carry")
     args = parser.parse_args()
     if args.command == "local":
         path = render_local(
             out_dir=args.out,
-            ports=default_ports(args.first_port),
+            ports=registry.local_ports(args.first_port),
             cert_dir=args.cert_dir,
             gateway_port=args.gateway_port,
             ops_port=args.ops_port,

@@ -41,3 +41,45 @@ def test_load_summary_reports_percentiles_and_errors_per_label() -> None:
     )
     assert summary["by_label"]["a"]["errors"] == 0
     assert summary["by_label"]["b"]["statuses"] == {"0": 1, "429": 1, "503": 1}
+
+
+def test_recommend_latency_loads_healthz_gateway_and_direct_and_judges_the_goal() -> None:
+    """bench_m1 and bench_m3 share it: the floor, the route through the gateway and direct."""
+    from types import SimpleNamespace
+
+    from bench.context import BenchContext
+
+    loads: list[list] = []
+
+    class Context(BenchContext):
+        def __init__(self) -> None:
+            self._stack = SimpleNamespace(  # type: ignore[assignment]
+                health_url="https://gw/_bench/healthz",
+                gateway_url="https://gw",
+                service_urls={"m3": "http://127.0.0.1:9"},
+            )
+
+        def load(self, calls, **kwargs):  # type: ignore[no-untyped-def]
+            loads.append(calls)
+            return LoadResult(seconds=1.0, samples=[(calls[0].label, 200, 40.0)])
+
+    result = Context().recommend_latency(
+        "m3", [1, 2], limit=20, seconds=1, concurrency=4, goal_p99_ms=50.0
+    )
+    assert [call.url for call in loads[0]] == ["https://gw/_bench/healthz"]
+    assert [call.url for call in loads[1]] == ["https://gw/api/m3/recommend"] * 2
+    assert [call.url for call in loads[2]] == ["http://127.0.0.1:9/api/m3/recommend"] * 2
+    assert loads[1][1].json == {"user_id": 2, "limit": 20}
+    assert set(result) == {"healthz_gateway", "recommend_gateway", "recommend_direct", "goal_met"}
+    assert result["goal_met"] is True
+
+
+def test_read_db_runs_an_async_read_from_sync_code(mariadb_url: str) -> None:
+    import sqlalchemy as sa
+
+    from bench.context import read_db
+
+    async def read(session) -> int:  # type: ignore[no-untyped-def]
+        return (await session.execute(sa.text("SELECT 41 + 1"))).scalar_one()
+
+    assert read_db(mariadb_url, read) == 42

@@ -11,10 +11,12 @@ from pathlib import Path
 import pytest
 import yaml
 
+from musicspace_shared import registry
+
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = Path(sys.executable).parent / "docker-compose"
-SERVICES = ("m1", "m2", "m3", "llm", "enrichment")
-MODEL_VOLUMES = {"m1": "/app/M1", "m2": "/app/M2", "m3": "/app/M3"}
+SERVICES = registry.names()
+MODEL_VOLUMES = {s.name: f"/app/{s.model_family}" for s in registry.SERVICES if s.model_family}
 PUBLIC_BASES = {
     "PYTHON_IMAGE": "python:3.11-slim-bookworm",
     "UV_IMAGE": "ghcr.io/astral-sh/uv:0.13.9",
@@ -68,6 +70,15 @@ def test_infrastructure_services_exist_with_health_checks(config: dict) -> None:
         assert services[name].get("healthcheck", {}).get("test"), f"{name} has no health check"
 
 
+def test_compose_builds_exactly_the_registered_services(config: dict) -> None:
+    built = {
+        name
+        for name, service in config["services"].items()
+        if service.get("build", {}).get("args", {}).get("PACKAGE", "").startswith("services/")
+    }
+    assert built == set(SERVICES)
+
+
 def test_services_scale_without_fixed_names_or_host_ports(config: dict) -> None:
     for name in SERVICES:
         service = config["services"][name]
@@ -104,7 +115,7 @@ def test_model_volumes_mounted_at_design_paths(config: dict) -> None:
     for name, target in MODEL_VOLUMES.items():
         mounts = {m["target"]: m for m in config["services"][name].get("volumes", [])}
         assert mounts[target]["type"] == "volume", name
-        assert mounts[target]["source"] == f"{name}-models"
+        assert mounts[target]["source"] == registry.get(name).volume
         assert config["services"]["bootstrap"]["volumes"], "bootstrap trains into the volumes"
         assert target in {m["target"] for m in config["services"]["bootstrap"]["volumes"]}
 

@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from deploy import gen_cert, render_gateway
+from musicspace_shared import registry
 from tests.processes import free_port
 from tests.traefik import error_lines, running_traefik
 
@@ -98,7 +99,7 @@ def test_compose_routes_no_service_outside_route_table(table: dict, compose: dic
 def test_local_render_matches_route_table_and_labels(
     table: dict, tmp_path: Path, certs: Path
 ) -> None:
-    ports = render_gateway.default_ports(18001)
+    ports = registry.local_ports(18001)
     static = render_gateway.render_local(
         out_dir=tmp_path, ports=ports, cert_dir=certs, gateway_port=18443, ops_port=18082
     )
@@ -121,7 +122,7 @@ def test_local_render_matches_route_table_and_labels(
 
 def test_local_render_copies_the_shared_middlewares(tmp_path: Path, certs: Path) -> None:
     static = render_gateway.render_local(
-        out_dir=tmp_path, ports=render_gateway.default_ports(), cert_dir=certs
+        out_dir=tmp_path, ports=registry.local_ports(), cert_dir=certs
     )
     rendered = yaml.safe_load((static.parent / "dynamic" / "middlewares.yml").read_text())
     assert rendered == yaml.safe_load(render_gateway.MIDDLEWARES_FILE.read_text())

@@ -14,8 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from musicspace_shared import registry
+
 ROOT = Path(__file__).resolve().parent.parent
-SERVICES = ("m1", "m2", "m3", "llm", "enrichment")
+SERVICES = registry.names()
 
 
 def _imported_top_level(folder: Path) -> set[str]:

@@ -42,8 +42,10 @@ build_args=()
 [ -z "${PYTHON_IMAGE:-}" ] || build_args+=(--build-arg "PYTHON_IMAGE=$PYTHON_IMAGE")
 [ -z "${UV_IMAGE:-}" ] || build_args+=(--build-arg "UV_IMAGE=$UV_IMAGE")
 
-# The CLI image (bootstrap job) and one image per service, each with only its own packages.
-for package in cli services/m1 services/m2 services/m3 services/llm services/enrichment; do
+# The CLI image (bootstrap job) and one image per registered service, each with only its own
+# packages (the registry is standard library only: any python3 reads it).
+services=$(python3 shared/src/musicspace_shared/registry.py)
+for package in cli $(printf 'services/%s ' $services); do
   name="${package#services/}"
   started=$SECONDS
   "$docker" build -q -f deploy/Dockerfile "${build_args[@]}" \

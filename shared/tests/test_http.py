@@ -1,4 +1,4 @@
-"""ServiceClient: bounded retries for idempotent calls, 503-style errors when a peer is down."""
+"""ServiceClient: bounded retries for idempotent calls, typed errors with the peer's status."""
 
 from __future__ import annotations
 
@@ -8,7 +8,12 @@ import httpx
 import pytest
 
 from musicspace_shared.errors import UpstreamUnavailable
-from musicspace_shared.http import ReplicaSpreadingTransport, ServiceClient
+from musicspace_shared.http import (
+    PeerRejected,
+    PeerUnavailable,
+    ReplicaSpreadingTransport,
+    ServiceClient,
+)
 from musicspace_shared.logs import request_id_var
 
 
@@ -37,9 +42,10 @@ async def test_non_idempotent_post_is_sent_once() -> None:
         calls.append(request)
         return httpx.Response(503)
 
-    with pytest.raises(UpstreamUnavailable):
+    with pytest.raises(PeerUnavailable) as raised:
         await client_with(handler).post_json("/train", {"user_id": 1})
     assert len(calls) == 1
+    assert raised.value.status_code == 503 and raised.value.not_ready
 
 
 async def test_unreachable_peer_raises_upstream_unavailable_after_bounded_attempts() -> None:
@@ -49,20 +55,35 @@ async def test_unreachable_peer_raises_upstream_unavailable_after_bounded_attemp
         calls.append(request)
         raise httpx.ConnectError("refused")
 
-    with pytest.raises(UpstreamUnavailable, match="peer unavailable"):
+    with pytest.raises(UpstreamUnavailable, match="peer unavailable") as raised:
         await client_with(handler).post_json("/predict", {}, idempotent=True)
     assert len(calls) == 3
+    assert isinstance(raised.value, PeerUnavailable)
+    assert raised.value.status_code is None and not raised.value.not_ready
 
 
-async def test_client_errors_are_returned_not_retried() -> None:
+@pytest.mark.parametrize("status", [404, 422, 500])
+async def test_client_errors_raise_peer_rejected_with_status_and_are_not_retried(status) -> None:
     calls = []
 
     def handler(request: httpx.Request) -> httpx.Response:
         calls.append(request)
-        return httpx.Response(404, json={"detail": "unknown"})
+        return httpx.Response(status, json={"title": "Not found", "detail": "unknown"}, headers={})
 
-    response = await client_with(handler).request("GET", "/missing")
-    assert response.status_code == 404 and len(calls) == 1
+    with pytest.raises(PeerRejected) as raised:
+        await client_with(handler).request("GET", "/missing")
+    assert len(calls) == 1
+    assert (raised.value.status_code, raised.value.detail) == (status, "unknown")
+
+
+async def test_a_gateway_error_after_the_retries_carries_its_status() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(504, text="upstream timed out")
+
+    with pytest.raises(PeerUnavailable) as raised:
+        await client_with(handler).get_json("/x")
+    assert raised.value.status_code == 504 and not raised.value.not_ready
+    assert "504: upstream timed out" in raised.value.detail
 
 
 async def test_request_id_is_forwarded() -> None:

@@ -1,8 +1,8 @@
-"""The whole stack for end-to-end tests: five real service processes and the real Traefik.
+"""The whole stack for end-to-end tests: every registered service as a real process, and the real Traefik.
 
 Against the MariaDB demo subset (`demo_db_url`), with a temporary MODEL_ROOT whose global
 models are trained first by deploy/bootstrap.py (what `make up` and compose run), a temporary
-certificate and a gateway config rendered from gateway/routes.yaml for these free ports.
+certificate and a gateway config rendered (deploy/render_gateway.py) for these free ports.
 """
 
 from __future__ import annotations
@@ -14,94 +14,19 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
 import pytest
-import sqlalchemy as sa
 
-from deploy import gen_cert, render_gateway
-from musicspace_shared.db.engine import make_engine
+from deploy import gen_cert
+from musicspace_shared import registry
 from tests import credentials
+from tests.e2e.stack import Stack, demo_user_and_track
 from tests.processes import ServiceProcess, free_port
 from tests.traefik import running_traefik
 
 ROOT = Path(__file__).resolve().parents[2]
-SERVICES = ("m1", "m2", "m3", "llm", "enrichment")
-
-
-@dataclass
-class Stack:
-    base_url: str
-    tmp: Path
-    env: dict[str, str]
-    ports: dict[str, int]
-    admin_key: str
-    app_key: str
-    user_id: int
-    track_id: str
-    services: dict[str, ServiceProcess]
-    unavailable: dict[str, str] = field(default_factory=dict)
-    bootstrap_log: str = ""
-
-    def require(self, service: str) -> None:
-        """Fail (not skip) when a service never became ready: the reason and its log tail."""
-        if service in self.unavailable:
-            pytest.fail(
-                f"{service} did not become ready: {self.unavailable[service]}\n-- bootstrap --\n{self.bootstrap_log[-3000:]}"
-            )
-
-    @property
-    def app(self) -> dict[str, str]:
-        """The web backend's credential (acts for any user)."""
-        return {"Authorization": f"Bearer {self.app_key}"}
-
-    @property
-    def admin(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.admin_key}"}
-
-    def client(self, **kwargs: object) -> httpx.Client:
-        """A client of the gateway; it sends no credential unless the request says so."""
-        return httpx.Client(base_url=self.base_url, verify=False, timeout=120, **kwargs)  # type: ignore[arg-type]
-
-    def render_gateway(self, out_dir: Path, **overrides: object) -> tuple[Path, int, int]:
-        """A gateway config for this stack's services; returns (static config, https port, ops port)."""
-        gateway_port, ops_port = free_port(), free_port()
-        static = render_gateway.render_local(
-            out_dir=out_dir,
-            ports=self.ports,
-            cert_dir=self.tmp / "certs",
-            gateway_port=gateway_port,
-            ops_port=ops_port,
-            listen="127.0.0.1",
-            **overrides,  # type: ignore[arg-type]
-        )
-        return static, gateway_port, ops_port
-
-
-async def _demo_user_and_track(url: str) -> tuple[int, str]:
-    """A demo user with at least 10 PMS tracks, and a catalog track with measured features."""
-    engine = make_engine(url=url)
-    try:
-        async with engine.connect() as conn:
-            user_id = (
-                await conn.execute(
-                    sa.text(
-                        "SELECT user_id FROM user_track GROUP BY user_id HAVING COUNT(*) >= 10 ORDER BY user_id LIMIT 1"
-                    )
-                )
-            ).scalar_one()
-            track_id = (
-                await conn.execute(
-                    sa.text(
-                        "SELECT track_id FROM track WHERE danceability IS NOT NULL ORDER BY track_id LIMIT 1"
-                    )
-                )
-            ).scalar_one()
-    finally:
-        await engine.dispose()
-    return int(user_id), str(track_id)
+SERVICES = registry.names()
 
 
 @pytest.fixture(scope="session")
@@ -143,7 +68,7 @@ def stack(demo_db_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         if line.startswith("<== ")
     ]
     print(f"\ne2e: bootstrap {time.monotonic() - started:.0f}s: {'; '.join(steps)}", flush=True)
-    user_id, track_id = asyncio.run(_demo_user_and_track(demo_db_url))
+    user_id, track_id = asyncio.run(demo_user_and_track(demo_db_url))
     services = {
         name: ServiceProcess(name=name, port=ports[name], env=env, log_path=tmp / f"{name}.log")
         for name in SERVICES

@@ -21,7 +21,8 @@ from hypothesis import HealthCheck
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import content_type_conformance, response_schema_conformance
 
-from tests.e2e.conftest import SERVICES, Stack
+from musicspace_shared.registry import names
+from tests.e2e.stack import Stack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.mariadb, pytest.mark.fuzz]
 
@@ -30,7 +31,7 @@ EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "5"))
 CHECKS = [not_a_server_error, response_schema_conformance, content_type_conformance]
 
 
-@pytest.mark.parametrize("service", SERVICES)
+@pytest.mark.parametrize("service", names())
 def test_openapi_fuzz_gives_no_server_errors_or_schema_violations(
     stack: Stack, service: str
 ) -> None:
@@ -63,7 +64,7 @@ def test_openapi_fuzz_gives_no_server_errors_or_schema_violations(
     assert failures == [], "\n\n".join(failures)
 
 
-@pytest.mark.parametrize("service", SERVICES)
+@pytest.mark.parametrize("service", names())
 def test_undeclared_methods_answer_405_with_allow(stack: Stack, service: str) -> None:
     """schemathesis's unsupported_method check, for every path of the service's schema."""
     stack.require(service)

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.conftest import Stack
+from tests.e2e.stack import Stack
 from tests.traefik import error_lines, running_traefik
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.mariadb]

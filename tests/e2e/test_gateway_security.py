@@ -11,7 +11,7 @@ import subprocess
 import pytest
 
 from tests.credentials import as_user
-from tests.e2e.conftest import Stack
+from tests.e2e.stack import Stack
 from tests.e2e.test_gateway_e2e import ROUTES, _fill
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.mariadb]

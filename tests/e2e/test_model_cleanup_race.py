@@ -24,7 +24,7 @@ import sqlalchemy as sa
 
 from musicspace_shared import model_ops
 from musicspace_shared.db.engine import make_engine
-from tests.e2e.conftest import Stack
+from tests.e2e.stack import Stack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.mariadb]
 

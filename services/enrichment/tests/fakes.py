@@ -1,14 +1,26 @@
-"""A fake m2 for unit tests: deterministic predictions over httpx.MockTransport, switchable outages."""
+"""Fake peers for unit tests over httpx.MockTransport: each serves a route table of real routes.
+
+`routes` maps (method, path template) to a handler; the templates are the real services'
+(services/enrichment/tests/test_fakes.py checks each against that service's OpenAPI), and a
+request to any other path is recorded in `unknown` and answered 404, so a test sees enrichment
+calling a route no service has.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 import httpx
 
 from musicspace_shared.features import FEATURES
+from tests.credentials import APP
+
+Handler = Callable[[httpx.Request, dict[str, str]], httpx.Response]
 
 
 def fake_features(key: str) -> dict[str, float]:
@@ -22,28 +34,49 @@ def item_key(item: dict) -> str:
     return item.get("track_id") or f"{item.get('artist')}|{item.get('title')}"
 
 
+def _pattern(template: str) -> re.Pattern[str]:
+    return re.compile("^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", template) + "$")
+
+
+class RouteTable:
+    """Dispatch by (method, path template); unknown routes are recorded and answered 404."""
+
+    routes: dict[tuple[str, str], Handler]
+
+    def __init__(self) -> None:
+        self.unknown: list[str] = []
+
+    def dispatch(self, request: httpx.Request) -> httpx.Response:
+        for (method, template), handler in self.routes.items():
+            match = _pattern(template).match(request.url.path)
+            if match and request.method == method:
+                return handler(request, match.groupdict())
+        self.unknown.append(f"{request.method} {request.url.path}")
+        return httpx.Response(404, json={"title": "Not found", "detail": "no such route"})
+
+
 @dataclass
-class FakeM2:
+class FakeM2(RouteTable):
     """predict-audio as m2 serves it; flip `down` to simulate an outage."""
 
     down: bool = False
-    not_implemented: bool = False
     bad_ids: set[str] = field(default_factory=set)  # answered with ok=false
     reject_ids: set[str] = field(default_factory=set)  # make the whole batch a 422
     calls: int = 0
     items_seen: int = 0
     model_version: str = "fake-1"
 
+    def __post_init__(self) -> None:
+        super().__init__()
+        self.routes = {("POST", "/api/m2/predict-audio"): self.predict_audio}
+
     def handler(self, request: httpx.Request) -> httpx.Response:
         if self.down:
             raise httpx.ConnectError("connection refused", request=request)
-        if self.not_implemented:
-            return httpx.Response(501, json={"detail": "not yet"})
-        body = json.loads(request.content)
-        path = request.url.path
-        if path != "/api/m2/predict-audio":
-            return httpx.Response(404, json={"detail": "no route"})
-        items = body["items"]
+        return self.dispatch(request)
+
+    def predict_audio(self, request: httpx.Request, _params: dict[str, str]) -> httpx.Response:
+        items = json.loads(request.content)["items"]
         self.calls += 1
         self.items_seen += len(items)
         if any(item.get("track_id") in self.reject_ids for item in items):
@@ -68,3 +101,61 @@ class FakeM2:
 
     def transport(self) -> httpx.MockTransport:
         return httpx.MockTransport(self.handler)
+
+
+class FakePeers(RouteTable):
+    """m1, m2, m3 and llm as one mock transport: records calls, m1 remembers when it trained.
+
+    Peers are called with the app credential; llm's index sync (an ops route) with the admin
+    key `admin_key`."""
+
+    def __init__(self, admin_key: str) -> None:
+        super().__init__()
+        self.admin_key = admin_key
+        self.m2 = FakeM2()
+        self.calls: list[str] = []
+        self.m1_trained_at: dict[int, str] = {}
+        self.routes = {
+            ("POST", "/api/m2/predict-audio"): self.m2.predict_audio,
+            ("POST", "/api/m2/recommend"): self.m2_recommend,
+            ("POST", "/api/m1/train"): self.m1_train,
+            ("GET", "/api/m1/status/{user_id}"): self.m1_status,
+            ("POST", "/api/m3/train"): self.m3_train,
+            ("POST", "/api/llm/index/sync"): self.llm_index_sync,
+        }
+
+    def handler(self, request: httpx.Request) -> httpx.Response:
+        self.calls.append(f"{request.method} {request.url.path}")
+        expected = (
+            f"Bearer {self.admin_key}"
+            if request.url.path == "/api/llm/index/sync"
+            else APP["Authorization"]
+        )
+        if request.headers.get("authorization") != expected:
+            return httpx.Response(401, json={"detail": "not the credential this route expects"})
+        return self.dispatch(request)
+
+    def m1_train(self, request: httpx.Request, _params: dict[str, str]) -> httpx.Response:
+        user_id = json.loads(request.content)["user_id"]
+        self.m1_trained_at[user_id] = datetime.now(UTC).isoformat()
+        return httpx.Response(
+            200, json={"user_id": user_id, "model": "personal", "tracks_used": 12}
+        )
+
+    def m1_status(self, _request: httpx.Request, params: dict[str, str]) -> httpx.Response:
+        user_id = int(params["user_id"])
+        trained = self.m1_trained_at.get(user_id)
+        return httpx.Response(
+            200, json={"user_id": user_id, "trained": bool(trained), "trained_at": trained}
+        )
+
+    def m2_recommend(self, request: httpx.Request, _params: dict[str, str]) -> httpx.Response:
+        user_id = json.loads(request.content)["user_id"]
+        return httpx.Response(200, json={"user_id": user_id, "strategy": "personal_svm"})
+
+    def m3_train(self, request: httpx.Request, _params: dict[str, str]) -> httpx.Response:
+        user_id = json.loads(request.content)["user_id"]
+        return httpx.Response(200, json={"user_id": user_id, "model": "personal"})
+
+    def llm_index_sync(self, _request: httpx.Request, _params: dict[str, str]) -> httpx.Response:
+        return httpx.Response(202, json={"accepted": "started", "running": True})

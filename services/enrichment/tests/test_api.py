@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 
 import httpx
 import pytest
@@ -14,54 +12,13 @@ import sqlalchemy as sa
 from musicspace_enrichment.app import create_app
 from musicspace_enrichment.clients import build_peers
 from musicspace_enrichment.settings import Settings
-from services.enrichment.tests.fakes import FakeM2
+from services.enrichment.tests.fakes import FakeM2, FakePeers
 from tests.asgi import asgi_client, serving
-from tests.credentials import APP, as_user
+from tests.credentials import as_user
 from tests.processes import free_port
 
 KEY = "test-admin-key"
 ADMIN = {"Authorization": f"Bearer {KEY}"}
-
-
-class FakePeers:
-    """m1, m2 and m3 as one mock transport: records calls, m1 remembers when it trained."""
-
-    def __init__(self) -> None:
-        self.m2 = FakeM2()
-        self.calls: list[str] = []
-        self.m1_trained_at: dict[int, str] = {}
-
-    def handler(self, request: httpx.Request) -> httpx.Response:
-        path = request.url.path
-        self.calls.append(f"{request.method} {path}")
-        if (
-            path != "/api/llm/index/sync"
-            and request.headers.get("authorization") != APP["Authorization"]
-        ):
-            return httpx.Response(401, json={"detail": "peers are called with the app credential"})
-        body = json.loads(request.content) if request.content else {}
-        if path == "/api/m2/predict-audio":
-            return self.m2.handler(request)
-        if path == "/api/m1/train":
-            self.m1_trained_at[body["user_id"]] = datetime.now(UTC).isoformat()
-            return httpx.Response(
-                200, json={"user_id": body["user_id"], "model": "personal", "tracks_used": 12}
-            )
-        if path.startswith("/api/m1/status/"):
-            user_id = int(path.rsplit("/", 1)[1])
-            trained = self.m1_trained_at.get(user_id)
-            return httpx.Response(
-                200, json={"user_id": user_id, "trained": bool(trained), "trained_at": trained}
-            )
-        if path == "/api/m2/train":
-            return httpx.Response(200, json={"user_id": body["user_id"], "trained": True})
-        if path == "/api/llm/index/sync":
-            if request.headers.get("authorization") != f"Bearer {KEY}":
-                return httpx.Response(401, json={"detail": "admin credential required"})
-            return httpx.Response(200, json={"upserted": 3})
-        if path == "/api/m3/train":
-            return httpx.Response(200, json={"user_id": body["user_id"], "model": "personal"})
-        return httpx.Response(404, json={"detail": "no such route"})
 
 
 def _settings(url: str) -> Settings:
@@ -88,7 +45,7 @@ async def client(db, enrich_db_url) -> AsyncIterator[httpx.AsyncClient]:
 
 
 def _use_fake_peers(client: httpx.AsyncClient) -> FakePeers:
-    fake = FakePeers()
+    fake = FakePeers(admin_key=KEY)
     app = client.app  # type: ignore[attr-defined]
     app.state.runtime.peers = build_peers(
         app.state.settings, transport=httpx.MockTransport(fake.handler)
@@ -190,6 +147,7 @@ async def test_init_models_enriches_trains_and_repeating_does_no_duplicate_work(
     assert again["m1"]["status"] == "skipped"
     assert fake.m2.items_seen == predicted  # nothing predicted twice
     assert fake.calls.count("POST /api/m1/train") == 1  # m1 not retrained: nothing changed
+    assert fake.unknown == [], "enrichment called a route no service has"
 
 
 async def test_enrich_status_and_enrich_all_starts_then_returns_the_active_job(client):

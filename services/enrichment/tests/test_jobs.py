@@ -14,13 +14,13 @@ from musicspace_enrichment.jobs import BulkEnrichment
 from musicspace_enrichment.schemas import JobStatus
 from musicspace_enrichment.settings import Settings
 from musicspace_shared.http import ServiceClient
-from services.enrichment.tests.conftest import (
+from services.enrichment.tests.fakes import FakeM2
+from services.enrichment.tests.helpers import (
     audit_counts,
     install_audit,
     lacking_ids,
     predicted_ids,
 )
-from services.enrichment.tests.fakes import FakeM2
 
 
 def _settings(url: str, **overrides: object) -> Settings:

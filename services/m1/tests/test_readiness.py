@@ -7,7 +7,7 @@ from pathlib import Path
 from musicspace_m1.app import create_app
 from musicspace_m1.training import train_global_from_db
 from musicspace_shared.db.engine import make_engine, make_sessionmaker
-from services.m1.tests.conftest import make_settings
+from services.m1.tests.helpers import make_settings
 from tests.asgi import serving
 from tests.factories import create_track, create_user
 

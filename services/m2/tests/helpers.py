@@ -1,4 +1,4 @@
-"""Small DB helpers for the m2 tests (rows go into the m2 tests' own database)."""
+"""Helpers for the m2 tests: settings, a small model config, rows in the m2 tests' own database."""
 
 from __future__ import annotations
 
@@ -9,8 +9,15 @@ from contextlib import asynccontextmanager
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from musicspace_m2.predictor import PredictorConfig
+from musicspace_m2.settings import Settings
 from musicspace_shared.db.engine import make_engine, make_sessionmaker
 from musicspace_shared.db.tables import Interaction, UserTrack
+from tests.plugin import settings_maker
+
+# Small and fast: the behaviour under test does not need a strong model.
+FAST_MODEL = PredictorConfig(folds=2, hgb_max_iter=25, hgb_min_samples_leaf=20)
+make_settings = settings_maker(Settings, reload_check_s=0.0, catalog_refresh_s=0.0)
 
 
 @asynccontextmanager

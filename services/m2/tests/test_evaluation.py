@@ -13,7 +13,7 @@ from musicspace_m2.evaluation import recommend_for_eval
 from musicspace_shared.catalog import read_catalog_csv, read_playlists_csv
 from musicspace_shared.features import FEATURES
 
-from .conftest import FAST_MODEL
+from .helpers import FAST_MODEL
 
 
 @pytest.mark.slow

@@ -20,8 +20,9 @@ from musicspace_shared.model_store import (
     publish_pickle,
     read_meta,
 )
+from tests.asgi import serving
 
-from .conftest import client_for, make_settings
+from .helpers import make_settings
 
 TEXT_ITEM = {"items": [{"artist": "Daft Punk", "title": "One More Time"}]}
 
@@ -59,7 +60,7 @@ async def test_readyz_reports_missing_model_until_one_is_trained(
     m2_db_url: str, tmp_path: Path
 ) -> None:
     app = create_app(make_settings(m2_db_url, tmp_path))
-    async with app.router.lifespan_context(app), await client_for(app) as client:
+    async with serving(app) as client:
         ready = await client.get("/readyz")
         assert ready.status_code == 503
         assert ready.json()["checks"]["model"].startswith("missing: ")
@@ -72,7 +73,7 @@ async def test_service_reloads_when_a_new_version_is_published(
 ) -> None:
     path = _copy_model(model_root, tmp_path)
     app = create_app(make_settings(m2_db_url, tmp_path))
-    async with app.router.lifespan_context(app), await client_for(app) as client:
+    async with serving(app) as client:
         before = (await client.post("/api/m2/predict-audio", json=TEXT_ITEM)).json()
         assert before["model_version"] == trained["version"]
         # Another replica publishes a newer model on the shared volume.
@@ -96,7 +97,7 @@ async def test_checksum_mismatch_refuses_to_load(
     data[len(data) // 2] ^= 0xFF
     path.write_bytes(bytes(data))
     app = create_app(make_settings(m2_db_url, tmp_path))
-    async with app.router.lifespan_context(app), await client_for(app) as client:
+    async with serving(app) as client:
         ready = await client.get("/readyz")
         assert ready.status_code == 503
         assert "checksum" in ready.json()["checks"]["model"]
@@ -108,7 +109,7 @@ async def test_corrupt_newer_version_keeps_serving_the_verified_one(
 ) -> None:
     path = _copy_model(model_root, tmp_path)
     app = create_app(make_settings(m2_db_url, tmp_path))
-    async with app.router.lifespan_context(app), await client_for(app) as client:
+    async with serving(app) as client:
         assert (await client.post("/api/m2/predict-audio", json=TEXT_ITEM)).status_code == 200
         model, meta = load_pickle(path)
         publish_pickle(
@@ -134,7 +135,7 @@ async def test_fresh_replica_falls_back_to_the_previous_model_when_the_new_one_i
     )
     path.write_bytes(path.read_bytes()[:-10])  # the new one is half-written
     app = create_app(make_settings(m2_db_url, tmp_path))
-    async with app.router.lifespan_context(app), await client_for(app) as client:
+    async with serving(app) as client:
         ready = await client.get("/readyz")
         assert ready.status_code == 200
         assert ready.json()["checks"]["model"].startswith("degraded: serving an earlier")

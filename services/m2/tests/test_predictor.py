@@ -11,7 +11,7 @@ import pytest
 from musicspace_m2.predictor import FeaturePredictor, fit_predictor
 from musicspace_m2.text_features import CatalogFile, inputs_from_rows, read_catalog_file
 
-from .conftest import FAST_MODEL
+from .helpers import FAST_MODEL
 
 
 def _fitted(catalog_path: Path) -> tuple[CatalogFile, FeaturePredictor]:

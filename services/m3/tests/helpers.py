@@ -1,4 +1,4 @@
-"""Small DB helpers for the m3 tests."""
+"""Helpers for the m3 tests: settings for small fast models, users and events in the DB."""
 
 from __future__ import annotations
 
@@ -7,7 +7,22 @@ import uuid
 
 import sqlalchemy as sa
 
+from musicspace_m3.settings import Settings
 from musicspace_shared.db.engine import make_engine
+from tests.plugin import settings_maker
+
+# Small and fast: the behaviour under test does not need a strong model.
+make_settings = settings_maker(
+    Settings,
+    iterations=40,
+    train_splits=1,
+    n_candidates=200,
+    finetune_iterations=10,
+    finetune_splits=3,
+    train_threads=1,
+    catalog_check_s=0.0,
+    reload_check_s=0.0,
+)
 
 
 async def users_with_tracks(db_url: str) -> list[tuple[int, list[str]]]:

@@ -13,8 +13,7 @@ from musicspace_shared import model_store
 from musicspace_shared.metrics import ServiceMetrics
 from tests.asgi import serving
 
-from .conftest import make_settings
-from .helpers import users_with_tracks
+from .helpers import make_settings, users_with_tracks
 
 NAME = "recommender_U2_MyInitialT_20260201.cbm"
 

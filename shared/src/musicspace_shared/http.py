@@ -1,4 +1,10 @@
-"""One typed HTTP client per callee: a long-lived httpx.AsyncClient with bounded retries."""
+"""The one client for calls between our services: a long-lived httpx.AsyncClient per callee,
+bounded retries, and typed errors that carry the peer's status code.
+
+A call returns the peer's 2xx/3xx answer or raises: PeerUnavailable (the peer could not be
+reached, or kept answering 502/503/504: 503 is up but not ready) or PeerRejected (an error it
+would give again: 4xx, 500, 501). Callers branch on `status_code`, never on message text.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +22,43 @@ from musicspace_shared.errors import UpstreamUnavailable
 from musicspace_shared.logs import request_id_var
 
 RETRYABLE_STATUS = {502, 503, 504}
+
+
+class PeerUnavailable(UpstreamUnavailable):
+    """The peer could not be reached (status_code None) or answered 502/503/504 on every try.
+
+    A DomainError (503): a route that lets it propagate tells its own caller the same."""
+
+    def __init__(self, service: str, detail: str, *, status_code: int | None) -> None:
+        super().__init__(f"{service} unavailable: {detail}", service=service)
+        self.service = service
+        self.status_code = status_code
+
+    @property
+    def not_ready(self) -> bool:
+        """The peer is up but not ready (e.g. no model yet): /readyz-style 503."""
+        return self.status_code == 503
+
+
+class PeerRejected(Exception):
+    """The peer answered with an error that a retry would not change (4xx, 500, 501)."""
+
+    def __init__(self, service: str, status_code: int, detail: str) -> None:
+        super().__init__(f"{service} answered {status_code}: {detail}")
+        self.service = service
+        self.status_code = status_code
+        self.detail = detail
+
+
+def problem_detail(response: httpx.Response) -> str:
+    """The readable part of an error answer: a problem's detail or title, else the text."""
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:300]
+    if isinstance(body, dict):
+        return str(body.get("detail") or body.get("title") or body)[:300]
+    return str(body)[:300]
 
 
 class ReplicaSpreadingTransport(httpx.AsyncBaseTransport):
@@ -98,7 +141,8 @@ class ServiceClient:
     async def request(
         self, method: str, path: str, *, idempotent: bool | None = None, **kwargs: Any
     ) -> httpx.Response:
-        """Send a request; raise UpstreamUnavailable when the peer cannot be reached or is 5xx."""
+        """Send a request and return a 2xx/3xx answer; PeerUnavailable when the peer cannot be
+        reached or stays 502/503/504, PeerRejected for any other error status."""
         retry = (
             idempotent
             if idempotent is not None
@@ -109,20 +153,23 @@ class ServiceClient:
         if request_id:
             headers.setdefault("X-Request-ID", request_id)
         attempts = 1 + (self.retries if retry else 0)
-        last_error = ""
+        last_error, last_status = "", None
         for attempt in range(attempts):
             try:
                 response = await self._client.request(method, path, headers=headers, **kwargs)
             except httpx.TransportError as exc:
-                last_error = f"{type(exc).__name__}: {exc}"
+                last_error, last_status = f"{type(exc).__name__}: {exc}", None
             else:
-                if response.status_code not in RETRYABLE_STATUS:
+                if response.status_code < 400:
                     return response
-                last_error = f"HTTP {response.status_code}: {response.text[:200]}"
+                if response.status_code not in RETRYABLE_STATUS:
+                    raise PeerRejected(self.name, response.status_code, problem_detail(response))
+                last_error = f"{response.status_code}: {problem_detail(response)[:200]}"
+                last_status = response.status_code
             if attempt + 1 < attempts:
                 delay = self.backoff_s * (2**attempt)
                 await asyncio.sleep(delay + random.uniform(0, delay))
-        raise UpstreamUnavailable(f"{self.name} unavailable: {last_error}", service=self.name)
+        raise PeerUnavailable(self.name, last_error, status_code=last_status)
 
     async def get_json(self, path: str, **kwargs: Any) -> Any:
         response = await self.request("GET", path, **kwargs)

@@ -16,12 +16,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from musicspace_shared import registry
 from musicspace_shared.logs import log_fields
 from musicspace_shared.model_store import LAST_USED_SUFFIX, META_SUFFIX
 
 logger = logging.getLogger("musicspace.model_ops")
 
-FAMILIES = ("M1", "M2", "M3")
+FAMILIES = registry.model_families()
 USER_MODEL_FOLDERS = ("user_models", "user_svm_models")
 _ENTRY_ID = re.compile(r"^(\d+)")
 

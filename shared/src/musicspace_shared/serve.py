@@ -1,4 +1,4 @@
-"""Run a service under uvicorn: `python -m musicspace_<svc>` calls main("<svc>", port)."""
+"""Run a service under uvicorn: `python -m musicspace_<svc>` calls main("<svc>")."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from types import FrameType
 
 import uvicorn
 
+from musicspace_shared import registry
 from musicspace_shared.health import start_draining
 
 # How long a thread may hold the GIL while another waits for it (CPython's default: 5 ms).
@@ -43,8 +44,9 @@ class DrainingServer(uvicorn.Server):
         self._drain_timer.start()
 
 
-def main(service: str, default_port: int) -> None:
-    """Serve musicspace_<service>.app:create_app on HOST:PORT (env), one worker per process.
+def main(service: str) -> None:
+    """Serve musicspace_<service>.app:create_app on HOST:PORT (env; the registry's local port
+    by default), one worker per process.
 
     Scale by running more processes (compose replicas), not workers: each replica checks the
     shared model volume for newer versions before use. SHUTDOWN_DRAIN_S (compose: 7; default 0
@@ -55,7 +57,7 @@ def main(service: str, default_port: int) -> None:
         f"musicspace_{service}.app:create_app",
         factory=True,
         host=os.environ.get("HOST", "127.0.0.1"),
-        port=int(os.environ.get("PORT", default_port)),
+        port=int(os.environ.get("PORT", registry.get(service).port)),
         log_config=None,
         access_log=False,
         proxy_headers=True,

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import os
 import warnings
-from functools import cached_property
+from functools import cached_property, partial
 from pathlib import Path
 from typing import Any, ClassVar
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from musicspace_shared.registry import local_url
 
 DEFAULT_SQLITE_URL = "sqlite+aiosqlite:///./var/musicspace.db"
 
@@ -55,12 +57,14 @@ class CommonSettings(BaseSettings):
     rate_limit_app_burst: int = Field(2000, ge=1, validation_alias="RATE_LIMIT_APP_BURST")
     # Distinct users whose training may run or wait at once in one process; beyond it: 429.
     train_queue_limit: int = Field(8, ge=1, validation_alias="TRAIN_QUEUE_LIMIT")
-    # Peer base URLs (local defaults; compose sets the service names).
-    m1_url: str = Field("http://127.0.0.1:8001", validation_alias="M1_URL")
-    m2_url: str = Field("http://127.0.0.1:8002", validation_alias="M2_URL")
-    m3_url: str = Field("http://127.0.0.1:8003", validation_alias="M3_URL")
-    llm_url: str = Field("http://127.0.0.1:8004", validation_alias="LLM_URL")
-    enrichment_url: str = Field("http://127.0.0.1:8005", validation_alias="ENRICHMENT_URL")
+    # Peer base URLs (defaults: the registry's local ports; compose sets the service names).
+    m1_url: str = Field(default_factory=partial(local_url, "m1"), validation_alias="M1_URL")
+    m2_url: str = Field(default_factory=partial(local_url, "m2"), validation_alias="M2_URL")
+    m3_url: str = Field(default_factory=partial(local_url, "m3"), validation_alias="M3_URL")
+    llm_url: str = Field(default_factory=partial(local_url, "llm"), validation_alias="LLM_URL")
+    enrichment_url: str = Field(
+        default_factory=partial(local_url, "enrichment"), validation_alias="ENRICHMENT_URL"
+    )
     http_timeout_s: float = Field(30.0, validation_alias="HTTP_TIMEOUT_S")
     http_retries: int = Field(3, validation_alias="HTTP_RETRIES")
     # The fields below are read with the service's own prefix (M1_CATALOG_CHECK_S, ...); a

@@ -1,3 +1,3 @@
 from musicspace_shared.serve import main
 
-main("enrichment", 8005)
+main("enrichment")

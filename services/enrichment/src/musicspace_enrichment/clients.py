@@ -1,8 +1,8 @@
 """Typed clients for the peers enrichment calls: m2 (predict-audio, user SVM), m1, m3, llm.
 
 Built on musicspace_shared.http.ServiceClient (long-lived httpx client, bounded retries on
-transport errors and 502/503/504). A peer that is down or not ready becomes a step outcome or
-UpstreamUnavailable, never an unhandled error.
+transport errors and 502/503/504, typed errors with the peer's status). A peer that is down or
+not ready becomes a step outcome or PeerUnavailable, never an unhandled error.
 """
 
 from __future__ import annotations
@@ -14,18 +14,8 @@ import httpx
 import numpy as np
 import orjson
 
-from musicspace_shared.errors import UpstreamUnavailable
 from musicspace_shared.features import FEATURES, clip_to_ranges
-from musicspace_shared.http import ServiceClient
-
-
-class PredictRejected(Exception):
-    """m2 answered predict-audio with a non-retryable error (4xx, 500): maybe a bad item."""
-
-    def __init__(self, status: int, detail: str) -> None:
-        super().__init__(f"HTTP {status}: {detail}")
-        self.status = status
-        self.detail = detail
+from musicspace_shared.http import PeerRejected, PeerUnavailable, ServiceClient
 
 
 @dataclass(frozen=True)
@@ -93,44 +83,29 @@ class M2Client:
         self.http = http
 
     async def predict(self, items: list[dict[str, Any]]) -> PredictBatch:
-        """Predict features for items ({track_id} or text); UpstreamUnavailable when m2 is down."""
+        """Predict features for items ({track_id} or text). PeerUnavailable when m2 is down or
+        not ready; PeerRejected when it refuses the batch (maybe a bad item) or its answer is
+        not a predict-audio answer."""
         response = await self.http.post_json(
             # Enrichment stores values only: no intervals to render, send and parse.
             "/api/m2/predict-audio",
             {"items": items, "intervals": False},
             idempotent=True,
         )
-        if response.status_code == 501:
-            # Deployed but not implemented yet: for the job that is "not available", not a bad item.
-            raise UpstreamUnavailable(
-                f"m2 predict-audio not implemented: {response.text[:200]}", service="m2"
-            )
-        if response.status_code != 200:
-            raise PredictRejected(response.status_code, _detail(response))
         try:
             return parse_predictions(response.content, len(items))
         except ValueError as exc:
-            raise PredictRejected(response.status_code, f"unexpected answer: {exc}") from exc
+            raise PeerRejected("m2", response.status_code, f"unexpected answer: {exc}") from exc
 
 
 @dataclass
 class PeerOutcome:
     """What a peer said to a training call, in init-models' vocabulary."""
 
-    status: str  # ok | unavailable | not_ready | not_implemented | failed
+    status: str  # ok | unavailable | not_ready | failed
     http_status: int | None = None
     detail: str | None = None
     body: dict[str, Any] | None = None
-
-
-def _detail(response: httpx.Response) -> str:
-    try:
-        body = response.json()
-    except ValueError:
-        return response.text[:300]
-    if isinstance(body, dict):
-        return str(body.get("detail") or body.get("title") or body)[:300]
-    return str(body)[:300]
 
 
 async def call_peer(
@@ -142,21 +117,19 @@ async def call_peer(
             response = await http.request(method, path, **kwargs)
         else:
             response = await http.request(method, path, json=payload, **kwargs)
-    except UpstreamUnavailable as exc:
-        not_ready = "HTTP 503" in exc.detail
+    except PeerUnavailable as exc:
         return PeerOutcome(
-            "not_ready" if not_ready else "unavailable", 503 if not_ready else None, exc.detail
+            "not_ready" if exc.not_ready else "unavailable", exc.status_code, exc.detail
         )
-    if 200 <= response.status_code < 300:
-        try:
-            body = response.json()
-        except ValueError:
-            body = {"raw": response.text[:300]}
-        return PeerOutcome(
-            "ok", response.status_code, None, body if isinstance(body, dict) else {"items": body}
-        )
-    status = "not_implemented" if response.status_code == 501 else "failed"
-    return PeerOutcome(status, response.status_code, _detail(response))
+    except PeerRejected as exc:
+        return PeerOutcome("failed", exc.status_code, exc.detail)
+    try:
+        body = response.json()
+    except ValueError:
+        body = {"raw": response.text[:300]}
+    return PeerOutcome(
+        "ok", response.status_code, None, body if isinstance(body, dict) else {"items": body}
+    )
 
 
 @dataclass

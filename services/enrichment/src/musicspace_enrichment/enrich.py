@@ -17,12 +17,12 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from musicspace_enrichment import repository as repo
-from musicspace_enrichment.clients import M2Client, Peers, PredictBatch, PredictRejected
+from musicspace_enrichment import steps
+from musicspace_enrichment.clients import M2Client, Peers, PredictBatch
 from musicspace_enrichment.db_retry import retry_on_deadlock
 from musicspace_enrichment.schemas import StepReport
-from musicspace_enrichment.steps import train_m1
 from musicspace_shared.db.tables import utcnow
-from musicspace_shared.errors import UpstreamUnavailable
+from musicspace_shared.http import PeerRejected, PeerUnavailable
 from musicspace_shared.logs import log_fields
 
 logger = logging.getLogger("musicspace.enrichment")
@@ -53,7 +53,7 @@ async def predict_rows(
     max_attempts: int,
     retry_delay_s: float,
 ) -> BatchOutcome:
-    """Predict every row; an item fails only after max_attempts tries (UpstreamUnavailable propagates)."""
+    """Predict every row; an item fails only after max_attempts tries (PeerUnavailable propagates)."""
     outcome = BatchOutcome(rows=list(rows))
     attempts: dict[str, int] = {}
     last_error: dict[str, str] = {}
@@ -76,7 +76,7 @@ async def predict_rows(
         group = queue.pop(0)
         try:
             batch = await call([row.predict_item() for row in group])
-        except PredictRejected as exc:
+        except PeerRejected as exc:
             if len(group) > 1:
                 middle = len(group) // 2
                 queue[:0] = [group[:middle], group[middle:]]
@@ -142,7 +142,7 @@ async def enrich_tracks_of_user(
     max_attempts: int,
     retry_delay_s: float,
 ) -> UserEnrichment:
-    """Predict and write the features a user's PMS tracks lack (m1 training is separate: see train_m1)."""
+    """Predict and write the features a user's PMS tracks lack (m1 training is separate: steps.M1)."""
     async with engine.connect() as conn:
         pms, lacking = await repo.user_track_counts(conn, user_id)
     report = UserEnrichment(user_id=user_id, status="ok", pms_tracks=pms, lacking=len(lacking))
@@ -155,9 +155,9 @@ async def enrich_tracks_of_user(
             outcome = await predict_rows(
                 rows, call=m2.predict, max_attempts=max_attempts, retry_delay_s=retry_delay_s
             )
-        except UpstreamUnavailable as exc:
+        except PeerUnavailable as exc:
             # m2 answering 503 is up but not ready (no model yet); otherwise it is down.
-            report.status = "not_ready" if "HTTP 503" in exc.detail else "unavailable"
+            report.status = "not_ready" if exc.not_ready else "unavailable"
             report.detail = exc.detail
             break
         report.model_version = outcome.model_version or report.model_version
@@ -203,7 +203,7 @@ async def enrich_user_tracks(
         max_attempts=max_attempts,
         retry_delay_s=retry_delay_s,
     )
-    m1 = await train_m1(engine=engine, peers=peers, user_id=user_id) if train else None
+    m1 = await steps.train(steps.M1, engine=engine, peers=peers, user_id=user_id) if train else None
     return enrichment, m1
 
 

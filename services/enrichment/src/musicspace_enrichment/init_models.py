@@ -16,7 +16,7 @@ from musicspace_enrichment.clients import Peers, call_peer
 from musicspace_enrichment.enrich import enrich_user_tracks, enrichment_step
 from musicspace_enrichment.schemas import InitModelsResponse, StepReport
 from musicspace_enrichment.settings import Settings
-from musicspace_enrichment.steps import train_m2_svm, train_m3
+from musicspace_enrichment.steps import M2_SVM, M3, train
 from musicspace_shared.errors import NotFound
 
 OK_STATUSES = ("ok", "skipped")
@@ -39,8 +39,8 @@ async def init_models(
     )
     # m2 and m3 are separate services: train them side by side (m1 already ran after enrichment).
     m2_svm, m3 = await asyncio.gather(
-        train_m2_svm(engine=engine, peers=peers, user_id=user_id),
-        train_m3(engine=engine, peers=peers, user_id=user_id),
+        train(M2_SVM, engine=engine, peers=peers, user_id=user_id),
+        train(M3, engine=engine, peers=peers, user_id=user_id),
     )
     steps = [enrichment_step(enrichment), *(s for s in (m1, m2_svm, m3) if s is not None)]
     if settings.notify_llm and enrichment.enriched_ids:
@@ -60,8 +60,6 @@ async def sync_llm(*, peers: Peers, admin_key: str | None) -> StepReport:
     # The admin key replaces the client's app credential: index sync is an ops route.
     headers = {"Authorization": f"Bearer {admin_key}"} if admin_key else {}
     outcome = await call_peer(peers.llm, "POST", "/api/llm/index/sync", headers=headers)
-    if outcome.status == "failed" and outcome.http_status in (404, 405):
-        return StepReport(name="llm_sync", status="skipped", detail="llm offers no sync route")
     return StepReport(
         name="llm_sync",
         status=outcome.status,  # type: ignore[arg-type]

@@ -37,7 +37,8 @@ from musicspace_enrichment.enrich import BatchOutcome, predict_rows
 from musicspace_enrichment.schemas import ItemFailure, JobStatus
 from musicspace_enrichment.settings import Settings
 from musicspace_shared.db.tables import utcnow
-from musicspace_shared.errors import Conflict, UpstreamUnavailable
+from musicspace_shared.errors import Conflict
+from musicspace_shared.http import PeerUnavailable
 from musicspace_shared.logs import log_fields, request_id_var
 from musicspace_shared.metrics import ServiceMetrics
 
@@ -379,7 +380,7 @@ class BulkEnrichment:
         while True:
             try:
                 batch = await self.m2.predict(items)
-            except UpstreamUnavailable as exc:
+            except PeerUnavailable as exc:
                 tries += 1
                 pause = delay * (0.5 + random.random() / 2)
                 reason = f"waiting for m2 (try {tries}, next in {pause:.1f}s): {exc.detail}"[:1000]

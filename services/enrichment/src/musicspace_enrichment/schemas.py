@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 from musicspace_shared.ids import UserId
 from musicspace_shared.inputs import StrictBody
 
-StepStatus = Literal["ok", "skipped", "unavailable", "not_ready", "not_implemented", "failed"]
+StepStatus = Literal["ok", "skipped", "unavailable", "not_ready", "failed"]
 JobState = Literal["idle", "queued", "running", "waiting", "succeeded", "failed"]
 
 

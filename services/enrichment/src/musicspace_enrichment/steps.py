@@ -8,14 +8,17 @@ say when it trained, the training is called: the peers' trainings are idempotent
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from musicspace_enrichment import repository as repo
 from musicspace_enrichment.clients import PeerOutcome, Peers, call_peer
 from musicspace_enrichment.schemas import StepReport
+from musicspace_shared import registry
+from musicspace_shared.logs import log_fields
 
 logger = logging.getLogger("musicspace.enrichment")
 
@@ -49,98 +52,69 @@ def _report(name: str, outcome: PeerOutcome) -> StepReport:
     )  # type: ignore[arg-type]
 
 
-async def _step(
+@dataclass(frozen=True)
+class Training:
+    """One peer's per-user training: the route that trains (POST {"user_id", **payload}) and,
+    when the peer has one, the route that says when it last trained (`trained_at`)."""
+
+    name: str  # the init-models step
+    peer: str  # a registered service, and the Peers client that calls it
+    path: str
+    payload: dict[str, Any] = field(default_factory=dict)
+    status_path: str | None = None  # with {user_id}
+
+    @property
+    def family(self) -> str:
+        """The model family its trainings are recorded under (the peer's model volume)."""
+        family = registry.get(self.peer).model_family
+        assert family, f"{self.peer} keeps no models"
+        return family
+
+
+M1 = Training("m1", "m1", "/api/m1/train", status_path="/api/m1/status/{user_id}")
+# m2 has no train route: its recommend fits the user's SVM on demand.
+M2_SVM = Training("m2_svm", "m2", "/api/m2/recommend", payload={"limit": 1})
+M3 = Training("m3", "m3", "/api/m3/train")
+
+
+async def _peer_trained_at(training: Training, peers: Peers, user_id: int) -> datetime | None:
+    if training.status_path is None:
+        return None
+    path = training.status_path.format(user_id=user_id)
+    outcome = await call_peer(getattr(peers, training.peer), "GET", path)
+    body = outcome.body or {}
+    return _parse_time(body.get("trained_at")) if outcome.status == "ok" else None
+
+
+async def train(
+    training: Training,
     *,
-    name: str,
-    family: str,
     engine: AsyncEngine,
+    peers: Peers,
     user_id: int,
-    force: bool,
-    peer_trained_at: Callable[[], Awaitable[datetime | None]] | None,
-    train: Callable[[], Awaitable[PeerOutcome]],
+    force: bool = False,
 ) -> StepReport:
+    """Call the peer's training for the user, unless its model is newer than the user's data."""
     if not force:
         async with engine.connect() as conn:
             changed = await repo.user_data_changed_at(conn, user_id)
-            trained = await repo.model_trained_at(conn, family=family, user_id=user_id)
-        if peer_trained_at is not None:
-            stated = await peer_trained_at()
-            trained = max(filter(None, (trained, stated)), default=None)
+            trained = await repo.model_trained_at(conn, family=training.family, user_id=user_id)
+        stated = await _peer_trained_at(training, peers, user_id)
+        trained = max(filter(None, (trained, stated)), default=None)
         if trained is not None and changed is not None and _not_before(trained, changed):
             return StepReport(
-                name=name,
+                name=training.name,
                 status="skipped",
                 detail=f"model trained at {trained.isoformat()} after the last data change ({changed.isoformat()})",
             )
-    report = _report(name, await train())
+    outcome: PeerOutcome = await call_peer(
+        getattr(peers, training.peer),
+        "POST",
+        training.path,
+        {"user_id": user_id, **training.payload},
+    )
+    report = _report(training.name, outcome)
     logger.info(
-        "train step", extra={"fields": {"step": name, "user_id": user_id, "status": report.status}}
+        "train step", extra=log_fields(step=training.name, user_id=user_id, status=report.status)
     )
     return report
-
-
-async def train_m1(
-    *, engine: AsyncEngine, peers: Peers, user_id: int, force: bool = False
-) -> StepReport:
-    """POST m1 /api/m1/train, unless m1's model is newer than the user's data."""
-
-    async def stated() -> datetime | None:
-        outcome = await call_peer(peers.m1, "GET", f"/api/m1/status/{user_id}")
-        body = outcome.body or {}
-        return _parse_time(body.get("trained_at")) if outcome.status == "ok" else None
-
-    async def train() -> PeerOutcome:
-        return await call_peer(peers.m1, "POST", "/api/m1/train", {"user_id": user_id})
-
-    return await _step(
-        name="m1",
-        family="M1",
-        engine=engine,
-        user_id=user_id,
-        force=force,
-        peer_trained_at=stated,
-        train=train,
-    )
-
-
-async def train_m2_svm(
-    *, engine: AsyncEngine, peers: Peers, user_id: int, force: bool = False
-) -> StepReport:
-    """The m2 user SVM: its train route when m2 has one, else a recommend call (which trains on demand)."""
-
-    async def train() -> PeerOutcome:
-        outcome = await call_peer(peers.m2, "POST", "/api/m2/train", {"user_id": user_id})
-        if outcome.status == "failed" and outcome.http_status in (404, 405):
-            outcome = await call_peer(
-                peers.m2, "POST", "/api/m2/recommend", {"user_id": user_id, "limit": 1}
-            )
-        return outcome
-
-    return await _step(
-        name="m2_svm",
-        family="M2",
-        engine=engine,
-        user_id=user_id,
-        force=force,
-        peer_trained_at=None,
-        train=train,
-    )
-
-
-async def train_m3(
-    *, engine: AsyncEngine, peers: Peers, user_id: int, force: bool = False
-) -> StepReport:
-    """POST m3 /api/m3/train for the user's fine-tuned model."""
-
-    async def train() -> PeerOutcome:
-        return await call_peer(peers.m3, "POST", "/api/m3/train", {"user_id": user_id})
-
-    return await _step(
-        name="m3",
-        family="M3",
-        engine=engine,
-        user_id=user_id,
-        force=force,
-        peer_trained_at=None,
-        train=train,
-    )

@@ -8,4 +8,4 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 
 from musicspace_shared.serve import main  # noqa: E402
 
-main("llm", 8004)
+main("llm")

@@ -6,4 +6,4 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 from musicspace_shared.serve import main  # noqa: E402
 
-main("m1", 8001)
+main("m1")

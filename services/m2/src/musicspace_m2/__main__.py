@@ -1,3 +1,3 @@
 from musicspace_shared.serve import main
 
-main("m2", 8002)
+main("m2")

@@ -1,3 +1,3 @@
 from musicspace_shared.serve import main
 
-main("m3", 8003)
+main("m3")
