@@ -44,6 +44,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             sync_interval_s=settings.sync_interval_s,
             sync_overlap_s=settings.sync_overlap_s,
             sync_min_gap_s=settings.sync_min_gap_s,
+            settings=settings,
         )
         app.state.index_manager = manager
         if isinstance(embedder, GeminiEmbedder) and settings.gemini_reasons:
