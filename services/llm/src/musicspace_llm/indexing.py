@@ -24,7 +24,7 @@ import numpy as np
 from musicspace_llm.documents import document_hash, track_document
 from musicspace_llm.embeddings import Embedder, GeminiEmbedder, OfflineEmbedder, collection_name
 from musicspace_llm.index import TrackIndex
-from musicspace_llm.repository import CatalogRows, load_catalog
+from musicspace_llm.repository import CatalogRows, load_catalog, row_record
 from musicspace_llm.settings import Settings
 from musicspace_llm.store import VectorStore, make_client
 from musicspace_shared.catalog import TrackFrame
@@ -80,34 +80,45 @@ async def embed_catalog(
     hashes = [document_hash(d) for d in documents]
     vectors = np.zeros((len(frame), embedder.dim), dtype=np.float32)
     todo = list(range(len(frame)))
+    records = [row_record(frame, i) for i in range(len(frame))] if store is not None else []
+    stale: list[int] = []  # vector still right, stored row not (e.g. popularity moved)
     if store is not None and len(frame):
         stored = await asyncio.to_thread(store.load, frame.track_ids)
         if stored.vectors.ndim == 2 and stored.vectors.shape[1] == embedder.dim:
-            known = {
-                t: (i, h) for i, (t, h) in enumerate(zip(stored.ids, stored.hashes, strict=True))
-            }
+            known = {t: i for i, t in enumerate(stored.ids)}
             todo = []
             for row, track_id in enumerate(frame.track_ids):
-                hit = known.get(track_id)
-                if hit is not None and hit[1] == hashes[row]:
-                    vectors[row] = stored.vectors[hit[0]]
+                at = known.get(track_id)
+                if at is not None and stored.hashes[at] == hashes[row]:
+                    vectors[row] = stored.vectors[at]
+                    if stored.rows[at] != records[row]:
+                        stale.append(row)
                 else:
                     todo.append(row)
+
+    def metadata(r: int) -> dict[str, str]:
+        return {
+            "doc_hash": hashes[r],
+            "genre": frame.genres[r],
+            "subgenre": frame.subgenres[r],
+            "row": records[r],
+        }
+
+    if store is not None and stale:
+        await asyncio.to_thread(
+            store.update_rows, [frame.track_ids[r] for r in stale], [metadata(r) for r in stale]
+        )
     for start in range(0, len(todo), batch_size):
         chunk = todo[start : start + batch_size]
         fresh = await embedder.embed_documents([documents[r] for r in chunk])
         vectors[chunk] = fresh
         if store is not None:
-            metadatas = [
-                {"doc_hash": hashes[r], "genre": frame.genres[r], "subgenre": frame.subgenres[r]}
-                for r in chunk
-            ]
             await asyncio.to_thread(
                 store.upsert,
                 ids=[frame.track_ids[r] for r in chunk],
                 vectors=fresh,
                 documents=[documents[r] for r in chunk],
-                metadatas=metadatas,
+                metadatas=[metadata(r) for r in chunk],
             )
         if progress is not None:
             progress(min(start + batch_size, len(todo)), len(todo))

@@ -29,13 +29,14 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from musicspace_llm.embeddings import Embedder, collection_name
 from musicspace_llm.index import TrackIndex
 from musicspace_llm.indexing import embed_catalog
-from musicspace_llm.repository import CatalogRows
+from musicspace_llm.repository import CatalogRows, rows_from_records
 from musicspace_llm.scan import (
     CatalogScanner,
     Scan,
     worker_changes,
     worker_forget,
     worker_read_all,
+    worker_seed,
 )
 from musicspace_llm.settings import Settings
 from musicspace_llm.store import VectorStore
@@ -80,6 +81,10 @@ class IndexManager:
         self._offload = ProcessOffload() if settings is not None else None
         self._scanner = CatalogScanner() if settings is None else None
         self._read_from: datetime | None = None  # when the last complete read began
+        # The durable watermark (Chroma collection metadata): after a restart, the index comes
+        # back from the collection and the first sync scans from here; then _look_back().
+        self._resume_from: datetime | None = None
+        self._persisted: datetime | None = None
         self._refreshes: Coalescer[dict[str, Any]] = Coalescer(
             self._refresh, name="llm-index", min_gap_s=sync_min_gap_s
         )
@@ -91,7 +96,11 @@ class IndexManager:
 
     def readiness(self) -> str | None:
         """None when searchable, else why not (shown by /readyz)."""
-        if self.index is not None and self.understanding is not None:
+        if (
+            self.index is not None
+            and self.understanding is not None
+            and self.state != "building"  # restored, catching up with the DB
+        ):
             return None
         if self.state == "failed":
             return f"index: failed ({self.error})"
@@ -133,6 +142,13 @@ class IndexManager:
             async with self.sessionmaker() as session:
                 return await self._scanner.changes(session, since)
         return await self._offload.run(worker_changes, self._settings, since)
+
+    async def _seed(self, rows: CatalogRows) -> None:
+        if self._offload is None:
+            assert self._scanner is not None
+            self._scanner.reset(rows)
+        else:
+            await self._offload.run(worker_seed, rows)
 
     async def _forget(self, track_ids: list[str]) -> None:
         if self._offload is None:
@@ -182,35 +198,81 @@ class IndexManager:
         return await self._build() if self.index is None else await self._sync_once()
 
     async def _build(self) -> dict[str, Any]:
-        """Load all tracks, reuse stored vectors, embed the rest; swap in the new snapshot."""
+        """Restore the index from the vector store and catch up from the durable watermark;
+        or, without one, load all tracks, reuse stored vectors and embed the rest."""
         started = time.perf_counter()
         self.state = "building"
         try:
             if self.understanding is None:
                 self.understanding = await QueryUnderstanding.build(self.embedder)
-            read_from = utcnow()
-            rows = await self._read_all()
-            self.progress = (0, len(rows.frame))
-            index, embedded = await embed_catalog(
-                rows,
-                embedder=self.embedder,
-                store=self.store,
-                batch_size=self.batch_size,
-                progress=self._on_progress,
-            )
+            summary = await self._restore()
+            if summary is None:
+                summary = await self._load()
         except Exception as exc:
+            self.index = None
             self.state, self.error = "failed", f"{type(exc).__name__}: {exc}"[:300]
             raise
-        self._read_from = read_from
-        self.index, self.state, self.error = index, "ready", None
-        self._settle(index)
-        summary = {
-            "tracks": len(index),
-            "embedded": embedded,
-            "seconds": round(time.perf_counter() - started, 2),
-        }
+        self.state, self.error = "ready", None
+        assert self.index is not None
+        self._settle(self.index)
+        summary |= {"tracks": len(self.index), "seconds": round(time.perf_counter() - started, 2)}
         logger.info("index built", extra=log_fields(collection=self.collection, **summary))
         return summary
+
+    async def _load(self) -> dict[str, Any]:
+        read_from = utcnow()
+        rows = await self._read_all()
+        self.progress = (0, len(rows.frame))
+        index, embedded = await embed_catalog(
+            rows,
+            embedder=self.embedder,
+            store=self.store,
+            batch_size=self.batch_size,
+            progress=self._on_progress,
+        )
+        self._read_from, self.index = read_from, index
+        await self._persist()
+        return {"read": len(rows.frame), "embedded": embedded}
+
+    async def _restore(self) -> dict[str, Any] | None:
+        """The index from the collection (vectors, documents and each track's row) when it
+        has a durable watermark and a row for every vector; then a sync from the watermark."""
+        since = await asyncio.to_thread(self.store.sync_from)
+        if since is None:
+            return None
+        stored = await asyncio.to_thread(self.store.load, None, documents=True)
+        if (
+            not stored.ids
+            or any(r is None for r in stored.rows)
+            or stored.vectors.ndim != 2
+            or stored.vectors.shape[1] != self.embedder.dim
+        ):
+            return None
+        rows = await asyncio.to_thread(rows_from_records, stored.ids, stored.rows)  # type: ignore[arg-type]
+        await self._seed(rows)
+        self.index = TrackIndex(
+            frame=rows.frame,
+            decades=rows.decades,
+            vectors=stored.vectors,
+            documents=stored.documents,
+            watermark=rows.watermark,
+        )
+        self._resume_from = since
+        caught_up = await self._sync_once()
+        return {"restored": len(rows.frame), "sync_from": since.isoformat(), "sync": caught_up}
+
+    async def _persist(self) -> None:
+        """Store where the next sync starts, when it moved (Chroma collection metadata)."""
+        assert self.index is not None
+        point = self._look_back(self.index)
+        if point is None or point == self._persisted:
+            return
+        try:
+            await asyncio.to_thread(self.store.set_sync_from, point)
+        except Exception:  # noqa: BLE001 - the stored watermark lags: a restart scans more
+            logger.warning("storing the index watermark failed", exc_info=True)
+            return
+        self._persisted = point
 
     def _settle(self, index: TrackIndex) -> None:
         """Once the snapshot's name indexes are built, move every object alive into the
@@ -229,6 +291,8 @@ class IndexManager:
 
     def _look_back(self, current: TrackIndex) -> datetime | None:
         """Where the key scan starts: the watermark, or earlier while a late commit could land."""
+        if self._resume_from is not None:
+            return self._resume_from
         if self._read_from is None:
             return None
         horizon = self._read_from - timedelta(seconds=self.sync_overlap_s)
@@ -279,7 +343,8 @@ class IndexManager:
         if watermark is not None and (current.watermark is None or watermark > current.watermark):
             # Only the watermark moves when no content changed: no reader depends on it.
             self.index.watermark = max(watermark, self.index.watermark or watermark)
-        self._read_from = read_from
+        self._read_from, self._resume_from = read_from, None
+        await self._persist()
         summary["tracks"] = len(self.index)
         summary["seconds"] = round(time.perf_counter() - started, 3)
         self.last_sync = summary
@@ -296,6 +361,7 @@ class IndexManager:
             "model": self.embedder.model,
             "tracks": len(index) if index else 0,
             "watermark": index.watermark.isoformat() if index and index.watermark else None,
+            "sync_from": self._persisted.isoformat() if self._persisted else None,
             "progress": list(self.progress),
             "last_sync": self.last_sync,
             "error": self.error,

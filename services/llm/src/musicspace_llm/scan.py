@@ -78,11 +78,15 @@ class CatalogScanner:
             self.stamps.pop(track_id, None)
             self.contents.pop(track_id, None)
 
-    async def read_all(self, session: AsyncSession) -> CatalogRows:
-        rows = await load_catalog(session)
+    def reset(self, rows: CatalogRows) -> None:
+        """The index holds exactly these rows (a build)."""
         self.stamps.clear()
         self.contents.clear()
         self.remember(rows)
+
+    async def read_all(self, session: AsyncSession) -> CatalogRows:
+        rows = await load_catalog(session)
+        self.reset(rows)
         return rows
 
     async def changes(self, session: AsyncSession, since: datetime | None) -> Scan:
@@ -122,6 +126,14 @@ def worker_read_all(settings: Settings) -> CatalogRows:
     rows = asyncio.run(read())
     _scanner = scanner
     return rows
+
+
+def worker_seed(rows: CatalogRows) -> None:
+    """The index holds these rows (restored from the vector store, not read from the DB)."""
+    global _scanner
+    scanner = CatalogScanner()
+    scanner.reset(rows)
+    _scanner = scanner
 
 
 def worker_changes(settings: Settings, since: datetime | None) -> Scan | None:
