@@ -1,13 +1,15 @@
 """Building and syncing the index: DB rows -> documents -> vectors -> Chroma -> memory.
 
 Sync design (documented in services/llm/README.md):
-- start: load every track from the DB and every stored vector from the collection; embed only
-  tracks whose document hash differs or that have no vector yet (the first start embeds the
-  whole catalog, in the background: /readyz says "index: building i/n" until done);
+- start: when the collection holds a durable watermark (its metadata "sync_from") and every
+  vector its track's row (metadata "row"), restore the index from the collection and sync from
+  the watermark; else load every track from the DB and every stored vector from the collection
+  and embed only tracks whose document hash differs or that have no vector yet (the first
+  start embeds the whole catalog, in the background: /readyz says "index: building i/n");
 - then, every LLM_SYNC_INTERVAL_S seconds, scan the (track_id, updated_at) keys from the
   look-back point, read only the tracks whose updated_at moved, re-embed those whose document
   changed, upsert them by track_id into Chroma and swap in a new in-memory snapshot
-  (manager.py: incremental, off the event loop, coalesced);
+  (manager.py: incremental, off the serving process, durable, coalesced);
 - POST /api/llm/index/sync (admin) asks for the same step at once, e.g. right after enrichment;
 - `musicspace index rebuild` drops the collection and rebuilds it from the DB.
 """
