@@ -324,6 +324,16 @@ async def test_sync_reads_only_the_rows_whose_updated_at_moved(app: FastAPI) -> 
     assert (await manager.sync())["seen"] == 0
 
 
+async def test_sync_after_the_scan_worker_died_seeds_a_new_one(app: FastAPI) -> None:
+    manager = app.state.index_manager
+    await manager.sync()
+    manager._offload.close()  # as if the worker had died: the next one remembers nothing
+    summary = await manager.sync()
+    # The new worker is seeded with a full read, compared here: nothing changed, none lost.
+    assert summary["seen"] == len(manager.index) and summary["changed"] == 0
+    assert (await manager.sync())["seen"] == 0
+
+
 async def test_sync_requests_answer_at_once_and_coalesce(
     app: FastAPI, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -205,3 +205,43 @@ def test_changed_rows_are_the_new_ones_and_those_whose_document_fields_moved() -
     fresh = _rows(track_ids=["a", "c"])
     fresh.frame.__post_init__()
     assert list(_changed_rows(index, fresh)) == [1]
+
+
+def _index(rows: CatalogRows, vectors: np.ndarray | None = None) -> TrackIndex:
+    n = len(rows.frame)
+    return TrackIndex(
+        frame=rows.frame,
+        decades=rows.decades,
+        vectors=np.eye(n, 4, dtype=np.float32) if vectors is None else vectors,
+        documents=[f"doc {t}" for t in rows.frame.track_ids],
+    )
+
+
+def test_upserted_replaces_tracks_in_their_rows_and_keeps_the_name_indexes() -> None:
+    index = _index(_rows())
+    index.warm()
+    louder = _rows(popularity=np.array([50.0, 80.0]))
+    fresh = _index(
+        CatalogRows(louder.frame.subset(np.array([1])), louder.decades[[1]], None),
+        vectors=np.full((1, 4), 0.5, dtype=np.float32),
+    )
+    new = index.upserted(fresh)
+    assert new.frame.track_ids == ["a", "b"] and list(new.popularity) == [0.5, 0.8]
+    assert new.vectors[1].tolist() == [0.5] * 4 and new.vectors[0].tolist() == [1, 0, 0, 0]
+    assert new.documents == ["doc a", "doc b"]
+    # Only popularity moved: the name indexes are the old snapshot's, not rebuilt.
+    assert new.lexical is index.lexical and new.artist_names is index.artist_names
+
+
+def test_upserted_appends_new_tracks_and_rebuilds_names_that_changed() -> None:
+    index = _index(_rows())
+    index.warm()
+    renamed = _rows(track_ids=["b", "c"], titles=["Song B (live)", "Song C"])
+    renamed.frame.__post_init__()
+    new = index.upserted(_index(renamed))
+    assert new.frame.track_ids == ["a", "b", "c"]
+    assert new.frame.titles == ["Song A", "Song B (live)", "Song C"]
+    assert new.documents == ["doc a", "doc b", "doc c"]
+    assert new.lexical is not index.lexical
+    retitled = index.upserted(_index(_rows(titles=["Song A", "Song B (live)"])))
+    assert retitled.lexical is not index.lexical

@@ -45,6 +45,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             sync_interval_s=settings.catalog_check_s,
             sync_overlap_s=settings.sync_overlap_s,
             sync_min_gap_s=settings.sync_min_gap_s,
+            settings=settings,
         )
         runtime = Runtime(manager)
         if isinstance(embedder, GeminiEmbedder) and settings.gemini_reasons:

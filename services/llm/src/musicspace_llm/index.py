@@ -9,7 +9,7 @@ immutable: a sync builds a new one and swaps the reference, so readers never see
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass, field
 from datetime import datetime
 from functools import cached_property
 
@@ -41,6 +41,9 @@ class TrackIndex:
     vectors: np.ndarray  # (n, dim) float32, L2-normalised
     documents: list[str]
     watermark: datetime | None = None  # max(updated_at) seen from the DB
+    # A snapshot whose name indexes this one may take over: same titles, artists and albums
+    # in the same rows (a sync that changed only features, popularity or genres).
+    names_from: InitVar[TrackIndex | None] = None
     unit: np.ndarray = field(init=False, repr=False)
     sub_codes: np.ndarray = field(init=False, repr=False)
     genre_codes: np.ndarray = field(init=False, repr=False)
@@ -49,7 +52,7 @@ class TrackIndex:
     popularity: np.ndarray = field(init=False, repr=False)
     _names_lock: threading.Lock = field(init=False, repr=False, compare=False)
 
-    def __post_init__(self) -> None:
+    def __post_init__(self, names_from: TrackIndex | None) -> None:
         self.unit = (
             unit_features(self.frame.features) if len(self.frame) else np.zeros((0, len(FEATURES)))
         )
@@ -62,6 +65,10 @@ class TrackIndex:
         pop = np.nan_to_num(self.frame.popularity, nan=0.0)
         self.popularity = np.clip(pop / 100.0, 0.0, 1.0)
         self._names_lock = threading.Lock()
+        if names_from is not None:
+            for name in ("_lexical", "_artist_names", "_artist_rows"):
+                if name in names_from.__dict__:
+                    self.__dict__[name] = names_from.__dict__[name]
         # Build the name indexes now, beside whatever made this snapshot, so searches do not
         # wait for them (they take the lock and wait only if they come before it is done).
         threading.Thread(target=self.warm, name="llm-name-indexes", daemon=True).start()
@@ -120,22 +127,38 @@ class TrackIndex:
         return int(self.vectors.shape[1]) if self.vectors.ndim == 2 else 0
 
     def upserted(self, other: TrackIndex) -> TrackIndex:
-        """A new snapshot with `other`'s tracks replacing or joining this one's."""
-        keep = np.array(
-            [i for i, t in enumerate(self.frame.track_ids) if t not in other.frame.index],
-            dtype=np.int64,
+        """A new snapshot with `other`'s tracks replacing this one's in their rows, and those
+        this one lacks appended. When no track is new and no title, artist or album changed,
+        the name indexes (seconds of Python for the full catalog) carry over."""
+        n = len(self)
+        rows = self.frame.index
+        pick = np.arange(n, dtype=np.int64)
+        added: list[int] = []
+        for j, track_id in enumerate(other.frame.track_ids):
+            at = rows.get(track_id)
+            if at is None:
+                added.append(n + j)
+            else:
+                pick[at] = n + j
+        pick = np.concatenate([pick, np.array(added, dtype=np.int64)])
+        frame = _concat_frames(self.frame, other.frame).subset(pick)
+        replaced = np.flatnonzero(pick[:n] >= n)
+        same_names = not added and all(
+            getattr(self.frame, name)[i] == getattr(frame, name)[i]
+            for name in ("titles", "artists", "albums")
+            for i in replaced
         )
-        base = self.frame.subset(keep)
-        frame = _concat_frames(base, other.frame)
         watermark = max(
             (w for w in (self.watermark, other.watermark) if w is not None), default=None
         )
+        documents = self.documents + list(other.documents)
         return TrackIndex(
             frame=frame,
-            decades=np.concatenate([self.decades[keep], other.decades]),
-            vectors=np.concatenate([self.vectors[keep], other.vectors.astype(np.float32)]),
-            documents=[self.documents[i] for i in keep] + list(other.documents),
+            decades=np.concatenate([self.decades, other.decades])[pick],
+            vectors=np.concatenate([self.vectors, other.vectors.astype(np.float32)])[pick],
+            documents=[documents[i] for i in pick],
             watermark=watermark,
+            names_from=self if same_names else None,
         )
 
 

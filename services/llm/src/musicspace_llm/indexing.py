@@ -1,13 +1,15 @@
 """Building and syncing the index: DB rows -> documents -> vectors -> Chroma -> memory.
 
 Sync design (documented in services/llm/README.md):
-- start: load every track from the DB and every stored vector from the collection; embed only
-  tracks whose document hash differs or that have no vector yet (the first start embeds the
-  whole catalog, in the background: /readyz says "index: building i/n" until done);
+- start: when the collection holds a durable watermark (its metadata "sync_from") and every
+  vector its track's row (metadata "row"), restore the index from the collection and sync from
+  the watermark; else load every track from the DB and every stored vector from the collection
+  and embed only tracks whose document hash differs or that have no vector yet (the first
+  start embeds the whole catalog, in the background: /readyz says "index: building i/n");
 - then, every LLM_CATALOG_CHECK_S seconds, scan the (track_id, updated_at) keys from the
   look-back point, read only the tracks whose updated_at moved, re-embed those whose document
   changed, upsert them by track_id into Chroma and swap in a new in-memory snapshot
-  (manager.py: incremental, off the event loop, coalesced);
+  (manager.py: incremental, off the serving process, durable, coalesced);
 - POST /api/llm/index/sync (admin) asks for the same step at once, e.g. right after enrichment;
 - `musicspace index rebuild` drops the collection and rebuilds it from the DB.
 """
@@ -24,7 +26,7 @@ import numpy as np
 from musicspace_llm.documents import document_hash, track_document
 from musicspace_llm.embeddings import Embedder, GeminiEmbedder, OfflineEmbedder, collection_name
 from musicspace_llm.index import TrackIndex
-from musicspace_llm.repository import CatalogRows, load_catalog
+from musicspace_llm.repository import CatalogRows, load_catalog, row_record
 from musicspace_llm.settings import Settings
 from musicspace_llm.store import VectorStore, make_client
 from musicspace_shared.catalog import TrackFrame
@@ -80,34 +82,45 @@ async def embed_catalog(
     hashes = [document_hash(d) for d in documents]
     vectors = np.zeros((len(frame), embedder.dim), dtype=np.float32)
     todo = list(range(len(frame)))
+    records = [row_record(frame, i) for i in range(len(frame))] if store is not None else []
+    stale: list[int] = []  # vector still right, stored row not (e.g. popularity moved)
     if store is not None and len(frame):
         stored = await asyncio.to_thread(store.load, frame.track_ids)
         if stored.vectors.ndim == 2 and stored.vectors.shape[1] == embedder.dim:
-            known = {
-                t: (i, h) for i, (t, h) in enumerate(zip(stored.ids, stored.hashes, strict=True))
-            }
+            known = {t: i for i, t in enumerate(stored.ids)}
             todo = []
             for row, track_id in enumerate(frame.track_ids):
-                hit = known.get(track_id)
-                if hit is not None and hit[1] == hashes[row]:
-                    vectors[row] = stored.vectors[hit[0]]
+                at = known.get(track_id)
+                if at is not None and stored.hashes[at] == hashes[row]:
+                    vectors[row] = stored.vectors[at]
+                    if stored.rows[at] != records[row]:
+                        stale.append(row)
                 else:
                     todo.append(row)
+
+    def metadata(r: int) -> dict[str, str]:
+        return {
+            "doc_hash": hashes[r],
+            "genre": frame.genres[r],
+            "subgenre": frame.subgenres[r],
+            "row": records[r],
+        }
+
+    if store is not None and stale:
+        await asyncio.to_thread(
+            store.update_rows, [frame.track_ids[r] for r in stale], [metadata(r) for r in stale]
+        )
     for start in range(0, len(todo), batch_size):
         chunk = todo[start : start + batch_size]
         fresh = await embedder.embed_documents([documents[r] for r in chunk])
         vectors[chunk] = fresh
         if store is not None:
-            metadatas = [
-                {"doc_hash": hashes[r], "genre": frame.genres[r], "subgenre": frame.subgenres[r]}
-                for r in chunk
-            ]
             await asyncio.to_thread(
                 store.upsert,
                 ids=[frame.track_ids[r] for r in chunk],
                 vectors=fresh,
                 documents=[documents[r] for r in chunk],
-                metadatas=metadatas,
+                metadatas=[metadata(r) for r in chunk],
             )
         if progress is not None:
             progress(min(start + batch_size, len(todo)), len(todo))

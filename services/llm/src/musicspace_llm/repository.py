@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -20,6 +21,7 @@ from musicspace_shared.catalog import (
     user_exists,
 )
 from musicspace_shared.db.tables import Track
+from musicspace_shared.features import FEATURES
 
 
 @dataclass
@@ -40,6 +42,52 @@ class CatalogRows:
             np.concatenate([p.decades for p in parts]),
             max(marks) if marks else None,
         )
+
+
+def row_record(frame: TrackFrame, i: int) -> str:
+    """Track i's row as JSON, kept beside its vector in Chroma (metadata "row"), so a restart
+    rebuilds the index from the collection instead of re-reading the catalog."""
+    popularity = frame.popularity[i]
+    updated = _aware(frame.updated_at[i]) if frame.updated_at else None
+    return json.dumps(
+        [
+            frame.titles[i],
+            frame.artists[i],
+            frame.albums[i],
+            frame.genres[i],
+            frame.subgenres[i],
+            None if np.isnan(popularity) else float(popularity),
+            [None if np.isnan(x) else float(x) for x in frame.features[i]],
+            frame.features_source[i] if frame.features_source else None,
+            frame.release_dates[i] if frame.release_dates else None,
+            updated.isoformat() if updated else None,
+        ],
+        ensure_ascii=False,
+    )
+
+
+def rows_from_records(track_ids: list[str], records: list[str]) -> CatalogRows:
+    """The rows row_record wrote, in the order given."""
+    parsed = [json.loads(r) for r in records]
+    nan = float("nan")
+    frame = TrackFrame(
+        track_ids=list(track_ids),
+        titles=[r[0] for r in parsed],
+        artists=[r[1] for r in parsed],
+        albums=[r[2] for r in parsed],
+        genres=[r[3] for r in parsed],
+        subgenres=[r[4] for r in parsed],
+        popularity=np.array([nan if r[5] is None else r[5] for r in parsed], dtype=np.float64),
+        features=np.array(
+            [[nan if x is None else x for x in r[6]] for r in parsed], dtype=np.float64
+        ).reshape(len(parsed), len(FEATURES)),
+        features_source=[r[7] for r in parsed],
+        release_dates=[r[8] for r in parsed],
+        updated_at=[datetime.fromisoformat(r[9]) if r[9] else None for r in parsed],
+    )
+    decades = np.array([decade(d) or 0 for d in frame.release_dates], dtype=np.int64)
+    watermark = max((u for u in frame.updated_at if u is not None), default=None)
+    return CatalogRows(frame, decades, watermark)
 
 
 def _aware(value: datetime | None) -> datetime | None:

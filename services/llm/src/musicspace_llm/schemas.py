@@ -165,7 +165,12 @@ class IndexStatus(BaseModel):
     provider: str
     model: str
     tracks: int
-    watermark: str | None
+    watermark: str | None = Field(description="the newest updated_at the index has read")
+    sync_from: str | None = Field(
+        None,
+        description="the durable watermark, kept in the vector store: where the next sync's "
+        "key scan starts, also after a restart",
+    )
     progress: list[int]
     last_sync: dict[str, Any]
     error: str | None

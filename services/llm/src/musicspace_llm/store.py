@@ -8,7 +8,8 @@ loads (or downloads) its default model: vectors always come from our embedders.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from urllib.parse import urlparse
 
 import numpy as np
@@ -16,6 +17,8 @@ import numpy as np
 from musicspace_llm.settings import Settings
 
 PAGE = 5000
+# Collection metadata: where the next index sync's key scan starts (the durable watermark).
+SYNC_FROM = "sync_from"
 
 
 @dataclass
@@ -23,6 +26,8 @@ class StoredVectors:
     ids: list[str]
     vectors: np.ndarray
     hashes: list[str]
+    rows: list[str | None] = field(default_factory=list)  # each track's row (metadata "row")
+    documents: list[str] = field(default_factory=list)  # only when loaded with rows
 
 
 def make_client(settings: Settings):  # noqa: ANN201 - chromadb.ClientAPI
@@ -66,6 +71,29 @@ class VectorStore:
     def count(self) -> int:
         return int(self.collection.count())
 
+    def sync_from(self) -> datetime | None:
+        """The durable watermark: every track updated before it is in this collection as the
+        DB holds it (None after a rebuild, or for a collection written before it existed)."""
+        value = (self.client.get_collection(self.name).metadata or {}).get(SYNC_FROM)
+        try:
+            return datetime.fromisoformat(value) if isinstance(value, str) else None
+        except ValueError:
+            return None
+
+    def set_sync_from(self, when: datetime) -> None:
+        # hnsw:* keys may not be sent again (Chroma refuses to "change" the distance).
+        kept = {
+            k: v for k, v in (self.collection.metadata or {}).items() if not k.startswith("hnsw:")
+        }
+        self.collection.modify(metadata=kept | {SYNC_FROM: when.isoformat()})
+
+    def update_rows(self, ids: list[str], metadatas: list[dict]) -> None:
+        """Replace the metadata of stored tracks (their vectors stay)."""
+        for start in range(0, len(ids), PAGE):
+            self.collection.update(
+                ids=ids[start : start + PAGE], metadatas=metadatas[start : start + PAGE]
+            )
+
     def upsert(
         self, *, ids: list[str], vectors: np.ndarray, documents: list[str], metadatas: list[dict]
     ) -> None:
@@ -79,21 +107,29 @@ class VectorStore:
                 metadatas=metadatas[start:end],
             )
 
-    def load(self, ids: list[str] | None = None) -> StoredVectors:
-        """Vectors and document hashes of all stored tracks (or of the given ids)."""
+    def load(self, ids: list[str] | None = None, *, documents: bool = False) -> StoredVectors:
+        """Vectors, document hashes and rows of all stored tracks (or of the given ids); their
+        documents too when asked."""
         out_ids: list[str] = []
         chunks: list[np.ndarray] = []
         hashes: list[str] = []
+        rows: list[str | None] = []
+        texts: list[str] = []
+        include = ["embeddings", "metadatas", *(["documents"] if documents else [])]
         if ids is not None:
             pages = [dict(ids=ids[i : i + PAGE]) for i in range(0, len(ids), PAGE)]
         else:
             pages = [dict(limit=PAGE, offset=o) for o in range(0, max(self.count(), 1), PAGE)]
         for page in pages:
-            got = self.collection.get(include=["embeddings", "metadatas"], **page)
+            got = self.collection.get(include=include, **page)
             if not got["ids"]:
                 continue
             out_ids.extend(got["ids"])
             chunks.append(np.asarray(got["embeddings"], dtype=np.float32))
-            hashes.extend(str((m or {}).get("doc_hash", "")) for m in got["metadatas"])
+            metadatas = [m or {} for m in got["metadatas"]]
+            hashes.extend(str(m.get("doc_hash", "")) for m in metadatas)
+            rows.extend(m.get("row") if isinstance(m.get("row"), str) else None for m in metadatas)
+            if documents:
+                texts.extend(d or "" for d in got["documents"])
         vectors = np.concatenate(chunks) if chunks else np.zeros((0, 0), dtype=np.float32)
-        return StoredVectors(out_ids, vectors, hashes)
+        return StoredVectors(out_ids, vectors, hashes, rows, texts)
