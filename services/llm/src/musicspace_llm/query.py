@@ -91,7 +91,7 @@ def prepare(query: str, index: TrackIndex) -> Prepared:
             similar = match.group("name").strip()
             text = " ".join((text[: match.start()] + " " + text[match.end() :]).split())
     words = [w for w in tokens(text) if w not in REQUEST_WORDS]
-    whole_name = bool(words) and float(index.lexical.match(words).coverage.max(initial=0.0)) >= 1.0
+    whole_name = index.lexical.holds_all(words)
     return Prepared(query, text, constraints, similar, artist, whole_name)
 
 
