@@ -52,3 +52,10 @@ def test_ordinary_words_and_unknown_artists_name_nobody(names: ArtistNames, word
 def test_both_scripts_share_one_skeleton() -> None:
     assert skeleton(hangul_key("드레이크")) == skeleton(latin_key("Drake")) == "tlk"
     assert skeleton(hangul_key("콜드플레이")) == skeleton(latin_key("Coldplay"))
+
+
+def test_a_guess_is_worked_out_once_per_text(monkeypatch: pytest.MonkeyPatch) -> None:
+    names = ArtistNames(CATALOG)
+    first = names.guess("드레이크")
+    monkeypatch.setattr(names, "_guess", lambda hangul: pytest.fail("guessed again"))
+    assert names.guess("드레이크") == first

@@ -74,3 +74,31 @@ def test_a_word_the_catalog_lacks_lowers_coverage(index: LexicalIndex) -> None:
 def test_typos_are_not_guessed_for_short_words(index: LexicalIndex) -> None:
     assert index.spellings("cty") == []
     assert [index._words[i] for i, _ in index.spellings("citty")] == ["city"]
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "walk me home",  # a whole title
+        "walk me home pink",  # title and artist
+        "kendrick lamar",  # a whole artist
+        "e40",  # a compound typed joined
+        "lovign is easy",  # a typo: matched, but at a discount
+        "pony",  # an album word only: weighs less than a title
+        "walk me home wombat",  # a word no track has
+        "home city",  # words of two different tracks
+    ],
+)
+def test_holds_all_says_whether_some_track_covers_the_whole_query(
+    index: LexicalIndex, query: str
+) -> None:
+    """The quick check agrees with the full match it stands in for (the known-item test)."""
+    words = tokens(query)
+    assert index.holds_all(words) == (float(index.match(words).coverage.max()) >= 1.0)
+
+
+def test_request_words_weigh_nothing_but_still_complete_a_title(index: LexicalIndex) -> None:
+    words = tokens("walk me home")
+    match = index.match(words, [1.0, 0.0, 1.0])  # "me" asked for nothing
+    assert match.coverage[0] == 1.0
+    assert match.title_complete[0]  # ... yet it is part of the title that was typed

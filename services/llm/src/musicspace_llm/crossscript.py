@@ -102,6 +102,7 @@ _REVISED_INITIALS = [
 ]  # for acronyms: Revised Romanization's first letter
 # Korean hears s, sh, j, z and ch as ㅅ/ㅈ/ㅊ, which English names mix freely: one class "s".
 _CONSONANTS = set("kntlmpsh")
+GUESS_CACHE = 8192  # Hangul texts whose guess is kept per snapshot
 # Endings Korean attaches to a name ("퀸의", "드레이크랑"): tried with and without.
 _PARTICLES = (
     "으로",
@@ -259,9 +260,21 @@ class ArtistNames:
             letters = re.sub(r"[^A-Za-z]", "", artist)
             if 2 <= len(letters) <= 5 and letters.isupper() and " " not in artist.strip():
                 self._acronyms[letters.lower()].append(artist)
+        # Answers by Hangul text: the same words come back query after query ("잔잔한",
+        # "신스팝"), and each is a few hundred edit distances in Python.
+        self._guessed: dict[str, ArtistGuess | None] = {}
 
     def guess(self, hangul: str) -> ArtistGuess | None:
         """The catalog artist this Hangul most likely names, or None."""
+        if hangul in self._guessed:
+            return self._guessed[hangul]
+        best = self._guess(hangul)
+        if len(self._guessed) >= GUESS_CACHE:
+            self._guessed.clear()  # rarely reached: a day's distinct Korean words fit
+        self._guessed[hangul] = best
+        return best
+
+    def _guess(self, hangul: str) -> ArtistGuess | None:
         best: ArtistGuess | None = None
         for spelled in _without_particles(hangul.replace(" ", "")):
             key = hangul_key(spelled)

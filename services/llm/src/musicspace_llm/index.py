@@ -112,6 +112,16 @@ class TrackIndex:
         return self._artist_rows.get(artist, np.zeros(0, dtype=np.int64))
 
     @cached_property
+    def leans(self) -> dict[str, np.ndarray]:
+        """How far each track leans each way ("energy:high", "tempo:low"): 0..1, 0 when unknown."""
+        out = {}
+        for j, name in enumerate(FEATURES):
+            column = self.unit[:, j]
+            out[f"{name}:high"] = np.nan_to_num(column, nan=0.0)
+            out[f"{name}:low"] = np.nan_to_num(1.0 - column, nan=0.0)
+        return out
+
+    @cached_property
     def years(self) -> np.ndarray:
         """Album release year per track (0 when unknown)."""
         dates = self.frame.release_dates or []

@@ -212,17 +212,19 @@ class LexicalIndex:
         for k, word in enumerate(words):
             weight = self.idf_of(word) * weights[k]
             total += weight
+            spellings = self.spellings(word)
+            spelled = {self._words[vocab_id] for vocab_id, _ in spellings}
+            if spelled:
+                matched_words.append(word)
+            typed.append(spelled)
+            if weight == 0.0:
+                continue  # a request word ("of", "the") counts for whole titles, not coverage
             best = np.zeros(self.n)
-            spelled = set()
-            for vocab_id, discount in self.spellings(word):
-                spelled.add(self._words[vocab_id])
+            for vocab_id, discount in spellings:
                 for name, field_weight in FIELD_WEIGHTS.items():
                     rows = _rows(self.fields[name], vocab_id)
                     if len(rows):
                         best[rows] = np.maximum(best[rows], field_weight * discount)
-            if spelled:
-                matched_words.append(word)
-            typed.append(spelled)
             coverage += weight * best
         if total > 0:
             coverage /= total
@@ -239,6 +241,24 @@ class LexicalIndex:
             artist_complete=(self.artist_lengths > 0) & (hits["artist"] >= self.artist_lengths),
             words=matched_words,
         )
+
+    def holds_all(self, words: Sequence[str]) -> bool:
+        """Whether some track's title or artist holds every word as typed: match(words) would
+        give it coverage 1 (an album, or a word matched only through a typo, weighs less)."""
+        words, _ = self._split_compounds(words, None)
+        if not words:
+            return False
+        fields = [self.fields[name] for name, weight in FIELD_WEIGHTS.items() if weight >= 1.0]
+        held: np.ndarray | None = None
+        for word in words:
+            vocab_id = self.vocab.get(word)
+            if vocab_id is None:
+                return False
+            rows = np.unique(np.concatenate([_rows(field, vocab_id) for field in fields]))
+            held = rows if held is None else np.intersect1d(held, rows, assume_unique=True)
+            if not len(held):
+                return False
+        return True
 
 
 def _rows(matrix: sparse.csc_matrix, column: int) -> np.ndarray:

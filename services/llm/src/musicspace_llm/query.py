@@ -91,7 +91,7 @@ def prepare(query: str, index: TrackIndex) -> Prepared:
             similar = match.group("name").strip()
             text = " ".join((text[: match.start()] + " " + text[match.end() :]).split())
     words = [w for w in tokens(text) if w not in REQUEST_WORDS]
-    whole_name = bool(words) and float(index.lexical.match(words).coverage.max(initial=0.0)) >= 1.0
+    whole_name = index.lexical.holds_all(words)
     return Prepared(query, text, constraints, similar, artist, whole_name)
 
 
@@ -151,22 +151,28 @@ def named_scores(index: TrackIndex, prepared: Prepared, intent: QueryIntent) -> 
             words = [words[k] for k in keep] + name
             weights = [weights[k] for k in keep] + [guess.confidence] * len(name)
     match = index.lexical.match(words, weights)
-    strength = np.clip((match.coverage - NAMED_FLOOR) / (1.0 - NAMED_FLOOR), 0.0, 1.0)
-    score = (
+    # Scored only where the query is (nearly) the track's name: a few tracks, not the catalog.
+    named = np.flatnonzero(match.coverage > NAMED_FLOOR)
+    strength = np.clip((match.coverage[named] - NAMED_FLOOR) / (1.0 - NAMED_FLOOR), 0.0, 1.0)
+    score = np.zeros(len(index))
+    score[named] = (
         W_NAMED
         * strength
         * (
             1.0
-            + W_TITLE_WHOLE * match.title_complete
-            + W_TITLE_EXACT * match.title_exact
-            + W_ARTIST_WHOLE * match.artist_complete
+            + W_TITLE_WHOLE * match.title_complete[named]
+            + W_TITLE_EXACT * match.title_exact[named]
+            + W_ARTIST_WHOLE * match.artist_complete[named]
         )
     )
     # The artist's other tracks follow the one the query names ("acdc highway to hell"); an
     # artist whose name is a small part of the query ("Like" in "piano-like") does not.
-    score += W_ARTIST_ONLY * (match.artist_complete & (strength == 0) & (match.coverage >= 0.3))
+    others = np.flatnonzero(
+        match.artist_complete & (match.coverage <= NAMED_FLOOR) & (match.coverage >= 0.3)
+    )
+    score[others] += W_ARTIST_ONLY
     artist = None
-    whole = np.flatnonzero(match.artist_complete & (strength >= 1.0))
+    whole = named[match.artist_complete[named] & (strength >= 1.0)]
     if len(whole):
         names = {index.frame.artists[r] for r in whole}
         artist = max(names, key=lambda a: index.artist_names.counts.get(a, 0))

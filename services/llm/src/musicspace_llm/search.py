@@ -82,9 +82,7 @@ def feature_match(index: TrackIndex, features: dict[str, float]) -> np.ndarray:
     total = np.zeros(len(index))
     weakest = np.ones(len(index))
     for key, weight in features.items():
-        name, direction = key.split(":")
-        column = index.unit[:, _FEATURE_POS[name]]
-        lean = np.nan_to_num(column if direction == "high" else 1.0 - column, nan=0.0)
+        lean = index.leans[key]
         total += weight * lean
         weakest = np.minimum(weakest, lean)
     return 0.5 * total / sum(features.values()) + 0.5 * weakest

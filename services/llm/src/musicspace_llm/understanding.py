@@ -221,6 +221,7 @@ class QueryUnderstanding:
         self.calibration = calibration
         self._starts = np.flatnonzero(np.r_[True, phrase_owner[1:] != phrase_owner[:-1]])
         self._ends = np.r_[self._starts[1:], len(phrase_owner)]
+        self._positions = np.arange(len(phrase_owner))
         self._aliases = [(i, alias.lower()) for i, c in enumerate(concepts) for alias in c.aliases]
         self._latin = [
             (i, alias, re.compile(r"(?<![0-9a-z])" + re.escape(alias) + r"(?:s|es)?(?![0-9a-z])"))
@@ -265,7 +266,9 @@ class QueryUnderstanding:
         position.append(len(squashed))
         flat = "".join(squashed)
         hits: list[_Hit] = []
-        for i, _alias, pattern in self._latin:
+        for i, alias, pattern in self._latin:
+            if alias not in text:  # the pattern holds the alias verbatim: skip the regex
+                continue
             for m in pattern.finditer(text):
                 hits.append(_Hit(i, position[m.start()], position[m.end()], m.group(0).strip()))
         for i, alias in self._hangul:
@@ -338,12 +341,13 @@ class QueryUnderstanding:
             best = sims.max(axis=0)
             # Phrases are stored grouped by concept: reduce each group to its best phrase.
             per_concept = np.maximum.reduceat(best, self._starts)
-            which = np.array(
-                [
-                    best_text[s + int(np.argmax(best[s:e]))]
-                    for s, e in zip(self._starts, self._ends, strict=True)
-                ]
+            # ... and to the text that reached it (its first best phrase, as argmax would).
+            at_best = np.where(
+                best == np.repeat(per_concept, self._ends - self._starts),
+                self._positions,
+                len(best),
             )
+            which = best_text[np.minimum.reduceat(at_best, self._starts)]
             cal = self.calibration
             kind_best: dict[str, float] = {}
             for i, sim in enumerate(per_concept):
