@@ -17,7 +17,7 @@ from tests.plugin import settings_maker
 
 # Small and fast: the behaviour under test does not need a strong model.
 FAST_MODEL = PredictorConfig(folds=2, hgb_max_iter=25, hgb_min_samples_leaf=20)
-make_settings = settings_maker(Settings, reload_check_s=0.0, catalog_refresh_s=0.0)
+make_settings = settings_maker(Settings, reload_check_s=0.0, catalog_check_s=0.0)
 
 
 @asynccontextmanager
