@@ -4,9 +4,9 @@ A sync scans the (track_id, updated_at) keys at or after its look-back point, re
 rows of the tracks whose updated_at moved, and keeps those whose indexed content (the fields
 a document is made of, features, popularity) differs. After a fresh import every key lies
 inside the look-back window (LLM_SYNC_OVERLAP_S), so each sync meets tens of thousands of rows.
-In the serving process that cost the event loop 0.3-1.2 s per sync in small slices, and the
-garbage it left set off gen-2 collections of 0.35-0.6 s over the whole heap (gc callbacks,
-28k-track catalog on the shared 2-core machine): searches during syncs took 3x their idle p99.
+In the serving process that stopped the event loop for up to 0.56 s per sync in small slices
+(1-3.5 s on a loaded machine), and the garbage it left set off gen-2 collections of 0.35-0.6 s
+over the whole heap (gc callbacks, 28k-track catalog, shared 2-core machine).
 
 So the scan runs in the service's low-priority worker process (musicspace_shared.offload),
 which remembers what the index holds (each track's updated_at and content) and hands back only
