@@ -325,7 +325,7 @@ async def test_sync_reads_only_the_rows_whose_updated_at_moved(app: FastAPI) -> 
 
 
 async def test_sync_after_the_scan_worker_died_seeds_a_new_one(app: FastAPI) -> None:
-    manager = app.state.index_manager
+    manager = app.state.runtime.manager
     await manager.sync()
     manager._offload.close()  # as if the worker had died: the next one remembers nothing
     summary = await manager.sync()

@@ -49,7 +49,7 @@ async def test_restart_restores_the_index_and_scans_only_keys_from_the_stored_wa
     )
     app, context = await _started(llm_db_url, tmp_path)
     try:
-        manager = app.state.index_manager
+        manager = app.state.runtime.manager
         first = manager.last_sync or {}
         tracks = manager.index.frame.track_ids
         assert manager.status()["sync_from"] is not None
@@ -89,7 +89,7 @@ async def test_restart_restores_the_index_and_scans_only_keys_from_the_stored_wa
 
     app, context = await _started(llm_db_url, tmp_path)
     try:
-        manager = app.state.index_manager
+        manager = app.state.runtime.manager
         summary = manager.last_sync
         assert summary["run"] == 1, summary  # the catch-up sync inside the restoring build
         # Only the keys at/after the stored watermark were scanned (not the catalog), only the
