@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -31,6 +31,7 @@ except ImportError:  # pragma: no cover - plain asyncio still works, just slower
     uvloop = None  # type: ignore[assignment]
 
 Sample = tuple[str, int, float]
+Connection = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 
 
 @dataclass(frozen=True)
@@ -107,6 +108,25 @@ async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bool]:
     return status, keep
 
 
+async def _exchange(
+    conn: Connection | None, item: Prepared, connect: Callable[[], Awaitable[Connection]]
+) -> tuple[Connection | None, int, float]:
+    """One request on `conn` (a new connection when None): the connection if it stays open,
+    the status (0: a transport error) and when the response had been read."""
+    try:
+        if conn is None:
+            conn = await connect()
+        conn[1].write(item.request)
+        status, keep = await _read_response(conn[0])
+    except (OSError, asyncio.IncompleteReadError, ValueError, IndexError):
+        status, keep = 0, False
+    done = time.perf_counter()
+    if not keep and conn is not None:
+        conn[1].close()
+        conn = None
+    return conn, status, done
+
+
 async def _load(
     calls: Sequence[Any],
     concurrency: int,
@@ -121,7 +141,7 @@ async def _load(
     (host, port, tls), prepared = prepare(calls, headers)
     context = _client_tls() if tls else None
 
-    async def connect() -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    async def connect() -> Connection:
         return await asyncio.open_connection(host, port, ssl=context, limit=1 << 22)
 
     samples: list[Sample] = []
@@ -131,7 +151,7 @@ async def _load(
 
     async def worker(first: int) -> None:
         nonlocal counter
-        conn: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+        conn: Connection | None = None
         try:
             while True:
                 if measuring:
@@ -147,18 +167,9 @@ async def _load(
                     item = prepared[first % len(prepared)]
                     first += concurrency
                 t0 = time.perf_counter()
-                try:
-                    if conn is None:
-                        conn = await connect()
-                    conn[1].write(item.request)
-                    status, keep = await _read_response(conn[0])
-                except (OSError, asyncio.IncompleteReadError, ValueError, IndexError):
-                    status, keep = 0, False
+                conn, status, done = await _exchange(conn, item, connect)
                 if measuring:
-                    samples.append((item.label, status, (time.perf_counter() - t0) * 1000))
-                if not keep and conn is not None:
-                    conn[1].close()
-                    conn = None
+                    samples.append((item.label, status, (done - t0) * 1000))
                 if status == 0:
                     await asyncio.sleep(0.01)  # a refused or broken connection: do not spin
         finally:
@@ -204,24 +215,18 @@ async def _open_load(
         raise ValueError("an open load needs calls and a positive rate")
     (host, port, tls), prepared = prepare(calls, headers)
     context = _client_tls() if tls else None
-    idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+    idle: list[Connection] = []
     samples: list[Sample] = []
 
+    async def connect() -> Connection:
+        return await asyncio.open_connection(host, port, ssl=context, limit=1 << 22)
+
     async def send(item: Prepared, due: float, record: bool) -> None:
-        conn = idle.pop() if idle else None
-        try:
-            if conn is None:
-                conn = await asyncio.open_connection(host, port, ssl=context, limit=1 << 22)
-            conn[1].write(item.request)
-            status, keep = await _read_response(conn[0])
-        except (OSError, asyncio.IncompleteReadError, ValueError, IndexError):
-            status, keep = 0, False
+        conn, status, done = await _exchange(idle.pop() if idle else None, item, connect)
         if record:
-            samples.append((item.label, status, (time.perf_counter() - due) * 1000))
-        if keep and conn is not None:
+            samples.append((item.label, status, (done - due) * 1000))
+        if conn is not None:
             idle.append(conn)
-        elif conn is not None:
-            conn[1].close()
 
     # Warm-up: a few connections opened (TLS handshakes) outside the figures.
     await asyncio.gather(
