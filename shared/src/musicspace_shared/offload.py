@@ -11,6 +11,8 @@ One worker per service, started on first use ("spawn": a clean interpreter, no c
 serving process' threads or sockets) and reused, so it can keep state between runs (e.g. the
 last catalog index, to rebuild only what changed). The function must be importable at module
 level and its arguments and result picklable; a worker that dies is replaced on the next run.
+A worker whose service is gone (killed, or exited before it could stop the pool) exits within a
+second: it would otherwise wait on its pipe forever, holding the catalog's memory.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import os
+import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -26,9 +30,19 @@ from typing import Any, TypeVar
 
 T = TypeVar("T")
 WORKER_NICENESS = 10
+PARENT_CHECK_S = 0.5
+
+
+def _exit_with_parent(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(PARENT_CHECK_S)
+    os._exit(0)  # the service is gone: nobody will read a result
 
 
 def _worker_start() -> None:
+    threading.Thread(
+        target=_exit_with_parent, args=(os.getppid(),), name="parent-watch", daemon=True
+    ).start()
     os.nice(WORKER_NICENESS)  # requests first: the rebuild may take longer, nobody waits on it
     try:
         from threadpoolctl import threadpool_limits
