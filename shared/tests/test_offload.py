@@ -53,3 +53,25 @@ def test_the_worker_exits_when_its_service_is_killed():
     while _alive(worker) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not _alive(worker)
+
+
+def _catalog_like() -> dict[str, object]:
+    ids = [f"t{i:05d}" for i in range(5000)]
+    return {
+        "ids": ids,
+        "again": ids,  # the same list twice stays one object
+        "dates": [None if i % 7 else f"19{i % 100:02d}" for i in range(5000)],
+        "index": {t: i for i, t in enumerate(ids)},
+        "short": ["a", None],
+        "mixed": [1, "a"] * 3000,
+    }
+
+
+def test_results_come_back_equal_and_shared_once():
+    offload = ProcessOffload()
+    try:
+        result = asyncio.run(offload.run(_catalog_like))
+    finally:
+        offload.close()
+    assert result == _catalog_like()
+    assert result["again"] is result["ids"]
