@@ -24,7 +24,7 @@ import multiprocessing
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from functools import partial
@@ -53,6 +53,21 @@ def _worker_start() -> None:
     except ImportError:  # a service without BLAS-backed libraries
         return
     threadpool_limits(limits=1)  # one core's worth, like the serving pools
+
+
+def run_coroutine(coro: Coroutine[Any, Any, T]) -> T:
+    """`asyncio.run` for a worker function that returns something large (a catalog index).
+
+    Python 3.11's asyncio.run, restoring its SIGINT handler, formats a repr of the finished
+    task, and so of its result: 60 ms of m2's rebuild went to printing the content space.
+    The result is kept outside the task instead."""
+    box: list[T] = []
+
+    async def keep() -> None:
+        box.append(await coro)
+
+    asyncio.run(keep())
+    return box[0]
 
 
 def _call_packed(func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> bytes:

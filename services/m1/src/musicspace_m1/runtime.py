@@ -8,7 +8,6 @@ a rebuild. CPU work runs in the service's CpuPool (musicspace_shared.cpu).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from collections.abc import Hashable
@@ -27,6 +26,7 @@ from musicspace_shared.catalog import CatalogVersion
 from musicspace_shared.db.engine import standalone_session
 from musicspace_shared.metrics import ServiceMetrics
 from musicspace_shared.model_store import ModelMeta
+from musicspace_shared.offload import run_coroutine
 from musicspace_shared.runtime import ServiceRuntime
 
 logger = logging.getLogger("musicspace.m1")
@@ -78,7 +78,7 @@ class Runtime(ServiceRuntime):
 
 def load_catalog_index(settings: Settings) -> CatalogIndex:
     """In the rebuild worker: the catalog's index, read from the DB."""
-    return asyncio.run(_load_catalog_index(settings))
+    return run_coroutine(_load_catalog_index(settings))
 
 
 async def _load_catalog_index(settings: Settings) -> CatalogIndex:

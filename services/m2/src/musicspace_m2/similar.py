@@ -138,6 +138,88 @@ def _take(
     return out
 
 
+@dataclass
+class SpaceFit:
+    """What a full build learns from the whole catalog (vocabularies, IDF, the audio scale), so
+    rows of new or changed tracks can be placed in the same space without refitting it."""
+
+    vectorizers: dict[str, TfidfVectorizer]
+    mean: np.ndarray
+    std: np.ndarray
+
+    def rows(self, inputs: TrackInputs, full: np.ndarray) -> sp.csr_matrix:
+        """The space's rows for these tracks (features complete: imputed where missing)."""
+        columns = _columns(inputs)
+        blocks = [
+            normalize(vec.transform(columns[name])) * WEIGHTS[name]
+            for name, vec in self.vectorizers.items()
+        ]
+        return _with_audio(blocks, inputs, full, self.mean, self.std)
+
+
+def _with_audio(
+    blocks: list[sp.csr_matrix],
+    inputs: TrackInputs,
+    full: np.ndarray,
+    mean: np.ndarray,
+    std: np.ndarray,
+) -> sp.csr_matrix:
+    audio = normalize((full - mean) / std) * WEIGHTS["audio"]
+    pop = np.nan_to_num(inputs.popularity, nan=0.0) / 100.0
+    blocks = [
+        *blocks,
+        sp.csr_matrix(audio.astype(np.float32)),
+        sp.csr_matrix((pop * WEIGHTS["popularity"]).astype(np.float32)[:, None]),
+    ]
+    return sp.hstack(blocks, format="csr")
+
+
+def complete_features(
+    inputs: TrackInputs, features: np.ndarray, impute: Impute | None
+) -> np.ndarray:
+    """Features with the missing rows filled: by `impute` (m2's model) or group means."""
+    missing = np.isnan(features).any(axis=1)
+    if not missing.any():
+        return features.copy()
+    if impute is None:
+        return impute_by_group(inputs, features)
+    full = features.copy()
+    full[missing] = impute(inputs.take(np.where(missing)[0]))
+    return full
+
+
+def space_digest(track_ids: list[str], tag: str) -> str:
+    return hashlib.sha256("\n".join(track_ids).encode() + tag.encode()).hexdigest()[:16]
+
+
+def fit_space(
+    *,
+    track_ids: list[str],
+    inputs: TrackInputs,
+    features: np.ndarray,
+    impute: Impute | None = None,
+    tag: str = "",
+) -> tuple[ContentSpace, SpaceFit]:
+    """Fit the content space over a catalog, and what was fitted (to place later rows)."""
+    full = complete_features(inputs, features, impute)
+    columns = _columns(inputs)
+    blocks, fitted = [], {}
+    for name, vec in _vectorizers().items():
+        try:
+            block = vec.fit_transform(columns[name])
+        except ValueError:  # empty vocabulary (tiny catalogs): the block is just absent
+            continue
+        fitted[name] = vec
+        blocks.append(normalize(block) * WEIGHTS[name])
+    mean = full.mean(axis=0) if len(full) else np.zeros(full.shape[1])
+    std = full.std(axis=0) if len(full) else np.ones(full.shape[1])
+    std[std == 0] = 1.0
+    matrix = _with_audio(blocks, inputs, full, mean, std)
+    pop = np.nan_to_num(inputs.popularity, nan=0.0) / 100.0
+    space = ContentSpace(track_ids, inputs, matrix, pop, space_digest(track_ids, tag))
+    return space, SpaceFit(fitted, mean, std)
+
+
 def build_space(
     *,
     track_ids: list[str],
@@ -147,28 +229,6 @@ def build_space(
     tag: str = "",
 ) -> ContentSpace:
     """Fit the content space over a catalog; missing features come from `impute` (m2) or group means."""
-    missing = np.isnan(features).any(axis=1)
-    full = features.copy()
-    if missing.any():
-        if impute is not None:
-            full[missing] = impute(inputs.take(np.where(missing)[0]))
-        else:
-            full = impute_by_group(inputs, features)
-    columns = _columns(inputs)
-    blocks = []
-    for name, vec in _vectorizers().items():
-        try:
-            block = vec.fit_transform(columns[name])
-        except ValueError:  # empty vocabulary (tiny catalogs): the block is just absent
-            continue
-        blocks.append(normalize(block) * WEIGHTS[name])
-    mean = full.mean(axis=0) if len(full) else np.zeros(full.shape[1])
-    std = full.std(axis=0) if len(full) else np.ones(full.shape[1])
-    std[std == 0] = 1.0
-    audio = normalize((full - mean) / std) * WEIGHTS["audio"]
-    pop = np.nan_to_num(inputs.popularity, nan=0.0) / 100.0
-    blocks.append(sp.csr_matrix(audio.astype(np.float32)))
-    blocks.append(sp.csr_matrix((pop * WEIGHTS["popularity"]).astype(np.float32)[:, None]))
-    matrix = sp.hstack(blocks, format="csr")
-    digest = hashlib.sha256("\n".join(track_ids).encode() + tag.encode()).hexdigest()[:16]
-    return ContentSpace(track_ids, inputs, matrix, pop, digest)
+    return fit_space(track_ids=track_ids, inputs=inputs, features=features, impute=impute, tag=tag)[
+        0
+    ]
