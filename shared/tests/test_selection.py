@@ -156,7 +156,9 @@ def test_a_cursor_from_another_route_is_refused() -> None:
 
 
 def test_limit_may_change_between_pages() -> None:
-    assert cursor_offset(_request(cursor=_second_cursor(), limit=50), source="m1", version="v1") == 5
+    assert (
+        cursor_offset(_request(cursor=_second_cursor(), limit=50), source="m1", version="v1") == 5
+    )
 
 
 def test_an_edited_cursor_is_refused() -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import math
 import re
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 import orjson
 from pydantic import (
@@ -132,6 +132,10 @@ class RecommendRequest(StrictBody):
         description="at most this many tracks per artist over all pages (absent: the route's "
         "default: 2 on m1 and m3, no cap on m2 and llm)",
     )
+
+    elsewhere: ClassVar[dict[str, str]] = {
+        "query": "llm recommend takes it (recommendations for a natural-language query)"
+    }
 
     _check_cursor = field_validator("cursor", mode="before")(_cursor_text)
 
