@@ -38,9 +38,18 @@ def _feature_bounds() -> dict[str, Any]:
     fields: dict[str, Any] = {}
     for name in FEATURES:
         low, high = FEATURE_RANGES[name]
-        bound = Field(None, strict=True, allow_inf_nan=False, ge=low, le=high)
-        fields[f"min_{name}"] = (float | None, bound)
-        fields[f"max_{name}"] = (float | None, bound)
+        for end, word in (("min", "lowest"), ("max", "highest")):
+            fields[f"{end}_{name}"] = (
+                float | None,
+                Field(
+                    None,
+                    strict=True,
+                    allow_inf_nan=False,
+                    ge=low,
+                    le=high,
+                    description=f"{word} {name} ({low:g} to {high:g}), inclusive",
+                ),
+            )
     return fields
 
 
