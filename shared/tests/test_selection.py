@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from musicspace_shared.errors import InvalidInput
 from musicspace_shared.features import FEATURES
-from musicspace_shared.recommend import RecommendRequest, render_page
+from musicspace_shared.recommend import RecommendRequest, RenderedPage
 from musicspace_shared.recommendation_ids import parse
 from musicspace_shared.selection import (
     Columns,
@@ -209,6 +209,7 @@ def test_scores_map_onto_the_unit_interval_keeping_order() -> None:
 
 def test_every_rendered_page_has_a_fresh_recommendation_id() -> None:
     fields = {"user_id": 7, "source": "m2", "next_cursor": None}
-    first, second = (orjson.loads(render_page(fields, b"[]")) for _ in range(2))
+    page = RenderedPage(fields, b"[]")
+    first, second = (orjson.loads(page.body()) for _ in range(2))
     assert first["recommendation_id"] != second["recommendation_id"]
     assert parse(first["recommendation_id"]).source == "m2" and first["items"] == []

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import math
 import re
+from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar
 
 import orjson
@@ -196,8 +197,17 @@ class RecommendPage(BaseModel):
     items: list[RecommendedItem]
 
 
-def render_page(fields: dict[str, Any], items_json: bytes) -> bytes:
-    """A page's JSON body with a fresh recommendation_id: routes cache `fields` (the page's
-    other top-level fields, with `source`) and the items' JSON, never an id."""
-    rid = new_id(fields["source"])
-    return orjson.dumps({**fields, "recommendation_id": rid, "items": orjson.Fragment(items_json)})
+@dataclass(frozen=True)
+class RenderedPage:
+    """A page ready to send but for its recommendation_id, so routes can cache it: `fields`
+    are the page's other top-level fields (with `source`), `items_json` its items' JSON."""
+
+    fields: dict[str, Any]
+    items_json: bytes
+
+    def body(self) -> bytes:
+        """The JSON body, with a fresh recommendation_id."""
+        rid = new_id(self.fields["source"])
+        return orjson.dumps(
+            {**self.fields, "recommendation_id": rid, "items": orjson.Fragment(self.items_json)}
+        )

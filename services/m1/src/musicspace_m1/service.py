@@ -20,7 +20,7 @@ from musicspace_m1.training import UserTrainingInput, train_user_model
 from musicspace_shared import model_store, selection
 from musicspace_shared.catalog import load_tracks
 from musicspace_shared.errors import ModelNotReady, NotFound
-from musicspace_shared.recommend import render_page
+from musicspace_shared.recommend import RenderedPage
 
 
 @dataclass
@@ -83,15 +83,6 @@ async def train_user(*, session: AsyncSession, runtime: Runtime, user_id: int) -
 
 
 @dataclass(frozen=True)
-class RenderedPage:
-    """A page as the route sends it, less its recommendation_id (fresh per answer)."""
-
-    model: str
-    fields: dict[str, Any]
-    items_json: bytes
-
-
-@dataclass(frozen=True)
 class RenderedRecommendation:
     """A recommend answer as the route sends it: which model served, and the JSON body."""
 
@@ -138,7 +129,7 @@ async def recommend(
     page_key = (state, request.selection_key(), offset, request.limit)
     cached: RenderedPage | None = runtime.response_cache.get(page_key)
     if cached is not None:
-        return RenderedRecommendation(cached.model, render_page(cached.fields, cached.items_json))
+        return RenderedRecommendation(served, cached.body())
     owned = index.frame.rows(user.owned)
     mask = selection.allowed(index.columns, request, owned=owned)
     ranked = runtime.ranked_cache.get(state)
@@ -171,7 +162,6 @@ async def recommend(
         default_cap=runtime.settings.max_per_artist,
     )
     rendered = RenderedPage(
-        model=served,
         fields={
             "user_id": user_id,
             "source": "m1",
@@ -183,7 +173,7 @@ async def recommend(
     )
     if runtime.response_cache.maxsize:
         runtime.response_cache[page_key] = rendered
-    return RenderedRecommendation(served, render_page(rendered.fields, rendered.items_json))
+    return RenderedRecommendation(served, rendered.body())
 
 
 def _items(index: CatalogIndex, ranked: Ranked, positions: np.ndarray) -> list[RecommendedTrack]:

@@ -27,7 +27,7 @@ from musicspace_shared.errors import ModelNotReady, NotFound
 from musicspace_shared.logs import log_fields
 from musicspace_shared.metrics import ServiceMetrics
 from musicspace_shared.model_holder import signature
-from musicspace_shared.recommend import render_page
+from musicspace_shared.recommend import RenderedPage
 from musicspace_shared.runtime import ServiceRuntime
 
 logger = logging.getLogger("musicspace.m3.service")
@@ -40,14 +40,6 @@ class Ranked:
     found: scoring.Ranked
     model: Loaded
     served: str  # personal | global
-
-
-@dataclass(frozen=True)
-class Page:
-    """A rendered page less its recommendation_id (fresh per answer)."""
-
-    fields: dict[str, Any]
-    items_json: bytes
 
 
 _ITEMS = TypeAdapter(list[RecommendedTrack])
@@ -71,7 +63,7 @@ class Recommender(ServiceRuntime):
         # Fine-tuning gets its own single thread so it never starves predictions of workers.
         self.train_cpu = CpuPool(1, name="m3-train")
         # Rendered pages and ranked candidate lists (musicspace_m3.service.Recommender.recommend).
-        self._cache: TTLCache[tuple[Any, ...], Page] | None = None
+        self._cache: TTLCache[tuple[Any, ...], RenderedPage] | None = None
         self._ranked: TTLCache[tuple[Any, ...], Ranked] | None = None
         if settings.cache_ttl_s > 0:
             self._cache = TTLCache(settings.cache_entries, ttl=settings.cache_ttl_s)
@@ -166,7 +158,7 @@ class Recommender(ServiceRuntime):
                 self._cache[page_key] = page
         else:
             self.count("recommendation_cache_hits")
-        return render_page(page.fields, page.items_json)
+        return page.body()
 
     def _rank(
         self,
@@ -205,7 +197,7 @@ class Recommender(ServiceRuntime):
         request: RecommendRequest,
         version: tuple[Any, ...],
         mask: np.ndarray | None,
-    ) -> Page:
+    ) -> RenderedPage:
         found = ranked.found
         cut = selection.take_page(
             found.positions,
@@ -247,7 +239,7 @@ class Recommender(ServiceRuntime):
             "version": ranked.model.version,
             "candidates": found.n_candidates,
         }
-        return Page(fields, _ITEMS.dump_json(items))
+        return RenderedPage(fields, _ITEMS.dump_json(items))
 
     async def train_user(self, *, session: AsyncSession, user_id: int) -> FinetuneResult:
         """Fine-tune the global model on this user's data (or say why the global model serves)."""
