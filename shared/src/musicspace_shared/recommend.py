@@ -131,8 +131,8 @@ class RecommendRequest(StrictBody):
     )
     exclude_owned: Flag = Field(
         True,
-        description="leave out the user's own tracks (their library and likes); disliked "
-        "tracks are always left out",
+        description="leave out the user's own tracks: their library (PMS), and on m2 and m3 "
+        "their liked tracks too; disliked tracks are always left out",
     )
     max_per_artist: int | None = Field(
         None,

@@ -142,7 +142,7 @@ class Recommender(ServiceRuntime):
         mine = hash((tuple(sorted(raw.pms)), tuple(sorted(raw.interactions.items()))))
         # Everything an answer depends on except other users' newest activity (bounded by the TTL).
         key = (user_id, *version, mine, request.exclude_owned, request.filter_key())
-        page_key = (key, request.selection_key(), offset, request.limit)
+        page_key = (user_id, key, request.selection_key(), offset, request.limit)
         page = self._cache.get(page_key) if self._cache is not None else None
         if page is None:
             ranked = self._ranked.get(key) if self._ranked is not None else None
