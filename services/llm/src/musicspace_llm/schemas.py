@@ -57,8 +57,9 @@ SCORE = Field(
     ge=0,
     le=1,
     description="the fused relevance (structured match to the query + 0.35 x document "
-    "similarity + popularity, + the user's profile on recommend) divided by that of the best "
-    "result for this query and filters, so 1 is the top result and 0.5 half its relevance. "
+    "similarity + popularity, + the user's profile on recommend) divided by the highest one "
+    "for this query and filters, so 1 is the best-scoring result and 0.5 half its relevance "
+    "(`closest` tracks follow the matches whatever their score). "
     "Compare within one answer (its pages included), not across queries; `closest` says "
     "whether the track matches the query at all",
 )

@@ -39,7 +39,7 @@ class Result:
     matches: list[Match]
     reasons: list[str]
     profile_tracks: int = 0
-    best: float = 0.0  # the fused score of the best result (scores are shown relative to it)
+    best: float = 0.0  # the highest fused score of the ranking (scores are shown relative to it)
     next_cursor: str | None = None
 
     def unit_scores(self) -> list[float]:
@@ -47,6 +47,12 @@ class Result:
         if self.best <= 0:
             return [0.0] * len(self.matches)
         return [min(max(m.score / self.best, 0.0), 1.0) for m in self.matches]
+
+
+def _best(matches: list[Match]) -> float:
+    """The highest fused score of a ranking (the `closest` that follow the matches may exceed
+    the matches' own: they are nearer the query but outside a range it names)."""
+    return max((m.score for m in matches), default=0.0)
 
 
 def search_filters(filters: TrackFilters | None) -> SearchFilters | None:
@@ -136,8 +142,7 @@ async def search(
     index = manager.require()[0]
     ranked = await _rank(manager, index, query, limit=limit, filters=filters, reader=reader)
     reasons = await _explain(index, ranked.intent, ranked.matches, query=query, writer=writer)
-    best = ranked.matches[0].score if ranked.matches else 0.0
-    return Result(index, ranked.intent, ranked.matches, reasons, best=best)
+    return Result(index, ranked.intent, ranked.matches, reasons, best=_best(ranked.matches))
 
 
 # How deep recommend ranks for paging and the per-artist cap: pages end after this many.
@@ -197,6 +202,6 @@ async def recommend(
         matches,
         reasons,
         profile_tracks=profile.tracks,
-        best=ranked.matches[0].score if ranked.matches else 0.0,
+        best=_best(ranked.matches),
         next_cursor=page.next_cursor,
     )
