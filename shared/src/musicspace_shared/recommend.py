@@ -119,6 +119,8 @@ class RecommendRequest(StrictBody):
     limit: Limit = Field(20, le=200, description="items per page")
     cursor: str | None = Field(
         None,
+        max_length=96,
+        pattern=_CURSOR.pattern,
         description="the next_cursor of the previous page (opaque); absent: the first page. "
         "Send the same other fields with it: a cursor from another request, or issued before "
         "the model or catalog changed, is refused with 422.",
