@@ -145,6 +145,6 @@ async def check_recommend_contract(
     # exclude_owned false: the user's own tracks may come back.
     if owned and owned_may_return:
         mine = await _post(
-            client, path, body | {"limit": 100, "exclude_owned": False, "max_per_artist": 50}
+            client, path, body | {"limit": 50, "exclude_owned": False, "max_per_artist": 50}
         )
         assert owned & set(_ids(mine))
