@@ -148,11 +148,17 @@ class Recommender(ServiceRuntime):
             ranked = self._ranked.get(key) if self._ranked is not None else None
             index = snapshot.index
             mask = selection.allowed(index.columns, request, owned=index.frame.rows(raw.owned))
-            if ranked is None:
-                ranked = await self.run_cpu(self._rank, snapshot, base, user_id, raw, mask)
-                if self._ranked is not None:
-                    self._ranked[key] = ranked
-            page = await self.run_cpu(self._page, index, ranked, request, version, mask)
+            cached = ranked is not None
+
+            def answer(ranked: Ranked | None) -> tuple[Ranked, RenderedPage]:
+                # One CPU job (one thread hop): rank when not cached, then cut and explain the page.
+                if ranked is None:
+                    ranked = self._rank(snapshot, base, user_id, raw, mask)
+                return ranked, self._page(index, ranked, request, version, mask)
+
+            ranked, page = await self.run_cpu(answer, ranked)
+            if not cached and self._ranked is not None:
+                self._ranked[key] = ranked
             self.count("recommendations")
             if self._cache is not None:
                 self._cache[page_key] = page
