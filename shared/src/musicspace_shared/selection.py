@@ -6,8 +6,9 @@ each artist at `max_per_artist` counting from the top of the list (not per page)
 the slice at the cursor. So pages concatenate to exactly the one long page, never overlap and
 never skip while the inputs are unchanged; the list's depth bounds how far paging goes.
 
-A route may also hand `allowed(...)` to its candidate stage (m1 and m3 do), so the depth is
-spent on tracks that pass the filters; the steps here then re-check them at no cost.
+A route may also apply `allowed(...)` before it ranks (m1 and m3 in their candidate stage, m2
+to its catalog-wide scores; llm ranks with the same filters natively), so the depth is spent on
+tracks that pass the filters; the steps here then re-check them at no cost.
 
 The cursor is urlsafe base64 of "<offset>.<check>": the check hashes the request (everything but
 limit and cursor), the route and the offset, plus the ranking's version (model and catalog).
