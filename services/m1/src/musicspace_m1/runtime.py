@@ -43,7 +43,9 @@ class Runtime(ServiceRuntime):
         )
         self.index: CatalogIndex | None = None
         self._generation = 0
-        # Exact answers: every input is in the key (musicspace_m1.service.recommend).
+        # Exact answers: every input is in the key (musicspace_m1.service.recommend). Ranked
+        # candidate lists per user state and filters; rendered pages (without their
+        # recommendation_id, fresh per answer) per list, request and cursor.
         self.ranked_cache: LRUCache[Hashable, Ranked] = LRUCache(settings.ranked_cache_size)
         self.response_cache: LRUCache[Hashable, Any] = LRUCache(settings.ranked_cache_size)
 
@@ -58,6 +60,7 @@ class Runtime(ServiceRuntime):
         index = await self.rebuilds.run(load_catalog_index, self.settings)
         self._generation += 1
         index.generation = self._generation
+        index.catalog_version = version
         self.index = index
         self.count("catalog_rebuilds")
         logger.info("catalog index built: %d tracks", len(index))

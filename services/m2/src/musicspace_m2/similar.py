@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 import scipy.sparse as sp
@@ -18,6 +19,9 @@ from sklearn.preprocessing import normalize
 
 from musicspace_m2.predictor import pipe_tokens, whole_value
 from musicspace_m2.text_features import TrackInputs
+from musicspace_shared.catalog import label_codes
+from musicspace_shared.features import FEATURES
+from musicspace_shared.selection import Columns
 
 # Block weights: artist and genre tags carry most of what makes tracks "go together" in a
 # playlist; audio features separate moods within a genre.
@@ -29,6 +33,11 @@ WEIGHTS = {
     "audio": 0.7,
     "popularity": 0.3,
 }
+
+# The range of a dot product of two rows (and of a row with a mean of rows): every block is
+# non-negative except the audio one, and each is at most its weight squared. Scores are mapped
+# linearly from it onto 0..1 (order kept): 1 = same artist, title, album, tags, audio, top popularity.
+SIMILARITY_RANGE = (-(WEIGHTS["audio"] ** 2), sum(w**2 for w in WEIGHTS.values()))
 
 Impute = Callable[[TrackInputs], np.ndarray]
 
@@ -72,6 +81,7 @@ class ContentSpace:
     matrix: sp.csr_matrix  # (n, d), rows comparable by dot product
     popularity: np.ndarray  # 0..1
     version: str
+    features: np.ndarray | None = None  # (n, 9) as the catalog has them (NaN: none), for filters
     index: dict[str, int] = field(init=False, repr=False)
     duplicates: dict[str, list[int]] = field(init=False, repr=False)
 
@@ -84,6 +94,21 @@ class ContentSpace:
 
     def __len__(self) -> int:
         return len(self.track_ids)
+
+    @cached_property
+    def columns(self) -> Columns:
+        """What the shared post-ranking steps read (musicspace_shared.selection)."""
+        features = self.features
+        if features is None:
+            features = np.full((len(self), len(FEATURES)), np.nan)
+        return Columns(
+            track_index=self.index,
+            artists=label_codes(self.inputs.artist_keys)[0],
+            genres=self.inputs.genres,
+            subgenres=self.inputs.subgenres,
+            features=features,
+            release_years=self.inputs.years,
+        )
 
     def same_recording(self, row: int) -> list[int]:
         """The row and its duplicates (same title and artist under other ids)."""
@@ -216,7 +241,7 @@ def fit_space(
     std[std == 0] = 1.0
     matrix = _with_audio(blocks, inputs, full, mean, std)
     pop = np.nan_to_num(inputs.popularity, nan=0.0) / 100.0
-    space = ContentSpace(track_ids, inputs, matrix, pop, space_digest(track_ids, tag))
+    space = ContentSpace(track_ids, inputs, matrix, pop, space_digest(track_ids, tag), features)
     return space, SpaceFit(fitted, mean, std)
 
 

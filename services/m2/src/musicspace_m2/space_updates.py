@@ -89,7 +89,12 @@ def update_space(
     matrix = _assemble(kept, table, reuse, fresh, impute)
     pop = np.nan_to_num(table.inputs.popularity, nan=0.0) / 100.0
     space = ContentSpace(
-        table.track_ids, table.inputs, matrix, pop, space_digest(table.track_ids, model_version)
+        table.track_ids,
+        table.inputs,
+        matrix,
+        pop,
+        space_digest(table.track_ids, model_version),
+        table.features,
     )
     return Update(
         KeptSpace(model_version, space, kept.fit, digests, placed),
