@@ -25,7 +25,7 @@ from collections.abc import Iterable, MutableMapping
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, FastAPI, Request
 from prometheus_client import CollectorRegistry
 from pydantic import BaseModel, Field
 
@@ -95,6 +95,15 @@ def remove_user_files(model_root: Path, family: str, user_id: int) -> list[dict[
             model_ops.remove_entry(entry)
             paths = [str(path.relative_to(model_root)) for path in entry.paths]
             removed.append({"paths": paths, "bytes": entry.bytes})
+    # A write interrupted by a crash leaves its temp file (model_store.atomic_write_bytes):
+    # hidden, so no entry, but it holds the user's model all the same.
+    for folder in model_ops.USER_MODEL_FOLDERS:
+        base = model_root / family / folder
+        for prefix in (f".{user_id}.", f".{user_id}_."):
+            for path in base.glob(f"{prefix}*.tmp") if base.is_dir() else ():
+                size = path.stat().st_size
+                path.unlink(missing_ok=True)
+                removed.append({"paths": [str(path.relative_to(model_root))], "bytes": size})
     return removed
 
 
@@ -110,9 +119,8 @@ class ForgetReport(BaseModel):
     metric_series: int = Field(description="metric series labelled with the user, removed")
 
 
-async def forget_user(request: Request, user_id: int) -> ForgetReport:
+async def forget_user(app: FastAPI, user_id: int) -> ForgetReport:
     """Forget the user in this process and its service's volume (see the module docstring)."""
-    app = request.app
     service = app.state.service
     family = registry.get(service).model_family
     files: list[dict[str, Any]] = []
@@ -151,6 +159,6 @@ def forget_router() -> APIRouter:
         "per-user state). Idempotent: a second call removes nothing and says so.",
     )
     async def forget(user_id: UserIdPath, request: Request, _admin: AdminOnly) -> ForgetReport:
-        return await forget_user(request, user_id)
+        return await forget_user(request.app, user_id)
 
     return router
