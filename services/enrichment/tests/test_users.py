@@ -6,8 +6,6 @@ and nothing is written), unknown tracks created blank, measured features never o
 
 from __future__ import annotations
 
-import random
-import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
@@ -16,28 +14,14 @@ import pytest
 import sqlalchemy as sa
 
 from musicspace_enrichment.app import create_app
+from musicspace_enrichment.clients import build_peers
 from musicspace_enrichment.repository import write_predictions
-from musicspace_enrichment.settings import Settings
 from musicspace_shared.features import FEATURES
+from services.enrichment.tests.fakes import FakePeers
+from services.enrichment.tests.helpers import ADMIN_KEY, new_track_id, new_user_id, settings_for
 from tests.asgi import serving
 from tests.credentials import as_user
 from tests.factories import features
-from tests.processes import free_port
-
-
-def settings_for(url: str, **overrides: object) -> Settings:
-    dead = f"http://127.0.0.1:{free_port()}"  # no peer listens: ingestion needs none
-    values = {
-        "database_url": url,
-        "admin_api_key": "test-admin-key",
-        "http_retries": 0,
-        "resume_jobs": False,
-        "m1_url": dead,
-        "m2_url": dead,
-        "m3_url": dead,
-        "llm_url": dead,
-    }
-    return Settings(**(values | overrides))
 
 
 @pytest.fixture
@@ -46,14 +30,6 @@ async def client(any_db_url: str) -> AsyncIterator[httpx.AsyncClient]:
     async with serving(app) as http:
         http.app = app  # type: ignore[attr-defined]
         yield http
-
-
-def new_user_id() -> int:
-    return random.randint(10**9, 10**12)
-
-
-def new_track_id() -> str:
-    return "t" + uuid.uuid4().hex[:21]
 
 
 async def rows(client: httpx.AsyncClient, sql: str, **params: object) -> list[tuple]:
@@ -316,3 +292,32 @@ async def test_ingestion_routes_are_documented_with_their_fields(client) -> None
         fields = components[name]["properties"]
         undocumented = [f for f, spec in fields.items() if "description" not in spec]
         assert undocumented == [], (name, undocumented)
+
+
+async def test_init_models_initialises_a_user_created_over_http_with_no_cli_step(client) -> None:
+    fake = FakePeers(admin_key=ADMIN_KEY)
+    app = client.app  # type: ignore[attr-defined]
+    app.state.runtime.peers = build_peers(
+        app.state.settings, transport=httpx.MockTransport(fake.handler)
+    )
+    user = new_user_id()
+    tracks = [
+        {"track_id": new_track_id(), "title": f"Song {i}", "artist": "Someone", "genre": "pop"}
+        for i in range(12)
+    ]
+    await client.put(f"/api/users/{user}", json={"name": "New"})
+    await client.put(f"/api/users/{user}/library", json={"mode": "replace", "tracks": tracks})
+    answer = (await client.post("/api/init-models", json={"user_id": user})).json()
+    steps = {s["name"]: s for s in answer["steps"]}
+    assert answer["ok"] is True, answer
+    assert steps["enrich"]["result"]["enriched"] == 12  # the blank tracks got features
+    assert [steps[n]["status"] for n in ("m1", "m2_svm", "m3")] == ["ok", "ok", "ok"]
+    ids = [t["track_id"] for t in tracks]
+    sources = await rows(
+        client,
+        "SELECT features_source FROM track WHERE track_id IN (:a, :b)",
+        a=ids[0],
+        b=ids[-1],
+    )
+    assert sources == [("predicted",), ("predicted",)]
+    assert fake.unknown == []
