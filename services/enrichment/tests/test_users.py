@@ -321,3 +321,9 @@ async def test_init_models_initialises_a_user_created_over_http_with_no_cli_step
     )
     assert sources == [("predicted",), ("predicted",)]
     assert fake.unknown == []
+
+
+async def test_other_methods_on_a_user_path_answer_405_naming_every_allowed_one(client) -> None:
+    response = await client.post(f"/api/users/{new_user_id()}", json={})
+    assert response.status_code == 405
+    assert response.headers["allow"] == "DELETE, GET, HEAD, PUT"

@@ -391,9 +391,17 @@ def _install_ops_routes(
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
 
-def _implied(headers: dict[str, str]) -> set[str]:
-    """HEAD goes wherever GET does (HeadAsGetMiddleware)."""
-    return {"HEAD"} if "GET" in headers["Allow"].split(", ") else set()
+def _allowed(request: Request, headers: dict[str, str]) -> set[str]:
+    """Every method the path takes: Starlette names only the route that matched the path
+    first, and a path served by several routes (PUT, GET and DELETE /api/users/{id}) has
+    more; the OpenAPI document lists them all. HEAD goes wherever GET does
+    (HeadAsGetMiddleware)."""
+    methods = set(headers["Allow"].split(", "))
+    template = getattr(request.scope.get("route"), "path", None)
+    if template is not None:
+        operations = request.app.openapi().get("paths", {}).get(template, {})
+        methods |= {method.upper() for method in operations}
+    return methods | ({"HEAD"} if "GET" in methods else set())
 
 
 def _install_error_handlers(app: FastAPI) -> None:
@@ -402,7 +410,7 @@ def _install_error_handlers(app: FastAPI) -> None:
         return problem(exc.status, exc.title, exc.detail, headers=exc.headers, **exc.extra)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         title = (
             HTTPStatus(exc.status_code).phrase
             if exc.status_code in HTTPStatus._value2member_map_
@@ -411,7 +419,7 @@ def _install_error_handlers(app: FastAPI) -> None:
         headers = dict(exc.headers or {})
         detail = str(exc.detail)
         if exc.status_code == 405 and "Allow" in headers:
-            allowed = sorted(set(headers["Allow"].split(", ")) | _implied(headers))
+            allowed = sorted(_allowed(request, headers))
             headers["Allow"] = ", ".join(allowed)
             detail = f"{detail}: this path takes {headers['Allow']}"
         return problem(exc.status_code, title, detail, headers=headers)
