@@ -43,6 +43,9 @@ TRACK_FIELDS = (
     "subgenre",
 )
 MEMBERSHIP_FIELDS = ("playlist_id", "playlist_name")
+TRACK: sa.Table = Track.__table__  # type: ignore[attr-defined]
+USER: sa.Table = User.__table__  # type: ignore[attr-defined]
+USER_TRACK: sa.Table = UserTrack.__table__  # type: ignore[attr-defined]
 # Measured features replace predicted ones: the m2 stamp must not outlive the values it described.
 _DROP_PREDICTION = '{"audio_features": null}'
 
@@ -109,10 +112,10 @@ async def insert_rows(conn: AsyncConnection, table: type, rows: Sequence[dict[st
 
 async def existing_tracks(conn: AsyncConnection, track_ids: Sequence[str]) -> dict[str, Any]:
     """The stored catalog values of these ids (those that exist), by id."""
-    columns = [getattr(Track, name) for name in ("track_id", *TRACK_FIELDS, *FEATURES)]
+    columns = [TRACK.c[name] for name in ("track_id", *TRACK_FIELDS, *FEATURES, "features_source")]
     found: dict[str, Any] = {}
     for chunk in chunks(list(track_ids)):
-        query = sa.select(*columns, Track.features_source).where(Track.track_id.in_(chunk))
+        query = sa.select(*columns).where(TRACK.c.track_id.in_(chunk))
         found.update((row.track_id, row) for row in (await conn.execute(query)).all())
     return found
 
@@ -142,8 +145,9 @@ async def upsert_tracks(
     predicted = {tid for tid, row in old.items() if row.features_source == "predicted"}
     for chunk in chunks(changed):
         for keys, group in group_by_keys(chunk).items():
-            values = {k: sa.bindparam(k) for k in keys if k != "track_id"} | {"updated_at": now}
-            statement = sa.update(Track).where(Track.track_id == sa.bindparam("b_track_id"))
+            values: dict[str, Any] = {k: sa.bindparam(k) for k in keys if k != "track_id"}
+            values["updated_at"] = now
+            statement = sa.update(TRACK).where(TRACK.c.track_id == sa.bindparam("b_track_id"))
             replaces = "features_source" in keys
             plain = [r for r in group if not replaces or r["track_id"] not in predicted]
             replacing = [r for r in group if replaces and r["track_id"] in predicted]
@@ -165,7 +169,7 @@ def _with_source(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def _drop_prediction(conn: AsyncConnection) -> dict[str, Any]:
-    column = Track.__table__.c.external_metadata
+    column = TRACK.c.external_metadata
     return {"external_metadata": merge_patch_expr(column, _DROP_PREDICTION, conn.dialect)}
 
 
@@ -178,7 +182,7 @@ async def upsert_user(
     """Create the user or update the given fields (external_ref, name; a field not given keeps
     its value). Returns ("inserted" | "updated" | "unchanged", the stored row)."""
     now = now or utcnow()
-    table = User.__table__
+    table = USER
     row = (await conn.execute(sa.select(table).where(table.c.id == user_id))).first()
     if row is None:
         values = {"id": user_id, **fields, "created_at": now, "updated_at": now}
@@ -196,7 +200,7 @@ async def upsert_user(
 
 async def external_ref_owner(conn: AsyncConnection, external_ref: str) -> int | None:
     """The user holding this external_ref, if any (it is unique)."""
-    query = sa.select(User.id).where(User.external_ref == external_ref)
+    query = sa.select(USER.c.id).where(USER.c.external_ref == external_ref)
     return (await conn.execute(query)).scalar()
 
 
@@ -226,7 +230,7 @@ async def put_library(
     counts = LibraryCounts(tracks_created=len(unknown))
     if unknown:
         await insert_rows(conn, Track, [dict(t, created_at=now, updated_at=now) for t in unknown])
-    table = UserTrack.__table__
+    table = USER_TRACK
     query = sa.select(table.c.track_id, table.c.playlist_id, table.c.playlist_name).where(
         table.c.user_id == user_id
     )
@@ -266,7 +270,5 @@ async def put_library(
     counts.library_size = len(stored) + len(new) - len(gone)
     if new or changed or gone:
         # A removal changes no added_at: user.updated_at tells init-models the library moved.
-        await conn.execute(
-            sa.update(User.__table__).where(User.__table__.c.id == user_id).values(updated_at=now)
-        )
+        await conn.execute(sa.update(USER).where(USER.c.id == user_id).values(updated_at=now))
     return counts
