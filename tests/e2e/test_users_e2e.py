@@ -20,6 +20,7 @@ import sqlalchemy as sa
 
 from musicspace_shared import registry
 from musicspace_shared.db.engine import make_engine
+from tests.credentials import as_user
 from tests.e2e.stack import Stack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.mariadb]
@@ -162,8 +163,6 @@ def test_a_user_created_over_http_is_initialised_served_and_erased_everywhere(
 
 
 def test_ingestion_routes_need_a_credential_and_refuse_user_tokens(stack: Stack) -> None:
-    from tests.credentials import as_user
-
     stack.require("enrichment")
     user = random.randint(8 * 10**9, 9 * 10**9)
     routes = [
