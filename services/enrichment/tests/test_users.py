@@ -6,6 +6,7 @@ and nothing is written), unknown tracks created blank, measured features never o
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
@@ -321,6 +322,16 @@ async def test_init_models_initialises_a_user_created_over_http_with_no_cli_step
     )
     assert sources == [("predicted",), ("predicted",)]
     assert fake.unknown == []
+
+    # Nothing changed: m1 is not trained again. A removal (which leaves no newer added_at)
+    # is a change: user.updated_at moves and init-models retrains.
+    again = (await client.post("/api/init-models", json={"user_id": user})).json()
+    assert {s["name"]: s["status"] for s in again["steps"]}["m1"] == "skipped"
+    await asyncio.sleep(1.1)  # MariaDB keeps whole seconds
+    fewer = {"mode": "replace", "tracks": tracks[:-1]}
+    assert (await client.put(f"/api/users/{user}/library", json=fewer)).json()["removed"] == 1
+    after = (await client.post("/api/init-models", json={"user_id": user})).json()
+    assert {s["name"]: s["status"] for s in after["steps"]}["m1"] == "ok"
 
 
 async def test_other_methods_on_a_user_path_answer_405_naming_every_allowed_one(client) -> None:
