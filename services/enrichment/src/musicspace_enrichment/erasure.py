@@ -104,9 +104,8 @@ async def erase_user(*, engine: AsyncEngine, peers: PeerForget, user_id: int) ->
         user_id=user_id, existed=rows.get("user", 0) > 0, rows=rows, services=reports
     )
     if failures:
-        names = sorted({failure.split(" ", 1)[0] for failure in failures})
         raise UpstreamUnavailable(
-            f"erasure incomplete: {', '.join(names)} not reached; the rows are deleted, "
+            f"erasure incomplete ({'; '.join(failures[:3])}): the rows are deleted, "
             "retry the DELETE to finish",
             unavailable=failures,
             removed=result.model_dump(mode="json"),
