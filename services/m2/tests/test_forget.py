@@ -16,7 +16,7 @@ from .helpers import db_session, user_with_most_tracks
 async def test_forget_removes_the_users_svm_files(
     client: httpx.AsyncClient, app: FastAPI, service_db_url: str, model_root: Path
 ) -> None:
-    async for session in db_session(service_db_url):
+    async with db_session(service_db_url) as session:
         user, _ = await user_with_most_tracks(session)
     body = (await client.post("/api/m2/recommend", json={"user_id": user, "limit": 3})).json()
     assert body["strategy"] == "personal_svm"
