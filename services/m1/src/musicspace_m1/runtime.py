@@ -49,6 +49,9 @@ class Runtime(ServiceRuntime):
         self.ranked_cache: LRUCache[Hashable, Ranked] = LRUCache(settings.ranked_cache_size)
         self.response_cache: LRUCache[Hashable, Any] = LRUCache(settings.ranked_cache_size)
 
+    def user_caches(self) -> tuple[Any, ...]:
+        return (self.ranked_cache, self.response_cache, self.models.users)
+
     async def refresh_catalog(
         self, maker: async_sessionmaker[AsyncSession], *, force: bool = False
     ) -> bool:

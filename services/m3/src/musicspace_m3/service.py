@@ -77,6 +77,10 @@ class Recommender(ServiceRuntime):
     def close(self) -> None:
         self.train_cpu.close()
 
+    def user_caches(self) -> tuple[Any, ...]:
+        answers = () if self._cache is None else (self._cache,)
+        return (*answers, self.models.users)
+
     async def refresh(self) -> bool:
         """Rebuild the snapshot if tracks, PMS lists or interactions changed; True when rebuilt.
 
