@@ -21,6 +21,7 @@ async def test_forget_removes_the_users_model_and_cached_answers(
     await client.post("/api/m3/recommend", json={"user_id": user, "limit": 5})
     runtime = app.state.runtime
     assert any(mentions(key, user) for key in runtime._cache)
+    assert any(mentions(key, user) for key in runtime._ranked)
     path = model_root / "M3" / "user_models" / f"{user}_.cbm"
     assert path.exists()
 
@@ -29,6 +30,7 @@ async def test_forget_removes_the_users_model_and_cached_answers(
     assert report.service == "m3" and f"M3/user_models/{user}_.cbm" in report.files[0]["paths"]
     assert report.cache_entries >= 2  # the answer and the held personal model
     assert not any(mentions(key, user) for key in runtime._cache)
+    assert not any(mentions(key, user) for key in runtime._ranked)
     assert user not in runtime.models.users._cache
     assert not list(path.parent.glob(f"{user}_*")) and not path.exists()
     answer = (await client.post("/api/m3/recommend", json={"user_id": user, "limit": 5})).json()

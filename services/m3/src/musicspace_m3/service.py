@@ -78,7 +78,7 @@ class Recommender(ServiceRuntime):
         self.train_cpu.close()
 
     def user_caches(self) -> tuple[Any, ...]:
-        answers = () if self._cache is None else (self._cache,)
+        answers = tuple(c for c in (self._cache, self._ranked) if c is not None)
         return (*answers, self.models.users)
 
     async def refresh(self) -> bool:
