@@ -70,6 +70,7 @@ def test_route_table_covers_every_design_route(table: dict) -> None:
         "m3": ["/api/m3/recommend", "/api/m3/train"],
         "llm": ["/api/llm/search", "/api/llm/recommend"],
         "enrichment": ["/api/init-models", "/api/enrich-all", "/api/enrich-status"],
+        "recommend": ["/api/recommend"],
     }
     for service, paths in design_routes.items():
         prefixes = _rule_paths(table["services"][service]["rule"])

@@ -58,6 +58,8 @@ SERVICES: tuple[Service, ...] = (
         8005,
         ("/api/init-models", "/api/enrich-all", "/api/enrich-status", "/api/enrich-status/"),
     ),
+    # The app's one recommend call: asks m1, m2, m3 (and llm for a query) and blends them.
+    Service("recommend", 8006, ("/api/recommend",)),
 )
 
 
