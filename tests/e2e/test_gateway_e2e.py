@@ -301,6 +301,32 @@ ROUTES = [
         "enrichment", "POST", "/api/enrich-all", (200, 202), admin=True, check=_job, id="enrich-all"
     ),
     Route("enrichment", "GET", "/api/enrich-status", (200,), check=_job, id="enrich-status"),
+    # recommend
+    Route(
+        "recommend",
+        "POST",
+        "/api/recommend",
+        (200,),
+        {"user_id": "{user}", "limit": 5},
+        check=_recommendation(5),
+        id="recommend",
+    ),
+    Route(
+        "recommend",
+        "POST",
+        "/api/recommend",
+        (404,),
+        {"user_id": "{unknown_user}"},
+        id="recommend-unknown-user",
+    ),
+    Route(
+        "recommend",
+        "POST",
+        "/api/recommend",
+        (422,),
+        {"user_id": "{user}", "cursor": "x"},
+        id="recommend-unknown-field",
+    ),
 ]
 
 
