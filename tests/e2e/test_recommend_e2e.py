@@ -62,8 +62,9 @@ def test_events_naming_an_answer_are_recorded_and_counted(stack: Stack) -> None:
     assert response.status_code == 200 and response.json()["recorded"] == 2, response.text
     parsed = parse(rid)
     metrics = httpx.get(stack.services["m3"].url + "/metrics", timeout=10).text
-    feedback = f'service="m3",source="{parsed.source}",arm="{parsed.arm}",kind="click"'
+    # The exposition lists labels in alphabetical order.
+    feedback = f'arm="{parsed.arm}",kind="click",service="m3",source="{parsed.source}"'
     assert f"musicspace_feedback_events_total{{{feedback}}}" in metrics
     served = httpx.get(stack.services["recommend"].url + "/metrics", timeout=10).text
-    answer = f'source="{parsed.source}",route="/api/recommend",arm="{parsed.arm}"'
-    assert f'musicspace_recommendations_total{{service="recommend",{answer}}}' in served
+    answer = f'arm="{parsed.arm}",route="/api/recommend",service="recommend"'
+    assert f'musicspace_recommendations_total{{{answer},source="{parsed.source}"}}' in served
