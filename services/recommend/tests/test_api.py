@@ -254,3 +254,19 @@ async def test_invalid_input_is_refused_with_422_naming_it(any_db_url, user, bod
         response = await client.post("/api/recommend", json={"user_id": user, **body})
     assert response.status_code == 422
     assert message in str(response.json())
+
+
+async def test_popular_lists_are_read_again_only_after_the_cache_time(any_db_url, session) -> None:
+    cold = (await create_user(session)).id
+    fake = FakeModels()
+
+    async def genres(client) -> set[str]:  # noqa: ANN001
+        body = (await client.post("/api/recommend", json={"user_id": cold, "limit": 100})).json()
+        return {i["reason"].split(" in ", 1)[1] for i in body["items"]}
+
+    for ttl, seen_at_once in ((3600, False), (0, True)):
+        async with recommend_app(any_db_url, fake, popular_cache_s=ttl) as (_app, client):
+            await genres(client)
+            genre = f"g{uuid.uuid4().hex[:10]}"
+            await create_track(session, genre=genre, popularity=100)
+            assert (genre in await genres(client)) is seen_at_once, ttl
