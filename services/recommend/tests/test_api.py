@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -127,8 +128,10 @@ async def test_a_user_without_data_gets_popular_and_new_per_genre_and_no_model_i
     any_db_url, session
 ) -> None:
     genre = f"g{uuid.uuid4().hex[:10]}"
+    day_before = datetime.now(UTC) - timedelta(days=1)  # MariaDB keeps whole seconds
     by_popularity = [
-        (await create_track(session, genre=genre, popularity=p)).track_id for p in (90, 80, 70)
+        (await create_track(session, genre=genre, popularity=p, created_at=day_before)).track_id
+        for p in (90, 80, 70)
     ]
     newest = (await create_track(session, genre=genre, popularity=1)).track_id
     cold = (await create_user(session)).id
