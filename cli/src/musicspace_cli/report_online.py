@@ -19,6 +19,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlmodel import col
 
 from musicspace_shared.db.tables import InteractionEvent
 from musicspace_shared.recommendation_ids import NO_ARM
@@ -51,8 +52,12 @@ async def counts(engine: AsyncEngine, *, since: datetime, until: datetime) -> li
     """Distinct (recommendation, track) pairs per source, arm and kind in the window."""
     e = InteractionEvent
     pairs = (
-        sa.select(e.source, e.arm, e.kind, e.recommendation_id, e.track_id)
-        .where(e.recommendation_id.is_not(None), e.occurred_at >= since, e.occurred_at < until)
+        sa.select(col(e.source), col(e.arm), col(e.kind), col(e.recommendation_id), col(e.track_id))
+        .where(
+            col(e.recommendation_id).is_not(None),
+            col(e.occurred_at) >= since,
+            col(e.occurred_at) < until,
+        )
         .distinct()
         .subquery()
     )

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from musicspace_shared.db.tables import Interaction, Track, User, UserTrack
 
@@ -27,29 +29,33 @@ class GenreTrack:
 
 async def user_data(session: AsyncSession, user_id: int) -> UserData | None:
     """How much the models have to go on for this user; None for an unknown user."""
-    library = sa.select(sa.func.count()).where(UserTrack.user_id == user_id).scalar_subquery()
+    library = sa.select(sa.func.count()).where(col(UserTrack.user_id) == user_id).scalar_subquery()
     interactions = (
-        sa.select(sa.func.count()).where(Interaction.user_id == user_id).scalar_subquery()
+        sa.select(sa.func.count()).where(col(Interaction.user_id) == user_id).scalar_subquery()
     )
     row = (
         await session.execute(
-            sa.select(library, interactions).select_from(User).where(User.id == user_id)
+            sa.select(library, interactions).select_from(User).where(col(User.id) == user_id)
         )
     ).first()
     return None if row is None else UserData(library=int(row[0]), interactions=int(row[1]))
 
 
 async def owned_tracks(session: AsyncSession, user_id: int) -> set[str]:
-    rows = await session.execute(sa.select(UserTrack.track_id).where(UserTrack.user_id == user_id))
+    rows = await session.execute(
+        sa.select(col(UserTrack.track_id)).where(col(UserTrack.user_id) == user_id)
+    )
     return {row[0] for row in rows}
 
 
 async def top_per_genre(
-    session: AsyncSession, *, order: list[sa.ColumnElement], per_genre: int
+    session: AsyncSession, *, order: list[Any], per_genre: int
 ) -> list[GenreTrack]:
     """The first `per_genre` tracks of each genre in `order` (one windowed query)."""
-    rank = sa.func.row_number().over(partition_by=Track.genre, order_by=order).label("rank")
-    ranked = sa.select(Track.track_id, Track.title, Track.artist, Track.genre, rank).subquery()
+    rank = sa.func.row_number().over(partition_by=col(Track.genre), order_by=order).label("rank")
+    ranked = sa.select(
+        col(Track.track_id), col(Track.title), col(Track.artist), col(Track.genre), rank
+    ).subquery()
     rows = await session.execute(
         sa.select(ranked)
         .where(ranked.c.rank <= per_genre)
@@ -61,11 +67,11 @@ async def top_per_genre(
 async def popular_per_genre(session: AsyncSession, per_genre: int) -> list[GenreTrack]:
     # NULL popularity sorts last on both engines with DESC.
     return await top_per_genre(
-        session, order=[Track.popularity.desc(), Track.track_id], per_genre=per_genre
+        session, order=[col(Track.popularity).desc(), col(Track.track_id)], per_genre=per_genre
     )
 
 
 async def new_per_genre(session: AsyncSession, per_genre: int) -> list[GenreTrack]:
     return await top_per_genre(
-        session, order=[Track.created_at.desc(), Track.track_id], per_genre=per_genre
+        session, order=[col(Track.created_at).desc(), col(Track.track_id)], per_genre=per_genre
     )
