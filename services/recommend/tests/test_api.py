@@ -45,7 +45,12 @@ async def test_blend_fuses_every_model_that_fits_and_says_so(any_db_url, tracks,
         assert response.status_code == 200, response.text
         body = response.json()
         assert served(app, source="blend", arm="blend") == 1
-    expected = fuse({m: r for m, r in _rankings(tracks).items() if m != "llm"}, k=60)
+    settings = app.state.settings
+    expected = fuse(
+        {m: r for m, r in _rankings(tracks).items() if m != "llm"},
+        k=settings.rrf_k,
+        weights={m: settings.weight(m) for m in ("m1", "m2", "m3")},
+    )
     assert [i["track_id"] for i in body["items"]] == [f.track_id for f in expected[:3]]
     assert (body["source"], body["arm"], body["models"]) == ("blend", "blend", ["m1", "m2", "m3"])
     assert parse(body["recommendation_id"]).source == "blend"

@@ -77,5 +77,7 @@ def test_models_fit_the_users_data() -> None:
 def test_the_eval_row_fuses_each_models_top_depth_or_serves_the_chosen_model() -> None:
     rankings = {"m1": {"u": ["a", "b"]}, "m2": {"u": ["b", "c"]}, "m3": {"u": ["c", "b"]}}
     assert blend_for_eval(rankings, k=2, settings=Settings())["u"] == ["b", "c"]
-    assert blend_for_eval(rankings, k=5, settings=Settings(depth=1))["u"] == ["a", "b", "c"]
+    top_only = Settings(depth=1, m1_weight=1, m2_weight=1, m3_weight=1)
+    assert blend_for_eval(rankings, k=5, settings=top_only)["u"] == ["a", "b", "c"]  # a tie
+    assert blend_for_eval(rankings, k=5, settings=Settings(depth=1))["u"] == ["c", "a", "b"]
     assert blend_for_eval(rankings, k=5, settings=Settings(blend_method="m3")) == {"u": ["c", "b"]}
