@@ -3,6 +3,7 @@ refer to an answer counted at m3's events route."""
 
 from __future__ import annotations
 
+import time
 import uuid
 
 import httpx
@@ -24,6 +25,18 @@ def _recommend(http: httpx.Client, stack: Stack) -> dict:
     return body
 
 
+def _wait_routed_again(http: httpx.Client, stack: Stack, timeout_s: float = 60) -> None:
+    """Traefik's health check (every 5 s) took the stopped m3 out of rotation: wait until the
+    gateway routes to the restarted one, so the tests after this one find it."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        probe = http.post("/api/m3/recommend", json={"user_id": stack.user_id}, headers=stack.app)
+        if probe.status_code != 503:
+            return
+        time.sleep(0.5)
+    raise TimeoutError("the gateway does not route to the restarted m3")
+
+
 def test_recommend_blends_and_still_answers_with_m3_stopped(stack: Stack) -> None:
     for service in ("recommend", "m1", "m2", "m3"):
         stack.require(service)
@@ -37,6 +50,7 @@ def test_recommend_blends_and_still_answers_with_m3_stopped(stack: Stack) -> Non
         finally:
             m3.start()
             m3.wait_ready(timeout_s=180)
+            _wait_routed_again(http, stack)
     outcome = next(o for o in without["outcomes"] if o["model"] == "m3")
     assert outcome["status"] == "unavailable", outcome
     assert "m3" not in without["models"] and without["models"], without["outcomes"]
