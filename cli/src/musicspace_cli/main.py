@@ -353,14 +353,14 @@ def report_online(
 def _print_report(result: dict[str, Any]) -> None:
     from rich.table import Table
 
-    out = Console()
+    out = Console(width=max(Console().width, 110))  # a pipe is 80 wide: keep the columns whole
     window = result["window"]
     out.print(f"events from {window['since']} to {window['until']}")
     for section in ("by_source", "by_route", "by_arm", "by_arm_and_source"):
         table = Table(title=section.replace("_", " "))
         columns = ("impressions", "clicks", "plays", "likes", "skips")
         for column in ("", *columns, "click_through", "play_through"):
-            table.add_column(column, justify="left" if not column else "right")
+            table.add_column(column, justify="left" if not column else "right", no_wrap=True)
         for name, row in result[section].items():
             rates = [
                 ("-" if row[c] is None else f"{row[c]:.1%}")
