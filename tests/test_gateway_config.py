@@ -69,7 +69,14 @@ def test_route_table_covers_every_design_route(table: dict) -> None:
         "m2": ["/api/m2/recommend", "/api/m2/predict-audio", "/api/m2/similar/abc"],
         "m3": ["/api/m3/recommend", "/api/m3/train"],
         "llm": ["/api/llm/search", "/api/llm/recommend"],
-        "enrichment": ["/api/init-models", "/api/enrich-all", "/api/enrich-status"],
+        "enrichment": [
+            "/api/init-models",
+            "/api/enrich-all",
+            "/api/enrich-status",
+            "/api/users/1",
+            "/api/users/1/library",
+            "/api/tracks",
+        ],
         "recommend": ["/api/recommend"],
     }
     for service, paths in design_routes.items():

@@ -37,7 +37,7 @@ def test_routes_render_as_the_gateway_rules() -> None:
     assert registry.get("m1").rule == "PathPrefix(`/api/m1/`)"
     assert registry.get("enrichment").rule == (
         "Path(`/api/init-models`) || Path(`/api/enrich-all`) || Path(`/api/enrich-status`)"
-        " || PathPrefix(`/api/enrich-status/`)"
+        " || PathPrefix(`/api/enrich-status/`) || PathPrefix(`/api/users/`) || Path(`/api/tracks`)"
     )
 
 

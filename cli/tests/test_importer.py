@@ -152,20 +152,13 @@ async def test_failed_write_leaves_no_half_import(engine, tmp_path, monkeypatch)
     prefix = tmp_path.name[-6:]
     import musicspace_cli.importer as importer
 
-    monkeypatch.setattr(importer, "CHUNK", 2)
-    calls = 0
-    original = importer._insert_chunks
+    original = importer.upsert_tracks
 
-    async def failing(conn, table, rows, progress):
-        def boom(n):
-            nonlocal calls
-            calls += 1
-            if calls == 2:
-                raise RuntimeError("disk full")
+    async def written_then_failing(conn, rows, **kwargs):
+        await original(conn, rows, **kwargs)  # the rows are in the transaction...
+        raise RuntimeError("disk full")  # ...which then fails
 
-        await original(conn, table, rows, boom)
-
-    monkeypatch.setattr(importer, "_insert_chunks", failing)
+    monkeypatch.setattr(importer, "upsert_tracks", written_then_failing)
     before = await count(engine, Track)
     path = write_catalog(tmp_path / "c.csv.gz", [row(f"{prefix}{i}") for i in range(6)])
     with pytest.raises(RuntimeError):

@@ -137,3 +137,31 @@ async def test_addresses_and_unresolvable_names_pass_through_unchanged() -> None
         async with httpx.AsyncClient(transport=transport) as client:
             await client.get(url)
     assert hosts == ["127.0.0.1", "no-such-host.invalid"]
+
+
+async def test_each_replica_can_be_called_by_its_address_keeping_the_name(monkeypatch) -> None:
+    """The erasure calls every replica, not the next one: replicas() lists the addresses the
+    name resolves to now, request_replica() sends to one of them (Host keeps the name)."""
+    seen: list[tuple[str, str, str]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append((request.url.host, request.headers["host"], request.url.path))
+        return httpx.Response(200, json={})
+
+    async def resolve(host, port, **kwargs):
+        assert host == "m1"
+        return [(2, 1, 6, "", (address, port)) for address in ("10.0.0.9", "10.0.0.3")]
+
+    monkeypatch.setattr(asyncio.get_running_loop(), "getaddrinfo", resolve)
+    transport = ReplicaSpreadingTransport(httpx.MockTransport(handler))
+    client = ServiceClient("m1", "http://m1:8000", transport=transport)
+    addresses = await client.replicas()
+    for address in addresses:
+        await client.request_replica(address, "DELETE", "/admin/users/5")
+    assert addresses == ["10.0.0.3", "10.0.0.9"]
+    assert seen == [
+        ("10.0.0.3", "m1:8000", "/admin/users/5"),
+        ("10.0.0.9", "m1:8000", "/admin/users/5"),
+    ]
+    local = ServiceClient("m1", "http://127.0.0.1:8001", transport=transport)
+    assert await local.replicas() == ["127.0.0.1"]

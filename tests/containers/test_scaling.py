@@ -53,3 +53,36 @@ def test_two_llm_replicas_answer_the_same_search_identically(compose_stack: Comp
     assert all(count >= 1 for count in served.values()), served
     ranked = {tuple(item["track_id"] for item in a.json()["items"]) for a in answers}
     assert len(ranked) == 1 and len(next(iter(ranked))) == 10, ranked
+
+
+def test_erasure_reaches_every_replica_of_every_service_holding_user_state(
+    compose_stack: ComposeStack,
+) -> None:
+    """DELETE /api/users/{id}: enrichment resolves each service's name to every replica's
+    address and asks each to forget the user (m1 x3, m2 x2, m3, llm x2)."""
+    tracks = [
+        row[0]
+        for row in compose_stack.sql(
+            "SELECT track_id FROM track WHERE features_source = 'measured' "
+            "ORDER BY track_id LIMIT 15"
+        )
+    ]
+    user = 7_777_000_001
+    library = {"mode": "replace", "tracks": [{"track_id": t} for t in tracks]}
+    with compose_stack.client() as client:
+        assert client.put(f"/api/users/{user}", json={}).status_code in (200, 201)
+        assert client.put(f"/api/users/{user}/library", json=library).status_code == 200
+        assert client.post("/api/init-models", json={"user_id": user}).status_code == 200
+        for _ in range(9):  # answers cached on the m1 replicas the gateway picked
+            client.post("/api/m1/recommend", json={"user_id": user, "limit": 5})
+        erased = client.delete(f"/api/users/{user}")
+    assert erased.status_code == 200, erased.text
+    instances: dict[str, set[str]] = {}
+    for report in erased.json()["services"]:
+        instances.setdefault(report["service"], set()).add(report["instance"])
+    counts = {service: len(found) for service, found in instances.items()}
+    compose_stack.report(f"erasure: replicas asked per service: {counts}")
+    assert counts == {"m1": 3, "m2": 2, "m3": 1, "llm": 2}, instances
+    for container in compose_stack.containers("m1"):
+        assert compose_stack.requests_served(container, "/admin/users/{user_id}") >= 1
+    assert compose_stack.sql(f"SELECT COUNT(*) FROM user_track WHERE user_id = {user}") == [["0"]]

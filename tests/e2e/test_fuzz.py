@@ -12,6 +12,7 @@ does not declare with 405 and an Allow header naming the declared ones.
 from __future__ import annotations
 
 import os
+import re
 
 import httpx
 import hypothesis
@@ -29,6 +30,21 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.mariadb, pytest.mar
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "5"))
 # Errors are application/problem+json, and the shared app factory documents them so.
 CHECKS = [not_a_server_error, response_schema_conformance, content_type_conformance]
+
+
+# The demo users (small ids) serve the other end-to-end tests: a generated DELETE or library
+# replace must never erase them, so valid small ids in user paths are moved out of their range.
+FUZZ_USER_OFFSET = 5 * 10**11
+
+
+def _spare_demo_users(case: schemathesis.Case) -> None:
+    params = case.path_parameters or {}
+    raw = params.get("user_id")
+    if "/api/users/" not in case.path or isinstance(raw, bool):
+        return
+    text = str(raw) if isinstance(raw, int | str) else ""
+    if re.fullmatch(r"[1-9][0-9]{0,5}", text):  # a valid demo-range id, as a number or text
+        params["user_id"] = type(raw)(int(text) + FUZZ_USER_OFFSET)
 
 
 @pytest.mark.parametrize("service", names())
@@ -54,6 +70,7 @@ def test_openapi_fuzz_gives_no_server_errors_or_schema_violations(
             phases=[hypothesis.Phase.explicit, hypothesis.Phase.generate],
         )
         def check(case: schemathesis.Case) -> None:
+            _spare_demo_users(case)
             case.call_and_validate(base_url=base_url, checks=CHECKS, timeout=60, headers=stack.app)
 
         try:

@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
+from musicspace_shared.recommendation_ids import parse
 from tests.e2e.stack import Stack
 from tests.traefik import error_lines, running_traefik
 
@@ -41,6 +42,10 @@ def _recommendation(limit: int) -> Callable[[Any, Stack], None]:
         assert len({item["track_id"] for item in items}) == len(items), (
             "duplicates in a recommendation"
         )
+        # The common shape (musicspace_shared.recommend): an id naming the route, a cursor key,
+        # scores in 0..1.
+        assert parse(body["recommendation_id"]).source == body["source"], body
+        assert "next_cursor" in body and all(0 <= item["score"] <= 1 for item in items), body
 
     return check
 

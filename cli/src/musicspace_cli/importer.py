@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import gzip
-import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -21,23 +20,18 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from musicspace_m3.events import check_occurred_at
 from musicspace_shared.db.tables import Interaction, Track, User, UserTrack, utcnow
-from musicspace_shared.features import FEATURE_RANGES, FEATURES
+from musicspace_shared.features import FEATURES
 from musicspace_shared.ids import is_valid_track_id
+from musicspace_shared.ingest import (
+    check_features,
+    chunks,
+    insert_rows,
+    upsert_tracks,
+)
 
-CHUNK = 2000
 Progress = Callable[[int], None]
 """Called with the number of rows just written."""
 
-TRACK_FIELDS = (
-    "title",
-    "artist",
-    "album",
-    "album_id",
-    "release_date",
-    "popularity",
-    "genre",
-    "subgenre",
-)
 CATALOG_REQUIRED = ("track_id", "track_name", "track_artist")
 PLAYLIST_REQUIRED = ("playlist_id", "track_id")
 INTERACTION_REQUIRED = ("user_ref", "track_id", "play_count", "like_score", "skip_count")
@@ -114,18 +108,9 @@ def parse_track(row: dict[str, str]) -> dict[str, Any]:
         "subgenre": _text(row.get("subgenre"), 64),
     }
     raw = {name: (row.get(name) or "").strip() for name in FEATURES}
-    present = [name for name, text in raw.items() if text]
-    if present and len(present) != len(FEATURES):
-        missing = sorted(set(FEATURES) - set(present))
-        raise ValueError(f"incomplete audio features (missing {', '.join(missing)})")
-    if present:
-        for name in FEATURES:
-            value = float(raw[name])
-            low, high = FEATURE_RANGES[name]
-            if not math.isfinite(value) or not low <= value <= high:
-                raise ValueError(f"{name}={raw[name]} outside {low}..{high}")
-            values[name] = value
-        values["features_source"] = "measured"
+    measured = check_features({name: float(text) for name, text in raw.items() if text})
+    if measured is not None:
+        values |= measured
     return values
 
 
@@ -150,56 +135,25 @@ def _validate(
     return parsed
 
 
-def _changed(new: dict[str, Any], old: sa.Row[Any]) -> bool:
-    fields = TRACK_FIELDS + (FEATURES if "features_source" in new else ())
-    return any(new.get(name) != getattr(old, name) for name in fields) or (
-        "features_source" in new and old.features_source != "measured"
-    )
-
-
 async def import_catalog(
     engine: AsyncEngine, path: Path, *, on_error: str = "reject", progress: Progress | None = None
 ) -> ImportReport:
-    """Import a catalog file; measured features are set, blank ones never clear existing values."""
+    """Import a catalog file; measured features are set, blank ones never clear existing values
+    (musicspace_shared.ingest.upsert_tracks: the writer POST /api/tracks uses too)."""
     report = ImportReport()
     rows = _validate(path, CATALOG_REQUIRED, parse_track, on_error, report)
     by_id: dict[str, dict[str, Any]] = {}
     for _line, values in rows:
         by_id[values["track_id"]] = values  # a repeated id: the last row wins
     async with engine.begin() as conn:
-        existing = {
-            row.track_id: row
-            for row in (
-                await conn.execute(
-                    sa.select(
-                        Track.track_id,
-                        *[getattr(Track, f) for f in TRACK_FIELDS + FEATURES],
-                        Track.features_source,
-                    )
-                )
-            ).all()
-        }
         now = utcnow()
-        new = [
-            dict(v, created_at=now, updated_at=now) for k, v in by_id.items() if k not in existing
-        ]
-        changed = [v for k, v in by_id.items() if k in existing and _changed(v, existing[k])]
-        report.unchanged = len(by_id) - len(new) - len(changed)
-        await _insert_chunks(conn, Track, new, progress)
-        report.inserted = len(new)
-        for chunk in _chunks(changed):
-            for keys, group in _group_by_keys(chunk).items():
-                await conn.execute(
-                    sa.update(Track)
-                    .where(Track.track_id == sa.bindparam("b_track_id"))
-                    .values(
-                        {k: sa.bindparam(k) for k in keys if k != "track_id"} | {"updated_at": now}
-                    ),
-                    [dict(row, b_track_id=row["track_id"]) for row in group],
-                )
+        for chunk in chunks(list(by_id.values())):
+            counts = await upsert_tracks(conn, chunk, now=now)
+            report.inserted += counts.inserted
+            report.updated += counts.updated
+            report.unchanged += counts.unchanged
             if progress:
                 progress(len(chunk))
-        report.updated = len(changed)
     return report
 
 
@@ -372,7 +326,7 @@ async def import_interactions(
             as_row(k, v) for k, v in wanted.items() if k in existing and _differs(v, existing[k])
         ]
         await _insert_chunks(conn, Interaction, new, progress)
-        for chunk in _chunks(changed):
+        for chunk in chunks(changed):
             await conn.execute(
                 sa.update(Interaction)
                 .where(
@@ -406,24 +360,10 @@ def _differs(new: tuple[Any, ...], old: tuple[Any, ...]) -> bool:
     return abs((played - old_played).total_seconds()) >= 1
 
 
-def _chunks(rows: list[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
-    for start in range(0, len(rows), CHUNK):
-        yield rows[start : start + CHUNK]
-
-
-def _group_by_keys(rows: list[dict[str, Any]]) -> dict[tuple[str, ...], list[dict[str, Any]]]:
-    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
-    for row in rows:
-        groups.setdefault(tuple(sorted(row)), []).append(row)
-    return groups
-
-
 async def _insert_chunks(
     conn: AsyncConnection, table: type, rows: list[dict[str, Any]], progress: Progress | None
 ) -> None:
-    # Rows with and without features have different keys; executemany needs one shape.
-    for chunk in _chunks(rows):
-        for group in _group_by_keys(chunk).values():
-            await conn.execute(sa.insert(table), group)
+    for chunk in chunks(rows):
+        await insert_rows(conn, table, chunk)
         if progress:
             progress(len(chunk))

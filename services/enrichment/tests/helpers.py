@@ -2,8 +2,41 @@
 
 from __future__ import annotations
 
+import random
+import uuid
+
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
+
+from musicspace_enrichment.settings import Settings
+from tests.processes import free_port
+
+ADMIN_KEY = "test-admin-key"
+
+
+def settings_for(url: str, **overrides: object) -> Settings:
+    """Settings on `url` whose peers are all down (nothing listens), with an admin key."""
+    dead = f"http://127.0.0.1:{free_port()}"
+    values = {
+        "database_url": url,
+        "admin_api_key": ADMIN_KEY,
+        "http_retries": 0,
+        "resume_jobs": False,
+        "m1_url": dead,
+        "m2_url": dead,
+        "m3_url": dead,
+        "llm_url": dead,
+    }
+    return Settings(**(values | overrides))
+
+
+def new_user_id() -> int:
+    """A user id no other test uses (the session databases are shared)."""
+    return random.randint(10**9, 10**12)
+
+
+def new_track_id() -> str:
+    return "t" + uuid.uuid4().hex[:21]
 
 
 async def reset_enrichment(engine: AsyncEngine) -> None:

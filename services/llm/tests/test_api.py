@@ -8,10 +8,12 @@ import httpx
 import pytest
 import sqlalchemy as sa
 from fastapi import FastAPI
+from sqlmodel import col
 
 from musicspace_shared.db.tables import Interaction, Track, utcnow
 from musicspace_shared.features import FEATURES
 from tests.factories import create_track, create_user
+from tests.recommend_contract import check_recommend_contract
 
 from .helpers import ADMIN_KEY
 
@@ -39,6 +41,20 @@ async def test_search_returns_tracks_of_the_named_subgenre_with_reasons(
         assert "hard rock" in item["reason"]
     scores = [item["score"] for item in body["items"]]
     assert scores == sorted(scores, reverse=True)
+    assert scores[0] == 1.0 and all(0.0 <= score <= 1.0 for score in scores)
+
+
+async def test_search_filters_by_release_years(app: FastAPI, client: httpx.AsyncClient) -> None:
+    body = {"query": "rock", "limit": 20, "filters": {"min_year": 1990, "max_year": 1999}}
+    response = await client.post("/api/llm/search", json=body)
+    assert response.status_code == 200, response.text
+    ids = [item["track_id"] for item in response.json()["items"]]
+    async with app.state.sessionmaker() as session:
+        dates = (
+            await session.execute(sa.select(Track.release_date).where(col(Track.track_id).in_(ids)))
+        ).scalars()
+        years = [int(d[:4]) for d in dates]
+    assert len(years) == len(ids) == 20 and all(1990 <= y <= 1999 for y in years)
 
 
 async def test_korean_query_finds_the_same_subgenre(client: httpx.AsyncClient) -> None:
@@ -357,3 +373,28 @@ async def test_sync_requests_answer_at_once_and_coalesce(
     release.set()
     await manager.idle()
     assert 1 <= len(runs) <= 2  # eight requests, at most one run plus one queued
+
+
+async def test_recommend_follows_the_common_contract(
+    app: FastAPI, client: httpx.AsyncClient, llm_db_url: str
+) -> None:
+    """Every field of the shared request (filters, exclude, exclude_owned, max_per_artist,
+    cursor) and of the shared answer (recommendation_id, next_cursor, scores in 0..1)."""
+    async with app.state.sessionmaker() as session:
+        rock = (
+            (
+                await session.execute(
+                    sa.select(Track.track_id).where(Track.genre == "rock").order_by(Track.track_id)
+                )
+            )
+            .scalars()
+            .all()
+        )
+        user = await create_user(session, tracks=list(rock[:10]))
+    await check_recommend_contract(
+        client,
+        "/api/llm/recommend",
+        {"user_id": user.id, "query": "rock"},
+        db_url=llm_db_url,
+        source="llm",
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sys
 import threading
 from collections.abc import Iterator
@@ -52,3 +53,55 @@ def test_concurrent_encodes_never_lose_a_text_to_another_threads_eviction() -> N
         thread.join()
     assert not errors, repr(errors[0])
     assert len(embedder._cache) <= 3
+
+
+class _CountingUse(_FakeUse):
+    def __init__(self) -> None:
+        self.batches: list[int] = []
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        self.batches.append(len(texts))
+        threading.Event().wait(0.02)  # long enough for the other requests to arrive
+        return super().encode(texts)
+
+
+def _expected(texts: list[str]) -> np.ndarray:
+    vectors = _FakeUse().encode(texts)
+    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+def test_queries_asked_together_are_embedded_in_few_batches_with_their_own_vectors() -> None:
+    embedder = OfflineEmbedder()
+    use = embedder._use = _CountingUse()  # type: ignore[assignment]
+    queries = [[f"query {i}", f"query {i} rewritten"] for i in range(10)]
+
+    async def ask_all() -> list[np.ndarray]:
+        return await asyncio.gather(*(embedder.embed_queries(q) for q in queries))
+
+    answers = asyncio.run(ask_all())
+    for texts, vectors in zip(queries, answers, strict=True):
+        assert np.allclose(vectors, _expected(texts))
+    assert sum(use.batches) == 20
+    assert len(use.batches) <= 3  # the first alone, then the rest together
+    use.batches.clear()
+    assert np.allclose(asyncio.run(embedder.embed_queries(["query 3"])), _expected(["query 3"]))
+    assert use.batches == []  # from the cache, no encode
+
+
+def test_a_lone_query_is_encoded_at_once_and_errors_reach_every_caller() -> None:
+    embedder = OfflineEmbedder()
+    embedder._use = _CountingUse()  # type: ignore[assignment]
+    assert np.allclose(asyncio.run(embedder.embed_queries(["alone"])), _expected(["alone"]))
+
+    class _Broken:
+        def encode(self, texts: list[str]) -> np.ndarray:
+            raise RuntimeError("model failed")
+
+    embedder._use = _Broken()  # type: ignore[assignment]
+
+    async def ask_two() -> list[object]:
+        return await asyncio.gather(
+            embedder.embed_queries(["a"]), embedder.embed_queries(["b"]), return_exceptions=True
+        )
+
+    assert [str(e) for e in asyncio.run(ask_two())] == ["model failed", "model failed"]

@@ -13,6 +13,7 @@ from musicspace_shared.db.engine import make_engine, make_sessionmaker
 from musicspace_shared.db.tables import UserTrack
 from musicspace_shared.features import FEATURES
 from tests.factories import create_interaction, create_track, create_user
+from tests.recommend_contract import check_recommend_contract
 
 
 async def _session(url: str):  # type: ignore[no-untyped-def]
@@ -101,7 +102,9 @@ async def test_cached_answers_follow_the_users_state_and_model(
     first_train = (await client.post("/api/m1/train", json={"user_id": user_id})).json()
     request = {"user_id": user_id, "limit": 10}
     first = (await client.post("/api/m1/recommend", json=request)).json()
-    assert (await client.post("/api/m1/recommend", json=request)).json() == first
+    repeat = (await client.post("/api/m1/recommend", json=request)).json()
+    assert repeat["recommendation_id"] != first["recommendation_id"]  # fresh per answer
+    assert repeat | {"recommendation_id": None} == first | {"recommendation_id": None}
     shorter = (await client.post("/api/m1/recommend", json=request | {"limit": 4})).json()
     assert shorter["items"] == first["items"][:4]
 
@@ -228,3 +231,29 @@ async def test_user_whose_tracks_have_no_features_gets_fallback_and_recommendati
     assert trained["model"] == "profile_fallback" and trained["tracks_used"] == 0
     response = await client.post("/api/m1/recommend", json={"user_id": user.id, "limit": 5})
     assert response.status_code == 200 and len(response.json()["items"]) == 5
+
+
+async def test_recommend_follows_the_common_contract(
+    client: httpx.AsyncClient, demo_users: list[int], demo_db_url: str
+) -> None:
+    """Every field of the shared request (filters, exclude, exclude_owned, max_per_artist,
+    cursor) and of the shared answer (recommendation_id, next_cursor, scores in 0..1)."""
+    user_id = demo_users[5]
+    assert (await client.post("/api/m1/train", json={"user_id": user_id})).status_code == 200
+    await check_recommend_contract(
+        client, "/api/m1/recommend", {"user_id": user_id}, db_url=demo_db_url, source="m1"
+    )
+
+
+async def test_a_cursor_from_before_a_retrain_reads_on_in_the_new_ranking(
+    client: httpx.AsyncClient, demo_users: list[int]
+) -> None:
+    user_id = demo_users[6]
+    assert (await client.post("/api/m1/train", json={"user_id": user_id})).status_code == 200
+    page = (await client.post("/api/m1/recommend", json={"user_id": user_id, "limit": 3})).json()
+    assert (await client.post("/api/m1/train", json={"user_id": user_id})).status_code == 200
+    stale = await client.post(
+        "/api/m1/recommend", json={"user_id": user_id, "limit": 3, "cursor": page["next_cursor"]}
+    )
+    assert stale.status_code == 200, stale.text
+    assert len(stale.json()["items"]) == 3  # the second page of the retrained model's ranking

@@ -63,6 +63,18 @@ async def test_recommend_basic_path_on_sqlite(sqlite_url: str, tmp_path: Path) -
             )
             <= 2
         )
+        # The common shape on SQLite too: pages of two make the page of four.
+        body4 = {"user_id": users[0].id, "limit": 4, "filters": {"genre": "pop"}}
+        four = (await client.post("/api/m1/recommend", json=body4)).json()
+        first = (await client.post("/api/m1/recommend", json=body4 | {"limit": 2})).json()
+        second = (
+            await client.post(
+                "/api/m1/recommend", json=body4 | {"limit": 2, "cursor": first["next_cursor"]}
+            )
+        ).json()
+        ids = [i["track_id"] for i in first["items"] + second["items"]]
+        assert ids == [i["track_id"] for i in four["items"]] and len(ids) == 4
+        assert first["recommendation_id"].startswith("m1.") and four["source"] == "m1"
 
 
 async def test_corrupt_new_global_model_falls_back_to_the_previous_one(

@@ -11,6 +11,7 @@ from fastapi import FastAPI
 
 from musicspace_shared.model_store import read_meta, user_file
 from tests.factories import create_track, create_user
+from tests.recommend_contract import check_recommend_contract
 
 from .helpers import db_session, react, user_with_most_tracks
 
@@ -121,3 +122,28 @@ async def test_a_catalog_change_is_rebuilt_in_the_background_while_requests_keep
             break
         await asyncio.sleep(0.1)
     assert len(runtime.space.track_ids) == len(before.track_ids) + 1
+
+
+async def test_recommend_follows_the_common_contract(
+    client: httpx.AsyncClient, m2_db_url: str
+) -> None:
+    """Every field of the shared request (filters, exclude, exclude_owned, max_per_artist,
+    cursor) and of the shared answer (recommendation_id, next_cursor, scores in 0..1)."""
+    async with db_session(m2_db_url) as session:
+        user_id, _ = await user_with_most_tracks(session)
+    await check_recommend_contract(
+        client, "/api/m2/recommend", {"user_id": user_id}, db_url=m2_db_url, source="m2"
+    )
+
+
+@pytest.mark.parametrize("tracks", [0, 3], ids=["popular", "similar_tracks"])
+async def test_fallback_scores_are_in_the_unit_interval(
+    client: httpx.AsyncClient, m2_db_url: str, tracks: int
+) -> None:
+    async with db_session(m2_db_url) as session:
+        _, owned = await user_with_most_tracks(session)
+        user = await create_user(session, tracks=owned[:tracks])
+    body = (await client.post("/api/m2/recommend", json={"user_id": user.id, "limit": 30})).json()
+    scores = [item["score"] for item in body["items"]]
+    assert body["fallback"] and len(scores) == 30
+    assert scores == sorted(scores, reverse=True) and all(0 <= s <= 1 for s in scores)

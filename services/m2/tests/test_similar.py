@@ -29,6 +29,8 @@ async def test_similar_excludes_the_track_and_its_duplicates(
     assert ids[0] == sibling.track_id
     scores = [item["score"] for item in body["items"]]
     assert scores == sorted(scores, reverse=True)
+    # A 0..1 similarity (it once reached 2.24 for a score documented as a cosine).
+    assert all(0 <= score <= 1 for score in scores) and scores[0] > 0.5
 
 
 async def test_similar_returns_distinct_recordings(

@@ -9,6 +9,8 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
+from tests.recommend_contract import check_recommend_contract
+
 from .helpers import event, users_with_tracks
 
 
@@ -189,3 +191,35 @@ async def test_events_occurred_at_out_of_range_returns_422_and_stores_nothing(
     assert message in str(response.json()["detail"])
     retry = (await client.post("/api/m3/events", json={"events": [good]})).json()
     assert retry["recorded"] == 1  # the rejected batch stored nothing
+
+
+async def test_recommend_follows_the_common_contract(
+    client: httpx.AsyncClient, demo_users, m3_db_url: str
+) -> None:
+    """Every field of the shared request (filters, exclude, exclude_owned, max_per_artist,
+    cursor) and of the shared answer (recommendation_id, next_cursor, scores in 0..1)."""
+    user_id, _ = demo_users[3]
+    await check_recommend_contract(
+        client, "/api/m3/recommend", {"user_id": user_id}, db_url=m3_db_url, source="m3"
+    )
+
+
+async def test_recommend_pages_and_filters_are_cached_apart(
+    client: httpx.AsyncClient, demo_users
+) -> None:
+    """The cached ranked list serves each page and each filter; none answers for another."""
+    user_id, _ = demo_users[4]
+    body = {"user_id": user_id, "limit": 5}
+    first = (await client.post("/api/m3/recommend", json=body)).json()
+    rock = (
+        await client.post("/api/m3/recommend", json=body | {"filters": {"genre": "rock"}})
+    ).json()
+    second = (
+        await client.post("/api/m3/recommend", json=body | {"cursor": first["next_cursor"]})
+    ).json()
+    again = (await client.post("/api/m3/recommend", json=body)).json()
+    ids = lambda page: [i["track_id"] for i in page["items"]]  # noqa: E731
+    assert ids(again) == ids(first) and again["recommendation_id"] != first["recommendation_id"]
+    assert not set(ids(first)) & set(ids(second))
+    mixed = await client.post("/api/m3/recommend", json=body | {"cursor": rock["next_cursor"]})
+    assert mixed.status_code == 422 and "another request" in mixed.json()["detail"]

@@ -15,7 +15,8 @@ gateway strips them before a service sees the request, so the service strips the
 key with trailing spaces gets the same answer directly and through the gateway; any other
 difference (a space inside, a missing or extra character) is refused.
 A route takes `Caller` (any credential) and calls `caller.act_for(user_id)` for each user
-whose data it reads or changes, or `AdminOnly`. No or an unknown credential: 401; a known one
+whose data it reads or changes, `Backend` (the app credential or the admin key: ingestion) or
+`AdminOnly`. No or an unknown credential: 401; a known one
 without the right: 403. Each credential has its own rate limit (musicspace_shared.limits).
 """
 
@@ -166,6 +167,14 @@ async def require_admin(principal: Annotated[Principal, Depends(authenticate)]) 
     return principal
 
 
+async def require_backend(principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
+    if principal.scope == "user":
+        raise Forbidden("this route needs the app credential or the admin key, not a user token")
+    return principal
+
+
 Caller = Annotated[Principal, Depends(authenticate)]
 """Any credential; user-scoped routes then call caller.act_for(user_id)."""
 AdminOnly = Annotated[Principal, Depends(require_admin)]
+Backend = Annotated[Principal, Depends(require_backend)]
+"""The app credential or the admin key (the web app's backend writing users and the catalog)."""

@@ -13,8 +13,9 @@ from collections import defaultdict
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import sqlalchemy as sa
@@ -23,6 +24,9 @@ from sqlmodel import col
 
 from musicspace_shared.db.tables import Interaction, Track, User, UserTrack
 from musicspace_shared.features import FEATURES
+
+if TYPE_CHECKING:
+    from musicspace_shared.selection import Columns
 
 CATALOG_COLUMNS = (
     "track_id",
@@ -337,6 +341,13 @@ class CatalogLabels:
     @property
     def track_ids(self) -> list[str]:
         return self.frame.track_ids
+
+    @cached_property
+    def columns(self) -> Columns:
+        """What the shared post-ranking steps read (musicspace_shared.selection), built once."""
+        from musicspace_shared.selection import columns_of  # selection imports this module
+
+        return columns_of(self.frame, artists=self.artist)
 
 
 def catalog_labels(frame: TrackFrame) -> dict[str, Any]:

@@ -61,6 +61,21 @@ def problem_detail(response: httpx.Response) -> str:
     return str(body)[:300]
 
 
+async def resolve_addresses(host: str, port: int) -> list[str]:
+    """Every address `host` resolves to now, sorted (one per replica under compose); an IP
+    address, or a name that does not resolve, is returned as it is."""
+    try:
+        ipaddress.ip_address(host)
+        return [host]
+    except ValueError:
+        pass
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError:
+        return [host]
+    return sorted({str(info[4][0]) for info in infos}) or [host]
+
+
 class ReplicaSpreadingTransport(httpx.AsyncBaseTransport):
     """Round robin over every address a peer's name resolves to, one request at a time.
 
@@ -83,13 +98,10 @@ class ReplicaSpreadingTransport(httpx.AsyncBaseTransport):
         key = (host, port)
         cached = self._resolved.get(key)
         if cached is None or time.monotonic() - cached[0] > self._refresh_s:
-            try:
-                infos = await asyncio.get_running_loop().getaddrinfo(
-                    host, port, type=socket.SOCK_STREAM
-                )
-            except OSError:
+            addresses = await resolve_addresses(host, port)
+            if addresses == [host]:
                 return host  # the inner transport reports the failure as a ConnectError
-            cached = (time.monotonic(), sorted({str(info[4][0]) for info in infos}))
+            cached = (time.monotonic(), addresses)
             self._resolved[key] = cached
         addresses = cached[1]
         return addresses[next(self._turns.setdefault(key, itertools.count())) % len(addresses)]
@@ -170,6 +182,21 @@ class ServiceClient:
                 delay = self.backoff_s * (2**attempt)
                 await asyncio.sleep(delay + random.uniform(0, delay))
         raise PeerUnavailable(self.name, last_error, status_code=last_status)
+
+    async def replicas(self) -> list[str]:
+        """The peer's addresses now: one per replica under compose (`--scale m1=3`)."""
+        url = self._client.base_url
+        return await resolve_addresses(url.host, url.port or 80)
+
+    async def request_replica(
+        self, address: str, method: str, path: str, **kwargs: Any
+    ) -> httpx.Response:
+        """`request` sent to one replica's address (from `replicas()`), not spread over them;
+        the Host header keeps the peer's name."""
+        base = self._client.base_url
+        url = base.copy_with(host=address).join(path) if address != base.host else path
+        headers = {"Host": base.netloc.decode("ascii"), **(kwargs.pop("headers", None) or {})}
+        return await self.request(method, str(url), headers=headers, **kwargs)
 
     async def get_json(self, path: str, **kwargs: Any) -> Any:
         response = await self.request("GET", path, **kwargs)

@@ -233,9 +233,10 @@ class UserModels(Generic[T]):
             self._cache[user_id] = held
         return held
 
-    def forget(self, user_id: int) -> None:
+    def forget(self, user_id: int) -> int:
+        """Drop the user's model from memory; 1 when one was held."""
         with self._lock:
-            self._cache.pop(user_id, None)
+            return 0 if self._cache.pop(user_id, None) is None else 1
 
     def clear(self) -> None:
         with self._lock:

@@ -119,10 +119,7 @@ def cleanup(
             )
             if dry_run:
                 continue
-            for path in sorted(entry.paths, key=_sort_key):
-                # Remove the artifact before its sidecars: a reader that still sees the
-                # sidecar finds no model and falls back; it never loads a half-removed pair.
-                _remove(path)
+            remove_entry(entry)
             logger.info("user model removed", extra=log_fields(**removed[-1]))
     return {
         "dry_run": dry_run,
@@ -130,6 +127,14 @@ def cleanup(
         "removed": removed,
         "bytes": sum(int(r["bytes"]) for r in removed),
     }
+
+
+def remove_entry(entry: UserModelEntry) -> None:
+    """Delete one user model entry (cleanup, erasure)."""
+    for path in sorted(entry.paths, key=_sort_key):
+        # Remove the artifact before its sidecars: a reader that still sees the
+        # sidecar finds no model and falls back; it never loads a half-removed pair.
+        _remove(path)
 
 
 def _remove(path: Path) -> None:

@@ -9,8 +9,12 @@ unpickled here, in a background thread.
 
 One worker per service, started on first use ("spawn": a clean interpreter, no copy of the
 serving process' threads or sockets) and reused, so it can keep state between runs (e.g. the
-last catalog index, to rebuild only what changed). The function must be importable at module
+last catalog index, to rebuild only what changed). The result comes back packed
+(musicspace_shared.packing) and is unpacked in a thread, in steps short enough that the event
+loop is never held for long. The function must be importable at module
 level and its arguments and result picklable; a worker that dies is replaced on the next run.
+A worker whose service is gone (killed, or exited before it could stop the pool) exits within a
+second: it would otherwise wait on its pipe forever, holding the catalog's memory.
 """
 
 from __future__ import annotations
@@ -18,23 +22,56 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import os
-from collections.abc import Callable
+import threading
+import time
+from collections.abc import Callable, Coroutine
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from functools import partial
 from typing import Any, TypeVar
 
+from musicspace_shared.packing import pack, unpack
+
 T = TypeVar("T")
 WORKER_NICENESS = 10
+PARENT_CHECK_S = 0.5
+
+
+def _exit_with_parent(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(PARENT_CHECK_S)
+    os._exit(0)  # the service is gone: nobody will read a result
 
 
 def _worker_start() -> None:
+    threading.Thread(
+        target=_exit_with_parent, args=(os.getppid(),), name="parent-watch", daemon=True
+    ).start()
     os.nice(WORKER_NICENESS)  # requests first: the rebuild may take longer, nobody waits on it
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:  # a service without BLAS-backed libraries
         return
     threadpool_limits(limits=1)  # one core's worth, like the serving pools
+
+
+def run_coroutine(coro: Coroutine[Any, Any, T]) -> T:
+    """`asyncio.run` for a worker function that returns something large (a catalog index).
+
+    Python 3.11's asyncio.run, restoring its SIGINT handler, formats a repr of the finished
+    task, and so of its result: 60 ms of m2's rebuild went to printing the content space.
+    The result is kept outside the task instead."""
+    box: list[T] = []
+
+    async def keep() -> None:
+        box.append(await coro)
+
+    asyncio.run(keep())
+    return box[0]
+
+
+def _call_packed(func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> bytes:
+    return pack(func(*args, **kwargs))
 
 
 class ProcessOffload:
@@ -50,10 +87,14 @@ class ProcessOffload:
             )
         loop = asyncio.get_running_loop()
         try:
-            return await loop.run_in_executor(self._pool, partial(func, *args, **kwargs))
+            packed = await loop.run_in_executor(
+                self._pool, partial(_call_packed, func, args, kwargs)
+            )
         except BrokenProcessPool:
             self.close()  # the worker died (e.g. killed for memory): a new one next time
             raise
+        result: T = await asyncio.to_thread(unpack, packed)
+        return result
 
     def close(self) -> None:
         if self._pool is not None:

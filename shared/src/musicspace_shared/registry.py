@@ -28,6 +28,10 @@ class Service:
     routes: tuple[str, ...]
     # The model volume: <MODEL_ROOT>/<family> locally, `<name>-models` at /app/<family> in compose.
     model_family: str | None = None
+    # Holds per-user state (model files, cached answers, metric labels): it serves
+    # DELETE /admin/users/{user_id} (musicspace_shared.forget), which the erasure of a user
+    # (enrichment's DELETE /api/users/{user_id}) calls on every replica.
+    user_state: bool = False
 
     @property
     def rule(self) -> str:
@@ -48,15 +52,23 @@ class Service:
 
 
 SERVICES: tuple[Service, ...] = (
-    Service("m1", 8001, ("/api/m1/",), model_family="M1"),
-    Service("m2", 8002, ("/api/m2/",), model_family="M2"),
+    Service("m1", 8001, ("/api/m1/",), model_family="M1", user_state=True),
+    Service("m2", 8002, ("/api/m2/",), model_family="M2", user_state=True),
     # /api/m3/ includes /api/m3/events (plays, likes, skips).
-    Service("m3", 8003, ("/api/m3/",), model_family="M3"),
-    Service("llm", 8004, ("/api/llm/",)),
+    Service("m3", 8003, ("/api/m3/",), model_family="M3", user_state=True),
+    Service("llm", 8004, ("/api/llm/",), user_state=True),
+    # The user lifecycle too: /api/users/{id} (PUT, DELETE), /api/users/{id}/library, /api/tracks.
     Service(
         "enrichment",
         8005,
-        ("/api/init-models", "/api/enrich-all", "/api/enrich-status", "/api/enrich-status/"),
+        (
+            "/api/init-models",
+            "/api/enrich-all",
+            "/api/enrich-status",
+            "/api/enrich-status/",
+            "/api/users/",
+            "/api/tracks",
+        ),
     ),
     # The app's one recommend call: asks m1, m2, m3 (and llm for a query) and blends them.
     Service("recommend", 8006, ("/api/recommend",)),
@@ -83,6 +95,11 @@ def local_ports(first_port: int | None = None) -> dict[str, int]:
 def local_url(name: str) -> str:
     """A peer's default base URL in a local run (compose and tests set <NAME>_URL)."""
     return f"http://{LOCAL_HOST}:{get(name).port}"
+
+
+def with_user_state() -> tuple[Service, ...]:
+    """The services an erasure must reach (user_state)."""
+    return tuple(s for s in SERVICES if s.user_state)
 
 
 def model_families() -> tuple[str, ...]:

@@ -11,7 +11,7 @@ routes reach through `musicspace_shared.web.runtime_dependency`.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Callable, Hashable
+from collections.abc import AsyncIterator, Callable, Hashable, Iterable
 from typing import Any, ClassVar, Self, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -59,6 +59,12 @@ class ServiceRuntime:
 
     def close(self) -> None:
         """Release what the subclass holds beyond the pool and the worker."""
+
+    def user_caches(self) -> Iterable[Any]:
+        """Every in-memory cache that may hold a user's answers or models: mappings and
+        model_holder.UserModels. The erasure of a user drops their entries
+        (musicspace_shared.forget); a service with such a cache lists it here."""
+        return ()
 
     def watch(self, sessionmaker: async_sessionmaker[AsyncSession]) -> CatalogWatcher:
         if self.watcher is None:

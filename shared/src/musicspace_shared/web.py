@@ -26,11 +26,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from musicspace_shared import heap
+from musicspace_shared import heap, registry
 from musicspace_shared.admin import admin_router
 from musicspace_shared.auth import rate_limiters
 from musicspace_shared.db.engine import make_engine, make_sessionmaker, ping, session_scope
 from musicspace_shared.errors import DomainError, ModelNotReady
+from musicspace_shared.forget import forget_router
 from musicspace_shared.health import Degraded, shutdown_check
 from musicspace_shared.limits import TrainingQueue
 from musicspace_shared.logs import configure_logging, log_fields, request_id_var
@@ -185,7 +186,8 @@ def create_service_app(
 ) -> FastAPI:
     """Build a MusicSpace service. Nothing heavy happens here: the lifespan builds resources.
 
-    model_family ("M1", "M2", "M3") mounts the admin model routes (usage, cleanup).
+    model_family ("M1", "M2", "M3") mounts the admin model routes (usage, cleanup); a service
+    the registry marks `user_state` gets DELETE /admin/users/{user_id} (musicspace_shared.forget).
     """
     configure_logging(service, settings.log_level)
     metrics = ServiceMetrics(service)
@@ -232,7 +234,7 @@ def create_service_app(
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.cors_origins,
-        allow_methods=["GET", "POST", "OPTIONS"],
+        allow_methods=["GET", "POST", "PUT", "DELETE", "OPTIONS"],
         allow_headers=["Content-Type", "Authorization", "X-API-Key", "X-Request-ID"],
         expose_headers=["X-Request-ID"],
     )
@@ -244,6 +246,8 @@ def create_service_app(
         app.include_router(router)
     if model_family is not None:
         app.include_router(admin_router(model_family))
+    if any(s.name == service and s.user_state for s in registry.SERVICES):
+        app.include_router(forget_router())
     return app
 
 
@@ -387,9 +391,17 @@ def _install_ops_routes(
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
 
-def _implied(headers: dict[str, str]) -> set[str]:
-    """HEAD goes wherever GET does (HeadAsGetMiddleware)."""
-    return {"HEAD"} if "GET" in headers["Allow"].split(", ") else set()
+def _allowed(request: Request, headers: dict[str, str]) -> set[str]:
+    """Every method the path takes: Starlette names only the route that matched the path
+    first, and a path served by several routes (PUT, GET and DELETE /api/users/{id}) has
+    more; the OpenAPI document lists them all. HEAD goes wherever GET does
+    (HeadAsGetMiddleware)."""
+    methods = set(headers["Allow"].split(", "))
+    template = getattr(request.scope.get("route"), "path", None)
+    if template is not None:
+        operations = request.app.openapi().get("paths", {}).get(template, {})
+        methods |= {method.upper() for method in operations}
+    return methods | ({"HEAD"} if "GET" in methods else set())
 
 
 def _install_error_handlers(app: FastAPI) -> None:
@@ -398,7 +410,7 @@ def _install_error_handlers(app: FastAPI) -> None:
         return problem(exc.status, exc.title, exc.detail, headers=exc.headers, **exc.extra)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         title = (
             HTTPStatus(exc.status_code).phrase
             if exc.status_code in HTTPStatus._value2member_map_
@@ -407,7 +419,7 @@ def _install_error_handlers(app: FastAPI) -> None:
         headers = dict(exc.headers or {})
         detail = str(exc.detail)
         if exc.status_code == 405 and "Allow" in headers:
-            allowed = sorted(set(headers["Allow"].split(", ")) | _implied(headers))
+            allowed = sorted(_allowed(request, headers))
             headers["Allow"] = ", ".join(allowed)
             detail = f"{detail}: this path takes {headers['Allow']}"
         return problem(exc.status_code, title, detail, headers=headers)

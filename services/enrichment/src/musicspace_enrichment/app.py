@@ -10,10 +10,12 @@ from fastapi import FastAPI
 from musicspace_enrichment import VERSION
 from musicspace_enrichment.api import admin_router, router
 from musicspace_enrichment.clients import build_peers
+from musicspace_enrichment.erasure import PeerForget
 from musicspace_enrichment.init_models import sync_llm
 from musicspace_enrichment.jobs import BulkEnrichment
 from musicspace_enrichment.runtime import Runtime
 from musicspace_enrichment.settings import Settings
+from musicspace_enrichment.users_api import router as users_router
 from musicspace_shared.web import create_service_app
 
 
@@ -34,7 +36,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             metrics=app.state.metrics,
             on_finished=reindex if settings.notify_llm else None,
         )
-        runtime = Runtime(peers, bulk)
+        runtime = Runtime(peers, bulk, PeerForget(settings))
         if settings.resume_jobs:
             bulk.watch()
         try:
@@ -42,13 +44,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             await bulk.shutdown()
             await runtime.peers.aclose()
+            await runtime.forget.aclose()
 
     return create_service_app(
         service="enrichment",
         settings=settings,
         title="MusicSpace enrichment",
         version=VERSION,
-        description="Fills missing audio features through m2, initialises new users, runs the bulk job.",
-        routers=[router, admin_router],
+        description="Fills missing audio features through m2, initialises new users, runs the bulk "
+        "job; takes users, their libraries and catalog tracks, and erases users.",
+        routers=[router, users_router, admin_router],
         startup=startup,
     )

@@ -361,8 +361,11 @@ async def job_failures(conn: AsyncConnection, job_id: int, *, limit: int) -> lis
 
 
 async def user_data_changed_at(conn: AsyncConnection, user_id: int) -> datetime | None:
-    """The newest change a user model depends on: PMS list, interactions, the tracks' features."""
+    """The newest change a user model depends on: PMS list, interactions, the tracks' features.
+
+    user.updated_at moves when a library write removed tracks (which leaves no added_at)."""
     parts = [
+        sa.select(User.updated_at).where(User.id == user_id),
         sa.select(sa.func.max(UserTrack.added_at)).where(UserTrack.user_id == user_id),
         sa.select(sa.func.max(Interaction.updated_at)).where(Interaction.user_id == user_id),
         sa.select(sa.func.max(track.c.updated_at))

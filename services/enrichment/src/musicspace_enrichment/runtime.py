@@ -1,10 +1,11 @@
-"""What the enrichment lifespan builds: the peers' clients and the bulk job runner."""
+"""What the enrichment lifespan builds: the peers' clients, the bulk job runner, the erasure's clients."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from musicspace_enrichment.clients import Peers
+from musicspace_enrichment.erasure import PeerForget
 from musicspace_enrichment.jobs import BulkEnrichment
 
 
@@ -12,3 +13,4 @@ from musicspace_enrichment.jobs import BulkEnrichment
 class Runtime:
     peers: Peers
     bulk: BulkEnrichment
+    forget: PeerForget  # the erasure's calls to every replica holding per-user state

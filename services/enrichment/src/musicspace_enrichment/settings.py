@@ -37,6 +37,8 @@ class Settings(CommonSettings):
     # llm answers a sync request at once (it runs in the background, coalesced): a short
     # timeout and no retries, so a slow llm is never sent the same request again and again.
     llm_sync_timeout_s: float = Field(5.0, gt=0.0, le=60.0)
+    # Each replica's DELETE /admin/users/{id} during an erasure (files and caches: quick).
+    forget_timeout_s: float = Field(10.0, gt=0.0, le=120.0)
 
     @property
     def heartbeat_interval_s(self) -> float:

@@ -19,9 +19,9 @@ from musicspace_llm.schemas import (
     SyncResponse,
     TrackResult,
 )
-from musicspace_llm.search import SearchFilters
 from musicspace_shared.auth import AdminOnly, Caller
 from musicspace_shared.features import FEATURES
+from musicspace_shared.recommendation_ids import new_id
 from musicspace_shared.web import SessionDep, runtime_dependency
 
 router = APIRouter(prefix="/api/llm", tags=["llm"])
@@ -33,7 +33,9 @@ RuntimeDep = Annotated[service.Runtime, Depends(runtime_dependency(service.Runti
 def _items(result: service.Result) -> list[TrackResult]:
     frame = result.index.frame
     items = []
-    for match, reason in zip(result.matches, result.reasons, strict=True):
+    for match, reason, score in zip(
+        result.matches, result.reasons, result.unit_scores(), strict=True
+    ):
         r = match.row
         features = {
             n: round(float(frame.features[r, j]), 4)
@@ -48,7 +50,7 @@ def _items(result: service.Result) -> list[TrackResult]:
                 album=frame.albums[r] or None,
                 genre=frame.genres[r] or None,
                 subgenre=frame.subgenres[r] or None,
-                score=round(match.score, 4),
+                score=round(score, 4),
                 reason=reason,
                 matched=match.matched,
                 closest=match.closest,
@@ -80,19 +82,11 @@ async def search(
     body: SearchRequest, request: Request, runtime: RuntimeDep, _caller: Caller
 ) -> SearchResponse:
     manager = runtime.manager
-    filters = None
-    if body.filters is not None:
-        f = body.filters
-        filters = SearchFilters(
-            genres=[f.genre] if f.genre else [],
-            subgenres=[f.subgenre] if f.subgenre else [],
-            ranges=f.ranges(),
-        )
     result = await service.search(
         manager=manager,
         query=body.query,
         limit=body.limit,
-        filters=filters,
+        filters=service.search_filters(body.filters),
         writer=runtime.reason_writer,
         reader=runtime.query_reader,
     )
@@ -121,9 +115,7 @@ async def recommend(
     result = await service.recommend(
         manager=manager,
         session=session,
-        user_id=body.user_id,
-        query=body.query,
-        limit=body.limit,
+        request=body,
         writer=runtime.reason_writer,
         reader=runtime.query_reader,
     )
@@ -136,6 +128,8 @@ async def recommend(
         items=_items(result),
         user_id=body.user_id,
         profile_tracks=result.profile_tracks,
+        recommendation_id=new_id("llm"),
+        next_cursor=result.next_cursor,
     )
 
 

@@ -19,6 +19,7 @@ from musicspace_llm.crossscript import ArtistNames
 from musicspace_llm.lexical import LexicalIndex
 from musicspace_shared.catalog import TrackFrame
 from musicspace_shared.features import FEATURES
+from musicspace_shared.selection import Columns, columns_of
 
 # Scale every feature to 0..1 so "high"/"low" mean the same for tempo and loudness.
 _TEMPO = (60.0, 180.0)
@@ -120,6 +121,11 @@ class TrackIndex:
             out[f"{name}:high"] = np.nan_to_num(column, nan=0.0)
             out[f"{name}:low"] = np.nan_to_num(1.0 - column, nan=0.0)
         return out
+
+    @cached_property
+    def columns(self) -> Columns:
+        """What the shared post-ranking steps read (musicspace_shared.selection)."""
+        return columns_of(self.frame)
 
     @cached_property
     def years(self) -> np.ndarray:

@@ -17,7 +17,6 @@ settings to give a worker (tools, tests of the manager alone).
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -27,6 +26,7 @@ from musicspace_llm.repository import CatalogRows, load_catalog, moved_since
 from musicspace_llm.settings import Settings
 from musicspace_shared.db.engine import standalone_session
 from musicspace_shared.db.tables import utcnow
+from musicspace_shared.offload import run_coroutine
 
 # Full rows are read by id in slices of this many (one IN list each).
 ROWS_PER_READ = 1000
@@ -123,7 +123,7 @@ def worker_read_all(settings: Settings) -> CatalogRows:
         async with standalone_session(settings) as session:
             return await scanner.read_all(session)
 
-    rows = asyncio.run(read())
+    rows = run_coroutine(read())
     _scanner = scanner
     return rows
 
@@ -146,7 +146,7 @@ def worker_changes(settings: Settings, since: datetime | None) -> Scan | None:
         async with standalone_session(settings) as session:
             return await scanner.changes(session, since)
 
-    return asyncio.run(scan())
+    return run_coroutine(scan())
 
 
 def worker_forget(track_ids: list[str]) -> None:

@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any, ClassVar, Literal
 
 from pydantic import (
     BaseModel,
     Field,
-    ValidationInfo,
-    create_model,
     field_validator,
-    model_validator,
 )
-from pydantic_core import PydanticCustomError
 
-from musicspace_shared.features import FEATURE_RANGES, FEATURES
-from musicspace_shared.ids import UserId
 from musicspace_shared.inputs import StrictBody
+from musicspace_shared.recommend import RecommendedItem, RecommendPage, TrackFilters
+from musicspace_shared.recommend import RecommendRequest as CommonRequest
 
 Query = Field(
     min_length=1,
@@ -28,52 +23,8 @@ Query = Field(
 Limit = Field(10, strict=True, ge=1, le=50)
 
 
-def _feature_bounds() -> dict[str, Any]:
-    fields: dict[str, Any] = {}
-    for name in FEATURES:
-        low, high = FEATURE_RANGES[name]
-        bound = Field(None, strict=True, allow_inf_nan=False, ge=low, le=high)
-        fields[f"min_{name}"] = (float | None, bound)
-        fields[f"max_{name}"] = (float | None, bound)
-    return fields
-
-
-_FeatureBounds = create_model("_FeatureBounds", __base__=StrictBody, **_feature_bounds())  # type: ignore[call-overload]
-
-
-class SearchFiltersIn(_FeatureBounds):  # type: ignore[misc,valid-type]
-    """Hard filters: a track must match all of them (a track without features fails a range)."""
-
-    genre: str | None = Field(None, min_length=1, max_length=64)
-    subgenre: str | None = Field(None, min_length=1, max_length=64)
-
-    @field_validator(
-        *(f"{end}_{name}" for name in FEATURES for end in ("min", "max")), mode="before"
-    )
-    @classmethod
-    def _finite(cls, value: Any, info: ValidationInfo) -> Any:
-        """NaN and infinities are refused with the range, not with a misleading "<= 250"."""
-        if isinstance(value, float) and not math.isfinite(value):
-            low, high = FEATURE_RANGES[info.field_name.split("_", 1)[1]]  # type: ignore[union-attr]
-            raise PydanticCustomError(
-                "finite_number", f"must be a finite number from {low:g} to {high:g}"
-            )
-        return value
-
-    @model_validator(mode="after")
-    def _ordered(self) -> SearchFiltersIn:
-        for name in FEATURES:
-            low, high = getattr(self, f"min_{name}"), getattr(self, f"max_{name}")
-            if low is not None and high is not None and low > high:
-                raise ValueError(f"min_{name} must not exceed max_{name}")
-        return self
-
-    def ranges(self) -> dict[str, tuple[float | None, float | None]]:
-        return {
-            name: (getattr(self, f"min_{name}"), getattr(self, f"max_{name}"))
-            for name in FEATURES
-            if getattr(self, f"min_{name}") is not None or getattr(self, f"max_{name}") is not None
-        }
+# The request's hard filters: the shared model every recommend route takes (search too).
+SearchFiltersIn = TrackFilters
 
 
 class _QueryBody(StrictBody):
@@ -96,22 +47,29 @@ class SearchRequest(_QueryBody):
     }
 
 
-class RecommendRequest(_QueryBody):
-    user_id: UserId
-
-    elsewhere: ClassVar[dict[str, str]] = {
-        "filters": "llm search takes it; recommend ranks by the query and the user's profile"
-    }
+class RecommendRequest(_QueryBody, CommonRequest):
+    """The common recommend request (musicspace_shared.recommend) plus the query; llm ranks
+    the best 200 tracks for the query and the user's profile (the filters apply before
+    ranking, as search's do), then caps per artist (no cap by default) and pages them."""
 
 
-class TrackResult(BaseModel):
-    track_id: str
-    title: str | None
-    artist: str | None
+SCORE = Field(
+    ge=0,
+    le=1,
+    description="the fused relevance (structured match to the query + 0.35 x document "
+    "similarity + popularity, + the user's profile on recommend) divided by the highest one "
+    "for this query and filters, so 1 is the best-scoring result and 0.5 half its relevance "
+    "(`closest` tracks follow the matches whatever their score). "
+    "Compare within one answer (its pages included), not across queries; `closest` says "
+    "whether the track matches the query at all",
+)
+
+
+class TrackResult(RecommendedItem):
     album: str | None
     genre: str | None
     subgenre: str | None
-    score: float
+    score: float = SCORE
     reason: str
     matched: list[str] = Field(
         default_factory=list,
@@ -154,8 +112,10 @@ class SearchResponse(BaseModel):
     items: list[TrackResult]
 
 
-class RecommendResponse(SearchResponse):
+class RecommendResponse(SearchResponse, RecommendPage):  # type: ignore[misc]
+    source: Literal["llm"] = "llm"
     user_id: int
+    items: list[TrackResult]
     profile_tracks: int = Field(description="the user's tracks the profile was built from")
 
 

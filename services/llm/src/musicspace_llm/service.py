@@ -15,9 +15,12 @@ from musicspace_llm.profile import build_profile, profile_bonus
 from musicspace_llm.query import Ranked, embed_texts, prepare, rank
 from musicspace_llm.reasons import GeminiReasons, compose_reason, track_facts
 from musicspace_llm.repository import user_context
+from musicspace_llm.schemas import RecommendRequest
 from musicspace_llm.search import Match, SearchFilters
 from musicspace_llm.understanding import QueryIntent
+from musicspace_shared import selection
 from musicspace_shared.errors import InvalidInput, NotFound
+from musicspace_shared.recommend import TrackFilters
 
 
 @dataclass
@@ -36,6 +39,32 @@ class Result:
     matches: list[Match]
     reasons: list[str]
     profile_tracks: int = 0
+    best: float = 0.0  # the highest fused score of the ranking (scores are shown relative to it)
+    next_cursor: str | None = None
+
+    def unit_scores(self) -> list[float]:
+        """Each match's score relative to the best result's, 0..1 (order kept)."""
+        if self.best <= 0:
+            return [0.0] * len(self.matches)
+        return [min(max(m.score / self.best, 0.0), 1.0) for m in self.matches]
+
+
+def _best(matches: list[Match]) -> float:
+    """The highest fused score of a ranking (the `closest` that follow the matches may exceed
+    the matches' own: they are nearer the query but outside a range it names)."""
+    return max((m.score for m in matches), default=0.0)
+
+
+def search_filters(filters: TrackFilters | None) -> SearchFilters | None:
+    """The ranking's hard filters for the request's (genre, subgenre, years, feature ranges)."""
+    if filters is None:
+        return None
+    return SearchFilters(
+        genres=[filters.genre] if filters.genre else [],
+        subgenres=[filters.subgenre] if filters.subgenre else [],
+        ranges=filters.ranges(),
+        years=filters.years(),
+    )
 
 
 async def _rank(
@@ -113,36 +142,49 @@ async def search(
     index = manager.require()[0]
     ranked = await _rank(manager, index, query, limit=limit, filters=filters, reader=reader)
     reasons = await _explain(index, ranked.intent, ranked.matches, query=query, writer=writer)
-    return Result(index, ranked.intent, ranked.matches, reasons)
+    return Result(index, ranked.intent, ranked.matches, reasons, best=_best(ranked.matches))
+
+
+# How deep recommend ranks for paging and the per-artist cap: pages end after this many.
+DEPTH = 200
 
 
 async def recommend(
     *,
     manager: IndexManager,
     session: AsyncSession,
-    user_id: int,
-    query: str,
-    limit: int,
+    request: RecommendRequest,
     writer: GeminiReasons | None = None,
     reader: GeminiQueryReader | None = None,
 ) -> Result:
-    """Search blended with the user's PMS profile, without their own and disliked tracks."""
+    """Search blended with the user's PMS profile, without their disliked (and, unless asked,
+    own) tracks, through the shared post-ranking steps; reasons for the page's tracks only."""
+    user_id = request.user_id
     context = await user_context(session, user_id=user_id)
     if context is None:
         raise NotFound(f"user {user_id} not found")
     owned, disliked = context
     index = manager.require()[0]
     profile = build_profile(index, owned)
+    excluded = disliked | set(request.exclude) | (set(owned) if request.exclude_owned else set())
     ranked = await _rank(
         manager,
         index,
-        query,
-        limit=limit,
-        exclude=set(owned) | disliked,
+        request.query,
+        limit=DEPTH,
+        filters=search_filters(request.filters),
+        exclude=excluded,
         extra=profile_bonus(index, profile) if profile.tracks else None,
         reader=reader,
     )
-    intent, matches = ranked.intent, ranked.matches
+    page = selection.take_page(
+        np.array([m.row for m in ranked.matches], dtype=np.int64),
+        columns=index.columns,
+        request=request,
+        source="llm",
+        version=(manager.embedder.model, len(index), str(index.watermark)),
+    )
+    intent, matches = ranked.intent, [ranked.matches[i] for i in page.positions.tolist()]
     notes: list[str | None] = []
     for m in matches:
         share = profile.subgenre_share.get(index.frame.subgenres[m.row], 0.0)
@@ -151,5 +193,15 @@ async def recommend(
             if share >= 0.05
             else None
         )
-    reasons = await _explain(index, intent, matches, query=query, writer=writer, notes=notes)
-    return Result(index, intent, matches, reasons, profile_tracks=profile.tracks)
+    reasons = await _explain(
+        index, intent, matches, query=request.query, writer=writer, notes=notes
+    )
+    return Result(
+        index,
+        intent,
+        matches,
+        reasons,
+        profile_tracks=profile.tracks,
+        best=_best(ranked.matches),
+        next_cursor=page.next_cursor,
+    )

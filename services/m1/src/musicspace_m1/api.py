@@ -56,14 +56,7 @@ async def recommend(
     caller: Caller,
 ) -> Response:
     caller.act_for(body.user_id)
-    result = await service.recommend(
-        session=session,
-        runtime=runtime,
-        user_id=body.user_id,
-        limit=body.limit,
-        exclude_owned=body.exclude_owned,
-        max_per_artist=body.max_per_artist,
-    )
+    result = await service.recommend(session=session, runtime=runtime, request=body)
     request.app.state.metrics.count(f"recommend_{result.model}")
     # The domain returns the body it rendered from RecommendResponse (and cached).
     return Response(content=result.body, media_type="application/json")

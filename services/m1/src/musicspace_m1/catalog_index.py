@@ -7,6 +7,7 @@ call. The service builds it at startup and rebuilds it when the tracks change.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -26,6 +27,9 @@ class CatalogIndex(CatalogLabels):
     feature_mean: np.ndarray
     feature_std: np.ndarray
     generation: int = 0  # set by the service per rebuild (part of cache keys)
+    # The DB's (count, latest updated_at) it was built from: the same on every replica, so a
+    # recommend cursor one replica issued is valid on the others.
+    catalog_version: Any = None
 
 
 def build_catalog_index(frame: TrackFrame) -> CatalogIndex:

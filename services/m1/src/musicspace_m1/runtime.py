@@ -8,7 +8,6 @@ a rebuild. CPU work runs in the service's CpuPool (musicspace_shared.cpu).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from collections.abc import Hashable
@@ -27,6 +26,7 @@ from musicspace_shared.catalog import CatalogVersion
 from musicspace_shared.db.engine import standalone_session
 from musicspace_shared.metrics import ServiceMetrics
 from musicspace_shared.model_store import ModelMeta
+from musicspace_shared.offload import run_coroutine
 from musicspace_shared.runtime import ServiceRuntime
 
 logger = logging.getLogger("musicspace.m1")
@@ -43,9 +43,14 @@ class Runtime(ServiceRuntime):
         )
         self.index: CatalogIndex | None = None
         self._generation = 0
-        # Exact answers: every input is in the key (musicspace_m1.service.recommend).
+        # Exact answers: every input is in the key (musicspace_m1.service.recommend). Ranked
+        # candidate lists per user state and filters; rendered pages (without their
+        # recommendation_id, fresh per answer) per list, request and cursor.
         self.ranked_cache: LRUCache[Hashable, Ranked] = LRUCache(settings.ranked_cache_size)
         self.response_cache: LRUCache[Hashable, Any] = LRUCache(settings.ranked_cache_size)
+
+    def user_caches(self) -> tuple[Any, ...]:
+        return (self.ranked_cache, self.response_cache, self.models.users)
 
     async def refresh_catalog(
         self, maker: async_sessionmaker[AsyncSession], *, force: bool = False
@@ -58,6 +63,7 @@ class Runtime(ServiceRuntime):
         index = await self.rebuilds.run(load_catalog_index, self.settings)
         self._generation += 1
         index.generation = self._generation
+        index.catalog_version = version
         self.index = index
         self.count("catalog_rebuilds")
         logger.info("catalog index built: %d tracks", len(index))
@@ -78,7 +84,7 @@ class Runtime(ServiceRuntime):
 
 def load_catalog_index(settings: Settings) -> CatalogIndex:
     """In the rebuild worker: the catalog's index, read from the DB."""
-    return asyncio.run(_load_catalog_index(settings))
+    return run_coroutine(_load_catalog_index(settings))
 
 
 async def _load_catalog_index(settings: Settings) -> CatalogIndex:

@@ -8,7 +8,9 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from musicspace_shared.ids import UserId
-from musicspace_shared.inputs import Flag, Limit, StrictBody
+from musicspace_shared.inputs import StrictBody
+from musicspace_shared.recommend import RecommendedItem, RecommendPage
+from musicspace_shared.recommend import RecommendRequest as CommonRequest
 
 
 class TrainRequest(StrictBody):
@@ -25,28 +27,27 @@ class TrainResponse(BaseModel):
     metrics: dict[str, float] = Field(default_factory=dict)
 
 
-class RecommendRequest(StrictBody):
-    user_id: UserId
-    limit: Limit = Field(20, le=200)
-    exclude_owned: Flag = True
-    max_per_artist: int | None = Field(
-        None, strict=True, ge=1, le=50, description="default: the service setting (2)"
+class RecommendRequest(CommonRequest):
+    """The common recommend request (musicspace_shared.recommend); m1 ranks a candidate list
+    of 400 tracks per request (filters, exclude and exclude_owned apply before it is drawn, so
+    all 400 pass them), then caps per artist (default M1_MAX_PER_ARTIST, 2) and pages it."""
+
+
+class RecommendedTrack(RecommendedItem):
+    score: float = Field(
+        ge=0,
+        le=1,
+        description="the global ranker's probability (gradient-boosted classifier) that the "
+        "track belongs with the user's tracks, from the hybrid features",
     )
-
-
-class RecommendedTrack(BaseModel):
-    track_id: str
-    title: str | None
-    artist: str | None
-    score: float
     drivers: dict[str, float] = Field(default_factory=dict, description="what drove the score")
 
 
-class RecommendResponse(BaseModel):
-    user_id: int
+class RecommendResponse(RecommendPage):
+    source: Literal["m1"] = "m1"
     model: Literal["personal", "profile_fallback"]
     version: str | None
-    items: list[RecommendedTrack]
+    items: list[RecommendedTrack]  # type: ignore[assignment]
 
 
 class StatusResponse(BaseModel):

@@ -7,18 +7,20 @@ from datetime import datetime
 from typing import Any
 
 import numpy as np
+from pydantic import TypeAdapter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from musicspace_m1 import repository, store
 from musicspace_m1.catalog_index import CatalogIndex
-from musicspace_m1.hybrid import GlobalModel, Ranked, cap_per_artist, drivers, rank
+from musicspace_m1.hybrid import GlobalModel, Ranked, drivers, rank
 from musicspace_m1.profile import NO_AUDIO, build_profile
 from musicspace_m1.runtime import Runtime
-from musicspace_m1.schemas import RecommendResponse
+from musicspace_m1.schemas import RecommendedTrack, RecommendRequest
 from musicspace_m1.training import UserTrainingInput, train_user_model
-from musicspace_shared import model_store
+from musicspace_shared import model_store, selection
 from musicspace_shared.catalog import load_tracks
 from musicspace_shared.errors import ModelNotReady, NotFound
+from musicspace_shared.recommend import RenderedPage
 
 
 @dataclass
@@ -30,23 +32,6 @@ class TrainResult:
     version: str
     trained_at: str
     metrics: dict[str, float]
-
-
-@dataclass
-class RecommendItem:
-    track_id: str
-    title: str | None
-    artist: str | None
-    score: float
-    drivers: dict[str, float]
-
-
-@dataclass
-class RecommendResult:
-    user_id: int
-    model: str
-    version: str | None
-    items: list[RecommendItem]
 
 
 async def _user(session: AsyncSession, user_id: int) -> repository.UserTracks:
@@ -105,47 +90,54 @@ class RenderedRecommendation:
     body: bytes
 
 
-async def recommend(
-    *,
-    session: AsyncSession,
-    runtime: Runtime,
-    user_id: int,
-    limit: int,
-    exclude_owned: bool = True,
-    max_per_artist: int | None = None,
-) -> RenderedRecommendation:
-    """Hybrid recommendations without owned (optional) and disliked tracks, capped per artist.
+_ITEMS = TypeAdapter(list[RecommendedTrack])
 
-    Every input of the ranking is in the cache key (the user's tracks and dislikes, the global
-    and personal model versions, the catalog generation), so a cached answer is exactly what a
-    fresh computation would return. Two levels: the ranked candidate list per user state, and
-    the rendered body per (state, limit, cap), which spares a repeat request the per-artist
-    cap, the drivers and the JSON encoding.
+
+async def recommend(
+    *, session: AsyncSession, runtime: Runtime, request: RecommendRequest
+) -> RenderedRecommendation:
+    """Hybrid recommendations through the shared post-ranking steps (musicspace_shared.selection).
+
+    Owned (unless exclude_owned is false), disliked, excluded and filtered-out tracks are left
+    out before the candidate stage, so its 400 candidates all qualify. Every input of the
+    ranking is in the cache key (the user's tracks and dislikes, the global and personal model
+    versions, the catalog generation, the filters), so a cached answer is exactly what a fresh
+    computation would return. Two levels: the ranked candidate list, and the rendered page per
+    (list, request, cursor), which spares a repeat request the per-artist cap, the drivers and
+    the JSON encoding.
     """
+    user_id = request.user_id
     user = await _user(session, user_id)
     index, model, meta = await _ready(runtime)
-    cap = max_per_artist or runtime.settings.max_per_artist
     # A stat() when cached; a reload (after a retrain) unpickles a few kilobytes.
     user_model = runtime.models.user_model(user_id)
     personal_ok = user_model is not None and not user_model.fallback
+    user_version = user_model.version if user_model is not None else None
+    version = (meta.version, user_version, index.catalog_version)
+    offset = selection.cursor_offset(request, source="m1", version=version)
     state = (
         user_id,
         meta.version,
-        user_model.version if user_model is not None else None,
+        user_version,
         index.generation,
-        exclude_owned,
+        request.exclude_owned,
         hash(frozenset(user.owned)),
         hash(frozenset(user.disliked)),
+        request.filter_key(),
     )
     served = "personal" if personal_ok else "profile_fallback"
-    rendered = runtime.response_cache.get((state, limit, cap))
-    if rendered is not None:
-        return rendered
+    page_key = (state, request.selection_key(), offset, request.limit)
+    cached: RenderedPage | None = runtime.response_cache.get(page_key)
+    if cached is not None:
+        return RenderedRecommendation(served, cached.body())
+    owned = index.frame.rows(user.owned)
+    mask = selection.allowed(index.columns, request, owned=owned)
     ranked = runtime.ranked_cache.get(state)
     if ranked is None:
-        owned = index.frame.rows(user.owned)
         disliked = index.frame.rows(user.disliked)
-        excluded = np.concatenate([owned if exclude_owned else owned[:0], disliked])
+        excluded = np.concatenate(
+            [np.flatnonzero(~mask) if mask is not None else owned[:0], disliked]
+        )
         # Without a personal model the audio part is the global average profile (fallback).
         profile = build_profile(
             index,
@@ -160,48 +152,48 @@ async def recommend(
         )
         if runtime.ranked_cache.maxsize:
             runtime.ranked_cache[state] = ranked
-    result = _result(
-        index,
-        ranked,
-        user_id=user_id,
-        limit=limit,
-        cap=cap,
-        served=served,
-        version=user_model.version if personal_ok and user_model is not None else meta.version,
+    page = selection.take_page(
+        ranked.rows,
+        columns=index.columns,
+        request=request,
+        source="m1",
+        version=version,
+        mask=mask,
+        default_cap=runtime.settings.max_per_artist,
     )
-    # from_attributes reads the dataclasses as they are (asdict would deep-copy every item).
-    body = RecommendResponse.model_validate(result, from_attributes=True).model_dump_json()
-    rendered = RenderedRecommendation(model=served, body=body.encode())
+    rendered = RenderedPage(
+        fields={
+            "user_id": user_id,
+            "source": "m1",
+            "next_cursor": page.next_cursor,
+            "model": served,
+            "version": user_version if personal_ok else meta.version,
+        },
+        items_json=_ITEMS.dump_json(_items(index, ranked, page.positions)),
+    )
     if runtime.response_cache.maxsize:
-        runtime.response_cache[(state, limit, cap)] = rendered
-    return rendered
+        runtime.response_cache[page_key] = rendered
+    return RenderedRecommendation(served, rendered.body())
 
 
-def _result(
-    index: CatalogIndex,
-    ranked: Ranked,
-    *,
-    user_id: int,
-    limit: int,
-    cap: int,
-    served: str,
-    version: str | None,
-) -> RecommendResult:
-    """The first `limit` ranked tracks under the per-artist cap, with their drivers."""
-    order = cap_per_artist(index.artist[ranked.rows], cap, limit)
+def _items(index: CatalogIndex, ranked: Ranked, positions: np.ndarray) -> list[RecommendedTrack]:
+    """The page's tracks with their drivers."""
     frame = index.frame
-    rows, scores, feats = ranked.rows[order], ranked.scores[order], ranked.features[order]
-    items = [
-        RecommendItem(
+    rows, scores, feats = (
+        ranked.rows[positions],
+        ranked.scores[positions],
+        ranked.features[positions],
+    )
+    return [
+        RecommendedTrack(
             track_id=frame.track_ids[row],
             title=frame.titles[row] or None,
             artist=frame.artists[row] or None,
-            score=round(float(sc), 6),
+            score=round(min(max(float(sc), 0.0), 1.0), 6),
             drivers=d,
         )
         for row, sc, d in zip(rows.tolist(), scores, drivers(feats), strict=True)
     ]
-    return RecommendResult(user_id=user_id, model=served, version=version, items=items)
 
 
 @dataclass

@@ -65,6 +65,4 @@ async def recommend(
     body: RecommendRequest, runtime: RuntimeDep, session: SessionDep, caller: Caller
 ) -> RecommendResponse:
     caller.act_for(body.user_id)
-    return await service.recommend(
-        runtime=runtime, session=session, user_id=body.user_id, limit=body.limit
-    )
+    return await service.recommend(runtime=runtime, session=session, request=body)

@@ -21,12 +21,15 @@ from musicspace_m2 import repository
 from musicspace_m2.predictor import FeaturePredictor
 from musicspace_m2.settings import Settings
 from musicspace_m2.similar import ContentSpace, build_space
+from musicspace_m2.space_updates import KeptSpace, update_space
 from musicspace_shared.catalog import catalog_version
 from musicspace_shared.db.engine import standalone_session
 from musicspace_shared.errors import ModelNotReady
+from musicspace_shared.logs import log_fields
 from musicspace_shared.metrics import ServiceMetrics
 from musicspace_shared.model_holder import Held, ModelHolder
 from musicspace_shared.model_store import load_pickle_with_fallback, read_meta
+from musicspace_shared.offload import run_coroutine
 from musicspace_shared.runtime import ServiceRuntime
 
 logger = logging.getLogger("musicspace.m2.runtime")
@@ -82,9 +85,16 @@ class Runtime(ServiceRuntime):
                 return
             space, built = await self.rebuilds.run(load_space, self.settings)
             held = self.holder.held
-            if held is not None and built[0] == held.version:  # else the next round rebuilds
-                self.space, self.space_key = space, built
-                self.count("catalog_rebuilds")
+            if held is None or built[0] != held.version:
+                return  # the model moved meanwhile: the next round rebuilds
+            if space is None and (self.space_key is None or self.space_key[0] != built[0]):
+                # The worker saw no change, but this process has no space for that model
+                # (a new worker, or a space built here): ask it for a full build.
+                space, built = await self.rebuilds.run(load_space_anew, self.settings)
+            if space is not None:
+                self.space = space
+            self.space_key = built
+            self.count("catalog_rebuilds")
 
     async def _refresh_space(self, session: AsyncSession) -> ContentSpace:
         """Rebuild the space when the model or the catalog state moved (one at a time)."""
@@ -106,17 +116,27 @@ class Runtime(ServiceRuntime):
             return self.space
 
 
-# The worker process' feature model (imputes the features of tracks that lack them).
+# The worker process' feature model (imputes the features of tracks that lack them) and its
+# last build (musicspace_m2.space_updates: later builds place only new and changed rows).
 _worker_model: tuple[str, FeaturePredictor] | None = None
+_worker_space: KeptSpace | None = None
 
 
-def load_space(settings: Settings) -> tuple[ContentSpace, tuple[Any, ...]]:
-    """In the rebuild worker: the content space over the DB's catalog, and its key."""
-    return asyncio.run(_load_space(settings))
+def load_space(settings: Settings) -> tuple[ContentSpace | None, tuple[Any, ...]]:
+    """In the rebuild worker: the content space over the DB's catalog (None when no row's
+    content changed since the last call: the serving process keeps its space), and its key."""
+    return run_coroutine(_load_space(settings))
 
 
-async def _load_space(settings: Settings) -> tuple[ContentSpace, tuple[Any, ...]]:
-    global _worker_model
+def load_space_anew(settings: Settings) -> tuple[ContentSpace | None, tuple[Any, ...]]:
+    """In the rebuild worker: a full build, whatever the worker built before."""
+    global _worker_space
+    _worker_space = None
+    return load_space(settings)
+
+
+async def _load_space(settings: Settings) -> tuple[ContentSpace | None, tuple[Any, ...]]:
+    global _worker_model, _worker_space
     meta = read_meta(settings.model_path)
     if meta is None:
         raise ModelNotReady("m2 model missing: run `musicspace train m2`")
@@ -127,11 +147,12 @@ async def _load_space(settings: Settings) -> tuple[ContentSpace, tuple[Any, ...]
     async with standalone_session(settings) as session:
         state = await catalog_version(session)
         table = await repository.load_track_table(session)
-    space = build_space(
-        track_ids=table.track_ids,
-        inputs=table.inputs,
-        features=table.features,
-        impute=predictor.predict,
-        tag=version,
+    update = update_space(_worker_space, table, impute=predictor.predict, model_version=version)
+    _worker_space = update.kept
+    logger.info(
+        "content space updated",
+        extra=log_fields(
+            changed=update.changed, rows_placed=update.rows_placed, full_fit=update.full_fit
+        ),
     )
-    return space, (version, *state)
+    return (update.kept.space if update.changed else None), (version, *state)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import Literal
 
 from pydantic import BaseModel, Field, model_validator
 
-from musicspace_shared.ids import TrackId, UserId
-from musicspace_shared.inputs import Flag, Limit, StrictBody
+from musicspace_shared.ids import TrackId
+from musicspace_shared.inputs import Flag, StrictBody
+from musicspace_shared.recommend import RecommendedItem, RecommendPage
+from musicspace_shared.recommend import RecommendRequest as CommonRequest
 
 MAX_BATCH = 1000
 
@@ -79,14 +81,10 @@ class PredictResponse(BaseModel):
     results: list[PredictResult]
 
 
-class RecommendRequest(StrictBody):
-    user_id: UserId
-    limit: Limit = Field(20, le=200)
-
-    elsewhere: ClassVar[dict[str, str]] = {
-        "max_per_artist": "m1 and m3 recommend take it; m2 ranks by the user's SVM alone",
-        "exclude_owned": "m1 recommend takes it; m2 never recommends the user's own tracks",
-    }
+class RecommendRequest(CommonRequest):
+    """The common recommend request (musicspace_shared.recommend); m2 scores the whole
+    catalog with the filters and exclusions applied, ranks the best 1,000 distinct recordings
+    and pages them (no per-artist cap unless max_per_artist is given)."""
 
 
 class SimilarTrack(BaseModel):
@@ -95,7 +93,13 @@ class SimilarTrack(BaseModel):
     artist: str | None
     genre: str | None
     subgenre: str | None
-    score: float = Field(description="blended cosine similarity of text and audio features")
+    score: float = Field(
+        ge=0,
+        le=1,
+        description="text and audio similarity: the sum of per-block weighted cosines (artist, "
+        "title, album, genre tags, audio features, popularity), mapped linearly from its range "
+        "[-0.49, 2.465] onto 0..1 (1: same artist, title, album, tags, audio, top popularity)",
+    )
 
 
 class SimilarResponse(BaseModel):
@@ -107,16 +111,20 @@ class SimilarResponse(BaseModel):
 Strategy = Literal["personal_svm", "fallback_similar_tracks", "fallback_popular"]
 
 
-class RecommendedTrack(BaseModel):
-    track_id: str
-    title: str | None
-    artist: str | None
+class RecommendedTrack(RecommendedItem):
     genre: str | None
     subgenre: str | None
-    score: float
+    score: float = Field(
+        ge=0,
+        le=1,
+        description="personal_svm: the SVM's margin through the logistic function (above 0.5: "
+        "on the side of the user's tracks); fallback_similar_tracks: similarity to the mean of "
+        "the user's tracks, mapped like /similar's score; fallback_popular: popularity / 100",
+    )
 
 
-class RecommendResponse(BaseModel):
+class RecommendResponse(RecommendPage):
+    source: Literal["m2"] = "m2"
     user_id: int
     strategy: Strategy = Field(description="personal_svm, or the fallback that served this user")
     fallback: bool
@@ -126,4 +134,4 @@ class RecommendResponse(BaseModel):
         description="version of the m2 feature model behind the content space"
     )
     svm_version: str | None = None
-    items: list[RecommendedTrack]
+    items: list[RecommendedTrack]  # type: ignore[assignment]

@@ -15,11 +15,12 @@ from musicspace_m2.schemas import (
     PredictItem,
     PredictRequest,
     RecommendedTrack,
+    RecommendRequest,
     RecommendResponse,
     SimilarResponse,
     SimilarTrack,
 )
-from musicspace_m2.similar import ContentSpace
+from musicspace_m2.similar import SIMILARITY_RANGE, ContentSpace
 from musicspace_m2.text_features import TrackInputs, inputs_from_rows
 from musicspace_m2.user_svm import (
     UserSvm,
@@ -30,6 +31,7 @@ from musicspace_m2.user_svm import (
     train_user_svm,
     user_seed,
 )
+from musicspace_shared import selection
 from musicspace_shared.errors import NotFound
 from musicspace_shared.features import FEATURES, clip_to_ranges, round_like_measured
 from musicspace_shared.model_store import (
@@ -43,6 +45,7 @@ from musicspace_shared.model_store import (
     touch_last_used,
     user_file,
 )
+from musicspace_shared.recommendation_ids import new_id
 
 
 def _item_row(item: PredictItem) -> dict[str, object]:
@@ -232,7 +235,13 @@ async def similar_tracks(
         raise NotFound(f"unknown track: {track_id}", track_id=track_id)
     hits = await runtime.run_cpu(space.similar, row=row, limit=limit)
     model = await runtime.require_model()
-    items = [SimilarTrack(**_track_fields(space, i), score=score) for i, score in hits]
+    low, high = SIMILARITY_RANGE
+    items = [
+        SimilarTrack(**_track_fields(space, i), score=round(float(unit), 6))
+        for (i, _), unit in zip(
+            hits, selection.unit_score(np.array([sc for _, sc in hits]), low, high), strict=True
+        )
+    ]
     return SimilarResponse(track_id=track_id, model_version=model.meta.version, items=items)
 
 
@@ -292,19 +301,28 @@ def space_rows(space: ContentSpace, track_ids: list[str]) -> np.ndarray:
     return np.array([space.index[t] for t in track_ids if t in space.index], dtype=np.int64)
 
 
+# How deep m2 ranks for paging and filters: the best this many distinct recordings.
+DEPTH = 1000
+
+
 async def recommend(
-    *, runtime: Runtime, session: AsyncSession, user_id: int, limit: int
+    *, runtime: Runtime, session: AsyncSession, request: RecommendRequest
 ) -> RecommendResponse:
-    """Per-user SVM recommendations, or the named fallback for users with few tracks."""
+    """Per-user SVM recommendations, or the named fallback for users with few tracks, through
+    the shared post-ranking steps (filters and exclusions before ranking, then paging)."""
+    user_id = request.user_id
     taste = await repository.load_user_taste(session, user_id)
     if taste is None:
         raise NotFound(f"unknown user: {user_id}", user_id=user_id)
     space = await runtime.content_space(session)
+    space_key = runtime.space_key  # read with the space (no await between): the catalog state
     model = await runtime.require_model()
     positives = sorted((set(taste.owned) | taste.liked) - taste.disliked)
     dislikes = sorted(taste.disliked)
     positive_rows = space_rows(space, positives)
-    exclude = space_rows(space, sorted(set(taste.owned) | taste.liked | taste.disliked))
+    # Their own tracks (and their duplicates under other ids) unless asked; dislikes always.
+    excluded = sorted(set(taste.owned) | taste.liked | taste.disliked)
+    exclude = space_rows(space, excluded if request.exclude_owned else dislikes)
     svm_version = None
     reason = None
     if len(positive_rows) >= runtime.settings.min_tracks_for_svm:
@@ -320,10 +338,19 @@ async def recommend(
     else:
         strategy, scores = fallback_scores(space, positive_rows)
         reason = f"{len(positive_rows)} track(s) known; a personal model needs {runtime.settings.min_tracks_for_svm}"
-    hits = await runtime.run_cpu(rank, space, scores, exclude_rows=exclude, limit=limit)
-    items = [RecommendedTrack(**_track_fields(space, i), score=score) for i, score in hits]
+    user_data = fingerprint(positives=positives, dislikes=dislikes, space_version=space.version)
+    version = (space.version, space_key, strategy, user_data)
+    rows, unit, page = await runtime.run_cpu(
+        _page, space, scores, strategy=strategy, exclude=exclude, request=request, version=version
+    )
+    items = [
+        RecommendedTrack(**_track_fields(space, row), score=round(score, 6))
+        for row, score in zip(rows.tolist(), unit.tolist(), strict=True)
+    ]
     return RecommendResponse(
         user_id=user_id,
+        recommendation_id=new_id("m2"),
+        next_cursor=page.next_cursor,
         strategy=strategy,
         fallback=strategy != "personal_svm",
         reason=reason,  # type: ignore[arg-type]
@@ -332,6 +359,38 @@ async def recommend(
         svm_version=svm_version,
         items=items,
     )
+
+
+def _page(
+    space: ContentSpace,
+    scores: np.ndarray,
+    *,
+    strategy: str,
+    exclude: np.ndarray,
+    request: RecommendRequest,
+    version: tuple[object, ...],
+) -> tuple[np.ndarray, np.ndarray, selection.Page]:
+    """The page's rows and 0..1 scores: filters before ranking, then the shared steps."""
+    mask = selection.allowed(space.columns, request)
+    if mask is not None:
+        scores = np.where(mask, scores, -np.inf)
+    hits = rank(space, scores, exclude_rows=exclude, limit=DEPTH)
+    ranked = np.array([row for row, _ in hits], dtype=np.int64)
+    raw = np.array([score for _, score in hits], dtype=np.float64)
+    page = selection.take_page(
+        ranked, columns=space.columns, request=request, source="m2", version=version, mask=mask
+    )
+    return ranked[page.positions], unit_scores(strategy, raw[page.positions]), page
+
+
+def unit_scores(strategy: str, raw: np.ndarray) -> np.ndarray:
+    """The 0..1 score of RecommendedTrack for each strategy's raw score (order kept)."""
+    if strategy == "personal_svm":
+        return selection.logistic(raw)
+    if strategy == "fallback_similar_tracks":  # similarity + 0.05 x popularity
+        low, high = SIMILARITY_RANGE
+        return selection.unit_score(raw, low, high + 0.05)
+    return selection.unit_score(raw, 0.0, 1.0)  # popularity, already 0..1
 
 
 def inputs_for_text(items: list[PredictItem]) -> TrackInputs:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 import scipy.sparse as sp
@@ -18,6 +19,9 @@ from sklearn.preprocessing import normalize
 
 from musicspace_m2.predictor import pipe_tokens, whole_value
 from musicspace_m2.text_features import TrackInputs
+from musicspace_shared.catalog import label_codes
+from musicspace_shared.features import FEATURES
+from musicspace_shared.selection import Columns
 
 # Block weights: artist and genre tags carry most of what makes tracks "go together" in a
 # playlist; audio features separate moods within a genre.
@@ -29,6 +33,11 @@ WEIGHTS = {
     "audio": 0.7,
     "popularity": 0.3,
 }
+
+# The range of a dot product of two rows (and of a row with a mean of rows): every block is
+# non-negative except the audio one, and each is at most its weight squared. Scores are mapped
+# linearly from it onto 0..1 (order kept): 1 = same artist, title, album, tags, audio, top popularity.
+SIMILARITY_RANGE = (-(WEIGHTS["audio"] ** 2), sum(w**2 for w in WEIGHTS.values()))
 
 Impute = Callable[[TrackInputs], np.ndarray]
 
@@ -72,6 +81,7 @@ class ContentSpace:
     matrix: sp.csr_matrix  # (n, d), rows comparable by dot product
     popularity: np.ndarray  # 0..1
     version: str
+    features: np.ndarray | None = None  # (n, 9) as the catalog has them (NaN: none), for filters
     index: dict[str, int] = field(init=False, repr=False)
     duplicates: dict[str, list[int]] = field(init=False, repr=False)
 
@@ -84,6 +94,21 @@ class ContentSpace:
 
     def __len__(self) -> int:
         return len(self.track_ids)
+
+    @cached_property
+    def columns(self) -> Columns:
+        """What the shared post-ranking steps read (musicspace_shared.selection)."""
+        features = self.features
+        if features is None:
+            features = np.full((len(self), len(FEATURES)), np.nan)
+        return Columns(
+            track_index=self.index,
+            artists=label_codes(self.inputs.artist_keys)[0],
+            genres=self.inputs.genres,
+            subgenres=self.inputs.subgenres,
+            features=features,
+            release_years=self.inputs.years,
+        )
 
     def same_recording(self, row: int) -> list[int]:
         """The row and its duplicates (same title and artist under other ids)."""
@@ -138,6 +163,88 @@ def _take(
     return out
 
 
+@dataclass
+class SpaceFit:
+    """What a full build learns from the whole catalog (vocabularies, IDF, the audio scale), so
+    rows of new or changed tracks can be placed in the same space without refitting it."""
+
+    vectorizers: dict[str, TfidfVectorizer]
+    mean: np.ndarray
+    std: np.ndarray
+
+    def rows(self, inputs: TrackInputs, full: np.ndarray) -> sp.csr_matrix:
+        """The space's rows for these tracks (features complete: imputed where missing)."""
+        columns = _columns(inputs)
+        blocks = [
+            normalize(vec.transform(columns[name])) * WEIGHTS[name]
+            for name, vec in self.vectorizers.items()
+        ]
+        return _with_audio(blocks, inputs, full, self.mean, self.std)
+
+
+def _with_audio(
+    blocks: list[sp.csr_matrix],
+    inputs: TrackInputs,
+    full: np.ndarray,
+    mean: np.ndarray,
+    std: np.ndarray,
+) -> sp.csr_matrix:
+    audio = normalize((full - mean) / std) * WEIGHTS["audio"]
+    pop = np.nan_to_num(inputs.popularity, nan=0.0) / 100.0
+    blocks = [
+        *blocks,
+        sp.csr_matrix(audio.astype(np.float32)),
+        sp.csr_matrix((pop * WEIGHTS["popularity"]).astype(np.float32)[:, None]),
+    ]
+    return sp.hstack(blocks, format="csr")
+
+
+def complete_features(
+    inputs: TrackInputs, features: np.ndarray, impute: Impute | None
+) -> np.ndarray:
+    """Features with the missing rows filled: by `impute` (m2's model) or group means."""
+    missing = np.isnan(features).any(axis=1)
+    if not missing.any():
+        return features.copy()
+    if impute is None:
+        return impute_by_group(inputs, features)
+    full = features.copy()
+    full[missing] = impute(inputs.take(np.where(missing)[0]))
+    return full
+
+
+def space_digest(track_ids: list[str], tag: str) -> str:
+    return hashlib.sha256("\n".join(track_ids).encode() + tag.encode()).hexdigest()[:16]
+
+
+def fit_space(
+    *,
+    track_ids: list[str],
+    inputs: TrackInputs,
+    features: np.ndarray,
+    impute: Impute | None = None,
+    tag: str = "",
+) -> tuple[ContentSpace, SpaceFit]:
+    """Fit the content space over a catalog, and what was fitted (to place later rows)."""
+    full = complete_features(inputs, features, impute)
+    columns = _columns(inputs)
+    blocks, fitted = [], {}
+    for name, vec in _vectorizers().items():
+        try:
+            block = vec.fit_transform(columns[name])
+        except ValueError:  # empty vocabulary (tiny catalogs): the block is just absent
+            continue
+        fitted[name] = vec
+        blocks.append(normalize(block) * WEIGHTS[name])
+    mean = full.mean(axis=0) if len(full) else np.zeros(full.shape[1])
+    std = full.std(axis=0) if len(full) else np.ones(full.shape[1])
+    std[std == 0] = 1.0
+    matrix = _with_audio(blocks, inputs, full, mean, std)
+    pop = np.nan_to_num(inputs.popularity, nan=0.0) / 100.0
+    space = ContentSpace(track_ids, inputs, matrix, pop, space_digest(track_ids, tag), features)
+    return space, SpaceFit(fitted, mean, std)
+
+
 def build_space(
     *,
     track_ids: list[str],
@@ -147,28 +254,6 @@ def build_space(
     tag: str = "",
 ) -> ContentSpace:
     """Fit the content space over a catalog; missing features come from `impute` (m2) or group means."""
-    missing = np.isnan(features).any(axis=1)
-    full = features.copy()
-    if missing.any():
-        if impute is not None:
-            full[missing] = impute(inputs.take(np.where(missing)[0]))
-        else:
-            full = impute_by_group(inputs, features)
-    columns = _columns(inputs)
-    blocks = []
-    for name, vec in _vectorizers().items():
-        try:
-            block = vec.fit_transform(columns[name])
-        except ValueError:  # empty vocabulary (tiny catalogs): the block is just absent
-            continue
-        blocks.append(normalize(block) * WEIGHTS[name])
-    mean = full.mean(axis=0) if len(full) else np.zeros(full.shape[1])
-    std = full.std(axis=0) if len(full) else np.ones(full.shape[1])
-    std[std == 0] = 1.0
-    audio = normalize((full - mean) / std) * WEIGHTS["audio"]
-    pop = np.nan_to_num(inputs.popularity, nan=0.0) / 100.0
-    blocks.append(sp.csr_matrix(audio.astype(np.float32)))
-    blocks.append(sp.csr_matrix((pop * WEIGHTS["popularity"]).astype(np.float32)[:, None]))
-    matrix = sp.hstack(blocks, format="csr")
-    digest = hashlib.sha256("\n".join(track_ids).encode() + tag.encode()).hexdigest()[:16]
-    return ContentSpace(track_ids, inputs, matrix, pop, digest)
+    return fit_space(track_ids=track_ids, inputs=inputs, features=features, impute=impute, tag=tag)[
+        0
+    ]

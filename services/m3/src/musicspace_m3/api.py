@@ -34,11 +34,9 @@ async def recommend(
     body: RecommendRequest, session: SessionDep, m3: RecommenderDep, caller: Caller
 ) -> Response:
     caller.act_for(body.user_id)
-    result = await m3.recommend(
-        session=session, user_id=body.user_id, limit=body.limit, max_per_artist=body.max_per_artist
-    )
-    # The domain renders the body from RecommendResponse once and caches it with the answer.
-    return Response(content=result.body, media_type="application/json")
+    body_bytes = await m3.recommend(session=session, request=body)
+    # The domain renders the body (RecommendResponse's fields) and caches the page without its id.
+    return Response(content=body_bytes, media_type="application/json")
 
 
 @router.post(

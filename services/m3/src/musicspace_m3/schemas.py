@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, ClassVar, Literal
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, Field, model_validator
 
 from musicspace_m3.events import EXPOSURE_KINDS, check_occurred_at
 from musicspace_shared.ids import TrackId, UserId
-from musicspace_shared.inputs import Limit, StrictBody
+from musicspace_shared.inputs import StrictBody
+from musicspace_shared.recommend import RecommendedItem, RecommendPage
+from musicspace_shared.recommend import RecommendRequest as CommonRequest
 from musicspace_shared.recommendation_ids import RecommendationId
 
 EVENT_ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,64}$"
@@ -33,34 +35,33 @@ class TrainResponse(BaseModel):
     metrics: dict[str, float] = Field(default_factory=dict)
 
 
-class RecommendRequest(StrictBody):
-    user_id: UserId
-    limit: Limit = Field(20, le=200)
-    max_per_artist: int | None = Field(
-        None, strict=True, ge=1, le=50, description="default: M3_MAX_PER_ARTIST"
+class RecommendRequest(CommonRequest):
+    """The common recommend request (musicspace_shared.recommend); m3 ranks a candidate list
+    of M3_N_CANDIDATES (600) tracks per request (filters, exclude and exclude_owned apply
+    before it is drawn, so all of them pass), then caps per artist (default
+    M3_MAX_PER_ARTIST, 2) and pages it."""
+
+
+class RecommendedTrack(RecommendedItem):
+    score: float = Field(
+        ge=0,
+        le=1,
+        description="the CatBoost ranker's raw score through the logistic function "
+        "(1 / (1 + e^-raw)): order-preserving, 0.5 is a raw score of 0; a relevance for "
+        "ranking, not a calibrated probability",
     )
-
-    elsewhere: ClassVar[dict[str, str]] = {
-        "exclude_owned": "m1 recommend takes it; m3 never recommends the user's own tracks",
-    }
-
-
-class RecommendedTrack(BaseModel):
-    track_id: str
-    title: str | None
-    artist: str | None
-    score: float
     drivers: dict[str, float] = Field(
-        default_factory=dict, description="top contributing features (effect on the score)"
+        default_factory=dict,
+        description="top contributing feature groups: their effect on the raw score",
     )
 
 
-class RecommendResponse(BaseModel):
-    user_id: int
+class RecommendResponse(RecommendPage):
+    source: Literal["m3"] = "m3"
     model: Literal["personal", "global"]
     version: str
-    candidates: int = Field(description="candidates ranked before the cut")
-    items: list[RecommendedTrack]
+    candidates: int = Field(description="candidates ranked before filters, cap and paging")
+    items: list[RecommendedTrack]  # type: ignore[assignment]
 
 
 class EventIn(StrictBody):

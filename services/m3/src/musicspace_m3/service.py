@@ -9,43 +9,40 @@ from typing import Any
 
 import numpy as np
 from cachetools import TTLCache
+from pydantic import TypeAdapter
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from musicspace_m3 import ranker, repository
+from musicspace_m3 import ranker, repository, scoring
+from musicspace_m3.catalog_index import CatalogIndex
 from musicspace_m3.models import Loaded, ModelRegistry, user_model_path
 from musicspace_m3.repository import RawUser
-from musicspace_m3.schemas import RecommendResponse
+from musicspace_m3.schemas import RecommendedTrack, RecommendRequest
 from musicspace_m3.scoring import rank
 from musicspace_m3.settings import Settings
 from musicspace_m3.state import Snapshot, load_snapshot, profile_for
 from musicspace_m3.training import FinetuneResult, finetune_user
+from musicspace_shared import selection
 from musicspace_shared.cpu import CpuPool
 from musicspace_shared.errors import ModelNotReady, NotFound
 from musicspace_shared.logs import log_fields
 from musicspace_shared.metrics import ServiceMetrics
 from musicspace_shared.model_holder import signature
+from musicspace_shared.recommend import RenderedPage
 from musicspace_shared.runtime import ServiceRuntime
 
 logger = logging.getLogger("musicspace.m3.service")
 
 
-@dataclass
-class Item:
-    track_id: str
-    title: str
-    artist: str
-    score: float
-    drivers: dict[str, float]
+@dataclass(frozen=True)
+class Ranked:
+    """A user's ranked candidates and the model that ranked them (cached per user state)."""
+
+    found: scoring.Ranked
+    model: Loaded
+    served: str  # personal | global
 
 
-@dataclass
-class Recommendation:
-    user_id: int
-    model: str  # personal | global
-    version: str
-    candidates: int
-    items: list[Item]
-    body: bytes = b""  # the RecommendResponse JSON, rendered once and cached with the answer
+_ITEMS = TypeAdapter(list[RecommendedTrack])
 
 
 class Recommender(ServiceRuntime):
@@ -65,11 +62,12 @@ class Recommender(ServiceRuntime):
         self.snapshot: Snapshot | None = None
         # Fine-tuning gets its own single thread so it never starves predictions of workers.
         self.train_cpu = CpuPool(1, name="m3-train")
-        self._cache: TTLCache[tuple[Any, ...], Recommendation] | None = (
-            TTLCache(settings.cache_entries, ttl=settings.cache_ttl_s)
-            if settings.cache_ttl_s > 0
-            else None
-        )
+        # Rendered pages and ranked candidate lists (musicspace_m3.service.Recommender.recommend).
+        self._cache: TTLCache[tuple[Any, ...], RenderedPage] | None = None
+        self._ranked: TTLCache[tuple[Any, ...], Ranked] | None = None
+        if settings.cache_ttl_s > 0:
+            self._cache = TTLCache(settings.cache_entries, ttl=settings.cache_ttl_s)
+            self._ranked = TTLCache(settings.ranked_cache_entries, ttl=settings.cache_ttl_s)
 
     async def start(self) -> None:
         """The first snapshot and global model load."""
@@ -78,6 +76,10 @@ class Recommender(ServiceRuntime):
 
     def close(self) -> None:
         self.train_cpu.close()
+
+    def user_caches(self) -> tuple[Any, ...]:
+        answers = tuple(c for c in (self._cache, self._ranked) if c is not None)
+        return (*answers, self.models.users)
 
     async def refresh(self) -> bool:
         """Rebuild the snapshot if tracks, PMS lists or interactions changed; True when rebuilt.
@@ -130,86 +132,124 @@ class Recommender(ServiceRuntime):
             raise ModelNotReady("m3 global model not loaded yet (run `musicspace train m3`)")
         return snapshot, loaded
 
-    async def recommend(
-        self, *, session: AsyncSession, user_id: int, limit: int, max_per_artist: int | None
-    ) -> Recommendation:
-        """Top tracks for a user: not owned, not disliked, at most N per artist, with drivers."""
+    async def recommend(self, *, session: AsyncSession, request: RecommendRequest) -> bytes:
+        """A page of the user's ranked tracks through the shared post-ranking steps
+        (musicspace_shared.selection), with drivers: the JSON body, with a fresh
+        recommendation_id. Cached: the ranked candidate list per user state and filters, and
+        the rendered page (without its id) per list, request and cursor."""
+        user_id = request.user_id
         raw = await self._user(session, user_id)
         snapshot, base = await self._ready()
-        cap = max_per_artist or self.settings.max_per_artist
-        key = self._cache_key(snapshot, base, user_id, raw, limit, cap)
-        hit = self._cache.get(key) if self._cache is not None else None
-        if hit is not None:
-            self.count("recommendation_cache_hits")
-            return hit
-        ranked = await self.run_cpu(self._rank, snapshot, base, user_id, raw, limit, cap)
-        body = RecommendResponse.model_validate(ranked, from_attributes=True).model_dump_json()
-        result = replace(ranked, body=body.encode())
-        self.count("recommendations")
-        if self._cache is not None:
-            self._cache[key] = result
-        return result
-
-    def _cache_key(
-        self, snapshot: Snapshot, base: Loaded, user_id: int, raw: RawUser, limit: int, cap: int
-    ) -> tuple[Any, ...]:
-        """Everything an answer depends on except other users' newest activity (bounded by the TTL)."""
         personal_stamp = signature(user_model_path(self.models.model_dir, user_id))
+        version = (base.version, personal_stamp, snapshot.catalog_fingerprint)
+        offset = selection.cursor_offset(request, source="m3", version=version)
         mine = hash((tuple(sorted(raw.pms)), tuple(sorted(raw.interactions.items()))))
-        return (
-            user_id,
-            limit,
-            cap,
-            base.version,
-            personal_stamp,
-            snapshot.catalog_fingerprint,
-            mine,
-        )
+        # Everything an answer depends on except other users' newest activity (bounded by the TTL).
+        key = (user_id, *version, mine, request.exclude_owned, request.filter_key())
+        page_key = (user_id, key, request.selection_key(), offset, request.limit)
+        page = self._cache.get(page_key) if self._cache is not None else None
+        if page is None:
+            ranked = self._ranked.get(key) if self._ranked is not None else None
+            index = snapshot.index
+            mask = selection.allowed(index.columns, request, owned=index.frame.rows(raw.owned))
+            cached = ranked is not None
+
+            def answer(ranked: Ranked | None) -> tuple[Ranked, RenderedPage]:
+                # One CPU job (one thread hop): rank when not cached, then cut and explain the page.
+                if ranked is None:
+                    ranked = self._rank(snapshot, base, user_id, raw, mask)
+                return ranked, self._page(index, ranked, request, version, mask)
+
+            ranked, page = await self.run_cpu(answer, ranked)
+            if not cached and self._ranked is not None:
+                self._ranked[key] = ranked
+            self.count("recommendations")
+            if self._cache is not None:
+                self._cache[page_key] = page
+        else:
+            self.count("recommendation_cache_hits")
+        return page.body()
 
     def _rank(
-        self, snapshot: Snapshot, base: Loaded, user_id: int, raw: RawUser, limit: int, cap: int
-    ) -> Recommendation:
+        self,
+        snapshot: Snapshot,
+        base: Loaded,
+        user_id: int,
+        raw: RawUser,
+        mask: np.ndarray | None,
+    ) -> Ranked:
+        """Every candidate, ranked (the list the pages are cut from)."""
         base = (
             self.models.refresh_global() or base
         )  # throttled stat; reloads when another replica published
         personal = self.models.user_model(user_id)
         loaded = personal or base
         index = snapshot.index
+        # Disliked tracks never; owned, excluded and filtered-out ones as `mask` says.
+        excluded = index.frame.rows(sorted(raw.disliked))
+        if mask is not None:
+            excluded = np.union1d(excluded, np.flatnonzero(~mask))
+        profile = replace(profile_for(index, user_id, raw), excluded=np.unique(excluded))
         ranked = rank(
             index=index,
             collab=snapshot.collab,
             model=loaded.model,
-            profile=profile_for(index, user_id, raw),
+            profile=profile,
             n_candidates=self.settings.n_candidates,
-            limit=limit,
-            max_per_artist=cap,
+            limit=self.settings.n_candidates,
         )
-        n_explain = min(self.settings.explain_top, len(ranked.positions))
+        return Ranked(ranked, loaded, "personal" if personal else "global")
+
+    def _page(
+        self,
+        index: CatalogIndex,
+        ranked: Ranked,
+        request: RecommendRequest,
+        version: tuple[Any, ...],
+        mask: np.ndarray | None,
+    ) -> RenderedPage:
+        found = ranked.found
+        cut = selection.take_page(
+            found.positions,
+            columns=index.columns,
+            request=request,
+            source="m3",
+            version=version,
+            mask=mask,
+            default_cap=self.settings.max_per_artist,
+        )
+        # Explanations for the items within the first `explain_top` ranks (all by default).
+        explained = cut.positions[
+            cut.offset + np.arange(len(cut.positions)) < self.settings.explain_top
+        ]
         effects = (
-            ranker.contributions(loaded.model, ranked.x[:n_explain], ranked.reference)
-            if n_explain
+            ranker.contributions(ranked.model.model, found.x[explained], found.reference)
+            if len(explained)
             else np.zeros((0, 0))
         )
         frame = index.frame
+        scores = selection.logistic(found.scores[cut.positions])
         items = [
-            Item(
-                frame.track_ids[p],
-                frame.titles[p],
-                frame.artists[p],
-                round(float(s), 5),
-                ranker.top_drivers(effects[i]) if i < n_explain else {},
+            RecommendedTrack(
+                track_id=frame.track_ids[p],
+                title=frame.titles[p] or None,
+                artist=frame.artists[p] or None,
+                score=round(float(s), 5),
+                drivers=ranker.top_drivers(effects[i]) if i < len(explained) else {},
             )
             for i, (p, s) in enumerate(
-                zip(ranked.positions.tolist(), ranked.scores.tolist(), strict=True)
+                zip(found.positions[cut.positions].tolist(), scores.tolist(), strict=True)
             )
         ]
-        return Recommendation(
-            user_id,
-            "personal" if personal else "global",
-            loaded.version,
-            ranked.n_candidates,
-            items,
-        )
+        fields = {
+            "user_id": request.user_id,
+            "source": "m3",
+            "next_cursor": cut.next_cursor,
+            "model": ranked.served,
+            "version": ranked.model.version,
+            "candidates": found.n_candidates,
+        }
+        return RenderedPage(fields, _ITEMS.dump_json(items))
 
     async def train_user(self, *, session: AsyncSession, user_id: int) -> FinetuneResult:
         """Fine-tune the global model on this user's data (or say why the global model serves)."""

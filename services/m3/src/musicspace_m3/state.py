@@ -9,7 +9,6 @@ under a running request.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -24,6 +23,7 @@ from musicspace_m3.repository import RawUser
 from musicspace_m3.settings import Settings
 from musicspace_shared.catalog import TrackFrame, load_tracks
 from musicspace_shared.db.engine import standalone_session
+from musicspace_shared.offload import run_coroutine
 
 
 @dataclass(frozen=True)
@@ -65,7 +65,7 @@ _worker_index: CatalogIndex | None = None
 
 def load_snapshot(settings: Settings, *, catalog_fp: str, activity_fp: str) -> Snapshot:
     """In the rebuild worker: read what changed from the DB and build the snapshot."""
-    return asyncio.run(_load_snapshot(settings, catalog_fp=catalog_fp, activity_fp=activity_fp))
+    return run_coroutine(_load_snapshot(settings, catalog_fp=catalog_fp, activity_fp=activity_fp))
 
 
 async def _load_snapshot(settings: Settings, *, catalog_fp: str, activity_fp: str) -> Snapshot:

@@ -1,0 +1,111 @@
+"""Results of the rebuild worker, sent to the serving process in a form it loads in short steps.
+
+A catalog index is mostly numpy arrays (copied in microseconds) and a few lists of 28k strings
+and dicts keyed by track id. `pickle.loads` builds those one object at a time inside a single C
+call that holds the interpreter lock: 20-40 ms on the demo catalog (m2's content space 38 ms),
+so every rebuild froze the serving event loop for that long (the m2/m3 tail in bench_sync).
+
+Here the worker's pickler replaces each long list of strings by a few joined text blocks and
+each long str->int dict by its keys and an int array; the serving side rebuilds them through
+`persistent_load`, a Python call per block. The interpreter can switch threads between blocks,
+so the event loop waits at most one block (about 1 ms), and splitting joined text is also
+several times faster than unpickling the strings one by one. Short and mixed containers are
+pickled as usual; the same list or dict referenced twice is still one object after loading.
+"""
+
+from __future__ import annotations
+
+import io
+import pickle
+from typing import Any
+
+import numpy as np
+
+MIN_PACKED = 2048  # shorter containers are not worth a block
+BLOCK = 4096  # strings per joined block: one short step of the loader
+_SEP, _NONE = "\x00", "\x01"  # separator, and the stand-in for None (never in catalog text)
+
+
+def _packable_strs(items: list[Any]) -> bool:
+    for item in items:
+        if item is None:
+            continue
+        if type(item) is not str or _SEP in item or item == _NONE:
+            return False
+    return True
+
+
+def _packable_index(mapping: dict[Any, Any]) -> bool:
+    return all(type(k) is str and type(v) is int for k, v in mapping.items())
+
+
+def _blocks(items: list[str | None]) -> list[str]:
+    return [
+        _SEP.join(_NONE if s is None else s for s in items[start : start + BLOCK])
+        for start in range(0, len(items), BLOCK)
+    ]
+
+
+class _Packer(pickle.Pickler):
+    def __init__(self, file: io.BytesIO) -> None:
+        super().__init__(file, protocol=pickle.HIGHEST_PROTOCOL)
+        self._ids: dict[int, int] = {}
+        self._keep: list[Any] = []  # holds packed objects so their ids stay unique
+
+    def persistent_id(self, obj: Any) -> Any:
+        kind = type(obj)
+        if kind is list and len(obj) >= MIN_PACKED and _packable_strs(obj):
+            return self._ref(obj, "strs", lambda: _blocks(obj))
+        if kind is dict and len(obj) >= MIN_PACKED and _packable_index(obj):
+            return self._ref(
+                obj, "index", lambda: (_blocks(list(obj)), np.fromiter(obj.values(), np.int64))
+            )
+        return None
+
+    def _ref(self, obj: Any, kind: str, payload: Any) -> tuple[Any, ...]:
+        serial = self._ids.get(id(obj))
+        if serial is not None:
+            return (kind, serial, None)
+        serial = self._ids[id(obj)] = len(self._ids)
+        self._keep.append(obj)
+        return (kind, serial, payload())
+
+
+def _strings(blocks: list[str]) -> list[str | None]:
+    out: list[str | None] = []
+    for block in blocks:  # one block per step: the lock can change hands in between
+        parts: list[str | None] = list(block.split(_SEP))
+        if _NONE in parts:
+            parts = [None if s == _NONE else s for s in parts]
+        out.extend(parts)
+    return out
+
+
+class _Unpacker(pickle.Unpickler):
+    def __init__(self, file: io.BytesIO) -> None:
+        super().__init__(file)
+        self._loaded: dict[int, Any] = {}
+
+    def persistent_load(self, pid: Any) -> Any:
+        kind, serial, payload = pid
+        if payload is None:
+            return self._loaded[serial]
+        if kind == "strs":
+            value: Any = _strings(payload)
+        elif kind == "index":
+            keys, values = payload
+            value = dict(zip(_strings(keys), values.tolist(), strict=True))
+        else:
+            raise pickle.UnpicklingError(f"unknown packed kind {kind!r}")
+        self._loaded[serial] = value
+        return value
+
+
+def pack(obj: Any) -> bytes:
+    buffer = io.BytesIO()
+    _Packer(buffer).dump(obj)
+    return buffer.getvalue()
+
+
+def unpack(data: bytes) -> Any:
+    return _Unpacker(io.BytesIO(data)).load()

@@ -1,0 +1,77 @@
+"""The rebuild worker: runs off the serving process, and never outlives it."""
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+from musicspace_shared.offload import ProcessOffload
+
+
+def test_runs_a_function_in_another_process():
+    offload = ProcessOffload()
+    try:
+        assert asyncio.run(offload.run(os.getpid)) != os.getpid()
+    finally:
+        offload.close()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat") as stat:  # a zombie is gone, only not yet reaped
+        return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def test_the_worker_exits_when_its_service_is_killed():
+    service = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(
+                """
+                import asyncio, os, time
+                from musicspace_shared.offload import ProcessOffload
+                print(asyncio.run(ProcessOffload().run(os.getpid)), flush=True)
+                time.sleep(60)
+                """
+            ),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    worker = int(service.stdout.readline())
+    assert _alive(worker)
+    service.send_signal(signal.SIGKILL)  # no chance to stop its pool
+    service.wait()
+    deadline = time.monotonic() + 10
+    while _alive(worker) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _alive(worker)
+
+
+def _catalog_like() -> dict[str, object]:
+    ids = [f"t{i:05d}" for i in range(5000)]
+    return {
+        "ids": ids,
+        "again": ids,  # the same list twice stays one object
+        "dates": [None if i % 7 else f"19{i % 100:02d}" for i in range(5000)],
+        "index": {t: i for i, t in enumerate(ids)},
+        "short": ["a", None],
+        "mixed": [1, "a"] * 3000,
+    }
+
+
+def test_results_come_back_equal_and_shared_once():
+    offload = ProcessOffload()
+    try:
+        result = asyncio.run(offload.run(_catalog_like))
+    finally:
+        offload.close()
+    assert result == _catalog_like()
+    assert result["again"] is result["ids"]
