@@ -50,6 +50,16 @@ def _recommendation(limit: int) -> Callable[[Any, Stack], None]:
     return check
 
 
+def _blended(body: Any, stack: Stack) -> None:
+    """/api/recommend: one page (no cursor), the models that answered, scores in 0..1."""
+    items = _items(body)
+    assert body["user_id"] == stack.user_id and 0 < len(items) <= 5, body
+    assert len({item["track_id"] for item in items}) == len(items), "duplicates"
+    assert parse(body["recommendation_id"]).source == body["source"], body
+    assert parse(body["recommendation_id"]).arm == body["arm"], body
+    assert body["models"] and all(0 <= item["score"] <= 1 for item in items), body
+
+
 def _has(*keys: str) -> Callable[[Any, Stack], None]:
     def check(body: Any, stack: Stack) -> None:
         assert isinstance(body, dict) and set(keys) <= set(body), (keys, body)
@@ -313,7 +323,7 @@ ROUTES = [
         "/api/recommend",
         (200,),
         {"user_id": "{user}", "limit": 5},
-        check=_recommendation(5),
+        check=_blended,
         id="recommend",
     ),
     Route(
