@@ -335,7 +335,7 @@ def main() -> None:
         "--first-port",
         type=int,
         default=int(os.environ.get("FIRST_SERVICE_PORT", registry.SERVICES[0].port)),
-        help="m1's port; m2..enrichment follow",
+        help="m1's port; the other services (registry order) follow",
     )
     parser.add_argument(
         "--timeout", type=float, default=600.0, help="seconds to wait for readiness"

@@ -77,6 +77,7 @@ def test_route_table_covers_every_design_route(table: dict) -> None:
             "/api/users/1/library",
             "/api/tracks",
         ],
+        "recommend": ["/api/recommend"],
     }
     for service, paths in design_routes.items():
         prefixes = _rule_paths(table["services"][service]["rule"])

@@ -10,7 +10,14 @@ import numpy as np
 import pytest
 
 from musicspace_cli.eval_baselines import BASELINES
-from musicspace_cli.eval_playlists import ndcg_at_k, r_precision, recall_at_k, run, split_playlists
+from musicspace_cli.eval_playlists import (
+    ndcg_at_k,
+    r_precision,
+    recall_at_k,
+    run,
+    score_recommendations,
+    split_playlists,
+)
 from musicspace_shared.catalog import read_catalog_csv, read_playlists_csv
 from musicspace_shared.features import FEATURES
 
@@ -116,3 +123,39 @@ def test_run_rejects_unknown_model_names(tmp_path: Path) -> None:
     catalog, playlists = _write_fixture(tmp_path)
     with pytest.raises(ValueError, match="unknown model"):
         run(catalog=catalog, playlists=playlists, models=["nope"])
+
+
+def test_blend_row_fuses_the_rankings_the_models_gave_in_the_same_run(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """blend alone runs m1, m2 and m3 once each and reports only what was asked for; its
+    figure is the service's fusion of exactly those rankings."""
+    from musicspace_cli import eval_playlists
+    from musicspace_recommend.evaluation import blend_for_eval
+
+    catalog, playlists = _write_fixture(tmp_path)
+    runs: list[str] = []
+
+    def fake(name: str):  # noqa: ANN202 - a recommender that ranks by a per-model rotation
+        def recommend(*, frame, train_users, seeds, k):  # noqa: ANN001, ANN202
+            runs.append(name)
+            ids = sorted(frame.index)
+            shift = {"m1": 0, "m2": 7, "m3": 13}[name]
+            return {user: (ids[shift:] + ids[:shift])[:k] for user in seeds}
+
+        return recommend
+
+    monkeypatch.setattr(eval_playlists, "load_recommender", fake)
+    rankings: dict = {}
+    result = run(
+        catalog=catalog,
+        playlists=playlists,
+        models=["blend", "m3"],
+        shipped_playlists=playlists,
+        rankings=rankings,
+    )
+    assert list(result) == ["blend", "m3"] and sorted(runs) == ["m1", "m2", "m3"]
+    expected = score_recommendations(
+        blend_for_eval({m: rankings[m] for m in ("m1", "m2", "m3")}, k=50), rankings["_holdout"]
+    )
+    assert result["blend"] == expected

@@ -52,3 +52,26 @@ async def test_event_ids_become_unique_per_user_and_stored_events_are_kept(
         "SELECT user_id, event_id, kind FROM interaction_event ORDER BY user_id, event_id",
     )
     assert rows == [(1, "e1", "play"), (1, "e2", "play"), (2, "e1", "play")]
+
+
+async def test_events_gain_a_recommendation_id_and_stored_events_are_kept(
+    empty_db_url: str,
+) -> None:
+    await upgrade_async(empty_db_url, "0004")
+    await _execute(empty_db_url, EVENT, e="e1", u=1)
+    await upgrade_async(empty_db_url)
+    await _execute(
+        empty_db_url,
+        "INSERT INTO interaction_event (event_id, user_id, track_id, kind, occurred_at, "
+        "received_at, recommendation_id, source, arm) VALUES ('e2', 1, 't1', 'click', "
+        "'2026-01-02 00:00:00', '2026-01-02 00:00:00', 'blend.m3.0123456789abcdef', 'blend', 'm3')",
+    )
+    rows = await _execute(
+        empty_db_url,
+        "SELECT event_id, kind, recommendation_id, source, arm FROM interaction_event "
+        "ORDER BY event_id",
+    )
+    assert rows == [
+        ("e1", "play", None, None, None),
+        ("e2", "click", "blend.m3.0123456789abcdef", "blend", "m3"),
+    ]

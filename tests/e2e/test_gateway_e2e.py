@@ -50,6 +50,16 @@ def _recommendation(limit: int) -> Callable[[Any, Stack], None]:
     return check
 
 
+def _blended(body: Any, stack: Stack) -> None:
+    """/api/recommend: one page (no cursor), the models that answered, scores in 0..1."""
+    items = _items(body)
+    assert body["user_id"] == stack.user_id and 0 < len(items) <= 5, body
+    assert len({item["track_id"] for item in items}) == len(items), "duplicates"
+    assert parse(body["recommendation_id"]).source == body["source"], body
+    assert parse(body["recommendation_id"]).arm == body["arm"], body
+    assert body["models"] and all(0 <= item["score"] <= 1 for item in items), body
+
+
 def _has(*keys: str) -> Callable[[Any, Stack], None]:
     def check(body: Any, stack: Stack) -> None:
         assert isinstance(body, dict) and set(keys) <= set(body), (keys, body)
@@ -306,6 +316,32 @@ ROUTES = [
         "enrichment", "POST", "/api/enrich-all", (200, 202), admin=True, check=_job, id="enrich-all"
     ),
     Route("enrichment", "GET", "/api/enrich-status", (200,), check=_job, id="enrich-status"),
+    # recommend
+    Route(
+        "recommend",
+        "POST",
+        "/api/recommend",
+        (200,),
+        {"user_id": "{user}", "limit": 5},
+        check=_blended,
+        id="recommend",
+    ),
+    Route(
+        "recommend",
+        "POST",
+        "/api/recommend",
+        (404,),
+        {"user_id": "{unknown_user}"},
+        id="recommend-unknown-user",
+    ),
+    Route(
+        "recommend",
+        "POST",
+        "/api/recommend",
+        (422,),
+        {"user_id": "{user}", "cursor": "x"},
+        id="recommend-unknown-field",
+    ),
 ]
 
 

@@ -8,7 +8,9 @@ the seeds. Metrics: NDCG@10, recall@50 and R-precision, averaged over eval users
 
 A model plugs in as `musicspace_<name>.evaluation.recommend_for_eval(*, frame, train_users,
 seeds, k) -> {user: top-k track ids}`; the split and metric functions here are public so the
-model packages can reuse them for their own tuning.
+model packages can reuse them for their own tuning. The `blend` row is /api/recommend's fusion
+(`musicspace_recommend.evaluation.blend_for_eval`) over the rankings m1, m2 and m3 gave the
+same users in this run (they are computed for it when not asked for themselves).
 """
 
 from __future__ import annotations
@@ -32,7 +34,8 @@ logger = logging.getLogger("musicspace.eval")
 SEED = 7
 MIN_TRACKS = 10
 MODELS = ("m1", "m2", "m3")
-ALL_NAMES = (*MODELS, *BASELINES)
+BLEND = "blend"
+ALL_NAMES = (*MODELS, BLEND, *BASELINES)
 Recommender = Callable[..., dict[str, list[str]]]
 
 
@@ -130,21 +133,27 @@ def load_recommender(name: str) -> Recommender:
     return module.recommend_for_eval
 
 
-def evaluate_model(
+def rank_model(
     recommend: Recommender,
     *,
     frame: TrackFrame,
     train_users: dict[str, list[str]],
     split: Split,
     k: int,
-) -> dict[str, float]:
+) -> dict[str, list[str]]:
     """Run one recommender on the split; seeds are removed again and lists cut to k."""
     recs = recommend(frame=frame, train_users=train_users, seeds=split.seeds, k=k)
     cleaned = {}
     for user, tracks in recs.items():
         owned = set(split.seeds.get(user, ()))
         cleaned[user] = [t for t in tracks if t not in owned][:k]
-    return score_recommendations(cleaned, split.holdout)
+    return cleaned
+
+
+def _blend(rankings: Mapping[str, dict[str, list[str]]], k: int) -> dict[str, list[str]]:
+    from musicspace_recommend.evaluation import blend_for_eval
+
+    return blend_for_eval(rankings, k=k)
 
 
 def run(
@@ -153,8 +162,12 @@ def run(
     playlists: Path,
     models: Iterable[str] | None = None,
     shipped_playlists: Path = DEMO_PLAYLISTS,
+    rankings: dict[str, dict[str, list[str]]] | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """Evaluate the chosen models (default: all) and baselines on FILE; deterministic."""
+    """Evaluate the chosen models (default: all) and baselines on FILE; deterministic.
+
+    rankings, when given, receives every model's cleaned rankings and the split's holdout
+    (under "_holdout"): what tuning the blend needs, without training again."""
     names = list(models) if models else list(ALL_NAMES)
     unknown = [n for n in names if n not in ALL_NAMES]
     if unknown:
@@ -169,12 +182,22 @@ def run(
     )
     k = required_k(split)
     logger.info("eval users=%d train users=%d k=%d", len(split.seeds), len(train_users), k)
+    ranked: dict[str, dict[str, list[str]]] = {} if rankings is None else rankings
+    ranked["_holdout"] = split.holdout
+    wanted = [n for n in names if n != BLEND]
+    if BLEND in names:
+        wanted += [m for m in MODELS if m not in wanted]
     results: dict[str, dict[str, Any]] = {}
-    for name in names:
-        recommend = load_recommender(name)
+    for name in wanted:
         started = time.perf_counter()
-        results[name] = evaluate_model(
-            recommend, frame=frame, train_users=train_users, split=split, k=k
+        ranked[name] = rank_model(
+            load_recommender(name), frame=frame, train_users=train_users, split=split, k=k
         )
-        logger.info("%s done in %.1fs: %s", name, time.perf_counter() - started, results[name])
-    return results
+        if name in names:
+            results[name] = score_recommendations(ranked[name], split.holdout)
+        logger.info("%s done in %.1fs", name, time.perf_counter() - started)
+    if BLEND in names:
+        results[BLEND] = score_recommendations(
+            _blend({m: ranked[m] for m in MODELS}, k), split.holdout
+        )
+    return {name: results[name] for name in names}

@@ -30,6 +30,7 @@ train_app = typer.Typer(help="Train the global models from the DB.", no_args_is_
 eval_app = typer.Typer(help="Deterministic evaluations against baselines.", no_args_is_help=True)
 index_app = typer.Typer(help="The llm search index.", no_args_is_help=True)
 models_app = typer.Typer(help="Model volumes: usage and cleanup.", no_args_is_help=True)
+report_app = typer.Typer(help="Reports over the live data.", no_args_is_help=True)
 for sub, name in (
     (db_app, "db"),
     (import_app, "import"),
@@ -37,6 +38,7 @@ for sub, name in (
     (eval_app, "eval"),
     (index_app, "index"),
     (models_app, "models"),
+    (report_app, "report"),
 ):
     app.add_typer(sub, name=name)
 
@@ -216,16 +218,27 @@ def eval_playlists(
             "--models", help="comma-separated subset, e.g. m1,implicit_als (default: all)"
         ),
     ] = None,
+    save_rankings: Annotated[
+        Path | None,
+        typer.Option(
+            "--save-rankings",
+            help="also write every model's rankings and the holdout (JSON): tune the blend "
+            "(RECOMMEND_*) on them without training again",
+        ),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """m1, m2, m3 and baselines on held-out halves of playlists."""
+    """m1, m2, m3, their blend (/api/recommend) and baselines on held-out halves of playlists."""
     from musicspace_cli.eval_playlists import run
 
     chosen = [name.strip() for name in models.split(",") if name.strip()] if models else None
+    rankings: dict[str, Any] = {}
     try:
-        result = run(catalog=catalog, playlists=playlists, models=chosen)
+        result = run(catalog=catalog, playlists=playlists, models=chosen, rankings=rankings)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc
+    if save_rankings is not None:
+        save_rankings.write_text(json.dumps(rankings))
     _emit(result, as_json)
 
 
@@ -296,6 +309,65 @@ def models_cleanup(
         CommonSettings().model_root, older_than_days=older_than_days, dry_run=dry_run
     )
     _emit(result, as_json)
+
+
+@report_app.command("online")
+def report_online(
+    since: Annotated[
+        str, typer.Option(help="window start: a duration before now (30m, 24h, 7d) or ISO time")
+    ] = "7d",
+    until: Annotated[
+        str | None, typer.Option(help="window end (exclusive), as --since; default now")
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Click-through and play-through of recommendations per source, route and A/B arm."""
+    from datetime import UTC, datetime
+
+    from musicspace_cli.report_online import parse_time, report
+    from musicspace_shared.db.engine import make_engine
+
+    now = datetime.now(UTC)
+    try:
+        start = parse_time(since, now=now)
+        end = parse_time(until, now=now) if until else now
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    if start >= end:
+        raise typer.BadParameter(f"--since ({start.isoformat()}) must be before --until")
+
+    async def read() -> dict[str, Any]:
+        engine = make_engine(CommonSettings())
+        try:
+            return await report(engine, since=start, until=end)
+        finally:
+            await engine.dispose()
+
+    result = _run(read)
+    if as_json:
+        _emit(result, True)
+        return
+    _print_report(result)
+
+
+def _print_report(result: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    out = Console(width=max(Console().width, 110))  # a pipe is 80 wide: keep the columns whole
+    window = result["window"]
+    out.print(f"events from {window['since']} to {window['until']}")
+    for section in ("by_source", "by_route", "by_arm", "by_arm_and_source"):
+        table = Table(title=section.replace("_", " "))
+        columns = ("impressions", "clicks", "plays", "likes", "skips")
+        for column in ("", *columns, "click_through", "play_through"):
+            table.add_column(column, justify="left" if not column else "right", no_wrap=True)
+        for name, row in result[section].items():
+            rates = [
+                ("-" if row[c] is None else f"{row[c]:.1%}")
+                for c in ("click_through", "play_through")
+            ]
+            table.add_row(name, *(str(row[c]) for c in columns), *rates)
+        out.print(table)
 
 
 if __name__ == "__main__":

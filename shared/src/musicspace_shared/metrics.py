@@ -6,6 +6,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from musicspace_shared.health import ModelState
 
+# Distinct client-supplied values one label of the feedback counter keeps (then "other").
+MAX_LABEL_VALUES = 32
 LATENCY_BUCKETS = (0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
 
@@ -39,6 +41,21 @@ class ServiceMetrics:
             ["service", "name"],
             registry=self.registry,
         )
+        # Online measurement (README: Online measurement): answers served and the feedback
+        # events that refer to them, by the source and A/B arm named in the recommendation id.
+        self.recommendations = Counter(
+            "musicspace_recommendations_total",
+            "Recommend answers served, by source (model, blend, popular), route and A/B arm",
+            ["service", "source", "route", "arm"],
+            registry=self.registry,
+        )
+        self.feedback = Counter(
+            "musicspace_feedback_events_total",
+            "Recorded events that refer to a recommendation, by its source and arm and the kind",
+            ["service", "source", "arm", "kind"],
+            registry=self.registry,
+        )
+        self._label_values: dict[str, set[str]] = {}
         self.model_states = Gauge(
             "musicspace_model_state",
             "1 for the state each held model is in (missing, ready, degraded, failed), else 0",
@@ -48,6 +65,25 @@ class ServiceMetrics:
 
     def count(self, event: str, amount: float = 1) -> None:
         self.events.labels(self.service, event).inc(amount)
+
+    def served(self, *, source: str, route: str, arm: str) -> None:
+        """One recommend answer given by `source` on `route` to a user in `arm`."""
+        self.recommendations.labels(self.service, source, route, arm).inc()
+
+    def feedback_event(self, *, source: str, arm: str, kind: str) -> None:
+        """One recorded event referring to an answer of `source` in `arm`. Source and arm come
+        from a client's recommendation id: each keeps at most MAX_LABEL_VALUES values per
+        process (later ones count as "other"), so made-up ids cannot grow the series."""
+        self.feedback.labels(
+            self.service, self._bounded("source", source), self._bounded("arm", arm), kind
+        ).inc()
+
+    def _bounded(self, label: str, value: str) -> str:
+        seen = self._label_values.setdefault(label, set())
+        if value in seen or len(seen) < MAX_LABEL_VALUES:
+            seen.add(value)
+            return value
+        return "other"
 
     def set(self, name: str, value: float) -> None:
         self.gauges.labels(self.service, name).set(value)

@@ -70,6 +70,8 @@ SERVICES: tuple[Service, ...] = (
             "/api/tracks",
         ),
     ),
+    # The app's one recommend call: asks m1, m2, m3 (and llm for a query) and blends them.
+    Service("recommend", 8006, ("/api/recommend",)),
 )
 
 

@@ -65,6 +65,9 @@ class CommonSettings(BaseSettings):
     enrichment_url: str = Field(
         default_factory=partial(local_url, "enrichment"), validation_alias="ENRICHMENT_URL"
     )
+    recommend_url: str = Field(
+        default_factory=partial(local_url, "recommend"), validation_alias="RECOMMEND_URL"
+    )
     http_timeout_s: float = Field(30.0, validation_alias="HTTP_TIMEOUT_S")
     http_retries: int = Field(3, validation_alias="HTTP_RETRIES")
     # The fields below are read with the service's own prefix (M1_CATALOG_CHECK_S, ...); a

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
-from musicspace_m3.events import Event, record_events
+from musicspace_m3.events import Event, count_feedback, record_events
 from musicspace_m3.schemas import (
     EventOutcome,
     EventsRequest,
@@ -65,13 +65,20 @@ async def train(
 @router.post(
     "/events",
     response_model=EventsResponse,
-    summary="Record plays, likes, dislikes, unlikes and skips (idempotent by event_id)",
+    summary="Record plays, likes, dislikes, unlikes, skips, clicks and impressions "
+    "(idempotent by event_id)",
 )
-async def events(body: EventsRequest, session: SessionDep, caller: Caller) -> EventsResponse:
+async def events(
+    body: EventsRequest, request: Request, session: SessionDep, caller: Caller
+) -> EventsResponse:
     for event in body.events:
         caller.act_for(event.user_id)
-    batch = [Event(e.event_id, e.user_id, e.track_id, e.kind, e.occurred_at) for e in body.events]
+    batch = [
+        Event(e.event_id, e.user_id, e.track_id, e.kind, e.occurred_at, e.recommendation_id)
+        for e in body.events
+    ]
     results = await record_events(session=session, events=batch)
+    count_feedback(request.app.state.metrics, batch, results)
     outcomes = [EventOutcome(event_id=r.event_id, status=r.status) for r in results]  # type: ignore[arg-type]
     recorded = sum(r.status == "recorded" for r in results)
     duplicates = sum(r.status == "duplicate" for r in results)

@@ -7,6 +7,12 @@ upserts. If a concurrent request inserted one of the same keys first, the insert
 key, the transaction rolls back and the batch is retried once, now seeing those events as
 duplicates: an event is counted once however often it is sent.
 
+Kinds: play, skip, like, dislike, unlike change the user's `interaction` row; click and
+impression (what the app showed and what was tapped) are stored only, for online
+measurement. Any event may carry the `recommendation_id` of the answer it follows: its source
+and A/B arm are stored beside it (musicspace_shared.recommendation_ids), and the online
+report (`musicspace report online`) reads them.
+
 occurred_at must lie between 2000-01-01 and a few minutes ahead of the server clock
 (`check_occurred_at`, applied by the request schema): `last_played_at` keeps the latest play,
 so one far-future timestamp would otherwise pin it for good.
@@ -25,8 +31,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from musicspace_shared.db.tables import Interaction, InteractionEvent, Track, User, utcnow
+from musicspace_shared.recommendation_ids import parse
 
 LIKE_VALUE = {"like": 1, "dislike": -1, "unlike": 0}
+# Kinds that change nothing in `interaction`: kept for the online report only.
+EXPOSURE_KINDS = frozenset({"click", "impression"})
 EARLIEST_OCCURRED_AT = datetime(2000, 1, 1, tzinfo=UTC)
 # Clients' clocks run a little ahead of ours; more than this is a wrong clock or a made-up time.
 MAX_CLOCK_AHEAD = timedelta(minutes=5)
@@ -54,8 +63,9 @@ class Event:
     event_id: str
     user_id: int
     track_id: str
-    kind: str  # play | like | dislike | unlike | skip
+    kind: str  # play | like | dislike | unlike | skip | click | impression
     occurred_at: datetime | None = None
+    recommendation_id: str | None = None  # checked by the request schema
 
 
 @dataclass
@@ -128,13 +138,31 @@ async def _record_once(session: AsyncSession, events: list[Event]) -> list[Event
                     "kind": e.kind,
                     "occurred_at": _aware(e.occurred_at) or now,
                     "received_at": now,
+                    **_attribution(e.recommendation_id),
                 }
                 for e in fresh
             ],
         )
-        await _aggregate(session, fresh, now)
+        await _aggregate(session, [e for e in fresh if e.kind not in EXPOSURE_KINDS], now)
     await session.commit()
     return results
+
+
+def count_feedback(metrics: Any, events: list[Event], results: list[EventResult]) -> None:
+    """Count each newly recorded event that names a recommendation, by its source, arm, kind
+    (musicspace_feedback_events_total): duplicates and rejected events are not counted."""
+    for event, result in zip(events, results, strict=True):
+        if result.status == "recorded" and event.recommendation_id is not None:
+            parsed = parse(event.recommendation_id)
+            metrics.feedback_event(source=parsed.source, arm=parsed.arm, kind=event.kind)
+
+
+def _attribution(recommendation_id: str | None) -> dict[str, str | None]:
+    """The id and the source and arm it names (all None for an event that names none)."""
+    if recommendation_id is None:
+        return {"recommendation_id": None, "source": None, "arm": None}
+    parsed = parse(recommendation_id)
+    return {"recommendation_id": recommendation_id, "source": parsed.source, "arm": parsed.arm}
 
 
 def _aware(value: datetime | None) -> datetime | None:
@@ -144,7 +172,8 @@ def _aware(value: datetime | None) -> datetime | None:
 
 
 async def _aggregate(session: AsyncSession, events: list[Event], now: datetime) -> None:
-    """Add plays/skips and set the latest like state per (user, track): two set-based upserts."""
+    """Add plays/skips and set the latest like state per (user, track): two set-based upserts.
+    (Clicks and impressions never come here: they change no interaction.)"""
     agg: dict[tuple[int, str], dict[str, Any]] = defaultdict(
         lambda: {"plays": 0, "skips": 0, "like": None, "like_at": None, "last": None}
     )

@@ -5,13 +5,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field, model_validator
 
-from musicspace_m3.events import check_occurred_at
+from musicspace_m3.events import EXPOSURE_KINDS, check_occurred_at
 from musicspace_shared.ids import TrackId, UserId
 from musicspace_shared.inputs import StrictBody
 from musicspace_shared.recommend import RecommendedItem, RecommendPage
 from musicspace_shared.recommend import RecommendRequest as CommonRequest
+from musicspace_shared.recommendation_ids import RecommendationId
 
 EVENT_ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,64}$"
 
@@ -72,10 +73,28 @@ class EventIn(StrictBody):
     )
     user_id: UserId
     track_id: TrackId
-    kind: Literal["play", "like", "dislike", "unlike", "skip"]
+    kind: Literal["play", "like", "dislike", "unlike", "skip", "click", "impression"] = Field(
+        description="play, skip, like, dislike, unlike change the user's interactions (what m3 "
+        "learns from); impression (a track was shown) and click (it was tapped) are stored for "
+        "online measurement only and need `recommendation_id`"
+    )
     occurred_at: Annotated[datetime | None, AfterValidator(check_occurred_at)] = Field(
         None, description="when it happened: 2000-01-01 .. 5 minutes ahead of the server (UTC)"
     )
+    recommendation_id: RecommendationId | None = Field(
+        None,
+        description="the `recommendation_id` of the recommend answer that showed this track "
+        "(any recommend route): attributes the event to that answer's model and A/B arm in "
+        "the online report and the feedback counters. Required for click and impression.",
+    )
+
+    @model_validator(mode="after")
+    def _exposure_names_its_answer(self) -> EventIn:
+        if self.kind in EXPOSURE_KINDS and self.recommendation_id is None:
+            raise ValueError(
+                f"a {self.kind} event needs the recommendation_id of the answer that showed it"
+            )
+        return self
 
 
 class EventsRequest(StrictBody):

@@ -142,9 +142,15 @@ class InteractionEvent(SQLModel, table=True):
     user_id: int = Field(primary_key=True, sa_type=sa.BigInteger)
     event_id: str = Field(primary_key=True, max_length=64)
     track_id: str = Field(sa_type=TrackIdType)
-    kind: str = Field(max_length=16)  # play | like | dislike | unlike | skip
-    occurred_at: datetime = Field(default_factory=utcnow)
+    # play | like | dislike | unlike | skip | click | impression
+    kind: str = Field(max_length=16)
+    occurred_at: datetime = Field(default_factory=utcnow, index=True)
     received_at: datetime = Field(default_factory=utcnow)
+    # The recommend answer the event refers to (musicspace_shared.recommendation_ids), and the
+    # source and A/B arm that id names, kept apart so the online report groups without parsing.
+    recommendation_id: str | None = Field(default=None, max_length=66)
+    source: str | None = Field(default=None, max_length=24)
+    arm: str | None = Field(default=None, max_length=24)
 
 
 class Job(SQLModel, table=True):

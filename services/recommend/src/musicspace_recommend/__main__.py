@@ -1,0 +1,3 @@
+from musicspace_shared.serve import main
+
+main("recommend")
