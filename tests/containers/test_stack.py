@@ -29,6 +29,7 @@ def test_bootstrap_exited_0_and_every_container_is_healthy(compose_stack: Compos
         "m3": 1,
         "llm": 2,
         "enrichment": 1,
+        "recommend": 1,
     }
     unhealthy = [
         row["Name"] for rows in by_service.values() for row in rows if row["Health"] != "healthy"
@@ -40,6 +41,7 @@ def test_every_public_route_answers_through_the_gateway(
     compose_stack: ComposeStack, demo_users: list[int]
 ) -> None:
     user = demo_users[-1]
+    newcomer = 9_000_001  # created, given a library and erased over HTTP
     track_id = compose_stack.sql(
         "SELECT track_id FROM track WHERE features_source = 'measured' LIMIT 1"
     )[0][0]
@@ -67,6 +69,17 @@ def test_every_public_route_answers_through_the_gateway(
         ),
         ("POST", "/api/init-models", {"user_id": user}, admin),
         ("GET", "/api/enrich-status", None, admin),
+        ("POST", "/api/recommend", {"user_id": user, "limit": 5}, {}),
+        ("POST", "/api/tracks", {"tracks": [{"track_id": "ct-new-1", "title": "New"}]}, {}),
+        ("PUT", f"/api/users/{newcomer}", {"name": "Container test"}, {}),
+        (
+            "PUT",
+            f"/api/users/{newcomer}/library",
+            {"mode": "replace", "tracks": [{"track_id": track_id}, {"track_id": "ct-new-1"}]},
+            {},
+        ),
+        ("GET", f"/api/users/{newcomer}", None, {}),
+        ("DELETE", f"/api/users/{newcomer}", None, {}),
     ]
     failed = []
     with compose_stack.client() as client:
