@@ -165,7 +165,7 @@ async def recommend(
     else:
         source, models = "popular", []
         cold = await runtime.popular.get(session)
-        fused, meta, reasons = cold.items, dict(cold.tracks), cold.reasons
+        fused, meta, reasons = cold.items, cold.tracks, cold.reasons
     version = f"{source}|{arm.name}|{','.join(models)}|{depth}|{settings.rrf_k:g}"
     artists = [getattr(meta.get(f.track_id), "artist", None) for f in fused]
     page = await paging.page_of(
