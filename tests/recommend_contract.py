@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 import sqlalchemy as sa
+from prometheus_client.parser import text_string_to_metric_families
 
 from musicspace_shared.db.engine import make_engine
 from musicspace_shared.db.tables import Track, UserTrack
@@ -71,6 +72,18 @@ async def _post(client: httpx.AsyncClient, path: str, body: dict[str, Any]) -> d
     return response.json()
 
 
+async def _served(client: httpx.AsyncClient, path: str) -> float:
+    """musicspace_recommendations_total of the route, over its sources and arms."""
+    response = await client.get("/metrics")
+    assert response.status_code == 200, response.text
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(response.text)
+        for sample in family.samples
+        if sample.name == "musicspace_recommendations_total" and sample.labels["route"] == path
+    )
+
+
 def _ids(page: dict[str, Any]) -> list[str]:
     return [item["track_id"] for item in page["items"]]
 
@@ -84,11 +97,15 @@ async def check_recommend_contract(
     source: str,
     owned_may_return: bool = True,
 ) -> None:
-    """Shape, scores, paging, cursor checks, filters, exclude, exclude_owned, max_per_artist."""
+    """Shape, scores, the served counter, paging, cursor checks, filters, exclude,
+    exclude_owned, max_per_artist."""
     rows, owned = await _rows(db_url, body["user_id"])
-    # Shape: a fresh recommendation id per answer that names the route; scores in 0..1.
+    # Shape: a fresh recommendation id per answer that names the route; scores in 0..1; each
+    # answer counted as served on its route (online click-through per route).
+    counted = await _served(client, path)
     big = await _post(client, path, body | {"limit": 15})
     again = await _post(client, path, body | {"limit": 15})
+    assert await _served(client, path) == counted + 2
     assert big["source"] == source and parse(big["recommendation_id"]).source == source
     assert again["recommendation_id"] != big["recommendation_id"]
     assert _ids(again) == _ids(big) and len(big["items"]) == 15

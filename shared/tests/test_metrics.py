@@ -26,3 +26,18 @@ def test_feedback_labels_made_up_by_clients_stop_growing() -> None:
     assert _value(metrics, "musicspace_feedback_events_total", arm="other", **kept) == 10
     metrics.feedback_event(source="m1", arm="arm0", kind="click")  # a kept value stays kept
     assert _value(metrics, "musicspace_feedback_events_total", arm="arm0", **kept) == 2
+
+
+def test_a_model_recommend_answer_counts_unless_recommend_asked_for_it() -> None:
+    metrics = ServiceMetrics("m3")
+
+    def count() -> float:
+        labels = {"source": "m3", "route": "/api/m3/recommend", "arm": "none"}
+        return _value(metrics, "musicspace_recommendations_total", **labels)
+
+    metrics.answered(route="/api/m3/recommend", method="POST", status=200, internal=False)
+    assert count() == 1
+    metrics.answered(route="/api/m3/recommend", method="POST", status=200, internal=True)
+    metrics.answered(route="/api/m3/recommend", method="POST", status=422, internal=False)
+    metrics.answered(route="/api/m3/events", method="POST", status=200, internal=False)
+    assert count() == 1

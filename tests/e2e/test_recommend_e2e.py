@@ -8,6 +8,7 @@ import uuid
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from musicspace_shared.recommendation_ids import parse
 from tests.e2e.stack import Stack
@@ -82,3 +83,38 @@ def test_events_naming_an_answer_are_recorded_and_counted(stack: Stack) -> None:
     served = httpx.get(stack.services["recommend"].url + "/metrics", timeout=10).text
     answer = f'arm="{parsed.arm}",route="/api/recommend",service="recommend"'
     assert f'musicspace_recommendations_total{{{answer},source="{parsed.source}"}}' in served
+
+
+def _m3_served(stack: Stack) -> float:
+    text = httpx.get(stack.services["m3"].url + "/metrics", timeout=10).text
+    labels = {"arm": "none", "route": "/api/m3/recommend", "service": "m3", "source": "m3"}
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "musicspace_recommendations_total" and sample.labels == labels
+    )
+
+
+def test_recommend_pages_through_the_gateway_and_model_routes_count_their_answers(
+    stack: Stack,
+) -> None:
+    for service in ("recommend", "m1", "m2", "m3"):
+        stack.require(service)
+    body = {"user_id": stack.user_id, "max_per_artist": 2, "filters": {"min_year": 1900}}
+    before = _m3_served(stack)
+    with stack.client() as http:
+        whole = http.post("/api/recommend", json=body | {"limit": 24}, headers=stack.app).json()
+        paged, cursor = [], None
+        for _ in range(3):
+            page = body | {"limit": 8} | ({"cursor": cursor} if cursor else {})
+            answer = http.post("/api/recommend", json=page, headers=stack.app)
+            assert answer.status_code == 200, answer.text
+            paged += [item["track_id"] for item in answer.json()["items"]]
+            cursor = answer.json()["next_cursor"]
+        direct = http.post("/api/m3/recommend", json={"user_id": stack.user_id}, headers=stack.app)
+        assert direct.status_code == 200, direct.text
+    assert "m3" in whole["models"]
+    assert paged == [item["track_id"] for item in whole["items"]] and len(paged) == 24
+    # Only the direct call: the calls /api/recommend made are not answers shown to a user.
+    assert _m3_served(stack) == before + 1

@@ -24,6 +24,7 @@ class FakeModels(RouteTable):
     modes: dict[str, str] = field(default_factory=dict)
     slow_s: float = 5.0
     calls: list[tuple[str, dict]] = field(default_factory=list)
+    callers: set[str | None] = field(default_factory=set)  # X-MusicSpace-Caller headers seen
 
     def __post_init__(self) -> None:
         super().__init__()
@@ -58,6 +59,7 @@ class FakeModels(RouteTable):
     async def handler(self, request: httpx.Request) -> httpx.Response:
         model = request.url.path.split("/")[2]
         self.calls.append((model, json.loads(request.content)))
+        self.callers.add(request.headers.get("x-musicspace-caller"))
         if request.headers.get("authorization") != APP["Authorization"]:
             return httpx.Response(401, json={"detail": "models are called with the app credential"})
         mode = self.modes.get(model)

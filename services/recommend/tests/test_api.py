@@ -248,8 +248,11 @@ async def test_unknown_user_404_and_another_users_token_403(any_db_url, user) ->
 @pytest.mark.parametrize(
     ("body", "message"),
     [
-        ({"cursor": "abc"}, "model routes"),
-        ({"filters": {}}, "model routes"),
+        ({"cursor": "abc"}, "not a cursor this API issued"),
+        ({"filters": {"min_energy": 2}}, "min_energy"),
+        ({"filters": {"min_year": 2000, "max_year": 1990}}, "must not exceed"),
+        ({"max_per_artist": 0}, "max_per_artist"),
+        ({"exclude_owned": "yes"}, "exclude_owned"),
         ({"query": "   "}, "must not be blank"),
         ({"limit": 0}, "limit"),
         ({"limit": 101}, "limit"),

@@ -5,9 +5,13 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from musicspace_shared.health import ModelState
+from musicspace_shared.recommendation_ids import NO_ARM
 
 # Distinct client-supplied values one label of the feedback counter keeps (then "other").
 MAX_LABEL_VALUES = 32
+# Sent by /api/recommend when it asks a model: the model's answer is not shown to anyone as
+# such (the blend's is, and counted there), so the model route does not count it as served.
+INTERNAL_HEADER = "X-MusicSpace-Caller"
 LATENCY_BUCKETS = (0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
 
@@ -56,6 +60,7 @@ class ServiceMetrics:
             registry=self.registry,
         )
         self._label_values: dict[str, set[str]] = {}
+        self._recommend_route = f"/api/{service}/recommend"
         self.model_states = Gauge(
             "musicspace_model_state",
             "1 for the state each held model is in (missing, ready, degraded, failed), else 0",
@@ -69,6 +74,13 @@ class ServiceMetrics:
     def served(self, *, source: str, route: str, arm: str) -> None:
         """One recommend answer given by `source` on `route` to a user in `arm`."""
         self.recommendations.labels(self.service, source, route, arm).inc()
+
+    def answered(self, *, route: str, method: str, status: int, internal: bool) -> None:
+        """Count a model's own recommend answer (`POST /api/<service>/recommend`, 200) as
+        served, source the service, no arm (musicspace_recommend counts its own, with arms);
+        not when /api/recommend asked (`internal`). Called for every request: a compare."""
+        if status == 200 and route == self._recommend_route and method == "POST" and not internal:
+            self.served(source=self.service, route=route, arm=NO_ARM)
 
     def feedback_event(self, *, source: str, arm: str, kind: str) -> None:
         """One recorded event referring to an answer of `source` in `arm`. Source and arm come

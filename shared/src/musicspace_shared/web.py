@@ -35,7 +35,7 @@ from musicspace_shared.forget import forget_router
 from musicspace_shared.health import Degraded, shutdown_check
 from musicspace_shared.limits import TrainingQueue
 from musicspace_shared.logs import configure_logging, log_fields, request_id_var
-from musicspace_shared.metrics import ServiceMetrics
+from musicspace_shared.metrics import INTERNAL_HEADER, ServiceMetrics
 from musicspace_shared.settings import CommonSettings
 
 logger = logging.getLogger("musicspace.web")
@@ -121,6 +121,9 @@ def _new_request_id() -> str:
     return f"{_REQUEST_ID_PREFIX}{next(_request_numbers):010x}"
 
 
+_INTERNAL = INTERNAL_HEADER.lower().encode()
+
+
 class RequestContextMiddleware:
     """Request id in/out, JSON access log, request metrics keyed by route template."""
 
@@ -156,6 +159,9 @@ class RequestContextMiddleware:
             method = scope["method"]
             self.metrics.requests.labels(self.metrics.service, template, method, str(status)).inc()
             self.metrics.duration.labels(self.metrics.service, template, method).observe(elapsed)
+            self.metrics.answered(
+                route=template, method=method, status=status, internal=_INTERNAL in headers
+            )
             if template not in ("/healthz", "/readyz", "/metrics") and logger.isEnabledFor(
                 logging.INFO
             ):

@@ -30,6 +30,11 @@ RuntimeDep = Annotated[Runtime, Depends(runtime_dependency(Runtime))]
     "(or serves the one model the user's A/B arm names) and says which models contributed "
     "and why the others did not. A model that is down, slow or has nothing is left out; with "
     "none left, and for users with no data, popular and newly added tracks per genre answer. "
+    "Takes the common recommend request: `filters`, `exclude`, `exclude_owned` and "
+    "`max_per_artist` go to every model asked and are applied again to the fused list, which "
+    "is paged with `cursor` / `next_cursor` (each model asked for RECOMMEND_DEPTH tracks, "
+    "50 by default, at most 200, llm at most 50, for every page, so pages never overlap or "
+    "skip while the inputs are unchanged). "
     "Send the answer's `recommendation_id` with the events on its tracks (POST "
     "/api/m3/events: impression, click, play, ...) to measure it online.",
     responses={404: {"description": "unknown user"}},

@@ -18,6 +18,7 @@ import httpx
 from musicspace_recommend.settings import MODELS
 from musicspace_shared.http import PeerRejected, PeerUnavailable, ServiceClient
 from musicspace_shared.ids import is_valid_track_id
+from musicspace_shared.metrics import INTERNAL_HEADER
 
 ROUTES = {model: f"/api/{model}/recommend" for model in MODELS}
 # The largest `limit` each model's recommend route takes.
@@ -69,9 +70,16 @@ async def ask(
     limit: int,
     deadline_s: float,
     query: str | None = None,
+    selection: dict[str, Any] | None = None,
 ) -> ModelAnswer:
-    """One model's ranking for the user, or why there is none, within deadline_s."""
-    body: dict[str, Any] = {"user_id": user_id, "limit": min(limit, MAX_LIMIT[model])}
+    """One model's ranking for the user, or why there is none, within deadline_s.
+    `selection`: the request's filters, exclude, exclude_owned and max_per_artist, passed on
+    as they are (every model route takes them: musicspace_shared.recommend)."""
+    body: dict[str, Any] = {
+        **(selection or {}),
+        "user_id": user_id,
+        "limit": min(limit, MAX_LIMIT[model]),
+    }
     if model == "llm":
         body["query"] = query
     started = time.perf_counter()
@@ -114,7 +122,7 @@ def build_clients(
             retries=1,
             backoff_s=0.05,
             transport=transport,
-            headers=settings.peer_headers(),
+            headers=settings.peer_headers() | {INTERNAL_HEADER: "recommend"},
         )
         for model in MODELS
     }

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from musicspace_shared.db.tables import Interaction, Track, User, UserTrack
+from musicspace_shared.features import FEATURES
 
 
 @dataclass(frozen=True)
@@ -75,3 +76,15 @@ async def new_per_genre(session: AsyncSession, per_genre: int) -> list[GenreTrac
     return await top_per_genre(
         session, order=[col(Track.created_at).desc(), col(Track.track_id)], per_genre=per_genre
     )
+
+
+async def track_rows(session: AsyncSession, track_ids: list[str]) -> dict[str, Any]:
+    """The catalog columns the filters and the per-artist cap read, by track id (known ids)."""
+    columns = [col(Track.track_id), col(Track.artist), col(Track.genre), col(Track.subgenre)]
+    columns += [col(Track.release_date), *(getattr(Track, name) for name in FEATURES)]
+    found: dict[str, Any] = {}
+    for start in range(0, len(track_ids), 500):
+        chunk = track_ids[start : start + 500]
+        rows = await session.execute(sa.select(*columns).where(col(Track.track_id).in_(chunk)))
+        found.update({row.track_id: row for row in rows})
+    return found

@@ -6,19 +6,26 @@ from typing import ClassVar, Literal
 
 from pydantic import BaseModel, Field, field_validator
 
-from musicspace_shared.ids import TrackId, UserId
-from musicspace_shared.inputs import Limit, StrictBody
+from musicspace_shared.inputs import Limit
+from musicspace_shared.recommend import RecommendRequest as SharedRequest
 
 Status = Literal[
     "contributed", "empty", "unavailable", "not_ready", "timeout", "rejected", "not_asked"
 ]
 Source = Literal["blend", "m1", "m2", "m3", "llm", "popular"]
-_MODEL_ROUTES = "the model routes (/api/m1, /api/m2, /api/m3, /api/llm recommend)"
 
 
-class RecommendRequest(StrictBody):
-    user_id: UserId
-    limit: Limit = Field(20, le=100)
+class RecommendRequest(SharedRequest):
+    """The common recommend request (musicspace_shared.recommend) plus an optional `query`.
+    `filters`, `exclude`, `exclude_owned` and `max_per_artist` go to every model asked, so
+    each spends its depth on tracks that pass them, and are applied again to the fused list;
+    `max_per_artist` counts from the top of the fused list over all pages (absent: no cap
+    beyond the models' own). Pages come from one fused list of fixed depth: each model is asked
+    for RECOMMEND_DEPTH tracks (50; at most 200, llm at most 50) whatever the page, so pages
+    concatenate without overlap or skip while the inputs and the contributing models are
+    unchanged, and paging ends where that list ends."""
+
+    limit: Limit = Field(20, le=100, description="items per page")
     query: str | None = Field(
         None,
         min_length=1,
@@ -26,17 +33,8 @@ class RecommendRequest(StrictBody):
         description="optional natural-language wish ('calm piano for studying'): llm search "
         "ranks by it and the other models re-rank llm's tracks for this user",
     )
-    exclude: list[TrackId] = Field(
-        default_factory=list,
-        max_length=500,
-        description="track ids never to return (e.g. what the app shows already); the "
-        "user's own tracks are always left out",
-    )
 
-    elsewhere: ClassVar[dict[str, str]] = {
-        name: f"not taken by /api/recommend; {_MODEL_ROUTES} take it"
-        for name in ("cursor", "filters", "max_per_artist", "exclude_owned")
-    }
+    elsewhere: ClassVar[dict[str, str]] = {}
 
     @field_validator("query")
     @classmethod
@@ -93,6 +91,10 @@ class RecommendResponse(BaseModel):
         "failed)"
     )
     models: list[str] = Field(description="the models whose rankings are in this answer")
+    next_cursor: str | None = Field(
+        description="send as `cursor` (with the same other fields) for the next page; null: "
+        "no more results (the filters left fewer, or the fused list ended)"
+    )
     outcomes: list[ModelOutcome] = Field(
         description="every model, with what it did for this answer (and why not)"
     )

@@ -3,8 +3,11 @@
 Guarantees: an answer never waits for a model longer than that model's deadline (plus one
 fallback round when the arm's own model gives nothing); a model that is down, not ready,
 slow, refusing or empty is left out and named in `outcomes` with the reason; when no model
-contributes, the popular-and-new lists answer (source `popular`). The user's own tracks and
-`exclude` are never returned. Every answer carries a fresh recommendation id naming its
+contributes, the popular-and-new lists answer (source `popular`). Each model is asked with the
+request's filters, exclude, exclude_owned and max_per_artist; the fused (or popular) list then
+goes through the shared steps and is paged with the shared cursor (musicspace_recommend.paging),
+so `exclude`, the user's own tracks (unless exclude_owned is false) and tracks that fail the
+filters are never returned. Every answer carries a fresh recommendation id naming its
 source and the user's arm, and is counted in musicspace_recommendations_total.
 """
 
@@ -16,10 +19,10 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from musicspace_recommend import repository
+from musicspace_recommend import paging, repository
 from musicspace_recommend.arms import assign
 from musicspace_recommend.fusion import Fused, fuse
-from musicspace_recommend.peers import ModelAnswer, Track, ask
+from musicspace_recommend.peers import ModelAnswer, ask
 from musicspace_recommend.planning import Plan, asks_llm, plan
 from musicspace_recommend.runtime import Runtime
 from musicspace_recommend.schemas import (
@@ -37,6 +40,13 @@ ROUTE = "/api/recommend"
 logger = logging.getLogger("musicspace.recommend")
 
 
+def _selection(body: RecommendRequest) -> dict[str, Any]:
+    """What each model is asked to honour itself, so its depth goes to tracks that pass."""
+    return body.model_dump(
+        include={"filters", "exclude", "exclude_owned", "max_per_artist"}, exclude_none=True
+    )
+
+
 async def _ask_all(
     models: list[str], runtime: Runtime, settings: Settings, body: RecommendRequest, depth: int
 ) -> dict[str, ModelAnswer]:
@@ -49,6 +59,7 @@ async def _ask_all(
                 limit=depth,
                 deadline_s=settings.deadline_s(model),
                 query=body.query,
+                selection=_selection(body),
             )
             for model in models
         )
@@ -96,9 +107,10 @@ def _outcomes(answers: dict[str, ModelAnswer], the_plan: Plan) -> list[ModelOutc
     return outcomes
 
 
-def _fused_items(
-    answers: dict[str, ModelAnswer], settings: Settings, body: RecommendRequest, skip: set[str]
-) -> tuple[list[str], list[RecommendItem]]:
+def _fused(
+    answers: dict[str, ModelAnswer], settings: Settings, body: RecommendRequest
+) -> tuple[list[str], list[Fused], dict[str, Any]]:
+    """The models that contributed, the fused list (best first) and each track's details."""
     rankings = {
         m: [t.track_id for t in a.tracks] for m, a in answers.items() if a.status == "contributed"
     }
@@ -109,15 +121,11 @@ def _fused_items(
         weights={m: settings.weight(m) for m in models},
         restrict_to="llm" if body.query and "llm" in rankings else None,
     )
-    meta: dict[str, Track] = {}
+    meta: dict[str, Any] = {}
     for model in models:
         for track in answers[model].tracks:
             meta.setdefault(track.track_id, track)
-    return models, [_item(f, meta.get(f.track_id)) for f in _kept(fused, skip, body.limit)]
-
-
-def _kept(fused: list[Fused], skip: set[str], limit: int) -> list[Fused]:
-    return [f for f in fused if f.track_id not in skip][:limit]
+    return models, fused, meta
 
 
 def _item(fused: Fused, track: Any, reason: str | None = None) -> RecommendItem:
@@ -144,21 +152,29 @@ async def recommend(
         raise NotFound(f"user {body.user_id} not found")
     arm = assign(body.user_id, runtime.arms, settings.arm_salt)
     the_plan = plan(arm.name, data, settings, query=body.query is not None)
-    depth = min(200, max(settings.depth, body.limit + len(body.exclude)))
+    paging.first_offset(body)  # a foreign cursor is refused before any model is asked
+    depth = settings.depth  # fixed, whatever the page: see RecommendRequest
     answers = await _gather_answers(the_plan, runtime, settings, body, depth)
-    skip = set(body.exclude)
-    if data.library:
-        skip |= await repository.owned_tracks(session, body.user_id)
-    models, items = _fused_items(answers, settings, body, skip)
-    if items:
+    owned: set[str] = set()
+    if body.exclude_owned and data.library:
+        owned = await repository.owned_tracks(session, body.user_id)
+    models, fused, meta = _fused(answers, settings, body)
+    reasons: dict[str, str] = {}
+    if fused:
         source = "blend" if len(models) > 1 else models[0]
     else:
         source, models = "popular", []
         cold = await runtime.popular.get(session)
-        items = [
-            _item(f, cold.tracks.get(f.track_id), cold.reasons.get(f.track_id))
-            for f in _kept(cold.items, skip, body.limit)
-        ]
+        fused, meta, reasons = cold.items, cold.tracks, cold.reasons
+    version = f"{source}|{arm.name}|{','.join(models)}|{depth}|{settings.rrf_k:g}"
+    artists = [getattr(meta.get(f.track_id), "artist", None) for f in fused]
+    page = await paging.page_of(
+        session, body, [f.track_id for f in fused], artists, owned=owned, version=version
+    )
+    items = [
+        _item(fused[i], meta.get(fused[i].track_id), reasons.get(fused[i].track_id))
+        for i in page.positions.tolist()
+    ]
     outcomes = _outcomes(answers, the_plan)
     for outcome in outcomes:
         if outcome.status != "not_asked":
@@ -183,6 +199,7 @@ async def recommend(
         arm=arm.name,
         source=source,  # type: ignore[arg-type]
         models=models,
+        next_cursor=page.next_cursor,
         outcomes=outcomes,
         items=items,
     )
