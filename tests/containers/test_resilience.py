@@ -11,7 +11,6 @@ import httpx
 from tests.containers.compose_stack import ComposeStack
 from tests.containers.steady_load import SteadyLoad
 
-
 CRASH_GRACE_S = 1.0  # how long after a kill -9 a request may still meet the dead replica
 POOLED_CONNECTIONS_GRACE = 2  # at most this many such requests
 
