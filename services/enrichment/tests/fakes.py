@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -19,8 +17,7 @@ import httpx
 
 from musicspace_shared.features import FEATURES
 from tests.credentials import APP
-
-Handler = Callable[[httpx.Request, dict[str, str]], httpx.Response]
+from tests.route_table import RouteTable
 
 
 def fake_features(key: str) -> dict[str, float]:
@@ -32,27 +29,6 @@ def fake_features(key: str) -> dict[str, float]:
 
 def item_key(item: dict) -> str:
     return item.get("track_id") or f"{item.get('artist')}|{item.get('title')}"
-
-
-def _pattern(template: str) -> re.Pattern[str]:
-    return re.compile("^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", template) + "$")
-
-
-class RouteTable:
-    """Dispatch by (method, path template); unknown routes are recorded and answered 404."""
-
-    routes: dict[tuple[str, str], Handler]
-
-    def __init__(self) -> None:
-        self.unknown: list[str] = []
-
-    def dispatch(self, request: httpx.Request) -> httpx.Response:
-        for (method, template), handler in self.routes.items():
-            match = _pattern(template).match(request.url.path)
-            if match and request.method == method:
-                return handler(request, match.groupdict())
-        self.unknown.append(f"{request.method} {request.url.path}")
-        return httpx.Response(404, json={"title": "Not found", "detail": "no such route"})
 
 
 @dataclass

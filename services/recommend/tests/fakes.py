@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from services.enrichment.tests.fakes import RouteTable
 from tests.credentials import APP
+from tests.route_table import RouteTable
 
 
 @dataclass
