@@ -75,3 +75,26 @@ def test_results_come_back_equal_and_shared_once():
         offload.close()
     assert result == _catalog_like()
     assert result["again"] is result["ids"]
+
+
+def _sleep_and_return_pid(seconds: float) -> int:
+    time.sleep(seconds)
+    return os.getpid()
+
+
+def test_close_stops_a_worker_in_the_middle_of_a_run():
+    async def start_then_close() -> int:
+        offload = ProcessOffload()
+        assert await offload.run(os.getpid)  # the worker is up
+        worker = next(iter(offload._pool._processes))  # noqa: SLF001
+        run = asyncio.ensure_future(offload.run(_sleep_and_return_pid, 60))
+        await asyncio.sleep(0.5)  # the worker is now sleeping inside the run
+        offload.close()
+        run.cancel()
+        return worker
+
+    worker = asyncio.run(start_then_close())
+    deadline = time.monotonic() + 10
+    while _alive(worker) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _alive(worker)

@@ -97,6 +97,14 @@ class ProcessOffload:
         return result
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            self._pool = None
+        """Stop the worker now, even mid-rebuild: nobody will read that result, and a worker
+        left to finish (at nice 10, on a busy machine) held its memory and its executor's
+        manager thread for as long as the rebuild took."""
+        if self._pool is None:
+            return
+        pool, self._pool = self._pool, None
+        workers = list((pool._processes or {}).values())  # noqa: SLF001 - no public handle
+        pool.shutdown(wait=False, cancel_futures=True)
+        for worker in workers:
+            if worker.is_alive():
+                worker.terminate()
