@@ -102,3 +102,33 @@ def test_request_words_weigh_nothing_but_still_complete_a_title(index: LexicalIn
     match = index.match(words, [1.0, 0.0, 1.0])  # "me" asked for nothing
     assert match.coverage[0] == 1.0
     assert match.title_complete[0]  # ... yet it is part of the title that was typed
+
+
+@pytest.mark.parametrize(
+    ("typed", "row", "with_artist"),
+    [
+        ("Hoe with You", 0, False),  # "home" typed as another real word
+        ("en tus lanes", 2, False),
+        ("Note-dame", 3, False),
+        ("david bisbal en tus lanes", 2, True),
+        ("en tus lanes david bisbal", 2, True),
+    ],
+)
+def test_near_names_finds_a_name_whose_typo_made_another_word(
+    typed: str, row: int, with_artist: bool
+) -> None:
+    index = LexicalIndex(
+        ["Home with You", "Hoe Je Bent", "En Tus Planes - Live", "Notre-dame"],
+        ["Madison Beer", "Broederliefde", "David Bisbal", "Triomphe"],
+        ["", "", "", ""],
+    )
+    near = index.near_names(tokens(typed))
+    assert near.rows.tolist() == [row]
+    assert near.with_artist.tolist() == [with_artist]
+    assert near.distances.tolist() == [1]
+
+
+def test_near_names_wants_more_than_one_word_and_at_most_the_allowed_edits(index) -> None:  # noqa: ANN001
+    assert not len(index.near_names(tokens("hoe")).rows)  # one word: the word-level typo table
+    assert not len(index.near_names(tokens("walk my phone")).rows)  # two edits, short text
+    assert index.near_names(tokens("walk me hone")).rows.tolist() == [0]

@@ -59,6 +59,17 @@ TRACKS = [
     ("Gasolina", "Daddy Yankee", "latin", "reggaeton", 0.86, 0.8, 0.74, 96, "2004-07-13"),
     ("Hips Don't Lie", "Shakira", "latin", "latin pop", 0.78, 0.82, 0.76, 100, "2005-02-28"),
     ("Clair de Lune", "Claude Debussy", "pop", "indie poptimism", 0.3, 0.05, 0.1, 66, "1905-01-01"),
+    (
+        "I Think She Like Me",
+        "Rick Ross",
+        "rap",
+        "southern hip hop",
+        0.7,
+        0.7,
+        0.5,
+        80,
+        "2017-03-17",
+    ),
 ]
 
 
@@ -115,6 +126,23 @@ def test_title_and_artist_with_a_typo_find_the_track(engine) -> None:  # noqa: A
     _, titles, reasons = search(engine, "kendrik lamar mony trees")
     assert titles[0] == "Kendrick Lamar - Money Trees"
     assert "by Kendrick Lamar" in reasons[0]
+
+
+@pytest.mark.parametrize(
+    ("query", "title"),
+    [
+        ("Boy With Lu", "BTS - Boy With Luv"),
+        ("Back Tu Back", "Drake - Back To Back"),  # "tu" is a word of its own
+        ("i think she like me rick ross", "Rick Ross - I Think She Like Me"),  # not "like <artist>"
+    ],
+)
+def test_a_name_typed_with_a_real_word_in_it_finds_the_track(
+    engine, query: str, title: str
+) -> None:  # noqa: ANN001
+    ranked, titles, reasons = search(engine, query)
+    assert titles[0] == title
+    assert ranked.intent.similar_to is None
+    assert reasons[0].startswith(("title", "by"))
 
 
 def test_songs_by_an_artist_rank_the_artist_before_titles_containing_the_name(engine) -> None:  # noqa: ANN001

@@ -8,6 +8,10 @@ tolerant of what people type into a search box:
 - a word the catalog does not know is matched to catalog words one edit away (a letter added,
   dropped, changed or two letters swapped; two edits for words of eight letters or more),
   found through a symmetric-delete table, at a discount;
+- a typo that makes another real word ("Hoe with You" for "Home with You", "En Tus lanes")
+  is not caught word by word: when no track holds every word, `near_names` compares the
+  typed text whole with the titles (and "title artist", "artist title") of the tracks that
+  hold all the words but one, within one or two edits;
 - the result is a coverage per track (the share of the query's IDF mass that the track's fields
   contain) plus whether the track's whole title / whole artist name was typed, which the ranker
   turns into a score (search.py). Term frequency and field length barely matter for fields this
@@ -36,6 +40,7 @@ _WORD = re.compile(r"\w+")
 _COMPOUND = re.compile(r"\w+(?:[-/]\w+)+")
 FIELD_WEIGHTS = {"title": 1.0, "artist": 1.0, "album": 0.6}
 TYPO_DISCOUNT = 0.8
+NEAR_NAME_CANDIDATES = 200  # texts compared letter by letter per query, at most
 
 
 def fold(text: str) -> str:
@@ -106,6 +111,19 @@ class LexicalMatch:
     words: list[str]  # the query words that matched some track (for reasons)
 
 
+@dataclass
+class NearNames:
+    """Tracks whose name was typed with a typo (LexicalIndex.near_names)."""
+
+    rows: np.ndarray
+    distances: np.ndarray  # edits between the typed text and the name
+    with_artist: np.ndarray  # the artist's name was part of what was typed
+
+    @classmethod
+    def none(cls) -> NearNames:
+        return cls(np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros(0, dtype=bool))
+
+
 class LexicalIndex:
     """Inverted index of folded title / artist / album words, with IDF and a typo table."""
 
@@ -158,6 +176,12 @@ class LexicalIndex:
                 for variant in {word, *_deletes(word)}:
                     self._typos[variant].append(i)
         self._words = list(self.vocab)
+        # Whole folded names, for near_names: the core title and the artist of each track.
+        folded: dict[str, str] = {}
+        self.core_texts = [folded.setdefault(c, " ".join(tokens(c))) for c in cores]
+        self.artist_texts = [folded.setdefault(a, " ".join(tokens(a))) for a in artists]
+        self._core_len = np.fromiter(map(len, self.core_texts), np.int32, self.n)
+        self._artist_len = np.fromiter(map(len, self.artist_texts), np.int32, self.n)
 
     def __len__(self) -> int:
         return self.n
@@ -240,6 +264,53 @@ class LexicalIndex:
             title_exact=(self.title_lengths > 0) & (hits["title"] >= self.title_lengths),
             artist_complete=(self.artist_lengths > 0) & (hits["artist"] >= self.artist_lengths),
             words=matched_words,
+        )
+
+    def near_names(self, words: Sequence[str]) -> NearNames:
+        """Tracks whose core title, "title artist" or "artist title" is the typed text give or
+        take one edit (two from twelve letters): the typo that made another real word. Only
+        tracks holding all the typed words but one are compared, the most words first."""
+        distinct = list(dict.fromkeys(words))
+        typed = " ".join(words)
+        if len(distinct) < 2:
+            return NearNames.none()
+        limit = 1 if len(typed) < 12 else 2
+        postings = []
+        for word in distinct:
+            vocab_id = self.vocab.get(word)
+            if vocab_id is not None:
+                postings.append(
+                    np.union1d(_rows(self.core, vocab_id), _rows(self.fields["artist"], vocab_id))
+                )
+        if len(postings) < len(distinct) - 1:
+            return NearNames.none()
+        rows, held = np.unique(np.concatenate(postings), return_counts=True)
+        keep = held >= len(distinct) - 1
+        rows, held = rows[keep], held[keep]
+        core, artist = self._core_len[rows], self._artist_len[rows]
+        fits = (np.abs(core - len(typed)) <= limit) | (
+            np.abs(core + 1 + artist - len(typed)) <= limit
+        )
+        rows, held = rows[fits], held[fits]
+        rows = rows[np.argsort(-held, kind="stable")[:NEAR_NAME_CANDIDATES]]
+        found, distances, with_artist = [], [], []
+        for row in rows.tolist():
+            title, name = self.core_texts[row], self.artist_texts[row]
+            best, by = limit + 1, False
+            for text, artist_typed in (
+                (title, False),
+                (f"{title} {name}", True),
+                (f"{name} {title}", True),
+            ):
+                distance = edit_distance(typed, text, limit)
+                if distance < best:
+                    best, by = distance, artist_typed
+            if best <= limit:
+                found.append(row)
+                distances.append(best)
+                with_artist.append(by)
+        return NearNames(
+            np.array(found, dtype=np.int64), np.array(distances), np.array(with_artist, dtype=bool)
         )
 
     def holds_all(self, words: Sequence[str]) -> bool:

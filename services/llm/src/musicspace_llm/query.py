@@ -40,6 +40,7 @@ from musicspace_llm.understanding import FILLER, QueryIntent, QueryUnderstanding
 # out below this.
 W_NAMED = 3.0
 NAMED_FLOOR = 0.7  # coverage below this is a coincidence of words, not a name
+NEAR_NAME_COST = 0.02  # coverage lost per edit by a name typed with a typo (still a name)
 W_TITLE_WHOLE = 0.1  # the whole title typed ("Song" of "Song - Remix")
 W_TITLE_EXACT = 0.1  # ... suffix included, so the original comes before its remixes
 W_ARTIST_WHOLE = 0.25  # the whole artist name typed ("songs by Queen": Queen, not "Dancing Queen")
@@ -85,7 +86,7 @@ def prepare(query: str, index: TrackIndex) -> Prepared:
     text = constraints.rest
     similar = artist = None
     match = _LIKE.search(text) or _KO_LIKE.search(text)
-    if match and match.group("name").strip():
+    if match and match.group("name").strip() and not _like_in_a_name(index, text, match):
         artist = similar_artist(index, match.group("name"))
         if artist is not None:  # "songs like rain" names no artist: the words stay
             similar = match.group("name").strip()
@@ -93,6 +94,14 @@ def prepare(query: str, index: TrackIndex) -> Prepared:
     words = [w for w in tokens(text) if w not in REQUEST_WORDS]
     whole_name = index.lexical.holds_all(words)
     return Prepared(query, text, constraints, similar, artist, whole_name)
+
+
+def _like_in_a_name(index: TrackIndex, text: str, like: re.Match[str]) -> bool:
+    """ "i think she like me rick ross": the "like" is a word of the title typed, not a
+    comparison; so when words come before it and some track holds the whole text."""
+    before = [w for w in tokens(text[: like.start()]) if w not in REQUEST_WORDS]
+    words = [w for w in tokens(text) if w not in REQUEST_WORDS]
+    return bool(before) and index.lexical.holds_all(words)
 
 
 def embed_texts(understanding: QueryUnderstanding, prepared: Prepared) -> list[str]:
@@ -151,6 +160,13 @@ def named_scores(index: TrackIndex, prepared: Prepared, intent: QueryIntent) -> 
             words = [words[k] for k in keep] + name
             weights = [weights[k] for k in keep] + [guess.confidence] * len(name)
     match = index.lexical.match(words, weights)
+    if not hangul and float(match.coverage.max(initial=0.0)) < 1.0:
+        # No track holds every word: a typo may have made another real word ("Hoe with You").
+        near = index.lexical.near_names(words)
+        cover = 1.0 - NEAR_NAME_COST * near.distances
+        match.coverage[near.rows] = np.maximum(match.coverage[near.rows], cover)
+        match.title_complete[near.rows] = True
+        match.artist_complete[near.rows[near.with_artist]] = True
     # Scored only where the query is (nearly) the track's name: a few tracks, not the catalog.
     named = np.flatnonzero(match.coverage > NAMED_FLOOR)
     strength = np.clip((match.coverage[named] - NAMED_FLOOR) / (1.0 - NAMED_FLOOR), 0.0, 1.0)
