@@ -17,6 +17,7 @@ CATALOG = [
     "Maroon 5",
     "The Weeknd",
     "Shakira",
+    "2Pac",
 ] * 6 + ["Treyy G", "Noel", "Fainal", "Nelly"]
 
 
@@ -35,6 +36,8 @@ def names() -> ArtistNames:
         ("아리아나 그란데", "Ariana Grande"),
         ("아리아나그란데", "Ariana Grande"),
         ("마룬 파이브", "Maroon 5"),
+        ("마룬 5", "Maroon 5"),  # the number as typed: said in English
+        ("투팍", "2Pac"),  # a number inside the name
         ("위켄드", "The Weeknd"),
         ("샤키라의", "Shakira"),  # with a particle attached
     ],

@@ -59,6 +59,7 @@ TRACKS = [
     ("Gasolina", "Daddy Yankee", "latin", "reggaeton", 0.86, 0.8, 0.74, 96, "2004-07-13"),
     ("Hips Don't Lie", "Shakira", "latin", "latin pop", 0.78, 0.82, 0.76, 100, "2005-02-28"),
     ("Clair de Lune", "Claude Debussy", "pop", "indie poptimism", 0.3, 0.05, 0.1, 66, "1905-01-01"),
+    ("Sugar", "Maroon 5", "pop", "post-teen pop", 0.75, 0.79, 0.88, 120, "2015-01-13"),
     (
         "I Think She Like Me",
         "Rick Ross",
@@ -159,7 +160,12 @@ def test_songs_by_an_artist_rank_the_artist_before_titles_containing_the_name(en
 
 @pytest.mark.parametrize(
     ("query", "artist"),
-    [("퀸 노래 틀어줘", "Queen"), ("방탄소년단 노래", "BTS"), ("드레이크", "Drake")],
+    [
+        ("퀸 노래 틀어줘", "Queen"),
+        ("방탄소년단 노래", "BTS"),
+        ("드레이크", "Drake"),
+        ("마룬 5 노래", "Maroon 5"),  # the number typed beside the Hangul is part of the name
+    ],
 )
 def test_hangul_artist_names_find_the_artist(engine, query: str, artist: str) -> None:  # noqa: ANN001
     ranked, titles, reasons = search(engine, query, limit=1)

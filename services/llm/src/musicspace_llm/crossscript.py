@@ -184,10 +184,13 @@ def is_hangul(text: str) -> bool:
 
 
 def hangul_key(text: str) -> str:
-    """Sound key of Hangul text: 드레이크 -> "tleik", 퀸 -> "kuin"."""
+    """Sound key of Hangul text: 드레이크 -> "tleik", 퀸 -> "kuin"; a digit is read in English,
+    as Korean writes a name's number ("마룬 5" is Maroon 5, 마룬 파이브)."""
     out = []
     for ch in text:
         code = ord(ch) - 0xAC00
+        if ch in _DIGITS:
+            out.append(latin_key(ch))
         if not 0 <= code < 11172:
             continue
         initial, vowel, final = code // 588, (code % 588) // 28, code % 28
@@ -197,7 +200,8 @@ def hangul_key(text: str) -> str:
 
 def latin_key(name: str) -> str:
     """Sound key of a Latin name as Korean spelling hears it: Drake -> "tlak", Queen -> "kuin"."""
-    text = " ".join(_DIGITS.get(w, w) for w in fold(name).split())  # "Maroon 5" is 마룬 파이브
+    # "Maroon 5" is 마룬 파이브, "2Pac" 투팍: a number is said in English.
+    text = re.sub(r"\d+", lambda m: " " + _DIGITS.get(m.group(0), m.group(0)) + " ", fold(name))
     text = re.sub(r"[^a-z]", "", text)
     text = re.sub(r"c(?=[eiy])", "s", text)
     text = re.sub(r"g(?=[eiy])", "s", text)

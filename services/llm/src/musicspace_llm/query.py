@@ -146,6 +146,8 @@ def named_scores(index: TrackIndex, prepared: Prepared, intent: QueryIntent) -> 
     hangul: dict[str, str] = {}
     # Korean words that only ask ("듣는", "때") are never a name: not worth reading by sound.
     run = [w for w in open_words if is_hangul(w) and w not in KOREAN_FILLER]
+    if run:  # a number beside the Hangul is part of the name ("마룬 5")
+        run = [w for w in open_words if w in run or w.isdigit()]
     if run:
         guess = index.artist_names.guess(" ".join(run))
         if guess is None and len(run) > 1:
