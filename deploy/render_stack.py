@@ -24,7 +24,7 @@ cannot drift from compose.yaml. What changes, and why:
 - Stateful services (MariaDB, Chroma, Prometheus) and Traefik stay on a manager node: their
   volumes are local to it. The model volumes take driver options from the environment (empty:
   a local folder on one node; NFS for several nodes: README "Swarm").
-- The network is an overlay; Prometheus publishes no port (swarm cannot bind to 127.0.0.1).
+- The network is an attachable overlay; Prometheus publishes no port (swarm cannot bind to 127.0.0.1).
 """
 
 from __future__ import annotations
@@ -191,7 +191,9 @@ def render(compose: dict[str, Any], services: list[str] | None = None) -> dict[s
     stack: dict[str, Any] = {
         "version": "3.9",  # the compose file format `docker stack deploy` reads
         "services": stack_services,
-        "networks": {"backend": {"driver": "overlay"}},
+        # Attachable: an operator's `docker run --network musicspace_backend musicspace/cli ...`
+        # reaches the database and the services (README "Swarm").
+        "networks": {"backend": {"driver": "overlay", "attachable": True}},
         "volumes": {
             name: model_volume(name) if name.endswith("-models") else {}
             for name in compose["volumes"]

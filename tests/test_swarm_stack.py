@@ -60,7 +60,7 @@ def test_services_roll_start_first_and_m1_runs_three_replicas(stack: dict) -> No
 
 
 def test_overlay_network_and_model_volumes_an_operator_can_point_at_nfs(stack: dict) -> None:
-    assert stack["networks"] == {"backend": {"driver": "overlay"}}
+    assert stack["networks"] == {"backend": {"driver": "overlay", "attachable": True}}
     for family in ("m1", "m2", "m3"):
         volume = stack["volumes"][f"{family}-models"]
         assert volume["driver_opts"] == {
