@@ -15,9 +15,14 @@ cannot drift from compose.yaml. What changes, and why:
   `deploy.restart_policy`; the one-shot bootstrap restarts only on failure; the services wait
   for it by staying unready (no model, no schema) and swarm restarts them until they are healthy.
 - Service labels move to `deploy.labels`: Traefik's swarm provider reads the service's labels.
-- The MusicSpace services get `endpoint_mode: dnsrr` (their name resolves to every replica, as
-  under compose: enrichment's erasure and Prometheus' DNS discovery reach each one) and a
-  rolling update that starts the new replica first and waits for its health check.
+- Every service gets `endpoint_mode: dnsrr`: its name resolves to each task's address, as under
+  compose (enrichment's erasure and Prometheus' DNS discovery reach every replica), with no
+  virtual IP: swarm's VIPs need the kernel's IPVS, which some hosts lack (this one: a VIP
+  accepted no connection), and the services and Traefik spread calls over replicas themselves.
+- Traefik publishes 8443 in `host` mode on its node (no routing mesh, which also needs IPVS):
+  clients keep their own addresses, which its per-IP rate limit counts.
+- The MusicSpace services roll: the new replica starts first, and swarm waits for its health
+  check before stopping an old one.
 - Bind mounts become swarm configs and secrets (a swarm keeps them; a node has no checkout):
   Traefik's static and dynamic config, its certificate (secrets), Prometheus' config. The
   docker socket stays a bind mount: Traefik runs on a manager and reads the swarm's services.
@@ -128,6 +133,12 @@ def _mounts(name: str, service: dict[str, Any], top: dict[str, Any]) -> None:
         service.pop("volumes", None)
 
 
+def _host_port(port: str) -> dict[str, Any]:
+    """'${GATEWAY_PORT:-8443}:8443' -> published on the node Traefik runs on."""
+    published, target = _source_target(port)
+    return {"target": int(target), "published": published, "protocol": "tcp", "mode": "host"}
+
+
 def _restart_policy(restart: str | None) -> dict[str, Any]:
     if restart in (None, "no"):
         # The bootstrap job: done once it exits 0; a failure (DB not up yet) is tried again.
@@ -143,15 +154,17 @@ def swarm_service(name: str, service: dict[str, Any], top: dict[str, Any]) -> di
     deploy: dict[str, Any] = {"restart_policy": _restart_policy(service.pop("restart", None))}
     if labels := service.pop("labels", None):
         deploy["labels"] = labels
+    deploy["endpoint_mode"] = "dnsrr"
     if name in registry.names():
         deploy["replicas"] = REPLICAS.get(name, 1)
-        deploy["endpoint_mode"] = "dnsrr"
         deploy["update_config"] = dict(ROLLING_UPDATE)
         deploy["rollback_config"] = dict(ROLLBACK)
     if name in ON_MANAGER:
         deploy["placement"] = {"constraints": ["node.role == manager"]}
     if name == "prometheus":
         service.pop("ports", None)  # 127.0.0.1:9090 cannot be said in a swarm: see README
+    if name == "traefik":
+        service["ports"] = [_host_port(port) for port in service["ports"]]
     _mounts(name, service, top)
     service["deploy"] = deploy
     return service

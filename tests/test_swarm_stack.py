@@ -54,8 +54,9 @@ def test_services_roll_start_first_and_m1_runs_three_replicas(stack: dict) -> No
         assert deploy["update_config"]["order"] == "start-first", name
         assert deploy["update_config"]["parallelism"] == 1, name
         assert deploy["update_config"]["failure_action"] == "rollback", name
-        assert deploy["endpoint_mode"] == "dnsrr", name  # every replica's address, as in compose
     assert stack["services"]["m1"]["deploy"]["replicas"] == 3
+    # Names resolve to every task's address, as in compose (and no VIP: it needs IPVS).
+    assert {s["deploy"]["endpoint_mode"] for s in stack["services"].values()} == {"dnsrr"}
     assert stack["services"]["bootstrap"]["deploy"]["restart_policy"]["condition"] == "on-failure"
 
 
@@ -83,6 +84,11 @@ def test_gateway_reads_the_swarm_and_its_config_comes_as_configs_and_secrets(sta
         "/etc/traefik/certs/key.pem",
     }
     assert traefik["deploy"]["placement"]["constraints"] == ["node.role == manager"]
+    assert traefik["ports"] == [
+        {"target": 8443, "published": "${GATEWAY_PORT:-8443}", "protocol": "tcp", "mode": "host"}
+    ]
+    published = [name for name, s in stack["services"].items() if s.get("ports")]
+    assert published == ["traefik"]
     static = yaml.safe_load(render_stack.TRAEFIK_SWARM_STATIC.read_text())
     assert set(static["providers"]) == {"swarm", "file"}
     assert static["providers"]["swarm"]["constraints"] == (

@@ -90,9 +90,11 @@ class SwarmStack(EngineStack):
             states = self.task_states(short)
             if any(state.startswith("Complete") for state in states):
                 return
+            if sum(state.startswith("Failed") for state in states) >= 6:
+                break  # a minute of retries: the database is long up, the failure is real
             time.sleep(3)
-        logs = self.docker("service", "logs", "--raw", self.service(short), check=False)
-        raise TimeoutError(f"{short} not complete after {timeout_s}s: {states}\n{logs[-3000:]}")
+        logs = self.logs(short)
+        raise RuntimeError(f"{short} did not complete: {states}\n{logs[-3000:]}")
 
     def wait_running(self, short: str, count: int, timeout_s: float = 300) -> None:
         """`count` tasks running: with a health check, swarm says running only once healthy."""
@@ -106,6 +108,17 @@ class SwarmStack(EngineStack):
         raise TimeoutError(
             f"{short}: fewer than {count} running tasks after {timeout_s}s: {states}"
         )
+
+    def logs(self, short: str) -> str:
+        """Every task container's log (`docker service logs` of engine 20.10 may never return)."""
+        label = f"label=com.docker.swarm.service.name={self.service(short)}"
+        text = []
+        for container in self.docker("ps", "-aq", "--filter", label, check=False).split():
+            result = subprocess.run(
+                [DOCKER, "logs", container], capture_output=True, text=True, timeout=60
+            )
+            text.append(f"--- {container}\n{result.stdout}{result.stderr}")
+        return "\n".join(text)
 
     def sql(self, query: str) -> list[list[str]]:
         (container,) = self.containers("mariadb")
