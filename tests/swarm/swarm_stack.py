@@ -109,6 +109,15 @@ class SwarmStack(EngineStack):
             f"{short}: fewer than {count} running tasks after {timeout_s}s: {states}"
         )
 
+    def wait_update(self, service: str, timeout_s: float) -> str:
+        """The service's update state once it is no longer `updating` (or at the timeout)."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            state = self.docker("service", "inspect", "-f", "{{.UpdateStatus.State}}", service)
+            if state.strip() != "updating" or time.monotonic() > deadline:
+                return state.strip()
+            time.sleep(1)
+
     def logs(self, short: str) -> str:
         """Every task container's log (`docker service logs` of engine 20.10 may never return)."""
         label = f"label=com.docker.swarm.service.name={self.service(short)}"
