@@ -118,6 +118,20 @@ class SwarmStack(EngineStack):
                 return state.strip()
             time.sleep(1)
 
+    def gateway_retries(self) -> float:
+        """Requests Traefik's retry middleware sent again (its metrics on the ops entry point,
+        read from a throwaway container on the stack's attachable network)."""
+        out = self.docker(
+            "run", "--rm", "--network", f"{self.name}_backend", "musicspace/cli:latest",
+            "python", "-c",
+            "import urllib.request as u; print(u.urlopen('http://traefik:8082/metrics').read().decode())",
+        )  # fmt: skip
+        return sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in out.splitlines()
+            if line.startswith("traefik_service_retries_total{")
+        )
+
     def logs(self, short: str) -> str:
         """Every task container's log (`docker service logs` of engine 20.10 may never return)."""
         label = f"label=com.docker.swarm.service.name={self.service(short)}"

@@ -58,6 +58,7 @@ def test_rolling_update_of_m1_under_steady_load_fails_no_request(
 ) -> None:
     old = swarm_stack.containers("m1")
     service = swarm_stack.service("m1")
+    retries_before = swarm_stack.gateway_retries()
 
     def recommend(client: httpx.Client, i: int) -> httpx.Response:
         user = demo_users[i % len(demo_users)]
@@ -74,9 +75,11 @@ def test_rolling_update_of_m1_under_steady_load_fails_no_request(
         time.sleep(3)
     new = swarm_stack.containers("m1")
     failures = load.failures()
+    retried = swarm_stack.gateway_retries() - retries_before
     swarm_stack.report(
         f"rolling update of m1 (3 replicas, start-first) under 20 req/s: {len(load.outcomes)} "
-        f"requests, {len(failures)} failed, update took {update_s:.0f} s (monitor period included)"
+        f"requests, {len(failures)} failed, {retried:.0f} retried by the gateway, update took "
+        f"{update_s:.0f} s (monitor period included)"
     )
     assert state == "completed", state
     assert len(new) == 3 and not set(new) & set(old), (old, new)
