@@ -26,8 +26,8 @@ cannot drift from compose.yaml. What changes, and why:
 - Bind mounts become swarm configs and secrets (a swarm keeps them; a node has no checkout):
   Traefik's static and dynamic config, its certificate (secrets), Prometheus' config. The
   docker socket stays a bind mount: Traefik runs on a manager and reads the swarm's services.
-- Stateful services (MariaDB, Chroma, Prometheus) and Traefik stay on a manager node: their
-  volumes are local to it. The model volumes take driver options from the environment (empty:
+- Stateful services (MariaDB, Chroma, Prometheus, the bootstrap job's marker) and Traefik stay
+  on a manager node: their volumes are local to it. The model volumes take driver options from the environment (empty:
   a local folder on one node; NFS for several nodes: README "Swarm").
 - The network is an attachable overlay; Prometheus publishes no port (swarm cannot bind to 127.0.0.1).
 """
