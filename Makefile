@@ -21,7 +21,7 @@ COMPOSE = $(VENV)/bin/docker-compose $(if $(wildcard var/images.env),--env-file 
 LOCKS := requirements/dev.lock $(foreach s,$(IMAGES),services/$(s)/requirements.lock) cli/requirements.lock
 
 .PHONY: help env up down status test test-fast lint bench fuzz lock certs secrets compose-check clean \
-  base-images images compose-up compose-down compose-test
+  base-images images compose-up compose-down compose-test stack swarm-deploy swarm-test
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -100,3 +100,13 @@ compose-test: env ## the container tests, on a compose stack of their own (needs
 clean: ## remove caches, run state and bench results (keeps .venv, var/musicspace.db and models)
 	rm -rf .pytest_cache .ruff_cache .mypy_cache var/run bench/results/*.json
 	find . -path ./.venv -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
+
+stack: env ## render stack.yaml and gateway/traefik-swarm.yml from compose.yaml (Docker Swarm)
+	$(PY) deploy/render_stack.py
+
+swarm-deploy: env secrets certs images ## deploy stack.yaml as stack `musicspace` (needs a swarm: docker swarm init)
+	set -a; $(if $(wildcard var/images.env),. var/images.env;) set +a; \
+	  $(DOCKER) stack deploy --resolve-image never -c stack.yaml musicspace
+
+swarm-test: env ## the swarm test: stack.yaml's m1 x3 on a single-node swarm (needs a Docker engine)
+	$(VENV)/bin/pytest -m swarm tests/swarm

@@ -1,11 +1,12 @@
 """First-start bootstrap, shared by `make up` (local) and compose's one-shot `bootstrap` service.
 
-    python deploy/bootstrap.py [--keep-going] [--retrain]
+    python deploy/bootstrap.py [--keep-going] [--retrain] [--only m1,m2,m3,index]
 
 1. migrate the database (DATABASE_URL) to the latest schema;
 2. import the bundled demo catalog and playlists when the database holds no tracks;
 3. train every global model whose artifact is missing (m2 first: the others may use its
-   predictions), then build the llm search index once.
+   predictions), then build the llm search index once (`--only` picks some of these steps:
+   a stack that runs only m1, like the swarm test's, needs neither Chroma nor the other models).
 Each step runs the `musicspace` CLI in a child process, so its progress bars reach the terminal
 and a failure names the step. Exit status 0 only when every step succeeded.
 """
@@ -31,6 +32,11 @@ class Step:
     name: str
     args: list[str]
     done: Callable[[CommonSettings], bool]
+
+    @property
+    def key(self) -> str:
+        """What `--only` calls it: m1, m2, m3 (train <model>) or index."""
+        return self.args[1] if self.args[0] == "train" else self.args[0]
 
 
 def _m3_model_present(settings: CommonSettings) -> bool:
@@ -80,8 +86,10 @@ def _cli(args: list[str]) -> bool:
     return ok
 
 
-def bootstrap(*, keep_going: bool = False, retrain: bool = False) -> list[str]:
-    """Run the steps; return the names of the ones that failed."""
+def bootstrap(
+    *, keep_going: bool = False, retrain: bool = False, only: set[str] | None = None
+) -> list[str]:
+    """Run the steps (those whose last word is in `only`, when given); return the failed ones."""
     settings = CommonSettings()
     failed: list[str] = []
     if not _cli(["db", "upgrade"]):
@@ -92,6 +100,8 @@ def bootstrap(*, keep_going: bool = False, retrain: bool = False) -> list[str]:
     else:
         print("==> database already holds tracks: demo import skipped", flush=True)
     for step in STEPS:
+        if only is not None and step.key not in only:
+            continue
         if step.done(settings) and not retrain:
             print(f"==> {step.name}: already done, skipped", flush=True)
             continue
@@ -112,8 +122,12 @@ def main() -> None:
         "--keep-going", action="store_true", help="run the later steps after a failed one"
     )
     parser.add_argument("--retrain", action="store_true", help="train even when an artifact exists")
+    parser.add_argument(
+        "--only", help="comma-separated steps to run: m1, m2, m3 (train), index (rebuild)"
+    )
     args = parser.parse_args()
-    failed = bootstrap(keep_going=args.keep_going, retrain=args.retrain)
+    only = set(args.only.split(",")) if args.only else None
+    failed = bootstrap(keep_going=args.keep_going, retrain=args.retrain, only=only)
     if failed:
         print(f"bootstrap: FAILED steps: {', '.join(failed)}", file=sys.stderr, flush=True)
         sys.exit(1)

@@ -100,3 +100,15 @@ def test_bootstrap_failed_migration_stops_everything(
     log = _fake_cli(monkeypatch, tmp_path, failing=("db upgrade",))
     assert bootstrap.bootstrap(keep_going=True) == ["db upgrade"]
     assert _calls(log) == ["db upgrade"]
+
+
+def test_bootstrap_only_runs_the_steps_named(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, empty_db: Path
+) -> None:
+    """`--only m1`: the swarm test's stack runs m1 alone, with no Chroma for the index."""
+    log = _fake_cli(monkeypatch, tmp_path)
+    assert bootstrap.bootstrap(only={"m1"}) == []
+    assert _calls(log) == ["db upgrade", "import demo", "train m1"]
+    log.unlink()
+    assert bootstrap.bootstrap(only={"m3", "index"}) == []
+    assert _calls(log) == ["db upgrade", "import demo", "train m3", "index rebuild"]

@@ -43,7 +43,10 @@ def engine_problem() -> str | None:
 
 
 @dataclass
-class ComposeStack:
+class EngineStack:
+    """What the compose and swarm stacks' tests share: the gateway client, docker, a look inside
+    a replica (its own port, its /metrics)."""
+
     env: dict[str, str]
     gateway_port: int
     admin_key: str
@@ -70,6 +73,67 @@ class ComposeStack:
             **kwargs,  # type: ignore[arg-type]
         )
 
+    def docker(self, *args: str, check: bool = True, timeout: float = 120) -> str:
+        result = subprocess.run([DOCKER, *args], capture_output=True, text=True, timeout=timeout)
+        if check and result.returncode != 0:
+            raise RuntimeError(f"docker {' '.join(args)} failed: {result.stderr[-2000:]}")
+        return result.stdout
+
+    def exec_python(self, container: str, code: str, timeout: float = 60) -> str:
+        """Run Python inside a container (every service image has it; curl it has not)."""
+        return self.docker("exec", container, "python", "-c", code, timeout=timeout)
+
+    def internal_get(self, container: str, path: str, *, admin: bool = False) -> str:
+        """GET a service's own port from inside its container (/metrics, /readyz, admin routes)."""
+        header = "{'X-API-Key': open('/run/secrets/admin_api_key').read()}" if admin else "{}"
+        return self.exec_python(
+            container,
+            "import urllib.request as u; "
+            f"r = u.urlopen(u.Request('http://127.0.0.1:8000{path}', headers={header}), timeout=20); "
+            "print(r.read().decode())",
+        )
+
+    def internal_json(
+        self, container: str, method: str, path: str, body: object = None
+    ) -> dict[str, object]:
+        """A JSON call to a service's own port, inside its container, with the app credential."""
+        code = (
+            "import json, urllib.request as u; "
+            f"body = {json.dumps(body).encode()!r} if {body is not None} else None; "
+            f"r = u.Request('http://127.0.0.1:8000{path}', data=body, method={method!r}, "
+            "headers={'X-API-Key': open('/run/secrets/app_api_key').read(), "
+            "'Content-Type': 'application/json'}); "
+            "print(u.urlopen(r, timeout=120).read().decode())"
+        )
+        return json.loads(self.exec_python(container, code, timeout=180))
+
+    def requests_served(self, container: str, route: str) -> float:
+        """musicspace_http_requests_total summed over methods and statuses for one route template."""
+        total = 0.0
+        for line in self.internal_get(container, "/metrics").splitlines():
+            if line.startswith("musicspace_http_requests_total{") and f'route="{route}"' in line:
+                total += float(line.rsplit(" ", 1)[1])
+        return total
+
+    def wait_routed(self, path: str, timeout_s: float = 120) -> None:
+        """Traefik learns about replicas from the engine and checks /readyz every 5 s."""
+        deadline = time.monotonic() + timeout_s
+        last = ""
+        with self.client() as client:
+            while time.monotonic() < deadline:
+                try:
+                    response = client.get(path)
+                    if response.status_code < 500:
+                        return
+                    last = f"{response.status_code} {response.text[:200]}"
+                except httpx.HTTPError as exc:
+                    last = str(exc)
+                time.sleep(1)
+        raise TimeoutError(f"{path} not routed after {timeout_s}s: {last}")
+
+
+@dataclass
+class ComposeStack(EngineStack):
     def compose(self, *args: str, check: bool = True, timeout: float = 1800) -> str:
         result = subprocess.run(
             [COMPOSE, *self.env_file_args(), *args],
@@ -90,12 +154,6 @@ class ComposeStack:
         env_file = ROOT / "var" / "images.env"
         return ["--env-file", str(env_file)] if env_file.is_file() else []
 
-    def docker(self, *args: str, check: bool = True, timeout: float = 120) -> str:
-        result = subprocess.run([DOCKER, *args], capture_output=True, text=True, timeout=timeout)
-        if check and result.returncode != 0:
-            raise RuntimeError(f"docker {' '.join(args)} failed: {result.stderr[-2000:]}")
-        return result.stdout
-
     def containers(self, service: str) -> list[str]:
         """Ids of the service's running containers, ordered by replica number."""
         out = self.compose("ps", "--format", "json", service)
@@ -111,28 +169,6 @@ class ComposeStack:
         )
         return [row["ID"] for row in rows]
 
-    def exec_python(self, container: str, code: str, timeout: float = 60) -> str:
-        """Run Python inside a container (every service image has it; curl it has not)."""
-        return self.docker("exec", container, "python", "-c", code, timeout=timeout)
-
-    def internal_get(self, container: str, path: str, *, admin: bool = False) -> str:
-        """GET a service's own port from inside its container (/metrics, /readyz, admin routes)."""
-        header = "{'X-API-Key': open('/run/secrets/admin_api_key').read()}" if admin else "{}"
-        return self.exec_python(
-            container,
-            "import urllib.request as u; "
-            f"r = u.urlopen(u.Request('http://127.0.0.1:8000{path}', headers={header}), timeout=20); "
-            "print(r.read().decode())",
-        )
-
-    def requests_served(self, container: str, route: str) -> float:
-        """musicspace_http_requests_total summed over methods and statuses for one route template."""
-        total = 0.0
-        for line in self.internal_get(container, "/metrics").splitlines():
-            if line.startswith("musicspace_http_requests_total{") and f'route="{route}"' in line:
-                total += float(line.rsplit(" ", 1)[1])
-        return total
-
     def sql(self, query: str) -> list[list[str]]:
         """Rows of a query in the stack's MariaDB, as the application's user (both images)."""
         out = self.compose(
@@ -145,22 +181,6 @@ class ComposeStack:
             query,
         )
         return [line.split("\t") for line in out.splitlines() if line]
-
-    def wait_routed(self, path: str, timeout_s: float = 120) -> None:
-        """Traefik learns about containers from Docker events and checks /readyz every 5 s."""
-        deadline = time.monotonic() + timeout_s
-        last = ""
-        with self.client() as client:
-            while time.monotonic() < deadline:
-                try:
-                    response = client.get(path)
-                    if response.status_code < 500:
-                        return
-                    last = f"{response.status_code} {response.text[:200]}"
-                except httpx.HTTPError as exc:
-                    last = str(exc)
-                time.sleep(1)
-        raise TimeoutError(f"{path} not routed after {timeout_s}s: {last}")
 
     def up(self, timeout_s: int = 1500) -> None:
         """`compose up` at the test scale, waiting for health and for Traefik's routes."""

@@ -51,7 +51,7 @@ def _timed(stack: ComposeStack, phase: str, started: float) -> None:
     stack.report(f"phase {phase}: {stack.timings[phase]:.0f} s")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")  # down before the swarm test (tests/swarm) starts its stack
 def compose_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ComposeStack]:
     problem = engine_problem()
     if problem:
@@ -117,7 +117,7 @@ def compose_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ComposeS
         stack.report(f"compose logs: {tmp / 'compose.log'}")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def demo_users(compose_stack: ComposeStack) -> list[int]:
     """Demo users with at least 10 PMS tracks, some of which lack audio features."""
     rows = compose_stack.sql(
