@@ -17,6 +17,7 @@ import numpy as np
 
 from musicspace_llm.crossscript import ArtistNames
 from musicspace_llm.lexical import LexicalIndex
+from musicspace_llm.products import CatalogProducts
 from musicspace_shared.catalog import TrackFrame
 from musicspace_shared.features import FEATURES
 from musicspace_shared.selection import Columns, columns_of
@@ -121,6 +122,11 @@ class TrackIndex:
             out[f"{name}:high"] = np.nan_to_num(column, nan=0.0)
             out[f"{name}:low"] = np.nan_to_num(1.0 - column, nan=0.0)
         return out
+
+    @cached_property
+    def products(self) -> CatalogProducts:
+        """vectors @ query over the whole catalog, one pass for queries ranked at once."""
+        return CatalogProducts(self.vectors)
 
     @cached_property
     def columns(self) -> Columns:
