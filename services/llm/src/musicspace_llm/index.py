@@ -15,6 +15,7 @@ from functools import cached_property
 
 import numpy as np
 
+from musicspace_llm.ann import Neighbours
 from musicspace_llm.crossscript import ArtistNames
 from musicspace_llm.lexical import LexicalIndex
 from musicspace_llm.products import CatalogProducts
@@ -53,6 +54,9 @@ class TrackIndex:
     genre_names: list[str] = field(init=False, repr=False)
     popularity: np.ndarray = field(init=False, repr=False)
     _names_lock: threading.Lock = field(init=False, repr=False, compare=False)
+    # The vector store's nearest-neighbour index, for catalogs past ann.ANN_MIN_TRACKS (the
+    # manager attaches it); None: every candidate is scored exactly.
+    neighbours: Neighbours | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self, names_from: TrackIndex | None) -> None:
         self.unit = (

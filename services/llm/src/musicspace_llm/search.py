@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from musicspace_llm.ann import ANN_MAX_EXACT, ann_candidates
 from musicspace_llm.index import TrackIndex
 from musicspace_llm.understanding import QueryIntent
 from musicspace_shared.features import FEATURES
@@ -201,6 +202,9 @@ def top_matches(
     candidates = np.flatnonzero(structured >= kth - W_DOCUMENT * 1.0)
     if query_vector is not None and index.dim == len(query_vector):
         query = query_vector.astype(np.float32)
+        if index.neighbours is not None and len(candidates) > ANN_MAX_EXACT:
+            near = ann_candidates(structured, index.neighbours, query, k)
+            candidates = candidates if near is None else near
         similarity = row_products(index, candidates, query)
         score = structured[candidates] + W_DOCUMENT * similarity.astype(np.float64)
         # The products above round differently by the path they took (in place, gathered, or
