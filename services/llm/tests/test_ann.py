@@ -11,7 +11,7 @@ from musicspace_llm import ann, search
 from musicspace_llm.ann import StoreNeighbours
 from musicspace_llm.index import TrackIndex
 from musicspace_llm.settings import Settings
-from musicspace_llm.store import VectorStore, make_client
+from musicspace_llm.store import SEARCH_EF, VectorStore, make_client
 from musicspace_llm.understanding import QueryIntent
 from musicspace_shared.catalog import TrackFrame
 
@@ -56,6 +56,8 @@ def catalog(tmp_path_factory: pytest.TempPathFactory) -> tuple[TrackIndex, Vecto
 
 def test_the_stores_nearest_documents_recall_exact_search(catalog) -> None:  # noqa: ANN001
     index, store, queries = catalog
+    reopened = store.client.get_collection(store.name)
+    assert reopened.configuration["hnsw"]["ef_search"] == SEARCH_EF
     nearest = StoreNeighbours(store, index.frame.index)
     recall = []
     for query in queries:

@@ -89,6 +89,11 @@ class TrackIndex:
     # The name indexes take seconds for the full catalog: built once per snapshot (by warm,
     # or by the first search that needs one), under a lock so only one thread builds.
     @property
+    def names_ready(self) -> bool:
+        """Whether the name indexes are built (reading them cannot wait for the lock)."""
+        return "_lexical" in self.__dict__ and "_artist_names" in self.__dict__
+
+    @property
     def lexical(self) -> LexicalIndex:
         """Titles, artists and albums as an inverted index (known items, artist names)."""
         with self._names_lock:
