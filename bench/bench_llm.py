@@ -27,7 +27,7 @@ from typing import Any
 
 import httpx
 
-from bench.context import BenchContext, Call
+from bench.context import BenchContext, Call, process_cpu_s
 
 CONCURRENCY = 8
 GOAL_P99_MS = 100.0
@@ -240,12 +240,21 @@ def run(context: BenchContext) -> dict[str, Any]:
     results["healthz"] = context.load(
         [Call("healthz", "GET", direct + "/healthz")], concurrency=CONCURRENCY, seconds=seconds
     ).summary()
+    pid = stack.pids.get("llm")
+    cpu_before = process_cpu_s(pid) if pid else None
     results["search_unique"] = context.load(
         [search(direct, q, "search_unique") for q in fresh[:count]],
         concurrency=CONCURRENCY,
         seconds=seconds,
         warmup=0,
     ).summary()
+    if pid and cpu_before is not None:
+        # The llm process's own CPU per search (all its threads), steadier than latency on a
+        # shared machine: what each search costs, whatever else runs.
+        spent = process_cpu_s(pid) - cpu_before
+        results["search_unique"]["server_cpu_ms_per_request"] = round(
+            spent * 1000 / max(1, results["search_unique"]["requests"]), 2
+        )
     results["search_repeated"] = context.load(
         repeated, concurrency=CONCURRENCY, seconds=seconds, warmup=40
     ).summary()

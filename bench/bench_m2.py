@@ -35,6 +35,7 @@ import httpx  # noqa: E402
 import numpy as np  # noqa: E402
 
 from bench import credentials  # noqa: E402
+from bench.context import process_cpu_s  # noqa: E402
 from musicspace_cli.demo_data import DEMO_CATALOG  # noqa: E402
 from musicspace_m2.schemas import PredictItem  # noqa: E402
 from musicspace_m2.service import inputs_for_text, predict_results  # noqa: E402
@@ -99,12 +100,6 @@ def _items(n: int = 1000) -> list[dict[str, Any]]:
             item["popularity"] = int(c.popularity[i])
         items.append(item)
     return items
-
-
-def _process_cpu_s(pid: int) -> float:
-    """User + system CPU seconds of another process (the m2 server), from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _rate(
@@ -184,7 +179,7 @@ def _http(model_root: Path, items: list[dict[str, Any]], seconds: float) -> dict
 
                 pid = service.process.pid  # type: ignore[union-attr]
                 out[str(batch)] = _rate(
-                    call, batch, seconds, cpu_clock=lambda pid=pid: _process_cpu_s(pid)
+                    call, batch, seconds, cpu_clock=lambda pid=pid: process_cpu_s(pid)
                 )
     finally:
         service.stop()

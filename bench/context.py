@@ -69,6 +69,12 @@ class BenchStack:
         return out
 
 
+def process_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of another process (a service under load), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @dataclass(frozen=True)
 class Call:
     """One request of a load plan; `label` groups the latencies in the result."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import numpy as np
+import orjson
 import pytest
 
 from musicspace_llm.documents import decade
@@ -13,7 +14,10 @@ from musicspace_llm.index import TrackIndex
 from musicspace_llm.indexing import embed_catalog
 from musicspace_llm.query import Ranked, embed_texts, prepare, rank
 from musicspace_llm.reasons import compose_reason
+from musicspace_llm.render import body
 from musicspace_llm.repository import CatalogRows
+from musicspace_llm.schemas import SearchResponse
+from musicspace_llm.service import Result
 from musicspace_llm.understanding import QueryUnderstanding
 from musicspace_shared.catalog import TrackFrame
 
@@ -228,3 +232,22 @@ def test_like_an_artist_keeps_the_artist_when_the_query_also_asks_for_them(engin
     ranked, titles, _ = search(engine, "Drake and songs like Drake", limit=5)
     assert ranked.intent.similar_to == "Drake" and ranked.intent.artist == "Drake"
     assert titles[0].startswith("Drake - ")
+
+
+@pytest.mark.parametrize(
+    "query", ["Shape of You", "songs over 150 bpm from the 2010s", "songs like Drake", "아이유"]
+)
+def test_the_rendered_answer_is_what_the_response_schema_gives(engine, query: str) -> None:  # noqa: ANN001
+    ranked, _, reasons = search(engine, query)
+    best = max(m.score for m in ranked.matches)
+    answer = orjson.loads(
+        body(
+            Result(engine[0], ranked.intent, ranked.matches, reasons, best=best),
+            query=query,
+            provider="offline",
+            model="m",
+        )
+    )
+    assert len(answer["items"]) == len(ranked.matches) > 0
+    assert answer["items"][0]["audio_features"] and answer["items"][0]["reason"] == reasons[0]
+    assert SearchResponse.model_validate(answer).model_dump(mode="json") == answer

@@ -1,86 +1,40 @@
-"""llm routes (thin): validate, call the domain, return schemas."""
+"""llm routes (thin): validate, call the domain, return its rendered answer or schemas."""
 
 from __future__ import annotations
 
-import math
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
 
-from musicspace_llm import service
+from musicspace_llm import render, service
 from musicspace_llm.schemas import (
     IndexStatus,
-    Intent,
-    Range,
     RecommendRequest,
     RecommendResponse,
     SearchRequest,
     SearchResponse,
     SyncResponse,
-    TrackResult,
 )
 from musicspace_shared.auth import AdminOnly, Caller
-from musicspace_shared.features import FEATURES
 from musicspace_shared.recommendation_ids import new_id
 from musicspace_shared.web import SessionDep, runtime_dependency
 
 router = APIRouter(prefix="/api/llm", tags=["llm"])
 
 
+def _json(content: bytes) -> Response:
+    """An answer rendered by render.py (the route's response_model documents its fields)."""
+    return Response(content=content, media_type="application/json")
+
+
 RuntimeDep = Annotated[service.Runtime, Depends(runtime_dependency(service.Runtime))]
-
-
-def _items(result: service.Result) -> list[TrackResult]:
-    frame = result.index.frame
-    items = []
-    for match, reason, score in zip(
-        result.matches, result.reasons, result.unit_scores(), strict=True
-    ):
-        r = match.row
-        features = {
-            n: round(float(frame.features[r, j]), 4)
-            for j, n in enumerate(FEATURES)
-            if not math.isnan(frame.features[r, j])
-        }
-        items.append(
-            TrackResult(
-                track_id=frame.track_ids[r],
-                title=frame.titles[r] or None,
-                artist=frame.artists[r] or None,
-                album=frame.albums[r] or None,
-                genre=frame.genres[r] or None,
-                subgenre=frame.subgenres[r] or None,
-                score=round(score, 4),
-                reason=reason,
-                matched=match.matched,
-                closest=match.closest,
-                audio_features=features,
-            )
-        )
-    return items
-
-
-def _intent(result: service.Result) -> Intent:
-    i = result.intent
-    r = lambda d: {str(k): round(float(v), 3) for k, v in d.items()}  # noqa: E731
-    return Intent(
-        subgenres=r(i.subgenres),
-        genres=r(i.genres),
-        features=r(i.features),
-        eras=r(i.eras),
-        ranges={name: Range(min=low, max=high) for name, (low, high) in i.ranges.items()},
-        years=Range(min=i.years[0], max=i.years[1]) if i.years else None,
-        artist=i.artist,
-        similar_to=i.similar_to,
-        named=i.named or None,
-        parser=i.parser,
-    )
 
 
 @router.post("/search", response_model=SearchResponse, summary="Natural-language track search")
 async def search(
     body: SearchRequest, request: Request, runtime: RuntimeDep, _caller: Caller
-) -> SearchResponse:
+) -> Response:
     manager = runtime.manager
     result = await service.search(
         manager=manager,
@@ -91,12 +45,13 @@ async def search(
         reader=runtime.query_reader,
     )
     request.app.state.metrics.count("searches")
-    return SearchResponse(
-        query=body.query,
-        provider=manager.embedder.provider,
-        model=manager.embedder.model,
-        intent=_intent(result),
-        items=_items(result),
+    return _json(
+        render.body(
+            result,
+            query=body.query,
+            provider=manager.embedder.provider,
+            model=manager.embedder.model,
+        )
     )
 
 
@@ -109,7 +64,7 @@ async def recommend(
     runtime: RuntimeDep,
     session: SessionDep,
     caller: Caller,
-) -> RecommendResponse:
+) -> Response:
     caller.act_for(body.user_id)
     manager = runtime.manager
     result = await service.recommend(
@@ -120,16 +75,18 @@ async def recommend(
         reader=runtime.query_reader,
     )
     request.app.state.metrics.count("recommendations")
-    return RecommendResponse(
-        query=body.query,
-        provider=manager.embedder.provider,
-        model=manager.embedder.model,
-        intent=_intent(result),
-        items=_items(result),
-        user_id=body.user_id,
-        profile_tracks=result.profile_tracks,
-        recommendation_id=new_id("llm"),
-        next_cursor=result.next_cursor,
+    return _json(
+        render.body(
+            result,
+            query=body.query,
+            provider=manager.embedder.provider,
+            model=manager.embedder.model,
+            source="llm",
+            user_id=body.user_id,
+            profile_tracks=result.profile_tracks,
+            recommendation_id=new_id("llm"),
+            next_cursor=result.next_cursor,
+        )
     )
 
 

@@ -15,8 +15,10 @@ from functools import cached_property
 
 import numpy as np
 
+from musicspace_llm.ann import Neighbours
 from musicspace_llm.crossscript import ArtistNames
 from musicspace_llm.lexical import LexicalIndex
+from musicspace_llm.products import CatalogProducts
 from musicspace_shared.catalog import TrackFrame
 from musicspace_shared.features import FEATURES
 from musicspace_shared.selection import Columns, columns_of
@@ -52,6 +54,9 @@ class TrackIndex:
     genre_names: list[str] = field(init=False, repr=False)
     popularity: np.ndarray = field(init=False, repr=False)
     _names_lock: threading.Lock = field(init=False, repr=False, compare=False)
+    # The vector store's nearest-neighbour index, for catalogs past ann.ANN_MIN_TRACKS (the
+    # manager attaches it); None: every candidate is scored exactly.
+    neighbours: Neighbours | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self, names_from: TrackIndex | None) -> None:
         self.unit = (
@@ -83,6 +88,11 @@ class TrackIndex:
 
     # The name indexes take seconds for the full catalog: built once per snapshot (by warm,
     # or by the first search that needs one), under a lock so only one thread builds.
+    @property
+    def names_ready(self) -> bool:
+        """Whether the name indexes are built (reading them cannot wait for the lock)."""
+        return "_lexical" in self.__dict__ and "_artist_names" in self.__dict__
+
     @property
     def lexical(self) -> LexicalIndex:
         """Titles, artists and albums as an inverted index (known items, artist names)."""
@@ -121,6 +131,11 @@ class TrackIndex:
             out[f"{name}:high"] = np.nan_to_num(column, nan=0.0)
             out[f"{name}:low"] = np.nan_to_num(1.0 - column, nan=0.0)
         return out
+
+    @cached_property
+    def products(self) -> CatalogProducts:
+        """vectors @ query over the whole catalog, one pass for queries ranked at once."""
+        return CatalogProducts(self.vectors)
 
     @cached_property
     def columns(self) -> Columns:

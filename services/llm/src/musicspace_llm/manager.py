@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from musicspace_llm.ann import ANN_MIN_TRACKS, StoreNeighbours
 from musicspace_llm.embeddings import Embedder, collection_name
 from musicspace_llm.index import TrackIndex
 from musicspace_llm.indexing import embed_catalog
@@ -85,6 +86,7 @@ class IndexManager:
         # The DB side of a sync (scan.py): in a worker process when there are settings to
         # give it, else here (a manager built by hand, e.g. in a tool).
         self._settings = settings
+        self._ann_min_tracks = settings.ann_min_tracks if settings is not None else ANN_MIN_TRACKS
         self._offload = ProcessOffload() if settings is not None else None
         self._scanner = CatalogScanner() if settings is None else None
         self._read_from: datetime | None = None  # when the last complete read began
@@ -115,9 +117,12 @@ class IndexManager:
         return f"index: {self.state} {done}/{total}" if total else f"index: {self.state}"
 
     def require(self) -> tuple[TrackIndex, QueryUnderstanding]:
-        if self.index is None or self.understanding is None:
+        index = self.index
+        if index is None or self.understanding is None:
             raise ModelNotReady(self.readiness() or "index not ready")
-        return self.index, self.understanding
+        if index.neighbours is None and len(index) >= self._ann_min_tracks:
+            index.neighbours = StoreNeighbours(self.store, index.frame.index)
+        return index, self.understanding
 
     def start(self) -> None:
         """Build (or load) in the background, then poll for changed tracks."""

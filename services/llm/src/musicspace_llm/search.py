@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from musicspace_llm.ann import ANN_MAX_EXACT, ann_candidates
 from musicspace_llm.index import TrackIndex
 from musicspace_llm.understanding import QueryIntent
 from musicspace_shared.features import FEATURES
@@ -103,6 +104,73 @@ def structured_scores(index: TrackIndex, intent: QueryIntent) -> np.ndarray:
     return score
 
 
+def kth_largest(values: np.ndarray, k: int) -> float:
+    """The k-th largest value (1 <= k <= len(values)), partitioning only the values that can be.
+
+    The k-th largest of a sample bounds the whole's from below, so the few values at or above
+    it hold the answer: a compare over the catalog instead of a partition of all of it.
+    """
+    sample = values[:: max(1, len(values) // (64 * k))]
+    if len(sample) >= 8 * k:
+        floor = np.partition(sample, len(sample) - k)[len(sample) - k]
+        values = values[values >= floor]
+    return float(np.partition(values, len(values) - k)[len(values) - k])
+
+
+# Reading a row in place costs about a quarter of gathering it (a gather copies it first).
+GATHER_COST = 4
+MAX_SPANS = 64
+# Bound on a float32 product's rounding for unit vectors of up to 1024 dimensions (about
+# n x 2^-24), whichever order a kernel adds in.
+PRODUCT_ERROR = 1e-4
+
+
+def exact_products(vectors: np.ndarray, rows: np.ndarray, query: np.ndarray) -> np.ndarray:
+    """vectors[rows] @ query accumulated in float64 and rounded once to float32: the same
+    value for a row wherever it sits and whatever else is multiplied with it."""
+    return (vectors[rows].astype(np.float64) @ query.astype(np.float64)).astype(np.float32)
+
+
+GATHER_ROWS = 256  # a gather buffer of 512 KB (512 dimensions) stays in cache
+
+
+def _gathered_products(vectors: np.ndarray, rows: np.ndarray, query: np.ndarray) -> np.ndarray:
+    """vectors[rows] @ query through a small reused buffer: a third cheaper here than one
+    gather of every row, which writes a fresh array as large as the rows to memory first."""
+    out = np.empty(len(rows), dtype=np.float32)
+    buffer = np.empty((min(GATHER_ROWS, len(rows)), vectors.shape[1]), dtype=vectors.dtype)
+    for start in range(0, len(rows), GATHER_ROWS):
+        chunk = rows[start : start + GATHER_ROWS]
+        block = buffer[: len(chunk)]
+        np.take(vectors, chunk, axis=0, out=block)
+        np.matmul(block, query, out=out[start : start + len(chunk)])
+    return out
+
+
+def row_products(index: TrackIndex, rows: np.ndarray, query: np.ndarray) -> np.ndarray:
+    """vectors[rows] @ query for sorted rows, at the least memory traffic: runs of nearby rows
+    (a catalog grouped by subgenre gives a few long ones) are multiplied in place, scattered
+    rows gathered, and past a quarter of the catalog one product over all of it wins (batched
+    with other queries ranked at the same time: products.py). Rounding depends on the path."""
+    n = len(rows)
+    vectors = index.vectors
+    if not n:
+        return np.zeros(0, dtype=np.float32)
+    if n * GATHER_COST >= len(vectors):
+        return index.products(query)[rows]
+    # Split where reading the rows between two candidates costs more than gathering them would.
+    breaks = np.flatnonzero(np.diff(rows) > GATHER_COST) + 1
+    starts, ends = np.r_[0, breaks], np.r_[breaks, n]
+    spanned = int((rows[ends - 1] - rows[starts]).sum()) + len(starts)
+    if len(starts) > MAX_SPANS or spanned > GATHER_COST * n:
+        return _gathered_products(vectors, rows, query)
+    out = np.empty(n, dtype=np.float32)
+    for a, b in zip(starts.tolist(), ends.tolist(), strict=True):
+        low = int(rows[a])
+        out[a:b] = (vectors[low : int(rows[b - 1]) + 1] @ query)[rows[a:b] - low]
+    return out
+
+
 def top_matches(
     index: TrackIndex,
     intent: QueryIntent,
@@ -130,18 +198,25 @@ def top_matches(
     # The document similarity (a cosine, <= 1) can lift a track by at most W_DOCUMENT, so only
     # tracks within that of the k-th best structured score can reach the top k. Scoring just
     # those keeps the matrix product small when the query names a subgenre or a mood.
-    kth = np.partition(structured, len(structured) - k)[len(structured) - k]
+    kth = kth_largest(structured, k)
     candidates = np.flatnonzero(structured >= kth - W_DOCUMENT * 1.0)
     if query_vector is not None and index.dim == len(query_vector):
         query = query_vector.astype(np.float32)
-        # Gathering rows copies them: past a third of the catalog one full product is cheaper.
-        if len(candidates) * 3 > len(index):
-            similarity = (index.vectors @ query)[candidates]
-        else:
-            similarity = index.vectors[candidates] @ query
+        if index.neighbours is not None and len(candidates) > ANN_MAX_EXACT:
+            near = ann_candidates(structured, index.neighbours, query, k)
+            candidates = candidates if near is None else near
+        similarity = row_products(index, candidates, query)
+        score = structured[candidates] + W_DOCUMENT * similarity.astype(np.float64)
+        # The products above round differently by the path they took (in place, gathered, or
+        # batched with other queries): the contenders for the top k are scored again in one
+        # fixed way, so the ranking does not depend on the path.
+        contenders = np.flatnonzero(score >= kth_largest(score, k) - 2 * W_DOCUMENT * PRODUCT_ERROR)
+        candidates = candidates[contenders]
+        similarity = exact_products(index.vectors, candidates, query)
+        score = structured[candidates] + W_DOCUMENT * similarity.astype(np.float64)
     else:
         similarity = np.zeros(len(candidates), dtype=np.float32)
-    score = structured[candidates] + W_DOCUMENT * similarity.astype(np.float64)
+        score = structured[candidates]
     top = np.argpartition(-score, k - 1)[:k]
     # Ties broken by track id so results are stable run to run.
     top = sorted(top.tolist(), key=lambda i: (-score[i], index.frame.track_ids[candidates[i]]))

@@ -80,10 +80,15 @@ async def _rank(
 ) -> Ranked:
     """Prepare, embed (while Gemini reads the query, when configured), then rank.
 
-    The CPU parts (numpy, the name indexes) run off the event loop.
+    The ranking runs off the event loop; so does reading the query's text while the name
+    indexes are still being built (it waits for them). Once they are, that reading is a
+    fraction of a millisecond: a thread hop would cost about as much.
     """
     understanding = manager.require()[1]
-    prepared = await asyncio.to_thread(prepare, query, index)
+    if index.names_ready:
+        prepared = prepare(query, index)
+    else:
+        prepared = await asyncio.to_thread(prepare, query, index)
     embedding = manager.embedder.embed_queries(embed_texts(understanding, prepared))
     if reader is not None:
         vectors, reading = await asyncio.gather(embedding, reader.read(query))

@@ -56,6 +56,9 @@ class Settings(CommonSettings):
     sync_min_gap_s: float = Field(1.0, ge=0, le=60)
     index_batch_size: int = Field(256, ge=1, le=5000)
     offline_threads: int = Field(1, ge=1, le=16)
+    # From this many tracks on, queries that would read every vector go through the vector
+    # store's nearest-neighbour index instead (ann.py); below, every candidate is exact.
+    ann_min_tracks: int = Field(200_000, ge=1)
 
     @cached_property
     def gemini_key(self) -> str | None:
