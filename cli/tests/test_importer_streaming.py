@@ -92,8 +92,7 @@ async def test_memory_is_bounded_by_the_chunk_not_the_file(
         ),
     }
     rows = {
-        kind: len(pd.read_csv(generated / f"{kind}.csv.gz", usecols=["track_id"]))
-        for kind in peaks
+        kind: len(pd.read_csv(generated / f"{kind}.csv.gz", usecols=["track_id"])) for kind in peaks
     }
     assert min(rows.values()) >= 20 * CHUNK
     assert await count(fresh, Interaction) == rows["interactions"]
