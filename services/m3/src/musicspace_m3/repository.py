@@ -129,9 +129,7 @@ async def activity_fingerprint(session: AsyncSession) -> str:
     that only removes tracks moves its user's updated_at; an erasure moves the user count."""
     pms = (await session.execute(sa.select(sa.func.max(UserTrack.added_at)))).scalar()
     inter = (await session.execute(sa.select(sa.func.max(Interaction.updated_at)))).scalar()
-    users = (
-        await session.execute(sa.select(sa.func.count(), sa.func.max(User.updated_at)))
-    ).one()
+    users = (await session.execute(sa.select(sa.func.count(), sa.func.max(User.updated_at)))).one()
     return f"{_stamp(pms)}|{_stamp(inter)}|{users[0]}|{_stamp(users[1])}"
 
 
