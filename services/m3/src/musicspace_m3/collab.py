@@ -74,14 +74,32 @@ def build_collab(
         positions = np.unique(np.asarray(users[key], dtype=np.int64))
         rows.append(np.full(len(positions), r, dtype=np.int64))
         cols.append(positions)
-    row_idx = np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64)
-    col_idx = np.concatenate(cols) if cols else np.zeros(0, dtype=np.int64)
-    matrix = sp.csr_matrix(
-        (np.ones(len(row_idx), dtype=np.float32), (row_idx, col_idx)), shape=(len(keys), n_tracks)
+    negative_cols = [
+        np.unique(np.asarray(positions, dtype=np.int64)) for positions in (negatives or {}).values()
+    ]
+    return collab_from_pairs(
+        keys,
+        np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64),
+        np.concatenate(cols) if cols else np.zeros(0, dtype=np.int64),
+        np.concatenate(negative_cols) if negative_cols else np.zeros(0, dtype=np.int64),
+        n_tracks,
     )
-    neg = np.zeros(n_tracks, dtype=np.float32)
-    for positions in (negatives or {}).values():
-        np.add.at(neg, np.unique(np.asarray(positions, dtype=np.int64)), 1.0)
+
+
+def collab_from_pairs(
+    keys: Sequence[Hashable],
+    user_rows: np.ndarray,
+    track_cols: np.ndarray,
+    negative_cols: np.ndarray,
+    n_tracks: int,
+) -> Collab:
+    """keys: the user of each matrix row; (user_rows, track_cols): the positive pairs, each
+    once; negative_cols: the track of each negative (user, track) pair, each pair once."""
+    matrix = sp.csr_matrix(
+        (np.ones(len(user_rows), dtype=np.float32), (user_rows, track_cols)),
+        shape=(len(keys), n_tracks),
+    )
+    neg = np.bincount(negative_cols, minlength=n_tracks).astype(np.float32)
     return Collab(
         matrix=matrix,
         row_of={key: r for r, key in enumerate(keys)},
