@@ -22,6 +22,9 @@ class Settings(CommonSettings):
     svm_c: float = 0.5
     catalog_check_s: float = 60.0  # see CommonSettings
     cpu_workers: int = 2  # prediction, SVM training
+    # `musicspace train m2` fits on at most this many measured tracks (a seeded sample; None:
+    # all): 432 s for 180k on the bench machine, linear in rows (bench/bench_scale.py).
+    train_max_tracks: int | None = 250_000
 
     @property
     def model_path(self) -> Path:
