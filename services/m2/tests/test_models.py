@@ -154,8 +154,8 @@ async def test_training_on_a_big_catalog_takes_a_seeded_sample_of_its_tracks(
 
     from .helpers import FAST_MODEL
 
-    settings = make_settings(m2_db_url, tmp_path, train_max_tracks=300)
+    settings = make_settings(m2_db_url, tmp_path, train_max_tracks=1000)
     train = partial(train_global_from_db, config=FAST_MODEL, progress=lambda _m: None)
     summary = await train(settings=settings, validate=False)
-    assert summary["rows"] == 300 < summary["measured_tracks"]
-    assert read_meta(settings.model_path).rows == 300
+    assert summary["rows"] == 1000 < summary["measured_tracks"]
+    assert read_meta(settings.model_path).rows == 1000
