@@ -26,9 +26,7 @@ def _alter(fsp: int) -> None:
         return
     for name, nullable in COLUMNS.items():
         op.alter_column(
-            "job",
-            name,
-            type_=mysql.DATETIME(fsp=fsp) if fsp else mysql.DATETIME(),
+            "job", name, type_=mysql.DATETIME(fsp=fsp) if fsp else mysql.DATETIME(),
             existing_nullable=nullable,
         )
 

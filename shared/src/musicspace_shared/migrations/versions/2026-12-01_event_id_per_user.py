@@ -24,9 +24,7 @@ branch_labels = None
 depends_on = None
 
 COLUMNS = "event_id, user_id, track_id, kind, occurred_at, received_at"
-TRACK_ID = sa.String(64).with_variant(
-    mysql.VARCHAR(64, collation="utf8mb4_bin"), "mysql", "mariadb"
-)
+TRACK_ID = sa.String(64).with_variant(mysql.VARCHAR(64, collation="utf8mb4_bin"), "mysql", "mariadb")
 
 
 def _copy_into(key: list[str], *, keep: str = "") -> None:
