@@ -34,6 +34,7 @@ def _load(name: str, path: Path):  # type: ignore[no-untyped-def]
     spec = importlib.util.spec_from_file_location(f"bench.bench_{name}", path)
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
 

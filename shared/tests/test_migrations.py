@@ -75,3 +75,21 @@ async def test_events_gain_a_recommendation_id_and_stored_events_are_kept(
         ("e1", "play", None, None, None),
         ("e2", "click", "blend.m3.0123456789abcdef", "blend", "m3"),
     ]
+
+
+async def test_activity_times_gain_microseconds_and_stored_rows_are_kept(
+    empty_db_url: str,
+) -> None:
+    await upgrade_async(empty_db_url, "0005")
+    stamp = "2026-01-01 00:00:00"
+    await _execute(
+        empty_db_url,
+        "INSERT INTO user (id, created_at, updated_at) VALUES (1, :t, :t)",
+        t=stamp,
+    )
+    await upgrade_async(empty_db_url)
+    precise = "2026-01-02 03:04:05.123456"
+    await _execute(empty_db_url, "UPDATE user SET updated_at = :t WHERE id = 1", t=precise)
+    rows = await _execute(empty_db_url, "SELECT id, created_at, updated_at FROM user")
+    assert [(r[0], str(r[2])[:26]) for r in rows] == [(1, precise)]
+    assert str(rows[0][1]).startswith(stamp)

@@ -84,6 +84,25 @@ async def test_request_on_a_down_database_is_a_503_with_reason(tmp_path) -> None
     assert "database unavailable" in response.json()["detail"]
 
 
+async def test_an_exhausted_connection_pool_is_a_503_to_retry(sqlite_url, tmp_path) -> None:
+    """At scale a backlog can hold every pooled connection: the pool's timeout is a busy
+    database (503, Retry-After), not an internal error (it was a 500)."""
+    from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+    app = build_app(sqlite_url, tmp_path)
+    router = APIRouter()
+
+    @router.get("/api/demo/busy")
+    async def busy() -> int:
+        raise PoolTimeout("QueuePool limit of size 10 overflow 10 reached")
+
+    app.include_router(router)
+    response = await call(app, "GET", "/api/demo/busy")
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "1"
+    assert response.json()["title"] == "Database busy"
+
+
 async def test_invalid_body_is_a_422_problem_naming_the_field(sqlite_url, tmp_path) -> None:
     response = await call(build_app(sqlite_url, tmp_path), "POST", "/api/demo/echo", json={"n": 99})
     assert response.status_code == 422

@@ -1,15 +1,21 @@
-"""Bulk, idempotent import of a catalog file, a playlists file and an interactions file.
+"""Bulk, idempotent, streaming import of a catalog file, a playlists file and an interactions file.
 
-Each file is validated whole first (bad rows reported with their line numbers), then written
-in one transaction: a failure leaves the DB as it was. Only new or changed rows are written,
-so a second run of the same file changes nothing.
+A file is read in chunks of ROWS_PER_CHUNK rows, so memory stays bounded whatever its size (a
+10M-row file is never held whole), and written in one transaction: a failure, or a rejected
+file, leaves the DB as it was. Each chunk is checked (its rows parsed; the tracks and users
+they name looked up) and its new or changed rows written in batches (executemany), so a second
+run of the same file changes nothing. Bad rows are reported with their line numbers (the first
+MAX_REPORTED of them; all are counted). With on_error="reject" the first bad row stops the
+writing; the rest of the file is still parsed, so every malformed row is reported (rows naming
+unknown tracks or users are reported up to that point), then the transaction is rolled back.
+With on_error="skip" the good rows are written. A row repeated in the file: the last one wins.
 """
 
 from __future__ import annotations
 
 import csv
 import gzip
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,14 +42,19 @@ CATALOG_REQUIRED = ("track_id", "track_name", "track_artist")
 PLAYLIST_REQUIRED = ("playlist_id", "track_id")
 INTERACTION_REQUIRED = ("user_ref", "track_id", "play_count", "like_score", "skip_count")
 INTERACTION_FIELDS = ("play_count", "like_score", "skip_count", "last_played_at")
+# Rows read, checked and written together: large enough for few round trips, small enough
+# that a chunk's rows and lookups stay a few MB (SQLite's IN lists take them too).
+ROWS_PER_CHUNK = 5000
+MAX_REPORTED = 10_000  # bad rows kept with their line and reason; all are counted
 
 
 class ImportRejected(Exception):
     """The file has bad rows and the caller chose to reject it."""
 
-    def __init__(self, errors: list[tuple[int, str]]) -> None:
-        super().__init__(f"{len(errors)} bad row(s)")
+    def __init__(self, errors: list[tuple[int, str]], total: int | None = None) -> None:
         self.errors = errors
+        self.total = len(errors) if total is None else total
+        super().__init__(f"{self.total} bad row(s)")
 
 
 @dataclass
@@ -52,7 +63,8 @@ class ImportReport:
     inserted: int = 0
     updated: int = 0
     unchanged: int = 0
-    skipped: list[tuple[int, str]] = field(default_factory=list)
+    skipped: list[tuple[int, str]] = field(default_factory=list)  # the first MAX_REPORTED
+    skipped_total: int = 0
     users_created: int = 0
 
     def as_dict(self) -> dict[str, Any]:
@@ -61,21 +73,71 @@ class ImportReport:
             "inserted": self.inserted,
             "updated": self.updated,
             "unchanged": self.unchanged,
-            "skipped": len(self.skipped),
+            "skipped": self.skipped_total,
             "users_created": self.users_created,
         }
 
 
-def _read_rows(path: Path, required: tuple[str, ...]) -> Iterator[tuple[int, dict[str, str]]]:
-    """(line number, row) pairs; line 1 is the header."""
+class _Run:
+    """One import's bookkeeping: the report, the bad rows, whether writing goes on."""
+
+    def __init__(self, on_error: str, progress: Progress | None) -> None:
+        self.on_error = on_error
+        self.progress = progress
+        self.report = ImportReport()
+
+    @property
+    def writing(self) -> bool:
+        return not (self.on_error == "reject" and self.report.skipped_total)
+
+    def bad(self, line: int, message: str) -> None:
+        self.report.skipped_total += 1
+        if len(self.report.skipped) < MAX_REPORTED:
+            self.report.skipped.append((line, message))
+
+    def parse(
+        self, rows: list[tuple[int, dict[str, str]]], parse: Callable[[dict[str, str]], Any]
+    ) -> list[tuple[int, Any]]:
+        """(line, parsed row) for the rows that parse; the others are recorded as bad."""
+        good = []
+        for line, row in rows:
+            self.report.rows += 1
+            try:
+                good.append((line, parse(row)))
+            except (ValueError, TypeError) as exc:
+                self.bad(line, str(exc))
+        return good
+
+    def wrote(self, rows: int) -> None:
+        if self.progress and rows:
+            self.progress(rows)
+
+    def finish(self) -> ImportReport:
+        """The report; raises ImportRejected (inside the transaction: nothing is written)."""
+        if self.on_error == "reject" and self.report.skipped_total:
+            raise ImportRejected(self.report.skipped, self.report.skipped_total)
+        return self.report
+
+
+def _read_chunks(
+    path: Path, required: tuple[str, ...], size: int | None = None
+) -> Iterator[list[tuple[int, dict[str, str]]]]:
+    """Lists of (line number, row); line 1 is the header."""
+    size = size or ROWS_PER_CHUNK
     opener = gzip.open if str(path).endswith(".gz") else open
     with opener(path, "rt", encoding="utf-8", newline="") as handle:  # type: ignore[operator]
         reader = csv.DictReader(handle)
         missing = [c for c in required if c not in (reader.fieldnames or [])]
         if missing:
             raise ImportRejected([(1, f"missing column(s): {', '.join(missing)}")])
+        chunk: list[tuple[int, dict[str, str]]] = []
         for row in reader:
-            yield reader.line_num, row
+            chunk.append((reader.line_num, row))
+            if len(chunk) >= size:
+                yield chunk
+                chunk = []
+        if chunk:
+            yield chunk
 
 
 def _text(value: str | None, limit: int) -> str | None:
@@ -114,47 +176,82 @@ def parse_track(row: dict[str, str]) -> dict[str, Any]:
     return values
 
 
-def _validate(
-    path: Path,
-    required: tuple[str, ...],
-    parse: Callable[[dict[str, str]], Any],
-    on_error: str,
-    report: ImportReport,
-) -> list[tuple[int, Any]]:
-    """(line, parsed row) for the good rows; bad rows reject the file or are skipped."""
-    parsed, errors = [], []
-    for line, row in _read_rows(path, required):
-        report.rows += 1
-        try:
-            parsed.append((line, parse(row)))
-        except (ValueError, TypeError) as exc:
-            errors.append((line, str(exc)))
-    if errors and on_error == "reject":
-        raise ImportRejected(errors)
-    report.skipped.extend(errors)
-    return parsed
-
-
 async def import_catalog(
     engine: AsyncEngine, path: Path, *, on_error: str = "reject", progress: Progress | None = None
 ) -> ImportReport:
     """Import a catalog file; measured features are set, blank ones never clear existing values
     (musicspace_shared.ingest.upsert_tracks: the writer POST /api/tracks uses too)."""
-    report = ImportReport()
-    rows = _validate(path, CATALOG_REQUIRED, parse_track, on_error, report)
-    by_id: dict[str, dict[str, Any]] = {}
-    for _line, values in rows:
-        by_id[values["track_id"]] = values  # a repeated id: the last row wins
+    run = _Run(on_error, progress)
     async with engine.begin() as conn:
         now = utcnow()
-        for chunk in chunks(list(by_id.values())):
-            counts = await upsert_tracks(conn, chunk, now=now)
-            report.inserted += counts.inserted
-            report.updated += counts.updated
-            report.unchanged += counts.unchanged
-            if progress:
-                progress(len(chunk))
-    return report
+        for rows in _read_chunks(path, CATALOG_REQUIRED):
+            by_id = {values["track_id"]: values for _line, values in run.parse(rows, parse_track)}
+            if not run.writing or not by_id:
+                continue
+            counts = await upsert_tracks(conn, list(by_id.values()), now=now)
+            run.report.inserted += counts.inserted
+            run.report.updated += counts.updated
+            run.report.unchanged += counts.unchanged
+            run.wrote(len(by_id))
+        return run.finish()
+
+
+async def _known_tracks(conn: AsyncConnection, track_ids: Collection[str]) -> set[str]:
+    found: set[str] = set()
+    for chunk in chunks(list(track_ids)):
+        query = sa.select(Track.track_id).where(Track.track_id.in_(chunk))
+        found.update((await conn.execute(query)).scalars())
+    return found
+
+
+async def _users_by_ref(conn: AsyncConnection, refs: Collection[str]) -> dict[str, int]:
+    found: dict[str, int] = {}
+    for chunk in chunks(list(refs)):
+        query = sa.select(User.external_ref, User.id).where(User.external_ref.in_(chunk))
+        found.update((ref, uid) for ref, uid in (await conn.execute(query)).all())
+    return found
+
+
+async def _stored_pairs(
+    conn: AsyncConnection, table: Any, pairs: Iterable[tuple[int, str]], *columns: str
+) -> dict[tuple[int, str], tuple[Any, ...]]:
+    """The stored rows of these (user_id, track_id) pairs, with `columns`: the chunk's users
+    and tracks select a range of the primary key; only the asked pairs are kept."""
+    wanted = set(pairs)
+    users = sorted({u for u, _t in wanted})
+    tracks = list({t for _u, t in wanted})
+    key = (table.user_id, table.track_id)
+    out: dict[tuple[int, str], tuple[Any, ...]] = {}
+    for user_chunk in chunks(users, 500):
+        for track_chunk in chunks(tracks):
+            query = sa.select(*key, *(getattr(table, c) for c in columns)).where(
+                key[0].in_(user_chunk), key[1].in_(track_chunk)
+            )
+            for row in (await conn.execute(query)).all():
+                pair = (row[0], row[1])
+                if pair in wanted:
+                    out[pair] = tuple(row[2:])
+    return out
+
+
+def _check_refs(
+    run: _Run,
+    parsed: list[tuple[int, Any]],
+    known_tracks: set[str],
+    users: dict[str, int] | None = None,
+) -> list[Any]:
+    """The parsed rows whose track (and user) exist; the others are recorded as bad."""
+    good = []
+    for line, values in parsed:
+        ref, track_id = values[0], values[1]
+        if users is not None and ref not in users:
+            run.bad(line, f"unknown user_ref {ref!r}")
+        elif track_id not in known_tracks:
+            where = "" if users is not None else f" in playlist {ref!r}"
+            run.bad(line, f"unknown track_id {track_id!r}{where}")
+        else:
+            good.append(values)
+    return good
 
 
 def _parse_membership(row: dict[str, str]) -> tuple[str, str, str | None]:
@@ -171,67 +268,57 @@ async def import_playlists(
     engine: AsyncEngine, path: Path, *, on_error: str = "reject", progress: Progress | None = None
 ) -> ImportReport:
     """Each playlist becomes a user (found again by its playlist id) whose PMS tracks are its tracks."""
-    report = ImportReport()
-    memberships = _validate(path, PLAYLIST_REQUIRED, _parse_membership, on_error, report)
+    run = _Run(on_error, progress)
+    report = run.report
     async with engine.begin() as conn:
-        known_tracks = set((await conn.execute(sa.select(Track.track_id))).scalars())
-        errors = [
-            (line, f"unknown track_id {m[1]!r} in playlist {m[0]!r}")
-            for line, m in memberships
-            if m[1] not in known_tracks
-        ]
-        if errors and on_error == "reject":
-            raise ImportRejected(errors)
-        report.skipped.extend(errors)
-        memberships = [m for _line, m in memberships if m[1] in known_tracks]
-        users = {
-            ref: uid
-            for uid, ref in (
-                await conn.execute(
-                    sa.select(User.id, User.external_ref).where(User.external_ref.is_not(None))
-                )
-            ).all()
-        }
         next_id = ((await conn.execute(sa.select(sa.func.max(User.id)))).scalar() or 0) + 1
         now = utcnow()
-        new_users = []
-        for playlist_id, _track, name in memberships:
-            if playlist_id not in users:
-                users[playlist_id] = next_id
-                new_users.append(
+        for rows in _read_chunks(path, PLAYLIST_REQUIRED):
+            parsed = run.parse(rows, _parse_membership)
+            if not run.writing:
+                continue
+            known = await _known_tracks(conn, {m[1] for _line, m in parsed})
+            memberships = _check_refs(run, parsed, known)
+            if not run.writing:
+                continue
+            users = await _users_by_ref(conn, {m[0] for m in memberships})
+            new_users = []
+            for playlist_id, _track, name in memberships:
+                if playlist_id not in users:
+                    users[playlist_id] = next_id
+                    new_users.append(
+                        {
+                            "id": next_id,
+                            "external_ref": playlist_id,
+                            "name": name,
+                            "created_at": now,
+                            "updated_at": now,
+                        }
+                    )
+                    next_id += 1
+            await insert_rows(conn, User, new_users)
+            report.users_created += len(new_users)
+            keys = [(users[p], t) for p, t, _name in memberships]
+            owned = set(await _stored_pairs(conn, UserTrack, keys))
+            new_rows = []
+            for (playlist_id, track_id, name), key in zip(memberships, keys, strict=True):
+                if key in owned:
+                    continue
+                owned.add(key)
+                new_rows.append(
                     {
-                        "id": next_id,
-                        "external_ref": playlist_id,
-                        "name": name,
-                        "created_at": now,
-                        "updated_at": now,
+                        "user_id": key[0],
+                        "track_id": track_id,
+                        "playlist_id": playlist_id,
+                        "playlist_name": name,
+                        "added_at": now,
                     }
                 )
-                next_id += 1
-        await _insert_chunks(conn, User, new_users, None)
-        report.users_created = len(new_users)
-        owned = set(
-            map(tuple, (await conn.execute(sa.select(UserTrack.user_id, UserTrack.track_id))).all())
-        )
-        new_rows, seen = [], set()
-        for playlist_id, track_id, name in memberships:
-            key = (users[playlist_id], track_id)
-            if key in owned or key in seen:
-                continue
-            seen.add(key)
-            new_rows.append(
-                {
-                    "user_id": key[0],
-                    "track_id": track_id,
-                    "playlist_id": playlist_id,
-                    "playlist_name": name,
-                    "added_at": now,
-                }
-            )
-        await _insert_chunks(conn, UserTrack, new_rows, progress)
-        report.inserted = len(new_rows)
-        report.unchanged = len(memberships) - len(new_rows)
-    return report
+            await insert_rows(conn, UserTrack, new_rows)
+            run.wrote(len(new_rows))
+            report.inserted += len(new_rows)
+            report.unchanged += len(memberships) - len(new_rows)
+        return run.finish()
 
 
 def _count(row: dict[str, str], name: str, low: int, high: int) -> int:
@@ -274,77 +361,63 @@ async def import_interactions(
     """Plays, likes and skips per (user, track), the user found by the `user_ref` its playlist
     import gave it (`external_ref`). A row replaces the stored counts of its pair: importing the
     same file twice changes nothing."""
-    report = ImportReport()
-    parsed = _validate(path, INTERACTION_REQUIRED, _parse_interaction, on_error, report)
+    run = _Run(on_error, progress)
     async with engine.begin() as conn:
-        known_tracks = set((await conn.execute(sa.select(Track.track_id))).scalars())
-        users = dict(
-            (
-                await conn.execute(
-                    sa.select(User.external_ref, User.id).where(User.external_ref.is_not(None))
-                )
-            ).all()
-        )
-        errors = [
-            (
-                line,
-                f"unknown user_ref {p[0]!r}" if p[0] not in users else f"unknown track_id {p[1]!r}",
-            )
-            for line, p in parsed
-            if p[0] not in users or p[1] not in known_tracks
-        ]
-        if errors and on_error == "reject":
-            raise ImportRejected(errors)
-        report.skipped.extend(errors)
-        wanted: dict[tuple[int, str], tuple[Any, ...]] = {}
-        for _line, (ref, track_id, *values) in parsed:
-            if ref in users and track_id in known_tracks:
-                wanted[(users[ref], track_id)] = tuple(values)  # a repeated pair: the last wins
-        existing = {
-            (row[0], row[1]): tuple(row[2:])
-            for row in (
-                await conn.execute(
-                    sa.select(
-                        Interaction.user_id,
-                        Interaction.track_id,
-                        *[getattr(Interaction, f) for f in INTERACTION_FIELDS],
-                    )
-                )
-            ).all()
-        }
         now = utcnow()
+        for rows in _read_chunks(path, INTERACTION_REQUIRED):
+            parsed = run.parse(rows, _parse_interaction)
+            if not run.writing:
+                continue
+            users = await _users_by_ref(conn, {p[0] for _line, p in parsed})
+            known = await _known_tracks(conn, {p[1] for _line, p in parsed})
+            good = _check_refs(run, parsed, known, users)
+            if not run.writing:
+                continue
+            wanted: dict[tuple[int, str], tuple[Any, ...]] = {}
+            for ref, track_id, *values in good:
+                wanted[(users[ref], track_id)] = tuple(values)  # a repeated pair: the last wins
+            await _write_interactions(conn, run, wanted, now)
+        return run.finish()
 
-        def as_row(key: tuple[int, str], values: tuple[Any, ...]) -> dict[str, Any]:
-            return dict(zip(INTERACTION_FIELDS, values, strict=True)) | {
-                "user_id": key[0],
-                "track_id": key[1],
-                "updated_at": now,
-            }
 
-        new = [as_row(k, v) for k, v in wanted.items() if k not in existing]
-        changed = [
-            as_row(k, v) for k, v in wanted.items() if k in existing and _differs(v, existing[k])
-        ]
-        await _insert_chunks(conn, Interaction, new, progress)
-        for chunk in chunks(changed):
-            await conn.execute(
-                sa.update(Interaction)
-                .where(
-                    Interaction.user_id == sa.bindparam("b_user_id"),
-                    Interaction.track_id == sa.bindparam("b_track_id"),
-                )
-                .values({f: sa.bindparam(f) for f in INTERACTION_FIELDS} | {"updated_at": now}),
-                [
-                    {f: r[f] for f in INTERACTION_FIELDS}
-                    | {"b_user_id": r["user_id"], "b_track_id": r["track_id"]}
-                    for r in chunk
-                ],
+async def _write_interactions(
+    conn: AsyncConnection,
+    run: _Run,
+    wanted: dict[tuple[int, str], tuple[Any, ...]],
+    now: datetime,
+) -> None:
+    existing = await _stored_pairs(conn, Interaction, wanted, *INTERACTION_FIELDS)
+
+    def as_row(key: tuple[int, str], values: tuple[Any, ...]) -> dict[str, Any]:
+        return dict(zip(INTERACTION_FIELDS, values, strict=True)) | {
+            "user_id": key[0],
+            "track_id": key[1],
+            "updated_at": now,
+        }
+
+    new = [as_row(k, v) for k, v in wanted.items() if k not in existing]
+    changed = [
+        as_row(k, v) for k, v in wanted.items() if k in existing and _differs(v, existing[k])
+    ]
+    await insert_rows(conn, Interaction, new)
+    if changed:
+        await conn.execute(
+            sa.update(Interaction)
+            .where(
+                Interaction.user_id == sa.bindparam("b_user_id"),
+                Interaction.track_id == sa.bindparam("b_track_id"),
             )
-            if progress:
-                progress(len(chunk))
-        report.inserted, report.updated = len(new), len(changed)
-        report.unchanged = len(wanted) - len(new) - len(changed)
-    return report
+            .values({f: sa.bindparam(f) for f in INTERACTION_FIELDS} | {"updated_at": now}),
+            [
+                {f: r[f] for f in INTERACTION_FIELDS}
+                | {"b_user_id": r["user_id"], "b_track_id": r["track_id"]}
+                for r in changed
+            ],
+        )
+    run.wrote(len(new) + len(changed))
+    run.report.inserted += len(new)
+    run.report.updated += len(changed)
+    run.report.unchanged += len(wanted) - len(new) - len(changed)
 
 
 def _differs(new: tuple[Any, ...], old: tuple[Any, ...]) -> bool:
@@ -358,12 +431,3 @@ def _differs(new: tuple[Any, ...], old: tuple[Any, ...]) -> bool:
     if old_played.tzinfo is None:
         old_played = old_played.replace(tzinfo=UTC)
     return abs((played - old_played).total_seconds()) >= 1
-
-
-async def _insert_chunks(
-    conn: AsyncConnection, table: type, rows: list[dict[str, Any]], progress: Progress | None
-) -> None:
-    for chunk in chunks(rows):
-        await insert_rows(conn, table, chunk)
-        if progress:
-            progress(len(chunk))

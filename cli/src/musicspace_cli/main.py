@@ -101,8 +101,8 @@ async def _import(kind: str, path: Path, on_error: str) -> dict[str, Any]:
         await engine.dispose()
     for line, message in report.skipped[:50]:
         console.print(f"[yellow]skipped line {line}: {message}")
-    if len(report.skipped) > 50:
-        console.print(f"[yellow]... and {len(report.skipped) - 50} more")
+    if report.skipped_total > 50:
+        console.print(f"[yellow]... and {report.skipped_total - 50} more")
     return report.as_dict()
 
 
@@ -119,7 +119,7 @@ def _import_command(kind: str, path: Path, on_error: str, as_json: bool) -> None
         for line, message in exc.errors[:50]:
             console.print(f"[red]line {line}: {message}")
         console.print(
-            f"[red]rejected: {len(exc.errors)} bad row(s); nothing was written (use --on-error skip to import the good rows)"
+            f"[red]rejected: {exc.total} bad row(s); nothing was written (use --on-error skip to import the good rows)"
         )
         raise typer.Exit(2) from exc
     _emit(result, as_json)

@@ -143,3 +143,19 @@ async def test_fresh_replica_falls_back_to_the_previous_model_when_the_new_one_i
         assert response.json()["model_version"] == trained["version"]
         metrics = (await client.get("/metrics")).text
         assert 'musicspace_events_total{event="model_load_failures",service="m2"} 1.0' in metrics
+
+
+async def test_training_on_a_big_catalog_takes_a_seeded_sample_of_its_tracks(
+    m2_db_url: str, tmp_path: Path
+) -> None:
+    from functools import partial
+
+    from musicspace_m2.training import train_global_from_db
+
+    from .helpers import FAST_MODEL
+
+    settings = make_settings(m2_db_url, tmp_path, train_max_tracks=1000)
+    train = partial(train_global_from_db, config=FAST_MODEL, progress=lambda _m: None)
+    summary = await train(settings=settings, validate=False)
+    assert summary["rows"] == 1000 < summary["measured_tracks"]
+    assert read_meta(settings.model_path).rows == 1000

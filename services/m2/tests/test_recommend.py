@@ -147,3 +147,27 @@ async def test_fallback_scores_are_in_the_unit_interval(
     scores = [item["score"] for item in body["items"]]
     assert body["fallback"] and len(scores) == 30
     assert scores == sorted(scores, reverse=True) and all(0 <= s <= 1 for s in scores)
+
+
+async def test_the_db_connection_is_given_back_before_the_cpu_work(
+    client: httpx.AsyncClient, app: FastAPI, m2_db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A backlog of first-time users (each trains an SVM) held every pooled connection at
+    scale (pool timeouts): none is held while the CPU work runs."""
+    runtime = app.state.runtime
+    pool = app.state.engine.sync_engine.pool
+    held: list[int] = []
+    real = runtime.run_cpu
+
+    async def counting(func, *args, **kwargs):  # type: ignore[no-untyped-def]
+        held.append(pool.checkedout())
+        return await real(func, *args, **kwargs)
+
+    async with db_session(m2_db_url) as session:
+        user_id, _ = await user_with_most_tracks(session)
+    # The first request may build the content space (it reads the DB): not what is measured.
+    assert (await client.post("/api/m2/recommend", json={"user_id": user_id})).status_code == 200
+    monkeypatch.setattr(runtime, "run_cpu", counting)
+    response = await client.post("/api/m2/recommend", json={"user_id": user_id})
+    assert response.status_code == 200
+    assert held and set(held) == {0}

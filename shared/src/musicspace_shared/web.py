@@ -22,6 +22,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -455,6 +456,14 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def _db_down(_request: Request, exc: OperationalError) -> JSONResponse:
         logger.warning("database unavailable", extra=log_fields(error=str(exc.orig)[:200]))
         return problem(503, "Database unavailable", f"database unavailable: {str(exc.orig)[:200]}")
+
+    @app.exception_handler(PoolTimeout)
+    async def _db_busy(_request: Request, exc: PoolTimeout) -> JSONResponse:
+        # Every pooled connection is held (a backlog of requests at scale): busy, not broken.
+        logger.warning("database pool exhausted", extra=log_fields(error=str(exc)[:200]))
+        return problem(
+            503, "Database busy", "no database connection free", headers={"Retry-After": "1"}
+        )
 
     @app.exception_handler(DBAPIError)
     async def _db_error(_request: Request, exc: DBAPIError) -> JSONResponse:

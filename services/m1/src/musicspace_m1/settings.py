@@ -12,6 +12,9 @@ class Settings(CommonSettings):
 
     max_per_artist: int = 2
     min_tracks_for_personal_model: int = 10
+    # `musicspace train m1` fits on at most this many users (a seeded sample; None: all):
+    # its time grows with users x catalog (musicspace_shared.sampling).
+    train_max_users: int | None = 3000
     catalog_check_s: float = 5.0  # see CommonSettings
     reload_check_s: float = 0.0  # the global model's sidecar is looked at before every use
     # Ranked candidate lists kept per (user, models, catalog, owned/disliked tracks): exact,

@@ -35,6 +35,7 @@ from musicspace_shared import model_store
 from musicspace_shared.catalog import TrackFrame
 from musicspace_shared.db.engine import make_engine, make_sessionmaker
 from musicspace_shared.model_store import ModelMeta
+from musicspace_shared.sampling import sample_ids
 
 
 def fit_global_model(
@@ -70,6 +71,9 @@ async def train_global_from_db(settings: Settings | None = None) -> dict[str, An
             user_tracks = await repository.all_user_tracks(session)
     finally:
         await engine.dispose()
+    users_in_db = len(user_tracks)
+    sampled = sample_ids(user_tracks, settings.train_max_users)
+    user_tracks = {uid: user_tracks[uid] for uid in sampled}
     model, _ = await asyncio.to_thread(
         fit_global_model, frame, user_tracks, min_tracks=settings.min_tracks_for_personal_model
     )
@@ -80,6 +84,7 @@ async def train_global_from_db(settings: Settings | None = None) -> dict[str, An
         "trained_at": meta.trained_at,
         "tracks": len(frame),
         "users": len(user_tracks),
+        "users_in_db": users_in_db,
         "sha256": meta.sha256,
         "seconds": round(time.perf_counter() - started, 1),
         **model.info,

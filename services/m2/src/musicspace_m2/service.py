@@ -316,6 +316,9 @@ async def recommend(
         raise NotFound(f"unknown user: {user_id}", user_id=user_id)
     space = await runtime.content_space(session)
     space_key = runtime.space_key  # read with the space (no await between): the catalog state
+    # Nothing below reads the DB: give the connection back before the CPU work, so a backlog
+    # of first-time users (each trains an SVM) does not hold the whole pool (it did at scale).
+    await session.close()
     model = await runtime.require_model()
     positives = sorted((set(taste.owned) | taste.liked) - taste.disliked)
     dislikes = sorted(taste.disliked)

@@ -156,7 +156,14 @@ async def train_global_from_db(
                 raise NotEnoughData(
                     f"m2 needs at least {MIN_ROWS} tracks with measured features; the DB has {int(keep.sum())}"
                 )
-            inputs, features = table.inputs.take(np.where(keep)[0]), table.features[keep]
+            measured = np.where(keep)[0]
+            if settings.train_max_tracks is not None and len(measured) > settings.train_max_tracks:
+                picked = np.random.default_rng(SEED).choice(
+                    len(measured), size=settings.train_max_tracks, replace=False
+                )
+                measured = measured[np.sort(picked)]
+                say(f"training on a sample of {len(measured)} of {int(keep.sum())} measured tracks")
+            inputs, features = table.inputs.take(measured), table.features[measured]
             started = time.monotonic()
             model, metrics = await asyncio.to_thread(
                 train_model, inputs, features, config=config, progress=say, validate=validate
@@ -190,6 +197,7 @@ async def train_global_from_db(
         "version": meta.version,
         "trained_at": meta.trained_at,
         "rows": meta.rows,
+        "measured_tracks": int(keep.sum()),
         "sha256": meta.sha256,
         "seconds": round(seconds, 1),
         "metrics": metrics,

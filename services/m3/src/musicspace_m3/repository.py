@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
+import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -116,6 +119,72 @@ async def load_all_users(session: AsyncSession) -> dict[int, RawUser]:
     return dict(users)
 
 
+@dataclass
+class Activity:
+    """Every PMS track and interaction as arrays, one entry per DB row (catalog row -1: a
+    track the catalog does not hold): the snapshot's input without a Python object per row
+    (10M interactions as RawUser dicts took ~3 GB)."""
+
+    pms_users: np.ndarray
+    pms_rows: np.ndarray
+    users: np.ndarray
+    rows: np.ndarray
+    plays: np.ndarray
+    likes: np.ndarray
+    skips: np.ndarray
+
+
+class RowLookup:
+    """Catalog rows of track ids, a page at a time in C (a sorted array of the ids as ASCII
+    bytes, as TRACK_ID_PATTERN makes them): 3x cheaper than a dict lookup per row."""
+
+    def __init__(self, track_ids: Sequence[str]) -> None:
+        ids = np.array(track_ids, dtype="S64")
+        self.order = np.argsort(ids, kind="stable")
+        self.sorted = ids[self.order]
+
+    def rows(self, track_ids: Sequence[str]) -> np.ndarray:
+        """The row of each id; -1 for an id the catalog does not hold."""
+        if not len(self.sorted):
+            return np.full(len(track_ids), -1, dtype=np.int64)
+        wanted = np.array(track_ids, dtype="S64")
+        at = np.minimum(np.searchsorted(self.sorted, wanted), len(self.sorted) - 1)
+        return np.where(self.sorted[at] == wanted, self.order[at], -1).astype(np.int64)
+
+
+async def load_activity(session: AsyncSession, track_ids: Sequence[str]) -> Activity:
+    """Activity of every user, PMS rows first then interactions, in the DB's order, with the
+    rows of `track_ids` (the catalog's order). Streamed in pages: requests run between."""
+    lookup = RowLookup(track_ids)
+    pms: list[tuple[np.ndarray, np.ndarray]] = []
+    async for page in stream_pages(session, sa.select(UserTrack.user_id, UserTrack.track_id)):
+        pms.append(_users_and_rows(page, lookup))
+    inter: list[tuple[np.ndarray, ...]] = []
+    query = sa.select(
+        Interaction.user_id,
+        Interaction.track_id,
+        Interaction.play_count,
+        Interaction.like_score,
+        Interaction.skip_count,
+    )
+    async for page in stream_pages(session, query):
+        counts = np.array([(r[2], r[3], r[4]) for r in page], dtype=np.int64).reshape(-1, 3)
+        inter.append((*_users_and_rows(page, lookup), *counts.T))
+    return Activity(
+        *(_joined([part[i] for part in pms]) for i in range(2)),
+        *(_joined([part[i] for part in inter]) for i in range(5)),
+    )
+
+
+def _users_and_rows(page: Sequence[Any], lookup: RowLookup) -> tuple[np.ndarray, np.ndarray]:
+    users = np.fromiter((r[0] for r in page), dtype=np.int64, count=len(page))
+    return users, lookup.rows([r[1] for r in page])
+
+
+def _joined(parts: list[np.ndarray]) -> np.ndarray:
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+
+
 async def catalog_fingerprint(session: AsyncSession) -> str:
     """Changes whenever a track is added, removed or updated (one aggregate query)."""
     count, latest = await catalog_version(session)
@@ -123,18 +192,14 @@ async def catalog_fingerprint(session: AsyncSession) -> str:
 
 
 async def activity_fingerprint(session: AsyncSession) -> str:
-    """Changes whenever PMS tracks or interactions change (two aggregate queries)."""
-    pms = (await session.execute(sa.select(sa.func.count(), sa.func.max(UserTrack.added_at)))).one()
-    inter = (
-        await session.execute(
-            sa.select(
-                sa.func.count(),
-                sa.func.max(Interaction.updated_at),
-                sa.func.sum(Interaction.play_count + Interaction.skip_count),
-            )
-        )
-    ).one()
-    return f"{pms[0]}|{_stamp(pms[1])}|{inter[0]}|{_stamp(inter[1])}|{inter[2]}"
+    """Changes whenever PMS tracks or interactions change: the latest write of each and the
+    users' count and latest update (indexed, to the microsecond: a few index dives, not scans
+    of tables of millions of rows). An insert or update moves a latest time; a library replace
+    that only removes tracks moves its user's updated_at; an erasure moves the user count."""
+    pms = (await session.execute(sa.select(sa.func.max(UserTrack.added_at)))).scalar()
+    inter = (await session.execute(sa.select(sa.func.max(Interaction.updated_at)))).scalar()
+    users = (await session.execute(sa.select(sa.func.count(), sa.func.max(User.updated_at)))).one()
+    return f"{_stamp(pms)}|{_stamp(inter)}|{users[0]}|{_stamp(users[1])}"
 
 
 def _stamp(value: datetime | str | None) -> str:

@@ -24,6 +24,10 @@ class Settings(CommonSettings):
     # Training protocol: input/target splits per user, negatives kept per query.
     train_splits: int = Field(2, ge=1, le=10)
     train_negatives_per_query: int | None = Field(200, ge=10)
+    # `musicspace train m3` draws its queries from at most this many users (a seeded sample;
+    # None: all); every user still counts in the co-occurrence features. Training time grows
+    # with users x catalog (musicspace_shared.sampling).
+    train_max_users: int | None = Field(3000, ge=10)
     iterations: int = Field(400, ge=1, le=5000)
     learning_rate: float = Field(0.08, gt=0, le=1)
     depth: int = Field(6, ge=1, le=10)

@@ -16,10 +16,10 @@ import numpy as np
 
 from musicspace_m3 import repository
 from musicspace_m3.catalog_index import CatalogIndex, build_catalog_index
-from musicspace_m3.collab import Collab, build_collab
+from musicspace_m3.collab import Collab, build_collab, collab_from_pairs
 from musicspace_m3.features import Profile
 from musicspace_m3.groups import UserData
-from musicspace_m3.repository import RawUser
+from musicspace_m3.repository import Activity, RawUser
 from musicspace_m3.settings import Settings
 from musicspace_shared.catalog import TrackFrame, load_tracks
 from musicspace_shared.db.engine import standalone_session
@@ -44,9 +44,46 @@ def build_collab_from_users(index: CatalogIndex, users: Mapping[int, RawUser]) -
     )
 
 
+def collab_from_activity(n_tracks: int, activity: Activity) -> Collab:
+    """build_collab_from_users on arrays: the same rows, positives and negatives (RawUser's
+    rules: PMS, likes and plays not mostly skipped are positive; dislikes and mostly skipped
+    tracks negative unless in the PMS), users in order of first appearance."""
+    a = activity
+    every = np.concatenate([a.pms_users, a.users])
+    keys, first = np.unique(every, return_index=True)
+    order = np.argsort(first, kind="stable")
+    rank = np.empty(len(keys), dtype=np.int64)
+    rank[order] = np.arange(len(keys))
+
+    def pair_keys(users: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        known = rows >= 0
+        return rank[np.searchsorted(keys, users[known])] * n_tracks + rows[known]
+
+    positive = (a.likes > 0) | ((a.plays > a.skips) & (a.likes >= 0))
+    negative = (a.likes < 0) | ((a.skips > a.plays) & (a.likes <= 0))
+    pms = pair_keys(a.pms_users, a.pms_rows)
+    positives = _distinct(np.concatenate([pms, pair_keys(a.users[positive], a.rows[positive])]))
+    negatives = _distinct(pair_keys(a.users[negative], a.rows[negative]))
+    negatives = negatives[~np.isin(negatives, pms, kind="sort")]
+    return collab_from_pairs(
+        [int(k) for k in keys[order]],
+        positives // n_tracks,
+        positives % n_tracks,
+        negatives % n_tracks,
+        n_tracks,
+    )
+
+
+def _distinct(values: np.ndarray) -> np.ndarray:
+    """np.unique by sorting: its hash table is pathological on these keys (user * n_tracks +
+    track share their low bits): 15 s instead of 0.3 s for 3.4M keys."""
+    values = np.sort(values)
+    return values[np.r_[True, values[1:] != values[:-1]]] if len(values) else values
+
+
 def build_snapshot(
     frame: TrackFrame,
-    users: Mapping[int, RawUser],
+    users: Mapping[int, RawUser] | Activity,
     *,
     catalog_fp: str,
     activity_fp: str,
@@ -55,7 +92,11 @@ def build_snapshot(
     """Rebuild what changed: the catalog index only when the catalog fingerprint moved."""
     if index is None or index.fingerprint != catalog_fp:
         index = build_catalog_index(frame, fingerprint=catalog_fp)
-    return Snapshot(index, build_collab_from_users(index, users), catalog_fp, activity_fp)
+    if isinstance(users, Activity):
+        collab = collab_from_activity(len(index), users)
+    else:
+        collab = build_collab_from_users(index, users)
+    return Snapshot(index, collab, catalog_fp, activity_fp)
 
 
 # The worker process' last catalog index: reused while the catalog fingerprint is unchanged,
@@ -72,10 +113,11 @@ async def _load_snapshot(settings: Settings, *, catalog_fp: str, activity_fp: st
     global _worker_index
     index = _worker_index if _worker_index and _worker_index.fingerprint == catalog_fp else None
     async with standalone_session(settings) as session:
-        frame = index.frame if index is not None else await load_tracks(session)
-        users = await repository.load_all_users(session)
+        if index is None:
+            index = build_catalog_index(await load_tracks(session), fingerprint=catalog_fp)
+        activity = await repository.load_activity(session, index.frame.track_ids)
     snapshot = build_snapshot(
-        frame, users, catalog_fp=catalog_fp, activity_fp=activity_fp, index=index
+        index.frame, activity, catalog_fp=catalog_fp, activity_fp=activity_fp, index=index
     )
     _worker_index = snapshot.index
     return snapshot

@@ -24,6 +24,7 @@ from musicspace_m3.state import Snapshot, build_collab_from_users, user_data
 from musicspace_shared import model_store
 from musicspace_shared.catalog import TrackFrame, load_tracks
 from musicspace_shared.db.engine import make_engine, make_sessionmaker
+from musicspace_shared.sampling import sample_ids
 
 HELD_OUT_SHARE = 0.15
 
@@ -75,6 +76,8 @@ def train_global(
     collab = build_collab_from_users(index, users)
     data = {uid: user_data(index, raw) for uid, raw in users.items()}
     data = {uid: d for uid, d in data.items() if len(d.positives) >= 4}
+    eligible = len(data)
+    data = {uid: data[uid] for uid in sample_ids(data, settings.train_max_users)}
     if len(data) < 2:
         raise ValueError(
             f"m3 needs at least 2 users with 4+ positive tracks to train, found {len(data)}"
@@ -123,6 +126,7 @@ def train_global(
             "features": list(FEATURE_NAMES),
             "n_candidates": settings.n_candidates,
             "users": len(data),
+            "eligible_users": eligible,
             "held_out_users": len(held_ids),
             "queries": train.n_queries,
         },

@@ -28,7 +28,8 @@ class PreciseUTCDateTime(UTCDateTime):
     """UTCDateTime kept to the microsecond on MariaDB too (its DATETIME drops the fraction).
 
     For the job row (a job over the demo catalog takes a fraction of a second, and its rate,
-    ETA and duration are computed from these times) and track.updated_at (index syncs compare it).
+    ETA and duration are computed from these times), track.updated_at (index syncs compare it)
+    and the times m3's activity fingerprint reads (user, user_track, interaction).
     """
 
     cache_ok = True
@@ -91,7 +92,9 @@ class User(SQLModel, table=True):
     external_ref: str | None = Field(default=None, max_length=128, unique=True)
     name: str | None = Field(default=None, max_length=256)
     created_at: datetime = Field(default_factory=utcnow)
-    updated_at: datetime = Field(default_factory=utcnow)
+    # Precise and indexed, as user_track.added_at and interaction.updated_at: m3's activity
+    # fingerprint reads the latest of each (a library replace that only removes moves this one).
+    updated_at: datetime = _precise_time(default_factory=utcnow, index=True)
 
 
 class UserTrack(SQLModel, table=True):
@@ -109,7 +112,7 @@ class UserTrack(SQLModel, table=True):
     )
     playlist_id: str | None = Field(default=None, max_length=128)
     playlist_name: str | None = Field(default=None, max_length=256)
-    added_at: datetime = Field(default_factory=utcnow)
+    added_at: datetime = _precise_time(default_factory=utcnow, index=True)
 
 
 class Interaction(SQLModel, table=True):
@@ -129,7 +132,7 @@ class Interaction(SQLModel, table=True):
     like_score: int = Field(default=0)  # -1 dislike, 0 none, 1 like
     skip_count: int = Field(default=0)
     last_played_at: datetime | None = Field(default=None)
-    updated_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = _precise_time(default_factory=utcnow, index=True)
 
 
 class InteractionEvent(SQLModel, table=True):

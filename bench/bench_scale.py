@@ -1,0 +1,416 @@
+"""Scale benchmark (issue 18, parts 1 and 4): a generated data set on its own MariaDB database.
+
+    python bench/run.py scale            # 1M tracks / 100k users / 10M interactions
+    SCALE_TRACKS=200000 SCALE_USERS=20000 SCALE_INTERACTIONS=2000000 python bench/run.py scale
+    python bench/run.py scale --quick    # 20k / 2k / 200k: a smoke test
+
+Steps, each cached on disk by the sizes and seed (var/bench/scale/<key>/; SCALE_REIMPORT=1 and
+SCALE_RETRAIN=1 redo the import and the training):
+1. `musicspace generate` writes the data set (time and peak RSS of the generator);
+2. a fresh database `msbench_scale_<key>` is migrated and the three files imported with
+   `musicspace import` (time and peak RSS of each), then its size read from
+   information_schema;
+3. the global models of m2, m1 and m3 are trained with `musicspace train` (time, peak RSS,
+   and each trainer's own summary: rows, sampling);
+4. m2, m1, m3 and enrichment are started one after another: start-up time (process start to
+   /readyz 200) and resident memory once ready (the service's process, and with its worker
+   processes), from /proc;
+5. through Traefik, open loop (bench/loadgen.py: latency from each request's due time), at
+   SCALE_RATE requests/s (default 20, as bench_cold) for SCALE_SECONDS: recommend of m1, m2
+   and m3, each user asked once (distinct users, none asked before: no answer cache can hit),
+   and m2 /similar with distinct tracks, each next to /healthz through the same gateway;
+6. enrich-all end to end against the raw set-based UPDATE of the same lacking tracks
+   (bench/bench_enrichment.py's round, with the real m2 on this data).
+The llm service (its index and search) is measured elsewhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import time
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import sqlalchemy as sa  # noqa: E402
+
+from bench import bench_enrichment, credentials  # noqa: E402
+from bench.context import MARIADB_SERVER, Call, LoadResult  # noqa: E402
+from bench.loadgen import run_open_load  # noqa: E402
+from deploy import gen_cert, render_gateway  # noqa: E402
+from musicspace_shared import registry  # noqa: E402
+from musicspace_shared.db.engine import make_engine  # noqa: E402
+from tests.processes import ServiceProcess, free_port  # noqa: E402
+from tests.traefik import running_traefik  # noqa: E402
+
+CLI = [sys.executable, "-m", "musicspace_cli.main"]
+WORK = ROOT / "var" / "bench" / "scale"
+HEALTH_PROBE = "/_bench/healthz"
+STARTED = ("m2", "m1", "m3", "enrichment")  # in this order: enrichment calls m2
+MEASURED = ("m1", "m2", "m3")
+GOALS = {"startup_s": 60.0, "rss_mb": 3072.0, "recommend_p99_ms": 100.0}
+
+
+@dataclass(frozen=True)
+class Scale:
+    tracks: int
+    users: int
+    interactions: int
+    seed: int
+    rate: float
+    seconds: float
+
+    @property
+    def key(self) -> str:
+        return f"t{self.tracks}-u{self.users}-i{self.interactions}-s{self.seed}"
+
+    @classmethod
+    def from_env(cls, quick: bool) -> Scale:
+        small = (20_000, 2_000, 200_000) if quick else (1_000_000, 100_000, 10_000_000)
+        env = os.environ.get
+        return cls(
+            tracks=int(env("SCALE_TRACKS", small[0])),
+            users=int(env("SCALE_USERS", small[1])),
+            interactions=int(env("SCALE_INTERACTIONS", small[2])),
+            seed=int(env("SCALE_SEED", 0)),
+            rate=float(env("SCALE_RATE", 20)),
+            seconds=float(env("SCALE_SECONDS", 10 if quick else 30)),
+        )
+
+
+# ---------------------------------------------------------------- timed child processes
+
+
+def _timed(args: list[str], env: dict[str, str], log: Path) -> dict[str, Any]:
+    """Run a command: seconds, the child's peak RSS (wait4) and its last JSON line."""
+    started = time.perf_counter()
+    with log.open("ab") as out:
+        child = subprocess.Popen(args, env=os.environ | env, stdout=out, stderr=subprocess.STDOUT)
+        _pid, status, usage = os.wait4(child.pid, 0)
+    seconds = time.perf_counter() - started
+    if os.waitstatus_to_exitcode(status) != 0:
+        tail = log.read_text(errors="replace").splitlines()[-15:]
+        raise RuntimeError(f"{' '.join(args[3:])} failed:\n" + "\n".join(tail))
+    return {
+        "seconds": round(seconds, 1),
+        "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
+        "summary": _last_json(log),
+    }
+
+
+def _last_json(log: Path) -> Any:
+    """The last JSON object the command printed (`--json` output may span lines)."""
+    text = log.read_text(errors="replace")
+    start = text.rfind("\n{")
+    try:
+        return json.loads(text[start + 1 :]) if start >= 0 else None
+    except json.JSONDecodeError:
+        return None
+
+
+def _cached(path: Path, redo: bool, make: Any) -> Any:
+    if path.is_file() and not redo:
+        return json.loads(path.read_text()) | {"cached": True}
+    value = make()
+    path.write_text(json.dumps(value, indent=2, default=str))
+    return value
+
+
+# ---------------------------------------------------------------- data set, database, models
+
+
+def _dataset(scale: Scale, work: Path) -> dict[str, Any]:
+    files = [work / f"{name}.csv.gz" for name in ("catalog", "playlists", "interactions")]
+
+    def make() -> dict[str, Any]:
+        out = work / "tmp"
+        shutil.rmtree(out, ignore_errors=True)
+        args = ["generate", "--out", str(out), "--json", "--seed", str(scale.seed)]
+        args += ["--tracks", str(scale.tracks), "--users", str(scale.users)]
+        args += ["--interactions", str(scale.interactions)]
+        figures = _timed([*CLI, *args], {}, work / "generate.log")
+        for path in files:
+            (out / path.name).replace(path)
+        out.rmdir()
+        return figures
+
+    redo = not all(path.is_file() for path in files)
+    figures = _cached(work / "generate.json", redo, make)
+    return figures | {"bytes": {path.name: path.stat().st_size for path in files}}
+
+
+async def _admin(statement: str) -> None:
+    engine = make_engine(url=MARIADB_SERVER + "/")
+    async with engine.begin() as conn:
+        await conn.execute(sa.text(statement))
+    await engine.dispose()
+
+
+def _import(url: str, work: Path) -> dict[str, Any]:
+    name = url.rsplit("/", 1)[1]
+    asyncio.run(_admin(f"DROP DATABASE IF EXISTS `{name}`"))
+    asyncio.run(_admin(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4"))
+    env = {"DATABASE_URL": url}
+    log = work / "import.log"
+    out: dict[str, Any] = {"migrate": _timed([*CLI, "db", "upgrade"], env, log)}
+    for kind in ("catalog", "playlists", "interactions"):
+        path = work / f"{kind}.csv.gz"
+        out[kind] = _timed([*CLI, "import", kind, str(path), "--json"], env, log)
+    return out
+
+
+async def _db_size(url: str) -> dict[str, Any]:
+    name = url.rsplit("/", 1)[1]
+    engine = make_engine(url=url)
+    query = sa.text(
+        "SELECT table_name, table_rows, data_length, index_length FROM information_schema.tables"
+        " WHERE table_schema = :name ORDER BY data_length + index_length DESC"
+    )
+    async with engine.connect() as conn:
+        rows = (await conn.execute(query, {"name": name})).all()
+        counts = {
+            table: (await conn.execute(sa.text(f"SELECT COUNT(*) FROM `{table}`"))).scalar_one()
+            for table in ("track", "user", "user_track", "interaction")
+        }
+    await engine.dispose()
+    mb = 1024 * 1024
+    return {
+        "total_mb": round(sum(r.data_length + r.index_length for r in rows) / mb, 1),
+        "rows": counts,
+        "tables_mb": {
+            r.table_name: {
+                "data": round(r.data_length / mb, 1),
+                "index": round(r.index_length / mb, 1),
+            }
+            for r in rows
+            if r.data_length + r.index_length > mb
+        },
+    }
+
+
+def _train(env: dict[str, str], work: Path, redo: bool) -> dict[str, Any]:
+    """m2 first (the others may use its predictions); each family cached on its own."""
+    out = {}
+    for family in ("m2", "m1", "m3"):
+        args = [*CLI, "train", family, "--json"]
+        log = work / f"train_{family}.log"
+        out[family] = _cached(
+            work / f"train_{family}.json", redo, lambda args=args, log=log: _timed(args, env, log)
+        )
+    return out
+
+
+# ---------------------------------------------------------------- services
+
+
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def _tree(pid: int) -> list[int]:
+    """The process and its descendants (a service's offload workers)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    out, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        out.append(current)
+        todo.extend(children.get(current, []))
+    return out
+
+
+def _memory(pid: int) -> dict[str, float]:
+    tree = 0.0
+    for member in _tree(pid):
+        try:
+            tree += _rss_mb(member)
+        except OSError:
+            continue
+    return {"rss_mb": round(_rss_mb(pid), 1), "with_workers_rss_mb": round(tree, 1)}
+
+
+def _start(
+    name: str, port: int, env: dict[str, str], logs: Path, stack: ExitStack
+) -> tuple[ServiceProcess, dict[str, Any]]:
+    service = ServiceProcess(name=name, port=port, env=env, log_path=logs / f"{name}.log")
+    started = time.perf_counter()
+    service.start()
+    stack.callback(service.stop)
+    service.wait_ready(timeout_s=1800)
+    figures = {"startup_s": round(time.perf_counter() - started, 1)}
+    assert service.process is not None
+    return service, figures | _memory(service.process.pid)
+
+
+# ---------------------------------------------------------------- load
+
+
+def _open(calls: list[Call], rate: float, seconds: float) -> dict[str, Any]:
+    elapsed, samples = run_open_load(calls, rate=rate, seconds=seconds, headers=credentials.AUTH)
+    return LoadResult(seconds=elapsed, samples=samples).summary()
+
+
+def _sample(url: str, query: str, count: int, seed: int) -> list[Any]:
+    async def read() -> list[Any]:
+        engine = make_engine(url=url)
+        async with engine.connect() as conn:
+            values = [r[0] for r in await conn.execute(sa.text(query))]
+        await engine.dispose()
+        return values
+
+    values = asyncio.run(read())
+    random.Random(seed).shuffle(values)
+    return values[:count]
+
+
+def _latency(gateway: str, scale: Scale, users: list[int], tracks: list[str]) -> dict[str, Any]:
+    """Each route at scale.rate with healthz beside it (so 2 x rate through the gateway)."""
+    health = Call("healthz", "GET", gateway + HEALTH_PROBE)
+    per_phase = int(scale.rate * scale.seconds)
+    out: dict[str, Any] = {"rate_per_s": scale.rate, "seconds": scale.seconds}
+    phases: dict[str, list[Call]] = {}
+    for index, service in enumerate(MEASURED):
+        # Distinct users per phase too: a user asked by m1 could share a cache with nobody,
+        # but asking different users keeps each phase's DB reads cold as well.
+        mine = users[index * per_phase : (index + 1) * per_phase]
+        url = f"{gateway}/api/{service}/recommend"
+        phases[f"{service}_recommend"] = [
+            Call(service, "POST", url, {"user_id": u, "limit": 20}) for u in mine
+        ]
+    # m2 trains a user's SVM on their first request and keeps it (no answer cache): the same
+    # users again measure a returning user's answer (bench_cold warms these models up first).
+    phases["m2_recommend_returning"] = phases["m2_recommend"]
+    phases["m2_similar"] = [
+        Call("m2_similar", "GET", f"{gateway}/api/m2/similar/{t}?limit=20") for t in tracks
+    ]
+    for phase, calls in phases.items():
+        warm = calls[:5]
+        _open(warm, rate=5, seconds=1)  # the route's first calls (imports, lazy state)
+        mixed = [x for call in calls[5:] for x in (call, health)]
+        summary = _open(mixed, rate=2 * scale.rate, seconds=len(mixed) / (2 * scale.rate))
+        row = summary["by_label"].get(calls[0].label, {})
+        floor = summary["by_label"].get("healthz", {})
+        out[phase] = {
+            k: row.get(k) for k in ("requests", "errors", "statuses", "p50_ms", "p99_ms", "max_ms")
+        } | {"healthz_p99_ms": floor.get("p99_ms")}
+    return out
+
+
+# ---------------------------------------------------------------- the run
+
+
+def run(context: Any = None) -> dict[str, Any]:
+    quick = bool(getattr(context, "quick", False))
+    scale = Scale.from_env(quick)
+    work = WORK / scale.key
+    work.mkdir(parents=True, exist_ok=True)
+    url = f"{MARIADB_SERVER}/msbench_scale_{scale.key.replace('-', '_')}"
+    result: dict[str, Any] = {
+        "sizes": {
+            "tracks": scale.tracks,
+            "users": scale.users,
+            "interactions": scale.interactions,
+            "seed": scale.seed,
+        },
+        "goals": GOALS,
+        "load_avg_start": [round(x, 2) for x in os.getloadavg()],
+    }
+    result["generate"] = _dataset(scale, work)
+    redo = os.environ.get("SCALE_REIMPORT") == "1" or not (work / "import.json").is_file()
+    result["import"] = _cached(work / "import.json", redo, lambda: _import(url, work))
+    # A data set imported by an older schema: migrations that reshape big tables cost here.
+    result["migrate"] = _timed([*CLI, "db", "upgrade"], {"DATABASE_URL": url}, work / "import.log")
+    result["database"] = asyncio.run(_db_size(url))
+    models = work / "models"
+    env = {
+        "DATABASE_URL": url,
+        "MODEL_ROOT": str(models),
+        "LOG_LEVEL": "WARNING",
+        "ADMIN_API_KEY": bench_enrichment.ADMIN_KEY,
+        **credentials.ENV,
+    }
+    retrain = redo or os.environ.get("SCALE_RETRAIN") == "1"
+    if retrain:
+        shutil.rmtree(models, ignore_errors=True)
+    result["training"] = _train(env, work, retrain)
+    # Per-user models of an earlier run would make its users returning ones.
+    for folder in ("M1/user_models", "M2/user_svm_models", "M3/user_models"):
+        shutil.rmtree(models / folder, ignore_errors=True)
+    ports = {name: free_port() for name in registry.names()}
+    env |= {f"{n.upper()}_URL": f"http://127.0.0.1:{p}" for n, p in ports.items()}
+    env |= {"ENRICHMENT_NOTIFY_LLM": "false"}
+    logs = work / "logs"
+    logs.mkdir(exist_ok=True)
+    with ExitStack() as stack:
+        services: dict[str, ServiceProcess] = {}
+        result["services"] = {}
+        for name in STARTED:
+            services[name], result["services"][name] = _start(name, ports[name], env, logs, stack)
+            print(f"   {name}: {result['services'][name]}", flush=True)
+        gen_cert.generate(out_dir=work / "certs")
+        gateway_port, ops_port = free_port(), free_port()
+        static = render_gateway.render_local(
+            out_dir=work / "gateway",
+            ports=ports,
+            cert_dir=work / "certs",
+            gateway_port=gateway_port,
+            ops_port=ops_port,
+            listen="127.0.0.1",
+            rate_average=1_000_000,
+            rate_burst=1_000_000,
+            health_probe_path=HEALTH_PROBE,
+        )
+        stack.enter_context(
+            running_traefik(static, ops_port=ops_port, log_path=logs / "traefik.log")
+        )
+        count = int(scale.rate * scale.seconds) + 5
+        users = _sample(
+            url,
+            "SELECT user_id FROM user_track GROUP BY user_id HAVING COUNT(*) >= 10",
+            3 * count,
+            scale.seed,
+        )
+        tracks = _sample(
+            url, "SELECT track_id FROM track WHERE features_source IS NOT NULL", count, scale.seed
+        )
+        result["latency"] = _latency(f"https://127.0.0.1:{gateway_port}", scale, users, tracks)
+        result["memory_after_load"] = {
+            n: _memory(s.process.pid) for n, s in services.items() if s.process is not None
+        }
+        lacking = lambda: bench_enrichment._lacking_ids(url)  # noqa: E731
+        result["enrichment"] = bench_enrichment._scenario(
+            url, lacking, services["m2"].url, services["enrichment"], 1
+        )
+    result["goal_met"] = {
+        "startup": all(s["startup_s"] <= GOALS["startup_s"] for s in result["services"].values()),
+        "memory": all(
+            s["with_workers_rss_mb"] <= GOALS["rss_mb"] for s in result["services"].values()
+        ),
+        "recommend_p99": {
+            s: (result["latency"][f"{s}_recommend"]["p99_ms"] or 1e9) <= GOALS["recommend_p99_ms"]
+            for s in MEASURED
+        },
+        "enrichment": result["enrichment"]["goal_met"],
+    }
+    result["load_avg_end"] = [round(x, 2) for x in os.getloadavg()]
+    result["note"] = "shared 2-core machine, loaded by other work: times are upper bounds"
+    return result

@@ -1,0 +1,41 @@
+"""The snapshot's user x track matrix from arrays (what the service loads) equals the one
+from RawUser dicts (what training and the evaluation build), row for row."""
+
+from __future__ import annotations
+
+import numpy as np
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from musicspace_m3 import repository
+from musicspace_m3.catalog_index import build_catalog_index
+from musicspace_m3.state import build_collab_from_users, collab_from_activity
+from musicspace_shared.catalog import load_tracks
+from tests.factories import create_interaction, create_track, create_user
+
+# (plays, like, skips): liked, played, mostly skipped, disliked, skipped but liked, even.
+KINDS = [(0, 1, 0), (5, 0, 1), (1, 0, 4), (2, -1, 0), (0, 1, 3), (2, 0, 2)]
+
+
+async def test_arrays_and_dicts_give_the_same_matrix_and_counts(session: AsyncSession) -> None:
+    tracks = [(await create_track(session)).track_id for _ in range(len(KINDS) + 2)]
+    for owned in (tracks[:2], tracks[2:4], []):  # PMS tracks, some also interacted with
+        user = await create_user(session, tracks=owned)
+        for track_id, (plays, like, skips) in zip(tracks[1:], KINDS, strict=False):
+            await create_interaction(
+                session,
+                user_id=user.id,
+                track_id=track_id,
+                play_count=plays,
+                like_score=like,
+                skip_count=skips,
+            )
+    index = build_catalog_index(await load_tracks(session))
+    users = await repository.load_all_users(session)
+    activity = await repository.load_activity(session, index.frame.track_ids)
+    expected = build_collab_from_users(index, users)
+    got = collab_from_activity(len(index), activity)
+    assert got.row_of == expected.row_of
+    assert (got.matrix != expected.matrix).nnz == 0
+    assert np.array_equal(got.track_users, expected.track_users)
+    assert np.array_equal(got.track_negatives, expected.track_negatives)
+    assert expected.track_negatives.sum() > 0 and expected.matrix.nnz > 0
