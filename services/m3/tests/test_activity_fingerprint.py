@@ -3,7 +3,7 @@ still moved by every change its snapshot depends on, on MariaDB and SQLite."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -14,7 +14,11 @@ from musicspace_shared.db.tables import Interaction, User, UserTrack
 from musicspace_shared.ingest import put_library
 from tests.factories import create_interaction, create_track, create_user
 
-SAME_SECOND = datetime(2026, 12, 1, 12, 0, 0, 100_000, tzinfo=UTC)
+
+def _next_second() -> datetime:
+    """100 ms into the next second: later than every row other tests wrote to the shared
+    database (a fixed date could sit under their maximum, which the change would not move)."""
+    return (datetime.now(UTC) + timedelta(seconds=1)).replace(microsecond=100_000)
 
 
 async def _fingerprint(session: AsyncSession) -> str:
@@ -25,16 +29,17 @@ async def _fingerprint(session: AsyncSession) -> str:
 
 async def test_two_interaction_updates_in_one_second_both_move_it(session: AsyncSession) -> None:
     """A like changes no count: only the time, to the microsecond, tells (whole seconds did not)."""
+    same_second = _next_second()
     track = await create_track(session)
     user = await create_user(session, tracks=[track.track_id])
     await create_interaction(
-        session, user_id=user.id, track_id=track.track_id, play_count=1, updated_at=SAME_SECOND
+        session, user_id=user.id, track_id=track.track_id, play_count=1, updated_at=same_second
     )
     before = await _fingerprint(session)
     await session.execute(
         sa.update(Interaction)
         .where(Interaction.user_id == user.id)
-        .values(like_score=1, updated_at=SAME_SECOND.replace(microsecond=200_000))
+        .values(like_score=1, updated_at=same_second.replace(microsecond=200_000))
     )
     await session.commit()
     assert await _fingerprint(session) != before
