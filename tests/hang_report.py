@@ -13,6 +13,7 @@ import gc
 import io
 import sys
 import threading
+import weakref
 from collections.abc import Iterator
 
 import pytest
@@ -20,12 +21,20 @@ import pytest
 HANG_REPORT_S = 300.0
 
 
+# The event loops tests run on: recorded by a session fixture (the session's loop). Found by
+# gc as well, but a service under test may gc.freeze() (musicspace_shared.heap), which hides
+# every object alive then, the loop included, from gc.get_objects().
+_LOOPS: weakref.WeakSet[asyncio.AbstractEventLoop] = weakref.WeakSet()
+
+
+@pytest.fixture(scope="session", autouse=True)
+async def _record_session_loop() -> None:
+    _LOOPS.add(asyncio.get_running_loop())
+
+
 def _running_loops() -> list[asyncio.AbstractEventLoop]:
-    return [
-        obj
-        for obj in gc.get_objects()
-        if isinstance(obj, asyncio.AbstractEventLoop) and obj.is_running()
-    ]
+    found = {*_LOOPS, *(o for o in gc.get_objects() if isinstance(o, asyncio.AbstractEventLoop))}
+    return [loop for loop in found if loop.is_running()]
 
 
 def report_tasks(test_id: str, out: io.TextIOBase | None = None) -> None:
