@@ -42,6 +42,24 @@ def engine_problem() -> str | None:
     return None
 
 
+def build_images() -> tuple[float, list[str]]:
+    """`make images` for this checkout (seconds when BuildKit's cache has them, so the images
+    always match the code under test): the seconds it took and the lines it printed."""
+    started = time.monotonic()
+    build = subprocess.run(
+        [str(ROOT / "deploy" / "images" / "build.sh")],
+        cwd=ROOT,
+        env=os.environ | {"DOCKER": DOCKER},
+        capture_output=True,
+        text=True,
+        timeout=3000,
+    )
+    assert build.returncode == 0, (
+        f"make images failed:\n{build.stdout[-3000:]}\n{build.stderr[-3000:]}"
+    )
+    return time.monotonic() - started, build.stdout.splitlines()
+
+
 @dataclass
 class EngineStack:
     """What the compose and swarm stacks' tests share: the gateway client, docker, a look inside

@@ -8,7 +8,6 @@ llm x2, and removed at the end with its volumes and the dangling images of the b
 
 from __future__ import annotations
 
-import os
 import subprocess
 import time
 from collections.abc import Iterator
@@ -22,6 +21,7 @@ from tests.containers.compose_stack import (
     PROJECT,
     ROOT,
     ComposeStack,
+    build_images,
     engine_problem,
 )
 from tests.processes import free_port
@@ -57,19 +57,7 @@ def compose_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ComposeS
     if problem:
         pytest.skip(f"container tests skipped: {problem}")
     tmp = tmp_path_factory.mktemp("compose")
-    started = time.monotonic()
-    build = subprocess.run(
-        [str(ROOT / "deploy" / "images" / "build.sh")],
-        cwd=ROOT,
-        env=os.environ | {"DOCKER": DOCKER},
-        capture_output=True,
-        text=True,
-        timeout=3000,
-    )
-    assert build.returncode == 0, (
-        f"make images failed:\n{build.stdout[-3000:]}\n{build.stderr[-3000:]}"
-    )
-    images_s = time.monotonic() - started
+    images_s, built = build_images()
 
     gen_secrets.generate(out_dir=tmp / "secrets")
     gen_cert.generate(out_dir=tmp / "certs")
@@ -92,7 +80,7 @@ def compose_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ComposeS
         log_dir=tmp,
         findings=FINDINGS,
     )
-    for line in build.stdout.splitlines():
+    for line in built:
         stack.report(f"image {line.strip()}")
     stack.timings["images"] = round(images_s, 1)
     stack.report(f"phase images (make images): {images_s:.0f} s")

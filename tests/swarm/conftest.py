@@ -9,7 +9,6 @@ its stack, secrets, configs, network and volumes are removed whatever happened.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import time
 from collections.abc import Iterator
@@ -19,7 +18,7 @@ import pytest
 import yaml
 
 from deploy import gen_cert, gen_secrets, render_stack
-from tests.containers.compose_stack import DOCKER, ROOT, engine_problem
+from tests.containers.compose_stack import DOCKER, ROOT, build_images, engine_problem
 from tests.processes import free_port
 from tests.swarm.swarm_stack import FIRST, SECOND, STACK, SwarmStack, swarm_problem
 
@@ -58,18 +57,7 @@ def swarm_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SwarmStack
         pytest.skip(f"swarm test skipped: {problem}")
     tmp = tmp_path_factory.mktemp("swarm")
     began = time.monotonic()
-    # `make images`: seconds when the compose tests built them (BuildKit's cache), so the
-    # images always match this checkout.
-    build = subprocess.run(
-        [str(ROOT / "deploy" / "images" / "build.sh")],
-        cwd=ROOT,
-        env=os.environ | {"DOCKER": DOCKER},
-        capture_output=True,
-        text=True,
-        timeout=3000,
-    )
-    assert build.returncode == 0, f"make images failed:\n{build.stderr[-3000:]}"
-    images_s = time.monotonic() - began
+    images_s, _ = build_images()
     gen_secrets.generate(out_dir=tmp / "secrets")
     gen_cert.generate(out_dir=tmp / "certs")
     static = render_stack.traefik_swarm_static(
