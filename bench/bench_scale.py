@@ -46,17 +46,14 @@ if str(ROOT) not in sys.path:
 import sqlalchemy as sa  # noqa: E402
 
 from bench import bench_enrichment, credentials  # noqa: E402
-from bench.context import MARIADB_SERVER, Call, LoadResult  # noqa: E402
+from bench.context import HEALTH_PROBE, MARIADB_SERVER, Call, LoadResult, start_gateway  # noqa: E402
 from bench.loadgen import run_open_load  # noqa: E402
-from deploy import gen_cert, render_gateway  # noqa: E402
 from musicspace_shared import registry  # noqa: E402
 from musicspace_shared.db.engine import make_engine  # noqa: E402
 from tests.processes import ServiceProcess, free_port  # noqa: E402
-from tests.traefik import running_traefik  # noqa: E402
 
 CLI = [sys.executable, "-m", "musicspace_cli.main"]
 WORK = ROOT / "var" / "bench" / "scale"
-HEALTH_PROBE = "/_bench/healthz"
 STARTED = ("m2", "m1", "m3", "enrichment")  # in this order: enrichment calls m2
 MEASURED = ("m1", "m2", "m3")
 GOALS = {"startup_s": 60.0, "rss_mb": 3072.0, "recommend_p99_ms": 100.0}
@@ -366,22 +363,7 @@ def run(context: Any = None) -> dict[str, Any]:
         for name in STARTED:
             services[name], result["services"][name] = _start(name, ports[name], env, logs, stack)
             print(f"   {name}: {result['services'][name]}", flush=True)
-        gen_cert.generate(out_dir=work / "certs")
-        gateway_port, ops_port = free_port(), free_port()
-        static = render_gateway.render_local(
-            out_dir=work / "gateway",
-            ports=ports,
-            cert_dir=work / "certs",
-            gateway_port=gateway_port,
-            ops_port=ops_port,
-            listen="127.0.0.1",
-            rate_average=1_000_000,
-            rate_burst=1_000_000,
-            health_probe_path=HEALTH_PROBE,
-        )
-        stack.enter_context(
-            running_traefik(static, ops_port=ops_port, log_path=logs / "traefik.log")
-        )
+        gateway = start_gateway(stack, work, ports, logs)
         count = int(scale.rate * scale.seconds) + 5
         users = _sample(
             url,
@@ -392,7 +374,7 @@ def run(context: Any = None) -> dict[str, Any]:
         tracks = _sample(
             url, "SELECT track_id FROM track WHERE features_source IS NOT NULL", count, scale.seed
         )
-        result["latency"] = _latency(f"https://127.0.0.1:{gateway_port}", scale, users, tracks)
+        result["latency"] = _latency(gateway, scale, users, tracks)
         result["memory_after_load"] = {
             n: _memory(s.process.pid) for n, s in services.items() if s.process is not None
         }

@@ -41,6 +41,27 @@ MARIADB_SERVER = os.environ.get("TEST_MARIADB_URL", "mysql+asyncmy://root@127.0.
 )
 
 
+def start_gateway(stack: ExitStack, work: Path, ports: dict[str, int], logs: Path) -> str:
+    """A certificate, the gateway's config for the services on `ports` (rate limits out of
+    the way: the load generator is one client) and Traefik, running until `stack` closes; the
+    gateway's base URL."""
+    gen_cert.generate(out_dir=work / "certs")
+    gateway_port, ops_port = free_port(), free_port()
+    static = render_gateway.render_local(
+        out_dir=work / "gateway",
+        ports=ports,
+        cert_dir=work / "certs",
+        gateway_port=gateway_port,
+        ops_port=ops_port,
+        listen="127.0.0.1",
+        rate_average=1_000_000,
+        rate_burst=1_000_000,
+        health_probe_path=HEALTH_PROBE,
+    )
+    stack.enter_context(running_traefik(static, ops_port=ops_port, log_path=logs / "traefik.log"))
+    return f"https://127.0.0.1:{gateway_port}"
+
+
 @dataclass
 class BenchStack:
     """A running stack: gateway base URL, per-service direct URLs, admin key, a sample user."""
@@ -251,23 +272,7 @@ class BenchContext:
                 service.wait_ready(timeout_s=300)
             except (RuntimeError, TimeoutError) as exc:
                 unavailable[name] = str(exc)[-500:]
-        gen_cert.generate(out_dir=self.work / "certs")
-        gateway_port, ops_port = free_port(), free_port()
-        static = render_gateway.render_local(
-            out_dir=self.work / "gateway",
-            ports=ports,
-            cert_dir=self.work / "certs",
-            gateway_port=gateway_port,
-            ops_port=ops_port,
-            listen="127.0.0.1",
-            rate_average=1_000_000,
-            rate_burst=1_000_000,
-            health_probe_path=HEALTH_PROBE,
-        )
-        self._exit.enter_context(
-            running_traefik(static, ops_port=ops_port, log_path=logs / "traefik.log")
-        )
-        base = f"https://127.0.0.1:{gateway_port}"
+        base = start_gateway(self._exit, self.work, ports, logs)
         self._stack = BenchStack(
             gateway_url=base,
             health_url=base + HEALTH_PROBE,
