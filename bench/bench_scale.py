@@ -180,11 +180,14 @@ async def _db_size(url: str) -> dict[str, Any]:
             table: (await conn.execute(sa.text(f"SELECT COUNT(*) FROM `{table}`"))).scalar_one()
             for table in ("track", "user", "user_track", "interaction")
         }
+        # What of the data set the server can answer from memory.
+        buffer_pool = await conn.scalar(sa.text("SELECT @@innodb_buffer_pool_size"))
     await engine.dispose()
     mb = 1024 * 1024
     return {
         "total_mb": round(sum(r.data_length + r.index_length for r in rows) / mb, 1),
         "rows": counts,
+        "buffer_pool_mb": round(int(buffer_pool) / mb, 1),
         "tables_mb": {
             r.table_name: {
                 "data": round(r.data_length / mb, 1),
