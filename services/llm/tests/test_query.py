@@ -8,6 +8,7 @@ import numpy as np
 import orjson
 import pytest
 
+from musicspace_llm import render
 from musicspace_llm.documents import decade
 from musicspace_llm.embeddings import OfflineEmbedder
 from musicspace_llm.index import TrackIndex
@@ -251,3 +252,24 @@ def test_the_rendered_answer_is_what_the_response_schema_gives(engine, query: st
     assert len(answer["items"]) == len(ranked.matches) > 0
     assert answer["items"][0]["audio_features"] and answer["items"][0]["reason"] == reasons[0]
     assert SearchResponse.model_validate(answer).model_dump(mode="json") == answer
+
+
+def test_a_tracks_shown_fields_are_kept_per_snapshot_up_to_the_bound(engine, monkeypatch) -> None:  # noqa: ANN001
+    ranked, _, reasons = search(engine, "songs over 150 bpm from the 2010s")
+    index = engine[0]
+    index.shown.clear()
+    monkeypatch.setattr(render, "SHOWN_ROWS", 3)
+    result = Result(index, ranked.intent, ranked.matches, reasons, best=1.0)
+
+    def answer() -> list[dict]:
+        return orjson.loads(body(result, query="q", provider="offline", model="m"))["items"]
+
+    first = answer()
+    assert len(ranked.matches) > 3 and len(index.shown) == 3  # the bound holds
+    assert set(index.shown) == {m.row for m in ranked.matches[:3]}
+    second = answer()  # three tracks' fields from the cache, the others built again
+    assert second == first
+    for item, match in zip(first, ranked.matches, strict=True):
+        assert item["track_id"] == index.frame.track_ids[match.row]
+        assert item["title"] == (index.frame.titles[match.row] or None)
+        assert item["reason"] and item["matched"] == list(match.matched)

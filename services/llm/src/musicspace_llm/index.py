@@ -12,6 +12,7 @@ import threading
 from dataclasses import InitVar, dataclass, field
 from datetime import datetime
 from functools import cached_property
+from typing import Any
 
 import numpy as np
 
@@ -57,6 +58,10 @@ class TrackIndex:
     # The vector store's nearest-neighbour index, for catalogs past ann.ANN_MIN_TRACKS (the
     # manager attaches it); None: every candidate is scored exactly.
     neighbours: Neighbours | None = field(default=None, init=False, repr=False, compare=False)
+    # A track's own fields as answers show them (render.py), for tracks already shown.
+    shown: dict[int, dict[str, Any]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def __post_init__(self, names_from: TrackIndex | None) -> None:
         self.unit = (

@@ -121,6 +121,7 @@ _YEAR = re.compile(
     r"|((?:19|20)\d{2})\s*년(?!대)\s*(이후|이전|부터|까지)?",
     re.I,
 )
+_DIGIT = re.compile(r"\d")
 _YEAR_SPAN = re.compile(
     r"(?:from|between|entre|de)?\s*((?:19|20)\d{2})\s*(?:-|–|to|and|y|a|~)\s*((?:19|20)\d{2})\b",
     re.I,
@@ -130,6 +131,9 @@ _YEAR_SPAN = re.compile(
 def parse_constraints(query: str) -> Constraints:
     """Feature ranges and a release-year range read from the query, and the rest of the query."""
     out = Constraints()
+    if _DIGIT.search(query) is None:  # every pattern reads a number: most queries have none
+        out.rest = " ".join(query.split())
+        return out
     text = query
     for pattern in _PATTERNS:
         for m in list(pattern.finditer(text)):

@@ -9,13 +9,16 @@ body validates against the schema and equals what the models give).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import orjson
 
-from musicspace_llm.search import Match
+from musicspace_llm.index import TrackIndex
 from musicspace_llm.service import Result
 from musicspace_shared.features import FEATURES
+
+SHOWN_ROWS = 50_000  # about 25 MB of answer fields at most per snapshot
 
 
 def _features(values: Any) -> dict[str, float]:
@@ -27,27 +30,46 @@ def _features(values: Any) -> dict[str, float]:
 
 
 def items(result: Result) -> list[dict[str, Any]]:
-    frame = result.index.frame
-    out = []
-    scores = result.unit_scores()
-    for match, reason, score in zip(result.matches, result.reasons, scores, strict=True):
-        out.append(_item(result, match, reason, score, frame))
-    return out
+    shown = _shown(result.index)
+    return [
+        {
+            **shown(match.row),
+            "score": round(float(score), 4),
+            "reason": reason,
+            "matched": list(match.matched),
+            "closest": bool(match.closest),
+        }
+        for match, reason, score in zip(
+            result.matches, result.reasons, result.unit_scores(), strict=True
+        )
+    ]
 
 
-def _item(result: Result, match: Match, reason: str, score: float, frame: Any) -> dict[str, Any]:
-    r = match.row
+def _shown(index: TrackIndex) -> Callable[[int], dict[str, Any]]:
+    """A track's own fields in an answer, kept per index snapshot (up to SHOWN_ROWS tracks):
+    the same popular tracks come back query after query, and building their fields cost a
+    tenth of a search's interpreter time."""
+    cache = index.shown
+
+    def fields(row: int) -> dict[str, Any]:
+        found = cache.get(row)
+        if found is None:
+            found = _track_fields(index.frame, row)
+            if len(cache) < SHOWN_ROWS:
+                cache[row] = found
+        return found
+
+    return fields
+
+
+def _track_fields(frame: Any, r: int) -> dict[str, Any]:
     return {
         "track_id": frame.track_ids[r],
         "title": frame.titles[r] or None,
         "artist": frame.artists[r] or None,
-        "score": round(float(score), 4),
         "album": frame.albums[r] or None,
         "genre": frame.genres[r] or None,
         "subgenre": frame.subgenres[r] or None,
-        "reason": reason,
-        "matched": list(match.matched),
-        "closest": bool(match.closest),
         "audio_features": _features(frame.features[r]),
     }
 
