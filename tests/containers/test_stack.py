@@ -40,55 +40,10 @@ def test_bootstrap_exited_0_and_every_container_is_healthy(compose_stack: Compos
 def test_every_public_route_answers_through_the_gateway(
     compose_stack: ComposeStack, demo_users: list[int]
 ) -> None:
-    user = demo_users[-1]
-    newcomer = 9_000_001  # created, given a library and erased over HTTP
     track_id = compose_stack.sql(
         "SELECT track_id FROM track WHERE features_source = 'measured' LIMIT 1"
     )[0][0]
-    admin = {"X-API-Key": compose_stack.admin_key}
-    calls = [
-        ("POST", "/api/m1/train", {"user_id": user}, admin),
-        ("GET", f"/api/m1/status/{user}", None, {}),
-        ("POST", "/api/m1/recommend", {"user_id": user, "limit": 5}, {}),
-        (
-            "POST",
-            "/api/m2/predict-audio",
-            {"items": [{"title": "Calm piano", "artist": "Nobody"}]},
-            {},
-        ),
-        ("GET", f"/api/m2/similar/{track_id}", None, {}),
-        ("POST", "/api/m2/recommend", {"user_id": user, "limit": 5}, {}),
-        ("POST", "/api/m3/train", {"user_id": user}, admin),
-        ("POST", "/api/m3/recommend", {"user_id": user, "limit": 5}, {}),
-        ("POST", "/api/llm/search", {"query": "energetic dance pop", "limit": 5}, {}),
-        (
-            "POST",
-            "/api/llm/recommend",
-            {"query": "something upbeat", "user_id": user, "limit": 5},
-            {},
-        ),
-        ("POST", "/api/init-models", {"user_id": user}, admin),
-        ("GET", "/api/enrich-status", None, admin),
-        ("POST", "/api/recommend", {"user_id": user, "limit": 5}, {}),
-        ("POST", "/api/tracks", {"tracks": [{"track_id": "ct-new-1", "title": "New"}]}, {}),
-        ("PUT", f"/api/users/{newcomer}", {"name": "Container test"}, {}),
-        (
-            "PUT",
-            f"/api/users/{newcomer}/library",
-            {"mode": "replace", "tracks": [{"track_id": track_id}, {"track_id": "ct-new-1"}]},
-            {},
-        ),
-        ("GET", f"/api/users/{newcomer}", None, {}),
-        ("DELETE", f"/api/users/{newcomer}", None, {}),
-    ]
-    failed = []
-    with compose_stack.client() as client:
-        for method, path, body, headers in calls:
-            response = client.request(method, path, json=body, headers=headers)
-            if response.status_code >= 300:
-                failed.append(f"{method} {path}: {response.status_code} {response.text[:300]}")
-            assert response.headers.get("strict-transport-security"), path
-    assert failed == []
+    assert compose_stack.failed_public_calls(demo_users[-1], track_id) == []
 
 
 def test_model_files_lie_at_the_seeds_paths_on_named_volumes(
