@@ -8,12 +8,13 @@ import numpy as np
 import orjson
 import pytest
 
+from musicspace_llm import query as query_module
 from musicspace_llm import render
 from musicspace_llm.documents import decade
 from musicspace_llm.embeddings import OfflineEmbedder
 from musicspace_llm.index import TrackIndex
 from musicspace_llm.indexing import embed_catalog
-from musicspace_llm.query import Ranked, embed_texts, prepare, rank
+from musicspace_llm.query import Ranked, embed_texts, like_artist, prepare, rank
 from musicspace_llm.reasons import compose_reason
 from musicspace_llm.render import body
 from musicspace_llm.repository import CatalogRows
@@ -273,3 +274,17 @@ def test_a_tracks_shown_fields_are_kept_per_snapshot_up_to_the_bound(engine, mon
         assert item["track_id"] == index.frame.track_ids[match.row]
         assert item["title"] == (index.frame.titles[match.row] or None)
         assert item["reason"] and item["matched"] == list(match.matched)
+
+
+def test_like_artist_lifts_are_kept_per_snapshot_oldest_out_first(engine, monkeypatch) -> None:  # noqa: ANN001
+    index = engine[0]
+    index.similar_lifts.clear()
+    artists = sorted(set(index.frame.artists))[:3]
+    first = like_artist(index, artists[0])
+    assert like_artist(index, artists[0]) is first  # computed once
+    assert np.array_equal(first, query_module._like_artist(index, artists[0]))
+    assert not first.flags.writeable  # a caller adding to it would change every later query
+    monkeypatch.setattr(query_module, "LIFT_CACHE_BYTES", 2 * first.nbytes)
+    like_artist(index, artists[1])
+    like_artist(index, artists[2])
+    assert list(index.similar_lifts) == artists[1:]

@@ -62,6 +62,10 @@ class TrackIndex:
     shown: dict[int, dict[str, Any]] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
+    # "like <artist>" lifts of the artists asked about last (query.like_artist).
+    similar_lifts: dict[str, np.ndarray] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def __post_init__(self, names_from: TrackIndex | None) -> None:
         self.unit = (

@@ -220,7 +220,24 @@ def similar_artist(index: TrackIndex, phrase: str) -> str | None:
     return max(names, key=lambda a: index.artist_names.counts.get(a, 0))
 
 
+LIFT_CACHE_BYTES = 64 * 2**20  # the lifts of recent "like <artist>" queries, per snapshot
+
+
 def like_artist(index: TrackIndex, artist: str) -> np.ndarray:
+    """Per-track lift for "like <artist>" (read only: kept per snapshot for the artists asked
+    about last, as many as LIFT_CACHE_BYTES holds: one product over every track's vector each)."""
+    lifts = index.similar_lifts
+    lift = lifts.get(artist)
+    if lift is None:
+        lift = _like_artist(index, artist)
+        lift.flags.writeable = False
+        while lifts and (len(lifts) + 1) * lift.nbytes > LIFT_CACHE_BYTES:
+            lifts.pop(next(iter(lifts), None), None)  # the oldest first
+        lifts[artist] = lift
+    return lift
+
+
+def _like_artist(index: TrackIndex, artist: str) -> np.ndarray:
     """Per-track lift for "like <artist>": the artist's subgenre mix and sound, and text."""
     rows = index.artist_rows(artist)
     profile = build_profile(index, [index.frame.track_ids[i] for i in rows])

@@ -225,6 +225,8 @@ class QueryUnderstanding:
         self._starts = np.flatnonzero(np.r_[True, phrase_owner[1:] != phrase_owner[:-1]])
         self._ends = np.r_[self._starts[1:], len(phrase_owner)]
         self._positions = np.arange(len(phrase_owner))
+        self._kinds = sorted({c.kind for c in concepts})
+        self._kind_codes = np.array([self._kinds.index(c.kind) for c in concepts], dtype=np.int64)
         self._aliases = [(i, alias.lower()) for i, c in enumerate(concepts) for alias in c.aliases]
         self._latin = [
             (i, alias, re.compile(r"(?<![0-9a-z])" + re.escape(alias) + r"(?:s|es)?(?![0-9a-z])"))
@@ -352,15 +354,16 @@ class QueryUnderstanding:
             )
             which = best_text[np.minimum.reduceat(at_best, self._starts)]
             cal = self.calibration
-            kind_best: dict[str, float] = {}
-            for i, sim in enumerate(per_concept):
-                kind = self.concepts[i].kind
-                kind_best[kind] = max(kind_best.get(kind, -1.0), float(sim))
-            for i, sim in enumerate(per_concept):
+            # Concepts within the margin of their kind's best, over the floor: a few of all.
+            kind_best = np.full(len(self._kinds), -1.0)
+            np.maximum.at(kind_best, self._kind_codes, per_concept)
+            # In the similarities' own precision, as a Python float against one of them is.
+            bar = (kind_best[self._kind_codes] - cal.margin).astype(per_concept.dtype)
+            within = per_concept >= bar
+            for i in np.flatnonzero(within & (per_concept >= cal.floor)).tolist():
+                sim = per_concept[i]
                 concept = self.concepts[i]
-                if i in weights or concept.kind == "era" or sim < cal.floor:
-                    continue
-                if sim < kind_best[concept.kind] - cal.margin:
+                if i in weights or concept.kind == "era":
                     continue
                 # A named genre/subgenre settles that kind; similarity must not add rivals.
                 if concept.kind in literal_kinds and concept.kind != "feature":
