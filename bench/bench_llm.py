@@ -127,32 +127,44 @@ def typed_queries(n: int, seed: int = 11) -> list[str]:
 
     frame = read_catalog_csv(DEMO_CATALOG)
     rng = random.Random(seed)
-    out: set[str] = set()
+    # Kept in the order drawn: a set's order changes with each process's string hashing, which
+    # made two runs (and base against head) send different queries.
+    out: dict[str, None] = {}
     artists = sorted(set(frame.artists))
     while len(out) < n:
         i = rng.randrange(len(frame))
         title, artist = frame.titles[i], frame.artists[i]
         kind = rng.randrange(8)
         if kind == 0:
-            out.add(title)
+            out.setdefault(title)
         elif kind == 1:
-            out.add(f"{title} {artist}")
+            out.setdefault(f"{title} {artist}")
         elif kind == 2:
-            out.add(f"{artist} {title}".lower())
+            out.setdefault(f"{artist} {title}".lower())
         elif kind == 3 and len(title) > 4:
             j = rng.randrange(1, len(title) - 2)
-            out.add(title[:j] + title[j + 1] + title[j] + title[j + 2 :])  # two letters swapped
+            out.setdefault(
+                title[:j] + title[j + 1] + title[j] + title[j + 2 :]
+            )  # two letters swapped
         elif kind == 4:
-            out.add(f"{rng.choice(['songs by', 'canciones de', 'best of'])} {rng.choice(artists)}")
+            out.setdefault(
+                f"{rng.choice(['songs by', 'canciones de', 'best of'])} {rng.choice(artists)}"
+            )
         elif kind == 5:
-            out.add(rng.choice(_KO_ARTISTS) + rng.choice(_KO_ARTIST_ASKS) + " " * rng.randrange(3))
+            out.setdefault(
+                rng.choice(_KO_ARTISTS) + rng.choice(_KO_ARTIST_ASKS) + " " * rng.randrange(3)
+            )
         elif kind == 6:
             template = rng.choice(_EN_NUMBERS + _KO_NUMBERS)
             d = rng.choice([60, 70, 80, 90])
-            out.add(template.format(n=rng.randrange(120, 180), m=rng.randrange(60, 100), d=d))
+            out.setdefault(
+                template.format(n=rng.randrange(120, 180), m=rng.randrange(60, 100), d=d)
+            )
         else:
-            out.add(f"songs like {rng.choice(artists)}")
-    return sorted(out, key=lambda q: rng.random())
+            out.setdefault(f"songs like {rng.choice(artists)}")
+    queries = list(out)
+    rng.shuffle(queries)
+    return queries
 
 
 def _wait_ready(url: str, timeout_s: float) -> float:
