@@ -4,7 +4,8 @@ MariaDB password, Google API key.
     python deploy/gen_secrets.py [--out var/secrets]
 
 Existing files are kept, so rerunning never rotates a key behind a running stack.
-google_api_key starts empty (llm then embeds offline); put a real key in it to use Gemini.
+google_api_key starts blank (one newline: llm then embeds offline; a swarm refuses an empty
+secret); put a real key in it to use Gemini.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import secrets
 from pathlib import Path
 
 DEFAULT_OUT = Path(__file__).resolve().parent.parent / "var" / "secrets"
+BLANK_KEY = "\n"
 
 
 def generate(*, out_dir: Path) -> list[Path]:
@@ -34,12 +36,17 @@ def generate(*, out_dir: Path) -> list[Path]:
         "user_token_secret": secrets.token_urlsafe(48),
         # Hex: safe inside a database URL without escaping (deploy/entrypoint.sh splices it in).
         "db_password": secrets.token_hex(24),
-        "google_api_key": "",
+        # Blank, not empty: `docker stack deploy` refuses a secret of 0 bytes (the services
+        # strip the key, so a blank one means the offline embedder).
+        "google_api_key": BLANK_KEY,
     }
     written = []
     for name, value in values.items():
         path = out_dir / name
         if path.exists():
+            if name == "google_api_key" and path.stat().st_size == 0:
+                path.write_text(BLANK_KEY)  # written empty by an earlier version
+                written.append(path)
             continue
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         with os.fdopen(fd, "w") as handle:

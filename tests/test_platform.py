@@ -109,9 +109,22 @@ def test_gen_secrets_never_rotates_existing_files(tmp_path: Path) -> None:
     before = {p.name: p.read_text() for p in written}
     assert gen_secrets.generate(out_dir=tmp_path) == []
     assert {p.name: p.read_text() for p in written} == before
-    assert (tmp_path / "google_api_key").read_text() == ""
+    # Blank, not empty: a swarm refuses a secret of 0 bytes; the services strip it (offline).
+    assert (tmp_path / "google_api_key").read_text() == "\n"
     assert len((tmp_path / "user_token_secret").read_text()) >= 43, "at least 32 random bytes"
     assert before["app_api_key"] != before["admin_api_key"]
+
+
+def test_gen_secrets_makes_an_empty_google_key_of_an_earlier_version_blank(tmp_path: Path) -> None:
+    (tmp_path / "google_api_key").write_text("")
+    (tmp_path / "admin_api_key").write_text("kept")
+    written = gen_secrets.generate(out_dir=tmp_path)
+    assert tmp_path / "google_api_key" in written
+    assert (tmp_path / "google_api_key").read_text() == "\n"
+    assert (tmp_path / "admin_api_key").read_text() == "kept"
+    (tmp_path / "google_api_key").write_text("a-real-key")
+    gen_secrets.generate(out_dir=tmp_path)
+    assert (tmp_path / "google_api_key").read_text() == "a-real-key"
 
 
 def test_localstack_creates_each_credential_once_and_hands_them_to_the_services(
