@@ -23,6 +23,7 @@ from __future__ import annotations
 import itertools
 import random
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import httpx
@@ -120,20 +121,28 @@ _EN_NUMBERS = ["songs over {n} bpm", "tracks under {m} bpm", "{d}s rock", "hip h
 _KO_NUMBERS = ["템포 {m} 이하", "BPM {n} 이상", "{d}년대 록 음악"]
 
 
-def typed_queries(n: int, seed: int = 11) -> list[str]:
-    """n distinct search-box queries: known items (some with a typo), artists, numbers, likes."""
-    from musicspace_cli.demo_data import DEMO_CATALOG
-    from musicspace_shared.catalog import read_catalog_csv
+def typed_queries(
+    n: int, seed: int = 11, catalog: tuple[Sequence[str], Sequence[str]] | None = None
+) -> list[str]:
+    """n distinct search-box queries: known items (some with a typo), artists, numbers, likes.
 
-    frame = read_catalog_csv(DEMO_CATALOG)
+    `catalog`: the (titles, artists) of the tracks to draw from, one pair per track; the demo
+    catalog by default."""
+    if catalog is None:
+        from musicspace_cli.demo_data import DEMO_CATALOG
+        from musicspace_shared.catalog import read_catalog_csv
+
+        frame = read_catalog_csv(DEMO_CATALOG)
+        catalog = (frame.titles, frame.artists)
+    titles, track_artists = catalog
     rng = random.Random(seed)
     # Kept in the order drawn: a set's order changes with each process's string hashing, which
     # made two runs (and base against head) send different queries.
     out: dict[str, None] = {}
-    artists = sorted(set(frame.artists))
+    artists = sorted(set(track_artists))
     while len(out) < n:
-        i = rng.randrange(len(frame))
-        title, artist = frame.titles[i], frame.artists[i]
+        i = rng.randrange(len(titles))
+        title, artist = titles[i], track_artists[i]
         kind = rng.randrange(8)
         if kind == 0:
             out.setdefault(title)

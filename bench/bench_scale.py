@@ -7,9 +7,9 @@
 Steps, each cached on disk by the sizes and seed (var/bench/scale/<key>/; SCALE_REIMPORT=1 and
 SCALE_RETRAIN=1 redo the import and the training):
 1. `musicspace generate` writes the data set (time and peak RSS of the generator);
-2. a fresh database `msbench_scale_<key>` is migrated and the three files imported with
-   `musicspace import` (time and peak RSS of each), then its size read from
-   information_schema;
+2. a fresh database `msbench_scale_<key>` (SCALE_DATABASE names another) is migrated and
+   the three files imported with `musicspace import` (time and peak RSS of each), then its
+   size read from information_schema;
 3. the global models of m2, m1 and m3 are trained with `musicspace train` (time, peak RSS,
    and each trainer's own summary: rows, sampling);
 4. m2, m1, m3 and enrichment are started one after another: start-up time (process start to
@@ -21,7 +21,7 @@ SCALE_RETRAIN=1 redo the import and the training):
    and m2 /similar with distinct tracks, each next to /healthz through the same gateway;
 6. enrich-all end to end against the raw set-based UPDATE of the same lacking tracks
    (bench/bench_enrichment.py's round, with the real m2 on this data).
-The llm service (its index and search) is measured elsewhere.
+The llm service (its index and search) on the same data: bench_scale_llm.py.
 """
 
 from __future__ import annotations
@@ -249,13 +249,18 @@ def _memory(pid: int) -> dict[str, float]:
 
 
 def _start(
-    name: str, port: int, env: dict[str, str], logs: Path, stack: ExitStack
+    name: str,
+    port: int,
+    env: dict[str, str],
+    logs: Path,
+    stack: ExitStack,
+    timeout_s: float = 1800,
 ) -> tuple[ServiceProcess, dict[str, Any]]:
     service = ServiceProcess(name=name, port=port, env=env, log_path=logs / f"{name}.log")
     started = time.perf_counter()
     service.start()
     stack.callback(service.stop)
-    service.wait_ready(timeout_s=1800)
+    service.wait_ready(timeout_s=timeout_s)
     figures = {"startup_s": round(time.perf_counter() - started, 1)}
     assert service.process is not None
     return service, figures | _memory(service.process.pid)
@@ -318,36 +323,67 @@ def _latency(gateway: str, scale: Scale, users: list[int], tracks: list[str]) ->
 # ---------------------------------------------------------------- the run
 
 
-def run(context: Any = None) -> dict[str, Any]:
-    quick = bool(getattr(context, "quick", False))
-    scale = Scale.from_env(quick)
+def work_dir(scale: Scale) -> Path:
+    """The scale's cache on disk (data set, import and training figures, models, logs)."""
     work = WORK / scale.key
     work.mkdir(parents=True, exist_ok=True)
-    url = f"{MARIADB_SERVER}/msbench_scale_{scale.key.replace('-', '_')}"
-    result: dict[str, Any] = {
-        "sizes": {
-            "tracks": scale.tracks,
-            "users": scale.users,
-            "interactions": scale.interactions,
-            "seed": scale.seed,
-        },
-        "goals": GOALS,
-        "load_avg_start": [round(x, 2) for x in os.getloadavg()],
-    }
-    result["generate"] = _dataset(scale, work)
-    redo = os.environ.get("SCALE_REIMPORT") == "1" or not (work / "import.json").is_file()
-    result["import"] = _cached(work / "import.json", redo, lambda: _import(url, work))
-    # A data set imported by an older schema: migrations that reshape big tables cost here.
-    result["migrate"] = _timed([*CLI, "db", "upgrade"], {"DATABASE_URL": url}, work / "import.log")
-    result["database"] = asyncio.run(_db_size(url))
-    models = work / "models"
-    env = {
+    return work
+
+
+def database_url(scale: Scale) -> str:
+    """The scale's own database: msbench_scale_<key>, or SCALE_DATABASE's name."""
+    name = os.environ.get("SCALE_DATABASE") or f"msbench_scale_{scale.key.replace('-', '_')}"
+    return f"{MARIADB_SERVER}/{name}"
+
+
+def service_env(url: str, work: Path) -> dict[str, str]:
+    """What every service of the scale bench runs with (models under the work dir)."""
+    return {
         "DATABASE_URL": url,
-        "MODEL_ROOT": str(models),
+        "MODEL_ROOT": str(work / "models"),
         "LOG_LEVEL": "WARNING",
         "ADMIN_API_KEY": bench_enrichment.ADMIN_KEY,
         **credentials.ENV,
     }
+
+
+def sizes(scale: Scale) -> dict[str, int]:
+    return {
+        "tracks": scale.tracks,
+        "users": scale.users,
+        "interactions": scale.interactions,
+        "seed": scale.seed,
+    }
+
+
+def prepare(scale: Scale) -> tuple[Path, str, dict[str, Any]]:
+    """The data set generated and imported (both cached), the schema migrated: the work dir,
+    the database URL, and the figures of generate, import (redone: "reimported"), migrate and
+    the database's size."""
+    work, url = work_dir(scale), database_url(scale)
+    figures: dict[str, Any] = {"generate": _dataset(scale, work)}
+    redo = os.environ.get("SCALE_REIMPORT") == "1" or not (work / "import.json").is_file()
+    figures["import"] = _cached(work / "import.json", redo, lambda: _import(url, work))
+    figures["reimported"] = redo
+    # A data set imported by an older schema: migrations that reshape big tables cost here.
+    figures["migrate"] = _timed([*CLI, "db", "upgrade"], {"DATABASE_URL": url}, work / "import.log")
+    figures["database"] = asyncio.run(_db_size(url))
+    return work, url, figures
+
+
+def run(context: Any = None) -> dict[str, Any]:
+    quick = bool(getattr(context, "quick", False))
+    scale = Scale.from_env(quick)
+    result: dict[str, Any] = {
+        "sizes": sizes(scale),
+        "goals": GOALS,
+        "load_avg_start": [round(x, 2) for x in os.getloadavg()],
+    }
+    work, url, figures = prepare(scale)
+    redo = figures.pop("reimported")
+    result |= figures
+    models = work / "models"
+    env = service_env(url, work)
     retrain = redo or os.environ.get("SCALE_RETRAIN") == "1"
     if retrain:
         shutil.rmtree(models, ignore_errors=True)

@@ -41,10 +41,12 @@ MARIADB_SERVER = os.environ.get("TEST_MARIADB_URL", "mysql+asyncmy://root@127.0.
 )
 
 
-def start_gateway(stack: ExitStack, work: Path, ports: dict[str, int], logs: Path) -> str:
+def start_gateway(
+    stack: ExitStack, work: Path, ports: dict[str, int], logs: Path, probe: str = "m1"
+) -> str:
     """A certificate, the gateway's config for the services on `ports` (rate limits out of
     the way: the load generator is one client) and Traefik, running until `stack` closes; the
-    gateway's base URL."""
+    gateway's base URL. HEALTH_PROBE answers with the /healthz of the service `probe`."""
     gen_cert.generate(out_dir=work / "certs")
     gateway_port, ops_port = free_port(), free_port()
     static = render_gateway.render_local(
@@ -57,6 +59,7 @@ def start_gateway(stack: ExitStack, work: Path, ports: dict[str, int], logs: Pat
         rate_average=1_000_000,
         rate_burst=1_000_000,
         health_probe_path=HEALTH_PROBE,
+        health_probe_service=probe,
     )
     stack.enter_context(running_traefik(static, ops_port=ops_port, log_path=logs / "traefik.log"))
     return f"https://127.0.0.1:{gateway_port}"

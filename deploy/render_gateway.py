@@ -136,11 +136,13 @@ def render_local(
     rate_burst: int | None = None,
     access_log: Path | None = None,
     health_probe_path: str | None = None,
+    health_probe_service: str = "m1",
 ) -> Path:
     """Write the local static + dynamic config into out_dir and return the static file's path.
 
     health_probe_path (benchmarks only, never `make up` or compose) also routes that path to
-    m1's /healthz, so a benchmark can measure the gateway's own cost next to real routes.
+    health_probe_service's /healthz, so a benchmark can measure the gateway's own cost next
+    to real routes.
     """
     table = load_routes()
     missing = set(table["services"]) - set(ports)
@@ -166,7 +168,7 @@ def render_local(
         routes["http"]["routers"]["bench-healthz"] = {
             "rule": f"Path(`{health_probe_path}`)",
             "entryPoints": [ENTRYPOINT],
-            "service": "m1",
+            "service": health_probe_service,
             "middlewares": [*router_middlewares(table), "bench-healthz-path"],
             "tls": {},
         }
