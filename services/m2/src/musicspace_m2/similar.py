@@ -82,10 +82,15 @@ class ContentSpace:
     popularity: np.ndarray  # 0..1
     version: str
     features: np.ndarray | None = None  # (n, 9) as the catalog has them (NaN: none), for filters
+    # The full fit whose columns (vocabularies, audio scale) the rows use: the version of that
+    # build. Rows placed later (space_updates) keep it, so a per-user SVM trained on an older
+    # space of the same basis still scores this one (its coefficients mean the same columns).
+    basis: str = ""
     index: dict[str, int] = field(init=False, repr=False)
     duplicates: dict[str, list[int]] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
+        self.basis = self.basis or self.version
         self.index = {t: i for i, t in enumerate(self.track_ids)}
         groups: dict[str, list[int]] = {}
         for i, key in enumerate(self.inputs.duplicate_keys):
