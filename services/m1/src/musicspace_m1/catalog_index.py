@@ -7,6 +7,7 @@ call. The service builds it at startup and rebuilds it when the tracks change.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -31,6 +32,64 @@ class CatalogIndex(CatalogLabels):
     # recommend cursor one replica issued is valid on the others.
     catalog_version: Any = None
 
+    # Lookups of the candidate stage (musicspace_m1.hybrid.candidates), built with the index
+    # (prepare()) so a request reads a user's artists and (subgenre, genre) groups without a
+    # pass over the catalog.
+
+    @cached_property
+    def popularity_or_zero(self) -> np.ndarray:
+        return np.nan_to_num(self.popularity, nan=0.0)
+
+    @cached_property
+    def popularity_max(self) -> float:
+        return float(self.popularity_or_zero.max()) if len(self.popularity) else 0.0
+
+    @cached_property
+    def artist_sizes(self) -> np.ndarray:
+        """Tracks per artist code."""
+        return np.bincount(self.artist, minlength=self.n_artists)
+
+    @cached_property
+    def _by_artist(self) -> tuple[np.ndarray, np.ndarray]:
+        """Rows in artist order (rows ascending within one), and where each artist starts."""
+        order = np.argsort(self.artist, kind="stable")
+        return order, np.concatenate([[0], np.cumsum(self.artist_sizes)])
+
+    @cached_property
+    def _groups(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The (subgenre, genre) pairs that have tracks: each one's subgenre and genre, the
+        rows in group order (rows ascending within one), and where each group starts."""
+        code = self.subgenre.astype(np.int64) * max(self.n_genres, 1) + self.genre
+        keys, group = np.unique(code, return_inverse=True)
+        order = np.argsort(group, kind="stable")
+        sizes = np.bincount(group, minlength=len(keys))
+        starts = np.concatenate([[0], np.cumsum(sizes)])
+        return keys // max(self.n_genres, 1), keys % max(self.n_genres, 1), order, starts
+
+    @property
+    def group_subgenre(self) -> np.ndarray:
+        return self._groups[0]
+
+    @property
+    def group_genre(self) -> np.ndarray:
+        return self._groups[1]
+
+    def rows_of_group(self, group: int) -> np.ndarray:
+        _, _, order, starts = self._groups
+        return order[starts[group] : starts[group + 1]]
+
+    def rows_of_artists(self, artists: np.ndarray) -> np.ndarray:
+        order, starts = self._by_artist
+        if not len(artists):
+            return np.zeros(0, dtype=np.int64)
+        return np.concatenate([order[starts[a] : starts[a + 1]] for a in artists.tolist()])
+
+    def prepare(self) -> CatalogIndex:
+        """Build the lookups now (in the rebuild worker: they travel with the index)."""
+        for name in ("popularity_max", "artist_sizes", "_by_artist", "_groups"):
+            getattr(self, name)
+        return self
+
 
 def build_catalog_index(frame: TrackFrame) -> CatalogIndex:
     """Precompute everything scoring needs from the tracks alone."""
@@ -43,7 +102,7 @@ def build_catalog_index(frame: TrackFrame) -> CatalogIndex:
     std = np.nanstd(feats[has], axis=0) if has.any() else np.ones(feats.shape[1])
     std = np.where(std > 1e-9, std, 1.0)
     audio = (feats - mean) / std
-    return CatalogIndex(
+    index = CatalogIndex(
         **catalog_labels(frame),
         song=song,
         n_songs=max(len(songs), 1),
@@ -54,3 +113,4 @@ def build_catalog_index(frame: TrackFrame) -> CatalogIndex:
         feature_mean=mean,
         feature_std=std,
     )
+    return index.prepare()
