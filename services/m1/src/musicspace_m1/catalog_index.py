@@ -34,7 +34,7 @@ class CatalogIndex(CatalogLabels):
 
     # Lookups of the candidate stage (musicspace_m1.hybrid.candidates), built with the index
     # (prepare()) so a request reads a user's artists and (subgenre, genre) groups without a
-    # pass over the catalog.
+    # pass over the catalog (the row lists: CatalogLabels).
 
     @cached_property
     def popularity_or_zero(self) -> np.ndarray:
@@ -44,50 +44,10 @@ class CatalogIndex(CatalogLabels):
     def popularity_max(self) -> float:
         return float(self.popularity_or_zero.max()) if len(self.popularity) else 0.0
 
-    @cached_property
-    def artist_sizes(self) -> np.ndarray:
-        """Tracks per artist code."""
-        return np.bincount(self.artist, minlength=self.n_artists)
-
-    @cached_property
-    def _by_artist(self) -> tuple[np.ndarray, np.ndarray]:
-        """Rows in artist order (rows ascending within one), and where each artist starts."""
-        order = np.argsort(self.artist, kind="stable")
-        return order, np.concatenate([[0], np.cumsum(self.artist_sizes)])
-
-    @cached_property
-    def _groups(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """The (subgenre, genre) pairs that have tracks: each one's subgenre and genre, the
-        rows in group order (rows ascending within one), and where each group starts."""
-        code = self.subgenre.astype(np.int64) * max(self.n_genres, 1) + self.genre
-        keys, group = np.unique(code, return_inverse=True)
-        order = np.argsort(group, kind="stable")
-        sizes = np.bincount(group, minlength=len(keys))
-        starts = np.concatenate([[0], np.cumsum(sizes)])
-        return keys // max(self.n_genres, 1), keys % max(self.n_genres, 1), order, starts
-
-    @property
-    def group_subgenre(self) -> np.ndarray:
-        return self._groups[0]
-
-    @property
-    def group_genre(self) -> np.ndarray:
-        return self._groups[1]
-
-    def rows_of_group(self, group: int) -> np.ndarray:
-        _, _, order, starts = self._groups
-        return order[starts[group] : starts[group + 1]]
-
-    def rows_of_artists(self, artists: np.ndarray) -> np.ndarray:
-        order, starts = self._by_artist
-        if not len(artists):
-            return np.zeros(0, dtype=np.int64)
-        return np.concatenate([order[starts[a] : starts[a + 1]] for a in artists.tolist()])
-
     def prepare(self) -> CatalogIndex:
         """Build the lookups now (in the rebuild worker: they travel with the index)."""
-        for name in ("popularity_max", "artist_sizes", "_by_artist", "_groups"):
-            getattr(self, name)
+        self.popularity_max  # noqa: B018 - a cached property, computed here
+        self.prepare_groups()
         return self
 
 

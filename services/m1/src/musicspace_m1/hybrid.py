@@ -21,6 +21,7 @@ import numpy as np
 from musicspace_m1.catalog_index import CatalogIndex
 from musicspace_m1.personal import PersonalModel
 from musicspace_m1.profile import AudioProfile, Profile
+from musicspace_shared.catalog import top_rows_by_group
 
 FEATURE_NAMES = (
     "artist_share",
@@ -154,47 +155,28 @@ def candidates(
     """The n best tracks by the cheap affinity score, without the excluded rows; best first,
     equal scores by catalog row.
 
-    Exact, without scoring the whole catalog: a track outside the user's artists scores its
-    (subgenre, genre) group's share term plus at most W_CLOSENESS + W_POPULARITY x the top
-    popularity. So the user's artists' tracks are scored, then the groups in order of that
-    bound, until the n-th best so far beats the next group's bound: a user's first groups
-    usually settle it (one group at 1M tracks is ~40k rows, not 1M). Filters that leave few
-    tracks (a large `exclude`) make it read more groups, at worst all of them.
+    Exact, without scoring the whole catalog (musicspace_shared.catalog.top_rows_by_group): a
+    track outside the user's artists scores its (subgenre, genre) group's share term plus at
+    most W_CLOSENESS + W_POPULARITY x the top popularity, so the user's artists' tracks are
+    scored first, then their best groups (one group at 1M tracks is ~40k rows, not 1M).
     """
     aff = _affinity(index, profile)
     skip = np.zeros(len(index), dtype=bool)
     skip[exclude] = True
-    n = min(n, len(index) - int(skip.sum()))
-    if n <= 0:
-        return np.zeros(0, dtype=np.int64), aff
-    mine = index.rows_of_artists(np.flatnonzero(aff.artist_counts))
-    mine = mine[~skip[mine]]
-    skip[mine] = True
-    best_rows, best = mine, aff.prescore(mine)
     share = W_SUBGENRE * (aff.subgenre_counts[index.group_subgenre] / aff.n) + W_GENRE * (
         aff.genre_counts[index.group_genre] / aff.n
     )
     # Above any float rounding of the sum, below any real gap between scores.
     rest = W_CLOSENESS + W_POPULARITY * index.popularity_max + 1e-9
-    for group in np.argsort(-share, kind="stable"):
-        if len(best) >= n and _nth(best, n) > share[group] + rest:
-            break
-        rows = index.rows_of_group(group)
-        rows = rows[~skip[rows]]
-        if not len(rows):
-            continue
-        best_rows = np.concatenate([best_rows, rows])
-        best = np.concatenate([best, aff.prescore(rows)])
-        if len(best) > 4 * n:  # keep the running list short: only the n best (and ties) count
-            keep = best >= _nth(best, n)
-            best_rows, best = best_rows[keep], best[keep]
-    order = np.lexsort((best_rows, -best))[:n]
-    return best_rows[order], aff
-
-
-def _nth(scores: np.ndarray, n: int) -> float:
-    """The n-th largest score."""
-    return float(np.partition(scores, len(scores) - n)[len(scores) - n])
+    rows, _ = top_rows_by_group(
+        index,
+        n=n,
+        skip=skip,
+        first=index.rows_of_artists(np.flatnonzero(aff.artist_counts)),
+        bound=share + rest,
+        score=aff.prescore,
+    )
+    return rows, aff
 
 
 def feature_matrix(
