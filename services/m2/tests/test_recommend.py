@@ -143,6 +143,22 @@ async def test_forgetting_a_user_drops_their_waiting_training(
         assert read_meta(user_file(model_root / "M2" / "user_svm_models", user.id, ".pkl")) is None
 
 
+async def test_a_corrupt_stored_svm_is_replaced_behind_the_request(
+    client: httpx.AsyncClient, app: FastAPI, m2_db_url: str, model_root: Path
+) -> None:
+    async with db_session(m2_db_url) as session:
+        _, owned = await user_with_most_tracks(session)
+        user = await create_user(session, tracks=owned[:12])
+    trained = await recommend_trained(client, app, user.id)
+    path = user_file(model_root / "M2" / "user_svm_models", user.id, ".pkl")
+    path.write_bytes(path.read_bytes()[:-10])  # half-copied
+    body = (await client.post("/api/m2/recommend", json={"user_id": user.id})).json()
+    assert body["strategy"] == "fallback_similar_tracks"
+    await app.state.runtime.svm_training.idle()
+    again = (await client.post("/api/m2/recommend", json={"user_id": user.id})).json()
+    assert again["strategy"] == "personal_svm" and again["svm_version"] != trained["svm_version"]
+
+
 async def test_recommend_uses_personal_svm_and_excludes_owned_and_disliked(
     client: httpx.AsyncClient, app: FastAPI, m2_db_url: str
 ) -> None:

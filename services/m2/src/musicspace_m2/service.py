@@ -289,9 +289,9 @@ def _fit_unless_current(
     fp: str,
 ) -> UserSvm | None:
     """The user's SVM on this space, or None when the stored one is already current (another
-    replica or an earlier submit trained it)."""
-    meta = read_meta(user_file(settings.user_svm_root, user_id, ".pkl"))
-    if meta is not None and meta.extra.get("fingerprint") == fp:
+    replica or an earlier submit trained it) and loads (a corrupt one is replaced)."""
+    stored = stored_svm(root=settings.user_svm_root, space=space, user_id=user_id, fp=fp)
+    if stored is not None and stored.current:
         return None
     return train_user_svm(
         space=space,
