@@ -8,7 +8,8 @@ change has emptied the service's answer cache. So no answer can come from a cach
 after, confirms it. /_bench/healthz is sent through the same gateway at the same rate in the
 same run: the floor any request pays on this machine. Each service is measured at RATES
 (requests per second to that service alone). Per-user m2 models are trained by a warm-up
-first: they are models, not answers, and a returning user has one.
+first (behind its requests: the run waits until they are): they are models, not answers, and
+a returning user has one.
 
 Goal: recommend p99 <= 50 ms for m1, m2 and m3 at a rate the stack sustains.
 
@@ -20,7 +21,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench.bench_sync import _events, _quiesce, _recommend_calls, _touch, _track_ids
+from bench.bench_sync import (
+    _events,
+    _quiesce,
+    _recommend_calls,
+    _touch,
+    _track_ids,
+    wait_for_background_training,
+)
 from bench.context import BenchContext, BenchStack, Call
 
 RATES = (20.0, 50.0)  # requests per second to one service
@@ -76,6 +84,7 @@ def run(context: BenchContext) -> dict[str, Any]:
         users = users[:60]
     warm = _recommend_calls(stack, users, "_warm")
     context.load(warm, concurrency=4, total=len(warm), warmup=0)
+    wait_for_background_training(stack.service_urls["m2"])
     rates = RATES[:1] if context.quick else RATES
     probe, measured = users[0], users[1:]
     phases = {

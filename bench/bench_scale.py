@@ -46,6 +46,7 @@ if str(ROOT) not in sys.path:
 import sqlalchemy as sa  # noqa: E402
 
 from bench import bench_enrichment, credentials  # noqa: E402
+from bench.bench_sync import wait_for_background_training  # noqa: E402
 from bench.context import HEALTH_PROBE, MARIADB_SERVER, Call, LoadResult, start_gateway  # noqa: E402
 from bench.loadgen import run_open_load  # noqa: E402
 from musicspace_shared import registry  # noqa: E402
@@ -287,7 +288,9 @@ def _sample(url: str, query: str, count: int, seed: int) -> list[Any]:
     return values[:count]
 
 
-def _latency(gateway: str, scale: Scale, users: list[int], tracks: list[str]) -> dict[str, Any]:
+def _latency(
+    gateway: str, scale: Scale, users: list[int], tracks: list[str], m2_url: str
+) -> dict[str, Any]:
     """Each route at scale.rate with healthz beside it (so 2 x rate through the gateway)."""
     health = Call("healthz", "GET", gateway + HEALTH_PROBE)
     per_phase = int(scale.rate * scale.seconds)
@@ -301,13 +304,15 @@ def _latency(gateway: str, scale: Scale, users: list[int], tracks: list[str]) ->
         phases[f"{service}_recommend"] = [
             Call(service, "POST", url, {"user_id": u, "limit": 20}) for u in mine
         ]
-    # m2 trains a user's SVM on their first request and keeps it (no answer cache): the same
-    # users again measure a returning user's answer (bench_cold warms these models up first).
+    # m2 trains a user's SVM behind their first request and keeps it (no answer cache): the
+    # same users again, once those trainings are done, measure a returning user's answer.
     phases["m2_recommend_returning"] = phases["m2_recommend"]
     phases["m2_similar"] = [
         Call("m2_similar", "GET", f"{gateway}/api/m2/similar/{t}?limit=20") for t in tracks
     ]
     for phase, calls in phases.items():
+        if phase == "m2_recommend_returning":
+            out["m2_background_training_wait_s"] = wait_for_background_training(m2_url)
         warm = calls[:5]
         _open(warm, rate=5, seconds=1)  # the route's first calls (imports, lazy state)
         mixed = [x for call in calls[5:] for x in (call, health)]
@@ -413,7 +418,7 @@ def run(context: Any = None) -> dict[str, Any]:
         tracks = _sample(
             url, "SELECT track_id FROM track WHERE features_source IS NOT NULL", count, scale.seed
         )
-        result["latency"] = _latency(gateway, scale, users, tracks)
+        result["latency"] = _latency(gateway, scale, users, tracks, services["m2"].url)
         result["memory_after_load"] = {
             n: _memory(s.process.pid) for n, s in services.items() if s.process is not None
         }

@@ -73,6 +73,18 @@ def _events(service_url: str, event: str) -> float:
     return sum(float(m) for m in re.findall(pattern, text, flags=re.M))
 
 
+def wait_for_background_training(service_url: str, timeout_s: float = 1800.0) -> float:
+    """Until the service's per-user models asked for so far are trained (m2 trains them behind
+    the requests: musicspace_shared.background); the seconds waited."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout_s:
+        queued = _events(service_url, "user_svm_training_queued")
+        if _events(service_url, "user_svm_training_done") >= queued:
+            break
+        time.sleep(0.5)
+    return round(time.monotonic() - started, 1)
+
+
 class Background:
     """A thread repeating `step` every `every_s` seconds until stopped."""
 

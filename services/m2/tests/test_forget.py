@@ -18,6 +18,8 @@ async def test_forget_removes_the_users_svm_files(
 ) -> None:
     async with db_session(service_db_url) as session:
         user, _ = await user_with_most_tracks(session)
+    await client.post("/api/m2/recommend", json={"user_id": user, "limit": 3})
+    await app.state.runtime.svm_training.idle()  # trained behind the first request
     body = (await client.post("/api/m2/recommend", json={"user_id": user, "limit": 3})).json()
     assert body["strategy"] == "personal_svm"
     svm = user_file(model_root / "M2" / "user_svm_models", user, ".pkl")

@@ -1,4 +1,5 @@
-"""POST /api/m2/recommend: per-user SVM, exclusions, fallback, storage."""
+"""POST /api/m2/recommend: per-user SVM (trained behind the requests), exclusions, fallback,
+storage."""
 
 from __future__ import annotations
 
@@ -16,32 +17,177 @@ from tests.recommend_contract import check_recommend_contract
 from .helpers import db_session, react, user_with_most_tracks
 
 
+async def recommend_trained(
+    client: httpx.AsyncClient, app: FastAPI, user_id: int, **body: object
+) -> dict[str, object]:
+    """The user's answer once the SVM their earlier requests asked for is trained."""
+    await client.post("/api/m2/recommend", json={"user_id": user_id})
+    await app.state.runtime.svm_training.idle()
+    response = await client.post("/api/m2/recommend", json={"user_id": user_id, **body})
+    assert response.status_code == 200, response.text
+    return response.json()  # type: ignore[no-any-return]
+
+
+def events(app: FastAPI, name: str) -> float:
+    return app.state.metrics.events.labels("m2", name)._value.get()  # type: ignore[no-any-return]
+
+
+class HeldTraining:
+    """The runtime's training thread, held until released."""
+
+    def __init__(self, real: object) -> None:
+        self.real = real
+        self.release = asyncio.Event()
+        self.started = 0
+
+    async def run(self, func: object, *args: object, **kwargs: object) -> object:
+        self.started += 1
+        await self.release.wait()
+        return await self.real.run(func, *args, **kwargs)  # type: ignore[attr-defined]
+
+    def close(self) -> None:
+        self.real.close()  # type: ignore[attr-defined]
+
+
+async def test_a_first_visit_answers_from_the_content_space_and_trains_behind_the_request(
+    client: httpx.AsyncClient,
+    app: FastAPI,
+    m2_db_url: str,
+    model_root: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """No request waits for a training: the first answer is the user's tracks' neighbours,
+    named so; the SVM is trained in the background and the next visit uses it."""
+    runtime = app.state.runtime
+    async with db_session(m2_db_url) as session:
+        _, owned = await user_with_most_tracks(session)
+        user = await create_user(session, tracks=owned[:15])
+    path = user_file(model_root / "M2" / "user_svm_models", user.id, ".pkl")
+    held = HeldTraining(runtime.train_cpu)
+    monkeypatch.setattr(runtime, "train_cpu", held)
+    queued, trained = events(app, "user_svm_training_queued"), events(app, "user_svm_trainings")
+    first = await client.post("/api/m2/recommend", json={"user_id": user.id, "limit": 10})
+    assert first.status_code == 200, first.text  # answered while the training is held
+    body = first.json()
+    assert body["strategy"] == "fallback_similar_tracks" and body["fallback"] is True
+    assert "being trained" in body["reason"] and body["svm_version"] is None
+    assert body["tracks_used"] == 15
+    ids = [item["track_id"] for item in body["items"]]
+    assert len(ids) == 10 and not set(ids) & set(owned[:15])
+    assert events(app, "user_svm_training_queued") == queued + 1
+    assert held.started == 1 and read_meta(path) is None
+    # A second request while the training runs neither waits nor queues it again.
+    again = (await client.post("/api/m2/recommend", json={"user_id": user.id})).json()
+    assert again["strategy"] == "fallback_similar_tracks"
+    held.release.set()
+    await runtime.svm_training.idle()
+    assert events(app, "user_svm_trainings") == trained + 1
+    meta = read_meta(path)
+    assert meta is not None and meta.extra["positives"] == 15
+    after = (await client.post("/api/m2/recommend", json={"user_id": user.id, "limit": 10})).json()
+    assert after["strategy"] == "personal_svm" and after["fallback"] is False
+    assert after["svm_version"] == meta.version and after["reason"] is None
+    assert events(app, "user_svm_trainings") == trained + 1  # served, not trained again
+
+
+async def test_a_full_training_queue_drops_the_user_and_says_so(
+    client: httpx.AsyncClient, app: FastAPI, m2_db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runtime = app.state.runtime
+    async with db_session(m2_db_url) as session:
+        _, owned = await user_with_most_tracks(session)
+        users = [await create_user(session, tracks=owned[i : i + 12]) for i in range(3)]
+    held = HeldTraining(runtime.train_cpu)
+    monkeypatch.setattr(runtime, "train_cpu", held)
+    monkeypatch.setattr(runtime.svm_training, "limit", 1)
+    dropped = events(app, "user_svm_training_dropped")
+    bodies = [
+        (await client.post("/api/m2/recommend", json={"user_id": u.id})).json() for u in users
+    ]
+    # The first runs (held), the second waits, the third finds the queue full.
+    assert [b["strategy"] for b in bodies] == ["fallback_similar_tracks"] * 3
+    assert "queue is full" in bodies[2]["reason"] and "being trained" in bodies[1]["reason"]
+    assert events(app, "user_svm_training_dropped") == dropped + 1
+    held.release.set()
+    await runtime.svm_training.idle()
+    assert held.started == 2
+
+
+async def test_forgetting_a_user_drops_their_waiting_training(
+    client: httpx.AsyncClient,
+    app: FastAPI,
+    m2_db_url: str,
+    model_root: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from musicspace_shared.forget import forget_user
+
+    runtime = app.state.runtime
+    async with db_session(m2_db_url) as session:
+        _, owned = await user_with_most_tracks(session)
+        first, second = [await create_user(session, tracks=owned[i : i + 12]) for i in range(2)]
+    held = HeldTraining(runtime.train_cpu)
+    monkeypatch.setattr(runtime, "train_cpu", held)
+    for user in (first, second):
+        assert (
+            await client.post("/api/m2/recommend", json={"user_id": user.id})
+        ).status_code == 200
+    assert runtime.svm_training.busy(first.id) and runtime.svm_training.waiting(second.id)
+    report = await forget_user(app, second.id)
+    assert report.cache_entries == 1 and not runtime.svm_training.busy(second.id)
+    report = await forget_user(app, first.id)  # running (held): cancelled before it publishes
+    held.release.set()
+    await runtime.svm_training.idle()
+    assert report.cache_entries == 1 and held.started == 1
+    for user in (first, second):
+        assert read_meta(user_file(model_root / "M2" / "user_svm_models", user.id, ".pkl")) is None
+
+
+async def test_a_corrupt_stored_svm_is_replaced_behind_the_request(
+    client: httpx.AsyncClient, app: FastAPI, m2_db_url: str, model_root: Path
+) -> None:
+    async with db_session(m2_db_url) as session:
+        _, owned = await user_with_most_tracks(session)
+        user = await create_user(session, tracks=owned[:12])
+    trained = await recommend_trained(client, app, user.id)
+    path = user_file(model_root / "M2" / "user_svm_models", user.id, ".pkl")
+    path.write_bytes(path.read_bytes()[:-10])  # half-copied
+    body = (await client.post("/api/m2/recommend", json={"user_id": user.id})).json()
+    assert body["strategy"] == "fallback_similar_tracks"
+    await app.state.runtime.svm_training.idle()
+    again = (await client.post("/api/m2/recommend", json={"user_id": user.id})).json()
+    assert again["strategy"] == "personal_svm" and again["svm_version"] != trained["svm_version"]
+
+
 async def test_recommend_uses_personal_svm_and_excludes_owned_and_disliked(
-    client: httpx.AsyncClient, m2_db_url: str
+    client: httpx.AsyncClient, app: FastAPI, m2_db_url: str
 ) -> None:
     async with db_session(m2_db_url) as session:
         user_id, owned = await user_with_most_tracks(session)
-        first = await client.post("/api/m2/recommend", json={"user_id": user_id, "limit": 20})
-        assert first.status_code == 200, first.text
-        body = first.json()
+        body = await recommend_trained(client, app, user_id, limit=20)
         assert body["strategy"] == "personal_svm" and body["fallback"] is False
         assert body["tracks_used"] >= 10
-        ids = [item["track_id"] for item in body["items"]]
+        ids = [item["track_id"] for item in body["items"]]  # type: ignore[attr-defined]
         assert len(ids) == 20 and not set(ids) & set(owned)
         disliked = ids[0]
         await react(session, user_id=user_id, track_id=disliked, like_score=-1)
     second = (await client.post("/api/m2/recommend", json={"user_id": user_id, "limit": 20})).json()
+    # The dislike is left out at once; the SVM fitted before it serves while the new one trains.
     assert disliked not in [item["track_id"] for item in second["items"]]
+    assert second["strategy"] == "personal_svm" and second["svm_version"] == body["svm_version"]
+    await app.state.runtime.svm_training.idle()
+    third = (await client.post("/api/m2/recommend", json={"user_id": user_id, "limit": 20})).json()
+    assert disliked not in [item["track_id"] for item in third["items"]]
     # The dislike changed the user's data: the SVM was retrained.
-    assert second["svm_version"] != body["svm_version"]
+    assert third["svm_version"] != body["svm_version"]
 
 
 async def test_recommend_stores_the_svm_and_reuses_it_while_tracks_are_unchanged(
-    client: httpx.AsyncClient, m2_db_url: str, model_root: Path
+    client: httpx.AsyncClient, app: FastAPI, m2_db_url: str, model_root: Path
 ) -> None:
     async with db_session(m2_db_url) as session:
         user_id, _ = await user_with_most_tracks(session)
-    first = (await client.post("/api/m2/recommend", json={"user_id": user_id})).json()
+    first = await recommend_trained(client, app, user_id)
     second = (await client.post("/api/m2/recommend", json={"user_id": user_id})).json()
     assert first["svm_version"] == second["svm_version"]
     meta = read_meta(user_file(model_root / "M2" / "user_svm_models", user_id, ".pkl"))
@@ -125,12 +271,14 @@ async def test_a_catalog_change_is_rebuilt_in_the_background_while_requests_keep
 
 
 async def test_recommend_follows_the_common_contract(
-    client: httpx.AsyncClient, m2_db_url: str
+    client: httpx.AsyncClient, app: FastAPI, m2_db_url: str
 ) -> None:
     """Every field of the shared request (filters, exclude, exclude_owned, max_per_artist,
     cursor) and of the shared answer (recommendation_id, next_cursor, scores in 0..1)."""
     async with db_session(m2_db_url) as session:
         user_id, _ = await user_with_most_tracks(session)
+    # The user's SVM first: answers compared across calls come from one strategy.
+    await recommend_trained(client, app, user_id)
     await check_recommend_contract(
         client, "/api/m2/recommend", {"user_id": user_id}, db_url=m2_db_url, source="m2"
     )

@@ -10,7 +10,7 @@ import asyncio
 import csv
 import gzip
 from collections import defaultdict
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
@@ -348,6 +348,105 @@ class CatalogLabels:
         from musicspace_shared.selection import columns_of  # selection imports this module
 
         return columns_of(self.frame, artists=self.artist)
+
+    # Rows by artist and by (subgenre, genre) group, for candidate stages that read a user's
+    # artists and groups instead of the whole catalog (top_rows_by_group). Built once per
+    # index: call prepare_groups() where the index is built (a rebuild worker), so they
+    # travel with it.
+
+    @cached_property
+    def artist_sizes(self) -> np.ndarray:
+        """Tracks per artist code."""
+        return np.bincount(self.artist, minlength=self.n_artists)
+
+    @cached_property
+    def _by_artist(self) -> tuple[np.ndarray, np.ndarray]:
+        """Rows in artist order (ascending within one) and where each artist starts."""
+        order = np.argsort(self.artist, kind="stable")
+        return order, np.concatenate([[0], np.cumsum(self.artist_sizes)])
+
+    @cached_property
+    def _groups(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The (subgenre, genre) pairs that have tracks: each one's subgenre and genre, the
+        rows in group order (ascending within one) and where each group starts."""
+        width = max(self.n_genres, 1)
+        keys, group = np.unique(
+            self.subgenre.astype(np.int64) * width + self.genre, return_inverse=True
+        )
+        order = np.argsort(group, kind="stable")
+        starts = np.concatenate([[0], np.cumsum(np.bincount(group, minlength=len(keys)))])
+        return keys // width, keys % width, order, starts
+
+    @property
+    def group_subgenre(self) -> np.ndarray:
+        return self._groups[0]
+
+    @property
+    def group_genre(self) -> np.ndarray:
+        return self._groups[1]
+
+    def rows_of_group(self, group: int) -> np.ndarray:
+        _, _, order, starts = self._groups
+        return order[starts[group] : starts[group + 1]]
+
+    def rows_of_artists(self, artists: np.ndarray) -> np.ndarray:
+        order, starts = self._by_artist
+        if not len(artists):
+            return np.zeros(0, dtype=np.int64)
+        return np.concatenate([order[starts[a] : starts[a + 1]] for a in artists.tolist()])
+
+    def prepare_groups(self) -> None:
+        for name in ("artist_sizes", "_by_artist", "_groups"):
+            getattr(self, name)
+
+
+def top_rows_by_group(
+    labels: CatalogLabels,
+    *,
+    n: int,
+    skip: np.ndarray,
+    first: np.ndarray,
+    bound: np.ndarray,
+    score: Callable[[np.ndarray], np.ndarray],
+) -> tuple[np.ndarray, np.ndarray]:
+    """The n rows with the highest `score` (equal scores: the lower row first) among those
+    not in `skip` (a bool per row), and their scores, without scoring the whole catalog.
+
+    `first` (distinct rows: e.g. the user's artists' tracks, their co-listened tracks) is
+    scored first; every other row of (subgenre, genre) group g must score at most `bound[g]`.
+    The groups are then scored in order of their bound until the n-th best so far beats the
+    next group's bound: a user's first groups usually settle it. Many skipped rows (filters) make it read more
+    groups, at worst all of them: never a different answer. `skip` is modified (the rows
+    scored are marked)."""
+    first = first[~skip[first]]
+    skip[first] = True
+    n = min(n, len(first) + int((~skip).sum()))
+    if n <= 0:
+        return first[:0], np.zeros(0)
+    rows, scores = _keep_best(first, score(first), n)
+    for group in np.argsort(-bound, kind="stable"):
+        if len(scores) >= n and _nth_largest(scores, n) > bound[group]:
+            break
+        more = labels.rows_of_group(int(group))
+        more = more[~skip[more]]
+        if len(more):
+            rows, scores = _keep_best(
+                np.concatenate([rows, more]), np.concatenate([scores, score(more)]), n
+            )
+    order = np.lexsort((rows, -scores))[:n]
+    return rows[order], scores[order]
+
+
+def _keep_best(rows: np.ndarray, scores: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The rows scoring at least the n-th best (ties kept), when the list is long."""
+    if len(scores) <= 4 * n:
+        return rows, scores
+    keep = scores >= _nth_largest(scores, n)
+    return rows[keep], scores[keep]
+
+
+def _nth_largest(values: np.ndarray, n: int) -> float:
+    return float(np.partition(values, len(values) - n)[len(values) - n])
 
 
 def catalog_labels(frame: TrackFrame) -> dict[str, Any]:

@@ -8,8 +8,9 @@ on its volume:
   sidecars), found as the admin cleanup finds them (musicspace_shared.model_ops);
 - the cached answers and models held for the user: the runtime's `user_caches()` (a mapping
   loses every key that mentions the id anywhere in it: a key such as (user_id, version, ...)
-  or ((user_id, ...), limit); a false match only costs a recomputation) and its per-user model
-  holders (model_holder.UserModels);
+  or ((user_id, ...), limit); a false match only costs a recomputation), its per-user model
+  holders (model_holder.UserModels) and its background queues (musicspace_shared.background:
+  the user's waiting work dropped, running work cancelled);
 - the metric series labelled with the user (any label named `user` or `user_id`).
 Files are shared by the replicas of a service (one volume), caches and metrics are not: the
 erasure (enrichment) calls this route on every replica. Calling it again removes nothing.
@@ -31,6 +32,7 @@ from pydantic import BaseModel, Field
 
 from musicspace_shared import model_ops, registry
 from musicspace_shared.auth import AdminOnly
+from musicspace_shared.background import BackgroundQueue
 from musicspace_shared.ids import UserIdPath, checked_user_id
 from musicspace_shared.logs import log_fields
 from musicspace_shared.model_holder import UserModels
@@ -41,7 +43,9 @@ USER_LABELS = frozenset({"user", "user_id"})
 
 @runtime_checkable
 class HoldsUserCaches(Protocol):
-    def user_caches(self) -> Iterable[MutableMapping[Any, Any] | UserModels[Any]]:
+    def user_caches(
+        self,
+    ) -> Iterable[MutableMapping[Any, Any] | UserModels[Any] | BackgroundQueue]:
         """Every in-memory cache of this process that may hold a user's answers or models."""
         ...
 
@@ -57,9 +61,11 @@ def mentions(key: Any, user_id: int) -> bool:
     return False
 
 
-def drop_cached(cache: MutableMapping[Any, Any] | UserModels[Any], user_id: int) -> int:
+def drop_cached(
+    cache: MutableMapping[Any, Any] | UserModels[Any] | BackgroundQueue, user_id: int
+) -> int:
     """Remove the user's entries from one cache; returns how many were removed."""
-    if isinstance(cache, UserModels):
+    if isinstance(cache, UserModels | BackgroundQueue):
         return cache.forget(user_id)
     keys = [key for key in list(cache.keys()) if mentions(key, user_id)]
     for key in keys:

@@ -7,6 +7,7 @@ call. The service builds it at startup and rebuilds it when the tracks change.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -31,6 +32,24 @@ class CatalogIndex(CatalogLabels):
     # recommend cursor one replica issued is valid on the others.
     catalog_version: Any = None
 
+    # Lookups of the candidate stage (musicspace_m1.hybrid.candidates), built with the index
+    # (prepare()) so a request reads a user's artists and (subgenre, genre) groups without a
+    # pass over the catalog (the row lists: CatalogLabels).
+
+    @cached_property
+    def popularity_or_zero(self) -> np.ndarray:
+        return np.nan_to_num(self.popularity, nan=0.0)
+
+    @cached_property
+    def popularity_max(self) -> float:
+        return float(self.popularity_or_zero.max()) if len(self.popularity) else 0.0
+
+    def prepare(self) -> CatalogIndex:
+        """Build the lookups now (in the rebuild worker: they travel with the index)."""
+        self.popularity_max  # noqa: B018 - a cached property, computed here
+        self.prepare_groups()
+        return self
+
 
 def build_catalog_index(frame: TrackFrame) -> CatalogIndex:
     """Precompute everything scoring needs from the tracks alone."""
@@ -43,7 +62,7 @@ def build_catalog_index(frame: TrackFrame) -> CatalogIndex:
     std = np.nanstd(feats[has], axis=0) if has.any() else np.ones(feats.shape[1])
     std = np.where(std > 1e-9, std, 1.0)
     audio = (feats - mean) / std
-    return CatalogIndex(
+    index = CatalogIndex(
         **catalog_labels(frame),
         song=song,
         n_songs=max(len(songs), 1),
@@ -54,3 +73,4 @@ def build_catalog_index(frame: TrackFrame) -> CatalogIndex:
         feature_mean=mean,
         feature_std=std,
     )
+    return index.prepare()

@@ -21,6 +21,7 @@ import numpy as np
 from musicspace_m1.catalog_index import CatalogIndex
 from musicspace_m1.personal import PersonalModel
 from musicspace_m1.profile import AudioProfile, Profile
+from musicspace_shared.catalog import top_rows_by_group
 
 FEATURE_NAMES = (
     "artist_share",
@@ -70,67 +71,112 @@ class Ranked:
     features: np.ndarray  # (len(rows), len(FEATURE_NAMES))
 
 
-def _shares(codes: np.ndarray, held: np.ndarray, size: int) -> np.ndarray:
-    """Per catalog row: how many of the user's tracks share its code."""
-    return np.bincount(codes[held], minlength=size)[codes]
-
-
 def audio_distance(audio: np.ndarray, audio_sq: np.ndarray, profile: AudioProfile) -> np.ndarray:
     """RMS distance to the profile mean in units of the profile's spread (NaN without features).
 
-    sum_j w_j (a_j - m_j)^2 expanded into two mat-vec products: the catalog-wide pass costs
-    well under a millisecond.
+    sum_j w_j (a_j - m_j)^2 expanded into two mat-vec products over the rows given.
     """
     w = 1.0 / profile.spread**2
     sq = audio_sq @ w - 2.0 * (audio @ (w * profile.mean)) + float(np.sum(w * profile.mean**2))
     return np.sqrt(np.maximum(sq, 0.0) / len(w))
 
 
+# The candidate stage's weights (recall, not order): artists first, then albums, subgenres,
+# genres; audio closeness (0..1) and popularity (0..1) break ties among the rest.
+W_ARTIST, W_ALBUM, W_SUBGENRE, W_GENRE, W_CLOSENESS, W_POPULARITY = 4.0, 2.0, 1.0, 0.3, 0.2, 0.05
+
+
 @dataclass
 class _Affinity:
-    artist: np.ndarray
-    album: np.ndarray
-    subgenre: np.ndarray
-    genre: np.ndarray
-    song: np.ndarray
-    prescore: np.ndarray
+    """The user's counts per artist, album, subgenre and genre (entity-sized arrays), and the
+    songs they hold: gathered for the rows a stage asks about, never over the whole catalog."""
+
+    index: CatalogIndex
+    profile: Profile
+    n: int  # the profile's tracks (at least 1)
+    artist_counts: np.ndarray
+    album_counts: np.ndarray
+    subgenre_counts: np.ndarray
+    genre_counts: np.ndarray
+    songs: np.ndarray  # song codes held, sorted
+
+    def artist(self, rows: np.ndarray) -> np.ndarray:
+        return self.artist_counts[self.index.artist[rows]]
+
+    def album(self, rows: np.ndarray) -> np.ndarray:
+        return self.album_counts[self.index.album[rows]] / self.n
+
+    def subgenre(self, rows: np.ndarray) -> np.ndarray:
+        return self.subgenre_counts[self.index.subgenre[rows]] / self.n
+
+    def genre(self, rows: np.ndarray) -> np.ndarray:
+        return self.genre_counts[self.index.genre[rows]] / self.n
+
+    def song_owned(self, rows: np.ndarray) -> np.ndarray:
+        return np.isin(self.index.song[rows], self.songs)
+
+    def prescore(self, rows: np.ndarray) -> np.ndarray:
+        """The candidate stage's cheap affinity score of these rows."""
+        index = self.index
+        closeness = np.nan_to_num(
+            np.exp(
+                -0.5
+                * audio_distance(index.audio[rows], index.audio_sq[rows], self.profile.audio) ** 2
+            ),
+            nan=0.0,
+        )
+        return (
+            W_ARTIST * self.artist(rows) / self.n
+            + W_ALBUM * self.album(rows)
+            + W_SUBGENRE * self.subgenre(rows)
+            + W_GENRE * self.genre(rows)
+            + W_CLOSENESS * closeness
+            + W_POPULARITY * index.popularity_or_zero[rows]
+        )
 
 
 def _affinity(index: CatalogIndex, profile: Profile) -> _Affinity:
-    held, n = profile.rows, max(profile.tracks, 1)
-    artist = _shares(index.artist, held, index.n_artists)
-    album = _shares(index.album, held, index.n_albums) / n
-    subgenre = _shares(index.subgenre, held, index.n_subgenres) / n
-    genre = _shares(index.genre, held, index.n_genres) / n
-    song = _shares(index.song, held, index.n_songs)
-    closeness = np.nan_to_num(
-        np.exp(-0.5 * audio_distance(index.audio, index.audio_sq, profile.audio) ** 2), nan=0.0
-    )
-    pop = np.nan_to_num(index.popularity, nan=0.0)
-    # Weights of the candidate stage only (recall, not order): artists first, then albums,
-    # subgenres, genres; audio and popularity break ties among the rest.
-    prescore = (
-        4.0 * artist / n + 2.0 * album + subgenre + 0.3 * genre + 0.2 * closeness + 0.05 * pop
-    )
+    held = profile.rows
     return _Affinity(
-        artist=artist, album=album, subgenre=subgenre, genre=genre, song=song, prescore=prescore
+        index=index,
+        profile=profile,
+        n=max(profile.tracks, 1),
+        artist_counts=np.bincount(index.artist[held], minlength=index.n_artists),
+        album_counts=np.bincount(index.album[held], minlength=index.n_albums),
+        subgenre_counts=np.bincount(index.subgenre[held], minlength=index.n_subgenres),
+        genre_counts=np.bincount(index.genre[held], minlength=index.n_genres),
+        songs=np.unique(index.song[held]),
     )
 
 
 def candidates(
     index: CatalogIndex, profile: Profile, *, exclude: np.ndarray, n: int
 ) -> tuple[np.ndarray, _Affinity]:
-    """The n best tracks by the cheap affinity score, without the excluded rows."""
+    """The n best tracks by the cheap affinity score, without the excluded rows; best first,
+    equal scores by catalog row.
+
+    Exact, without scoring the whole catalog (musicspace_shared.catalog.top_rows_by_group): a
+    track outside the user's artists scores its (subgenre, genre) group's share term plus at
+    most W_CLOSENESS + W_POPULARITY x the top popularity, so the user's artists' tracks are
+    scored first, then their best groups (one group at 1M tracks is ~40k rows, not 1M).
+    """
     aff = _affinity(index, profile)
-    score = aff.prescore.copy()
-    score[exclude] = -np.inf
-    n = min(n, len(score) - len(np.unique(exclude)))
-    if n <= 0:
-        return np.zeros(0, dtype=np.int64), aff
-    top = np.argpartition(-score, n - 1)[:n]
-    # Stable order (score, then catalog row) so equal inputs give equal outputs.
-    top = top[np.lexsort((top, -score[top]))]
-    return top, aff
+    skip = np.zeros(len(index), dtype=bool)
+    skip[exclude] = True
+    share = W_SUBGENRE * (aff.subgenre_counts[index.group_subgenre] / aff.n) + W_GENRE * (
+        aff.genre_counts[index.group_genre] / aff.n
+    )
+    # Above any float rounding of the sum, below any real gap between scores.
+    rest = W_CLOSENESS + W_POPULARITY * index.popularity_max + 1e-9
+    rows, _ = top_rows_by_group(
+        index,
+        n=n,
+        skip=skip,
+        first=index.rows_of_artists(np.flatnonzero(aff.artist_counts)),
+        bound=share + rest,
+        score=aff.prescore,
+    )
+    return rows, aff
 
 
 def feature_matrix(
@@ -142,7 +188,8 @@ def feature_matrix(
 ) -> np.ndarray:
     """The hybrid features of FEATURE_NAMES for the given catalog rows."""
     n = max(profile.tracks, 1)
-    artist_total = np.bincount(index.artist, minlength=index.n_artists)[index.artist[rows]]
+    artist = aff.artist(rows)
+    artist_total = index.artist_sizes[index.artist[rows]]
     pop = index.popularity[rows]
     held_pop = index.popularity[profile.rows]
     pop_mean = np.nanmean(held_pop) if np.isfinite(held_pop).any() else np.nan
@@ -158,13 +205,13 @@ def feature_matrix(
     )
     return np.column_stack(
         [
-            aff.artist[rows] / n,
-            aff.artist[rows],
-            aff.artist[rows] / np.maximum(artist_total, 1),
-            aff.album[rows],
-            (aff.song[rows] > 0).astype(np.float64),
-            aff.subgenre[rows],
-            aff.genre[rows],
+            artist / n,
+            artist,
+            artist / np.maximum(artist_total, 1),
+            aff.album(rows),
+            aff.song_owned(rows).astype(np.float64),
+            aff.subgenre(rows),
+            aff.genre(rows),
             pop,
             pop - pop_mean,
             audio_distance(audio, index.audio_sq[rows], profile.audio),
@@ -192,7 +239,7 @@ def rank(
         return Ranked(rows=rows, scores=np.zeros(0), features=np.zeros((0, len(FEATURE_NAMES))))
     features = feature_matrix(index, profile, personal, rows, aff)
     scores = model.classifier.predict_proba(features)[:, 1]
-    order = np.lexsort((rows, -aff.prescore[rows], -scores))
+    order = np.lexsort((rows, -aff.prescore(rows), -scores))
     if max_per_artist is not None:
         order = order[cap_per_artist(index.artist[rows[order]], max_per_artist, limit)]
     order = order[:limit]

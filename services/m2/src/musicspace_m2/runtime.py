@@ -7,6 +7,8 @@ when the model or the catalog changes: the catalog watcher (musicspace_shared.wa
 `M2_CATALOG_CHECK_S`) rebuilds it in the background, in a low-priority worker process
 (musicspace_shared.offload), while requests keep the current space; only the first build, a
 new model, or a caller that needs a track the space lacks waits for one (in this process).
+Per-user SVMs are trained behind the requests: a bounded queue (`svm_training`,
+musicspace_shared.background) run on one low-priority thread (`train_cpu`).
 """
 
 from __future__ import annotations
@@ -22,7 +24,9 @@ from musicspace_m2.predictor import FeaturePredictor
 from musicspace_m2.settings import Settings
 from musicspace_m2.similar import ContentSpace, build_space
 from musicspace_m2.space_updates import KeptSpace, update_space
+from musicspace_shared.background import BackgroundQueue
 from musicspace_shared.catalog import catalog_version
+from musicspace_shared.cpu import CpuPool
 from musicspace_shared.db.engine import standalone_session
 from musicspace_shared.errors import ModelNotReady
 from musicspace_shared.logs import log_fields
@@ -48,6 +52,18 @@ class Runtime(ServiceRuntime):
         self.space: ContentSpace | None = None
         self.space_key: tuple[Any, ...] | None = None  # (model version, *catalog_version)
         self._space_lock = asyncio.Lock()
+        # One thread, below the request threads' priority: training never delays an answer.
+        self.train_cpu = CpuPool(1, name="m2-train", niceness=10)
+        self.svm_training = BackgroundQueue(
+            name="user_svm_training", limit=settings.svm_queue_limit, metrics=metrics
+        )
+
+    def close(self) -> None:
+        self.svm_training.close()
+        self.train_cpu.close()
+
+    def user_caches(self) -> tuple[BackgroundQueue]:
+        return (self.svm_training,)
 
     async def start(self) -> None:
         """Load the model: a missing one is not fatal (/readyz says so until

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -19,12 +23,15 @@ from musicspace_m2.schemas import (
     RecommendResponse,
     SimilarResponse,
     SimilarTrack,
+    Strategy,
 )
+from musicspace_m2.settings import Settings
 from musicspace_m2.similar import SIMILARITY_RANGE, ContentSpace
 from musicspace_m2.text_features import TrackInputs, inputs_from_rows
 from musicspace_m2.user_svm import (
     UserSvm,
     fallback_scores,
+    fallback_strategy,
     fingerprint,
     rank,
     svm_scores,
@@ -32,6 +39,7 @@ from musicspace_m2.user_svm import (
     user_seed,
 )
 from musicspace_shared import selection
+from musicspace_shared.background import Submitted
 from musicspace_shared.errors import NotFound
 from musicspace_shared.features import FEATURES, clip_to_ranges, round_like_measured
 from musicspace_shared.model_store import (
@@ -245,27 +253,47 @@ async def similar_tracks(
     return SimilarResponse(track_id=track_id, model_version=model.meta.version, items=items)
 
 
-def _load_or_train_svm(
+@dataclass(frozen=True)
+class StoredSvm:
+    model: UserSvm
+    version: str
+    current: bool  # fitted on the user's present tracks and this very space
+
+
+def stored_svm(*, root: Path, space: ContentSpace, user_id: int, fp: str) -> StoredSvm | None:
+    """The user's stored SVM when it can score this space (current or not), else None."""
+    path = user_file(root, user_id, ".pkl")
+    meta = read_meta(path)
+    if meta is None:
+        return None
+    current = meta.extra.get("fingerprint") == fp
+    if not current and meta.extra.get("basis", space.basis) != space.basis:
+        return None  # fitted on other columns: not worth reading
+    try:
+        model, meta = load_pickle(path)
+    except (ModelIntegrityError, OSError, EOFError, ValueError):
+        return None  # corrupt or half-copied: the background training overwrites it
+    if not isinstance(model, UserSvm) or not model.fits(space):
+        return None
+    touch_last_used(path)
+    return StoredSvm(model, meta.version, current)
+
+
+def _fit_unless_current(
     *,
-    runtime: Runtime,
+    settings: Settings,
     space: ContentSpace,
     user_id: int,
     positive_ids: list[str],
     dislike_ids: list[str],
-) -> tuple[UserSvm, str]:
-    """The user's stored SVM when its fingerprint matches, else a fresh one (published atomically)."""
-    settings = runtime.settings
-    path = user_file(settings.user_svm_root, user_id, ".pkl")
-    fp = fingerprint(positives=positive_ids, dislikes=dislike_ids, space_version=space.version)
-    meta = read_meta(path)
-    if meta is not None and meta.extra.get("fingerprint") == fp:
-        try:
-            model, meta = load_pickle(path)
-            touch_last_used(path)
-            return model, meta.version
-        except (ModelIntegrityError, OSError, EOFError, ValueError):
-            pass  # corrupt or half-copied: retrain below and overwrite it
-    model = train_user_svm(
+    fp: str,
+) -> UserSvm | None:
+    """The user's SVM on this space, or None when the stored one is already current (another
+    replica or an earlier submit trained it) and loads (a corrupt one is replaced)."""
+    stored = stored_svm(root=settings.user_svm_root, space=space, user_id=user_id, fp=fp)
+    if stored is not None and stored.current:
+        return None
+    return train_user_svm(
         space=space,
         positive_rows=space_rows(space, positive_ids),
         disliked_rows=space_rows(space, dislike_ids),
@@ -274,6 +302,10 @@ def _load_or_train_svm(
         c=settings.svm_c,
         fp=fp,
     )
+
+
+def _publish_svm(*, root: Path, user_id: int, model: UserSvm, space: ContentSpace) -> ModelMeta:
+    path = user_file(root, user_id, ".pkl")
     meta = publish_pickle(
         path,
         model,
@@ -283,18 +315,61 @@ def _load_or_train_svm(
             rows=model.positives + model.negatives,
             metrics={"train_accuracy": model.train_accuracy},
             extra={
-                "fingerprint": fp,
+                "fingerprint": model.fingerprint,
                 "user_id": user_id,
                 "positives": model.positives,
                 "negatives": model.negatives,
                 "space_version": space.version,
+                "basis": space.basis,
             },
         ),
     )
     touch_last_used(path, min_interval_s=0)
-    if runtime.metrics is not None:
-        runtime.metrics.count("user_svm_trainings")
-    return model, meta.version
+    return meta
+
+
+async def train_svm(
+    *, runtime: Runtime, user_id: int, positive_ids: list[str], dislike_ids: list[str]
+) -> str | None:
+    """Fit and publish the user's SVM on the current space (unless the stored one is current):
+    the background queue's work. The fit runs on the training thread; the publish after it,
+    in one short step (an erasure meanwhile cancels the work before it)."""
+    space = runtime.space
+    if space is None:
+        return None
+    fp = fingerprint(positives=positive_ids, dislikes=dislike_ids, space_version=space.version)
+    model = await runtime.train_cpu.run(
+        _fit_unless_current,
+        settings=runtime.settings,
+        space=space,
+        user_id=user_id,
+        positive_ids=positive_ids,
+        dislike_ids=dislike_ids,
+        fp=fp,
+    )
+    if model is None:
+        return None
+    meta = await asyncio.to_thread(
+        _publish_svm, root=runtime.settings.user_svm_root, user_id=user_id, model=model, space=space
+    )
+    runtime.count("user_svm_trainings")
+    return meta.version
+
+
+def queue_svm_training(
+    runtime: Runtime, *, user_id: int, positive_ids: list[str], dislike_ids: list[str]
+) -> Submitted:
+    """Train the user's SVM behind the request (musicspace_shared.background)."""
+    return runtime.svm_training.submit(
+        user_id,
+        partial(
+            train_svm,
+            runtime=runtime,
+            user_id=user_id,
+            positive_ids=positive_ids,
+            dislike_ids=dislike_ids,
+        ),
+    )
 
 
 def space_rows(space: ContentSpace, track_ids: list[str]) -> np.ndarray:
@@ -308,43 +383,62 @@ DEPTH = 1000
 async def recommend(
     *, runtime: Runtime, session: AsyncSession, request: RecommendRequest
 ) -> RecommendResponse:
-    """Per-user SVM recommendations, or the named fallback for users with few tracks, through
-    the shared post-ranking steps (filters and exclusions before ranking, then paging)."""
+    """Per-user SVM recommendations, or the named fallback, through the shared post-ranking
+    steps (filters and exclusions before ranking, then paging).
+
+    No request waits for a training: a user with enough tracks and no SVM that fits the
+    content space (a first visit) gets tracks similar to theirs (`fallback_similar_tracks`,
+    the reason says so) while their SVM is trained behind the request; the next visit uses it.
+    An SVM fitted before the user's tracks changed keeps serving (exclusions are always the
+    present ones) while the new one is trained."""
     user_id = request.user_id
     taste = await repository.load_user_taste(session, user_id)
     if taste is None:
         raise NotFound(f"unknown user: {user_id}", user_id=user_id)
     space = await runtime.content_space(session)
     space_key = runtime.space_key  # read with the space (no await between): the catalog state
-    # Nothing below reads the DB: give the connection back before the CPU work, so a backlog
-    # of first-time users (each trains an SVM) does not hold the whole pool (it did at scale).
+    # Nothing below reads the DB: give the connection back before the CPU work.
     await session.close()
     model = await runtime.require_model()
+    settings = runtime.settings
     positives = sorted((set(taste.owned) | taste.liked) - taste.disliked)
     dislikes = sorted(taste.disliked)
     positive_rows = space_rows(space, positives)
     # Their own tracks (and their duplicates under other ids) unless asked; dislikes always.
     excluded = sorted(set(taste.owned) | taste.liked | taste.disliked)
     exclude = space_rows(space, excluded if request.exclude_owned else dislikes)
-    svm_version = None
-    reason = None
-    if len(positive_rows) >= runtime.settings.min_tracks_for_svm:
-        svm, svm_version = await runtime.run_cpu(
-            _load_or_train_svm,
-            runtime=runtime,
-            space=space,
-            user_id=user_id,
-            positive_ids=positives,
-            dislike_ids=dislikes,
-        )
-        strategy, scores = "personal_svm", svm_scores(space, svm)
-    else:
-        strategy, scores = fallback_scores(space, positive_rows)
-        reason = f"{len(positive_rows)} track(s) known; a personal model needs {runtime.settings.min_tracks_for_svm}"
     user_data = fingerprint(positives=positives, dislikes=dislikes, space_version=space.version)
+    stored: StoredSvm | None = None
+    reason = None
+    if len(positive_rows) >= settings.min_tracks_for_svm:
+        # A stat and, when there is one, a read of a few hundred kilobytes.
+        stored = await asyncio.to_thread(
+            stored_svm, root=settings.user_svm_root, space=space, user_id=user_id, fp=user_data
+        )
+        if stored is None or not stored.current:
+            queued = queue_svm_training(
+                runtime, user_id=user_id, positive_ids=positives, dislike_ids=dislikes
+            )
+            if stored is None:
+                reason = (
+                    f"{len(positive_rows)} track(s) known; the personal model is being trained "
+                    "(the next visit uses it): tracks similar to the user's meanwhile"
+                    if queued != "dropped"
+                    else f"{len(positive_rows)} track(s) known; the personal model's training "
+                    "queue is full (asked again on the next visit): tracks similar to the user's"
+                )
+    else:
+        reason = f"{len(positive_rows)} track(s) known; a personal model needs {settings.min_tracks_for_svm}"
+    strategy: Strategy = "personal_svm" if stored is not None else fallback_strategy(positive_rows)
     version = (space.version, space_key, strategy, user_data)
     rows, unit, page = await runtime.run_cpu(
-        _page, space, scores, strategy=strategy, exclude=exclude, request=request, version=version
+        _page,
+        space,
+        stored.model if stored is not None else positive_rows,
+        strategy=strategy,
+        exclude=exclude,
+        request=request,
+        version=version,
     )
     items = [
         RecommendedTrack(**_track_fields(space, row), score=round(score, 6))
@@ -359,21 +453,26 @@ async def recommend(
         reason=reason,  # type: ignore[arg-type]
         tracks_used=len(positive_rows),
         model_version=model.meta.version,
-        svm_version=svm_version,
+        svm_version=stored.version if stored is not None else None,
         items=items,
     )
 
 
 def _page(
     space: ContentSpace,
-    scores: np.ndarray,
+    scorer: UserSvm | np.ndarray,
     *,
     strategy: str,
     exclude: np.ndarray,
     request: RecommendRequest,
     version: tuple[object, ...],
 ) -> tuple[np.ndarray, np.ndarray, selection.Page]:
-    """The page's rows and 0..1 scores: filters before ranking, then the shared steps."""
+    """The page's rows and 0..1 scores: the catalog scored (by the SVM, or the fallback from
+    the user's rows), filters before ranking, then the shared steps."""
+    if isinstance(scorer, UserSvm):
+        scores = svm_scores(space, scorer)
+    else:
+        scores = fallback_scores(space, scorer)[1]
     mask = selection.allowed(space.columns, request)
     if mask is not None:
         scores = np.where(mask, scores, -np.inf)

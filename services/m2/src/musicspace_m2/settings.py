@@ -22,7 +22,10 @@ class Settings(CommonSettings):
     negatives_per_positive: int = 4
     svm_c: float = 0.5
     catalog_check_s: float = 60.0  # see CommonSettings
-    cpu_workers: int = 2  # prediction, SVM training
+    cpu_workers: int = 2  # prediction, scoring
+    # Per-user SVMs are trained behind the requests (musicspace_shared.background): at most
+    # this many users wait for one (more are dropped and asked again on their next visit).
+    svm_queue_limit: int = Field(1000, ge=1)
     # `musicspace train m2` fits on at most this many measured tracks (a seeded sample; None:
     # all, the default). Sampling costs accuracy: on the 200k-track scale set, 90k of the 180k
     # measured tracks gave holdout r2_mean 0.257 against 0.307 for all (artists seen less

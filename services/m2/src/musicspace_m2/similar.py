@@ -82,12 +82,24 @@ class ContentSpace:
     popularity: np.ndarray  # 0..1
     version: str
     features: np.ndarray | None = None  # (n, 9) as the catalog has them (NaN: none), for filters
+    # The full fit whose columns (vocabularies, audio scale) the rows use: the version of that
+    # build. Rows placed later (space_updates) keep it, so a per-user SVM trained on an older
+    # space of the same basis still scores this one (its coefficients mean the same columns).
+    basis: str = ""
     index: dict[str, int] = field(init=False, repr=False)
     duplicates: dict[str, list[int]] = field(init=False, repr=False)
+    recording: np.ndarray = field(init=False, repr=False)  # per row: its recording's code
 
     def __post_init__(self) -> None:
+        self.basis = self.basis or self.version
         self.index = {t: i for i, t in enumerate(self.track_ids)}
         groups: dict[str, list[int]] = {}
+        codes: dict[str, int] = {}
+        self.recording = np.fromiter(
+            (codes.setdefault(key, len(codes)) for key in self.inputs.duplicate_keys),
+            dtype=np.int64,
+            count=len(self.track_ids),
+        )
         for i, key in enumerate(self.inputs.duplicate_keys):
             groups.setdefault(key, []).append(i)
         self.duplicates = {key: rows for key, rows in groups.items() if len(rows) > 1}
@@ -146,21 +158,16 @@ def top_k(
 def _take(
     order: np.ndarray, scores: np.ndarray, limit: int, distinct: ContentSpace | None
 ) -> list[tuple[int, float]]:
-    """The first `limit` finite rows of `order`; with `distinct`, one row per recording."""
-    seen: set[str] = set()
-    out: list[tuple[int, float]] = []
-    for i in order:
-        if not np.isfinite(scores[i]):
-            break
-        if distinct is not None:
-            key = distinct.inputs.duplicate_keys[i]
-            if key in seen:
-                continue
-            seen.add(key)
-        out.append((int(i), float(scores[i])))
-        if len(out) == limit:
-            break
-    return out
+    """The first `limit` finite rows of `order`; with `distinct`, one row per recording (the
+    first in `order`). Vectorised: a loop over the ~3,000 candidates of a deep page cost ~3 ms."""
+    finite = np.isfinite(scores[order])
+    if not finite.all():
+        order = order[: int(np.argmin(finite))]  # up to the first score that is not finite
+    if distinct is not None:
+        _, first = np.unique(distinct.recording[order], return_index=True)
+        order = order[np.sort(first)]
+    order = order[:limit]
+    return list(zip(order.tolist(), scores[order].tolist(), strict=True))
 
 
 @dataclass

@@ -95,6 +95,7 @@ def update_space(
         pop,
         space_digest(table.track_ids, model_version),
         table.features,
+        basis=kept.space.basis,
     )
     return Update(
         KeptSpace(model_version, space, kept.fit, digests, placed),

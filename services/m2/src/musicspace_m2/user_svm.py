@@ -28,6 +28,13 @@ class UserSvm:
     positives: int
     negatives: int
     train_accuracy: float
+    basis: str = ""  # the content space's basis (similar.ContentSpace.basis) it was fitted on
+
+    def fits(self, space: ContentSpace) -> bool:
+        """Whether it can score this space: its columns (the space it was fitted on, or a
+        later one of the same basis)."""
+        same = self.space_version == space.version or (self.basis and self.basis == space.basis)
+        return bool(same) and len(self.coef) == space.matrix.shape[1]
 
 
 def fingerprint(*, positives: list[str], dislikes: list[str], space_version: str) -> str:
@@ -69,11 +76,16 @@ def train_user_svm(
         positives=len(positive_rows),
         negatives=len(negatives),
         train_accuracy=float(svm.score(x, labels)),
+        basis=space.basis,
     )
 
 
 def svm_scores(space: ContentSpace, model: UserSvm) -> np.ndarray:
     return np.asarray(space.matrix @ model.coef).ravel() + model.intercept
+
+
+def fallback_strategy(positive_rows: np.ndarray) -> Strategy:
+    return "fallback_similar_tracks" if len(positive_rows) else "fallback_popular"
 
 
 def fallback_scores(space: ContentSpace, positive_rows: np.ndarray) -> tuple[Strategy, np.ndarray]:
