@@ -11,14 +11,16 @@ from __future__ import annotations
 import asyncio
 import gc
 import io
+import os
 import sys
 import threading
 import weakref
 from collections.abc import Iterator
 
 import pytest
+from _pytest.faulthandler import fault_handler_stderr_fd_key
 
-HANG_REPORT_S = 300.0
+HANG_REPORT_S = float(os.environ.get("HANG_REPORT_S", 300))  # seconds
 
 
 # The event loops tests run on: recorded by a session fixture (the session's loop). Found by
@@ -39,17 +41,33 @@ def _running_loops() -> list[asyncio.AbstractEventLoop]:
 
 def report_tasks(test_id: str, out: io.TextIOBase | None = None) -> None:
     out = out or sys.stderr
+    print(tasks_text(test_id), file=out)
+    out.flush()
+
+
+def tasks_text(test_id: str) -> str:
+    out = io.StringIO()
     print(f"\n=== {test_id} still running after {HANG_REPORT_S:.0f} s: asyncio tasks ===", file=out)
     for loop in _running_loops():
         for task in list(asyncio.all_tasks(loop)):
             print(f"--- {task!r}", file=out)
             task.print_stack(limit=30, file=out)
-    out.flush()
+    return out.getvalue()
+
+
+def _to_terminal(config: pytest.Config, test_id: str) -> None:
+    """The report on the stream faulthandler writes to: pytest captures sys.stderr (and fd 2)
+    while a test runs, so a report printed there showed only once the hung test ended: never."""
+    fd = config.stash.get(fault_handler_stderr_fd_key, None)
+    if fd is None:
+        report_tasks(test_id, sys.__stderr__)
+        return
+    os.write(fd, tasks_text(test_id).encode(errors="replace"))
 
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
-    timer = threading.Timer(HANG_REPORT_S, report_tasks, args=(item.nodeid,))
+    timer = threading.Timer(HANG_REPORT_S, _to_terminal, args=(item.config, item.nodeid))
     timer.daemon = True
     timer.start()
     try:
