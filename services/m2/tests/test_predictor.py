@@ -93,3 +93,25 @@ def test_boosters_whose_internals_differ_predict_through_their_api() -> None:
     assert tree_sum(booster) is booster  # type: ignore[arg-type]
     with pytest.raises(AttributeError):
         TreeSum(booster)  # type: ignore[arg-type]
+
+
+class _Rows(list):
+    """Stands in for TrackInputs: one entry per track, with the artist keys."""
+
+    def __init__(self, artist_keys: list[str]) -> None:
+        super().__init__(artist_keys)
+        self.artist_keys = artist_keys
+
+
+def test_the_artist_mean_baseline_predicts_each_artists_training_mean_else_the_overall_mean() -> (
+    None
+):
+    from musicspace_m2.training import baseline_metrics
+
+    ramp = np.arange(9.0)
+    y_train = np.array([ramp, ramp + 2, ramp + 10])  # artist a twice, b once: overall ramp + 4
+    # Test rows: artist a (its mean ramp + 1), b (ramp + 10), an artist not in training.
+    exact = np.array([ramp + 1, ramp + 10, ramp + 4])
+    metrics = baseline_metrics(_Rows(["a", "a", "b"]), y_train, _Rows(["a", "b", "c"]), exact)
+    assert metrics["artist_mean_r2_mean"] == pytest.approx(1.0)  # every prediction exact
+    assert metrics["global_mean_r2_mean"] < 0.5
