@@ -73,14 +73,20 @@ class SwarmStack(EngineStack):
         return sorted(out.split())
 
     def task_states(self, short: str) -> list[str]:
-        out = self.docker(
-            "service",
-            "ps",
-            "--no-trunc",
-            "--format",
-            "{{.CurrentState}}|{{.Error}}",
-            self.service(short),
-        )
+        """Each task's state; none while the engine does not answer within 30 s (a loaded
+        machine's daemon once took minutes over one `service ps`): the waits ask again."""
+        try:
+            out = self.docker(
+                "service",
+                "ps",
+                "--no-trunc",
+                "--format",
+                "{{.CurrentState}}|{{.Error}}",
+                self.service(short),
+                timeout=30,
+            )
+        except subprocess.TimeoutExpired:
+            return []
         return [line for line in out.splitlines() if line.strip()]
 
     def wait_completed(self, short: str, timeout_s: float) -> None:
