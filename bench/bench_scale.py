@@ -376,14 +376,18 @@ def prepare(scale: Scale) -> tuple[Path, str, dict[str, Any]]:
     return work, url, figures
 
 
-def run(context: Any = None) -> dict[str, Any]:
-    quick = bool(getattr(context, "quick", False))
-    scale = Scale.from_env(quick)
-    result: dict[str, Any] = {
+def begin(context: Any, goals: dict[str, float]) -> tuple[Scale, dict[str, Any]]:
+    """A scale run's sizes (SCALE_* or --quick) and the head of its result."""
+    scale = Scale.from_env(bool(getattr(context, "quick", False)))
+    return scale, {
         "sizes": sizes(scale),
-        "goals": GOALS,
+        "goals": goals,
         "load_avg_start": [round(x, 2) for x in os.getloadavg()],
     }
+
+
+def run(context: Any = None) -> dict[str, Any]:
+    scale, result = begin(context, GOALS)
     work, url, figures = prepare(scale)
     redo = figures.pop("reimported")
     result |= figures

@@ -58,9 +58,9 @@ from bench.bench_scale import (  # noqa: E402
     _open,
     _sample,
     _start,
+    begin,
     prepare,
     service_env,
-    sizes,
 )
 from bench.context import HEALTH_PROBE, Call, LoadResult, start_gateway  # noqa: E402
 from bench.loadgen import run_load  # noqa: E402
@@ -256,13 +256,8 @@ def _recall(found: list[list[str]], exact: list[list[str]], kinds: list[str]) ->
 
 
 def run(context: Any = None) -> dict[str, Any]:
+    scale, result = begin(context, GOALS)
     quick = bool(getattr(context, "quick", False))
-    scale = Scale.from_env(quick)
-    result: dict[str, Any] = {
-        "sizes": sizes(scale),
-        "goals": GOALS,
-        "load_avg_start": [round(x, 2) for x in os.getloadavg()],
-    }
     steps: dict[str, float] = {}
     clock = time.perf_counter()
 
