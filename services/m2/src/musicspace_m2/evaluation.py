@@ -66,6 +66,6 @@ def recommend_for_eval(
             )
             scores = svm_scores(space, model)
         else:
-            _, scores = fallback_scores(space, rows)
+            scores = fallback_scores(space, rows)
         out[user] = [space.track_ids[i] for i, _ in rank(space, scores, exclude_rows=rows, limit=k)]
     return out

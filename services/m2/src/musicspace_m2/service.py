@@ -472,7 +472,7 @@ def _page(
     if isinstance(scorer, UserSvm):
         scores = svm_scores(space, scorer)
     else:
-        scores = fallback_scores(space, scorer)[1]
+        scores = fallback_scores(space, scorer)
     mask = selection.allowed(space.columns, request)
     if mask is not None:
         scores = np.where(mask, scores, -np.inf)

@@ -85,14 +85,15 @@ def svm_scores(space: ContentSpace, model: UserSvm) -> np.ndarray:
 
 
 def fallback_strategy(positive_rows: np.ndarray) -> Strategy:
+    """The fallback's name (fallback_scores): similar tracks, or popular ones without any."""
     return "fallback_similar_tracks" if len(positive_rows) else "fallback_popular"
 
 
-def fallback_scores(space: ContentSpace, positive_rows: np.ndarray) -> tuple[Strategy, np.ndarray]:
+def fallback_scores(space: ContentSpace, positive_rows: np.ndarray) -> np.ndarray:
     """Similar to the user's tracks when they have any, else what is popular."""
     if len(positive_rows):
-        return "fallback_similar_tracks", space.scores_like(positive_rows) + 0.05 * space.popularity
-    return "fallback_popular", space.popularity.astype(np.float64).copy()
+        return space.scores_like(positive_rows) + 0.05 * space.popularity
+    return space.popularity.astype(np.float64).copy()
 
 
 def rank(
