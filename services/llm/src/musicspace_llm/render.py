@@ -9,7 +9,6 @@ body validates against the schema and equals what the models give).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -30,10 +29,9 @@ def _features(values: Any) -> dict[str, float]:
 
 
 def items(result: Result) -> list[dict[str, Any]]:
-    shown = _shown(result.index)
     return [
         {
-            **shown(match.row),
+            **_track_fields(result.index, match.row),
             "score": round(float(score), 4),
             "reason": reason,
             "matched": list(match.matched),
@@ -45,33 +43,25 @@ def items(result: Result) -> list[dict[str, Any]]:
     ]
 
 
-def _shown(index: TrackIndex) -> Callable[[int], dict[str, Any]]:
+def _track_fields(index: TrackIndex, row: int) -> dict[str, Any]:
     """A track's own fields in an answer, kept per index snapshot (up to SHOWN_ROWS tracks):
     the same popular tracks come back query after query, and building their fields cost a
     tenth of a search's interpreter time."""
-    cache = index.shown
-
-    def fields(row: int) -> dict[str, Any]:
-        found = cache.get(row)
-        if found is None:
-            found = _track_fields(index.frame, row)
-            if len(cache) < SHOWN_ROWS:
-                cache[row] = found
-        return found
-
-    return fields
-
-
-def _track_fields(frame: Any, r: int) -> dict[str, Any]:
-    return {
-        "track_id": frame.track_ids[r],
-        "title": frame.titles[r] or None,
-        "artist": frame.artists[r] or None,
-        "album": frame.albums[r] or None,
-        "genre": frame.genres[r] or None,
-        "subgenre": frame.subgenres[r] or None,
-        "audio_features": _features(frame.features[r]),
-    }
+    found = index.shown.get(row)
+    if found is None:
+        frame = index.frame
+        found = {
+            "track_id": frame.track_ids[row],
+            "title": frame.titles[row] or None,
+            "artist": frame.artists[row] or None,
+            "album": frame.albums[row] or None,
+            "genre": frame.genres[row] or None,
+            "subgenre": frame.subgenres[row] or None,
+            "audio_features": _features(frame.features[row]),
+        }
+        if len(index.shown) < SHOWN_ROWS:
+            index.shown[row] = found
+    return found
 
 
 def _range(low: float | None, high: float | None) -> dict[str, float | None]:
