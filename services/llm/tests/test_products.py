@@ -1,55 +1,15 @@
-"""Catalog products batched across threads, and rankings that do not depend on the batching."""
+"""Products of the query with the catalog's vectors: the same values whichever path a row takes."""
 
 from __future__ import annotations
 
-import threading
-import time
-
 import numpy as np
 
-from musicspace_llm.products import CatalogProducts
 from musicspace_llm.search import exact_products, kth_largest, row_products
 
 
 def _unit(rows: int, dim: int = 64, seed: int = 3) -> np.ndarray:
     vectors = np.random.default_rng(seed).standard_normal((rows, dim)).astype(np.float32)
     return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
-
-
-def test_queries_asked_together_share_a_pass_and_each_gets_its_own_product() -> None:
-    vectors, queries = _unit(5000), _unit(12, seed=4)
-    products = CatalogProducts(vectors)
-    slow = products._product
-
-    def held(batch: np.ndarray) -> np.ndarray:
-        time.sleep(0.05)  # long enough for the other threads to queue behind the first pass
-        return slow(batch)
-
-    products._product = held  # type: ignore[method-assign]
-    got: dict[int, np.ndarray] = {}
-    threads = [
-        threading.Thread(target=lambda j=j: got.__setitem__(j, products(queries[j])))
-        for j in range(len(queries))
-    ]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert products.queries == len(queries) and products.batches < len(queries)
-    for j, query in enumerate(queries):
-        np.testing.assert_allclose(got[j], vectors @ query, atol=1e-5)
-
-
-def test_an_error_reaches_every_query_of_the_pass() -> None:
-    products = CatalogProducts(_unit(10))
-    products._product = lambda batch: 1 / 0  # type: ignore[method-assign,assignment,misc]
-    try:
-        products(_unit(1)[0])
-    except ZeroDivisionError:
-        pass
-    else:
-        raise AssertionError("the error was swallowed")
-    assert products.batches == 1
 
 
 def test_exact_products_do_not_depend_on_where_a_row_sits() -> None:
@@ -63,7 +23,6 @@ def test_exact_products_do_not_depend_on_where_a_row_sits() -> None:
 class _Index:
     def __init__(self, vectors: np.ndarray) -> None:
         self.vectors = vectors
-        self.products = CatalogProducts(vectors)
 
 
 def test_row_products_in_place_gathered_or_whole_agree() -> None:

@@ -16,10 +16,11 @@ from typing import Any
 
 import numpy as np
 
-from musicspace_llm.ann import Neighbours
+from musicspace_llm.ann import ANN_MIN_TRACKS, Neighbours
 from musicspace_llm.crossscript import ArtistNames
 from musicspace_llm.lexical import LexicalIndex
-from musicspace_llm.products import CatalogProducts
+from musicspace_llm.projection import MIN_TRACKS as PROJECTION_MIN_TRACKS
+from musicspace_llm.projection import Projection
 from musicspace_shared.catalog import TrackFrame
 from musicspace_shared.features import FEATURES
 from musicspace_shared.selection import Columns, columns_of
@@ -55,6 +56,7 @@ class TrackIndex:
     genre_names: list[str] = field(init=False, repr=False)
     popularity: np.ndarray = field(init=False, repr=False)
     _names_lock: threading.Lock = field(init=False, repr=False, compare=False)
+    _projection_lock: threading.Lock = field(init=False, repr=False, compare=False)
     # The vector store's nearest-neighbour index, for catalogs past ann.ANN_MIN_TRACKS (the
     # manager attaches it); None: every candidate is scored exactly.
     neighbours: Neighbours | None = field(default=None, init=False, repr=False, compare=False)
@@ -80,6 +82,7 @@ class TrackIndex:
         pop = np.nan_to_num(self.frame.popularity, nan=0.0)
         self.popularity = np.clip(pop / 100.0, 0.0, 1.0)
         self._names_lock = threading.Lock()
+        self._projection_lock = threading.Lock()
         if names_from is not None:
             for name in ("_lexical", "_artist_names", "_artist_rows"):
                 if name in names_from.__dict__:
@@ -89,8 +92,11 @@ class TrackIndex:
         threading.Thread(target=self.warm, name="llm-name-indexes", daemon=True).start()
 
     def warm(self) -> None:
-        """Build the name indexes (lexical, artist sounds) of this snapshot."""
+        """Build the name indexes (lexical, artist sounds) and the projection of this snapshot
+        (past ANN_MIN_TRACKS the vector store's index serves instead: built only if asked)."""
         self.lexical, self.artist_names  # noqa: B018 - properties build and keep them
+        if len(self) < ANN_MIN_TRACKS:
+            self.projection  # noqa: B018
 
     def __len__(self) -> int:
         return len(self.frame)
@@ -141,10 +147,17 @@ class TrackIndex:
             out[f"{name}:low"] = np.nan_to_num(1.0 - column, nan=0.0)
         return out
 
-    @cached_property
-    def products(self) -> CatalogProducts:
-        """vectors @ query over the whole catalog, one pass for queries ranked at once."""
-        return CatalogProducts(self.vectors)
+    @property
+    def projection(self) -> Projection | None:
+        """The vectors in their principal directions (projection.py), for catalogs of at least
+        PROJECTION_MIN_TRACKS tracks; built once per snapshot (by warm, or the first search
+        that needs it, under a lock)."""
+        if len(self) < PROJECTION_MIN_TRACKS or self.vectors.ndim != 2:
+            return None
+        with self._projection_lock:
+            if "_projection" not in self.__dict__:
+                self.__dict__["_projection"] = Projection.fit(self.vectors)
+            return self.__dict__["_projection"]
 
     @cached_property
     def columns(self) -> Columns:

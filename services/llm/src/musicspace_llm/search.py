@@ -15,6 +15,7 @@ import numpy as np
 
 from musicspace_llm.ann import ANN_MAX_EXACT, ann_candidates
 from musicspace_llm.index import TrackIndex
+from musicspace_llm.projection import SHORTLIST
 from musicspace_llm.understanding import QueryIntent
 from musicspace_shared.features import FEATURES
 
@@ -150,14 +151,14 @@ def _gathered_products(vectors: np.ndarray, rows: np.ndarray, query: np.ndarray)
 def row_products(index: TrackIndex, rows: np.ndarray, query: np.ndarray) -> np.ndarray:
     """vectors[rows] @ query for sorted rows, at the least memory traffic: runs of nearby rows
     (a catalog grouped by subgenre gives a few long ones) are multiplied in place, scattered
-    rows gathered, and past a quarter of the catalog one product over all of it wins (batched
-    with other queries ranked at the same time: products.py). Rounding depends on the path."""
+    rows gathered, and past a quarter of the catalog one product over all of it wins. Rounding
+    depends on the path."""
     n = len(rows)
     vectors = index.vectors
     if not n:
         return np.zeros(0, dtype=np.float32)
     if n * GATHER_COST >= len(vectors):
-        return index.products(query)[rows]
+        return (vectors @ query)[rows]
     # Split where reading the rows between two candidates costs more than gathering them would.
     breaks = np.flatnonzero(np.diff(rows) > GATHER_COST) + 1
     starts, ends = np.r_[0, breaks], np.r_[breaks, n]
@@ -169,6 +170,19 @@ def row_products(index: TrackIndex, rows: np.ndarray, query: np.ndarray) -> np.n
         low = int(rows[a])
         out[a:b] = (vectors[low : int(rows[b - 1]) + 1] @ query)[rows[a:b] - low]
     return out
+
+
+def shortlist(
+    index: TrackIndex, structured: np.ndarray, candidates: np.ndarray, query: np.ndarray, k: int
+) -> np.ndarray:
+    """The candidates worth an exact product when nearly all are (projection.py): the best
+    max(SHORTLIST, 8k) by their structured score plus the estimated document similarity."""
+    projection = index.projection
+    depth = max(SHORTLIST, 8 * k)
+    if projection is None or len(candidates) <= depth:
+        return candidates
+    estimate = structured[candidates] + W_DOCUMENT * projection.estimate(query)[candidates]
+    return np.sort(candidates[np.argpartition(-estimate, depth - 1)[:depth]])
 
 
 def top_matches(
@@ -205,10 +219,12 @@ def top_matches(
         if index.neighbours is not None and len(candidates) > ANN_MAX_EXACT:
             near = ann_candidates(structured, index.neighbours, query, k)
             candidates = candidates if near is None else near
+        elif len(candidates) * GATHER_COST >= len(index):
+            candidates = shortlist(index, structured, candidates, query, k)
         similarity = row_products(index, candidates, query)
         score = structured[candidates] + W_DOCUMENT * similarity.astype(np.float64)
-        # The products above round differently by the path they took (in place, gathered, or
-        # batched with other queries): the contenders for the top k are scored again in one
+        # The products above round differently by the path they took (in place, gathered or
+        # whole): the contenders for the top k are scored again in one
         # fixed way, so the ranking does not depend on the path.
         contenders = np.flatnonzero(score >= kth_largest(score, k) - 2 * W_DOCUMENT * PRODUCT_ERROR)
         candidates = candidates[contenders]
