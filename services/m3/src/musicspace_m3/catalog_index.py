@@ -88,7 +88,7 @@ def build_catalog_index(frame: TrackFrame, *, fingerprint: str = "") -> CatalogI
         rows = np.where((subgenre == code) & ~has)[0]
         z[rows] = np.where(np.isnan(z[rows]), fill, z[rows])
     z[np.isnan(z)] = 0.0
-    return CatalogIndex(
+    index = CatalogIndex(
         **labels,
         popularity=pop,
         audio=z.astype(np.float32),
@@ -100,6 +100,8 @@ def build_catalog_index(frame: TrackFrame, *, fingerprint: str = "") -> CatalogI
         year=_years(getattr(frame, "release_dates", None), len(frame)),
         fingerprint=fingerprint,
     )
+    index.prepare_groups()  # the candidate scan's rows by artist and group, built here once
+    return index
 
 
 def _years(dates: list[str | None] | None, n: int) -> np.ndarray:

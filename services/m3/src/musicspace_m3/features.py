@@ -13,6 +13,7 @@ import numpy as np
 
 from musicspace_m3.catalog_index import CatalogIndex
 from musicspace_m3.collab import Collab
+from musicspace_shared.catalog import top_rows_by_group
 from musicspace_shared.features import FEATURES
 
 FEATURE_NAMES: tuple[str, ...] = (
@@ -128,40 +129,83 @@ def user_stats(index: CatalogIndex, collab: Collab, profile: Profile) -> UserSta
     )
 
 
-def candidates(
-    index: CatalogIndex, stats: UserStats, profile: Profile, *, limit: int
-) -> np.ndarray:
-    """Up to `limit` catalog positions worth ranking, best first by a cheap prescore.
+def prescore(index: CatalogIndex, stats: UserStats, rows: np.ndarray) -> np.ndarray:
+    """The candidate prescore of catalog `rows` (float32): a fixed blend of the user's artists
+    and albums, co-occurrence with other users, the user's subgenres and genres, audio
+    closeness to the profile and popularity.
 
-    Sources: the user's artists and albums, co-occurrence with other users, the user's
-    subgenres and genres (by popularity), audio neighbours of the profile, popular tracks.
-    The prescore is a fixed blend of those signals over the whole catalog (vectorised, ~1 ms).
-    """
-    # Distances via |a|^2 - 2 a.c + |c|^2 (one mat-vec over the catalog); per-entity terms are
-    # computed on the small entity arrays first and gathered once per track.
+    A row's value does not depend on which other rows are scored with it (no BLAS
+    mat-vec, whose rounding may follow a row's place in the block), so the whole-catalog
+    scan and the group scan order equal scores the same way."""
+    audio = index.audio[rows]
+    # |a|^2 - 2 a.c + |c|^2; per-entity terms are computed on the small entity arrays.
     d2 = (
-        index.audio_sq
-        - 2.0 * (index.audio @ stats.centroid)
+        index.audio_sq[rows]
+        - 2.0 * (audio * stats.centroid).sum(axis=1)
         + float(stats.centroid @ stats.centroid)
     )
     artist_term = np.minimum(stats.artist.astype(np.float32) * 10.0, 1.0) * 3.0
     album_term = np.minimum(stats.album.astype(np.float32) * 10.0, 1.0) * 2.0
     genre_term = 3.0 * stats.subgenre.astype(np.float32)
-    prescore = (
-        artist_term[index.artist]
-        + album_term[index.album]
-        + genre_term[index.subgenre]
-        + stats.genre.astype(np.float32)[index.genre]
-        + np.minimum(stats.cooc_weight * 10.0, 2.0)
-        + index.pop_term
+    return (
+        artist_term[index.artist[rows]]
+        + album_term[index.album[rows]]
+        + genre_term[index.subgenre[rows]]
+        + stats.genre.astype(np.float32)[index.genre[rows]]
+        + np.minimum(stats.cooc_weight[rows] * 10.0, 2.0)
+        + index.pop_term[rows]
         + 0.3 * np.exp(-np.sqrt(np.maximum(d2, 0.0)) / 2.0)
     )
-    if profile.excluded.size:
-        prescore[profile.excluded] = -np.inf
-    limit = min(limit, len(prescore))
-    top = np.argpartition(-prescore, limit - 1)[:limit]
-    top = top[np.isfinite(prescore[top])]
-    return top[np.argsort(-prescore[top], kind="stable")]
+
+
+# Above the audio and popularity terms' float32 rounding, below any real gap between scores.
+_BOUND_SLACK = 1e-4
+
+
+def candidates(
+    index: CatalogIndex, stats: UserStats, profile: Profile, *, limit: int
+) -> np.ndarray:
+    """Up to `limit` catalog positions (not excluded) with the best prescore, best first;
+    equal prescores by catalog position (the same answer as `candidates_full_scan`).
+
+    Without scoring the whole catalog (musicspace_shared.catalog.top_rows_by_group): a track
+    of none of the user's artists and held by no co-listener scores at most its (subgenre,
+    genre) group's share terms plus the audio and popularity terms' maxima, so the user's
+    artists' and co-listened tracks are scored first, then the best groups until the
+    `limit`-th best beats the next group's bound."""
+    skip = np.zeros(len(index), dtype=bool)
+    skip[profile.excluded] = True
+    first = np.union1d(
+        index.rows_of_artists(np.flatnonzero(stats.artist)), np.flatnonzero(stats.cooc_weight)
+    )
+    share = 3.0 * stats.subgenre[index.group_subgenre] + stats.genre[index.group_genre]
+    rest = 0.3 + float(index.pop_term.max(initial=0.0)) + _BOUND_SLACK
+    rows, _ = top_rows_by_group(
+        index,
+        n=limit,
+        skip=skip,
+        first=first,
+        bound=share + rest,
+        score=lambda rows: prescore(index, stats, rows),
+    )
+    return rows
+
+
+def candidates_full_scan(
+    index: CatalogIndex, stats: UserStats, profile: Profile, *, limit: int
+) -> np.ndarray:
+    """`candidates` by scoring every track (the reference the group scan must equal)."""
+    rows = np.arange(len(index))
+    scores = prescore(index, stats, rows)
+    keep = np.ones(len(index), dtype=bool)
+    keep[profile.excluded] = False
+    rows, scores = rows[keep], scores[keep]
+    limit = min(limit, len(rows))
+    if limit <= 0:
+        return rows[:0]
+    cut = np.partition(scores, len(scores) - limit)[len(scores) - limit]
+    rows, scores = rows[scores >= cut], scores[scores >= cut]
+    return rows[np.lexsort((rows, -scores))[:limit]]
 
 
 def feature_matrix(
