@@ -5,7 +5,9 @@ prescores ordered by catalog position (not by how the rows were found)."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
+from musicspace_m3 import features
 from musicspace_m3.catalog_index import build_catalog_index
 from musicspace_m3.collab import build_collab
 from musicspace_m3.features import (
@@ -48,7 +50,9 @@ def _world(seed: int = 1, n: int = 3000):  # type: ignore[no-untyped-def]
     return index, build_collab(users, n), users, rng
 
 
-def test_group_scan_equals_the_full_scan_in_order() -> None:
+@pytest.mark.parametrize("first_colistened", [20, 5000])  # some or all co-listened first
+def test_group_scan_equals_the_full_scan_in_order(monkeypatch, first_colistened: int) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(features, "_FIRST_COLISTENED", first_colistened)
     index, collab, users, rng = _world()
     ties = 0
     for user, positives in users.items():

@@ -56,6 +56,7 @@ class CatalogIndex(CatalogLabels):
         init=False, repr=False
     )  # |audio|^2 per track (distances by dot products)
     pop_term: np.ndarray = field(init=False, repr=False)  # the prescore's popularity term
+    pop_term_max: float = field(init=False, repr=False)
     fingerprint: str = ""
     artist_tracks: sp.csr_matrix = field(init=False, repr=False)  # artists x tracks
 
@@ -63,6 +64,7 @@ class CatalogIndex(CatalogLabels):
         n = len(self.frame)
         self.audio_sq = (self.audio.astype(np.float32) ** 2).sum(axis=1)
         self.pop_term = (0.006 * self.popularity).astype(np.float32)
+        self.pop_term_max = float(self.pop_term.max(initial=0.0))
         self.artist_tracks = sp.csr_matrix(
             (np.ones(n, dtype=np.float32), (self.artist, np.arange(n))), shape=(self.n_artists, n)
         )

@@ -93,6 +93,7 @@ class UserStats:
     title: np.ndarray  # dense profile title vector (vocab,)
     cooc_users: np.ndarray
     cooc_weight: np.ndarray
+    colistened: np.ndarray  # tracks held by users sharing a track with the profile, sorted
     track_users: np.ndarray
     track_negatives: np.ndarray
     years: np.ndarray  # the profile's known release years, sorted
@@ -103,7 +104,7 @@ def user_stats(index: CatalogIndex, collab: Collab, profile: Profile) -> UserSta
     """Shares of artists/albums/genres, audio centroid, title profile and co-occurrence."""
     pos = profile.positives
     n = max(len(pos), 1)
-    cooc_users, cooc_weight = collab.cooccurrence(pos, exclude=profile.key)
+    cooc_users, cooc_weight, colistened = collab.cooccurrence(pos, exclude=profile.key)
     pair_codes, pair_counts = np.unique(
         index.artist[pos] * index.n_subgenres + index.subgenre[pos], return_counts=True
     )
@@ -122,6 +123,7 @@ def user_stats(index: CatalogIndex, collab: Collab, profile: Profile) -> UserSta
         title=title.astype(np.float32),
         cooc_users=cooc_users,
         cooc_weight=cooc_weight,
+        colistened=colistened,
         track_users=collab.track_users_excluding(profile.key),
         track_negatives=collab.track_negatives,
         years=np.sort(index.year[pos][~np.isnan(index.year[pos])]),
@@ -144,14 +146,13 @@ def prescore(index: CatalogIndex, stats: UserStats, rows: np.ndarray) -> np.ndar
         - 2.0 * (audio * stats.centroid).sum(axis=1)
         + float(stats.centroid @ stats.centroid)
     )
-    artist_term = np.minimum(stats.artist.astype(np.float32) * 10.0, 1.0) * 3.0
-    album_term = np.minimum(stats.album.astype(np.float32) * 10.0, 1.0) * 2.0
-    genre_term = 3.0 * stats.subgenre.astype(np.float32)
+    artist = stats.artist[index.artist[rows]].astype(np.float32)
+    album = stats.album[index.album[rows]].astype(np.float32)
     return (
-        artist_term[index.artist[rows]]
-        + album_term[index.album[rows]]
-        + genre_term[index.subgenre[rows]]
-        + stats.genre.astype(np.float32)[index.genre[rows]]
+        np.minimum(artist * 10.0, 1.0) * 3.0
+        + np.minimum(album * 10.0, 1.0) * 2.0
+        + 3.0 * stats.subgenre[index.subgenre[rows]].astype(np.float32)
+        + stats.genre[index.genre[rows]].astype(np.float32)
         + np.minimum(stats.cooc_weight[rows] * 10.0, 2.0)
         + index.pop_term[rows]
         + 0.3 * np.exp(-np.sqrt(np.maximum(d2, 0.0)) / 2.0)
@@ -160,6 +161,10 @@ def prescore(index: CatalogIndex, stats: UserStats, rows: np.ndarray) -> np.ndar
 
 # Above the audio and popularity terms' float32 rounding, below any real gap between scores.
 _BOUND_SLACK = 1e-4
+# Co-listened tracks scored first, the strongest by co-occurrence weight: the others' term is
+# bounded by the weakest of those (at 10 interactions per track most of the catalog is
+# co-listened by someone, mostly weakly).
+_FIRST_COLISTENED = 2000
 
 
 def candidates(
@@ -169,17 +174,18 @@ def candidates(
     equal prescores by catalog position (the same answer as `candidates_full_scan`).
 
     Without scoring the whole catalog (musicspace_shared.catalog.top_rows_by_group): a track
-    of none of the user's artists and held by no co-listener scores at most its (subgenre,
-    genre) group's share terms plus the audio and popularity terms' maxima, so the user's
-    artists' and co-listened tracks are scored first, then the best groups until the
-    `limit`-th best beats the next group's bound."""
+    of none of the user's artists scores at most its (subgenre, genre) group's share terms,
+    the audio and popularity terms' maxima and its co-occurrence term. So the user's
+    artists' tracks and the `_FIRST_COLISTENED` most co-listened ones are scored first, then
+    the best groups, each bounded with the co-occurrence term of the strongest track left,
+    until the `limit`-th best beats the next group's bound."""
     skip = np.zeros(len(index), dtype=bool)
     skip[profile.excluded] = True
-    first = np.union1d(
-        index.rows_of_artists(np.flatnonzero(stats.artist)), np.flatnonzero(stats.cooc_weight)
-    )
+    artists = np.unique(index.artist[profile.positives])  # those with a share above 0
+    colistened, cooc_left = _strongest(stats.colistened, stats.cooc_weight, _FIRST_COLISTENED)
+    first = np.union1d(index.rows_of_artists(artists), colistened)
     share = 3.0 * stats.subgenre[index.group_subgenre] + stats.genre[index.group_genre]
-    rest = 0.3 + float(index.pop_term.max(initial=0.0)) + _BOUND_SLACK
+    rest = 0.3 + index.pop_term_max + min(10.0 * cooc_left, 2.0) + _BOUND_SLACK
     rows, _ = top_rows_by_group(
         index,
         n=limit,
@@ -189,6 +195,15 @@ def candidates(
         score=lambda rows: prescore(index, stats, rows),
     )
     return rows
+
+
+def _strongest(rows: np.ndarray, weight: np.ndarray, n: int) -> tuple[np.ndarray, float]:
+    """The n rows of `rows` with the highest weight, and the highest weight of the others."""
+    if len(rows) <= n:
+        return rows, 0.0
+    w = weight[rows]
+    order = np.argpartition(-w, n)
+    return rows[order[:n]], float(w[order[n:]].max())
 
 
 def candidates_full_scan(
