@@ -192,10 +192,10 @@ async def load_tracks(
 
 def _track_page(rows: Sequence[sa.Row], with_updated_at: bool) -> TrackFrame:
     n = len(rows)
-    feats = np.array(
-        [[np.nan if r[7 + j] is None else r[7 + j] for j in range(len(FEATURES))] for r in rows],
-        dtype=np.float64,
-    ).reshape(n, len(FEATURES))
+    # None -> NaN by the float conversion itself (a third of the time of a test per value).
+    feats = np.array([r[7 : 7 + len(FEATURES)] for r in rows], dtype=np.float64).reshape(
+        n, len(FEATURES)
+    )
     after = 7 + len(FEATURES)  # features_source, release_date[, updated_at]
     return TrackFrame(
         track_ids=[r[0] for r in rows],
@@ -204,7 +204,7 @@ def _track_page(rows: Sequence[sa.Row], with_updated_at: bool) -> TrackFrame:
         albums=[r[3] or "" for r in rows],
         genres=[r[4] or "" for r in rows],
         subgenres=[r[5] or "" for r in rows],
-        popularity=np.array([np.nan if r[6] is None else r[6] for r in rows], dtype=np.float64),
+        popularity=np.array([r[6] for r in rows], dtype=np.float64),
         features=feats,
         features_source=[r[after] for r in rows],
         release_dates=[r[after + 1] for r in rows],
