@@ -22,8 +22,10 @@ def _title_matrix(titles: list[str], artists: list[str]) -> sp.csr_matrix:
     vocab: dict[str, int] = {}
     rows, cols = [], []
     for i, title in enumerate(titles):
-        tokens = set(_TOKEN.findall(title.lower()))
-        for tok in tokens:
+        # Sorted: a set's order follows the process' string hash seed, and with it the
+        # vocabulary's columns and the float sums over them (the ranker's inputs moved
+        # in their last bits from one process to the next).
+        for tok in sorted(set(_TOKEN.findall(title.lower()))):
             j = vocab.setdefault(tok, len(vocab))
             rows.append(i)
             cols.append(j)
