@@ -8,7 +8,8 @@ sizes (var/bench/scale/<key>/). Starts the service's app in this process (its li
 catalog, the models), removes every per-user model, then asks `--users` distinct users with
 >= 10 tracks, each once (first visits), through ASGI: open loop at `--rate` requests/s
 (latency counted from each request's due time, so a stall is not hidden), and reports
-p50/p90/p99 and the process' CPU per request (background work included). `--profile N`
+p50/p90/p99, the process' CPU per request (background work included) and its resident
+memory with its worker processes' (/proc) at ready and after the run. `--profile N`
 then asks N more users with the CPU pool run inline under cProfile (the whole request path in
 one profile; OpenMP limited to one thread, as in the pool). No gateway, no other service:
 what the service itself costs.
@@ -39,7 +40,7 @@ if str(ROOT) not in sys.path:
 import httpx  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
 
-from bench.bench_scale import MARIADB_SERVER, WORK, Scale  # noqa: E402
+from bench.bench_scale import MARIADB_SERVER, WORK, Scale, _memory  # noqa: E402
 from musicspace_shared.db.engine import make_engine  # noqa: E402
 
 OFFSET = {"m1": 0, "m2": 1000, "m3": 2000}  # distinct users per service
@@ -77,6 +78,7 @@ async def _run(service: str, users: int, rate: float, profile: int) -> dict[str,
                 break
             await asyncio.sleep(0.5)
         out["ready_s"] = round(time.perf_counter() - started, 1)
+        out["memory_at_ready"] = _memory(os.getpid())  # this process (the app) and its workers
         url = f"/api/{service}/recommend"
 
         async def ask(user: int) -> dict[str, Any]:
@@ -114,6 +116,7 @@ async def _run(service: str, users: int, rate: float, profile: int) -> dict[str,
             ),
             "answers": answers,
             "load_avg_end": os.getloadavg(),
+            "memory_after": _memory(os.getpid()),
         }
         if profile:
             from threadpoolctl import threadpool_limits

@@ -32,7 +32,8 @@ def test_cooccurrence_equals_the_whole_matrix_products() -> None:
         positives = users.get(key, rng.choice(n_tracks, size=30))
         positives = np.r_[positives, positives[:3]]  # a repeat counts once
         overlap, weight = collab.neighbours(positives, exclude=key)
-        users_c, weight_c = collab.cooccurrence(positives, exclude=key)
+        users_c, weight_c, held = collab.cooccurrence(positives, exclude=key)
+        assert np.array_equal(held, np.flatnonzero(weight_c))
         want = _whole_matrix(collab, positives, key)
         assert np.array_equal(overlap, want[0]) and np.array_equal(weight, want[1])
         assert np.array_equal(users_c, want[2]) and np.allclose(weight_c, want[3], rtol=1e-6)
@@ -41,5 +42,5 @@ def test_cooccurrence_equals_the_whole_matrix_products() -> None:
 
 def test_no_positives_no_neighbours() -> None:
     collab = build_collab({1: [0, 1], 2: [1, 2]}, 4)
-    users, weight = collab.cooccurrence(np.zeros(0, dtype=np.int64), exclude=1)
+    users, weight, held = collab.cooccurrence(np.zeros(0, dtype=np.int64), exclude=1)
     assert not users.any() and not weight.any()

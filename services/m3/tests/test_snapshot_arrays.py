@@ -39,3 +39,9 @@ async def test_arrays_and_dicts_give_the_same_matrix_and_counts(session: AsyncSe
     assert np.array_equal(got.track_users, expected.track_users)
     assert np.array_equal(got.track_negatives, expected.track_negatives)
     assert expected.track_negatives.sum() > 0 and expected.matrix.nnz > 0
+
+
+def test_row_lookup_finds_known_ids_only() -> None:
+    lookup = repository.RowLookup(["b2", "a1", "abc"])
+    got = lookup.rows(["a1", "abc", "abcd", "ab", "zz", "b2", ""])
+    assert got.tolist() == [1, 2, -1, -1, -1, 0, -1]

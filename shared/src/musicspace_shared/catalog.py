@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
 from pathlib import Path
+from sys import intern
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -192,24 +193,30 @@ async def load_tracks(
 
 def _track_page(rows: Sequence[sa.Row], with_updated_at: bool) -> TrackFrame:
     n = len(rows)
-    feats = np.array(
-        [[np.nan if r[7 + j] is None else r[7 + j] for j in range(len(FEATURES))] for r in rows],
-        dtype=np.float64,
-    ).reshape(n, len(FEATURES))
+    # None -> NaN by the float conversion itself (a third of the time of a test per value).
+    feats = np.array([r[7 : 7 + len(FEATURES)] for r in rows], dtype=np.float64).reshape(
+        n, len(FEATURES)
+    )
     after = 7 + len(FEATURES)  # features_source, release_date[, updated_at]
+    # Repeated labels (artist, album, genre, source, date) as one string object each, not
+    # one per row (no change in m3's resident memory measured at 150k tracks, though).
     return TrackFrame(
         track_ids=[r[0] for r in rows],
         titles=[r[1] or "" for r in rows],
-        artists=[r[2] or "" for r in rows],
-        albums=[r[3] or "" for r in rows],
-        genres=[r[4] or "" for r in rows],
-        subgenres=[r[5] or "" for r in rows],
-        popularity=np.array([np.nan if r[6] is None else r[6] for r in rows], dtype=np.float64),
+        artists=[intern(r[2] or "") for r in rows],
+        albums=[intern(r[3] or "") for r in rows],
+        genres=[intern(r[4] or "") for r in rows],
+        subgenres=[intern(r[5] or "") for r in rows],
+        popularity=np.array([r[6] for r in rows], dtype=np.float64),
         features=feats,
-        features_source=[r[after] for r in rows],
-        release_dates=[r[after + 1] for r in rows],
+        features_source=[_intern(r[after]) for r in rows],
+        release_dates=[_intern(r[after + 1]) for r in rows],
         updated_at=[r[after + 2] for r in rows] if with_updated_at else [],
     )
+
+
+def _intern(value: str | None) -> str | None:
+    return None if value is None else intern(value)
 
 
 def concat_frames(frames: Sequence[TrackFrame]) -> TrackFrame:

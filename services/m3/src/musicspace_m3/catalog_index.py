@@ -22,8 +22,10 @@ def _title_matrix(titles: list[str], artists: list[str]) -> sp.csr_matrix:
     vocab: dict[str, int] = {}
     rows, cols = [], []
     for i, title in enumerate(titles):
-        tokens = set(_TOKEN.findall(title.lower()))
-        for tok in tokens:
+        # Sorted: a set's order follows the process' string hash seed, and with it the
+        # vocabulary's columns and the float sums over them (the ranker's inputs moved
+        # in their last bits from one process to the next).
+        for tok in sorted(set(_TOKEN.findall(title.lower()))):
             j = vocab.setdefault(tok, len(vocab))
             rows.append(i)
             cols.append(j)
@@ -56,6 +58,7 @@ class CatalogIndex(CatalogLabels):
         init=False, repr=False
     )  # |audio|^2 per track (distances by dot products)
     pop_term: np.ndarray = field(init=False, repr=False)  # the prescore's popularity term
+    pop_term_max: float = field(init=False, repr=False)
     fingerprint: str = ""
     artist_tracks: sp.csr_matrix = field(init=False, repr=False)  # artists x tracks
 
@@ -63,6 +66,7 @@ class CatalogIndex(CatalogLabels):
         n = len(self.frame)
         self.audio_sq = (self.audio.astype(np.float32) ** 2).sum(axis=1)
         self.pop_term = (0.006 * self.popularity).astype(np.float32)
+        self.pop_term_max = float(self.pop_term.max(initial=0.0))
         self.artist_tracks = sp.csr_matrix(
             (np.ones(n, dtype=np.float32), (self.artist, np.arange(n))), shape=(self.n_artists, n)
         )
@@ -88,7 +92,7 @@ def build_catalog_index(frame: TrackFrame, *, fingerprint: str = "") -> CatalogI
         rows = np.where((subgenre == code) & ~has)[0]
         z[rows] = np.where(np.isnan(z[rows]), fill, z[rows])
     z[np.isnan(z)] = 0.0
-    return CatalogIndex(
+    index = CatalogIndex(
         **labels,
         popularity=pop,
         audio=z.astype(np.float32),
@@ -100,6 +104,8 @@ def build_catalog_index(frame: TrackFrame, *, fingerprint: str = "") -> CatalogI
         year=_years(getattr(frame, "release_dates", None), len(frame)),
         fingerprint=fingerprint,
     )
+    index.prepare_groups()  # the candidate scan's rows by artist and group, built here once
+    return index
 
 
 def _years(dates: list[str | None] | None, n: int) -> np.ndarray:

@@ -13,6 +13,7 @@ import numpy as np
 
 from musicspace_m3.catalog_index import CatalogIndex
 from musicspace_m3.collab import Collab
+from musicspace_shared.catalog import top_rows_by_group
 from musicspace_shared.features import FEATURES
 
 FEATURE_NAMES: tuple[str, ...] = (
@@ -92,6 +93,7 @@ class UserStats:
     title: np.ndarray  # dense profile title vector (vocab,)
     cooc_users: np.ndarray
     cooc_weight: np.ndarray
+    colistened: np.ndarray  # tracks held by users sharing a track with the profile, sorted
     track_users: np.ndarray
     track_negatives: np.ndarray
     years: np.ndarray  # the profile's known release years, sorted
@@ -102,7 +104,7 @@ def user_stats(index: CatalogIndex, collab: Collab, profile: Profile) -> UserSta
     """Shares of artists/albums/genres, audio centroid, title profile and co-occurrence."""
     pos = profile.positives
     n = max(len(pos), 1)
-    cooc_users, cooc_weight = collab.cooccurrence(pos, exclude=profile.key)
+    cooc_users, cooc_weight, colistened = collab.cooccurrence(pos, exclude=profile.key)
     pair_codes, pair_counts = np.unique(
         index.artist[pos] * index.n_subgenres + index.subgenre[pos], return_counts=True
     )
@@ -121,6 +123,7 @@ def user_stats(index: CatalogIndex, collab: Collab, profile: Profile) -> UserSta
         title=title.astype(np.float32),
         cooc_users=cooc_users,
         cooc_weight=cooc_weight,
+        colistened=colistened,
         track_users=collab.track_users_excluding(profile.key),
         track_negatives=collab.track_negatives,
         years=np.sort(index.year[pos][~np.isnan(index.year[pos])]),
@@ -128,40 +131,96 @@ def user_stats(index: CatalogIndex, collab: Collab, profile: Profile) -> UserSta
     )
 
 
+def prescore(index: CatalogIndex, stats: UserStats, rows: np.ndarray) -> np.ndarray:
+    """The candidate prescore of catalog `rows` (float32): a fixed blend of the user's artists
+    and albums, co-occurrence with other users, the user's subgenres and genres, audio
+    closeness to the profile and popularity.
+
+    A row's value does not depend on which other rows are scored with it (no BLAS
+    mat-vec, whose rounding may follow a row's place in the block), so the whole-catalog
+    scan and the group scan order equal scores the same way."""
+    audio = index.audio[rows]
+    # |a|^2 - 2 a.c + |c|^2; per-entity terms are computed on the small entity arrays.
+    d2 = (
+        index.audio_sq[rows]
+        - 2.0 * (audio * stats.centroid).sum(axis=1)
+        + float(stats.centroid @ stats.centroid)
+    )
+    artist = stats.artist[index.artist[rows]].astype(np.float32)
+    album = stats.album[index.album[rows]].astype(np.float32)
+    return (
+        np.minimum(artist * 10.0, 1.0) * 3.0
+        + np.minimum(album * 10.0, 1.0) * 2.0
+        + 3.0 * stats.subgenre[index.subgenre[rows]].astype(np.float32)
+        + stats.genre[index.genre[rows]].astype(np.float32)
+        + np.minimum(stats.cooc_weight[rows] * 10.0, 2.0)
+        + index.pop_term[rows]
+        + 0.3 * np.exp(-np.sqrt(np.maximum(d2, 0.0)) / 2.0)
+    )
+
+
+# Above the audio and popularity terms' float32 rounding, below any real gap between scores.
+_BOUND_SLACK = 1e-4
+# Co-listened tracks scored first, the strongest by co-occurrence weight: the others' term is
+# bounded by the weakest of those (at 10 interactions per track most of the catalog is
+# co-listened by someone, mostly weakly).
+_FIRST_COLISTENED = 2000
+
+
 def candidates(
     index: CatalogIndex, stats: UserStats, profile: Profile, *, limit: int
 ) -> np.ndarray:
-    """Up to `limit` catalog positions worth ranking, best first by a cheap prescore.
+    """Up to `limit` catalog positions (not excluded) with the best prescore, best first;
+    equal prescores by catalog position (the same answer as `candidates_full_scan`).
 
-    Sources: the user's artists and albums, co-occurrence with other users, the user's
-    subgenres and genres (by popularity), audio neighbours of the profile, popular tracks.
-    The prescore is a fixed blend of those signals over the whole catalog (vectorised, ~1 ms).
-    """
-    # Distances via |a|^2 - 2 a.c + |c|^2 (one mat-vec over the catalog); per-entity terms are
-    # computed on the small entity arrays first and gathered once per track.
-    d2 = (
-        index.audio_sq
-        - 2.0 * (index.audio @ stats.centroid)
-        + float(stats.centroid @ stats.centroid)
+    Without scoring the whole catalog (musicspace_shared.catalog.top_rows_by_group): a track
+    of none of the user's artists scores at most its (subgenre, genre) group's share terms,
+    the audio and popularity terms' maxima and its co-occurrence term. So the user's
+    artists' tracks and the `_FIRST_COLISTENED` most co-listened ones are scored first, then
+    the best groups, each bounded with the co-occurrence term of the strongest track left,
+    until the `limit`-th best beats the next group's bound."""
+    skip = np.zeros(len(index), dtype=bool)
+    skip[profile.excluded] = True
+    artists = np.unique(index.artist[profile.positives])  # those with a share above 0
+    colistened, cooc_left = _strongest(stats.colistened, stats.cooc_weight, _FIRST_COLISTENED)
+    first = np.union1d(index.rows_of_artists(artists), colistened)
+    share = 3.0 * stats.subgenre[index.group_subgenre] + stats.genre[index.group_genre]
+    rest = 0.3 + index.pop_term_max + min(10.0 * cooc_left, 2.0) + _BOUND_SLACK
+    rows, _ = top_rows_by_group(
+        index,
+        n=limit,
+        skip=skip,
+        first=first,
+        bound=share + rest,
+        score=lambda rows: prescore(index, stats, rows),
     )
-    artist_term = np.minimum(stats.artist.astype(np.float32) * 10.0, 1.0) * 3.0
-    album_term = np.minimum(stats.album.astype(np.float32) * 10.0, 1.0) * 2.0
-    genre_term = 3.0 * stats.subgenre.astype(np.float32)
-    prescore = (
-        artist_term[index.artist]
-        + album_term[index.album]
-        + genre_term[index.subgenre]
-        + stats.genre.astype(np.float32)[index.genre]
-        + np.minimum(stats.cooc_weight * 10.0, 2.0)
-        + index.pop_term
-        + 0.3 * np.exp(-np.sqrt(np.maximum(d2, 0.0)) / 2.0)
-    )
-    if profile.excluded.size:
-        prescore[profile.excluded] = -np.inf
-    limit = min(limit, len(prescore))
-    top = np.argpartition(-prescore, limit - 1)[:limit]
-    top = top[np.isfinite(prescore[top])]
-    return top[np.argsort(-prescore[top], kind="stable")]
+    return rows
+
+
+def _strongest(rows: np.ndarray, weight: np.ndarray, n: int) -> tuple[np.ndarray, float]:
+    """The n rows of `rows` with the highest weight, and the highest weight of the others."""
+    if len(rows) <= n:
+        return rows, 0.0
+    w = weight[rows]
+    order = np.argpartition(-w, n)
+    return rows[order[:n]], float(w[order[n:]].max())
+
+
+def candidates_full_scan(
+    index: CatalogIndex, stats: UserStats, profile: Profile, *, limit: int
+) -> np.ndarray:
+    """`candidates` by scoring every track (the reference the group scan must equal)."""
+    rows = np.arange(len(index))
+    scores = prescore(index, stats, rows)
+    keep = np.ones(len(index), dtype=bool)
+    keep[profile.excluded] = False
+    rows, scores = rows[keep], scores[keep]
+    limit = min(limit, len(rows))
+    if limit <= 0:
+        return rows[:0]
+    cut = np.partition(scores, len(scores) - limit)[len(scores) - limit]
+    rows, scores = rows[scores >= cut], scores[scores >= cut]
+    return rows[np.lexsort((rows, -scores))[:limit]]
 
 
 def feature_matrix(

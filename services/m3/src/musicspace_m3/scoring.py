@@ -39,6 +39,8 @@ def rank(
         return Ranked(cands, np.zeros(0), np.zeros((0, 0), np.float32), np.zeros(0, np.float32), 0)
     x = feature_matrix(index, stats, profile, cands)
     scores = ranker.predict(model, x)
+    # Equal scores keep the candidates' order (prescore, then catalog position): an order
+    # that does not depend on how the candidates were found.
     order = np.argsort(-scores, kind="stable")
     if max_per_artist is not None:
         order = cap_per_artist(order, index.artist[cands], max_per_artist, limit)

@@ -64,7 +64,7 @@ def collab_from_activity(n_tracks: int, activity: Activity) -> Collab:
     pms = pair_keys(a.pms_users, a.pms_rows)
     positives = _distinct(np.concatenate([pms, pair_keys(a.users[positive], a.rows[positive])]))
     negatives = _distinct(pair_keys(a.users[negative], a.rows[negative]))
-    negatives = negatives[~np.isin(negatives, pms, kind="sort")]
+    negatives = negatives[~_within(negatives, _distinct(pms))]
     return collab_from_pairs(
         [int(k) for k in keys[order]],
         positives // n_tracks,
@@ -79,6 +79,14 @@ def _distinct(values: np.ndarray) -> np.ndarray:
     track share their low bits): 15 s instead of 0.3 s for 3.4M keys."""
     values = np.sort(values)
     return values[np.r_[True, values[1:] != values[:-1]]] if len(values) else values
+
+
+def _within(values: np.ndarray, sorted_keys: np.ndarray) -> np.ndarray:
+    """np.isin by binary search in distinct sorted keys (np.isin hashes them: 2.5 s for 1M)."""
+    if not len(sorted_keys):
+        return np.zeros(len(values), dtype=bool)
+    at = np.minimum(np.searchsorted(sorted_keys, values), len(sorted_keys) - 1)
+    return sorted_keys[at] == values
 
 
 def build_snapshot(
