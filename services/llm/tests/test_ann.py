@@ -13,7 +13,8 @@ from musicspace_llm.index import TrackIndex
 from musicspace_llm.settings import Settings
 from musicspace_llm.store import SEARCH_EF, VectorStore, make_client
 from musicspace_llm.understanding import QueryIntent
-from musicspace_shared.catalog import TrackFrame
+
+from .helpers import synthetic_index
 
 TRACKS, DIM, K = 3000, 64, 10
 
@@ -29,23 +30,8 @@ def catalog(tmp_path_factory: pytest.TempPathFactory) -> tuple[TrackIndex, Vecto
     topics = rng.standard_normal((60, DIM))
     vectors = _unit(topics[rng.integers(0, 60, TRACKS)] + 0.6 * rng.standard_normal((TRACKS, DIM)))
     queries = _unit(topics[rng.integers(0, 60, 40)] + 0.8 * rng.standard_normal((40, DIM)))
-    ids = [f"t{i}" for i in range(TRACKS)]
-    frame = TrackFrame(
-        track_ids=ids,
-        titles=[f"song {i}" for i in range(TRACKS)],
-        artists=[f"artist {i % 300}" for i in range(TRACKS)],
-        albums=["" for _ in ids],
-        genres=["pop" for _ in ids],
-        subgenres=["dance pop" for _ in ids],
-        popularity=rng.uniform(0, 100, TRACKS),
-        features=np.full((TRACKS, 9), np.nan),
-    )
-    index = TrackIndex(
-        frame=frame,
-        decades=np.zeros(TRACKS, dtype=np.int64),
-        vectors=vectors,
-        documents=["" for _ in ids],
-    )
+    index = synthetic_index(vectors, rng.uniform(0, 100, TRACKS))
+    ids = index.frame.track_ids
     root = Path(tmp_path_factory.mktemp("ann"))
     store = VectorStore(make_client(Settings(model_root=root)), "tracks-ann-test")
     store.upsert(

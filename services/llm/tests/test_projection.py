@@ -10,31 +10,14 @@ from musicspace_llm import projection, search
 from musicspace_llm.index import TrackIndex
 from musicspace_llm.projection import Projection
 from musicspace_llm.understanding import QueryIntent
-from musicspace_shared.catalog import TrackFrame
+
+from .helpers import synthetic_index
 
 TRACKS, DIM, K = 12_000, 256, 10
 
 
 def _unit(vectors: np.ndarray) -> np.ndarray:
     return (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
-
-
-def _index(vectors: np.ndarray, popularity: np.ndarray) -> TrackIndex:
-    n = len(vectors)
-    ids = [f"t{i:05d}" for i in range(n)]
-    frame = TrackFrame(
-        track_ids=ids,
-        titles=[f"song {i}" for i in range(n)],
-        artists=[f"artist {i % 500}" for i in range(n)],
-        albums=["" for _ in ids],
-        genres=["pop" for _ in ids],
-        subgenres=["dance pop" for _ in ids],
-        popularity=popularity,
-        features=np.full((n, 9), np.nan),
-    )
-    return TrackIndex(
-        frame=frame, decades=np.zeros(n, dtype=np.int64), vectors=vectors, documents=[""] * n
-    )
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +27,7 @@ def catalog() -> tuple[TrackIndex, np.ndarray]:
     topics = rng.standard_normal((80, DIM))
     vectors = _unit(topics[rng.integers(0, 80, TRACKS)] + 0.5 * rng.standard_normal((TRACKS, DIM)))
     queries = _unit(topics[rng.integers(0, 80, 30)] + 0.7 * rng.standard_normal((30, DIM)))
-    return _index(vectors, rng.uniform(0, 100, TRACKS)), queries
+    return synthetic_index(vectors, rng.uniform(0, 100, TRACKS)), queries
 
 
 def _exact_top(index: TrackIndex, query: np.ndarray, k: int) -> list[str]:
@@ -99,5 +82,7 @@ def test_the_projection_estimates_the_products_and_is_the_same_when_refitted(cat
 
 def test_a_small_catalog_is_scored_whole() -> None:
     rng = np.random.default_rng(2)
-    small = _index(_unit(rng.standard_normal((projection.MIN_TRACKS - 1, 32))), np.zeros(7999))
+    small = synthetic_index(
+        _unit(rng.standard_normal((projection.MIN_TRACKS - 1, 32))), np.zeros(7999)
+    )
     assert small.projection is None
