@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from musicspace_m2 import repository
 from musicspace_m2.predictor import FeaturePredictor
 from musicspace_m2.settings import Settings
-from musicspace_m2.similar import ContentSpace, build_space
+from musicspace_m2.similar import ContentSpace, build_space, with_candidate_index
 from musicspace_m2.space_updates import KeptSpace, update_space
 from musicspace_shared.background import BackgroundQueue
 from musicspace_shared.catalog import catalog_version
@@ -119,7 +119,7 @@ class Runtime(ServiceRuntime):
             key = (model.version, *await catalog_version(session))
             if self.space is None or self.space_key != key:
                 table = await repository.load_track_table(session)
-                self.space = await self.run_cpu(
+                space = await self.run_cpu(
                     build_space,
                     track_ids=table.track_ids,
                     inputs=table.inputs,
@@ -127,6 +127,8 @@ class Runtime(ServiceRuntime):
                     impute=model.model.predict,
                     tag=model.version,
                 )
+                index_min = self.settings.candidate_index_min_tracks
+                self.space = await self.run_cpu(with_candidate_index, space, index_min)
                 self.space_key = key
                 self.count("catalog_rebuilds")
             return self.space
@@ -171,4 +173,9 @@ async def _load_space(settings: Settings) -> tuple[ContentSpace | None, tuple[An
             changed=update.changed, rows_placed=update.rows_placed, full_fit=update.full_fit
         ),
     )
-    return (update.kept.space if update.changed else None), (version, *state)
+    if not update.changed:
+        return None, (version, *state)
+    return with_candidate_index(update.kept.space, settings.candidate_index_min_tracks), (
+        version,
+        *state,
+    )
