@@ -92,6 +92,7 @@ async def _run(
 
         for user in pool[:3]:
             await ask(user)  # the route's first calls (lazy state: m2 builds its space here)
+        out["memory_warm_mb"] = _memory(os.getpid())
         latencies: list[float] = []
         answers: dict[str, int] = {}
         cpu, t0 = time.process_time(), time.perf_counter()
@@ -152,16 +153,21 @@ def _peak_rss_mb() -> float:
 
 async def _m2_recall(app: Any, ask: Any, users: list[int]) -> dict[str, Any]:
     """m2's candidate index against scoring every track: the same users asked again (now
-    returning: their SVMs trained) with the index and without; how many of the exact answer's
-    20 tracks the index's has, and how many answers are identical (order and scores)."""
+    returning: their SVMs trained) with the index and without, one at a time; how many of the
+    exact answer's 20 tracks the index's has, how many answers are identical (order and
+    scores), and the latency of each."""
     settings = app.state.runtime.settings
     index_min = settings.candidate_index_min_tracks
-    found, identical = [], 0
+    found, identical, ms_index, ms_exact = [], 0, [], []
     for user in users:
+        started = time.perf_counter()
         with_index = await ask(user)
+        ms_index.append((time.perf_counter() - started) * 1000)
         settings.candidate_index_min_tracks = 1 << 62
         try:
+            started = time.perf_counter()
             exact = await ask(user)
+            ms_exact.append((time.perf_counter() - started) * 1000)
         finally:
             settings.candidate_index_min_tracks = index_min
         fast = [(t["track_id"], t["score"]) for t in with_index["items"]]
@@ -175,6 +181,12 @@ async def _m2_recall(app: Any, ask: Any, users: list[int]) -> dict[str, Any]:
         "recall_at_20_mean": round(sum(found) / max(1, len(found)), 4),
         "recall_at_20_min": round(min(found, default=1.0), 4),
         "identical_answers": identical,
+        "returning_one_at_a_time_ms": {
+            "index_p50": _pct(ms_index, 50),
+            "exact_p50": _pct(ms_exact, 50),
+            "index_p99": _pct(ms_index, 99),
+            "exact_p99": _pct(ms_exact, 99),
+        },
     }
 
 
@@ -188,7 +200,7 @@ def main() -> None:
     args = parser.parse_args()
     scale = Scale.from_env(quick=False)
     work = WORK / scale.key
-    if not (work / "train_m1.json").is_file():
+    if not (work / f"train_{args.service}.json").is_file():
         sys.exit(f"no data set at {work}: run `python bench/run.py scale` with these sizes first")
     models = work / "models"
     for folder in ("M1/user_models", "M2/user_svm_models", "M3/user_models"):

@@ -9,7 +9,9 @@ bounds from above what any row of a cell can score for a given weight vector:
 - artist: a row has one artist column (weight 1). The rows of every artist with a positive
   weight are scored first (`first`); for the rest the artist adds at most 0.
 - tags, audio and popularity columns: per cell, the highest and lowest value of each column
-  (a box), so a weight adds at most max(high x w, low x w).
+  (a box), so a weight adds at most max(high x w, low x w). The audio block (9 columns, L2
+  norm 0.7 in every row) also within a ball (the cell's mean and farthest row: at most
+  mean . w + radius x |w|) and by its norm (0.7 x |w|): the least of the three.
 - title and album: a row's block is non-negative with L2 norm <= its block weight and has at
   most k non-zeros (k: the cell's longest), so it adds at most weight x sqrt(sum of the k
   largest squared positive weights).
@@ -44,6 +46,7 @@ class Layout:
     text: tuple[tuple[int, int, float], ...]  # title, album: (start, stop, block weight)
     boxed_from: int  # tags, audio and popularity: the columns from here to the last
     dense_from: int  # audio and popularity (the cells are cut on these)
+    audio: tuple[int, int, float]  # the audio block: (start, stop, its rows' L2 norm)
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,13 @@ class CellIndex:
         heads = self.starts[:-1]
         self.high = np.maximum.reduceat(box, heads, axis=0) if len(heads) else box
         self.low = np.minimum.reduceat(box, heads, axis=0) if len(heads) else box
+        start, stop, _ = layout.audio
+        audio = box[:, start - layout.boxed_from : stop - layout.boxed_from]
+        sizes_ = np.maximum(sizes, 1)[:, None]
+        self.audio_mean = np.add.reduceat(audio, heads, axis=0) / sizes_ if len(heads) else audio
+        away = np.linalg.norm(audio - np.repeat(self.audio_mean, sizes, axis=0), axis=1)
+        self.audio_radius = np.maximum.reduceat(away, heads) if len(heads) else away
+        del box, audio, away
         self.popularity_high = (
             np.maximum.reduceat(popularity[self.order], heads) if len(heads) else np.zeros(0)
         )
@@ -105,7 +115,19 @@ class CellIndex:
     def bounds(self, score: LinearScore) -> np.ndarray:
         """Per cell: the most any of its rows outside `first_rows` can score."""
         w = score.weights[self.layout.boxed_from :].astype(np.float64)
-        out = self.high @ np.maximum(w, 0.0) + self.low @ np.minimum(w, 0.0)
+        per_column = self.high * np.maximum(w, 0.0) + self.low * np.minimum(w, 0.0)
+        start, stop, norm = self.layout.audio
+        inside = slice(start - self.layout.boxed_from, stop - self.layout.boxed_from)
+        audio_w = w[inside]
+        reach = np.linalg.norm(audio_w)
+        audio = np.minimum.reduce(
+            [
+                per_column[:, inside].sum(axis=1),
+                self.audio_mean @ audio_w + self.audio_radius * reach,
+                np.full(len(self), norm * reach),
+            ]
+        )
+        out = per_column.sum(axis=1) - per_column[:, inside].sum(axis=1) + audio
         for b, (start, stop, weight) in enumerate(self.layout.text):
             positive = np.asarray(score.weights[start:stop], dtype=np.float64)
             squares = np.sort(positive[positive > 0] ** 2)[::-1]

@@ -242,7 +242,10 @@ class SpaceFit:
             at += len(vec.vocabulary_)
         text = tuple((*starts[n], WEIGHTS[n]) for n in ("title", "album") if n in starts)
         boxed_from = starts["tags"][0] if "tags" in starts else at
-        return Layout(artist=starts.get("artist"), text=text, boxed_from=boxed_from, dense_from=at)
+        audio = (at, at + len(FEATURES), WEIGHTS["audio"])
+        return Layout(
+            artist=starts.get("artist"), text=text, boxed_from=boxed_from, dense_from=at, audio=audio
+        )
 
     def rows(self, inputs: TrackInputs, full: np.ndarray) -> sp.csr_matrix:
         """The space's rows for these tracks (features complete: imputed where missing)."""
