@@ -63,9 +63,7 @@ def _pct(values: list[float], p: float) -> float:
     return round(ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))], 1)
 
 
-async def _run(
-    service: str, users: int, rate: float, profile: int, recall: int
-) -> dict[str, Any]:
+async def _run(service: str, users: int, rate: float, profile: int, recall: int) -> dict[str, Any]:
     pool = (await _users(os.environ["DATABASE_URL"]))[OFFSET[service] :]
     app = importlib.import_module(f"musicspace_{service}.app").create_app()
     headers = {"Authorization": f"Bearer {os.environ['APP_API_KEY']}"}
@@ -212,7 +210,11 @@ def main() -> None:
         "APP_API_KEY": "bench-app-" + uuid.uuid4().hex,
         "RATE_LIMIT_APP_PER_S": "0",
     }
-    print(json.dumps(asyncio.run(_run(args.service, args.users, args.rate, args.profile, args.recall))))
+    print(
+        json.dumps(
+            asyncio.run(_run(args.service, args.users, args.rate, args.profile, args.recall))
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -8,9 +8,9 @@ import pytest
 from musicspace_cli.demo_data import DEMO_CATALOG
 from musicspace_m2 import candidates
 from musicspace_m2.candidates import LinearScore
+from musicspace_m2.repository import TrackTable
 from musicspace_m2.similar import ContentSpace, best_distinct, build_space
 from musicspace_m2.space_updates import update_space
-from musicspace_m2.repository import TrackTable
 from musicspace_m2.text_features import read_catalog_file
 from musicspace_m2.user_svm import fallback_score, svm_score, train_user_svm, user_seed
 
@@ -99,7 +99,9 @@ def test_the_index_ranks_as_scoring_every_track(space, filtered):
                 space, score, exclude_rows=rows, limit=50, mask=mask, index_min=EXACT
             )
             counted = Counted(score.weights, score.constant, score.popularity_weight)
-            fast = best_distinct(space, counted, exclude_rows=rows, limit=50, mask=mask, index_min=0)
+            fast = best_distinct(
+                space, counted, exclude_rows=rows, limit=50, mask=mask, index_min=0
+            )
             assert fast == exact, name
             assert not set(r for r, _ in fast) & set(rows.tolist())
             scored += counted.scored

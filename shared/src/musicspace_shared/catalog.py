@@ -436,7 +436,8 @@ def top_rows_by_group(
     while at < len(groups):
         if len(scores) >= n and _nth_largest(scores, n) > bound[groups[at]]:
             break
-        batch, size = [], 0
+        batch: list[np.ndarray] = []
+        size = 0
         while at < len(groups) and (not batch or size < batch_rows):
             batch.append(labels.rows_of_group(int(groups[at])))
             size, at = size + len(batch[-1]), at + 1

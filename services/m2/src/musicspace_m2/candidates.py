@@ -98,10 +98,17 @@ class CellIndex:
         self.popularity_high = (
             np.maximum.reduceat(popularity[self.order], heads) if len(heads) else np.zeros(0)
         )
-        self.text_width = np.stack(
-            [_longest(matrix, self.order, heads, start, stop) for start, stop, _ in layout.text],
-            axis=1,
-        ) if layout.text else np.zeros((len(heads), 0), dtype=np.int64)
+        self.text_width = (
+            np.stack(
+                [
+                    _longest(matrix, self.order, heads, start, stop)
+                    for start, stop, _ in layout.text
+                ],
+                axis=1,
+            )
+            if layout.text
+            else np.zeros((len(heads), 0), dtype=np.int64)
+        )
         if layout.artist is not None:
             by_artist = matrix[:, layout.artist[0] : layout.artist[1]].tocsc()
             self.artist_rows = (by_artist.indptr, by_artist.indices)
@@ -127,12 +134,14 @@ class CellIndex:
                 np.full(len(self), norm * reach),
             ]
         )
-        out = per_column.sum(axis=1) - per_column[:, inside].sum(axis=1) + audio
+        others = np.ones(per_column.shape[1], dtype=bool)
+        others[inside] = False
+        out = per_column[:, others].sum(axis=1) + audio
         for b, (start, stop, weight) in enumerate(self.layout.text):
             positive = np.asarray(score.weights[start:stop], dtype=np.float64)
             squares = np.sort(positive[positive > 0] ** 2)[::-1]
-            reach = np.concatenate(([0.0], np.cumsum(squares)))
-            out += weight * np.sqrt(reach[np.minimum(self.text_width[:, b], len(squares))])
+            largest = np.concatenate(([0.0], np.cumsum(squares)))  # sums of the k largest
+            out += weight * np.sqrt(largest[np.minimum(self.text_width[:, b], len(squares))])
         out += score.popularity_weight * self.popularity_high + score.constant
         return out + SLACK * (1.0 + np.abs(out))
 

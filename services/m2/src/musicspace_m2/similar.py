@@ -138,7 +138,9 @@ class ContentSpace:
     def cells(self) -> CellIndex:
         """The candidate index (musicspace_m2.candidates), built on first use."""
         assert self.layout is not None
-        groups = [f"{g}\x1f{s}" for g, s in zip(self.inputs.genres, self.inputs.subgenres, strict=True)]
+        groups = [
+            f"{g}\x1f{s}" for g, s in zip(self.inputs.genres, self.inputs.subgenres, strict=True)
+        ]
         return CellIndex(self.matrix, self.popularity, groups, self.layout)
 
     def similar(self, *, row: int, limit: int, index_min: int = 0) -> list[tuple[int, float]]:
@@ -244,7 +246,11 @@ class SpaceFit:
         boxed_from = starts["tags"][0] if "tags" in starts else at
         audio = (at, at + len(FEATURES), WEIGHTS["audio"])
         return Layout(
-            artist=starts.get("artist"), text=text, boxed_from=boxed_from, dense_from=at, audio=audio
+            artist=starts.get("artist"),
+            text=text,
+            boxed_from=boxed_from,
+            dense_from=at,
+            audio=audio,
         )
 
     def rows(self, inputs: TrackInputs, full: np.ndarray) -> sp.csr_matrix:
