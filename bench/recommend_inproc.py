@@ -12,7 +12,10 @@ p50/p90/p99, the process' CPU per request (background work included) and its res
 memory with its worker processes' (/proc) at ready and after the run. `--profile N`
 then asks N more users with the CPU pool run inline under cProfile (the whole request path in
 one profile; OpenMP limited to one thread, as in the pool). No gateway, no other service:
-what the service itself costs.
+what the service itself costs. Also the process' memory (with its worker processes) when
+ready and after the load, and for m2 `--recall N` (50): N of the users asked again with m2's
+candidate index and without it (scoring every track), compared (recall of the exact top 20).
+SCALE_DATABASE names the database (default msbench_scale_<key>, as bench_scale).
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ if str(ROOT) not in sys.path:
 import httpx  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
 
-from bench.bench_scale import MARIADB_SERVER, WORK, Scale, _memory  # noqa: E402
+from bench.bench_scale import WORK, Scale, _memory, database_url  # noqa: E402
 from musicspace_shared.db.engine import make_engine  # noqa: E402
 
 OFFSET = {"m1": 0, "m2": 1000, "m3": 2000}  # distinct users per service
@@ -61,7 +64,7 @@ def _pct(values: list[float], p: float) -> float:
     return round(ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))], 1)
 
 
-async def _run(service: str, users: int, rate: float, profile: int) -> dict[str, Any]:
+async def _run(service: str, users: int, rate: float, profile: int, recall: int) -> dict[str, Any]:
     pool = (await _users(os.environ["DATABASE_URL"]))[OFFSET[service] :]
     app = importlib.import_module(f"musicspace_{service}.app").create_app()
     headers = {"Authorization": f"Bearer {os.environ['APP_API_KEY']}"}
@@ -78,7 +81,7 @@ async def _run(service: str, users: int, rate: float, profile: int) -> dict[str,
                 break
             await asyncio.sleep(0.5)
         out["ready_s"] = round(time.perf_counter() - started, 1)
-        out["memory_at_ready"] = _memory(os.getpid())  # this process (the app) and its workers
+        out["memory_ready_mb"] = _memory(os.getpid())
         url = f"/api/{service}/recommend"
 
         async def ask(user: int) -> dict[str, Any]:
@@ -88,6 +91,7 @@ async def _run(service: str, users: int, rate: float, profile: int) -> dict[str,
 
         for user in pool[:3]:
             await ask(user)  # the route's first calls (lazy state: m2 builds its space here)
+        out["memory_warm_mb"] = _memory(os.getpid())
         latencies: list[float] = []
         answers: dict[str, int] = {}
         cpu, t0 = time.process_time(), time.perf_counter()
@@ -116,8 +120,10 @@ async def _run(service: str, users: int, rate: float, profile: int) -> dict[str,
             ),
             "answers": answers,
             "load_avg_end": os.getloadavg(),
-            "memory_after": _memory(os.getpid()),
+            "memory_after_load_mb": _memory(os.getpid()) | {"peak_rss_mb": _peak_rss_mb()},
         }
+        if recall and service == "m2":
+            out["candidates_vs_exact"] = await _m2_recall(app, ask, measured[:recall])
         if profile:
             from threadpoolctl import threadpool_limits
 
@@ -137,28 +143,79 @@ async def _run(service: str, users: int, rate: float, profile: int) -> dict[str,
     return out
 
 
+def _peak_rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return 0.0
+
+
+async def _m2_recall(app: Any, ask: Any, users: list[int]) -> dict[str, Any]:
+    """m2's candidate index against scoring every track: the same users asked again (now
+    returning: their SVMs trained) with the index and without, one at a time; how many of the
+    exact answer's 20 tracks the index's has, how many answers are identical (order and
+    scores), and the latency of each."""
+    settings = app.state.runtime.settings
+    index_min = settings.candidate_index_min_tracks
+    found, identical, ms_index, ms_exact = [], 0, [], []
+    for user in users:
+        started = time.perf_counter()
+        with_index = await ask(user)
+        ms_index.append((time.perf_counter() - started) * 1000)
+        settings.candidate_index_min_tracks = 1 << 62
+        try:
+            started = time.perf_counter()
+            exact = await ask(user)
+            ms_exact.append((time.perf_counter() - started) * 1000)
+        finally:
+            settings.candidate_index_min_tracks = index_min
+        fast = [(t["track_id"], t["score"]) for t in with_index["items"]]
+        want = [(t["track_id"], t["score"]) for t in exact["items"]]
+        identical += fast == want
+        keep = {t for t, _ in want}
+        found.append(len(keep & {t for t, _ in fast}) / max(1, len(keep)))
+    return {
+        "users": len(users),
+        "index_min_tracks": index_min,
+        "recall_at_20_mean": round(sum(found) / max(1, len(found)), 4),
+        "recall_at_20_min": round(min(found, default=1.0), 4),
+        "identical_answers": identical,
+        "returning_one_at_a_time_ms": {
+            "index_p50": _pct(ms_index, 50),
+            "exact_p50": _pct(ms_exact, 50),
+            "index_p99": _pct(ms_index, 99),
+            "exact_p99": _pct(ms_exact, 99),
+        },
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("service", choices=sorted(OFFSET))
     parser.add_argument("--users", type=int, default=300)
     parser.add_argument("--rate", type=float, default=20.0)
     parser.add_argument("--profile", type=int, default=0)
+    parser.add_argument("--recall", type=int, default=50, help="m2: users compared with exact")
     args = parser.parse_args()
     scale = Scale.from_env(quick=False)
     work = WORK / scale.key
-    if not (work / "train_m1.json").is_file():
+    if not (work / f"train_{args.service}.json").is_file():
         sys.exit(f"no data set at {work}: run `python bench/run.py scale` with these sizes first")
     models = work / "models"
     for folder in ("M1/user_models", "M2/user_svm_models", "M3/user_models"):
         shutil.rmtree(models / folder, ignore_errors=True)  # every user a first visit
     os.environ |= {
-        "DATABASE_URL": f"{MARIADB_SERVER}/msbench_scale_{scale.key.replace('-', '_')}",
+        "DATABASE_URL": database_url(scale),
         "MODEL_ROOT": str(models),
         "LOG_LEVEL": "WARNING",
         "APP_API_KEY": "bench-app-" + uuid.uuid4().hex,
         "RATE_LIMIT_APP_PER_S": "0",
     }
-    print(json.dumps(asyncio.run(_run(args.service, args.users, args.rate, args.profile))))
+    print(
+        json.dumps(
+            asyncio.run(_run(args.service, args.users, args.rate, args.profile, args.recall))
+        )
+    )
 
 
 if __name__ == "__main__":

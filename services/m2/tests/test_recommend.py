@@ -321,3 +321,27 @@ async def test_the_db_connection_is_given_back_before_the_cpu_work(
     response = await client.post("/api/m2/recommend", json={"user_id": user_id})
     assert response.status_code == 200
     assert held and set(held) == {0}
+
+
+@pytest.mark.parametrize("filters", [None, {"genre": "pop"}])
+async def test_the_candidate_index_answers_as_scoring_every_track(
+    client: httpx.AsyncClient, app: FastAPI, m2_db_url: str, filters: object
+) -> None:
+    """Both paths of recommend and similar (the index from M2_CANDIDATE_INDEX_MIN_TRACKS)."""
+    async with db_session(m2_db_url) as session:
+        user_id, owned = await user_with_most_tracks(session)
+    await recommend_trained(client, app, user_id)
+    settings = app.state.runtime.settings
+    kept = settings.candidate_index_min_tracks
+    answers = []
+    try:
+        for index_min in (1 << 62, 0):  # every track scored, then through the index
+            settings.candidate_index_min_tracks = index_min
+            body = {"user_id": user_id, "limit": 50, "filters": filters}
+            got = (await client.post("/api/m2/recommend", json=body)).json()
+            similar = (await client.get(f"/api/m2/similar/{owned[0]}?limit=20")).json()
+            answers.append((got["strategy"], got["items"], similar["items"]))
+    finally:
+        settings.candidate_index_min_tracks = kept
+    assert answers[0][0] == "personal_svm" and answers[0][1] and answers[0][2]
+    assert answers[0] == answers[1]

@@ -16,7 +16,7 @@ from datetime import datetime
 from functools import cached_property
 from pathlib import Path
 from sys import intern
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import sqlalchemy as sa
@@ -407,14 +407,21 @@ class CatalogLabels:
             getattr(self, name)
 
 
+class RowGroups(Protocol):
+    """Rows cut into groups (CatalogLabels: the (subgenre, genre) groups)."""
+
+    def rows_of_group(self, group: int) -> np.ndarray: ...
+
+
 def top_rows_by_group(
-    labels: CatalogLabels,
+    labels: RowGroups,
     *,
     n: int,
     skip: np.ndarray,
     first: np.ndarray,
     bound: np.ndarray,
     score: Callable[[np.ndarray], np.ndarray],
+    batch_rows: int = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The n rows with the highest `score` (equal scores: the lower row first) among those
     not in `skip` (a bool per row), and their scores, without scoring the whole catalog.
@@ -424,17 +431,24 @@ def top_rows_by_group(
     The groups are then scored in order of their bound until the n-th best so far beats the
     next group's bound: a user's first groups usually settle it. Many skipped rows (filters) make it read more
     groups, at worst all of them: never a different answer. `skip` is modified (the rows
-    scored are marked)."""
+    scored are marked). With `batch_rows`, the next groups in bound order are scored together
+    until they hold that many rows (fewer calls of `score` when groups are small)."""
     first = first[~skip[first]]
     skip[first] = True
     n = min(n, len(first) + int((~skip).sum()))
     if n <= 0:
         return first[:0], np.zeros(0)
     rows, scores = _keep_best(first, score(first), n)
-    for group in np.argsort(-bound, kind="stable"):
-        if len(scores) >= n and _nth_largest(scores, n) > bound[group]:
+    groups, at = np.argsort(-bound, kind="stable"), 0
+    while at < len(groups):
+        if len(scores) >= n and _nth_largest(scores, n) > bound[groups[at]]:
             break
-        more = labels.rows_of_group(int(group))
+        batch: list[np.ndarray] = []
+        size = 0
+        while at < len(groups) and (not batch or size < batch_rows):
+            batch.append(labels.rows_of_group(int(groups[at])))
+            size, at = size + len(batch[-1]), at + 1
+        more = np.concatenate(batch) if len(batch) > 1 else batch[0]
         more = more[~skip[more]]
         if len(more):
             rows, scores = _keep_best(

@@ -10,12 +10,14 @@ from __future__ import annotations
 import numpy as np
 
 from musicspace_m2.predictor import FeaturePredictor
-from musicspace_m2.similar import ContentSpace, build_space
+from musicspace_m2.settings import Settings
+from musicspace_m2.similar import ContentSpace, best_distinct, build_space
 from musicspace_m2.text_features import TrackInputs, norm
-from musicspace_m2.user_svm import fallback_scores, rank, svm_scores, train_user_svm, user_seed
+from musicspace_m2.user_svm import fallback_score, svm_score, train_user_svm, user_seed
 from musicspace_shared.catalog import TrackFrame
 
 MIN_TRACKS = 10
+INDEX_MIN_TRACKS = Settings.model_fields["candidate_index_min_tracks"].default
 
 
 def inputs_from_frame(frame: TrackFrame) -> TrackInputs:
@@ -48,6 +50,7 @@ def recommend_for_eval(
     k: int,
     predictor: FeaturePredictor | None = None,
     min_tracks: int = MIN_TRACKS,
+    index_min: int = INDEX_MIN_TRACKS,
 ) -> dict[str, list[str]]:
     """Top-k track ids per eval user (seeds excluded), as the service's recommend would rank them."""
     del train_users  # content-based: other users' playlists do not enter a user's SVM
@@ -64,8 +67,9 @@ def recommend_for_eval(
                 disliked_rows=np.empty(0, dtype=np.int64),
                 seed=user_seed(user),
             )
-            scores = svm_scores(space, model)
+            score = svm_score(model)
         else:
-            scores = fallback_scores(space, rows)
-        out[user] = [space.track_ids[i] for i, _ in rank(space, scores, exclude_rows=rows, limit=k)]
+            score = fallback_score(space, rows)
+        ranked = best_distinct(space, score, exclude_rows=rows, limit=k, index_min=index_min)
+        out[user] = [space.track_ids[i] for i, _ in ranked]
     return out

@@ -26,15 +26,14 @@ from musicspace_m2.schemas import (
     Strategy,
 )
 from musicspace_m2.settings import Settings
-from musicspace_m2.similar import SIMILARITY_RANGE, ContentSpace
+from musicspace_m2.similar import SIMILARITY_RANGE, ContentSpace, best_distinct
 from musicspace_m2.text_features import TrackInputs, inputs_from_rows
 from musicspace_m2.user_svm import (
     UserSvm,
-    fallback_scores,
+    fallback_score,
     fallback_strategy,
     fingerprint,
-    rank,
-    svm_scores,
+    svm_score,
     train_user_svm,
     user_seed,
 )
@@ -241,7 +240,9 @@ async def similar_tracks(
     row = space.index.get(track_id)
     if row is None:
         raise NotFound(f"unknown track: {track_id}", track_id=track_id)
-    hits = await runtime.run_cpu(space.similar, row=row, limit=limit)
+    hits = await runtime.run_cpu(
+        space.similar, row=row, limit=limit, index_min=runtime.settings.candidate_index_min_tracks
+    )
     model = await runtime.require_model()
     low, high = SIMILARITY_RANGE
     items = [
@@ -439,6 +440,7 @@ async def recommend(
         exclude=exclude,
         request=request,
         version=version,
+        index_min=settings.candidate_index_min_tracks,
     )
     items = [
         RecommendedTrack(**_track_fields(space, row), score=round(score, 6))
@@ -466,17 +468,16 @@ def _page(
     exclude: np.ndarray,
     request: RecommendRequest,
     version: tuple[object, ...],
+    index_min: int,
 ) -> tuple[np.ndarray, np.ndarray, selection.Page]:
-    """The page's rows and 0..1 scores: the catalog scored (by the SVM, or the fallback from
-    the user's rows), filters before ranking, then the shared steps."""
-    if isinstance(scorer, UserSvm):
-        scores = svm_scores(space, scorer)
-    else:
-        scores = fallback_scores(space, scorer)
+    """The page's rows and 0..1 scores: the best rows (by the SVM, or the fallback from the
+    user's rows; through the candidate index from `index_min` tracks up), filters before
+    ranking, then the shared steps."""
+    score = svm_score(scorer) if isinstance(scorer, UserSvm) else fallback_score(space, scorer)
     mask = selection.allowed(space.columns, request)
-    if mask is not None:
-        scores = np.where(mask, scores, -np.inf)
-    hits = rank(space, scores, exclude_rows=exclude, limit=DEPTH)
+    hits = best_distinct(
+        space, score, exclude_rows=exclude, limit=DEPTH, mask=mask, index_min=index_min
+    )
     ranked = np.array([row for row, _ in hits], dtype=np.int64)
     raw = np.array([score for _, score in hits], dtype=np.float64)
     page = selection.take_page(

@@ -26,6 +26,10 @@ class Settings(CommonSettings):
     # Per-user SVMs are trained behind the requests (musicspace_shared.background): at most
     # this many users wait for one (more are dropped and asked again on their next visit).
     svm_queue_limit: int = Field(1000, ge=1)
+    # From this many tracks up, recommend and similar find their best rows through the
+    # candidate index (musicspace_m2.candidates: the same rows as scoring every track, exact
+    # bounds) instead of scoring the whole catalog; below, scoring everything is cheaper.
+    candidate_index_min_tracks: int = Field(50_000, ge=0)
     # `musicspace train m2` fits on at most this many measured tracks (a seeded sample; None:
     # all, the default). Sampling costs accuracy: on the 200k-track scale set, 90k of the 180k
     # measured tracks gave holdout r2_mean 0.257 against 0.307 for all (artists seen less

@@ -17,6 +17,7 @@ import scipy.sparse as sp
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.preprocessing import normalize
 
+from musicspace_m2.candidates import CellIndex, Layout, LinearScore, best_rows
 from musicspace_m2.predictor import pipe_tokens, whole_value
 from musicspace_m2.text_features import TrackInputs
 from musicspace_shared.catalog import label_codes
@@ -86,6 +87,8 @@ class ContentSpace:
     # build. Rows placed later (space_updates) keep it, so a per-user SVM trained on an older
     # space of the same basis still scores this one (its coefficients mean the same columns).
     basis: str = ""
+    # Its blocks' columns (SpaceFit.layout): what the candidate index bounds; None: none.
+    layout: Layout | None = None
     index: dict[str, int] = field(init=False, repr=False)
     duplicates: dict[str, list[int]] = field(init=False, repr=False)
     recording: np.ndarray = field(init=False, repr=False)  # per row: its recording's code
@@ -103,6 +106,7 @@ class ContentSpace:
         for i, key in enumerate(self.inputs.duplicate_keys):
             groups.setdefault(key, []).append(i)
         self.duplicates = {key: rows for key, rows in groups.items() if len(rows) > 1}
+        self.inputs.forget_normalised_text()  # the rows are built: ~15% of the space's memory
 
     def __len__(self) -> int:
         return len(self.track_ids)
@@ -127,16 +131,67 @@ class ContentSpace:
         key = self.inputs.duplicate_keys[row]
         return self.duplicates.get(key, [row])
 
-    def scores_like(self, rows: np.ndarray) -> np.ndarray:
-        """Similarity of every track to the mean of the given rows."""
-        centroid = np.asarray(self.matrix[rows].mean(axis=0)).ravel()
-        return np.asarray(self.matrix @ centroid).ravel()
+    def centroid(self, rows: np.ndarray) -> np.ndarray:
+        """The mean of the given rows: a row's dot product with it is its similarity to them."""
+        return np.asarray(self.matrix[rows].mean(axis=0)).ravel()
 
-    def similar(self, *, row: int, limit: int) -> list[tuple[int, float]]:
+    @cached_property
+    def cells(self) -> CellIndex:
+        """The candidate index (musicspace_m2.candidates), built on first use."""
+        assert self.layout is not None
+        groups = [
+            f"{g}\x1f{s}" for g, s in zip(self.inputs.genres, self.inputs.subgenres, strict=True)
+        ]
+        return CellIndex(self.matrix, self.popularity, groups, self.layout)
+
+    def similar(self, *, row: int, limit: int, index_min: int = 0) -> list[tuple[int, float]]:
         """Nearest tracks to one track, without it and its duplicates (nor their duplicates)."""
-        scores = np.asarray(self.matrix @ self.matrix[row].T.toarray()).ravel()
-        scores[self.same_recording(row)] = -np.inf
-        return top_k(scores, limit, distinct=self)
+        score = LinearScore(self.matrix[row].toarray().ravel())
+        return best_distinct(
+            self, score, exclude_rows=np.array([row]), limit=limit, index_min=index_min
+        )
+
+
+def with_candidate_index(space: ContentSpace, index_min: int) -> ContentSpace:
+    """The space with its candidate index built when best_distinct will use it (where the
+    space is built, so that no request pays for it)."""
+    if space.layout is not None and len(space) >= index_min:
+        space.cells  # noqa: B018 (a cached property)
+    return space
+
+
+def best_distinct(
+    space: ContentSpace,
+    score: LinearScore,
+    *,
+    exclude_rows: np.ndarray,
+    limit: int,
+    mask: np.ndarray | None = None,
+    index_min: int,
+) -> list[tuple[int, float]]:
+    """The best `limit` rows by `score`, one per recording, without the excluded rows and their
+    duplicates and (with `mask`) only allowed rows. From `index_min` tracks up (and a space
+    with a layout), through the candidate index: the same rows, without scoring them all."""
+    n = len(space)
+    if space.layout is None or n < index_min:
+        scores = score.of(space.matrix, space.popularity, np.arange(n))
+        if mask is not None:
+            scores = np.where(mask, scores, -np.inf)
+        for row in exclude_rows:
+            scores[space.same_recording(int(row))] = -np.inf
+        return top_k(scores, limit, distinct=space)
+    skip = np.zeros(n, dtype=bool) if mask is None else ~mask
+    for row in exclude_rows:
+        skip[space.same_recording(int(row))] = True
+    want = min(n, limit * 3 + 10)  # as top_k: duplicates among them are dropped
+    rows, scores = best_rows(space.cells, space.matrix, space.popularity, score, n=want, skip=skip)
+    out = _take(rows, scores, limit, space)
+    if len(out) < limit and len(rows) == want:
+        # Rare: many duplicates among the first candidates; rank everything.
+        return best_distinct(
+            space, score, exclude_rows=exclude_rows, limit=limit, mask=mask, index_min=n + 1
+        )
+    return out
 
 
 def top_k(
@@ -148,26 +203,29 @@ def top_k(
         np.argpartition(-scores, want - 1)[:want] if want < len(scores) else np.arange(len(scores))
     )
     ordered = candidates[np.lexsort((candidates, -scores[candidates]))]
-    out = _take(ordered, scores, limit, distinct)
+    out = _take(ordered, scores[ordered], limit, distinct)
     if len(out) < limit and want < len(scores):
         # Rare: many duplicates or exclusions among the first candidates; rank everything.
-        return _take(np.lexsort((np.arange(len(scores)), -scores)), scores, limit, distinct)
+        everything = np.lexsort((np.arange(len(scores)), -scores))
+        return _take(everything, scores[everything], limit, distinct)
     return out
 
 
 def _take(
     order: np.ndarray, scores: np.ndarray, limit: int, distinct: ContentSpace | None
 ) -> list[tuple[int, float]]:
-    """The first `limit` finite rows of `order`; with `distinct`, one row per recording (the
-    first in `order`). Vectorised: a loop over the ~3,000 candidates of a deep page cost ~3 ms."""
-    finite = np.isfinite(scores[order])
+    """The first `limit` finite rows of `order` (`scores`: theirs, in that order); with
+    `distinct`, one row per recording (the first in `order`). Vectorised: a loop over the
+    ~3,000 candidates of a deep page cost ~3 ms."""
+    finite = np.isfinite(scores)
     if not finite.all():
-        order = order[: int(np.argmin(finite))]  # up to the first score that is not finite
+        cut = int(np.argmin(finite))  # up to the first score that is not finite
+        order, scores = order[:cut], scores[:cut]
     if distinct is not None:
         _, first = np.unique(distinct.recording[order], return_index=True)
-        order = order[np.sort(first)]
-    order = order[:limit]
-    return list(zip(order.tolist(), scores[order].tolist(), strict=True))
+        keep = np.sort(first)
+        order, scores = order[keep], scores[keep]
+    return list(zip(order[:limit].tolist(), scores[:limit].tolist(), strict=True))
 
 
 @dataclass
@@ -178,6 +236,23 @@ class SpaceFit:
     vectorizers: dict[str, TfidfVectorizer]
     mean: np.ndarray
     std: np.ndarray
+
+    def layout(self) -> Layout:
+        """Where each block's columns sit in the rows `rows` builds (_with_audio's order)."""
+        starts, at = {}, 0
+        for name, vec in self.vectorizers.items():
+            starts[name] = (at, at + len(vec.vocabulary_))
+            at += len(vec.vocabulary_)
+        text = tuple((*starts[n], WEIGHTS[n]) for n in ("title", "album") if n in starts)
+        boxed_from = starts["tags"][0] if "tags" in starts else at
+        audio = (at, at + len(FEATURES), WEIGHTS["audio"])
+        return Layout(
+            artist=starts.get("artist"),
+            text=text,
+            boxed_from=boxed_from,
+            dense_from=at,
+            audio=audio,
+        )
 
     def rows(self, inputs: TrackInputs, full: np.ndarray) -> sp.csr_matrix:
         """The space's rows for these tracks (features complete: imputed where missing)."""
@@ -248,8 +323,11 @@ def fit_space(
     std[std == 0] = 1.0
     matrix = _with_audio(blocks, inputs, full, mean, std)
     pop = np.nan_to_num(inputs.popularity, nan=0.0) / 100.0
-    space = ContentSpace(track_ids, inputs, matrix, pop, space_digest(track_ids, tag), features)
-    return space, SpaceFit(fitted, mean, std)
+    fit = SpaceFit(fitted, mean, std)
+    space = ContentSpace(
+        track_ids, inputs, matrix, pop, space_digest(track_ids, tag), features, layout=fit.layout()
+    )
+    return space, fit
 
 
 def build_space(

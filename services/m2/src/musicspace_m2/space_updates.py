@@ -96,6 +96,7 @@ def update_space(
         space_digest(table.track_ids, model_version),
         table.features,
         basis=kept.space.basis,
+        layout=kept.fit.layout(),
     )
     return Update(
         KeptSpace(model_version, space, kept.fit, digests, placed),

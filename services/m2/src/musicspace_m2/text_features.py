@@ -10,6 +10,7 @@ import csv
 import gzip
 import math
 import re
+import sys
 import unicodedata
 from dataclasses import dataclass
 from functools import cached_property
@@ -97,6 +98,12 @@ class TrackInputs:
     def duplicate_keys(self) -> list[str]:
         return [t + "\x1f" + a for t, a in zip(self.norm_titles, self.artist_keys, strict=True)]
 
+    def forget_normalised_text(self) -> None:
+        """Drop the normalised titles and albums (computed again if asked): what a fit reads,
+        not what a built content space keeps using (a string per row each)."""
+        for name in ("norm_titles", "norm_albums", "album_keys"):
+            self.__dict__.pop(name, None)
+
 
 def _text(value: object) -> str:
     return value if isinstance(value, str) else ("" if value is None else str(value))
@@ -148,8 +155,9 @@ def inputs_from_columns(
         artists=[_text(v) for v in artist],
         albums=[_text(v) for v in album],
         album_ids=[_text(v) for v in album_id],
-        genres=[norm(_text(v)) for v in genre],
-        subgenres=[norm(_text(v)) for v in subgenre],
+        # A few dozen distinct values: one string object each, not one per row.
+        genres=[sys.intern(norm(_text(v))) for v in genre],
+        subgenres=[sys.intern(norm(_text(v))) for v in subgenre],
         popularity=np.array([_number(v) for v in popularity], dtype=np.float64),
         years=np.array(
             [year_of(_text(v)) if v else math.nan for v in release_date], dtype=np.float64

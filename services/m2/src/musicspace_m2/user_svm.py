@@ -14,7 +14,8 @@ from typing import Literal
 import numpy as np
 from sklearn.svm import LinearSVC
 
-from musicspace_m2.similar import ContentSpace, top_k
+from musicspace_m2.candidates import LinearScore
+from musicspace_m2.similar import ContentSpace
 
 Strategy = Literal["personal_svm", "fallback_similar_tracks", "fallback_popular"]
 
@@ -80,30 +81,21 @@ def train_user_svm(
     )
 
 
-def svm_scores(space: ContentSpace, model: UserSvm) -> np.ndarray:
-    return np.asarray(space.matrix @ model.coef).ravel() + model.intercept
+def svm_score(model: UserSvm) -> LinearScore:
+    """The SVM's decision function over the space's rows."""
+    return LinearScore(model.coef, constant=model.intercept)
 
 
 def fallback_strategy(positive_rows: np.ndarray) -> Strategy:
-    """The fallback's name (fallback_scores): similar tracks, or popular ones without any."""
+    """The fallback's name (fallback_score): similar tracks, or popular ones without any."""
     return "fallback_similar_tracks" if len(positive_rows) else "fallback_popular"
 
 
-def fallback_scores(space: ContentSpace, positive_rows: np.ndarray) -> np.ndarray:
-    """Similar to the user's tracks when they have any, else what is popular."""
+def fallback_score(space: ContentSpace, positive_rows: np.ndarray) -> LinearScore:
+    """Similar to the user's tracks (+ 0.05 x popularity) when they have any, else popularity."""
     if len(positive_rows):
-        return space.scores_like(positive_rows) + 0.05 * space.popularity
-    return space.popularity.astype(np.float64).copy()
-
-
-def rank(
-    space: ContentSpace, scores: np.ndarray, *, exclude_rows: np.ndarray, limit: int
-) -> list[tuple[int, float]]:
-    """Top rows without the excluded ones and their duplicates, one per recording."""
-    scores = scores.astype(np.float64, copy=True)
-    for row in exclude_rows:
-        scores[space.same_recording(int(row))] = -np.inf
-    return top_k(scores, limit, distinct=space)
+        return LinearScore(space.centroid(positive_rows), popularity_weight=0.05)
+    return LinearScore(np.zeros(space.matrix.shape[1], dtype=np.float32), popularity_weight=1.0)
 
 
 def user_seed(user_key: int | str) -> int:
