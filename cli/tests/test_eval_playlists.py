@@ -159,34 +159,3 @@ def test_blend_row_fuses_the_rankings_the_models_gave_in_the_same_run(
         blend_for_eval({m: rankings[m] for m in ("m1", "m2", "m3")}, k=50), rankings["_holdout"]
     )
     assert result["blend"] == expected
-
-
-def test_run_trains_on_a_seeded_sample_of_users_when_asked(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from musicspace_cli import eval_playlists
-
-    catalog, playlists = _write_fixture(tmp_path)
-    with gzip.open(playlists, "rt", newline="") as handle:
-        rows = list(csv.reader(handle))
-    shipped = tmp_path / "shipped.csv.gz"  # the eval playlists and 6 others to train on
-    with gzip.open(shipped, "wt", newline="") as handle:
-        csv.writer(handle).writerows(rows + [["x" + r[0], *r[1:]] for r in rows[1:]])
-    trained_on: list[list[str]] = []
-    baseline = next(iter(BASELINES.values()))
-
-    def recording(**kwargs):  # type: ignore[no-untyped-def]
-        trained_on.append(sorted(kwargs["train_users"]))
-        return baseline(**kwargs)
-
-    monkeypatch.setattr(eval_playlists, "load_recommender", lambda name: recording)
-    for limit in (None, 3, 3):
-        run(
-            catalog=catalog,
-            playlists=playlists,
-            models=["m1"],
-            shipped_playlists=shipped,
-            train_max_users=limit,
-        )
-    every, sample, again = trained_on
-    assert len(sample) == 3 and set(sample) < set(every) and sample == again

@@ -28,7 +28,6 @@ from typing import Any
 from musicspace_cli.demo_data import DEMO_PLAYLISTS
 from musicspace_cli.eval_baselines import BASELINES
 from musicspace_shared.catalog import TrackFrame, read_catalog_csv, read_playlists_csv
-from musicspace_shared.sampling import sample_ids
 
 logger = logging.getLogger("musicspace.eval")
 
@@ -164,12 +163,8 @@ def run(
     models: Iterable[str] | None = None,
     shipped_playlists: Path = DEMO_PLAYLISTS,
     rankings: dict[str, dict[str, list[str]]] | None = None,
-    train_max_users: int | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Evaluate the chosen models (default: all) and baselines on FILE; deterministic.
-
-    train_max_users trains on a seeded sample of the training users, as the services do past
-    M1_/M3_TRAIN_MAX_USERS: what sampling costs in the metrics.
 
     rankings, when given, receives every model's cleaned rankings and the split's holdout
     (under "_holdout"): what tuning the blend needs, without training again."""
@@ -185,8 +180,6 @@ def run(
     train_users = training_users(
         read_playlists_csv(shipped_playlists), exclude=eval_lists, known=frame.index
     )
-    if train_max_users is not None:
-        train_users = {u: train_users[u] for u in sample_ids(train_users, train_max_users)}
     k = required_k(split)
     logger.info("eval users=%d train users=%d k=%d", len(split.seeds), len(train_users), k)
     ranked: dict[str, dict[str, list[str]]] = {} if rankings is None else rankings

@@ -226,15 +226,6 @@ def eval_playlists(
             "(RECOMMEND_*) on them without training again",
         ),
     ] = None,
-    train_max_users: Annotated[
-        int | None,
-        typer.Option(
-            "--train-max-users",
-            min=2,
-            help="train on a seeded sample of this many training users (what the services' "
-            "M1_/M3_TRAIN_MAX_USERS sampling costs)",
-        ),
-    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """m1, m2, m3, their blend (/api/recommend) and baselines on held-out halves of playlists."""
@@ -243,13 +234,7 @@ def eval_playlists(
     chosen = [name.strip() for name in models.split(",") if name.strip()] if models else None
     rankings: dict[str, Any] = {}
     try:
-        result = run(
-            catalog=catalog,
-            playlists=playlists,
-            models=chosen,
-            rankings=rankings,
-            train_max_users=train_max_users,
-        )
+        result = run(catalog=catalog, playlists=playlists, models=chosen, rankings=rankings)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc
     if save_rankings is not None:

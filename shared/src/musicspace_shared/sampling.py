@@ -9,14 +9,11 @@ sorted ids, so the same users give the same sample on every run.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TypeVar
 
 import numpy as np
 
-Id = TypeVar("Id", int, str)
 
-
-def sample_ids(ids: Iterable[Id], limit: int | None, *, seed: int = 7) -> list[Id]:
+def sample_ids(ids: Iterable[int], limit: int | None, *, seed: int = 7) -> list[int]:
     """`limit` of the ids (all when there are no more than that, or limit is None), sorted."""
     ordered = sorted(ids)
     if limit is None or len(ordered) <= limit:
