@@ -64,10 +64,19 @@ class Sizes:
 
 @dataclass(frozen=True)
 class Chunks:
-    """Tracks, and users, made and written at a time (memory, never the output)."""
+    """Tracks, and users, made and written at a time: they set the memory, never the output.
+    A chunk's rows take about 1 KB each while it is formatted; users=None: enough users for
+    about `rows` library and interaction rows."""
 
-    tracks: int = 100_000
-    users: int = 2_000
+    tracks: int = 20_000
+    users: int | None = None
+    rows: int = 100_000
+
+    def users_for(self, sizes: Sizes, library_mean: float) -> int:
+        if self.users is not None:
+            return self.users
+        per_user = library_mean + sizes.interactions / max(sizes.users, 1)
+        return max(1, int(self.rows / per_user))
 
 
 class _CsvGz:
@@ -99,8 +108,8 @@ def generate(
     """Write catalog.csv.gz, playlists.csv.gz and interactions.csv.gz to `out`; a summary."""
     if sizes.tracks < 1 or sizes.users < 0 or sizes.interactions < 0:
         raise ValueError("tracks must be at least 1; users and interactions not negative")
-    if chunks.tracks < 1 or chunks.users < 1:
-        raise ValueError("chunks must hold at least one track and one user")
+    if chunks.tracks < 1 or (chunks.users or 1) < 1 or chunks.rows < 1:
+        raise ValueError("chunks must hold at least one track, one user and one row")
     started = time.perf_counter()
     demo = demo or Demo()
     draws = Draws(sizes.seed)
@@ -111,9 +120,10 @@ def generate(
             catalog_file.write(frame)
     picker = TrackPicker(catalog.subgenre_codes, catalog.popularity, len(demo.subgenre_names))
     del catalog.popularity
-    firsts = range(0, sizes.users, chunks.users)
+    per_chunk = chunks.users_for(sizes, float(demo.playlist_sizes.mean()))
+    firsts = range(0, sizes.users, per_chunk)
     drawn = sum(
-        int(library_sizes(demo, draws, np.arange(f, min(f + chunks.users, sizes.users))).sum())
+        int(library_sizes(demo, draws, np.arange(f, min(f + per_chunk, sizes.users))).sum())
         for f in firsts
     )
     users = Users(demo, draws, picker, sizes.interactions, drawn)
@@ -122,7 +132,7 @@ def generate(
         _CsvGz(out / "interactions.csv.gz", INTERACTION_COLUMNS) as interactions,
     ):
         for first in firsts:
-            chunk = users.chunk(first, min(chunks.users, sizes.users - first))
+            chunk = users.chunk(first, min(per_chunk, sizes.users - first))
             playlists.write(chunk.playlists)
             interactions.write(chunk.interactions)
     return {
