@@ -13,8 +13,8 @@ import pytest
 import sqlalchemy as sa
 from typer.testing import CliRunner
 
-from musicspace_cli.demo_data import DEMO_CATALOG, DEMO_PLAYLISTS
 import musicspace_cli.generate.catalog as catalog_module
+from musicspace_cli.demo_data import DEMO_CATALOG, DEMO_PLAYLISTS
 from musicspace_cli.generate import Chunks, Demo, Sizes, generate
 from musicspace_cli.importer import (
     ImportRejected,
@@ -57,7 +57,9 @@ def test_the_same_seed_writes_the_same_bytes_and_another_seed_does_not(
         assert (tmp_path / "other" / f"{name}.csv.gz").read_bytes() != same, name
 
 
-def test_the_chunk_sizes_do_not_change_the_bytes(generated: Path, demo: Demo, tmp_path: Path) -> None:
+def test_the_chunk_sizes_do_not_change_the_bytes(
+    generated: Path, demo: Demo, tmp_path: Path
+) -> None:
     # One user or a few tracks at a time (a chunk then ends inside no artist but the last)...
     generate(tmp_path / "small", SIZES, demo, Chunks(tracks=1, users=1))
     generate(tmp_path / "odd", SIZES, demo, Chunks(tracks=977, users=37))
@@ -204,3 +206,10 @@ def test_artist_names_stay_unique_across_merges_of_the_seen_names(
     assert unique(["Blue", "Red", "Blue"]) == ["Blue", "Red", "Blue II"]  # merged after
     assert unique(["Blue", "Green"]) == ["Blue III", "Green"]  # merged again
     assert unique(["Red", "Green", "Blue"]) == ["Red II", "Green II", "Blue IV"]
+    # A drawn name that a numeral would make is skipped, and is itself made unique.
+    assert unique(["Gold II", "Gold", "Gold", "Gold II"]) == [
+        "Gold II",
+        "Gold",
+        "Gold III",
+        "Gold II II",
+    ]

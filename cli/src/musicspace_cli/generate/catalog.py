@@ -82,7 +82,9 @@ class Catalog:
         rows = demo.artist_start[templates][artist_of] + offsets
         track = first_track + np.arange(tracks)
 
-        noise = draws.normal("feature noise", track[:, None] * len(FEATURES) + np.arange(len(FEATURES)))
+        noise = draws.normal(
+            "feature noise", track[:, None] * len(FEATURES) + np.arange(len(FEATURES))
+        )
         features = demo.features[rows] + noise * (FEATURE_NOISE * demo.feature_std)
         features = _round_features(np.clip(features, *self._feature_range))
         missing = np.isnan(features).any(axis=1)
@@ -91,17 +93,29 @@ class Catalog:
         popularity = np.clip(np.round(demo.popularity[rows] + noise), 0, 100).astype(np.int64)
 
         artist_names = self._artist_names(
-            names(draws, "artist name", demo.artist_words, demo.artist_lengths[templates],
-                  first_artist + np.arange(len(templates)))
+            names(
+                draws,
+                "artist name",
+                demo.artist_words,
+                demo.artist_lengths[templates],
+                first_artist + np.arange(len(templates)),
+            )
         )
         titles = names(draws, "title", demo.title_words, demo.title_lengths[rows], track)
         # An album per (synthetic artist, template album): a name and an id of its own, drawn
         # at the counter of its first track.
-        album_of, _ = pd.factorize(artist_of * (demo.album_codes.max() + 1) + demo.album_codes[rows])
+        album_of, _ = pd.factorize(
+            artist_of * (demo.album_codes.max() + 1) + demo.album_codes[rows]
+        )
         album_first = np.unique(album_of, return_index=True)[1]
         album_names = np.array(
-            names(draws, "album name", demo.album_words, demo.album_lengths[rows[album_first]],
-                  track[album_first]),
+            names(
+                draws,
+                "album name",
+                demo.album_words,
+                demo.album_lengths[rows[album_first]],
+                track[album_first],
+            ),
             dtype=object,
         )
         album_ids = draws.ids("album id", track[album_first])
@@ -169,11 +183,25 @@ class UniqueNames:
         out = []
         for name, key, seen in zip(names, hashes, before.tolist(), strict=True):
             n = self._pending.get(key, seen) + 1
+            unique = name
+            if n > 1:  # the next numeral whose name is not taken (a drawn "Blue Moon II")
+                unique = f"{name} {_roman(n)}"
+                while self._seen(_hash(unique)):
+                    n += 1
+                    unique = f"{name} {_roman(n)}"
+                self._pending[_hash(unique)] = 1
             self._pending[key] = n
-            out.append(name if n == 1 else f"{name} {_roman(n)}")
+            out.append(unique)
         if len(self._pending) >= PENDING_NAMES:
             self._merge()
         return out
+
+    def _seen(self, key: int) -> int:
+        if key in self._pending:
+            return self._pending[key]
+        where = int(np.searchsorted(self._hashes, np.uint64(key)))
+        found = where < len(self._hashes) and int(self._hashes[where]) == key
+        return int(self._counts[where]) if found else 0
 
     def _merge(self) -> None:
         keys = np.r_[self._hashes, np.fromiter(self._pending, np.uint64, len(self._pending))]
@@ -189,11 +217,18 @@ def _hash(name: str) -> int:
     return int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "little")
 
 
+_ROMAN_DIGITS = tuple(
+    zip(
+        (1000, 900, 500, 400, 100, 90, 50, 40, 10, 9, 5, 4, 1),
+        ("M", "CM", "D", "CD", "C", "XC", "L", "XL", "X", "IX", "V", "IV", "I"),
+        strict=True,
+    )
+)
+
+
 def _roman(n: int) -> str:
-    digits = ((1000, "M"), (900, "CM"), (500, "D"), (400, "CD"), (100, "C"), (90, "XC"))
-    digits += ((50, "L"), (40, "XL"), (10, "X"), (9, "IX"), (5, "V"), (4, "IV"), (1, "I"))
     out = ""
-    for value, letters in digits:
+    for value, letters in _ROMAN_DIGITS:
         while n >= value:
             out, n = out + letters, n - value
     return out

@@ -53,7 +53,9 @@ class TrackPicker:
         self.weight = np.r_[0, self.cumulative][ends] - self.before
         self.present = np.flatnonzero(counts)
 
-    def pick(self, draws: Draws, stream: str, counters: np.ndarray, codes: np.ndarray) -> np.ndarray:
+    def pick(
+        self, draws: Draws, stream: str, counters: np.ndarray, codes: np.ndarray
+    ) -> np.ndarray:
         """One track index per requested subgenre code (a subgenre without tracks: any)."""
         codes = np.asarray(codes, dtype=np.int64)
         unknown = self.weight[codes] == 0
@@ -109,7 +111,9 @@ class Users:
         owner = np.repeat(np.arange(count), sizes)
         counters = users[owner] * USER_STRIDE + _positions(sizes)
         mix = mixes[owner]
-        drawn = demo.mix_starts[mix] + draws.below("library subgenre", counters, demo.playlist_sizes[mix])
+        drawn = demo.mix_starts[mix] + draws.below(
+            "library subgenre", counters, demo.playlist_sizes[mix]
+        )
         tracks = self.picker.pick(draws, "library track", counters, demo.mix_codes[drawn])
         kept = _first_of_each(owner, tracks)
         owner, tracks, counters = owner[kept], tracks[kept], counters[kept]
