@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import tracemalloc
 from pathlib import Path
 
 import numpy as np
@@ -12,8 +13,9 @@ import pytest
 import sqlalchemy as sa
 from typer.testing import CliRunner
 
+import musicspace_cli.generate.catalog as catalog_module
 from musicspace_cli.demo_data import DEMO_CATALOG, DEMO_PLAYLISTS
-from musicspace_cli.generate import Demo, Sizes, generate
+from musicspace_cli.generate import Chunks, Demo, Sizes, generate
 from musicspace_cli.importer import (
     ImportRejected,
     import_catalog,
@@ -53,6 +55,39 @@ def test_the_same_seed_writes_the_same_bytes_and_another_seed_does_not(
         same = (tmp_path / "again" / f"{name}.csv.gz").read_bytes()
         assert same == (generated / f"{name}.csv.gz").read_bytes(), name
         assert (tmp_path / "other" / f"{name}.csv.gz").read_bytes() != same, name
+
+
+def test_the_chunk_sizes_do_not_change_the_bytes(
+    generated: Path, demo: Demo, tmp_path: Path
+) -> None:
+    # One user or a few tracks at a time (a chunk then ends inside no artist but the last)...
+    generate(tmp_path / "small", SIZES, demo, Chunks(tracks=1, users=1))
+    generate(tmp_path / "odd", SIZES, demo, Chunks(tracks=977, users=37))
+    # ... or all at once.
+    generate(tmp_path / "whole", SIZES, demo, Chunks(tracks=10**6, users=10**6))
+    for name in ("catalog", "playlists", "interactions"):
+        expected = (generated / f"{name}.csv.gz").read_bytes()
+        for chunking in ("small", "odd", "whole"):
+            assert (tmp_path / chunking / f"{name}.csv.gz").read_bytes() == expected, (
+                name,
+                chunking,
+            )
+
+
+def _peak_mb(demo: Demo, out: Path, sizes: Sizes) -> float:
+    tracemalloc.start()
+    try:
+        generate(out, sizes, demo, Chunks(tracks=1000, users=20))
+        return tracemalloc.get_traced_memory()[1] / 2**20
+    finally:
+        tracemalloc.stop()
+
+
+def test_memory_is_bounded_by_the_chunks_not_the_size(demo: Demo, tmp_path: Path) -> None:
+    small = _peak_mb(demo, tmp_path / "small", Sizes(tracks=3000, users=60, interactions=6000))
+    large = _peak_mb(demo, tmp_path / "large", Sizes(tracks=24000, users=480, interactions=48000))
+    # 8 times the data; kept across chunks: a few bytes a track, a hash and a count an artist.
+    assert large < 1.6 * small, (small, large)  # it was 8.6 times (5.2 -> 44.9 MB)
 
 
 def test_the_catalog_follows_the_demo_distributions(generated: Path) -> None:
@@ -161,3 +196,20 @@ def test_the_command_writes_the_files_and_reports_them(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert '"catalog": 500' in result.stdout
     assert len(_read(tmp_path / "playlists.csv.gz")["playlist_id"].unique()) == 5
+
+
+def test_artist_names_stay_unique_across_merges_of_the_seen_names(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(catalog_module, "PENDING_NAMES", 2)
+    unique = catalog_module.UniqueNames()
+    assert unique(["Blue", "Red", "Blue"]) == ["Blue", "Red", "Blue II"]  # merged after
+    assert unique(["Blue", "Green"]) == ["Blue III", "Green"]  # merged again
+    assert unique(["Red", "Green", "Blue"]) == ["Red II", "Green II", "Blue IV"]
+    # A drawn name that a numeral would make is skipped, and is itself made unique.
+    assert unique(["Gold II", "Gold", "Gold", "Gold II"]) == [
+        "Gold II",
+        "Gold",
+        "Gold III",
+        "Gold II II",
+    ]
