@@ -49,6 +49,7 @@ from bench import bench_enrichment, credentials  # noqa: E402
 from bench.bench_sync import wait_for_background_training  # noqa: E402
 from bench.context import HEALTH_PROBE, MARIADB_SERVER, Call, LoadResult, start_gateway  # noqa: E402
 from bench.loadgen import run_open_load  # noqa: E402
+from musicspace_cli.generate import GENERATOR_VERSION  # noqa: E402
 from musicspace_shared import registry  # noqa: E402
 from musicspace_shared.db.engine import make_engine  # noqa: E402
 from tests.processes import ServiceProcess, free_port  # noqa: E402
@@ -71,7 +72,9 @@ class Scale:
 
     @property
     def key(self) -> str:
-        return f"t{self.tracks}-u{self.users}-i{self.interactions}-s{self.seed}"
+        return (
+            f"t{self.tracks}-u{self.users}-i{self.interactions}-s{self.seed}-g{GENERATOR_VERSION}"
+        )
 
     @classmethod
     def from_env(cls, quick: bool) -> Scale:

@@ -51,7 +51,12 @@ from musicspace_cli.generate.users import (
     library_sizes,
 )
 
-__all__ = ["Chunks", "Demo", "Sizes", "generate"]
+__all__ = ["GENERATOR_VERSION", "Chunks", "Demo", "Sizes", "generate"]
+
+# Which generator made a data set: a cache of generated files (bench/bench_scale.py) keys on it,
+# so a change of what a seed draws does not reuse files an older generator wrote.
+# 2: streamed, every draw addressed by (stream, counter) (session 11).
+GENERATOR_VERSION = 2
 
 
 @dataclass(frozen=True)
