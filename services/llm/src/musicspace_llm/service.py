@@ -80,7 +80,7 @@ async def _rank(
 ) -> Ranked:
     """Prepare, embed (while Gemini reads the query, when configured), then rank.
 
-    The ranking runs off the event loop; so does reading the query's text while the name
+    The ranking runs off the event loop, in the manager's CPU pool; so does reading the query's text while the name
     indexes are still being built (it waits for them). Once they are, that reading is a
     fraction of a millisecond: a thread hop would cost about as much.
     """
@@ -88,13 +88,13 @@ async def _rank(
     if index.names_ready:
         prepared = prepare(query, index)
     else:
-        prepared = await asyncio.to_thread(prepare, query, index)
+        prepared = await manager.cpu.run(prepare, query, index)
     embedding = manager.embedder.embed_queries(embed_texts(understanding, prepared))
     if reader is not None:
         vectors, reading = await asyncio.gather(embedding, reader.read(query))
     else:
         vectors, reading = await embedding, None
-    return await asyncio.to_thread(
+    return await manager.cpu.run(
         rank,
         index,
         understanding,
