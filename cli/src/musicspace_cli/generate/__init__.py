@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from musicspace_cli.generate.catalog import CATALOG_COLUMNS, Catalog
+from musicspace_cli.generate.catalog import Catalog
 from musicspace_cli.generate.demo import Demo
 from musicspace_cli.generate.draws import Draws
 from musicspace_cli.generate.users import (
@@ -50,6 +50,7 @@ from musicspace_cli.generate.users import (
     Users,
     library_sizes,
 )
+from musicspace_shared.catalog import CATALOG_COLUMNS
 
 __all__ = ["GENERATOR_VERSION", "Chunks", "Demo", "Sizes", "generate"]
 

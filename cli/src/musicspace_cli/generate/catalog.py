@@ -19,18 +19,6 @@ from musicspace_cli.generate.demo import MAX_NAME_WORDS, Demo, Vocabulary
 from musicspace_cli.generate.draws import Draws
 from musicspace_shared.features import FEATURE_RANGES, FEATURES
 
-CATALOG_COLUMNS = (
-    "track_id",
-    "track_name",
-    "track_artist",
-    "track_popularity",
-    "track_album_id",
-    "track_album_name",
-    "track_album_release_date",
-    "genre",
-    "subgenre",
-    *FEATURES,
-)
 # Noise on the resampled features, as a fraction of each feature's spread in the demo.
 FEATURE_NOISE = 0.05
 POPULARITY_NOISE = 5.0
