@@ -8,13 +8,13 @@ sizes (var/bench/scale/<key>/). Starts the service's app in this process (its li
 catalog, the models), removes every per-user model, then asks `--users` distinct users with
 >= 10 tracks, each once (first visits), through ASGI: open loop at `--rate` requests/s
 (latency counted from each request's due time, so a stall is not hidden), and reports
-p50/p90/p99, the process' CPU per request (background work included) and its resident
-memory with its worker processes' (/proc) at ready and after the run. `--profile N`
+p50/p90/p99 and the process' CPU per request (background work included). `--profile N`
 then asks N more users with the CPU pool run inline under cProfile (the whole request path in
 one profile; OpenMP limited to one thread, as in the pool). No gateway, no other service:
-what the service itself costs. Also the process' memory (with its worker processes) when
-ready and after the load, and for m2 `--recall N` (50): N of the users asked again with m2's
-candidate index and without it (scoring every track), compared (recall of the exact top 20).
+what the service itself costs. Also the process' resident memory (with its worker
+processes', from /proc) when ready, after the first calls and after the load, and for m2
+`--recall N` (50): N of the users asked again with m2's candidate index and without it
+(scoring every track), compared (recall of the exact top 20).
 SCALE_DATABASE names the database (default msbench_scale_<key>, as bench_scale).
 """
 
@@ -29,6 +29,7 @@ import json
 import os
 import pstats
 import random
+import resource
 import shutil
 import sys
 import time
@@ -144,10 +145,7 @@ async def _run(service: str, users: int, rate: float, profile: int, recall: int)
 
 
 def _peak_rss_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return round(int(line.split()[1]) / 1024, 1)
-    return 0.0
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
 async def _m2_recall(app: Any, ask: Any, users: list[int]) -> dict[str, Any]:

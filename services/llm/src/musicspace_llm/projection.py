@@ -55,7 +55,3 @@ class Projection:
         """About vectors @ query, for every row (float32)."""
         query = np.asarray(query, dtype=np.float32)
         return self.coords @ (query @ self.basis) + np.float32(self.mean @ query)
-
-    @property
-    def nbytes(self) -> int:
-        return int(self.coords.nbytes + self.basis.nbytes + self.mean.nbytes)

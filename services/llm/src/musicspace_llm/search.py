@@ -224,8 +224,8 @@ def top_matches(
         similarity = row_products(index, candidates, query)
         score = structured[candidates] + W_DOCUMENT * similarity.astype(np.float64)
         # The products above round differently by the path they took (in place, gathered or
-        # whole): the contenders for the top k are scored again in one
-        # fixed way, so the ranking does not depend on the path.
+        # whole): the contenders for the top k are scored again in one fixed way, so the
+        # ranking does not depend on the path.
         contenders = np.flatnonzero(score >= kth_largest(score, k) - 2 * W_DOCUMENT * PRODUCT_ERROR)
         candidates = candidates[contenders]
         similarity = exact_products(index.vectors, candidates, query)

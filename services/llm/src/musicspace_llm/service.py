@@ -80,9 +80,9 @@ async def _rank(
 ) -> Ranked:
     """Prepare, embed (while Gemini reads the query, when configured), then rank.
 
-    The ranking runs off the event loop, in the manager's CPU pool; so does reading the query's text while the name
-    indexes are still being built (it waits for them). Once they are, that reading is a
-    fraction of a millisecond: a thread hop would cost about as much.
+    The ranking runs off the event loop, in the manager's CPU pool; so does reading the
+    query's text while the name indexes are still being built (it waits for them). Once they
+    are, that reading is a fraction of a millisecond: a thread hop would cost about as much.
     """
     understanding = manager.require()[1]
     if index.names_ready:
