@@ -21,7 +21,7 @@ NAME = "recommender_U2_MyInitialT_20260201.cbm"
 def _copy_volume(trained: dict[str, Any], root: Path) -> Path:
     src = Path(trained["path"])
     dst = root / "M3" / NAME
-    dst.parent.mkdir(parents=True)
+    dst.parent.mkdir(parents=True, exist_ok=True)  # the snapshot may be saved there
     shutil.copy(src, dst)
     shutil.copy(src.with_name(src.name + ".meta.json"), dst.with_name(dst.name + ".meta.json"))
     return dst

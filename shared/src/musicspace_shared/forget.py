@@ -5,7 +5,8 @@ own port (admin key; the gateway routes no /admin path). One call removes, in th
 on its volume:
 - the user's model files: every entry of the user under the family's user-model folders
   (M1/user_models/{id}/, M2/user_svm_models/{id}.pkl, M3/user_models/{id}_.cbm, with their
-  sidecars), found as the admin cleanup finds them (musicspace_shared.model_ops);
+  sidecars), found as the admin cleanup finds them (musicspace_shared.model_ops), and what
+  else on the volume holds the user (the runtime's `forget_saved_state`: m3's saved snapshot);
 - the cached answers and models held for the user: the runtime's `user_caches()` (a mapping
   loses every key that mentions the id anywhere in it: a key such as (user_id, version, ...)
   or ((user_id, ...), limit); a false match only costs a recomputation), its per-user model
@@ -47,6 +48,14 @@ class HoldsUserCaches(Protocol):
         self,
     ) -> Iterable[MutableMapping[Any, Any] | UserModels[Any] | BackgroundQueue]:
         """Every in-memory cache of this process that may hold a user's answers or models."""
+        ...
+
+
+@runtime_checkable
+class HoldsSavedState(Protocol):
+    def forget_saved_state(self, user_id: int) -> list[dict[str, Any]]:
+        """Remove files beyond the user-model folders that may hold the user (m3's snapshot
+        kept on the volume); what was removed, as `files` lists it."""
         ...
 
 
@@ -134,6 +143,8 @@ async def forget_user(app: FastAPI, user_id: int) -> ForgetReport:
         root = app.state.settings.model_root
         files = await asyncio.to_thread(remove_user_files, root, family, user_id)
     runtime = getattr(app.state, "runtime", None)
+    if isinstance(runtime, HoldsSavedState):
+        files += await asyncio.to_thread(runtime.forget_saved_state, user_id)
     caches = runtime.user_caches() if isinstance(runtime, HoldsUserCaches) else ()
     cache_entries = sum(drop_cached(cache, user_id) for cache in caches)
     series = drop_metric_series(app.state.metrics.registry, user_id)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import io
 import pickle
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -47,7 +47,7 @@ def _blocks(items: list[str | None]) -> list[str]:
 
 
 class _Packer(pickle.Pickler):
-    def __init__(self, file: io.BytesIO) -> None:
+    def __init__(self, file: BinaryIO) -> None:
         super().__init__(file, protocol=pickle.HIGHEST_PROTOCOL)
         self._ids: dict[int, int] = {}
         self._keep: list[Any] = []  # holds packed objects so their ids stay unique
@@ -82,7 +82,7 @@ def _strings(blocks: list[str]) -> list[str | None]:
 
 
 class _Unpacker(pickle.Unpickler):
-    def __init__(self, file: io.BytesIO) -> None:
+    def __init__(self, file: BinaryIO) -> None:
         super().__init__(file)
         self._loaded: dict[int, Any] = {}
 
@@ -103,9 +103,19 @@ class _Unpacker(pickle.Unpickler):
 
 def pack(obj: Any) -> bytes:
     buffer = io.BytesIO()
-    _Packer(buffer).dump(obj)
+    pack_into(obj, buffer)
     return buffer.getvalue()
 
 
 def unpack(data: bytes) -> Any:
-    return _Unpacker(io.BytesIO(data)).load()
+    return unpack_from(io.BytesIO(data))
+
+
+def pack_into(obj: Any, file: BinaryIO) -> None:
+    """`pack` written to an open binary file (a snapshot kept on a volume)."""
+    _Packer(file).dump(obj)
+
+
+def unpack_from(file: BinaryIO) -> Any:
+    """`unpack` read from an open binary file, from its current position."""
+    return _Unpacker(file).load()

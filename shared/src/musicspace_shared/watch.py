@@ -7,7 +7,8 @@ background task asks for the catalog's version: one aggregate query
 the answer moved is `rebuild(version)` run, by that task: requests keep the complete
 in-memory catalog they have and never wait for a rebuild. A failed check or rebuild is logged
 and tried again at the next round. `check()` runs one round now (startup, a training that
-must see the newest rows, tests).
+must see the newest rows, tests); `follow(version)` says what a catalog loaded otherwise
+follows, so the first round runs at once and rebuilds only if it moved.
 """
 
 from __future__ import annotations
@@ -49,6 +50,14 @@ class CatalogWatcher:
         self.seen: Hashable | None = None  # the version the last rebuild was for
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
+        self._first_round_now = False
+
+    def follow(self, version: Hashable) -> None:
+        """The in-memory catalog was loaded for `version` without a rebuild (m3's snapshot
+        kept on the volume): the first round runs as soon as the watcher starts, not a period
+        later, and rebuilds only if the version moved since."""
+        self.seen = version
+        self._first_round_now = True
 
     async def check(self, *, force: bool = False) -> bool:
         """One round: True when the version moved (or force) and the rebuild ran."""
@@ -74,7 +83,10 @@ class CatalogWatcher:
 
     async def _loop(self) -> None:
         while True:
-            await asyncio.sleep(max(self.every_s(), MIN_PERIOD_S))
+            if self._first_round_now:
+                self._first_round_now = False
+            else:
+                await asyncio.sleep(max(self.every_s(), MIN_PERIOD_S))
             try:
                 await self.check()
             except Exception as exc:  # noqa: BLE001 - keep serving what we have; retry next round

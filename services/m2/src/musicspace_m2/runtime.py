@@ -14,7 +14,6 @@ musicspace_shared.background) run on one low-priority thread (`train_cpu`).
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import logging
 from typing import Any, TypeAlias
 
@@ -30,6 +29,7 @@ from musicspace_shared.catalog import catalog_version
 from musicspace_shared.cpu import CpuPool
 from musicspace_shared.db.engine import standalone_session
 from musicspace_shared.errors import ModelNotReady
+from musicspace_shared.heap import release_free_memory
 from musicspace_shared.logs import log_fields
 from musicspace_shared.metrics import ServiceMetrics
 from musicspace_shared.model_holder import Held, ModelHolder
@@ -135,18 +135,6 @@ class Runtime(ServiceRuntime):
                 self.count("catalog_rebuilds")
                 await asyncio.to_thread(release_free_memory)
             return self.space
-
-
-def release_free_memory() -> None:
-    """Give the C allocator's free pages back to the system after a space build or swap.
-
-    glibc keeps what a build allocated and freed (TF-IDF fits, the catalog rows read): on the
-    100k-track scale set the first build grew the process by 256 MB, of which malloc_trim gave
-    back 83 MB; a rebuild's old space stays mapped the same way. Not glibc: nothing to do."""
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
 
 
 # The worker process' feature model (imputes the features of tracks that lack them) and its

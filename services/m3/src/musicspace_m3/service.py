@@ -12,7 +12,7 @@ from cachetools import TTLCache
 from pydantic import TypeAdapter
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from musicspace_m3 import ranker, repository, scoring
+from musicspace_m3 import ranker, repository, saved_snapshot, scoring
 from musicspace_m3.catalog_index import CatalogIndex
 from musicspace_m3.models import Loaded, ModelRegistry, user_model_path
 from musicspace_m3.repository import RawUser
@@ -70,9 +70,33 @@ class Recommender(ServiceRuntime):
             self._ranked = TTLCache(settings.ranked_cache_entries, ttl=settings.cache_ttl_s)
 
     async def start(self) -> None:
-        """The first snapshot and global model load."""
-        await self.refresh()
+        """The first snapshot (the one saved on the volume while the catalog is unchanged;
+        the activity since is caught up behind the requests) and the global model."""
+        saved = await self._saved_snapshot()
+        if saved is None:
+            await self.refresh()
+        else:
+            assert self.watcher is not None
+            self.snapshot = saved
+            self.watcher.follow((saved.catalog_fingerprint, saved.activity_fingerprint))
+            self.count("snapshot_from_volume")
+            logger.info(
+                "snapshot read from the volume",
+                extra=log_fields(tracks=len(saved.index), users=saved.collab.n_users),
+            )
         await asyncio.to_thread(self.models.refresh_global, force=True)
+
+    async def _saved_snapshot(self) -> Snapshot | None:
+        if not self.settings.snapshot_on_volume:
+            return None
+        assert self.watcher is not None
+        async with self.watcher.sessionmaker() as session:
+            catalog_fp = await repository.catalog_fingerprint(session)
+        return await asyncio.to_thread(saved_snapshot.load, self.settings, catalog_fp=catalog_fp)
+
+    def forget_saved_state(self, user_id: int) -> list[dict[str, Any]]:
+        """The saved snapshot holds every user's positives: an erasure deletes it."""
+        return saved_snapshot.forget(self.settings, user_id)
 
     def close(self) -> None:
         self.train_cpu.close()

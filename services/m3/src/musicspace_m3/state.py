@@ -3,18 +3,21 @@
 Built once from the DB at startup; rebuilt when a cheap fingerprint query says tracks, PMS
 lists or interactions changed, by `load_snapshot` in a low-priority worker process
 (musicspace_shared.offload: neither the event loop nor the interpreter lock of the requests is
-taken). Readers take a reference to the current snapshot, so a rebuild never changes data
+taken), which also keeps it on the model volume for the next replica that starts
+(musicspace_m3.saved_snapshot). Readers take a reference to the current snapshot, so a rebuild never changes data
 under a running request.
 """
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 
-from musicspace_m3 import repository
+from musicspace_m3 import repository, saved_snapshot
 from musicspace_m3.catalog_index import CatalogIndex, build_catalog_index
 from musicspace_m3.collab import Collab, build_collab, collab_from_pairs
 from musicspace_m3.features import Profile
@@ -23,7 +26,11 @@ from musicspace_m3.repository import Activity, RawUser
 from musicspace_m3.settings import Settings
 from musicspace_shared.catalog import TrackFrame, load_tracks
 from musicspace_shared.db.engine import standalone_session
+from musicspace_shared.heap import release_free_memory
+from musicspace_shared.logs import log_fields
 from musicspace_shared.offload import run_coroutine
+
+logger = logging.getLogger("musicspace.m3.state")
 
 
 @dataclass(frozen=True)
@@ -120,6 +127,10 @@ def load_snapshot(settings: Settings, *, catalog_fp: str, activity_fp: str) -> S
 async def _load_snapshot(settings: Settings, *, catalog_fp: str, activity_fp: str) -> Snapshot:
     global _worker_index
     index = _worker_index if _worker_index and _worker_index.fingerprint == catalog_fp else None
+    if index is None and settings.snapshot_on_volume:
+        saved = saved_snapshot.load(settings, catalog_fp=catalog_fp)
+        index = saved.index if saved is not None else None
+    read_at = time.time()
     async with standalone_session(settings) as session:
         if index is None:
             index = build_catalog_index(await load_tracks(session), fingerprint=catalog_fp)
@@ -127,7 +138,16 @@ async def _load_snapshot(settings: Settings, *, catalog_fp: str, activity_fp: st
     snapshot = build_snapshot(
         index.frame, activity, catalog_fp=catalog_fp, activity_fp=activity_fp, index=index
     )
+    del activity
     _worker_index = snapshot.index
+    if settings.snapshot_on_volume:
+        try:
+            saved_snapshot.save(settings, snapshot, read_at=read_at)
+        except OSError as exc:  # a full or read-only volume: serve it all the same
+            logger.warning(
+                "snapshot not saved", extra=log_fields(error=f"{type(exc).__name__}: {exc}"[:200])
+            )
+    release_free_memory()  # what reading the activity left in the worker
     return snapshot
 
 

@@ -1,0 +1,132 @@
+"""m3's snapshot kept on the model volume: a replica starts from it while the catalog is the
+same, catches up with the activity behind, and never loads one an erasure may have outdated."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import numpy as np
+
+from musicspace_m3 import saved_snapshot
+from musicspace_m3.service import Recommender
+from musicspace_m3.settings import Settings
+from musicspace_shared.db.engine import make_engine, make_sessionmaker
+from musicspace_shared.metrics import ServiceMetrics
+
+from .helpers import make_settings, new_user, users_with_tracks
+
+
+@asynccontextmanager
+async def started(settings: Settings) -> AsyncIterator[Recommender]:
+    """A Recommender after its start (the first snapshot), its watcher not yet running."""
+    engine = make_engine(url=settings.database_url)
+    runtime = Recommender(settings, metrics=ServiceMetrics("m3"))
+    runtime.watch(make_sessionmaker(engine))
+    try:
+        await runtime.start()
+        yield runtime
+    finally:
+        runtime.close()
+        runtime.rebuilds.close()
+        runtime.cpu.close()
+        await engine.dispose()
+
+
+def events(runtime: Recommender, name: str) -> float:
+    assert runtime.metrics is not None
+    value = runtime.metrics.registry.get_sample_value(
+        "musicspace_events_total", {"service": "m3", "event": name}
+    )
+    return value or 0.0
+
+
+async def test_a_replica_starts_from_the_saved_snapshot_and_catches_up(
+    m3_db_url: str, tmp_path: Path
+) -> None:
+    settings = make_settings(m3_db_url, tmp_path)
+    async with started(settings) as first:
+        assert first.snapshot is not None and events(first, "snapshot_from_volume") == 0
+        built = first.snapshot
+    assert saved_snapshot.snapshot_path(settings).is_file()
+
+    async with started(settings) as second:
+        loaded = second.snapshot
+        assert loaded is not None and events(second, "snapshot_from_volume") == 1
+        assert second.rebuilds._pool is None  # nothing was read or built in a worker
+        assert loaded.activity_fingerprint == built.activity_fingerprint
+        assert loaded.index.frame.track_ids == built.index.frame.track_ids
+        assert loaded.collab.row_of == built.collab.row_of
+        assert (loaded.collab.matrix != built.collab.matrix).nnz == 0
+        assert np.array_equal(loaded.collab.track_users, built.collab.track_users)
+        assert second.watcher is not None
+        assert second.watcher.seen == (built.catalog_fingerprint, built.activity_fingerprint)
+
+        # A user added since: the watcher's round rebuilds the activity behind the requests
+        # (the catalog index is the saved one) and saves the newer snapshot.
+        _uid, owned = (await users_with_tracks(m3_db_url))[0]
+        await new_user(m3_db_url, owned[:5])
+        assert await second.refresh()
+        assert second.snapshot is not None
+        assert second.snapshot.collab.n_users == built.collab.n_users + 1
+        assert second.snapshot.catalog_fingerprint == built.catalog_fingerprint
+
+    async with started(settings) as third:
+        assert third.snapshot is not None and events(third, "snapshot_from_volume") == 1
+        assert third.snapshot.collab.n_users == built.collab.n_users + 1
+
+
+async def test_a_changed_catalog_or_a_damaged_file_is_built_instead(
+    m3_db_url: str, tmp_path: Path
+) -> None:
+    settings = make_settings(m3_db_url, tmp_path)
+    async with started(settings) as first:
+        assert first.snapshot is not None
+        catalog_fp = first.snapshot.catalog_fingerprint
+    assert saved_snapshot.load(settings, catalog_fp=catalog_fp) is not None
+    assert saved_snapshot.load(settings, catalog_fp=catalog_fp + "x") is None
+
+    path = saved_snapshot.snapshot_path(settings)
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])  # a torn copy
+    assert saved_snapshot.load(settings, catalog_fp=catalog_fp) is None
+    async with started(settings) as second:
+        assert second.snapshot is not None and events(second, "snapshot_from_volume") == 0
+        assert second.snapshot.catalog_fingerprint == catalog_fp
+    assert saved_snapshot.load(settings, catalog_fp=catalog_fp) is not None  # written again
+
+    path.write_bytes(b'{"format": 0}\n')  # an older version's file
+    assert saved_snapshot.load(settings, catalog_fp=catalog_fp) is None
+
+
+async def test_an_erasure_deletes_it_and_outdates_one_read_before(
+    m3_db_url: str, tmp_path: Path
+) -> None:
+    settings = make_settings(m3_db_url, tmp_path)
+    user, _owned = (await users_with_tracks(m3_db_url))[0]
+    async with started(settings) as first:
+        assert first.snapshot is not None and user in first.snapshot.collab.row_of
+        snapshot = first.snapshot
+        assert first.forget_saved_state(10**15) == []  # not in it: kept
+        read_before = time.time()
+        removed = first.forget_saved_state(user)
+    path = saved_snapshot.snapshot_path(settings)
+    assert removed and removed[0]["paths"] == ["M3/snapshot/current.pkl"]
+    assert removed[0]["bytes"] > 0 and not path.exists()
+    catalog_fp = snapshot.catalog_fingerprint
+
+    # A rebuild that began reading before the erasure and saved after it: never loaded.
+    saved_snapshot.save(settings, snapshot, read_at=read_before)
+    assert path.exists() and saved_snapshot.load(settings, catalog_fp=catalog_fp) is None
+    saved_snapshot.save(settings, snapshot, read_at=time.time() + 1)
+    assert saved_snapshot.load(settings, catalog_fp=catalog_fp) is not None
+    assert saved_snapshot.forget(settings, user)[0]["bytes"] > 0
+    assert saved_snapshot.forget(settings, user) == []  # nothing left the second time
+
+
+async def test_switched_off_it_is_neither_written_nor_read(m3_db_url: str, tmp_path: Path) -> None:
+    settings = make_settings(m3_db_url, tmp_path, snapshot_on_volume=False)
+    async with started(settings) as runtime:
+        assert runtime.snapshot is not None
+    assert not saved_snapshot.folder(settings).exists()
