@@ -22,11 +22,11 @@ from __future__ import annotations
 from typing import Any
 
 from bench.bench_sync import (
-    _events,
     _quiesce,
     _recommend_calls,
     _touch,
     _track_ids,
+    events_count,
     wait_for_background_training,
 )
 from bench.context import BenchContext, BenchStack, Call
@@ -54,9 +54,9 @@ def _cold_phase(
     for user in users:
         calls.append(Call(service, "POST", url, {"user_id": user, "limit": 20}))
         calls.append(Call("healthz", "GET", stack.health_url))
-    hits_before = _events(stack.service_urls["m3"], "recommendation_cache_hits")
+    hits_before = events_count(stack.service_urls["m3"], "recommendation_cache_hits")
     load = context.open_load(calls, rate=2 * rate, seconds=len(users) / rate)
-    hits = _events(stack.service_urls["m3"], "recommendation_cache_hits") - hits_before
+    hits = events_count(stack.service_urls["m3"], "recommendation_cache_hits") - hits_before
     summary = load.summary()
     row = summary["by_label"].get(service, {})
     floor = summary["by_label"].get("healthz", {})

@@ -14,7 +14,9 @@ SCALE_RETRAIN=1 redo the import and the training):
    and each trainer's own summary: rows, sampling);
 4. m2, m1, m3 and enrichment are started one after another: start-up time (process start to
    /readyz 200) and resident memory once ready (the service's process, and with its worker
-   processes), from /proc;
+   processes), from /proc; m2 and m3 with no saved state on their volume (the first start
+   after an import), then a second replica of each, which starts from the content space and
+   the snapshot the first ones saved (musicspace_shared.saved_state);
 5. through Traefik, open loop (bench/loadgen.py: latency from each request's due time), at
    SCALE_RATE requests/s (default 20, as bench_cold) for SCALE_SECONDS: recommend of m1, m2
    and m3, each user asked once (distinct users, none asked before: no answer cache can hit),
@@ -46,7 +48,7 @@ if str(ROOT) not in sys.path:
 import sqlalchemy as sa  # noqa: E402
 
 from bench import bench_enrichment, credentials  # noqa: E402
-from bench.bench_sync import wait_for_background_training  # noqa: E402
+from bench.bench_sync import events_count, wait_for_background_training  # noqa: E402
 from bench.context import HEALTH_PROBE, MARIADB_SERVER, Call, LoadResult, start_gateway  # noqa: E402
 from bench.loadgen import run_open_load  # noqa: E402
 from musicspace_cli.generate import GENERATOR_VERSION  # noqa: E402
@@ -58,6 +60,7 @@ CLI = [sys.executable, "-m", "musicspace_cli.main"]
 WORK = ROOT / "var" / "bench" / "scale"
 STARTED = ("m2", "m1", "m3", "enrichment")  # in this order: enrichment calls m2
 MEASURED = ("m1", "m2", "m3")
+SAVED_STATE = ("m2", "m3")  # services that start from state kept on the volume
 GOALS = {"startup_s": 60.0, "rss_mb": 3072.0, "recommend_p99_ms": 100.0}
 
 
@@ -259,8 +262,10 @@ def _start(
     logs: Path,
     stack: ExitStack,
     timeout_s: float = 1800,
+    log_name: str | None = None,
 ) -> tuple[ServiceProcess, dict[str, Any]]:
-    service = ServiceProcess(name=name, port=port, env=env, log_path=logs / f"{name}.log")
+    log_path = logs / f"{log_name or name}.log"
+    service = ServiceProcess(name=name, port=port, env=env, log_path=log_path)
     started = time.perf_counter()
     service.start()
     stack.callback(service.stop)
@@ -268,6 +273,24 @@ def _start(
     figures = {"startup_s": round(time.perf_counter() - started, 1)}
     assert service.process is not None
     return service, figures | _memory(service.process.pid)
+
+
+def _second_replica(name: str, env: dict[str, str], logs: Path) -> dict[str, Any]:
+    """Another replica of a running service, started and stopped: what a restart, a rolling
+    update or a scale-out meets (the state its first replica saved on the volume)."""
+    with ExitStack() as stack:
+        _service, figures = _start(name, free_port(), env, logs, stack, log_name=f"{name}_2")
+    return figures
+
+
+def _wait_for_rebuild(url: str, before: float, timeout_s: float = 1800.0) -> float:
+    """Until the service counted one more catalog rebuild than `before`: the seconds waited."""
+    started = time.monotonic()
+    while events_count(url, "catalog_rebuilds") <= before:
+        if time.monotonic() - started > timeout_s:
+            break
+        time.sleep(1)
+    return round(time.monotonic() - started, 1)
 
 
 # ---------------------------------------------------------------- load
@@ -401,7 +424,10 @@ def run(context: Any = None) -> dict[str, Any]:
         shutil.rmtree(models, ignore_errors=True)
     result["training"] = _train(env, work, retrain)
     # Per-user models of an earlier run would make its users returning ones.
-    for folder in ("M1/user_models", "M2/user_svm_models", "M3/user_models"):
+    # State saved by an earlier run (m2's space, m3's snapshot) would make a first start a
+    # replica's (measured below, on its own).
+    saved = ("M2/space", "M3/snapshot")
+    for folder in ("M1/user_models", "M2/user_svm_models", "M3/user_models", *saved):
         shutil.rmtree(models / folder, ignore_errors=True)
     ports = {name: free_port() for name in registry.names()}
     env |= {f"{n.upper()}_URL": f"http://127.0.0.1:{p}" for n, p in ports.items()}
@@ -414,6 +440,8 @@ def run(context: Any = None) -> dict[str, Any]:
         for name in STARTED:
             services[name], result["services"][name] = _start(name, ports[name], env, logs, stack)
             print(f"   {name}: {result['services'][name]}", flush=True)
+        result["second_replicas"] = {n: _second_replica(n, env, logs) for n in SAVED_STATE}
+        print(f"   second replicas: {result['second_replicas']}", flush=True)
         gateway = start_gateway(stack, work, ports, logs)
         count = int(scale.rate * scale.seconds) + 5
         users = _sample(
@@ -429,12 +457,24 @@ def run(context: Any = None) -> dict[str, Any]:
         result["memory_after_load"] = {
             n: _memory(s.process.pid) for n, s in services.items() if s.process is not None
         }
+        before = {n: events_count(services[n].url, "catalog_rebuilds") for n in SAVED_STATE}
         lacking = lambda: bench_enrichment._lacking_ids(url)  # noqa: E731
         result["enrichment"] = bench_enrichment._scenario(
             url, lacking, services["m2"].url, services["enrichment"], 1
         )
+        # The catalog changed (features written): m2 and m3 rebuild in their workers, which
+        # keep what they built for the next change.
+        result["rebuild_after_enrichment_s"] = {
+            n: _wait_for_rebuild(services[n].url, before[n]) for n in SAVED_STATE
+        }
+        result["memory_after_enrichment"] = {
+            n: _memory(s.process.pid) for n, s in services.items() if s.process is not None
+        }
     result["goal_met"] = {
         "startup": all(s["startup_s"] <= GOALS["startup_s"] for s in result["services"].values()),
+        "startup_second_replicas": all(
+            s["startup_s"] <= GOALS["startup_s"] for s in result["second_replicas"].values()
+        ),
         "memory": all(
             s["with_workers_rss_mb"] <= GOALS["rss_mb"] for s in result["services"].values()
         ),

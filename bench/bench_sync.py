@@ -67,7 +67,7 @@ def _touch(url: str, track_id: str | None = None) -> None:
     _execute(url, f"UPDATE track SET updated_at = CURRENT_TIMESTAMP(6){where}", t=track_id)
 
 
-def _events(service_url: str, event: str) -> float:
+def events_count(service_url: str, event: str) -> float:
     text = httpx.get(service_url + "/metrics", timeout=10).text
     pattern = rf'^musicspace_events_total{{[^}}]*event="{event}"[^}}]*}} ([0-9.e+]+)$'
     return sum(float(m) for m in re.findall(pattern, text, flags=re.M))
@@ -78,8 +78,8 @@ def wait_for_background_training(service_url: str, timeout_s: float = 1800.0) ->
     the requests: musicspace_shared.background); the seconds waited."""
     started = time.monotonic()
     while time.monotonic() - started < timeout_s:
-        queued = _events(service_url, "user_svm_training_queued")
-        if _events(service_url, "user_svm_training_done") >= queued:
+        queued = events_count(service_url, "user_svm_training_queued")
+        if events_count(service_url, "user_svm_training_done") >= queued:
             break
         time.sleep(0.5)
     return round(time.monotonic() - started, 1)
@@ -156,7 +156,7 @@ def _recommend_phases(context: BenchContext, stack: BenchStack, seconds: float) 
     _touch(stack.database_url, track_ids[0])
     _quiesce(stack, probe_user=users[0])
     rate = RATE_PER_SERVICE * len(RECOMMEND)
-    before = {s: _events(stack.service_urls[s], "catalog_rebuilds") for s in RECOMMEND}
+    before = {s: events_count(stack.service_urls[s], "catalog_rebuilds") for s in RECOMMEND}
     turn = iter(range(10**9))
 
     def refreshing() -> Background:
@@ -175,7 +175,7 @@ def _recommend_phases(context: BenchContext, stack: BenchStack, seconds: float) 
         settle=lambda: _quiesce(stack, probe_user=users[0]),
     )
     rebuilds = {
-        s: _events(stack.service_urls[s], "catalog_rebuilds") - before[s] for s in RECOMMEND
+        s: events_count(stack.service_urls[s], "catalog_rebuilds") - before[s] for s in RECOMMEND
     }
     idle_s, during_s = idle.summary(), during.summary()
     return {
@@ -233,7 +233,7 @@ def _quiesce(stack: BenchStack, *, probe_user: int, quiet_s: float = 7.0) -> Non
                 headers=credentials.AUTH,
                 timeout=30,
             )
-        now = {s: _events(stack.service_urls[s], "catalog_rebuilds") for s in RECOMMEND}
+        now = {s: events_count(stack.service_urls[s], "catalog_rebuilds") for s in RECOMMEND}
         if now != last:
             last, since = now, time.monotonic()
         elif time.monotonic() - since >= quiet_s:

@@ -4,8 +4,7 @@ same, catches up with the activity behind, and never loads one an erasure may ha
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
 import numpy as np
@@ -13,34 +12,15 @@ import numpy as np
 from musicspace_m3 import saved_snapshot
 from musicspace_m3.service import Recommender
 from musicspace_m3.settings import Settings
-from musicspace_shared.db.engine import make_engine, make_sessionmaker
 from musicspace_shared.metrics import ServiceMetrics
+from tests import runtimes
+from tests.runtimes import events
 
 from .helpers import make_settings, new_user, users_with_tracks
 
 
-@asynccontextmanager
-async def started(settings: Settings) -> AsyncIterator[Recommender]:
-    """A Recommender after its start (the first snapshot), its watcher not yet running."""
-    engine = make_engine(url=settings.database_url)
-    runtime = Recommender(settings, metrics=ServiceMetrics("m3"))
-    runtime.watch(make_sessionmaker(engine))
-    try:
-        await runtime.start()
-        yield runtime
-    finally:
-        runtime.close()
-        runtime.rebuilds.close()
-        runtime.cpu.close()
-        await engine.dispose()
-
-
-def events(runtime: Recommender, name: str) -> float:
-    assert runtime.metrics is not None
-    value = runtime.metrics.registry.get_sample_value(
-        "musicspace_events_total", {"service": "m3", "event": name}
-    )
-    return value or 0.0
+def started(settings: Settings) -> AbstractAsyncContextManager[Recommender]:
+    return runtimes.started(Recommender(settings, metrics=ServiceMetrics("m3")))
 
 
 async def test_a_replica_starts_from_the_saved_snapshot_and_catches_up(
@@ -126,7 +106,7 @@ async def test_an_erasure_deletes_it_and_outdates_one_read_before(
 
 
 async def test_switched_off_it_is_neither_written_nor_read(m3_db_url: str, tmp_path: Path) -> None:
-    settings = make_settings(m3_db_url, tmp_path, snapshot_on_volume=False)
+    settings = make_settings(m3_db_url, tmp_path, state_on_volume=False)
     async with started(settings) as runtime:
         assert runtime.snapshot is not None
     assert not saved_snapshot.folder(settings).exists()

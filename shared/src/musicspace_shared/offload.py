@@ -30,6 +30,7 @@ from concurrent.futures.process import BrokenProcessPool
 from functools import partial
 from typing import Any, TypeVar
 
+from musicspace_shared.heap import release_free_memory
 from musicspace_shared.packing import pack, unpack
 
 T = TypeVar("T")
@@ -71,7 +72,11 @@ def run_coroutine(coro: Coroutine[Any, Any, T]) -> T:
 
 
 def _call_packed(func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> bytes:
-    return pack(func(*args, **kwargs))
+    result = func(*args, **kwargs)
+    packed = pack(result)
+    del result  # a result the worker does not keep is freed here, and its pages given back
+    release_free_memory()
+    return packed
 
 
 class ProcessOffload:

@@ -76,6 +76,9 @@ class CommonSettings(BaseSettings):
     # count and latest updated_at); what is built from it is rebuilt in the background only
     # when the answer moved.
     catalog_check_s: float = Field(10.0, ge=0)
+    # Keep what is built from the DB (m2's content space, m3's snapshot) on the model volume,
+    # so a replica that starts reads it instead of building (musicspace_shared.saved_state).
+    state_on_volume: bool = True
     # Seconds between looks at a held model's sidecar on the volume (musicspace_shared.model_holder);
     # 0: before every use (one stat()).
     reload_check_s: float = Field(2.0, ge=0)

@@ -7,6 +7,8 @@ when the model or the catalog changes: the catalog watcher (musicspace_shared.wa
 `M2_CATALOG_CHECK_S`) rebuilds it in the background, in a low-priority worker process
 (musicspace_shared.offload), while requests keep the current space; only the first build, a
 new model, or a caller that needs a track the space lacks waits for one (in this process).
+The worker and a start that builds keep the space on the volume (musicspace_m2.saved_space):
+a replica that starts later reads it instead of building.
 Per-user SVMs are trained behind the requests: a bounded queue (`svm_training`,
 musicspace_shared.background) run on one low-priority thread (`train_cpu`).
 """
@@ -19,7 +21,7 @@ from typing import Any, TypeAlias
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from musicspace_m2 import repository
+from musicspace_m2 import repository, saved_space
 from musicspace_m2.predictor import FeaturePredictor
 from musicspace_m2.settings import Settings
 from musicspace_m2.similar import ContentSpace, build_space, with_candidate_index
@@ -67,9 +69,15 @@ class Runtime(ServiceRuntime):
         return (self.svm_training,)
 
     async def start(self) -> None:
-        """Load the model: a missing one is not fatal (/readyz says so until
+        """Load the model and, when there is one, the content space (the one saved on the
+        volume while model and catalog are unchanged, else built here and saved), so a ready
+        replica answers at once. A missing model is not fatal (/readyz says so until
         `musicspace train m2` runs; the first request then builds the space)."""
-        await asyncio.to_thread(self.holder.get, force=True)
+        if await asyncio.to_thread(self.holder.get, force=True) is None:
+            return
+        assert self.watcher is not None
+        async with self.watcher.sessionmaker() as session:
+            await self._refresh_space(session, at_start=True)
 
     async def require_model(self) -> LoadedModel:
         """The current model (looked for on the volume when the throttle allows), else 503."""
@@ -114,11 +122,21 @@ class Runtime(ServiceRuntime):
             self.space_key = built
             self.count("catalog_rebuilds")
 
-    async def _refresh_space(self, session: AsyncSession) -> ContentSpace:
-        """Rebuild the space when the model or the catalog state moved (one at a time)."""
+    async def _refresh_space(
+        self, session: AsyncSession, *, at_start: bool = False
+    ) -> ContentSpace:
+        """Rebuild the space when the model or the catalog state moved (one at a time). At
+        start, the space saved on the volume for the same key is taken instead, and one built
+        is saved (later builds here would hold requests up while they are written)."""
         model = await self.require_model()
         async with self._space_lock:
             key = (model.version, *await catalog_version(session))
+            if at_start and self.settings.state_on_volume:
+                self.space = await asyncio.to_thread(saved_space.load, self.settings, key)
+                if self.space is not None:
+                    self.space_key = key
+                    self.count("space_from_volume")
+                    return self.space
             if self.space is None or self.space_key != key:
                 table = await repository.load_track_table(session)
                 space = await self.run_cpu(
@@ -133,6 +151,8 @@ class Runtime(ServiceRuntime):
                 self.space = await self.run_cpu(with_candidate_index, space, index_min)
                 self.space_key = key
                 self.count("catalog_rebuilds")
+                if at_start and self.settings.state_on_volume:
+                    await asyncio.to_thread(saved_space.save, self.settings, key, self.space)
                 await asyncio.to_thread(release_free_memory)
             return self.space
 
@@ -179,5 +199,7 @@ async def _load_space(settings: Settings) -> tuple[ContentSpace | None, tuple[An
     if not update.changed:
         return None, (version, *state)
     space = with_candidate_index(update.kept.space, settings.candidate_index_min_tracks)
+    if settings.state_on_volume:
+        saved_space.save(settings, (version, *state), space)
     release_free_memory()
     return space, (version, *state)

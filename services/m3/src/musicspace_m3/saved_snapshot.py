@@ -2,8 +2,8 @@
 
 Building the snapshot reads every PMS row and interaction: at 1M tracks / 100k users / 16.8M
 rows, 60-70 s of a 97 s start-up. So the rebuild worker writes each snapshot it builds to
-<model_root>/M3/snapshot/current.pkl (a one-line JSON header, then the snapshot packed by
-musicspace_shared.packing), and a replica that starts while the catalog's fingerprint is still
+<model_root>/M3/snapshot/current.pkl (musicspace_shared.saved_state: a JSON header with the
+fingerprints and the users it lists, then the snapshot), and a replica that starts while the catalog's fingerprint is still
 the file's serves it at once; its watcher then catches up with the activity written since
 (CatalogWatcher.follow: the first round runs at once, the rebuild behind the requests). A
 catalog that moved since the file was written is built before ready, as with no file.
@@ -16,23 +16,17 @@ which the erasure's deleted rows set off, writes a clean one.
 
 from __future__ import annotations
 
-import json
-import logging
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from musicspace_m3.settings import Settings
-from musicspace_shared.logs import log_fields
-from musicspace_shared.model_store import atomic_write, atomic_write_bytes
-from musicspace_shared.packing import pack_into, unpack_from
+from musicspace_shared import saved_state
+from musicspace_shared.model_store import atomic_write_bytes
 
 if TYPE_CHECKING:
     from musicspace_m3.state import Snapshot
 
-logger = logging.getLogger("musicspace.m3.saved_snapshot")
 FORMAT = 1  # bump when Snapshot, CatalogIndex or Collab change shape
 
 
@@ -48,71 +42,55 @@ def erased_marker(settings: Settings) -> Path:
     return folder(settings) / "erased"
 
 
-def save(settings: Settings, snapshot: Snapshot, *, read_at: float) -> None:
-    """Write `snapshot`, whose reading of the DB began at `read_at` (time.time())."""
+def save(settings: Settings, snapshot: Snapshot, *, read_at: float) -> bool:
+    """Write `snapshot`, whose reading of the DB began at `read_at` (time.time()); False when
+    the volume refused (logged)."""
     header = {
         "format": FORMAT,
         "catalog_fingerprint": snapshot.catalog_fingerprint,
         "activity_fingerprint": snapshot.activity_fingerprint,
         "read_at": read_at,
         "tracks": len(snapshot.index),
-        "users": snapshot.collab.n_users,
+        "users": sorted(int(u) for u in snapshot.collab.row_of),  # for `forget` (~0.7 MB/100k)
     }
-
-    users = np.array(sorted(int(u) for u in snapshot.collab.row_of), dtype=np.int64)
-
-    def write(handle: BinaryIO) -> None:
-        handle.write(json.dumps(header).encode() + b"\n")
-        np.save(handle, users)  # read alone by `forget` (800 KB at 100k users)
-        pack_into(snapshot, handle)
-
-    atomic_write(snapshot_path(settings), write)
+    return saved_state.save_logged(snapshot_path(settings), header, snapshot)
 
 
 def load(settings: Settings, *, catalog_fp: str) -> Snapshot | None:
     """The saved snapshot if it was built for this catalog, in this format, and read after the
-    last erasure; else None (an unreadable file is logged and skipped, never an error)."""
-    path = snapshot_path(settings)
-    try:
-        with path.open("rb") as handle:
-            header = json.loads(handle.readline())
-            why_not = _unusable(settings, header, catalog_fp)
-            if why_not is None:
-                np.load(handle)  # the users, before the snapshot
-                snapshot: Snapshot = unpack_from(handle)
-                return snapshot
-    except FileNotFoundError:
+    last erasure; else None."""
+
+    def why_not(header: dict[str, Any]) -> str | None:
+        if header.get("format") != FORMAT:
+            return f"format {header.get('format')!r}, this version reads {FORMAT}"
+        if header.get("catalog_fingerprint") != catalog_fp:
+            return "the catalog changed since it was written"
+        erased_at = _erased_at(settings)
+        if erased_at is not None and float(header.get("read_at", 0)) <= erased_at:
+            return "a user was erased after its reading began"
         return None
-    except Exception as exc:  # noqa: BLE001 - a damaged file costs a rebuild, not the start
-        why_not = f"unreadable: {type(exc).__name__}: {exc}"[:200]
-    logger.info("saved snapshot not used", extra=log_fields(path=str(path), reason=why_not))
-    return None
+
+    snapshot: Snapshot | None = saved_state.load(snapshot_path(settings), why_not)
+    return snapshot
 
 
-def _unusable(settings: Settings, header: dict[str, Any], catalog_fp: str) -> str | None:
-    if header.get("format") != FORMAT:
-        return f"format {header.get('format')!r}, this version reads {FORMAT}"
-    if header.get("catalog_fingerprint") != catalog_fp:
-        return "the catalog changed since it was written"
+def _erased_at(settings: Settings) -> float | None:
     try:
-        erased_at = float(erased_marker(settings).read_text())
+        return float(erased_marker(settings).read_text())
     except FileNotFoundError:
         return None
     except ValueError:
-        return "the erasure marker is unreadable"
-    if float(header.get("read_at", 0)) <= erased_at:
-        return "a user was erased after its reading began"
-    return None
+        return float("inf")  # an unreadable marker: trust no file
 
 
 def forget(settings: Settings, user_id: int) -> list[dict[str, Any]]:
     """Erasure (after the user's rows are deleted): write the time to the marker, and delete
-    the saved snapshot if it holds the user, and any half-written one (its writer's replace
+    the saved snapshot if it lists the user, and any half-written one (its writer's replace
     then fails, which it logs); what was removed, as the forget report lists it."""
     # The time in the file, not its mtime: the kernel stamps files with a coarser clock.
     atomic_write_bytes(erased_marker(settings), repr(time.time()).encode())
     path = snapshot_path(settings)
-    found = [p for p in [path] if _holds(p, user_id)]
+    found = [p for p in [path] if _lists(p, user_id)]
     removed = []
     for file in [*found, *path.parent.glob(f".{path.name}.*.tmp")]:
         try:
@@ -124,15 +102,10 @@ def forget(settings: Settings, user_id: int) -> list[dict[str, Any]]:
     return removed
 
 
-def _holds(path: Path, user_id: int) -> bool:
-    """Whether the saved snapshot lists the user (an unreadable file may: True)."""
+def _lists(path: Path, user_id: int) -> bool:
+    """Whether the saved snapshot lists the user (a damaged file may: True)."""
     try:
-        with path.open("rb") as handle:
-            handle.readline()
-            users = np.load(handle)
-    except FileNotFoundError:
-        return False
+        header = saved_state.read_header(path)
     except Exception:  # noqa: BLE001 - damaged or another format: delete rather than keep
         return True
-    at = int(np.searchsorted(users, user_id))
-    return at < len(users) and int(users[at]) == user_id
+    return header is not None and user_id in header.get("users", [user_id])

@@ -87,7 +87,7 @@ class Recommender(ServiceRuntime):
         await asyncio.to_thread(self.models.refresh_global, force=True)
 
     async def _saved_snapshot(self) -> Snapshot | None:
-        if not self.settings.snapshot_on_volume:
+        if not self.settings.state_on_volume:
             return None
         assert self.watcher is not None
         async with self.watcher.sessionmaker() as session:

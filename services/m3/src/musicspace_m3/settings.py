@@ -44,9 +44,6 @@ class Settings(CommonSettings):
     # other users' newest activity reaches them within this many seconds (0 disables the cache).
     cache_ttl_s: float = Field(30.0, ge=0)
     cache_entries: int = Field(10000, ge=1)
-    # Keep each snapshot built on the model volume (M3/snapshot/), so a replica starts serving
-    # from it while it catches up (musicspace_m3.saved_snapshot).
-    snapshot_on_volume: bool = True
     # Ranked candidate lists kept for paging and filters (~85 KB each at 600 candidates).
     ranked_cache_entries: int = Field(1000, ge=1)
 

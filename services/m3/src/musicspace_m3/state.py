@@ -10,7 +10,6 @@ under a running request.
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -26,11 +25,7 @@ from musicspace_m3.repository import Activity, RawUser
 from musicspace_m3.settings import Settings
 from musicspace_shared.catalog import TrackFrame, load_tracks
 from musicspace_shared.db.engine import standalone_session
-from musicspace_shared.heap import release_free_memory
-from musicspace_shared.logs import log_fields
 from musicspace_shared.offload import run_coroutine
-
-logger = logging.getLogger("musicspace.m3.state")
 
 
 @dataclass(frozen=True)
@@ -114,8 +109,10 @@ def build_snapshot(
     return Snapshot(index, collab, catalog_fp, activity_fp)
 
 
-# The worker process' last catalog index: reused while the catalog fingerprint is unchanged,
-# so a change of plays or likes rebuilds only the user x track matrix.
+# The worker process' last catalog index, when it is not on the volume (state_on_volume off,
+# or the volume refused it): reused while the catalog fingerprint is unchanged, so a change of
+# plays or likes rebuilds only the user x track matrix. On the volume, the worker reads it
+# from the saved snapshot instead and holds nothing between rebuilds.
 _worker_index: CatalogIndex | None = None
 
 
@@ -127,7 +124,7 @@ def load_snapshot(settings: Settings, *, catalog_fp: str, activity_fp: str) -> S
 async def _load_snapshot(settings: Settings, *, catalog_fp: str, activity_fp: str) -> Snapshot:
     global _worker_index
     index = _worker_index if _worker_index and _worker_index.fingerprint == catalog_fp else None
-    if index is None and settings.snapshot_on_volume:
+    if index is None and settings.state_on_volume:
         saved = saved_snapshot.load(settings, catalog_fp=catalog_fp)
         index = saved.index if saved is not None else None
     read_at = time.time()
@@ -139,15 +136,8 @@ async def _load_snapshot(settings: Settings, *, catalog_fp: str, activity_fp: st
         index.frame, activity, catalog_fp=catalog_fp, activity_fp=activity_fp, index=index
     )
     del activity
-    _worker_index = snapshot.index
-    if settings.snapshot_on_volume:
-        try:
-            saved_snapshot.save(settings, snapshot, read_at=read_at)
-        except OSError as exc:  # a full or read-only volume: serve it all the same
-            logger.warning(
-                "snapshot not saved", extra=log_fields(error=f"{type(exc).__name__}: {exc}"[:200])
-            )
-    release_free_memory()  # what reading the activity left in the worker
+    saved = settings.state_on_volume and saved_snapshot.save(settings, snapshot, read_at=read_at)
+    _worker_index = None if saved else snapshot.index
     return snapshot
 
 

@@ -1,0 +1,62 @@
+"""m2's content space kept on the model volume: built and saved by a start or by the rebuild
+worker, read by the next replica while the model and the catalog are unchanged."""
+
+from __future__ import annotations
+
+from contextlib import AbstractAsyncContextManager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from musicspace_m2 import saved_space
+from musicspace_m2.runtime import Runtime, load_space_anew
+from musicspace_m2.settings import Settings
+from musicspace_shared.metrics import ServiceMetrics
+from tests import runtimes
+from tests.runtimes import events
+
+from .helpers import make_settings
+
+
+def started(settings: Settings) -> AbstractAsyncContextManager[Runtime]:
+    return runtimes.started(Runtime(settings, metrics=ServiceMetrics("m2")))
+
+
+async def test_a_replica_reads_the_space_the_first_one_built(
+    trained: Any, m2_db_url: str, model_root: Path
+) -> None:
+    settings = make_settings(m2_db_url, model_root)
+    path = saved_space.space_path(settings)
+    path.unlink(missing_ok=True)  # another test's app may have saved one
+    async with started(settings) as first:
+        assert first.space is not None, "a start with a model builds the space before ready"
+        assert events(first, "catalog_rebuilds") == 1 and events(first, "space_from_volume") == 0
+        built, key = first.space, first.space_key
+    assert path.is_file()
+
+    async with started(settings) as second:
+        assert events(second, "space_from_volume") == 1
+        assert events(second, "catalog_rebuilds") == 0
+        assert second.space is not None and second.space_key == key
+        assert second.space.track_ids == built.track_ids
+        assert (second.space.matrix != built.matrix).nnz == 0
+        assert np.array_equal(second.space.popularity, built.popularity)
+        assert key is not None
+        assert saved_space.load(settings, (key[0] + "-other", *key[1:])) is None
+
+        # The rebuild worker saves what it builds too.
+        path.unlink()
+        space, worker_key = await second.rebuilds.run(load_space_anew, settings)
+        assert space is not None and worker_key == key and path.is_file()
+
+
+async def test_switched_off_it_is_neither_read_nor_written(
+    trained: Any, m2_db_url: str, model_root: Path
+) -> None:
+    settings = make_settings(m2_db_url, model_root, state_on_volume=False)
+    path = saved_space.space_path(settings)
+    path.unlink(missing_ok=True)
+    async with started(settings) as runtime:
+        assert runtime.space is not None and events(runtime, "space_from_volume") == 0
+    assert not path.exists()
