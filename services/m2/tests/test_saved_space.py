@@ -3,6 +3,7 @@ worker, read by the next replica while the model and the catalog are unchanged."
 
 from __future__ import annotations
 
+import asyncio
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ import numpy as np
 from musicspace_m2 import saved_space
 from musicspace_m2.runtime import Runtime, load_space_anew
 from musicspace_m2.settings import Settings
+from musicspace_shared.db.migrate import upgrade
 from musicspace_shared.metrics import ServiceMetrics
 from tests import runtimes
 from tests.runtimes import events
@@ -60,3 +62,14 @@ async def test_switched_off_it_is_neither_read_nor_written(
     async with started(settings) as runtime:
         assert runtime.space is not None and events(runtime, "space_from_volume") == 0
     assert not path.exists()
+
+
+async def test_a_start_before_any_catalog_still_starts(
+    trained: Any, model_root: Path, tmp_path: Path
+) -> None:
+    """A fresh install: the model is there, the catalog not yet (bootstrap imports it)."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}"
+    await asyncio.to_thread(upgrade, url)
+    async with started(make_settings(url, model_root)) as runtime:
+        assert runtime.holder.held is not None and runtime.space is None  # built on demand
+    assert events(runtime, "space_from_volume") == 0

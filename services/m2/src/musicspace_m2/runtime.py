@@ -76,8 +76,14 @@ class Runtime(ServiceRuntime):
         if await asyncio.to_thread(self.holder.get, force=True) is None:
             return
         assert self.watcher is not None
-        async with self.watcher.sessionmaker() as session:
-            await self._refresh_space(session, at_start=True)
+        try:
+            async with self.watcher.sessionmaker() as session:
+                await self._refresh_space(session, at_start=True)
+        except Exception as exc:  # noqa: BLE001 - e.g. no catalog yet: the first request builds
+            logger.warning(
+                "content space not built at start",
+                extra=log_fields(error=f"{type(exc).__name__}: {exc}"[:200]),
+            )
 
     async def require_model(self) -> LoadedModel:
         """The current model (looked for on the volume when the throttle allows), else 503."""
