@@ -23,9 +23,11 @@ from musicspace_shared.packing import pack_into, unpack_from
 logger = logging.getLogger("musicspace.saved_state")
 
 
-def save(path: Path, header: dict[str, Any], state: Any) -> None:
+def save(path: Path, header: dict[str, Any], state: Any, *, version: int) -> None:
+    """Write `state` under `header`, with the format `version` its reader will ask for."""
+
     def write(handle: BinaryIO) -> None:
-        handle.write(json.dumps(header).encode() + b"\n")
+        handle.write(json.dumps(header | {"format": version}).encode() + b"\n")
         pack_into(state, handle)
 
     atomic_write(path, write)
@@ -41,11 +43,17 @@ def read_header(path: Path) -> dict[str, Any] | None:
     return header
 
 
-def load(path: Path, why_not: Callable[[dict[str, Any]], str | None]) -> Any | None:
-    """The state saved at `path` if `why_not(header)` is None; else None, the reason logged."""
+def load(
+    path: Path, why_not: Callable[[dict[str, Any]], str | None], *, version: int
+) -> Any | None:
+    """The state saved at `path` if it is in format `version` and `why_not(header)` is None;
+    else None, the reason logged."""
     try:
         with path.open("rb") as handle:
-            reason = why_not(json.loads(handle.readline()))
+            header = json.loads(handle.readline())
+            found = header.get("format")
+            reason = f"format {found!r}, this version reads {version}" if found != version else None
+            reason = reason or why_not(header)
             if reason is None:
                 return unpack_from(handle)
     except FileNotFoundError:
@@ -56,11 +64,11 @@ def load(path: Path, why_not: Callable[[dict[str, Any]], str | None]) -> Any | N
     return None
 
 
-def save_logged(path: Path, header: dict[str, Any], state: Any) -> bool:
+def save_logged(path: Path, header: dict[str, Any], state: Any, *, version: int) -> bool:
     """`save`, where a full or read-only volume is logged, not raised: the state is served
     all the same, only the next replica builds its own."""
     try:
-        save(path, header, state)
+        save(path, header, state, version=version)
     except OSError as exc:
         logger.warning(
             "state not saved",

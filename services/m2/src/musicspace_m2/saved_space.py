@@ -26,19 +26,17 @@ def _key(key: tuple[Hashable, ...]) -> list[str]:
 
 
 def save(settings: Settings, key: tuple[Hashable, ...], space: ContentSpace) -> bool:
-    header = {"format": FORMAT, "key": _key(key), "tracks": len(space.track_ids)}
-    return saved_state.save_logged(space_path(settings), header, space)
+    header = {"key": _key(key), "tracks": len(space.track_ids)}
+    return saved_state.save_logged(space_path(settings), header, space, version=FORMAT)
 
 
 def load(settings: Settings, key: tuple[Hashable, ...]) -> ContentSpace | None:
     """The saved space if it was built for `key` (model version, catalog version)."""
 
     def why_not(header: dict[str, Any]) -> str | None:
-        if header.get("format") != FORMAT:
-            return f"format {header.get('format')!r}, this version reads {FORMAT}"
         if header.get("key") != _key(key):
             return "built for another model or catalog version"
         return None
 
-    space: ContentSpace | None = saved_state.load(space_path(settings), why_not)
+    space: ContentSpace | None = saved_state.load(space_path(settings), why_not, version=FORMAT)
     return space

@@ -3,13 +3,13 @@
 Building the snapshot reads every PMS row and interaction: at 1M tracks / 100k users / 16.8M
 rows, 60-70 s of a 97 s start-up. So the rebuild worker writes each snapshot it builds to
 <model_root>/M3/snapshot/current.pkl (musicspace_shared.saved_state: a JSON header with the
-fingerprints and the users it lists, then the snapshot), and a replica that starts while the catalog's fingerprint is still
-the file's serves it at once; its watcher then catches up with the activity written since
+fingerprints and the users it lists, then the snapshot), and a replica that starts while the
+catalog's fingerprint is still the file's serves it at once; its watcher then catches up with the activity written since
 (CatalogWatcher.follow: the first round runs at once, the rebuild behind the requests). A
 catalog that moved since the file was written is built before ready, as with no file.
 
-Erasure: the file holds every user's positives. Forgetting a user deletes it if it lists the user, and writes
-the time to `erased` beside it: a file whose reading began before the last erasure is never
+Erasure: the file holds every user's positives. Forgetting a user deletes it if it lists the
+user, and writes the time to `erased` beside it: a file whose reading began before the last erasure is never
 loaded (a rebuild under way during the erasure may still write one), and the next rebuild,
 which the erasure's deleted rows set off, writes a clean one.
 """
@@ -46,14 +46,13 @@ def save(settings: Settings, snapshot: Snapshot, *, read_at: float) -> bool:
     """Write `snapshot`, whose reading of the DB began at `read_at` (time.time()); False when
     the volume refused (logged)."""
     header = {
-        "format": FORMAT,
         "catalog_fingerprint": snapshot.catalog_fingerprint,
         "activity_fingerprint": snapshot.activity_fingerprint,
         "read_at": read_at,
         "tracks": len(snapshot.index),
         "users": sorted(int(u) for u in snapshot.collab.row_of),  # for `forget` (~0.7 MB/100k)
     }
-    return saved_state.save_logged(snapshot_path(settings), header, snapshot)
+    return saved_state.save_logged(snapshot_path(settings), header, snapshot, version=FORMAT)
 
 
 def load(settings: Settings, *, catalog_fp: str) -> Snapshot | None:
@@ -61,8 +60,6 @@ def load(settings: Settings, *, catalog_fp: str) -> Snapshot | None:
     last erasure; else None."""
 
     def why_not(header: dict[str, Any]) -> str | None:
-        if header.get("format") != FORMAT:
-            return f"format {header.get('format')!r}, this version reads {FORMAT}"
         if header.get("catalog_fingerprint") != catalog_fp:
             return "the catalog changed since it was written"
         erased_at = _erased_at(settings)
@@ -70,7 +67,7 @@ def load(settings: Settings, *, catalog_fp: str) -> Snapshot | None:
             return "a user was erased after its reading began"
         return None
 
-    snapshot: Snapshot | None = saved_state.load(snapshot_path(settings), why_not)
+    snapshot: Snapshot | None = saved_state.load(snapshot_path(settings), why_not, version=FORMAT)
     return snapshot
 
 

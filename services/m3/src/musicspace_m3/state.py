@@ -4,8 +4,8 @@ Built once from the DB at startup; rebuilt when a cheap fingerprint query says t
 lists or interactions changed, by `load_snapshot` in a low-priority worker process
 (musicspace_shared.offload: neither the event loop nor the interpreter lock of the requests is
 taken), which also keeps it on the model volume for the next replica that starts
-(musicspace_m3.saved_snapshot). Readers take a reference to the current snapshot, so a rebuild never changes data
-under a running request.
+(musicspace_m3.saved_snapshot). Readers take a reference to the current snapshot, so a rebuild
+never changes data under a running request.
 """
 
 from __future__ import annotations
