@@ -10,6 +10,7 @@ import pytest
 import sqlalchemy as sa
 from fastapi import APIRouter
 
+from musicspace_shared.db.engine import make_engine
 from musicspace_shared.db.migrate import upgrade
 from musicspace_shared.settings import CommonSettings
 from musicspace_shared.web import SessionDep, create_service_app
@@ -74,3 +75,19 @@ async def test_requests_fail_fast_with_503_while_the_database_is_down_and_recove
         after = await burst(client)
         assert {status for status, _ in after} == {200}
         assert (await client.get("/readyz")).status_code == 200
+
+
+async def test_a_migration_waits_for_a_database_that_comes_up_late(private_mariadb) -> None:
+    # compose's migrate step may start while the server still refuses connections.
+    private_mariadb.stop()
+    migration = asyncio.create_task(
+        asyncio.to_thread(upgrade, private_mariadb.server_url + "/outage")
+    )
+    await asyncio.sleep(3)
+    assert not migration.done()  # still trying, not failed
+    await asyncio.to_thread(private_mariadb.start)
+    await asyncio.wait_for(migration, 60)
+    engine = make_engine(url=private_mariadb.server_url + "/outage")
+    async with engine.connect() as conn:
+        assert (await conn.execute(sa.text("SELECT COUNT(*) FROM track"))).scalar_one() == 0
+    await engine.dispose()

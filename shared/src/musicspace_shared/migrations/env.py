@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 from alembic import context
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlmodel import SQLModel
 
 from musicspace_shared.db import tables  # noqa: F401  (registers the tables)
@@ -26,11 +29,31 @@ def _run(connection: Connection) -> None:
         context.run_migrations()
 
 
+# A server that has just come up (compose's migrate step, a restarted database) may refuse or
+# time out the first connections while it already answers pings: the migration keeps trying
+# for this long before it fails (each try has the engine's own connect timeout).
+CONNECT_PATIENCE_S = 30.0
+
+
+async def _connect(engine: AsyncEngine) -> AsyncConnection:
+    deadline = time.monotonic() + CONNECT_PATIENCE_S
+    while True:
+        try:
+            return await engine.connect()
+        except OperationalError:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(1.0)
+
+
 async def _run_async() -> None:
     engine = make_engine(url=config.get_main_option("sqlalchemy.url"))
-    async with engine.connect() as connection:
+    connection = await _connect(engine)
+    try:
         await connection.run_sync(_run)
-    await engine.dispose()
+    finally:
+        await connection.close()
+        await engine.dispose()
 
 
 if context.is_offline_mode():
