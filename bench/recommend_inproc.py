@@ -139,7 +139,9 @@ async def _run(service: str, users: int, rate: float, profile: int, recall: int)
                 await ask(user)
             profiler.disable()
             text = io.StringIO()
-            pstats.Stats(profiler, stream=text).sort_stats("cumulative").print_stats(40)
+            stats = pstats.Stats(profiler, stream=text)
+            stats.sort_stats("cumulative").print_stats(40)
+            stats.sort_stats("tottime").print_stats(25)
             print(text.getvalue(), file=sys.stderr)
     return out
 

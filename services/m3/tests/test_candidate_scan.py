@@ -112,3 +112,16 @@ def test_equal_model_scores_keep_the_candidates_order(monkeypatch) -> None:  # t
         limit=150,
     )
     assert np.array_equal(ranked.positions, candidates(index, stats, profile, limit=150))
+
+
+def test_a_groups_scores_from_its_slices_equal_prescore_for_other_artists_tracks() -> None:
+    index, collab, users, _rng = _world(seed=3)
+    for user, positives in list(users.items())[:40]:
+        profile = Profile(key=user, positives=positives, excluded=positives)
+        stats = user_stats(index, collab, profile)
+        theirs = np.isin(index.artist, index.artist[positives])
+        for group in range(len(index.group_subgenre)):
+            rows, scores = features._group_prescore(index, stats, group)
+            assert np.array_equal(rows, index.rows_of_group(group))
+            other = ~theirs[rows]
+            assert np.array_equal(scores[other], prescore(index, stats, rows[other]))

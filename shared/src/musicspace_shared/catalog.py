@@ -422,6 +422,7 @@ def top_rows_by_group(
     bound: np.ndarray,
     score: Callable[[np.ndarray], np.ndarray],
     batch_rows: int = 0,
+    score_group: Callable[[int], tuple[np.ndarray, np.ndarray]] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The n rows with the highest `score` (equal scores: the lower row first) among those
     not in `skip` (a bool per row), and their scores, without scoring the whole catalog.
@@ -432,7 +433,10 @@ def top_rows_by_group(
     next group's bound: a user's first groups usually settle it. Many skipped rows (filters) make it read more
     groups, at worst all of them: never a different answer. `skip` is modified (the rows
     scored are marked). With `batch_rows`, the next groups in bound order are scored together
-    until they hold that many rows (fewer calls of `score` when groups are small)."""
+    until they hold that many rows (fewer calls of `score` when groups are small).
+    `score_group(g)` gives every row of group g and its score, as `score` would for the rows
+    not in `first` (it may be wrong for those: they are skipped): a caller whose groups are laid
+    out contiguously scores slices instead of gathering rows from the whole catalog."""
     first = first[~skip[first]]
     skip[first] = True
     n = min(n, len(first) + int((~skip).sum()))
@@ -443,6 +447,14 @@ def top_rows_by_group(
     while at < len(groups):
         if len(scores) >= n and _nth_largest(scores, n) > bound[groups[at]]:
             break
+        if score_group is not None:
+            more, more_scores = score_group(int(groups[at]))
+            at += 1
+            keep = ~skip[more]
+            rows, scores = _keep_best(
+                np.concatenate([rows, more[keep]]), np.concatenate([scores, more_scores[keep]]), n
+            )
+            continue
         batch: list[np.ndarray] = []
         size = 0
         while at < len(groups) and (not batch or size < batch_rows):

@@ -110,20 +110,32 @@ async def embed_catalog(
         await asyncio.to_thread(
             store.update_rows, [frame.track_ids[r] for r in stale], [metadata(r) for r in stale]
         )
-    for start in range(0, len(todo), batch_size):
-        chunk = todo[start : start + batch_size]
-        fresh = await embedder.embed_documents([documents[r] for r in chunk])
-        vectors[chunk] = fresh
-        if store is not None:
-            await asyncio.to_thread(
-                store.upsert,
-                ids=[frame.track_ids[r] for r in chunk],
-                vectors=fresh,
-                documents=[documents[r] for r in chunk],
-                metadatas=[metadata(r) for r in chunk],
-            )
-        if progress is not None:
-            progress(min(start + batch_size, len(todo)), len(todo))
+    # Each batch is written to the store while the next one is embedded (a Chroma server
+    # indexes on its own cores; an embedded one mostly in C++): the build costs about the
+    # embedding alone instead of the sum. One write at a time, in order.
+    writing: asyncio.Future[None] | None = None
+    try:
+        for start in range(0, len(todo), batch_size):
+            chunk = todo[start : start + batch_size]
+            fresh = await embedder.embed_documents([documents[r] for r in chunk])
+            vectors[chunk] = fresh
+            if store is not None:
+                if writing is not None:
+                    await writing
+                writing = asyncio.ensure_future(
+                    asyncio.to_thread(
+                        store.upsert,
+                        ids=[frame.track_ids[r] for r in chunk],
+                        vectors=fresh,
+                        documents=[documents[r] for r in chunk],
+                        metadatas=[metadata(r) for r in chunk],
+                    )
+                )
+            if progress is not None:
+                progress(min(start + batch_size, len(todo)), len(todo))
+    finally:
+        if writing is not None:
+            await writing  # a write under way finishes (a thread cannot be stopped) or raises
     index = TrackIndex(
         frame=frame,
         decades=rows.decades,

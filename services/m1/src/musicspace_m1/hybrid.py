@@ -121,7 +121,12 @@ class _Affinity:
         closeness = np.nan_to_num(
             np.exp(
                 -0.5
-                * audio_distance(index.audio[rows], index.audio_sq[rows], self.profile.audio) ** 2
+                * audio_distance(
+                    np.take(index.audio, rows, axis=0),
+                    np.take(index.audio_sq, rows, axis=0),
+                    self.profile.audio,
+                )
+                ** 2
             ),
             nan=0.0,
         )

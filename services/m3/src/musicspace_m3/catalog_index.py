@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 import scipy.sparse as sp
@@ -70,6 +71,35 @@ class CatalogIndex(CatalogLabels):
         self.artist_tracks = sp.csr_matrix(
             (np.ones(n, dtype=np.float32), (self.artist, np.arange(n))), shape=(self.n_artists, n)
         )
+
+    @cached_property
+    def grouped(self) -> Grouped:
+        """The candidate scan's per-track inputs in (subgenre, genre) group order."""
+        order = self._groups[2]
+        return Grouped(
+            audio=np.take(self.audio, order, axis=0),
+            audio_sq=self.audio_sq[order],
+            pop_term=self.pop_term[order],
+        )
+
+    def group_slice(self, group: int) -> slice:
+        """Where group `group`'s rows (rows_of_group) sit in `grouped`'s arrays."""
+        starts = self._groups[3]
+        return slice(int(starts[group]), int(starts[group + 1]))
+
+    def prepare_groups(self) -> None:
+        super().prepare_groups()
+        self.grouped  # noqa: B018 - a cached property, computed here (travels with the index)
+
+
+@dataclass
+class Grouped:
+    """Per-track arrays with each group's rows contiguous: a group is scored from slices
+    instead of gathers over the whole catalog (~1 ms per array per 50k-row group at 1M)."""
+
+    audio: np.ndarray
+    audio_sq: np.ndarray
+    pop_term: np.ndarray
 
 
 def build_catalog_index(frame: TrackFrame, *, fingerprint: str = "") -> CatalogIndex:

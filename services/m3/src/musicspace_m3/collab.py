@@ -56,18 +56,23 @@ class Collab:
         hold (where both are above 0), sorted."""
         overlap, weight = self.neighbours(positives, exclude=exclude)
         users = np.flatnonzero(overlap > 0)
-        both = self.matrix[users].T @ np.stack(
-            [np.ones(len(users), dtype=np.float32), weight[users].astype(np.float32)], axis=1
-        )
-        # Not np.unique of the rows' indices: its hash table takes ~6 ms for 100k of them.
-        return both[:, 0], both[:, 1], np.flatnonzero(both[:, 0])
+        held = self.matrix[users]
+        # Two mat-vecs over those rows (each result contiguous) and the tracks they hold marked
+        # in a bool array: the same sums as one two-column product, without scanning its strided
+        # catalog-long column for the held tracks (7 -> 4 ms a request at 1M tracks).
+        by_track = held.T
+        users_per_track = by_track @ np.ones(len(users), dtype=np.float32)
+        weight_per_track = by_track @ weight[users].astype(np.float32)
+        seen = np.zeros(self.matrix.shape[1], dtype=bool)
+        seen[held.indices] = True
+        return users_per_track, weight_per_track, np.flatnonzero(seen)
 
-    def track_users_excluding(self, exclude: Hashable | None) -> np.ndarray:
-        row = self.row_of.get(exclude) if exclude is not None else None
+    def own_tracks(self, key: Hashable | None) -> np.ndarray:
+        """The tracks of the user's row (sorted; empty for a user not in the matrix)."""
+        row = self.row_of.get(key) if key is not None else None
         if row is None:
-            return self.track_users
-        own = self.matrix.getrow(row).toarray().ravel()
-        return self.track_users - own
+            return np.zeros(0, dtype=np.int64)
+        return np.sort(self.matrix.indices[self.matrix.indptr[row] : self.matrix.indptr[row + 1]])
 
 
 def build_collab(

@@ -94,7 +94,8 @@ class UserStats:
     cooc_users: np.ndarray
     cooc_weight: np.ndarray
     colistened: np.ndarray  # tracks held by users sharing a track with the profile, sorted
-    track_users: np.ndarray
+    track_users: np.ndarray  # users per track, the user counted where they hold it
+    own_tracks: np.ndarray  # the tracks the user is counted in (their Collab row), sorted
     track_negatives: np.ndarray
     years: np.ndarray  # the profile's known release years, sorted
     size: int
@@ -110,8 +111,8 @@ def user_stats(index: CatalogIndex, collab: Collab, profile: Profile) -> UserSta
     )
     title = np.asarray(index.titles[pos].sum(axis=0)).ravel() / n
     return UserStats(
-        artist=np.bincount(index.artist[pos], minlength=index.n_artists) / n,
-        album=np.bincount(index.album[pos], minlength=index.n_albums) / n,
+        artist=_shares(index.artist[pos], index.n_artists, n),
+        album=_shares(index.album[pos], index.n_albums, n),
         genre=np.bincount(index.genre[pos], minlength=index.n_genres) / n,
         subgenre=np.bincount(index.subgenre[pos], minlength=index.n_subgenres) / n,
         artist_subgenre=pair_codes,
@@ -124,11 +125,49 @@ def user_stats(index: CatalogIndex, collab: Collab, profile: Profile) -> UserSta
         cooc_users=cooc_users,
         cooc_weight=cooc_weight,
         colistened=colistened,
-        track_users=collab.track_users_excluding(profile.key),
+        track_users=collab.track_users,
+        own_tracks=collab.own_tracks(profile.key),
         track_negatives=collab.track_negatives,
         years=np.sort(index.year[pos][~np.isnan(index.year[pos])]),
         size=len(pos),
     )
+
+
+def row_dot(a: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """(a * c).sum(axis=1), bit for bit, a column at a time (5x faster for nine columns).
+
+    The same additions in the same order as NumPy's pairwise sum of a short row: below eight
+    terms one after another from -0.0; else eight running sums, combined pairwise, then the
+    rest one after another. Each row's value is its own (no BLAS blocking)."""
+    if a.shape[1] > 128:  # NumPy splits longer rows in halves: its own sum, then
+        return (a * c).sum(axis=1)  # type: ignore[no-any-return]
+    terms = [a[:, j] * c[j] for j in range(a.shape[1])]
+    if len(terms) < 8:
+        return _in_turn(np.float32(-0.0), terms)
+    sums = terms[:8]
+    whole = len(terms) - len(terms) % 8
+    for start in range(8, whole, 8):
+        sums = [s + t for s, t in zip(sums, terms[start : start + 8], strict=True)]
+    pairs = ((sums[0] + sums[1]) + (sums[2] + sums[3])) + (
+        (sums[4] + sums[5]) + (sums[6] + sums[7])
+    )
+    return _in_turn(pairs, terms[whole:])
+
+
+def _in_turn(total: np.ndarray | np.floating, terms: list[np.ndarray]) -> np.ndarray:
+    for term in terms:
+        total = total + term
+    return np.asarray(total)
+
+
+def _shares(codes: np.ndarray, size: int, n: int) -> np.ndarray:
+    """count(code) / n per code, `size` long: the same values as np.bincount(codes, minlength=
+    size) / n, written only where the user has some (at 1M tracks there are ~800k albums; a
+    whole bincount and its division cost ~2 ms a request)."""
+    found, counts = np.unique(codes, return_counts=True)
+    shares = np.zeros(size, dtype=np.float64)
+    shares[found] = counts / n
+    return shares
 
 
 def prescore(index: CatalogIndex, stats: UserStats, rows: np.ndarray) -> np.ndarray:
@@ -139,11 +178,11 @@ def prescore(index: CatalogIndex, stats: UserStats, rows: np.ndarray) -> np.ndar
     A row's value does not depend on which other rows are scored with it (no BLAS
     mat-vec, whose rounding may follow a row's place in the block), so the whole-catalog
     scan and the group scan order equal scores the same way."""
-    audio = index.audio[rows]
+    audio = np.take(index.audio, rows, axis=0)  # 8x faster than audio[rows] for (n, 9)
     # |a|^2 - 2 a.c + |c|^2; per-entity terms are computed on the small entity arrays.
     d2 = (
         index.audio_sq[rows]
-        - 2.0 * (audio * stats.centroid).sum(axis=1)
+        - 2.0 * row_dot(audio, stats.centroid)
         + float(stats.centroid @ stats.centroid)
     )
     artist = stats.artist[index.artist[rows]].astype(np.float32)
@@ -193,8 +232,34 @@ def candidates(
         first=first,
         bound=share + rest,
         score=lambda rows: prescore(index, stats, rows),
+        score_group=lambda group: _group_prescore(index, stats, group),
     )
     return rows
+
+
+def _group_prescore(
+    index: CatalogIndex, stats: UserStats, group: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Every row of `group` and its prescore, bit for bit, for the rows of none of the user's
+    artists (the others are scored first): their artist and album terms are 0 and the shares
+    the group's, so the sum is prescore's with its first two terms 0, read from slices."""
+    at = index.group_slice(group)
+    rows = index.rows_of_group(group)
+    grouped = index.grouped
+    d2 = (
+        grouped.audio_sq[at]
+        - 2.0 * row_dot(grouped.audio[at], stats.centroid)
+        + float(stats.centroid @ stats.centroid)
+    )
+    shares = 3.0 * np.float32(stats.subgenre[index.group_subgenre[group]]) + np.float32(
+        stats.genre[index.group_genre[group]]
+    )
+    return rows, (
+        shares
+        + np.minimum(stats.cooc_weight[rows] * 10.0, 2.0)
+        + grouped.pop_term[at]
+        + 0.3 * np.exp(-np.sqrt(np.maximum(d2, 0.0)) / 2.0)
+    )
 
 
 def _strongest(rows: np.ndarray, weight: np.ndarray, n: int) -> tuple[np.ndarray, float]:
@@ -265,7 +330,8 @@ def feature_matrix(
     out[:, 12] = index.titles[cands] @ stats.title
     out[:, 13] = stats.cooc_users[cands]
     out[:, 14] = stats.cooc_weight[cands]
-    out[:, 15] = stats.track_users[cands]
+    # Other users only (a catalog-long copy without the user's row per request cost ~3 ms).
+    out[:, 15] = stats.track_users[cands] - np.isin(cands, stats.own_tracks).astype(np.float32)
     out[:, 16] = stats.track_negatives[cands]
     out[:, 17] = stats.size
     if profile.interactions:
