@@ -402,9 +402,29 @@ class CatalogLabels:
             return np.zeros(0, dtype=np.int64)
         return np.concatenate([order[starts[a] : starts[a + 1]] for a in artists.tolist()])
 
+    def group_slice(self, group: int) -> slice:
+        """Where group `group`'s rows (rows_of_group) sit in arrays put in_group_order."""
+        starts = self._groups[3]
+        return slice(int(starts[group]), int(starts[group + 1]))
+
+    def in_group_order(self, values: np.ndarray) -> np.ndarray:
+        """`values` (one per row along the first axis) with each group's rows contiguous: a
+        group is then read as a slice instead of gathered from the whole catalog (at 1M tracks
+        a gather over a 50k-row group costs about 1 ms per array, a slice nothing)."""
+        return np.take(values, self._groups[2], axis=0)
+
     def prepare_groups(self) -> None:
         for name in ("artist_sizes", "_by_artist", "_groups"):
             getattr(self, name)
+
+
+@dataclass
+class GroupedInputs:
+    """A candidate scan's per-track inputs in group order (CatalogLabels.in_group_order)."""
+
+    audio: np.ndarray
+    audio_sq: np.ndarray
+    popularity: np.ndarray  # the scan's popularity input or term
 
 
 class RowGroups(Protocol):

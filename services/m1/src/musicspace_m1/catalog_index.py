@@ -12,7 +12,13 @@ from typing import Any
 
 import numpy as np
 
-from musicspace_shared.catalog import CatalogLabels, TrackFrame, catalog_labels, label_codes
+from musicspace_shared.catalog import (
+    CatalogLabels,
+    GroupedInputs,
+    TrackFrame,
+    catalog_labels,
+    label_codes,
+)
 
 
 @dataclass
@@ -44,10 +50,20 @@ class CatalogIndex(CatalogLabels):
     def popularity_max(self) -> float:
         return float(self.popularity_or_zero.max()) if len(self.popularity) else 0.0
 
+    @cached_property
+    def grouped(self) -> GroupedInputs:
+        """The candidate scan's per-track inputs in (subgenre, genre) group order."""
+        return GroupedInputs(
+            audio=self.in_group_order(self.audio),
+            audio_sq=self.in_group_order(self.audio_sq),
+            popularity=self.in_group_order(self.popularity_or_zero),
+        )
+
     def prepare(self) -> CatalogIndex:
         """Build the lookups now (in the rebuild worker: they travel with the index)."""
         self.popularity_max  # noqa: B018 - a cached property, computed here
         self.prepare_groups()
+        self.grouped  # noqa: B018 - idem
         return self
 
 

@@ -22,6 +22,7 @@ from musicspace_m1.catalog_index import CatalogIndex
 from musicspace_m1.personal import PersonalModel
 from musicspace_m1.profile import AudioProfile, Profile
 from musicspace_shared.catalog import top_rows_by_group
+from musicspace_shared.rowwise import row_dot
 
 FEATURE_NAMES = (
     "artist_share",
@@ -74,10 +75,15 @@ class Ranked:
 def audio_distance(audio: np.ndarray, audio_sq: np.ndarray, profile: AudioProfile) -> np.ndarray:
     """RMS distance to the profile mean in units of the profile's spread (NaN without features).
 
-    sum_j w_j (a_j - m_j)^2 expanded into two mat-vec products over the rows given.
+    sum_j w_j (a_j - m_j)^2 expanded into two row-wise products over the rows given (row_dot,
+    not BLAS: a row's distance is the same whichever rows are scored with it).
     """
     w = 1.0 / profile.spread**2
-    sq = audio_sq @ w - 2.0 * (audio @ (w * profile.mean)) + float(np.sum(w * profile.mean**2))
+    sq = (
+        row_dot(audio_sq, w)
+        - 2.0 * row_dot(audio, w * profile.mean)
+        + float(np.sum(w * profile.mean**2))
+    )
     return np.sqrt(np.maximum(sq, 0.0) / len(w))
 
 
@@ -139,6 +145,27 @@ class _Affinity:
             + W_POPULARITY * index.popularity_or_zero[rows]
         )
 
+    def group_prescore(self, group: int) -> tuple[np.ndarray, np.ndarray]:
+        """Every row of `group` and its prescore, for the rows of none of the user's artists
+        (scored first): their artist and album terms are 0 and the shares the group's, so
+        this is prescore's sum with its first two terms 0, read from the group's slices."""
+        index = self.index
+        at = index.group_slice(group)
+        grouped = index.grouped
+        closeness = np.nan_to_num(
+            np.exp(
+                -0.5
+                * audio_distance(grouped.audio[at], grouped.audio_sq[at], self.profile.audio) ** 2
+            ),
+            nan=0.0,
+        )
+        shares = W_SUBGENRE * (
+            self.subgenre_counts[index.group_subgenre[group]] / self.n
+        ) + W_GENRE * (self.genre_counts[index.group_genre[group]] / self.n)
+        return index.rows_of_group(group), (
+            shares + W_CLOSENESS * closeness + W_POPULARITY * grouped.popularity[at]
+        )
+
 
 def _affinity(index: CatalogIndex, profile: Profile) -> _Affinity:
     held = profile.rows
@@ -180,6 +207,7 @@ def candidates(
         first=index.rows_of_artists(np.flatnonzero(aff.artist_counts)),
         bound=share + rest,
         score=aff.prescore,
+        score_group=aff.group_prescore,
     )
     return rows, aff
 
