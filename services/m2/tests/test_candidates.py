@@ -132,3 +132,23 @@ def test_a_space_with_rows_placed_since_the_fit_keeps_its_layout(space):
     assert best_distinct(
         placed.kept.space, score, exclude_rows=rows, limit=100, index_min=0
     ) == best_distinct(placed.kept.space, score, exclude_rows=rows, limit=100, index_min=EXACT)
+
+
+def test_a_stored_svm_keeps_its_weights_sparse_and_reads_back_the_same(space):
+    import pickle
+    from dataclasses import replace
+
+    model = train_user_svm(
+        space=space, positive_rows=_users(space, 1)[0], disliked_rows=np.zeros(0, np.int64), seed=3
+    )
+    assert 0 < np.count_nonzero(model.coef) < len(model.coef) // 4
+    stored = pickle.dumps(model)
+    assert len(stored) < model.coef.nbytes // 4
+    back = pickle.loads(stored)
+    assert back.coef.dtype == np.float32
+    assert np.array_equal(back.coef, model.coef)
+    assert replace(back, coef=model.coef) == replace(model, coef=model.coef)
+    # A file written before (the weights dense in the pickle) still reads.
+    legacy = object.__new__(type(model))
+    legacy.__setstate__(model.__dict__.copy())
+    assert np.array_equal(legacy.coef, model.coef)
