@@ -426,6 +426,16 @@ class GroupedInputs:
     audio_sq: np.ndarray
     popularity: np.ndarray  # the scan's popularity input or term
 
+    @classmethod
+    def of(
+        cls, labels: CatalogLabels, audio: np.ndarray, audio_sq: np.ndarray, popularity: np.ndarray
+    ) -> GroupedInputs:
+        return cls(
+            audio=labels.in_group_order(audio),
+            audio_sq=labels.in_group_order(audio_sq),
+            popularity=labels.in_group_order(popularity),
+        )
+
 
 class RowGroups(Protocol):
     """Rows cut into groups (CatalogLabels: the (subgenre, genre) groups)."""

@@ -53,11 +53,7 @@ class CatalogIndex(CatalogLabels):
     @cached_property
     def grouped(self) -> GroupedInputs:
         """The candidate scan's per-track inputs in (subgenre, genre) group order."""
-        return GroupedInputs(
-            audio=self.in_group_order(self.audio),
-            audio_sq=self.in_group_order(self.audio_sq),
-            popularity=self.in_group_order(self.popularity_or_zero),
-        )
+        return GroupedInputs.of(self, self.audio, self.audio_sq, self.popularity_or_zero)
 
     def prepare(self) -> CatalogIndex:
         """Build the lookups now (in the rebuild worker: they travel with the index)."""

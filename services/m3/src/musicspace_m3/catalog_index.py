@@ -75,11 +75,7 @@ class CatalogIndex(CatalogLabels):
     @cached_property
     def grouped(self) -> GroupedInputs:
         """The candidate scan's per-track inputs in (subgenre, genre) group order."""
-        return GroupedInputs(
-            audio=self.in_group_order(self.audio),
-            audio_sq=self.in_group_order(self.audio_sq),
-            popularity=self.in_group_order(self.pop_term),
-        )
+        return GroupedInputs.of(self, self.audio, self.audio_sq, self.pop_term)
 
     def prepare_groups(self) -> None:
         super().prepare_groups()
