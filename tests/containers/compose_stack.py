@@ -184,14 +184,18 @@ class EngineStack:
         return total
 
     def wait_routed(self, path: str, timeout_s: float = 120) -> None:
-        """Traefik learns about replicas from the engine and checks /readyz every 5 s."""
+        """Traefik learns about replicas from the engine and checks /readyz every 5 s. Routed
+        means a service answered (JSON, below 500): Traefik's own 404 before its provider has
+        found the service ("404 page not found", text/plain) is not (a swarm run once started
+        its load on that and saw 18 such 404s)."""
         deadline = time.monotonic() + timeout_s
         last = ""
         with self.client() as client:
             while time.monotonic() < deadline:
                 try:
                     response = client.get(path)
-                    if response.status_code < 500:
+                    served = "json" in response.headers.get("content-type", "")
+                    if response.status_code < 500 and served:
                         return
                     last = f"{response.status_code} {response.text[:200]}"
                 except httpx.HTTPError as exc:
