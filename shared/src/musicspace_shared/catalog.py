@@ -481,20 +481,19 @@ def top_rows_by_group(
             more, more_scores = score_group(int(groups[at]))
             at += 1
             keep = ~skip[more]
-            rows, scores = _keep_best(
-                np.concatenate([rows, more[keep]]), np.concatenate([scores, more_scores[keep]]), n
-            )
-            continue
-        batch: list[np.ndarray] = []
-        size = 0
-        while at < len(groups) and (not batch or size < batch_rows):
-            batch.append(labels.rows_of_group(int(groups[at])))
-            size, at = size + len(batch[-1]), at + 1
-        more = np.concatenate(batch) if len(batch) > 1 else batch[0]
-        more = more[~skip[more]]
+            more, more_scores = more[keep], more_scores[keep]
+        else:
+            batch: list[np.ndarray] = []
+            size = 0
+            while at < len(groups) and (not batch or size < batch_rows):
+                batch.append(labels.rows_of_group(int(groups[at])))
+                size, at = size + len(batch[-1]), at + 1
+            more = np.concatenate(batch) if len(batch) > 1 else batch[0]
+            more = more[~skip[more]]
+            more_scores = score(more) if len(more) else np.zeros(0)
         if len(more):
             rows, scores = _keep_best(
-                np.concatenate([rows, more]), np.concatenate([scores, score(more)]), n
+                np.concatenate([rows, more]), np.concatenate([scores, more_scores]), n
             )
     order = np.lexsort((rows, -scores))[:n]
     return rows[order], scores[order]

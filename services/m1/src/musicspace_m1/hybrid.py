@@ -121,20 +121,16 @@ class _Affinity:
     def song_owned(self, rows: np.ndarray) -> np.ndarray:
         return np.isin(self.index.song[rows], self.songs)
 
+    def closeness(self, audio: np.ndarray, audio_sq: np.ndarray) -> np.ndarray:
+        """0..1 closeness of these rows' audio to the profile (0 without features)."""
+        distance = audio_distance(audio, audio_sq, self.profile.audio)
+        return np.nan_to_num(np.exp(-0.5 * distance**2), nan=0.0)
+
     def prescore(self, rows: np.ndarray) -> np.ndarray:
         """The candidate stage's cheap affinity score of these rows."""
         index = self.index
-        closeness = np.nan_to_num(
-            np.exp(
-                -0.5
-                * audio_distance(
-                    np.take(index.audio, rows, axis=0),
-                    np.take(index.audio_sq, rows, axis=0),
-                    self.profile.audio,
-                )
-                ** 2
-            ),
-            nan=0.0,
+        closeness = self.closeness(
+            np.take(index.audio, rows, axis=0), np.take(index.audio_sq, rows, axis=0)
         )
         return (
             W_ARTIST * self.artist(rows) / self.n
@@ -152,13 +148,7 @@ class _Affinity:
         index = self.index
         at = index.group_slice(group)
         grouped = index.grouped
-        closeness = np.nan_to_num(
-            np.exp(
-                -0.5
-                * audio_distance(grouped.audio[at], grouped.audio_sq[at], self.profile.audio) ** 2
-            ),
-            nan=0.0,
-        )
+        closeness = self.closeness(grouped.audio[at], grouped.audio_sq[at])
         shares = W_SUBGENRE * (
             self.subgenre_counts[index.group_subgenre[group]] / self.n
         ) + W_GENRE * (self.genre_counts[index.group_genre[group]] / self.n)

@@ -32,8 +32,8 @@ class UserSvm:
     basis: str = ""  # the content space's basis (similar.ContentSpace.basis) it was fitted on
 
     # Kept sparse on disk: an SVM fitted on a few hundred rows has weights on the columns
-    # those rows use only (at 1M tracks ~3k of 403k columns): 1.6 MB a user dense, ~35 KB
-    # sparse (160 GB -> 4 GB of files for 100k users, and less to read on every visit).
+    # those rows use only (at 1M tracks ~3k of 403k columns): 1.6 MB a user dense, 23 KB
+    # sparse (160 GB -> ~2.3 GB of files for 100k users, and less to read on every visit).
     def __getstate__(self) -> dict[str, object]:
         state = self.__dict__.copy()
         coef = state.pop("coef")

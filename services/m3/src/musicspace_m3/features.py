@@ -153,12 +153,6 @@ def prescore(index: CatalogIndex, stats: UserStats, rows: np.ndarray) -> np.ndar
     mat-vec, whose rounding may follow a row's place in the block), so the whole-catalog
     scan and the group scan order equal scores the same way."""
     audio = np.take(index.audio, rows, axis=0)  # 8x faster than audio[rows] for (n, 9)
-    # |a|^2 - 2 a.c + |c|^2; per-entity terms are computed on the small entity arrays.
-    d2 = (
-        index.audio_sq[rows]
-        - 2.0 * row_dot(audio, stats.centroid)
-        + float(stats.centroid @ stats.centroid)
-    )
     artist = stats.artist[index.artist[rows]].astype(np.float32)
     album = stats.album[index.album[rows]].astype(np.float32)
     return (
@@ -168,8 +162,15 @@ def prescore(index: CatalogIndex, stats: UserStats, rows: np.ndarray) -> np.ndar
         + stats.genre[index.genre[rows]].astype(np.float32)
         + np.minimum(stats.cooc_weight[rows] * 10.0, 2.0)
         + index.pop_term[rows]
-        + 0.3 * np.exp(-np.sqrt(np.maximum(d2, 0.0)) / 2.0)
+        + _audio_term(audio, index.audio_sq[rows], stats.centroid)
     )
+
+
+def _audio_term(audio: np.ndarray, audio_sq: np.ndarray, centroid: np.ndarray) -> np.ndarray:
+    """The prescore's audio closeness to the profile's centroid, 0..0.3: |a|^2 - 2 a.c + |c|^2
+    row by row (row_dot: a row's value is its own)."""
+    d2 = audio_sq - 2.0 * row_dot(audio, centroid) + float(centroid @ centroid)
+    return 0.3 * np.exp(-np.sqrt(np.maximum(d2, 0.0)) / 2.0)
 
 
 # Above the audio and popularity terms' float32 rounding, below any real gap between scores.
@@ -220,11 +221,6 @@ def _group_prescore(
     at = index.group_slice(group)
     rows = index.rows_of_group(group)
     grouped = index.grouped
-    d2 = (
-        grouped.audio_sq[at]
-        - 2.0 * row_dot(grouped.audio[at], stats.centroid)
-        + float(stats.centroid @ stats.centroid)
-    )
     shares = 3.0 * np.float32(stats.subgenre[index.group_subgenre[group]]) + np.float32(
         stats.genre[index.group_genre[group]]
     )
@@ -232,7 +228,7 @@ def _group_prescore(
         shares
         + np.minimum(stats.cooc_weight[rows] * 10.0, 2.0)
         + grouped.popularity[at]
-        + 0.3 * np.exp(-np.sqrt(np.maximum(d2, 0.0)) / 2.0)
+        + _audio_term(grouped.audio[at], grouped.audio_sq[at], stats.centroid)
     )
 
 
