@@ -121,17 +121,17 @@ def test_similar_through_the_index_matches_scoring_every_track(space):
 def test_a_space_with_rows_placed_since_the_fit_keeps_its_layout(space):
     ids = space.track_ids
     table = TrackTable(ids, space.inputs, np.nan_to_num(space.features), [None] * len(ids))
-    kept = update_space(None, table, impute=None, model_version="v").kept
+    first = update_space(None, table, impute=None, model_version="v")
     moved = table.features.copy()
     moved[:5] += 0.1
     changed = TrackTable(ids, space.inputs, moved, [None] * len(ids))
-    placed = update_space(kept, changed, impute=None, model_version="v")
-    assert not placed.full_fit and placed.kept.space.layout == kept.space.layout
-    rows = _users(placed.kept.space, 1)[0]
-    score = fallback_score(placed.kept.space, rows)
+    placed = update_space(first.kept, changed, impute=None, model_version="v")
+    assert not placed.full_fit and placed.space.layout == first.space.layout
+    rows = _users(placed.space, 1)[0]
+    score = fallback_score(placed.space, rows)
     assert best_distinct(
-        placed.kept.space, score, exclude_rows=rows, limit=100, index_min=0
-    ) == best_distinct(placed.kept.space, score, exclude_rows=rows, limit=100, index_min=EXACT)
+        placed.space, score, exclude_rows=rows, limit=100, index_min=0
+    ) == best_distinct(placed.space, score, exclude_rows=rows, limit=100, index_min=EXACT)
 
 
 def test_a_stored_svm_keeps_its_weights_sparse_and_reads_back_the_same(space):

@@ -52,14 +52,17 @@ def test_the_first_build_is_the_full_fit(table):
         tag="v1",
     )
     assert update.full_fit and update.changed
-    assert (update.kept.space.matrix != fresh.matrix).nnz == 0
-    assert update.kept.space.version == fresh.version
+    assert (update.space.matrix != fresh.matrix).nnz == 0
+    assert update.space.version == fresh.version
+    # The worker keeps the rows and where each track's row is, not the space it hands over.
+    assert update.kept.matrix is update.space.matrix
+    assert update.kept.row_of == fresh.index and update.kept.basis == fresh.basis
 
 
 def test_no_content_change_keeps_the_space(table):
     first = update_space(None, table, impute=_impute, model_version="v1")
     again = update_space(first.kept, table, impute=_impute, model_version="v1")
-    assert not again.changed
+    assert not again.changed and again.space is None
     assert again.rows_placed == 0
 
 
@@ -71,7 +74,7 @@ def test_a_changed_row_is_placed_and_the_others_are_taken_over(table):
     edited = TrackTable(table.track_ids, inputs, table.features, table.sources)
     update = update_space(first.kept, edited, impute=_impute, model_version="v1")
     assert update.changed and not update.full_fit and update.rows_placed == 1
-    new, old = update.kept.space, first.kept.space
+    new, old = update.space, first.space
     assert not np.allclose(_dense(new, changed), _dense(old, changed))
     placed = first.kept.fit.rows(inputs.take(np.array([5])), table.features[[5]])
     assert np.allclose(_dense(new, changed), placed.toarray())
@@ -86,13 +89,14 @@ def test_added_and_removed_tracks_keep_every_other_row(table):
     grown = _subset(table, np.sort(rows))
     update = update_space(first.kept, grown, impute=_impute, model_version="v1")
     assert update.rows_placed == 3 and not update.full_fit
-    space = update.kept.space
+    space = update.space
     assert space.track_ids == grown.track_ids
     assert table.track_ids[0] not in space.index
     for t in grown.track_ids[:200]:
-        if t in first.kept.space.index:
-            assert np.array_equal(_dense(space, t), _dense(first.kept.space, t))
-    assert space.matrix.shape == (len(grown.track_ids), first.kept.space.matrix.shape[1])
+        if t in first.space.index:
+            assert np.array_equal(_dense(space, t), _dense(first.space, t))
+    assert space.matrix.shape == (len(grown.track_ids), first.space.matrix.shape[1])
+    assert update.kept.row_of == space.index
 
 
 def test_many_changes_or_a_new_model_refit(table, monkeypatch):

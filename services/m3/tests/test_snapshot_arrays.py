@@ -4,6 +4,8 @@ from RawUser dicts (what training and the evaluation build), row for row."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
+import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from musicspace_m3 import repository
@@ -45,3 +47,42 @@ def test_row_lookup_finds_known_ids_only() -> None:
     lookup = repository.RowLookup(["b2", "a1", "abc"])
     got = lookup.rows(["a1", "abc", "abcd", "ab", "zz", "b2", ""])
     assert got.tolist() == [1, 2, -1, -1, -1, 0, -1]
+
+
+async def test_a_user_whose_joined_rows_the_database_cut_is_read_row_by_row(
+    session: AsyncSession, monkeypatch
+) -> None:
+    """MariaDB cuts a GROUP_CONCAT past group_concat_max_len (a warning, not an error): such a
+    user's rows are read again one by one, so the activity is the same as with no limit."""
+    if session.get_bind().dialect.name == "sqlite":
+        pytest.skip("SQLite's group_concat has no length limit")
+    tracks = [(await create_track(session)).track_id for _ in range(12)]
+    heavy = await create_user(session, tracks=tracks)  # 12 PMS rows: past a 100-byte limit
+    light = await create_user(session, tracks=tracks[:1])
+    for i, track_id in enumerate(tracks):
+        await create_interaction(session, user_id=heavy.id, track_id=track_id, play_count=i)
+    await create_interaction(session, user_id=light.id, track_id=tracks[0], skip_count=3)
+    await session.commit()
+    ids = (await load_tracks(session)).track_ids
+    whole = await repository.load_activity(session, ids)
+
+    async def short_limit(session: AsyncSession) -> None:
+        await session.execute(sa.text("SET SESSION group_concat_max_len = 100"))
+
+    monkeypatch.setattr(repository, "_allow_long_concat", short_limit)
+    cut = await repository.load_activity(session, ids)
+
+    def rows(activity: repository.Activity) -> tuple[list, list]:
+        pms = sorted(zip(activity.pms_users.tolist(), activity.pms_rows.tolist(), strict=True))
+        inter = zip(
+            *(getattr(activity, f).tolist() for f in ("users", "rows", "plays", "likes", "skips")),
+            strict=True,
+        )
+        return pms, sorted(inter)
+
+    assert rows(cut) == rows(whole)
+    pms, inter = rows(whole)
+    mine = {heavy.id, light.id}
+    assert len([r for r in pms if r[0] in mine]) == 13
+    assert sorted((r[2], r[4]) for r in inter if r[0] == heavy.id) == [(i, 0) for i in range(12)]
+    assert [r[4] for r in inter if r[0] == light.id] == [3]

@@ -202,9 +202,10 @@ async def _load_space(settings: Settings) -> tuple[ContentSpace | None, tuple[An
             changed=update.changed, rows_placed=update.rows_placed, full_fit=update.full_fit
         ),
     )
-    if not update.changed:
+    if update.space is None:
         return None, (version, *state)
-    space = with_candidate_index(update.kept.space, settings.candidate_index_min_tracks)
+    space = with_candidate_index(update.space, settings.candidate_index_min_tracks)
+    del update, table  # the worker keeps update.kept only: the space leaves with the answer
     if settings.state_on_volume:
         saved_space.save(settings, (version, *state), space)
     release_free_memory()

@@ -37,29 +37,28 @@ class Snapshot:
 
 
 def build_collab_from_users(index: CatalogIndex, users: Mapping[int, RawUser]) -> Collab:
-    """Every user's positives (PMS, likes, plays) and negatives (dislikes, skips) as matrix rows."""
+    """Every user's positives (PMS, likes, plays) and negatives (dislikes, skips) as matrix
+    rows, users in id order (whatever order the database gave them in)."""
     frame = index.frame
+    ordered = sorted(users)
     return build_collab(
-        {uid: frame.rows(raw.positives) for uid, raw in users.items()},
+        {uid: frame.rows(users[uid].positives) for uid in ordered},
         len(index),
-        negatives={uid: frame.rows(raw.negatives) for uid, raw in users.items()},
+        negatives={uid: frame.rows(users[uid].negatives) for uid in ordered},
     )
 
 
 def collab_from_activity(n_tracks: int, activity: Activity) -> Collab:
     """build_collab_from_users on arrays: the same rows, positives and negatives (RawUser's
     rules: PMS, likes and plays not mostly skipped are positive; dislikes and mostly skipped
-    tracks negative unless in the PMS), users in order of first appearance."""
+    tracks negative unless in the PMS), users in id order (as build_collab_from_users)."""
     a = activity
     every = np.concatenate([a.pms_users, a.users])
-    keys, first = np.unique(every, return_index=True)
-    order = np.argsort(first, kind="stable")
-    rank = np.empty(len(keys), dtype=np.int64)
-    rank[order] = np.arange(len(keys))
+    keys = np.unique(every)
 
     def pair_keys(users: np.ndarray, rows: np.ndarray) -> np.ndarray:
         known = rows >= 0
-        return rank[np.searchsorted(keys, users[known])] * n_tracks + rows[known]
+        return np.searchsorted(keys, users[known]) * n_tracks + rows[known]
 
     positive = (a.likes > 0) | ((a.plays > a.skips) & (a.likes >= 0))
     negative = (a.likes < 0) | ((a.skips > a.plays) & (a.likes <= 0))
@@ -68,7 +67,7 @@ def collab_from_activity(n_tracks: int, activity: Activity) -> Collab:
     negatives = _distinct(pair_keys(a.users[negative], a.rows[negative]))
     negatives = negatives[~_within(negatives, _distinct(pms))]
     return collab_from_pairs(
-        [int(k) for k in keys[order]],
+        keys.tolist(),
         positives // n_tracks,
         positives % n_tracks,
         negatives % n_tracks,
