@@ -56,7 +56,8 @@ def test_the_first_build_is_the_full_fit(table):
     assert update.space.version == fresh.version
     # The worker keeps the rows and where each track's row is, not the space it hands over.
     assert update.kept.matrix is update.space.matrix
-    assert update.kept.row_of == fresh.index and update.kept.basis == fresh.basis
+    assert update.kept.rows.rows(fresh.track_ids).tolist() == list(range(len(fresh.track_ids)))
+    assert update.kept.basis == fresh.basis and len(update.kept.digests) == len(fresh.track_ids)
 
 
 def test_no_content_change_keeps_the_space(table):
@@ -96,7 +97,7 @@ def test_added_and_removed_tracks_keep_every_other_row(table):
         if t in first.space.index:
             assert np.array_equal(_dense(space, t), _dense(first.space, t))
     assert space.matrix.shape == (len(grown.track_ids), first.space.matrix.shape[1])
-    assert update.kept.row_of == space.index
+    assert update.kept.rows.rows(space.track_ids).tolist() == list(range(len(space.track_ids)))
 
 
 def test_many_changes_or_a_new_model_refit(table, monkeypatch):

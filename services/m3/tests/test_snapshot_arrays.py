@@ -43,12 +43,6 @@ async def test_arrays_and_dicts_give_the_same_matrix_and_counts(session: AsyncSe
     assert expected.track_negatives.sum() > 0 and expected.matrix.nnz > 0
 
 
-def test_row_lookup_finds_known_ids_only() -> None:
-    lookup = repository.RowLookup(["b2", "a1", "abc"])
-    got = lookup.rows(["a1", "abc", "abcd", "ab", "zz", "b2", ""])
-    assert got.tolist() == [1, 2, -1, -1, -1, 0, -1]
-
-
 async def test_a_user_whose_joined_rows_the_database_cut_is_read_row_by_row(
     session: AsyncSession, monkeypatch
 ) -> None:

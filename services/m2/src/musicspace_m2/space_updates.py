@@ -35,14 +35,16 @@ from musicspace_m2.similar import (
     fit_space,
     space_digest,
 )
+from musicspace_shared.row_lookup import RowLookup
 
 REFIT_SHARE = 0.05
 
 
-def row_digests(table: TrackTable) -> list[bytes]:
-    """One digest per row of everything the space is built from."""
+def row_digests(table: TrackTable) -> np.ndarray:
+    """One 64-bit digest per row of everything the space is built from (only ever compared
+    with the same track's digest of the last build)."""
     inputs = table.inputs
-    out = []
+    out = bytearray()
     for i in range(len(table.track_ids)):
         text = "\x1f".join(
             (
@@ -55,8 +57,8 @@ def row_digests(table: TrackTable) -> list[bytes]:
             )
         )
         numbers = np.concatenate(([inputs.popularity[i], inputs.years[i]], table.features[i]))
-        out.append(hashlib.blake2b(text.encode() + numbers.tobytes(), digest_size=12).digest())
-    return out
+        out += hashlib.blake2b(text.encode() + numbers.tobytes(), digest_size=8).digest()
+    return np.frombuffer(bytes(out), dtype=np.uint64)
 
 
 @dataclass
@@ -66,16 +68,17 @@ class KeptSpace:
     model_version: str
     basis: str  # the full fit's version (ContentSpace.basis)
     matrix: sp.csr_matrix  # the last build's rows
-    row_of: dict[str, int]  # track id -> its row in `matrix`
+    rows: RowLookup  # where each track id's row is in `matrix`
     fit: SpaceFit
-    digests: list[bytes]
+    digests: np.ndarray  # row_digests of the last build
     placed_since_fit: int  # rows placed with the fitted vocabularies since the last full fit
 
     @classmethod
     def of(
-        cls, space: ContentSpace, fit: SpaceFit, digests: list[bytes], placed: int, version: str
+        cls, space: ContentSpace, fit: SpaceFit, digests: np.ndarray, placed: int, version: str
     ) -> KeptSpace:
-        return cls(version, space.basis, space.matrix, space.index, fit, digests, placed)
+        rows = RowLookup(space.track_ids)
+        return cls(version, space.basis, space.matrix, rows, fit, digests, placed)
 
 
 @dataclass
@@ -98,7 +101,7 @@ def update_space(
         return _full_fit(table, digests, impute, model_version)
     reuse = _reusable(kept, table.track_ids, digests)
     fresh = np.flatnonzero(reuse < 0)
-    if not len(fresh) and len(table.track_ids) == len(kept.row_of):
+    if not len(fresh) and len(table.track_ids) == len(kept.rows):
         return Update(kept, None, rows_placed=0, full_fit=False)
     placed = kept.placed_since_fit + len(fresh)
     if placed > REFIT_SHARE * len(table.track_ids):
@@ -123,15 +126,13 @@ def update_space(
     )
 
 
-def _reusable(kept: KeptSpace, track_ids: list[str], digests: list[bytes]) -> np.ndarray:
+def _reusable(kept: KeptSpace, track_ids: list[str], digests: np.ndarray) -> np.ndarray:
     """For each new row, the old row with the same id and content, else -1."""
-    index = kept.row_of
-    out = np.full(len(track_ids), -1, dtype=np.int64)
-    for i, (track_id, digest) in enumerate(zip(track_ids, digests, strict=True)):
-        old = index.get(track_id)
-        if old is not None and kept.digests[old] == digest:
-            out[i] = old
-    return out
+    old = kept.rows.rows(track_ids)
+    if not len(kept.digests):
+        return old  # all -1
+    same = (old >= 0) & (kept.digests[old] == digests)  # old -1 reads the last digest: masked
+    return np.where(same, old, -1)
 
 
 def _assemble(
@@ -161,7 +162,7 @@ def _assemble(
 
 
 def _full_fit(
-    table: TrackTable, digests: list[bytes], impute: Impute | None, model_version: str
+    table: TrackTable, digests: np.ndarray, impute: Impute | None, model_version: str
 ) -> Update:
     space, fit = fit_space(
         track_ids=table.track_ids,
