@@ -3,6 +3,8 @@ from RawUser dicts (what training and the evaluation build), row for row."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import sqlalchemy as sa
@@ -41,6 +43,13 @@ async def test_arrays_and_dicts_give_the_same_matrix_and_counts(session: AsyncSe
     assert np.array_equal(got.track_users, expected.track_users)
     assert np.array_equal(got.track_negatives, expected.track_negatives)
     assert expected.track_negatives.sum() > 0 and expected.matrix.nnz > 0
+    # PMS and interactions read side by side on two connections: the same arrays.
+    async with AsyncSession(session.bind) as other:
+        both = await repository.load_activity(session, index.frame.track_ids, other=other)
+    assert all(
+        np.array_equal(getattr(both, f.name), getattr(activity, f.name))
+        for f in dataclasses.fields(activity)
+    )
 
 
 async def test_a_user_whose_joined_rows_the_database_cut_is_read_row_by_row(

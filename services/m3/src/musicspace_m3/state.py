@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from musicspace_m3 import repository, saved_snapshot
 from musicspace_m3.catalog_index import CatalogIndex, build_catalog_index
@@ -130,7 +131,8 @@ async def _load_snapshot(settings: Settings, *, catalog_fp: str, activity_fp: st
     async with standalone_session(settings) as session:
         if index is None:
             index = build_catalog_index(await load_tracks(session), fingerprint=catalog_fp)
-        activity = await repository.load_activity(session, index.frame.track_ids)
+        async with AsyncSession(session.bind) as other:  # PMS and interactions side by side
+            activity = await repository.load_activity(session, index.frame.track_ids, other=other)
     snapshot = build_snapshot(
         index.frame, activity, catalog_fp=catalog_fp, activity_fp=activity_fp, index=index
     )
