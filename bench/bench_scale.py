@@ -283,14 +283,23 @@ def _second_replica(name: str, env: dict[str, str], logs: Path) -> dict[str, Any
     return figures
 
 
-def _wait_for_rebuild(url: str, before: float, timeout_s: float = 1800.0) -> float:
-    """Until the service counted one more catalog rebuild than `before`: the seconds waited."""
+def _wait_for_rebuild(
+    url: str, before: float, timeout_s: float = 1800.0, settle_s: float = 90.0
+) -> float:
+    """Until the service counted more catalog rebuilds than `before` (its count before the
+    catalog changed) and then none for `settle_s`: a rebuild that began before the last change
+    is followed by one that sees it (at 1M tracks about a check period and a build later). The
+    seconds from the call until the last rebuild counted (0 when none came after the call)."""
     started = time.monotonic()
-    while events_count(url, "catalog_rebuilds") <= before:
-        if time.monotonic() - started > timeout_s:
+    seen, last = events_count(url, "catalog_rebuilds"), started
+    while time.monotonic() - started < timeout_s:
+        count = events_count(url, "catalog_rebuilds")
+        if count > seen:
+            seen, last = count, time.monotonic()
+        if seen > before and time.monotonic() - last >= settle_s:
             break
         time.sleep(1)
-    return round(time.monotonic() - started, 1)
+    return round(last - started, 1)
 
 
 # ---------------------------------------------------------------- load
