@@ -3,7 +3,7 @@ import pickle
 import numpy as np
 import pytest
 
-from musicspace_shared.packing import BLOCK, pack, unpack
+from musicspace_shared.packing import BLOCK, PackedFile, pack, unpack
 
 
 def test_long_string_lists_and_indexes_round_trip():
@@ -33,3 +33,29 @@ def test_packing_splits_strings_into_blocks():
     ids = [f"id-{i}" for i in range(BLOCK * 3)]
     assert len(pack(ids)) < len(pickle.dumps(ids, protocol=5))
     assert unpack(pack(ids)) == ids
+
+
+def test_a_packed_file_keeps_the_last_object_off_the_heap(tmp_path, monkeypatch):
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
+    kept = PackedFile()
+    assert not kept and kept.get() is None
+    first = {"ids": [f"id-{i}" for i in range(BLOCK + 1)], "matrix": np.arange(12.0).reshape(3, 4)}
+    kept.put(first)
+    assert kept
+    for _ in range(2):  # read again from the start each time
+        out = kept.get()
+        assert out["ids"] == first["ids"] and np.array_equal(out["matrix"], first["matrix"])
+    assert out is not kept.get()  # a copy per call: the process holds no reference
+    kept.put(["second"])
+    assert kept.get() == ["second"]
+    kept.clear()
+    assert not kept and kept.get() is None
+    assert list(tmp_path.iterdir()) == []  # unnamed: nothing left in the directory
+
+
+def test_a_failed_put_keeps_what_was_kept():
+    kept = PackedFile()
+    kept.put([1, 2, 3])
+    with pytest.raises((pickle.PicklingError, TypeError, AttributeError)):
+        kept.put(lambda: None)
+    assert kept.get() == [1, 2, 3]

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from musicspace_m2 import saved_space
-from musicspace_m2.runtime import Runtime, load_space_anew
+from musicspace_m2.runtime import Runtime, load_space, load_space_anew
 from musicspace_m2.settings import Settings
 from musicspace_shared.db.migrate import upgrade
 from musicspace_shared.metrics import ServiceMetrics
@@ -51,6 +51,10 @@ async def test_a_replica_reads_the_space_the_first_one_built(
         path.unlink()
         space, worker_key = await second.rebuilds.run(load_space_anew, settings)
         assert space is not None and worker_key == key and path.is_file()
+        # Its next round compares with the build it kept (in a temporary file, read back):
+        # nothing changed, so no space is sent.
+        again, again_key = await second.rebuilds.run(load_space, settings)
+        assert again is None and again_key == key
 
 
 async def test_switched_off_it_is_neither_read_nor_written(

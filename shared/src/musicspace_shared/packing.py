@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import io
 import pickle
+import tempfile
 from typing import Any, BinaryIO
 
 import numpy as np
@@ -119,3 +120,39 @@ def pack_into(obj: Any, file: BinaryIO) -> None:
 def unpack_from(file: BinaryIO) -> Any:
     """`unpack` read from an open binary file, from its current position."""
     return _Unpacker(file).load()
+
+
+class PackedFile:
+    """One object kept packed in an unnamed temporary file (TMPDIR) between uses, not on the
+    heap: a rebuild worker's last build, needed only when the next rebuild comes. The file
+    vanishes with the process; the page cache may hold it, but the kernel can drop that."""
+
+    def __init__(self) -> None:
+        self._file: BinaryIO | None = None
+
+    def __bool__(self) -> bool:
+        return self._file is not None
+
+    def put(self, obj: Any) -> None:
+        """Keep `obj` (packed straight into a new file), replacing what was kept."""
+        file = tempfile.TemporaryFile(prefix="musicspace-kept-")
+        try:
+            pack_into(obj, file)
+            file.flush()
+        except BaseException:
+            file.close()
+            raise
+        self.clear()
+        self._file = file
+
+    def get(self) -> Any:
+        """What was kept (a fresh copy on every call), or None."""
+        if self._file is None:
+            return None
+        self._file.seek(0)
+        return unpack_from(self._file)
+
+    def clear(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None

@@ -37,7 +37,7 @@ from musicspace_shared.metrics import ServiceMetrics
 from musicspace_shared.model_holder import Held, ModelHolder
 from musicspace_shared.model_store import load_pickle_with_fallback, read_meta
 from musicspace_shared.offload import run_coroutine
-from musicspace_shared.packing import pack, unpack
+from musicspace_shared.packing import PackedFile
 from musicspace_shared.runtime import ServiceRuntime
 
 logger = logging.getLogger("musicspace.m2.runtime")
@@ -166,11 +166,11 @@ class Runtime(ServiceRuntime):
 
 # The worker process' feature model (imputes the features of tracks that lack them) and its
 # last build (musicspace_m2.space_updates: later builds place only new and changed rows),
-# kept packed: as objects, the vocabularies' 400k strings made at 1M tracks among the build's
-# millions of temporary ones held 1,011 MB of pymalloc arenas with 121 MB in use (1.39 GB
-# RSS); as one bytes object, nothing small outlives the build and the worker rests at 0.65 GB.
+# kept packed in a temporary file between rebuilds: as objects, the vocabularies' 400k strings
+# made at 1M tracks among the build's millions of temporary ones held 1,011 MB of pymalloc
+# arenas with 121 MB in use (1.39 GB RSS); packed in memory, 0.64 GB; in the file, none.
 _worker_model: tuple[str, FeaturePredictor] | None = None
-_worker_space: bytes | None = None  # packing.pack(KeptSpace)
+_worker_space = PackedFile()  # of a KeptSpace
 
 
 def load_space(settings: Settings) -> tuple[ContentSpace | None, tuple[Any, ...]]:
@@ -181,13 +181,12 @@ def load_space(settings: Settings) -> tuple[ContentSpace | None, tuple[Any, ...]
 
 def load_space_anew(settings: Settings) -> tuple[ContentSpace | None, tuple[Any, ...]]:
     """In the rebuild worker: a full build, whatever the worker built before."""
-    global _worker_space
-    _worker_space = None
+    _worker_space.clear()
     return load_space(settings)
 
 
 async def _load_space(settings: Settings) -> tuple[ContentSpace | None, tuple[Any, ...]]:
-    global _worker_model, _worker_space
+    global _worker_model
     meta = read_meta(settings.model_path)
     if meta is None:
         raise ModelNotReady("m2 model missing: run `musicspace train m2`")
@@ -198,10 +197,10 @@ async def _load_space(settings: Settings) -> tuple[ContentSpace | None, tuple[An
     async with standalone_session(settings) as session:
         state = await catalog_version(session)
         table = await repository.load_track_table(session)
-    kept: KeptSpace | None = unpack(_worker_space) if _worker_space is not None else None
+    kept: KeptSpace | None = _worker_space.get()
     update = update_space(kept, table, impute=predictor.predict, model_version=version)
     if update.kept is not kept:
-        _worker_space = pack(update.kept)
+        _worker_space.put(update.kept)
     del kept
     logger.info(
         "content space updated",
@@ -212,7 +211,7 @@ async def _load_space(settings: Settings) -> tuple[ContentSpace | None, tuple[An
     if update.space is None:
         return None, (version, *state)
     space = with_candidate_index(update.space, settings.candidate_index_min_tracks)
-    del update, table  # the worker keeps its packed KeptSpace only: the space leaves
+    del update, table  # the worker keeps its KeptSpace in the file only: the space leaves
     if settings.state_on_volume:
         saved_space.save(settings, (version, *state), space)
     release_free_memory()
