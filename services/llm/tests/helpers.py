@@ -45,6 +45,4 @@ def synthetic_index(vectors: np.ndarray, popularity: np.ndarray) -> TrackIndex:
         popularity=popularity,
         features=np.full((n, 9), np.nan),
     )
-    return TrackIndex(
-        frame=frame, decades=np.zeros(n, dtype=np.int64), vectors=vectors, documents=[""] * n
-    )
+    return TrackIndex(frame=frame, decades=np.zeros(n, dtype=np.int64), vectors=vectors)

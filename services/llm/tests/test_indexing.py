@@ -194,7 +194,6 @@ def test_changed_rows_are_the_new_ones_and_those_whose_document_fields_moved() -
         frame=base.frame,
         decades=base.decades,
         vectors=np.zeros((2, 4), dtype=np.float32),
-        documents=["", ""],
     )
     assert list(_changed_rows(index, _rows())) == []  # NaN features and popularity: the same
     assert list(_changed_rows(index, _rows(titles=["Song A", "Song B (live)"]))) == [1]
@@ -213,7 +212,6 @@ def _index(rows: CatalogRows, vectors: np.ndarray | None = None) -> TrackIndex:
         frame=rows.frame,
         decades=rows.decades,
         vectors=np.eye(n, 4, dtype=np.float32) if vectors is None else vectors,
-        documents=[f"doc {t}" for t in rows.frame.track_ids],
     )
 
 
@@ -228,7 +226,6 @@ def test_upserted_replaces_tracks_in_their_rows_and_keeps_the_name_indexes() -> 
     new = index.upserted(fresh)
     assert new.frame.track_ids == ["a", "b"] and list(new.popularity) == [0.5, 0.8]
     assert new.vectors[1].tolist() == [0.5] * 4 and new.vectors[0].tolist() == [1, 0, 0, 0]
-    assert new.documents == ["doc a", "doc b"]
     # Only popularity moved: the name indexes are the old snapshot's, not rebuilt.
     assert new.lexical is index.lexical and new.artist_names is index.artist_names
 
@@ -241,7 +238,6 @@ def test_upserted_appends_new_tracks_and_rebuilds_names_that_changed() -> None:
     new = index.upserted(_index(renamed))
     assert new.frame.track_ids == ["a", "b", "c"]
     assert new.frame.titles == ["Song A", "Song B (live)", "Song C"]
-    assert new.documents == ["doc a", "doc b", "doc c"]
     assert new.lexical is not index.lexical
     retitled = index.upserted(_index(_rows(titles=["Song A", "Song B (live)"])))
     assert retitled.lexical is not index.lexical

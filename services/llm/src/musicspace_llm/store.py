@@ -31,7 +31,6 @@ class StoredVectors:
     vectors: np.ndarray
     hashes: list[str]
     rows: list[str | None] = field(default_factory=list)  # each track's row (metadata "row")
-    documents: list[str] = field(default_factory=list)  # only when loaded with rows
 
 
 def make_client(settings: Settings):  # noqa: ANN201 - chromadb.ClientAPI
@@ -125,15 +124,14 @@ class VectorStore:
                 metadatas=metadatas[start:end],
             )
 
-    def load(self, ids: list[str] | None = None, *, documents: bool = False) -> StoredVectors:
-        """Vectors, document hashes and rows of all stored tracks (or of the given ids); their
-        documents too when asked."""
+    def load(self, ids: list[str] | None = None, *, dtype: type = np.float32) -> StoredVectors:
+        """Vectors (as `dtype`), document hashes and rows of all stored tracks (or of the given
+        ids)."""
         out_ids: list[str] = []
         chunks: list[np.ndarray] = []
         hashes: list[str] = []
         rows: list[str | None] = []
-        texts: list[str] = []
-        include = ["embeddings", "metadatas", *(["documents"] if documents else [])]
+        include = ["embeddings", "metadatas"]
         if ids is not None:
             pages = [dict(ids=ids[i : i + PAGE]) for i in range(0, len(ids), PAGE)]
         else:
@@ -143,11 +141,9 @@ class VectorStore:
             if not got["ids"]:
                 continue
             out_ids.extend(got["ids"])
-            chunks.append(np.asarray(got["embeddings"], dtype=np.float32))
+            chunks.append(np.asarray(got["embeddings"], dtype=dtype))
             metadatas = [m or {} for m in got["metadatas"]]
             hashes.extend(str(m.get("doc_hash", "")) for m in metadatas)
             rows.extend(m.get("row") if isinstance(m.get("row"), str) else None for m in metadatas)
-            if documents:
-                texts.extend(d or "" for d in got["documents"])
-        vectors = np.concatenate(chunks) if chunks else np.zeros((0, 0), dtype=np.float32)
-        return StoredVectors(out_ids, vectors, hashes, rows, texts)
+        vectors = np.concatenate(chunks) if chunks else np.zeros((0, 0), dtype=dtype)
+        return StoredVectors(out_ids, vectors, hashes, rows)
