@@ -211,7 +211,6 @@ def _stages(queries: list[str]) -> dict[str, Any]:
         frame=frame,
         decades=np.zeros(len(frame), dtype=np.int64),
         vectors=vectors,
-        documents=[""] * len(frame),
     )
     embedder = OfflineEmbedder()
     understanding = asyncio.run(QueryUnderstanding.build(embedder))
