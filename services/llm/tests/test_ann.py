@@ -92,39 +92,3 @@ def test_a_failing_index_falls_back_to_exact_search(catalog, monkeypatch) -> Non
     monkeypatch.setattr(index, "neighbours", broken)
     monkeypatch.setattr(search, "ANN_MAX_EXACT", 100)
     assert [m.row for m in search.top_matches(index, intent, queries[0], limit=K)] == exact
-
-
-def test_the_copy_is_float16_only_where_the_index_picks_the_candidates() -> None:
-    assert ann.mirror_dtype(199_999) is np.float32 and ann.mirror_dtype(200_000) is np.float16
-    assert ann.mirror_dtype(10, ann_min_tracks=10) is np.float16
-
-
-def test_a_float16_copy_ranks_like_the_float32_one(catalog, monkeypatch) -> None:  # noqa: ANN001
-    index, store, queries = catalog
-    half = TrackIndex(
-        frame=index.frame, decades=index.decades, vectors=index.vectors.astype(np.float16)
-    )
-    assert half.vectors.nbytes * 2 == index.vectors.nbytes
-    # Every track scored (no index): the float16 rows go through float32 a block at a time.
-    monkeypatch.setattr("musicspace_llm.index.PRODUCT_ROWS", 700)
-    query = queries[0]
-    assert np.allclose(
-        search.row_products(half, np.arange(TRACKS), query), index.vectors @ query, atol=2e-3
-    )
-    intent = QueryIntent()
-    exact = [search.top_matches(index, intent, q, limit=K) for q in queries]
-    full = [search.top_matches(half, intent, q, limit=K) for q in queries]
-    # And through the store's index, as past ann.ANN_MIN_TRACKS.
-    monkeypatch.setattr(half, "neighbours", StoreNeighbours(store, half.frame.index))
-    monkeypatch.setattr(search, "ANN_MAX_EXACT", 100)
-    monkeypatch.setattr(ann, "ANN_DEPTH", 40)
-    monkeypatch.setattr(ann, "STRUCTURED_DEPTH", 50)
-    approximate = [search.top_matches(half, intent, q, limit=K) for q in queries]
-    for found in (full, approximate):
-        overlap = [
-            len({m.row for m in a} & {m.row for m in b}) / K
-            for a, b in zip(exact, found, strict=True)
-        ]
-        assert np.mean(overlap) >= 0.95
-        same = {m.row: m.similarity for m in exact[0]}
-        assert all(abs(m.similarity - same[m.row]) < 2e-3 for m in found[0] if m.row in same)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import sqlalchemy as sa
 from fastapi import FastAPI
 
@@ -13,7 +12,6 @@ from musicspace_llm.app import create_app
 from musicspace_shared.db.engine import make_engine, make_sessionmaker
 from musicspace_shared.db.tables import Track, utcnow
 from musicspace_shared.features import FEATURES
-from tests.asgi import asgi_client
 from tests.factories import create_track
 
 from .helpers import make_settings, wait_ready
@@ -103,24 +101,3 @@ async def test_restart_restores_the_index_and_scans_only_keys_from_the_stored_wa
         assert (await manager.sync())["seen"] == 0
     finally:
         await context.__aexit__(None, None, None)
-
-
-async def test_past_the_ann_threshold_the_copy_is_float16_built_and_restored(
-    llm_db_url: str, tmp_path: Path
-) -> None:
-    for run in ("built", "restored"):
-        app = create_app(make_settings(llm_db_url, tmp_path, ann_min_tracks=1))
-        async with app.router.lifespan_context(app):
-            await wait_ready(app)
-            manager = app.state.runtime.manager
-            assert manager.index.vectors.dtype == np.float16, run
-            assert (manager.last_sync == {}) == (run == "built"), manager.last_sync
-            async with asgi_client(app) as client:
-                response = await client.post(
-                    "/api/llm/search",
-                    json={"query": "hard rock with heavy guitar riffs", "limit": 5},
-                )
-            assert response.status_code == 200, response.text
-            items = response.json()["items"]
-            assert len(items) == 5 and manager.index.neighbours is not None
-            assert any(i["genre"] == "rock" for i in items), items

@@ -49,15 +49,6 @@ class StoreNeighbours:
         return np.array([self.rows[t] for t in ids if t in self.rows], dtype=np.int64)
 
 
-def mirror_dtype(tracks: int, ann_min_tracks: int = ANN_MIN_TRACKS) -> type[np.floating]:
-    """The type of a process' copy of the vectors (index.TrackIndex.vectors). Below
-    ann_min_tracks every candidate may be scored from it: float32, exact. From it up the HNSW
-    index picks the candidates and the copy only scores the few thousand it picked: float16
-    (half the memory: 1 GB instead of 2 for 1M tracks of 512 dimensions; a cosine is off by
-    at most about 1e-3, products still add in float32 or float64)."""
-    return np.float16 if tracks >= ann_min_tracks else np.float32
-
-
 def ann_candidates(
     structured: np.ndarray, neighbours: Neighbours, query: np.ndarray, k: int
 ) -> np.ndarray | None:

@@ -43,7 +43,7 @@ def unit_features(features: np.ndarray) -> np.ndarray:
 class TrackIndex:
     frame: TrackFrame
     decades: np.ndarray  # int, 0 when unknown
-    vectors: np.ndarray  # (n, dim) L2-normalised; float32, or float16 (ann.mirror_dtype)
+    vectors: np.ndarray  # (n, dim) float32, L2-normalised
     watermark: datetime | None = None  # max(updated_at) seen from the DB
     # A snapshot whose name indexes this one may take over: same titles, artists and albums
     # in the same rows (a sync that changed only features, popularity or genres).
@@ -206,26 +206,10 @@ class TrackIndex:
         return TrackIndex(
             frame=frame,
             decades=np.concatenate([self.decades, other.decades])[pick],
-            vectors=np.concatenate([self.vectors, other.vectors.astype(self.vectors.dtype)])[pick],
+            vectors=np.concatenate([self.vectors, other.vectors.astype(np.float32)])[pick],
             watermark=watermark,
             names_from=self if same_names else None,
         )
-
-
-PRODUCT_ROWS = 32_768  # float16 rows turned to float32 at a time (32 MB at 512 dimensions)
-
-
-def all_products(vectors: np.ndarray, query: np.ndarray) -> np.ndarray:
-    """vectors @ query (float32) for every row; float16 rows a block at a time, so that no
-    float32 copy of the whole matrix is made."""
-    query = np.asarray(query, dtype=np.float32)
-    if vectors.dtype == np.float32:
-        return vectors @ query
-    out = np.empty(len(vectors), dtype=np.float32)
-    for start in range(0, len(vectors), PRODUCT_ROWS):
-        block = vectors[start : start + PRODUCT_ROWS].astype(np.float32)
-        np.matmul(block, query, out=out[start : start + PRODUCT_ROWS])
-    return out
 
 
 def _concat_frames(a: TrackFrame, b: TrackFrame) -> TrackFrame:

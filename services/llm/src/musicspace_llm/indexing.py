@@ -23,7 +23,6 @@ from typing import Any
 
 import numpy as np
 
-from musicspace_llm.ann import mirror_dtype
 from musicspace_llm.documents import document_hash, track_document
 from musicspace_llm.embeddings import Embedder, GeminiEmbedder, OfflineEmbedder, collection_name
 from musicspace_llm.index import TrackIndex
@@ -76,19 +75,17 @@ async def embed_catalog(
     store: VectorStore | None = None,
     batch_size: int = 256,
     progress: Progress | None = None,
-    dtype: type = np.float32,
 ) -> tuple[TrackIndex, int]:
-    """An index of `rows` (its vectors as `dtype`: ann.mirror_dtype), reusing stored vectors
-    whose document is unchanged; (index, embedded)."""
+    """An index of `rows`, reusing stored vectors whose document is unchanged; (index, embedded)."""
     frame = rows.frame
     documents = documents_for(frame, rows.decades)
     hashes = [document_hash(d) for d in documents]
-    vectors = np.zeros((len(frame), embedder.dim), dtype=dtype)
+    vectors = np.zeros((len(frame), embedder.dim), dtype=np.float32)
     todo = list(range(len(frame)))
     records = [row_record(frame, i) for i in range(len(frame))] if store is not None else []
     stale: list[int] = []  # vector still right, stored row not (e.g. popularity moved)
     if store is not None and len(frame):
-        stored = await asyncio.to_thread(store.load, frame.track_ids, dtype=dtype)
+        stored = await asyncio.to_thread(store.load, frame.track_ids)
         if stored.vectors.ndim == 2 and stored.vectors.shape[1] == embedder.dim:
             known = {t: i for i, t in enumerate(stored.ids)}
             todo = []
@@ -161,11 +158,7 @@ async def rebuild_from_db(settings: Settings | None = None) -> dict[str, Any]:
         await engine.dispose()
     await asyncio.to_thread(store.reset)
     index, embedded = await embed_catalog(
-        rows,
-        embedder=embedder,
-        store=store,
-        batch_size=settings.index_batch_size,
-        dtype=mirror_dtype(len(rows.frame), settings.ann_min_tracks),
+        rows, embedder=embedder, store=store, batch_size=settings.index_batch_size
     )
     return {
         "collection": store.name,

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from musicspace_llm.ann import ANN_MIN_TRACKS, StoreNeighbours, mirror_dtype
+from musicspace_llm.ann import ANN_MIN_TRACKS, StoreNeighbours
 from musicspace_llm.embeddings import Embedder, collection_name
 from musicspace_llm.index import TrackIndex
 from musicspace_llm.indexing import embed_catalog
@@ -247,7 +247,6 @@ class IndexManager:
             store=self.store,
             batch_size=self.batch_size,
             progress=self._on_progress,
-            dtype=mirror_dtype(len(rows.frame), self._ann_min_tracks),
         )
         self._read_from, self.index = read_from, index
         await self._persist()
@@ -259,8 +258,7 @@ class IndexManager:
         since = await asyncio.to_thread(self.store.sync_from)
         if since is None:
             return None
-        dtype = mirror_dtype(await asyncio.to_thread(self.store.count), self._ann_min_tracks)
-        stored = await asyncio.to_thread(self.store.load, None, dtype=dtype)
+        stored = await asyncio.to_thread(self.store.load, None)
         if (
             not stored.ids
             or any(r is None for r in stored.rows)

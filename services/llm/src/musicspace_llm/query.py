@@ -26,7 +26,7 @@ import numpy as np
 
 from musicspace_llm.crossscript import is_hangul
 from musicspace_llm.gemini_query import Reading
-from musicspace_llm.index import TrackIndex, all_products
+from musicspace_llm.index import TrackIndex
 from musicspace_llm.lexical import core_title, tokens
 from musicspace_llm.numbers import Constraints, parse_constraints
 from musicspace_llm.profile import W_FEATURES as PROFILE_W_FEATURES
@@ -243,9 +243,9 @@ def _like_artist(index: TrackIndex, artist: str) -> np.ndarray:
     profile = build_profile(index, [index.frame.track_ids[i] for i in rows])
     lift = W_SIMILAR * profile_bonus(index, profile) / (PROFILE_W_SUBGENRE + PROFILE_W_FEATURES)
     # Tracks whose documents read like the artist's own (their centroid).
-    centroid = index.vectors[rows].mean(axis=0, dtype=np.float32)
+    centroid = index.vectors[rows].mean(axis=0)
     centroid /= max(float(np.linalg.norm(centroid)), 1e-9)
-    return lift + W_SIMILAR_TEXT * all_products(index.vectors, centroid)
+    return lift + W_SIMILAR_TEXT * (index.vectors @ centroid)
 
 
 @dataclass

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from musicspace_llm.ann import ANN_MAX_EXACT, ann_candidates
-from musicspace_llm.index import TrackIndex, all_products
+from musicspace_llm.index import TrackIndex
 from musicspace_llm.projection import SHORTLIST
 from musicspace_llm.understanding import QueryIntent
 from musicspace_shared.features import FEATURES
@@ -158,7 +158,7 @@ def row_products(index: TrackIndex, rows: np.ndarray, query: np.ndarray) -> np.n
     if not n:
         return np.zeros(0, dtype=np.float32)
     if n * GATHER_COST >= len(vectors):
-        return all_products(vectors, query)[rows]
+        return (vectors @ query)[rows]
     # Split where reading the rows between two candidates costs more than gathering them would.
     breaks = np.flatnonzero(np.diff(rows) > GATHER_COST) + 1
     starts, ends = np.r_[0, breaks], np.r_[breaks, n]

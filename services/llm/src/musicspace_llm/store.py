@@ -124,9 +124,8 @@ class VectorStore:
                 metadatas=metadatas[start:end],
             )
 
-    def load(self, ids: list[str] | None = None, *, dtype: type = np.float32) -> StoredVectors:
-        """Vectors (as `dtype`), document hashes and rows of all stored tracks (or of the given
-        ids)."""
+    def load(self, ids: list[str] | None = None) -> StoredVectors:
+        """Vectors, document hashes and rows of all stored tracks (or of the given ids)."""
         out_ids: list[str] = []
         chunks: list[np.ndarray] = []
         hashes: list[str] = []
@@ -141,9 +140,9 @@ class VectorStore:
             if not got["ids"]:
                 continue
             out_ids.extend(got["ids"])
-            chunks.append(np.asarray(got["embeddings"], dtype=dtype))
+            chunks.append(np.asarray(got["embeddings"], dtype=np.float32))
             metadatas = [m or {} for m in got["metadatas"]]
             hashes.extend(str(m.get("doc_hash", "")) for m in metadatas)
             rows.extend(m.get("row") if isinstance(m.get("row"), str) else None for m in metadatas)
-        vectors = np.concatenate(chunks) if chunks else np.zeros((0, 0), dtype=dtype)
+        vectors = np.concatenate(chunks) if chunks else np.zeros((0, 0), dtype=np.float32)
         return StoredVectors(out_ids, vectors, hashes, rows)
