@@ -53,6 +53,7 @@ from musicspace_shared.coalesce import Coalescer
 from musicspace_shared.cpu import CpuPool
 from musicspace_shared.db.tables import utcnow
 from musicspace_shared.errors import ModelNotReady
+from musicspace_shared.heap import release_free_memory
 from musicspace_shared.logs import log_fields
 from musicspace_shared.offload import ProcessOffload
 
@@ -233,6 +234,9 @@ class IndexManager:
         self.state, self.error = "ready", None
         assert self.index is not None
         self._settle(self.index)
+        # What the build or restore allocated and freed (1M stored rows parsed, the pages read
+        # from Chroma) stays with glibc otherwise: a 1M-track restore gave back 2.3 GB of 9.7.
+        await asyncio.to_thread(release_free_memory)
         summary |= {"tracks": len(self.index), "seconds": round(time.perf_counter() - started, 2)}
         logger.info("index built", extra=log_fields(collection=self.collection, **summary))
         return summary
