@@ -19,13 +19,14 @@ from musicspace_llm.index import TrackIndex
 from musicspace_llm.indexing import rebuild_from_db
 from musicspace_llm.manager import _changed_rows
 from musicspace_llm.repository import CatalogRows
+from musicspace_llm.search import SearchFilters, filter_mask
 from musicspace_llm.store import VectorStore, make_client
 from musicspace_shared.catalog import TrackFrame
 from musicspace_shared.db.engine import make_engine, make_sessionmaker
 from musicspace_shared.db.migrate import upgrade
 from tests.factories import create_track
 
-from .helpers import make_settings
+from .helpers import make_settings, synthetic_index
 
 
 async def test_rebuild_from_db_reads_settings_from_env_and_fills_the_collection(
@@ -241,3 +242,24 @@ def test_upserted_appends_new_tracks_and_rebuilds_names_that_changed() -> None:
     assert new.lexical is not index.lexical
     retitled = index.upserted(_index(_rows(titles=["Song A", "Song B (live)"])))
     assert retitled.lexical is not index.lexical
+
+
+def test_artist_rows_are_each_artists_tracks_ascending() -> None:
+    index = synthetic_index(np.eye(700, 4, dtype=np.float32), np.zeros(700))
+    assert index.artist_rows("artist 7").tolist() == [7, 307, 607]
+    assert index.artist_rows("artist 299").tolist() == [299, 599]
+    assert index.artist_rows("nobody").tolist() == []
+
+
+def test_warm_builds_what_searches_read_so_no_search_waits_for_it() -> None:
+    index = synthetic_index(np.eye(20, 4, dtype=np.float32), np.zeros(20))
+    index.warm()
+    for built in ("_lexical", "_artist_names", "_artist_rows", "years", "leans", "columns"):
+        assert built in index.__dict__, built
+
+
+def test_genre_filters_read_the_name_codes_case_aside() -> None:
+    index = synthetic_index(np.eye(6, 4, dtype=np.float32), np.zeros(6))
+    assert filter_mask(index, SearchFilters(genres=["POP"])).all()
+    assert not filter_mask(index, SearchFilters(genres=["rock"])).any()
+    assert filter_mask(index, SearchFilters(subgenres=["Dance Pop"])).all()

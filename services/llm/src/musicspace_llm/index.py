@@ -91,9 +91,13 @@ class TrackIndex:
         threading.Thread(target=self.warm, name="llm-name-indexes", daemon=True).start()
 
     def warm(self) -> None:
-        """Build the name indexes (lexical, artist sounds) and the projection of this snapshot
-        (past ANN_MIN_TRACKS the vector store's index serves instead: built only if asked)."""
+        """Build what searches read of this snapshot: the name indexes (lexical, artist sounds),
+        each artist's rows, the release years, the feature leans, the columns of the shared
+        post-ranking steps and, below ANN_MIN_TRACKS, the projection (past it the vector
+        store's index serves instead: built only if asked). Each takes seconds of Python at 1M
+        tracks: the first search that needed one would wait for it."""
         self.lexical, self.artist_names  # noqa: B018 - properties build and keep them
+        self._artist_rows, self.years, self.leans, self.columns  # noqa: B018
         if len(self) < ANN_MIN_TRACKS:
             self.projection  # noqa: B018
 
@@ -126,15 +130,24 @@ class TrackIndex:
             return self.__dict__["_artist_names"]
 
     @cached_property
-    def _artist_rows(self) -> dict[str, np.ndarray]:
-        rows: dict[str, list[int]] = {}
-        for i, artist in enumerate(self.frame.artists):
-            rows.setdefault(artist, []).append(i)
-        return {artist: np.array(r, dtype=np.int64) for artist, r in rows.items()}
+    def _artist_rows(self) -> tuple[dict[str, int], np.ndarray, np.ndarray]:
+        """Each artist's code, the rows in artist-code order and where each code's rows start
+        (one array for the catalog, not an array per artist)."""
+        codes: dict[str, int] = {}
+        track_codes = np.fromiter(
+            (codes.setdefault(a, len(codes)) for a in self.frame.artists), np.int64, len(self)
+        )
+        order = np.argsort(track_codes, kind="stable")
+        starts = np.searchsorted(track_codes[order], np.arange(len(codes) + 1))
+        return codes, order, starts
 
     def artist_rows(self, artist: str) -> np.ndarray:
-        """Rows of one artist's tracks."""
-        return self._artist_rows.get(artist, np.zeros(0, dtype=np.int64))
+        """Rows of one artist's tracks, ascending."""
+        codes, order, starts = self._artist_rows
+        code = codes.get(artist)
+        if code is None:
+            return np.zeros(0, dtype=np.int64)
+        return order[starts[code] : starts[code + 1]]
 
     @cached_property
     def leans(self) -> dict[str, np.ndarray]:

@@ -51,11 +51,9 @@ def filter_mask(index: TrackIndex, filters: SearchFilters | None) -> np.ndarray:
     if filters is None:
         return mask
     if filters.genres:
-        wanted = {g.lower() for g in filters.genres}
-        mask &= np.array([g.lower() in wanted for g in index.frame.genres], dtype=bool)
+        mask &= _named_in(index.genre_names, filters.genres)[index.genre_codes]
     if filters.subgenres:
-        wanted = {s.lower() for s in filters.subgenres}
-        mask &= np.array([s.lower() in wanted for s in index.frame.subgenres], dtype=bool)
+        mask &= _named_in(index.sub_names, filters.subgenres)[index.sub_codes]
     for name, (low, high) in filters.ranges.items():
         column = index.frame.features[:, _FEATURE_POS[name]]
         with np.errstate(invalid="ignore"):
@@ -66,6 +64,12 @@ def filter_mask(index: TrackIndex, filters: SearchFilters | None) -> np.ndarray:
     if filters.years is not None:
         mask &= (index.years >= filters.years[0]) & (index.years <= filters.years[1])
     return mask
+
+
+def _named_in(names: list[str], wanted: list[str]) -> np.ndarray:
+    """Per name code: whether the name is one of `wanted` (case aside)."""
+    folded = {w.lower() for w in wanted}
+    return np.array([name.lower() in folded for name in names] or [False], dtype=bool)
 
 
 def _lookup(names: list[str], codes: np.ndarray, weights: dict[str, float]) -> np.ndarray:
