@@ -92,3 +92,35 @@ def test_a_failing_index_falls_back_to_exact_search(catalog, monkeypatch) -> Non
     monkeypatch.setattr(index, "neighbours", broken)
     monkeypatch.setattr(search, "ANN_MAX_EXACT", 100)
     assert [m.row for m in search.top_matches(index, intent, queries[0], limit=K)] == exact
+
+
+def test_a_second_vector_ranks_as_if_every_tracks_cosine_were_added(catalog, monkeypatch) -> None:  # noqa: ANN001
+    """ "like <artist>": the centroid's cosine, scored only where it can reach the top, ranks
+    as the cosine with every track added to the structured score would."""
+    index, store, queries = catalog
+    intent = QueryIntent()
+    # The centroid of one topic's documents (cosine ~0.85 with them, lifting them by ~1.3):
+    # tracks below the k-th best structured score by more than the query's weight reach the top.
+    topic = np.argsort(-(index.vectors @ queries[-1]))[:50]
+    centroid = _unit(index.vectors[topic].mean(axis=0, keepdims=True))[0]
+    sound = np.random.default_rng(2).uniform(0.0, 2.0, len(index))
+    every = np.arange(len(index))
+    whole = sound + 1.5 * search.exact_products(index.vectors, every, centroid).astype(np.float64)
+    alike = search.Term(centroid, 1.5)
+    for query in queries[:10]:
+        expected = search.top_matches(index, intent, query, limit=K, extra=whole)
+        found = search.top_matches(index, intent, query, limit=K, extra=sound, alike=alike)
+        assert [m.row for m in found] == [m.row for m in expected]
+        assert [m.similarity for m in found] == [m.similarity for m in expected]
+    # Through the nearest-neighbour index, the documents nearest each vector are asked for.
+    asked: list[np.ndarray] = []
+    nearest = StoreNeighbours(store, index.frame.index)
+
+    def counted(query: np.ndarray, n: int) -> np.ndarray:
+        asked.append(query)
+        return nearest(query, n)
+
+    monkeypatch.setattr(index, "neighbours", counted)
+    monkeypatch.setattr(search, "ANN_MAX_EXACT", 100)
+    search.top_matches(index, intent, queries[0], limit=K, extra=sound, alike=alike)
+    assert [q.tolist() for q in asked] == [queries[0].tolist(), centroid.tolist()]

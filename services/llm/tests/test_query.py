@@ -282,8 +282,10 @@ def test_like_artist_lifts_are_kept_per_snapshot_oldest_out_first(engine, monkey
     artists = sorted(set(index.frame.artists))[:3]
     first = like_artist(index, artists[0])
     assert like_artist(index, artists[0]) is first  # computed once
-    assert np.array_equal(first, query_module._like_artist(index, artists[0]))
-    assert not first.flags.writeable  # a caller adding to it would change every later query
+    again = query_module._like_artist(index, artists[0])
+    assert np.array_equal(first.sound, again.sound)
+    assert np.array_equal(first.centroid.vector, again.centroid.vector)
+    assert not first.sound.flags.writeable  # a caller adding to it would change later queries
     monkeypatch.setattr(query_module, "LIFT_CACHE_BYTES", 2 * first.nbytes)
     like_artist(index, artists[1])
     like_artist(index, artists[2])

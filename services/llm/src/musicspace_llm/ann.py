@@ -50,13 +50,15 @@ class StoreNeighbours:
 
 
 def ann_candidates(
-    structured: np.ndarray, neighbours: Neighbours, query: np.ndarray, k: int
+    structured: np.ndarray, neighbours: Neighbours, queries: list[np.ndarray], k: int
 ) -> np.ndarray | None:
-    """Sorted rows to score exactly: the nearest documents that pass the filters (finite
-    structured score) plus the best by structured score; None when the index failed (the
-    caller then scores every candidate)."""
+    """Sorted rows to score exactly: the documents nearest each query vector that pass the
+    filters (finite structured score) plus the best by structured score; None when the index
+    failed (the caller then scores every candidate)."""
     try:
-        near = neighbours(query, max(ANN_DEPTH, 4 * k))
+        near = np.concatenate(
+            [np.zeros(0, dtype=np.int64)] + [neighbours(q, max(ANN_DEPTH, 4 * k)) for q in queries]
+        )
     except Exception:  # noqa: BLE001 - exact search still answers, only slower
         logger.warning("nearest-neighbour query failed; scoring every candidate", exc_info=True)
         return None

@@ -64,12 +64,13 @@ class TrackIndex:
         default_factory=dict, init=False, repr=False, compare=False
     )
     # "like <artist>" lifts of the artists asked about last (query.like_artist).
-    similar_lifts: dict[str, np.ndarray] = field(
+    similar_lifts: dict[str, Any] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
 
     def __post_init__(self, names_from: TrackIndex | None) -> None:
-        self.unit = (
+        # Column-major: a search reads a feature of every track, contiguous this way.
+        self.unit = np.asfortranarray(
             unit_features(self.frame.features) if len(self.frame) else np.zeros((0, len(FEATURES)))
         )
         self.sub_names = sorted(set(self.frame.subgenres))

@@ -32,7 +32,7 @@ from musicspace_llm.numbers import Constraints, parse_constraints
 from musicspace_llm.profile import W_FEATURES as PROFILE_W_FEATURES
 from musicspace_llm.profile import W_SUBGENRE as PROFILE_W_SUBGENRE
 from musicspace_llm.profile import build_profile, profile_bonus
-from musicspace_llm.search import Match, SearchFilters, top_matches
+from musicspace_llm.search import Match, SearchFilters, Term, top_matches
 from musicspace_llm.understanding import FILLER, QueryIntent, QueryUnderstanding
 
 # A track holding the whole query outranks any description match: the structured score
@@ -223,29 +223,42 @@ def similar_artist(index: TrackIndex, phrase: str) -> str | None:
 LIFT_CACHE_BYTES = 64 * 2**20  # the lifts of recent "like <artist>" queries, per snapshot
 
 
-def like_artist(index: TrackIndex, artist: str) -> np.ndarray:
-    """Per-track lift for "like <artist>" (read only: kept per snapshot for the artists asked
-    about last, as many as LIFT_CACHE_BYTES holds: one product over every track's vector each)."""
+@dataclass(frozen=True)
+class Lift:
+    """What "like <artist>" adds: per track, the artist's subgenre mix and sound; and the
+    cosine with the centroid of the artist's documents, weighed by W_SIMILAR_TEXT, which the
+    ranking computes only for the tracks it can lift into the top (search.Term)."""
+
+    sound: np.ndarray  # per track, read only
+    centroid: Term
+
+    @property
+    def nbytes(self) -> int:
+        return self.sound.nbytes + self.centroid.vector.nbytes
+
+
+def like_artist(index: TrackIndex, artist: str) -> Lift:
+    """The lift of "like <artist>" (kept per snapshot for the artists asked about last, as many
+    as LIFT_CACHE_BYTES holds: a pass over every track's features each)."""
     lifts = index.similar_lifts
     lift = lifts.get(artist)
     if lift is None:
         lift = _like_artist(index, artist)
-        lift.flags.writeable = False
+        lift.sound.flags.writeable = False
         while lifts and (len(lifts) + 1) * lift.nbytes > LIFT_CACHE_BYTES:
             lifts.pop(next(iter(lifts), None), None)  # the oldest first
         lifts[artist] = lift
     return lift
 
 
-def _like_artist(index: TrackIndex, artist: str) -> np.ndarray:
-    """Per-track lift for "like <artist>": the artist's subgenre mix and sound, and text."""
+def _like_artist(index: TrackIndex, artist: str) -> Lift:
     rows = index.artist_rows(artist)
     profile = build_profile(index, [index.frame.track_ids[i] for i in rows])
-    lift = W_SIMILAR * profile_bonus(index, profile) / (PROFILE_W_SUBGENRE + PROFILE_W_FEATURES)
+    sound = W_SIMILAR * profile_bonus(index, profile) / (PROFILE_W_SUBGENRE + PROFILE_W_FEATURES)
     # Tracks whose documents read like the artist's own (their centroid).
     centroid = index.vectors[rows].mean(axis=0)
     centroid /= max(float(np.linalg.norm(centroid)), 1e-9)
-    return lift + W_SIMILAR_TEXT * (index.vectors @ centroid)
+    return Lift(sound, Term(centroid, W_SIMILAR_TEXT))
 
 
 @dataclass
@@ -358,8 +371,11 @@ def rank(
     similar = prepared.similar_artist
     if similar is None and reading is not None and reading.similar_to:
         similar = similar_artist(index, reading.similar_to)
+    alike = None
     if similar is not None:
-        bonus += like_artist(index, similar)
+        lift = like_artist(index, similar)
+        bonus += lift.sound
+        alike = lift.centroid
         rows = index.artist_rows(similar)
         intent.similar_subgenres = {index.frame.subgenres[i] for i in rows}
         intent.similar_to = similar
@@ -382,7 +398,14 @@ def rank(
     merged = _merge_filters(filters, intent)
     vector = vectors[0] if len(vectors) else None
     matches = top_matches(
-        index, intent, vector, limit=limit, filters=merged, exclude=exclude, extra=bonus
+        index,
+        intent,
+        vector,
+        limit=limit,
+        filters=merged,
+        exclude=exclude,
+        extra=bonus,
+        alike=alike,
     )
     for m in matches:
         if named is not None and named.score[m.row] > 0:
@@ -402,6 +425,7 @@ def rank(
             filters=filters,
             exclude=taken,
             extra=bonus,
+            alike=alike,
         ):
             m.closest = True
             matches.append(m)

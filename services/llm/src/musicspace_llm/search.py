@@ -131,8 +131,9 @@ PRODUCT_ERROR = 1e-4
 
 
 def exact_products(vectors: np.ndarray, rows: np.ndarray, query: np.ndarray) -> np.ndarray:
-    """vectors[rows] @ query accumulated in float64 and rounded once to float32: the same
-    value for a row wherever it sits and whatever else is multiplied with it."""
+    """vectors[rows] @ query (one query, or one per column) accumulated in float64 and rounded
+    once to float32: the same value for a row wherever it sits and whatever else is multiplied
+    with it."""
     return (vectors[rows].astype(np.float64) @ query.astype(np.float64)).astype(np.float32)
 
 
@@ -142,7 +143,7 @@ GATHER_ROWS = 256  # a gather buffer of 512 KB (512 dimensions) stays in cache
 def _gathered_products(vectors: np.ndarray, rows: np.ndarray, query: np.ndarray) -> np.ndarray:
     """vectors[rows] @ query through a small reused buffer: a third cheaper here than one
     gather of every row, which writes a fresh array as large as the rows to memory first."""
-    out = np.empty(len(rows), dtype=np.float32)
+    out = np.empty((len(rows), *query.shape[1:]), dtype=np.float32)
     buffer = np.empty((min(GATHER_ROWS, len(rows)), vectors.shape[1]), dtype=vectors.dtype)
     for start in range(0, len(rows), GATHER_ROWS):
         chunk = rows[start : start + GATHER_ROWS]
@@ -160,7 +161,7 @@ def row_products(index: TrackIndex, rows: np.ndarray, query: np.ndarray) -> np.n
     n = len(rows)
     vectors = index.vectors
     if not n:
-        return np.zeros(0, dtype=np.float32)
+        return np.zeros((0, *query.shape[1:]), dtype=np.float32)
     if n * GATHER_COST >= len(vectors):
         return (vectors @ query)[rows]
     # Split where reading the rows between two candidates costs more than gathering them would.
@@ -169,7 +170,7 @@ def row_products(index: TrackIndex, rows: np.ndarray, query: np.ndarray) -> np.n
     spanned = int((rows[ends - 1] - rows[starts]).sum()) + len(starts)
     if len(starts) > MAX_SPANS or spanned > GATHER_COST * n:
         return _gathered_products(vectors, rows, query)
-    out = np.empty(n, dtype=np.float32)
+    out = np.empty((n, *query.shape[1:]), dtype=np.float32)
     for a, b in zip(starts.tolist(), ends.tolist(), strict=True):
         low = int(rows[a])
         out[a:b] = (vectors[low : int(rows[b - 1]) + 1] @ query)[rows[a:b] - low]
@@ -177,16 +178,28 @@ def row_products(index: TrackIndex, rows: np.ndarray, query: np.ndarray) -> np.n
 
 
 def shortlist(
-    index: TrackIndex, structured: np.ndarray, candidates: np.ndarray, query: np.ndarray, k: int
+    index: TrackIndex, structured: np.ndarray, candidates: np.ndarray, terms: list[Term], k: int
 ) -> np.ndarray:
     """The candidates worth an exact product when nearly all are (projection.py): the best
-    max(SHORTLIST, 8k) by their structured score plus the estimated document similarity."""
+    max(SHORTLIST, 8k) by their structured score plus the estimated similarities."""
     projection = index.projection
     depth = max(SHORTLIST, 8 * k)
     if projection is None or len(candidates) <= depth:
         return candidates
-    estimate = structured[candidates] + W_DOCUMENT * projection.estimate(query)[candidates]
+    estimate = structured[candidates]
+    for term in terms:
+        estimate = estimate + term.weight * projection.estimate(term.vector)[candidates]
     return np.sort(candidates[np.argpartition(-estimate, depth - 1)[:depth]])
+
+
+@dataclass(frozen=True)
+class Term:
+    """A vector the documents are compared with, and how much the cosine weighs in the score:
+    the query's own embedding (W_DOCUMENT), the centroid of an artist's documents for
+    "like <artist>" (query.W_SIMILAR_TEXT)."""
+
+    vector: np.ndarray  # (dim,) float32, unit length
+    weight: float
 
 
 def top_matches(
@@ -198,8 +211,11 @@ def top_matches(
     filters: SearchFilters | None = None,
     exclude: set[str] | None = None,
     extra: np.ndarray | None = None,
+    alike: Term | None = None,
 ) -> list[Match]:
-    """The best `limit` tracks, best first; `extra` adds a per-track score (the user profile)."""
+    """The best `limit` tracks, best first; `extra` adds a per-track score (the user profile),
+    `alike` a cosine with another vector than the query's (scored like the query's: only for
+    the tracks it can lift into the top, never as a product over every track)."""
     if not len(index):
         return []
     structured = structured_scores(index, intent)
@@ -213,27 +229,33 @@ def top_matches(
     k = min(limit, int(mask.sum()))
     if k <= 0:
         return []
-    # The document similarity (a cosine, <= 1) can lift a track by at most W_DOCUMENT, so only
-    # tracks within that of the k-th best structured score can reach the top k. Scoring just
-    # those keeps the matrix product small when the query names a subgenre or a mood.
+    embedded = query_vector is not None and index.dim == len(query_vector)
+    terms = [Term(query_vector.astype(np.float32), W_DOCUMENT)] if embedded else []
+    terms += [] if alike is None else [alike]
+    # A cosine (<= 1) can lift a track by at most its weight, so only tracks within the sum of
+    # the weights of the k-th best structured score can reach the top k. Scoring just those
+    # keeps the matrix product small when the query names a subgenre or a mood.
+    reach = sum(term.weight for term in terms)
     kth = kth_largest(structured, k)
-    candidates = np.flatnonzero(structured >= kth - W_DOCUMENT * 1.0)
-    if query_vector is not None and index.dim == len(query_vector):
-        query = query_vector.astype(np.float32)
+    candidates = np.flatnonzero(structured >= kth - reach)
+    if terms:
+        queries = np.stack([term.vector for term in terms], axis=1)  # (dim, terms)
+        weights = np.array([term.weight for term in terms])
         if index.neighbours is not None and len(candidates) > ANN_MAX_EXACT:
-            near = ann_candidates(structured, index.neighbours, query, k)
+            near = ann_candidates(structured, index.neighbours, [t.vector for t in terms], k)
             candidates = candidates if near is None else near
         elif len(candidates) * GATHER_COST >= len(index):
-            candidates = shortlist(index, structured, candidates, query, k)
-        similarity = row_products(index, candidates, query)
-        score = structured[candidates] + W_DOCUMENT * similarity.astype(np.float64)
+            candidates = shortlist(index, structured, candidates, terms, k)
+        products = row_products(index, candidates, queries)
+        score = structured[candidates] + products.astype(np.float64) @ weights
         # The products above round differently by the path they took (in place, gathered or
         # whole): the contenders for the top k are scored again in one fixed way, so the
         # ranking does not depend on the path.
-        contenders = np.flatnonzero(score >= kth_largest(score, k) - 2 * W_DOCUMENT * PRODUCT_ERROR)
+        contenders = np.flatnonzero(score >= kth_largest(score, k) - 2 * reach * PRODUCT_ERROR)
         candidates = candidates[contenders]
-        similarity = exact_products(index.vectors, candidates, query)
-        score = structured[candidates] + W_DOCUMENT * similarity.astype(np.float64)
+        products = exact_products(index.vectors, candidates, queries)
+        score = structured[candidates] + products.astype(np.float64) @ weights
+        similarity = products[:, 0] if embedded else np.zeros(len(candidates), dtype=np.float32)
     else:
         similarity = np.zeros(len(candidates), dtype=np.float32)
         score = structured[candidates]
