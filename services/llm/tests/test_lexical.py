@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from musicspace_llm.lexical import LexicalIndex, core_title, edit_distance, fold, tokens
+from musicspace_llm.lexical import (
+    LexicalIndex,
+    LexicalMatch,
+    core_title,
+    edit_distance,
+    fold,
+    tokens,
+)
 
 TITLES = ["Walk Me Home", "m.A.A.d city", "Loving Is Easy", "Captain Save a Hoe", "Reggaetón Lento"]
 ARTISTS = ["P!nk", "Kendrick Lamar", "Rex Orange County", "E-40", "CNCO"]
@@ -61,14 +68,16 @@ def test_edit_distance_counts_a_swap_as_one() -> None:
 )
 def test_the_typed_track_covers_the_whole_query(index: LexicalIndex, query: str, row: int) -> None:
     match = index.match(tokens(query))
-    assert int(np.argmax(match.coverage)) == row
-    assert match.coverage[row] >= 0.9
-    assert match.title_complete[row] and match.artist_complete[row]
+    coverage = _dense(index, match, match.coverage)
+    assert int(np.argmax(coverage)) == row
+    assert coverage[row] >= 0.9
+    assert _dense(index, match, match.title_complete)[row]
+    assert _dense(index, match, match.artist_complete)[row]
 
 
 def test_a_word_the_catalog_lacks_lowers_coverage(index: LexicalIndex) -> None:
     match = index.match(tokens("walk me home wombat"))
-    assert match.coverage[0] < 0.7
+    assert 0 < _dense(index, match, match.coverage)[0] < 0.7
 
 
 def test_typos_are_not_guessed_for_short_words(index: LexicalIndex) -> None:
@@ -94,14 +103,14 @@ def test_holds_all_says_whether_some_track_covers_the_whole_query(
 ) -> None:
     """The quick check agrees with the full match it stands in for (the known-item test)."""
     words = tokens(query)
-    assert index.holds_all(words) == (float(index.match(words).coverage.max()) >= 1.0)
+    assert index.holds_all(words) == (index.match(words).best() >= 1.0)
 
 
 def test_request_words_weigh_nothing_but_still_complete_a_title(index: LexicalIndex) -> None:
     words = tokens("walk me home")
     match = index.match(words, [1.0, 0.0, 1.0])  # "me" asked for nothing
-    assert match.coverage[0] == 1.0
-    assert match.title_complete[0]  # ... yet it is part of the title that was typed
+    assert _dense(index, match, match.coverage)[0] == 1.0
+    assert _dense(index, match, match.title_complete)[0]  # ... yet the title was typed whole
 
 
 @pytest.mark.parametrize(
@@ -132,3 +141,19 @@ def test_near_names_wants_more_than_one_word_and_at_most_the_allowed_edits(index
     assert not len(index.near_names(tokens("hoe")).rows)  # one word: the word-level typo table
     assert not len(index.near_names(tokens("walk my phone")).rows)  # two edits, short text
     assert index.near_names(tokens("walk me hone")).rows.tolist() == [0]
+
+
+def _dense(index: LexicalIndex, match: LexicalMatch, values: np.ndarray) -> np.ndarray:
+    """One of the match's arrays for every track (0 / False where no word matched)."""
+    out = np.zeros(len(index), dtype=values.dtype)
+    out[match.rows] = values
+    return out
+
+
+def test_a_match_reads_only_the_tracks_holding_a_word(index: LexicalIndex) -> None:
+    match = index.match(tokens("pink wombat"))
+    holding = [row for row in range(len(index)) if "pink" in tokens(index.artist_texts[row])]
+    assert match.rows.tolist() == holding and len(holding) < len(index)
+    assert index.match(tokens("wombat")).rows.tolist() == []
+    assert index.match(tokens("wombat")).best() == 0.0
+    assert index.match(tokens("walk me"), [0.0, 0.0]).rows.tolist() == []  # request words only

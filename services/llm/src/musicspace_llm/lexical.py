@@ -102,13 +102,38 @@ def edit_distance(a: str, b: str, limit: int) -> int:
 
 @dataclass
 class LexicalMatch:
-    """Per-track arrays for one query (all of length n tracks)."""
+    """One query's match, for the tracks holding some word of the query that weighs (every
+    other track has coverage 0, and no flag that matters without it): arrays in the order of
+    `rows`."""
 
+    rows: np.ndarray  # the tracks holding a weighing word in some field, ascending
     coverage: np.ndarray  # share of the query's IDF mass found in the track's fields, 0..1
     title_complete: np.ndarray  # the whole core title was typed ("Song" of "Song - Remix")
     title_exact: np.ndarray  # the whole title, suffix included, was typed
     artist_complete: np.ndarray  # the whole artist name was typed
     words: list[str]  # the query words that matched some track (for reasons)
+
+    def best(self) -> float:
+        """The highest coverage of any track (0 when none holds a word)."""
+        return float(self.coverage.max(initial=0.0))
+
+    def add_near(self, near: NearNames, coverage: np.ndarray) -> LexicalMatch:
+        """This match with names typed with a typo counted as typed whole, at `coverage`."""
+        held = np.zeros(len(near.rows), dtype=bool)
+        held[_positions(near.rows, self.rows)] = True
+        rows = np.union1d(self.rows, near.rows[~held]) if not held.all() else self.rows
+        at, near_at = np.searchsorted(rows, self.rows), np.searchsorted(rows, near.rows)
+        out = LexicalMatch(rows, *(np.zeros(len(rows), dtype=a.dtype) for a in self._arrays()), [])
+        for mine, theirs in zip(out._arrays(), self._arrays(), strict=True):
+            mine[at] = theirs
+        out.coverage[near_at] = np.maximum(out.coverage[near_at], coverage)
+        out.title_complete[near_at] = True
+        out.artist_complete[near_at[near.with_artist]] = True
+        out.words = self.words
+        return out
+
+    def _arrays(self) -> tuple[np.ndarray, ...]:
+        return self.coverage, self.title_complete, self.title_exact, self.artist_complete
 
 
 @dataclass
@@ -149,7 +174,7 @@ class LexicalIndex:
                     rows.append(row)
                     cols.append(self.vocab.setdefault(word, len(self.vocab)))
             postings[name] = (rows, cols)
-        # Column-sliced (CSC): a query reads the tracks of a few words.
+        # Column-sliced (CSC): a query reads the tracks of a few words, each list ascending.
         self.fields = {
             name: sparse.csc_matrix(
                 (np.ones(len(rows), dtype=np.float32), (rows, cols)),
@@ -157,6 +182,8 @@ class LexicalIndex:
             )
             for name, (rows, cols) in postings.items()
         }
+        for matrix in self.fields.values():
+            matrix.sort_indices()
         self.core = self.fields.pop("core")
         # "E-40", "Jay-Z", "AC/DC": typed joined ("e40", "jayz", "acdc") as often as apart.
         self.compounds: dict[str, list[str]] = {}
@@ -227,43 +254,52 @@ class LexicalIndex:
         return out_words, out_weights
 
     def match(self, words: Sequence[str], weights: Sequence[float] | None = None) -> LexicalMatch:
-        """Coverage of `words` (query words, folded) by each track; `weights` scale each word's IDF."""
+        """Coverage of `words` (query words, folded) by the tracks holding any word that weighs
+        (a track holding only request words covers nothing); `weights` scale each word's IDF.
+        Reads the words' posting lists, never the whole catalog."""
         words, weights = self._split_compounds(words, weights)
-        coverage = np.zeros(self.n)
-        total = 0.0
-        matched_words = []
-        typed: list[set[str]] = []  # per query word: the catalog spellings it matched
-        for k, word in enumerate(words):
-            weight = self.idf_of(word) * weights[k]
-            total += weight
-            spellings = self.spellings(word)
-            spelled = {self._words[vocab_id] for vocab_id, _ in spellings}
-            if spelled:
-                matched_words.append(word)
-            typed.append(spelled)
+        spellings = [self.spellings(word) for word in words]
+        word_weights = [self.idf_of(word) * weights[k] for k, word in enumerate(words)]
+        total = sum(word_weights)
+        weighing = sorted(
+            {i for found, w in zip(spellings, word_weights, strict=True) if w for i, _ in found}
+        )
+        postings = {
+            (name, vocab_id): _rows(self.fields[name], vocab_id)
+            for vocab_id in weighing
+            for name in FIELD_WEIGHTS
+        }
+        rows = np.unique(np.concatenate([np.zeros(0, dtype=np.int32), *postings.values()]))
+        coverage = np.zeros(len(rows))
+        for found, weight in zip(spellings, word_weights, strict=True):
             if weight == 0.0:
                 continue  # a request word ("of", "the") counts for whole titles, not coverage
-            best = np.zeros(self.n)
-            for vocab_id, discount in spellings:
+            best = np.zeros(len(rows))
+            for vocab_id, discount in found:
                 for name, field_weight in FIELD_WEIGHTS.items():
-                    rows = _rows(self.fields[name], vocab_id)
-                    if len(rows):
-                        best[rows] = np.maximum(best[rows], field_weight * discount)
+                    at = np.searchsorted(rows, postings[name, vocab_id])
+                    best[at] = np.maximum(best[at], field_weight * discount)
             coverage += weight * best
         if total > 0:
             coverage /= total
-        spelled_ids = sorted({self.vocab[w] for spelled in typed for w in spelled})
-        hits = {name: np.zeros(self.n) for name in ("core", "title", "artist")}
-        for vocab_id in spelled_ids:
-            hits["core"][_rows(self.core, vocab_id)] += 1
-            hits["title"][_rows(self.fields["title"], vocab_id)] += 1
-            hits["artist"][_rows(self.fields["artist"], vocab_id)] += 1
+        # Every word the query spelled, request words included, completes a title or a name.
+        hits = {name: np.zeros(len(rows)) for name in ("core", "title", "artist")}
+        fields = {"core": self.core, "title": self.fields["title"], "artist": self.fields["artist"]}
+        for vocab_id in sorted({i for found in spellings for i, _ in found}):
+            for name, matrix in fields.items():
+                hits[name][_positions(rows, _rows(matrix, vocab_id))] += 1
+        core, title, artist = (
+            self.core_lengths[rows],
+            self.title_lengths[rows],
+            self.artist_lengths[rows],
+        )
         return LexicalMatch(
+            rows=rows.astype(np.int64),
             coverage=coverage,
-            title_complete=(self.core_lengths > 0) & (hits["core"] >= self.core_lengths),
-            title_exact=(self.title_lengths > 0) & (hits["title"] >= self.title_lengths),
-            artist_complete=(self.artist_lengths > 0) & (hits["artist"] >= self.artist_lengths),
-            words=matched_words,
+            title_complete=(core > 0) & (hits["core"] >= core),
+            title_exact=(title > 0) & (hits["title"] >= title),
+            artist_complete=(artist > 0) & (hits["artist"] >= artist),
+            words=[word for word, found in zip(words, spellings, strict=True) if found],
         )
 
     def near_names(self, words: Sequence[str]) -> NearNames:
@@ -275,18 +311,23 @@ class LexicalIndex:
         if len(distinct) < 2:
             return NearNames.none()
         limit = 1 if len(typed) < 12 else 2
-        postings = []
-        for word in distinct:
-            vocab_id = self.vocab.get(word)
-            if vocab_id is not None:
-                postings.append(
-                    np.union1d(_rows(self.core, vocab_id), _rows(self.fields["artist"], vocab_id))
-                )
-        if len(postings) < len(distinct) - 1:
+        ids = [self.vocab[word] for word in distinct if word in self.vocab]
+        if len(ids) < len(distinct) - 1:
             return NearNames.none()
-        rows, held = np.unique(np.concatenate(postings), return_counts=True)
+        postings = [(_rows(self.core, i), _rows(self.fields["artist"], i)) for i in ids]
+        # A track holding all the words but one holds one of any two (all of them, when a word
+        # is unknown): the two shortest lists give every candidate.
+        postings.sort(key=lambda pair: len(pair[0]) + len(pair[1]))
+        shortest = postings[: 2 if len(ids) == len(distinct) else 1]
+        rows = np.unique(np.concatenate([p for pair in shortest for p in pair]))
+        held = np.zeros(len(rows), dtype=np.int64)
+        for core, artist in postings:
+            holds = np.zeros(len(rows), dtype=bool)
+            holds[_positions(rows, core)] = True
+            holds[_positions(rows, artist)] = True
+            held += holds
         keep = held >= len(distinct) - 1
-        rows, held = rows[keep], held[keep]
+        rows, held = rows[keep].astype(np.int64), held[keep]
         core, artist = self._core_len[rows], self._artist_len[rows]
         fits = (np.abs(core - len(typed)) <= limit) | (
             np.abs(core + 1 + artist - len(typed)) <= limit
@@ -333,5 +374,18 @@ class LexicalIndex:
 
 
 def _rows(matrix: sparse.csc_matrix, column: int) -> np.ndarray:
-    """The rows holding a word (its posting list), without building a column matrix."""
+    """The rows holding a word (its posting list, ascending), without building a column
+    matrix."""
     return matrix.indices[matrix.indptr[column] : matrix.indptr[column + 1]]
+
+
+def _positions(rows: np.ndarray, posting: np.ndarray) -> np.ndarray:
+    """Where in `rows` (ascending) the rows of `posting` (ascending) are, for those it holds;
+    searching the shorter of the two in the longer."""
+    if not len(rows) or not len(posting):
+        return np.zeros(0, dtype=np.int64)
+    if len(posting) <= len(rows):
+        at = np.searchsorted(rows, posting)
+        return at[rows[np.minimum(at, len(rows) - 1)] == posting]
+    at = np.searchsorted(posting, rows)
+    return np.flatnonzero(posting[np.minimum(at, len(posting) - 1)] == rows)

@@ -113,14 +113,22 @@ def embed_texts(understanding: QueryUnderstanding, prepared: Prepared) -> list[s
 
 @dataclass
 class Named:
-    """Tracks the query names: per-track score and what each matched (for the reason)."""
+    """Tracks the query names: their score (no other track has one) and what each matched."""
 
-    score: np.ndarray
+    rows: np.ndarray  # ascending
+    score: np.ndarray  # per row of `rows`, > 0
     words: str  # the query words read as names
-    title_whole: np.ndarray | None = None  # the track's whole title was typed
-    artist_whole: np.ndarray | None = None  # the track's whole artist name was typed (or read)
+    title_whole: frozenset[int] = frozenset()  # tracks whose whole title was typed
+    artist_whole: frozenset[int] = frozenset()  # ... whose whole artist name was typed (or read)
     artist: str | None = None  # an artist the query names outright (or in Hangul)
     hangul: dict[str, str] = field(default_factory=dict)  # Hangul words -> artist read
+
+    def best(self) -> float:
+        return float(self.score.max(initial=0.0))
+
+    def holds(self, row: int) -> bool:
+        at = int(np.searchsorted(self.rows, row))
+        return at < len(self.rows) and int(self.rows[at]) == row
 
 
 def _open_words(prepared: Prepared, intent: QueryIntent) -> list[str]:
@@ -162,17 +170,15 @@ def named_scores(index: TrackIndex, prepared: Prepared, intent: QueryIntent) -> 
             words = [words[k] for k in keep] + name
             weights = [weights[k] for k in keep] + [guess.confidence] * len(name)
     match = index.lexical.match(words, weights)
-    if not hangul and float(match.coverage.max(initial=0.0)) < 1.0:
+    if not hangul and match.best() < 1.0:
         # No track holds every word: a typo may have made another real word ("Hoe with You").
         near = index.lexical.near_names(words)
-        cover = 1.0 - NEAR_NAME_COST * near.distances
-        match.coverage[near.rows] = np.maximum(match.coverage[near.rows], cover)
-        match.title_complete[near.rows] = True
-        match.artist_complete[near.rows[near.with_artist]] = True
+        match = match.add_near(near, 1.0 - NEAR_NAME_COST * near.distances)
     # Scored only where the query is (nearly) the track's name: a few tracks, not the catalog.
+    # (Positions in match.rows.)
     named = np.flatnonzero(match.coverage > NAMED_FLOOR)
     strength = np.clip((match.coverage[named] - NAMED_FLOOR) / (1.0 - NAMED_FLOOR), 0.0, 1.0)
-    score = np.zeros(len(index))
+    score = np.zeros(len(match.rows))
     score[named] = (
         W_NAMED
         * strength
@@ -190,15 +196,17 @@ def named_scores(index: TrackIndex, prepared: Prepared, intent: QueryIntent) -> 
     )
     score[others] += W_ARTIST_ONLY
     artist = None
-    whole = named[match.artist_complete[named] & (strength >= 1.0)]
+    whole = match.rows[named[match.artist_complete[named] & (strength >= 1.0)]]
     if len(whole):
         names = {index.frame.artists[r] for r in whole}
         artist = max(names, key=lambda a: index.artist_names.counts.get(a, 0))
+    scored = score > 0
     return Named(
-        score,
+        match.rows[scored],
+        score[scored],
         " ".join(open_words),
-        title_whole=match.title_complete,
-        artist_whole=match.artist_complete,
+        title_whole=frozenset(match.rows[scored & match.title_complete].tolist()),
+        artist_whole=frozenset(match.rows[scored & match.artist_complete].tolist()),
         artist=artist,
         hangul=hangul,
     )
@@ -213,7 +221,7 @@ def similar_artist(index: TrackIndex, phrase: str) -> str | None:
         guess = index.artist_names.guess(" ".join(words))
         return guess.artist if guess else None
     match = index.lexical.match(words)
-    rows = np.flatnonzero(match.artist_complete & (match.coverage >= 0.99))
+    rows = match.rows[match.artist_complete & (match.coverage >= 0.99)]
     if not len(rows):
         return None
     names = {index.frame.artists[r] for r in rows}
@@ -336,13 +344,12 @@ def _fill_from_reading(intent: QueryIntent, reading: Reading) -> None:
 
 def _named_artist(index: TrackIndex, artist: str) -> Named:
     """The tracks of an artist Gemini read from the query, scored like a typed artist name."""
-    whole = np.zeros(len(index), dtype=bool)
-    whole[index.artist_rows(artist)] = True
+    rows = index.artist_rows(artist)
     return Named(
-        W_NAMED * (1.0 + W_ARTIST_WHOLE) * whole,
+        rows,
+        np.full(len(rows), W_NAMED * (1.0 + W_ARTIST_WHOLE)),
         artist,
-        title_whole=np.zeros(len(index), dtype=bool),
-        artist_whole=whole,
+        artist_whole=frozenset(rows.tolist()),
         artist=artist,
     )
 
@@ -381,16 +388,16 @@ def rank(
         intent.similar_to = similar
         intent.said["similar"] = prepared.similar or (reading.similar_to if reading else similar)
     named = named_scores(index, prepared, intent)
-    if reading is not None and reading.artist and (named is None or named.score.max() < W_NAMED):
+    if reading is not None and reading.artist and (named is None or named.best() < W_NAMED):
         artist = similar_artist(index, reading.artist)  # a name Gemini read, if the catalog has it
         if artist is not None and artist != similar:
             named = _named_artist(index, artist)
     if named is not None:
-        bonus += named.score
+        bonus[named.rows] += named.score
         intent.named = named.words
         intent.artist = named.artist
         intent.hangul = named.hangul
-        if named.score.max() >= W_NAMED:
+        if named.best() >= W_NAMED:
             intent.drop_guesses()  # the words were a name; what they resembled does not count
     if similar is not None and intent.artist != similar:
         # "like Drake" asks for others; "Drake and songs like Drake" asked for Drake too.
@@ -408,7 +415,7 @@ def rank(
         alike=alike,
     )
     for m in matches:
-        if named is not None and named.score[m.row] > 0:
+        if named is not None and named.holds(m.row):
             m.matched[:0] = _named_keys(index, m.row, named)
         if intent.similar_to:
             m.matched.append(f"similar:{intent.similar_to}")
@@ -437,9 +444,9 @@ def rank(
 def _named_keys(index: TrackIndex, row: int, named: Named) -> list[str]:
     """What of the track the query typed: its artist, its title, or some of its words."""
     keys = []
-    if named.artist_whole is not None and named.artist_whole[row]:
+    if row in named.artist_whole:
         keys.append(f"artist:{index.frame.artists[row]}")
-    if named.title_whole is not None and named.title_whole[row]:
+    if row in named.title_whole:
         keys.append(f"title:{core_title(index.frame.titles[row])}")
     return keys or [f"name:{named.words}"]
 
