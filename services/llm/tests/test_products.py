@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from musicspace_llm.search import exact_products, kth_largest, row_products
+from musicspace_llm.search import exact_products, row_products
 
 
 def _unit(rows: int, dim: int = 64, seed: int = 3) -> np.ndarray:
@@ -37,13 +37,3 @@ def test_row_products_in_place_gathered_or_whole_agree() -> None:
         np.r_[np.arange(10, 60), np.arange(2000, 2100)],  # two runs
     ):
         np.testing.assert_allclose(row_products(index, rows, query), full[rows], atol=1e-5)
-
-
-def test_kth_largest_matches_a_full_partition() -> None:
-    rng = np.random.default_rng(1)
-    for _ in range(500):
-        n = int(rng.integers(1, 5000))
-        values = rng.random(n).round(int(rng.integers(1, 4)))  # ties
-        values[rng.random(n) < 0.3] = -np.inf  # filtered out
-        k = int(rng.integers(1, min(n, 60) + 1))
-        assert kth_largest(values, k) == np.partition(values, n - k)[n - k]

@@ -19,6 +19,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from musicspace_shared.topk import top_rows
+
 logger = logging.getLogger("musicspace.llm.ann")
 
 ANN_MIN_TRACKS = 200_000
@@ -63,7 +65,5 @@ def ann_candidates(
         logger.warning("nearest-neighbour query failed; scoring every candidate", exc_info=True)
         return None
     near = near[np.isfinite(structured[near])] if len(near) else near
-    depth = min(max(STRUCTURED_DEPTH, 4 * k), len(structured))
-    best = np.argpartition(-structured, depth - 1)[:depth]
-    best = best[np.isfinite(structured[best])]
+    best = top_rows(structured, max(STRUCTURED_DEPTH, 4 * k))
     return np.union1d(near, best)

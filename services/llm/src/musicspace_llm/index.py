@@ -93,12 +93,12 @@ class TrackIndex:
 
     def warm(self) -> None:
         """Build what searches read of this snapshot: the name indexes (lexical, artist sounds),
-        each artist's rows, the release years, the feature leans, the columns of the shared
+        each artist's rows, the release years and decades, the feature leans, the columns of the shared
         post-ranking steps and, below ANN_MIN_TRACKS, the projection (past it the vector
         store's index serves instead: built only if asked). Each takes seconds of Python at 1M
         tracks: the first search that needed one would wait for it."""
         self.lexical, self.artist_names  # noqa: B018 - properties build and keep them
-        self._artist_rows, self.years, self.leans, self.columns  # noqa: B018
+        self._artist_rows, self.years, self.era_slots, self.leans, self.columns  # noqa: B018
         if len(self) < ANN_MIN_TRACKS:
             self.projection  # noqa: B018
 
@@ -187,6 +187,12 @@ class TrackIndex:
             [int(d[:4]) if d and len(d) >= 4 and d[:4].isdigit() else 0 for d in dates],
             dtype=np.int64,
         )
+
+    @cached_property
+    def era_slots(self) -> np.ndarray:
+        """Each track's decade as a slot of 10 years from year 0 (0 when unknown), for a
+        per-decade table of 211 slots (years 0-2100)."""
+        return np.clip(self.decades // 10, 0, 210)
 
     @property
     def dim(self) -> int:

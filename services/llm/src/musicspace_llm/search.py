@@ -18,6 +18,7 @@ from musicspace_llm.index import TrackIndex
 from musicspace_llm.projection import SHORTLIST
 from musicspace_llm.understanding import QueryIntent
 from musicspace_shared.features import FEATURES
+from musicspace_shared.topk import kth_largest
 
 W_SUBGENRE = 1.0
 W_GENRE = 0.5
@@ -72,54 +73,52 @@ def _named_in(names: list[str], wanted: list[str]) -> np.ndarray:
     return np.array([name.lower() in folded for name in names] or [False], dtype=bool)
 
 
-def _lookup(names: list[str], codes: np.ndarray, weights: dict[str, float]) -> np.ndarray:
-    table = np.array([weights.get(name, 0.0) for name in names] or [0.0])
-    return table[codes] if len(codes) else np.zeros(0)
+def _lookup(
+    names: list[str], codes: np.ndarray, weights: dict[str, float], scale: float
+) -> np.ndarray:
+    """scale x the weight of each track's name (0 for names not in `weights`)."""
+    table = scale * np.array([weights.get(name, 0.0) for name in names] or [0.0])
+    return np.take(table, codes) if len(codes) else np.zeros(0)
 
 
 def feature_match(index: TrackIndex, features: dict[str, float]) -> np.ndarray:
     """How well each track leans the asked ways (0..1); 0 without features.
 
     Half the weighted mean, half the weakest lean: "calm acoustic" wants tracks that are
-    both, not very calm but electric ones.
+    both, not very calm but electric ones. (Computed in place: each pass over the catalog
+    writes no new array.)
     """
     if not features:
         return np.zeros(len(index))
     total = np.zeros(len(index))
     weakest = np.ones(len(index))
+    part = np.empty(len(index))
     for key, weight in features.items():
         lean = index.leans[key]
-        total += weight * lean
-        weakest = np.minimum(weakest, lean)
-    return 0.5 * total / sum(features.values()) + 0.5 * weakest
+        total += np.multiply(weight, lean, out=part)
+        np.minimum(weakest, lean, out=weakest)
+    total *= 0.5
+    total /= sum(features.values())
+    weakest *= 0.5
+    total += weakest
+    return total
 
 
 def structured_scores(index: TrackIndex, intent: QueryIntent) -> np.ndarray:
-    """Everything but the document similarity, for every track."""
+    """Everything but the document similarity, for every track (a new array, the caller's)."""
     score = W_POPULARITY * index.popularity
     if intent.subgenres:
-        score = score + W_SUBGENRE * _lookup(index.sub_names, index.sub_codes, intent.subgenres)
+        score += _lookup(index.sub_names, index.sub_codes, intent.subgenres, W_SUBGENRE)
     if intent.genres:
-        score = score + W_GENRE * _lookup(index.genre_names, index.genre_codes, intent.genres)
+        score += _lookup(index.genre_names, index.genre_codes, intent.genres, W_GENRE)
     if intent.features:
-        score = score + W_FEATURES * feature_match(index, intent.features)
+        matched = feature_match(index, intent.features)
+        matched *= W_FEATURES
+        score += matched
     if intent.eras and len(index):
-        eras = np.array([intent.eras.get(int(d), 0.0) for d in range(0, 2101, 10)])
-        score = score + W_ERA * eras[np.clip(index.decades // 10, 0, len(eras) - 1)]
+        eras = W_ERA * np.array([intent.eras.get(int(d), 0.0) for d in range(0, 2101, 10)])
+        score += np.take(eras, index.era_slots)
     return score
-
-
-def kth_largest(values: np.ndarray, k: int) -> float:
-    """The k-th largest value (1 <= k <= len(values)), partitioning only the values that can be.
-
-    The k-th largest of a sample bounds the whole's from below, so the few values at or above
-    it hold the answer: a compare over the catalog instead of a partition of all of it.
-    """
-    sample = values[:: max(1, len(values) // (64 * k))]
-    if len(sample) >= 8 * k:
-        floor = np.partition(sample, len(sample) - k)[len(sample) - k]
-        values = values[values >= floor]
-    return float(np.partition(values, len(values) - k)[len(values) - k])
 
 
 # Reading a row in place costs about a quarter of gathering it (a gather copies it first).
@@ -220,13 +219,15 @@ def top_matches(
         return []
     structured = structured_scores(index, intent)
     if extra is not None:
-        structured = structured + extra
-    mask = filter_mask(index, filters)
+        structured += extra
+    mask = filter_mask(index, filters) if filters is not None else None
     if exclude:
         positions = [index.frame.index[t] for t in exclude if t in index.frame.index]
+        mask = np.ones(len(index), dtype=bool) if mask is None else mask
         mask[np.array(positions, dtype=np.int64)] = False
-    structured = np.where(mask, structured, -np.inf)
-    k = min(limit, int(mask.sum()))
+    if mask is not None:
+        np.copyto(structured, -np.inf, where=~mask)
+    k = min(limit, len(index) if mask is None else int(mask.sum()))
     if k <= 0:
         return []
     embedded = query_vector is not None and index.dim == len(query_vector)
