@@ -157,3 +157,32 @@ def test_a_match_reads_only_the_tracks_holding_a_word(index: LexicalIndex) -> No
     assert index.match(tokens("wombat")).rows.tolist() == []
     assert index.match(tokens("wombat")).best() == 0.0
     assert index.match(tokens("walk me"), [0.0, 0.0]).rows.tolist() == []  # request words only
+
+
+def test_a_floor_keeps_every_track_that_reaches_it_with_the_same_match() -> None:
+    """Merging only the lists of the words a track needs to reach the floor loses no track
+    that reaches it, and changes nothing of its match."""
+    rng = np.random.default_rng(4)
+    vocabulary = [f"w{i}" for i in range(60)]
+    zipf = 1.0 / np.arange(1, 61)
+    draw = lambda size: " ".join(rng.choice(vocabulary, size=size, p=zipf / zipf.sum()))  # noqa: E731
+    n = 3000
+    index = LexicalIndex(
+        [draw(3) for _ in range(n)], [draw(2) for _ in range(n)], [draw(2) for _ in range(n)]
+    )
+    smaller = 0
+    for _ in range(200):
+        words = list(rng.choice(vocabulary, size=int(rng.integers(1, 7))))
+        weights = list(rng.choice([0.0, 1.0, 1.0, 0.5], size=len(words)))
+        full = index.match(words, weights)
+        for floor in (0.3, 0.7, 0.99):
+            pruned = index.match(words, weights, floor=floor)
+            reaching = full.rows[full.coverage >= floor]
+            assert set(reaching.tolist()) <= set(pruned.rows.tolist())
+            assert len(pruned.rows) <= len(full.rows)
+            smaller += len(pruned.rows) < len(full.rows)
+            at = np.searchsorted(full.rows, pruned.rows)
+            np.testing.assert_array_equal(pruned.coverage, full.coverage[at])
+            np.testing.assert_array_equal(pruned.title_complete, full.title_complete[at])
+            np.testing.assert_array_equal(pruned.artist_complete, full.artist_complete[at])
+    assert smaller > 100  # the floor did leave common words' lists unmerged

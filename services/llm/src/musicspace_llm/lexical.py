@@ -253,23 +253,35 @@ class LexicalIndex:
                 out_weights.append(weight)
         return out_words, out_weights
 
-    def match(self, words: Sequence[str], weights: Sequence[float] | None = None) -> LexicalMatch:
-        """Coverage of `words` (query words, folded) by the tracks holding any word that weighs
-        (a track holding only request words covers nothing); `weights` scale each word's IDF.
-        Reads the words' posting lists, never the whole catalog."""
+    def match(
+        self, words: Sequence[str], weights: Sequence[float] | None = None, floor: float = 0.0
+    ) -> LexicalMatch:
+        """Coverage of `words` (query words, folded) by the tracks that may cover at least
+        `floor` of them (a track holding only request words covers nothing); `weights` scale
+        each word's IDF. Reads the words' posting lists, never the whole catalog: only the
+        lists of the words without which no track reaches `floor` are merged (the lightest,
+        most common words, whose weights add up to less, are looked up, as in MaxScore)."""
         words, weights = self._split_compounds(words, weights)
         spellings = [self.spellings(word) for word in words]
         word_weights = [self.idf_of(word) * weights[k] for k, word in enumerate(words)]
         total = sum(word_weights)
-        weighing = sorted(
-            {i for found, w in zip(spellings, word_weights, strict=True) if w for i, _ in found}
+        lightest, essential = 0.0, []
+        for k in sorted(range(len(words)), key=lambda k: word_weights[k]):
+            if word_weights[k] and lightest + word_weights[k] < floor * total * (1 - 1e-9):
+                lightest += word_weights[k]
+            elif word_weights[k]:
+                essential.append(k)
+        rows = np.unique(
+            np.concatenate(
+                [np.zeros(0, dtype=np.int32)]
+                + [
+                    _rows(self.fields[name], vocab_id)
+                    for k in essential
+                    for vocab_id, _ in spellings[k]
+                    for name in FIELD_WEIGHTS
+                ]
+            )
         )
-        postings = {
-            (name, vocab_id): _rows(self.fields[name], vocab_id)
-            for vocab_id in weighing
-            for name in FIELD_WEIGHTS
-        }
-        rows = np.unique(np.concatenate([np.zeros(0, dtype=np.int32), *postings.values()]))
         coverage = np.zeros(len(rows))
         for found, weight in zip(spellings, word_weights, strict=True):
             if weight == 0.0:
@@ -277,7 +289,7 @@ class LexicalIndex:
             best = np.zeros(len(rows))
             for vocab_id, discount in found:
                 for name, field_weight in FIELD_WEIGHTS.items():
-                    at = np.searchsorted(rows, postings[name, vocab_id])
+                    at = _positions(rows, _rows(self.fields[name], vocab_id))
                     best[at] = np.maximum(best[at], field_weight * discount)
             coverage += weight * best
         if total > 0:
@@ -361,16 +373,19 @@ class LexicalIndex:
         if not words:
             return False
         fields = [self.fields[name] for name, weight in FIELD_WEIGHTS.items() if weight >= 1.0]
-        held: np.ndarray | None = None
-        for word in words:
-            vocab_id = self.vocab.get(word)
-            if vocab_id is None:
-                return False
-            rows = np.unique(np.concatenate([_rows(field, vocab_id) for field in fields]))
-            held = rows if held is None else np.intersect1d(held, rows, assume_unique=True)
+        if any(word not in self.vocab for word in words):
+            return False
+        postings = [[_rows(field, self.vocab[word]) for field in fields] for word in words]
+        postings.sort(key=lambda lists: sum(map(len, lists)))  # the rarest word first
+        held = np.unique(np.concatenate(postings[0]))
+        for lists in postings[1:]:
+            holds = np.zeros(len(held), dtype=bool)
+            for posting in lists:
+                holds[_positions(held, posting)] = True
+            held = held[holds]
             if not len(held):
                 return False
-        return True
+        return bool(len(held))
 
 
 def _rows(matrix: sparse.csc_matrix, column: int) -> np.ndarray:

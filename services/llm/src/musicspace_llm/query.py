@@ -40,6 +40,7 @@ from musicspace_llm.understanding import FILLER, QueryIntent, QueryUnderstanding
 # out below this.
 W_NAMED = 3.0
 NAMED_FLOOR = 0.7  # coverage below this is a coincidence of words, not a name
+ARTIST_FLOOR = 0.3  # coverage from which a whole artist name typed lifts the artist's tracks
 NEAR_NAME_COST = 0.02  # coverage lost per edit by a name typed with a typo (still a name)
 W_TITLE_WHOLE = 0.1  # the whole title typed ("Song" of "Song - Remix")
 W_TITLE_EXACT = 0.1  # ... suffix included, so the original comes before its remixes
@@ -169,7 +170,7 @@ def named_scores(index: TrackIndex, prepared: Prepared, intent: QueryIntent) -> 
             keep = [k for k, w in enumerate(words) if w not in spelled]
             words = [words[k] for k in keep] + name
             weights = [weights[k] for k in keep] + [guess.confidence] * len(name)
-    match = index.lexical.match(words, weights)
+    match = index.lexical.match(words, weights, floor=ARTIST_FLOOR)
     if not hangul and match.best() < 1.0:
         # No track holds every word: a typo may have made another real word ("Hoe with You").
         near = index.lexical.near_names(words)
@@ -192,7 +193,7 @@ def named_scores(index: TrackIndex, prepared: Prepared, intent: QueryIntent) -> 
     # The artist's other tracks follow the one the query names ("acdc highway to hell"); an
     # artist whose name is a small part of the query ("Like" in "piano-like") does not.
     others = np.flatnonzero(
-        match.artist_complete & (match.coverage <= NAMED_FLOOR) & (match.coverage >= 0.3)
+        match.artist_complete & (match.coverage <= NAMED_FLOOR) & (match.coverage >= ARTIST_FLOOR)
     )
     score[others] += W_ARTIST_ONLY
     artist = None
@@ -220,7 +221,7 @@ def similar_artist(index: TrackIndex, phrase: str) -> str | None:
     if all(is_hangul(w) for w in words):
         guess = index.artist_names.guess(" ".join(words))
         return guess.artist if guess else None
-    match = index.lexical.match(words)
+    match = index.lexical.match(words, floor=0.99)
     rows = match.rows[match.artist_complete & (match.coverage >= 0.99)]
     if not len(rows):
         return None
