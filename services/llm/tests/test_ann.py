@@ -66,6 +66,7 @@ def test_search_through_the_index_ranks_like_exact_search(catalog, monkeypatch) 
     monkeypatch.setattr(index, "neighbours", counted)
     # The depths scaled down with the catalog (3,000 tracks, not a million): the exact scoring
     # sees 40 nearest documents plus the 50 most popular tracks, 3% of the catalog.
+    monkeypatch.setattr(search, "ANN_MIN_CANDIDATES", 100)
     monkeypatch.setattr(search, "ANN_MAX_EXACT", 100)
     monkeypatch.setattr(ann, "ANN_DEPTH", 40)
     monkeypatch.setattr(ann, "STRUCTURED_DEPTH", 50)
@@ -90,7 +91,7 @@ def test_a_failing_index_falls_back_to_exact_search(catalog, monkeypatch) -> Non
         raise ConnectionError("vector store unreachable")
 
     monkeypatch.setattr(index, "neighbours", broken)
-    monkeypatch.setattr(search, "ANN_MAX_EXACT", 100)
+    monkeypatch.setattr(search, "ANN_MIN_CANDIDATES", 100)
     assert [m.row for m in search.top_matches(index, intent, queries[0], limit=K)] == exact
 
 
@@ -121,6 +122,37 @@ def test_a_second_vector_ranks_as_if_every_tracks_cosine_were_added(catalog, mon
         return nearest(query, n)
 
     monkeypatch.setattr(index, "neighbours", counted)
-    monkeypatch.setattr(search, "ANN_MAX_EXACT", 100)
+    monkeypatch.setattr(search, "ANN_MIN_CANDIDATES", 100)
     search.top_matches(index, intent, queries[0], limit=K, extra=sound, alike=alike)
     assert [q.tolist() for q in asked] == [queries[0].tolist(), centroid.tolist()]
+
+
+def test_the_nearest_documents_bound_the_rest_and_the_ranking_stays_exact(
+    catalog,  # noqa: ANN001
+    monkeypatch,  # noqa: ANN001
+) -> None:
+    """With the true nearest documents, scoring only the tracks within the bound they give
+    ranks exactly as scoring every track; and it scores a fraction of the catalog."""
+    index, _, queries = catalog
+    popularity = QueryIntent()
+    # What a query names spreads the structured scores (a mood, a subgenre, a profile).
+    named = np.random.default_rng(5).uniform(0.0, 1.0, len(index))
+    exact = [search.top_matches(index, popularity, q, limit=K, extra=named) for q in queries]
+    monkeypatch.setattr(
+        index, "neighbours", lambda query, n: np.argsort(-(index.vectors @ query))[:n]
+    )
+    monkeypatch.setattr(search, "ANN_MIN_CANDIDATES", 0)
+    monkeypatch.setattr(ann, "ANN_DEPTH", 20)
+    scored: list[int] = []
+    bound = search.within_reach_of_nearest
+
+    def counted(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        rows = bound(*args, **kwargs)
+        scored.append(len(rows))
+        return rows
+
+    monkeypatch.setattr(search, "within_reach_of_nearest", counted)
+    bounded = [search.top_matches(index, popularity, q, limit=K, extra=named) for q in queries]
+    assert [[m.row for m in a] for a in bounded] == [[m.row for m in a] for a in exact]
+    assert [[m.score for m in a] for a in bounded] == [[m.score for m in a] for a in exact]
+    assert len(scored) == len(queries) and max(scored) < len(index) / 3

@@ -13,12 +13,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from musicspace_llm.ann import ANN_MAX_EXACT, ann_candidates
+from musicspace_llm.ann import ANN_MAX_EXACT, ANN_MIN_CANDIDATES, ann_candidates, nearest
 from musicspace_llm.index import TrackIndex
 from musicspace_llm.projection import SHORTLIST
 from musicspace_llm.understanding import QueryIntent
 from musicspace_shared.features import FEATURES
-from musicspace_shared.topk import kth_largest
+from musicspace_shared.topk import kth_largest, top_rows
 
 W_SUBGENRE = 1.0
 W_GENRE = 0.5
@@ -191,6 +191,42 @@ def shortlist(
     return np.sort(candidates[np.argpartition(-estimate, depth - 1)[:depth]])
 
 
+def within_reach_of_nearest(
+    index: TrackIndex,
+    structured: np.ndarray,
+    near: list[np.ndarray],
+    queries: np.ndarray,
+    weights: np.ndarray,
+    k: int,
+) -> np.ndarray:
+    """The tracks that can reach the top k when no document is nearer a query vector than the
+    nearest the ANN index found (its similarity bounds every other's, as far as the index
+    found the nearest: HNSW misses it rarely): sorted rows.
+
+    The nearest documents and the k best by structured score are scored exactly; the k-th
+    best of those is a floor the top k reaches, so a track can only enter with a structured
+    score above the floor less what the nearest similarities can add. Past ANN_MAX_EXACT such
+    tracks (a query naming nothing selective), the nearest documents that pass the filters
+    plus the best by structured score (ann.ann_candidates)."""
+    nearest_rows = np.unique(np.concatenate(near))
+    known = np.union1d(nearest_rows, top_rows(structured, k))
+    products = exact_products(index.vectors, known, queries)
+    ceiling = np.array(
+        [
+            products[np.searchsorted(known, rows), t].max() if len(rows) else 1.0
+            for t, rows in enumerate(near)
+        ]
+    )
+    score = structured[known] + products.astype(np.float64) @ weights
+    floor = kth_largest(score, k)
+    reach = float(ceiling @ weights) + 2 * float(weights.sum()) * PRODUCT_ERROR
+    passing = nearest_rows[np.isfinite(structured[nearest_rows])]
+    bounded = np.flatnonzero(structured >= floor - reach)
+    if len(bounded) > ANN_MAX_EXACT:
+        return ann_candidates(structured, passing, k)
+    return np.union1d(bounded, passing)
+
+
 @dataclass(frozen=True)
 class Term:
     """A vector the documents are compared with, and how much the cosine weighs in the score:
@@ -242,10 +278,12 @@ def top_matches(
     if terms:
         queries = np.stack([term.vector for term in terms], axis=1)  # (dim, terms)
         weights = np.array([term.weight for term in terms])
-        if index.neighbours is not None and len(candidates) > ANN_MAX_EXACT:
-            near = ann_candidates(structured, index.neighbours, [t.vector for t in terms], k)
-            candidates = candidates if near is None else near
-        elif len(candidates) * GATHER_COST >= len(index):
+        near = None
+        if index.neighbours is not None and len(candidates) > ANN_MIN_CANDIDATES:
+            near = nearest(index.neighbours, [term.vector for term in terms], k)
+        if near is not None:
+            candidates = within_reach_of_nearest(index, structured, near, queries, weights, k)
+        elif index.neighbours is None and len(candidates) * GATHER_COST >= len(index):
             candidates = shortlist(index, structured, candidates, terms, k)
         products = row_products(index, candidates, queries)
         score = structured[candidates] + products.astype(np.float64) @ weights
