@@ -254,8 +254,10 @@ def test_artist_rows_are_each_artists_tracks_ascending() -> None:
 def test_warm_builds_what_searches_read_so_no_search_waits_for_it() -> None:
     index = synthetic_index(np.eye(20, 4, dtype=np.float32), np.zeros(20))
     index.warm()
-    for built in ("_lexical", "_artist_names", "_artist_rows", "years", "leans", "columns"):
+    for built in ("_lexical", "_artist_names", "_artist_rows", "years", "era_slots", "leans"):
         assert built in index.__dict__, built
+    assert index.columns.release_years is not None
+    assert set(index.columns._codes) == {"genres", "subgenres"}
 
 
 def test_genre_filters_read_the_name_codes_case_aside() -> None:

@@ -93,12 +93,14 @@ class TrackIndex:
 
     def warm(self) -> None:
         """Build what searches read of this snapshot: the name indexes (lexical, artist sounds),
-        each artist's rows, the release years and decades, the feature leans, the columns of the shared
-        post-ranking steps and, below ANN_MIN_TRACKS, the projection (past it the vector
-        store's index serves instead: built only if asked). Each takes seconds of Python at 1M
-        tracks: the first search that needed one would wait for it."""
+        each artist's rows, the release years and decades, the feature leans, the columns of
+        the shared post-ranking steps (with their years and label codes) and, below
+        ANN_MIN_TRACKS, the projection (past it the vector store's index serves instead: built
+        only if asked). Each takes up to seconds of Python at 1M tracks: the first search that
+        needed one would wait for it."""
         self.lexical, self.artist_names  # noqa: B018 - properties build and keep them
-        self._artist_rows, self.years, self.era_slots, self.leans, self.columns  # noqa: B018
+        self._artist_rows, self.years, self.era_slots, self.leans  # noqa: B018
+        self.columns.years, self.columns.codes("genres"), self.columns.codes("subgenres")
         if len(self) < ANN_MIN_TRACKS:
             self.projection  # noqa: B018
 
