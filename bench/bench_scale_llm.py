@@ -21,8 +21,10 @@ for the one sync it times). Steps:
    POST /api/llm/index/sync (admin key) and the time until /api/llm/index/status shows that
    sync finished (its last_sync: keys scanned, rows changed, re-embedded);
 4. recall of the nearest-neighbour search: past LLM_ANN_MIN_TRACKS (200k) tracks, a query that
-   leaves more than ann.ANN_MAX_EXACT (50k) candidates is scored only on Chroma's HNSW
-   neighbours plus the best structured matches (ann.py). RECALL_QUERIES distinct queries are
+   leaves more than ann.ANN_MIN_CANDIDATES (4k) candidates asks Chroma's HNSW index for the
+   nearest documents, whose similarity bounds the rest; more than ann.ANN_MAX_EXACT (50k)
+   within that bound, and it is scored only on those neighbours plus the best structured
+   matches (ann.py). RECALL_QUERIES distinct queries are
    asked of this process, which is then stopped, and of a second llm process on the same
    Chroma data with LLM_ANN_MIN_TRACKS past any catalog (every candidate scored exactly; its
    start is a restore, recorded too). Reported: mean recall@10 of the first's top 10 against
@@ -69,7 +71,7 @@ from bench.bench_scale import (  # noqa: E402
 )
 from bench.context import HEALTH_PROBE, Call, LoadResult, start_gateway  # noqa: E402
 from bench.loadgen import run_load  # noqa: E402
-from musicspace_llm.ann import ANN_MAX_EXACT, ANN_MIN_TRACKS  # noqa: E402
+from musicspace_llm.ann import ANN_MAX_EXACT, ANN_MIN_CANDIDATES, ANN_MIN_TRACKS  # noqa: E402
 from musicspace_shared import registry  # noqa: E402
 from musicspace_shared.db.engine import make_engine  # noqa: E402
 from tests.processes import ServiceProcess, free_port  # noqa: E402
@@ -325,6 +327,7 @@ def run(context: Any = None) -> dict[str, Any]:
     ann_min = int(os.environ.get("LLM_ANN_MIN_TRACKS", ANN_MIN_TRACKS))
     result["ann"] = {
         "min_tracks": ann_min,
+        "min_candidates": ANN_MIN_CANDIDATES,
         "max_exact_candidates": ANN_MAX_EXACT,
         "in_play": scale.tracks >= ann_min and scale.tracks > ANN_MAX_EXACT,
     }
