@@ -40,6 +40,21 @@ def catalog(tmp_path_factory: pytest.TempPathFactory) -> tuple[TrackIndex, Vecto
     return index, store, queries
 
 
+def _asked_of_the_store(
+    monkeypatch: pytest.MonkeyPatch, index: TrackIndex, store: VectorStore
+) -> list[tuple[np.ndarray, int]]:
+    """The index answers from the store's collection; returns the (query, n) it is asked."""
+    asked: list[tuple[np.ndarray, int]] = []
+    nearest = StoreNeighbours(store, index.frame.index)
+
+    def counted(query: np.ndarray, n: int) -> np.ndarray:
+        asked.append((query, n))
+        return nearest(query, n)
+
+    monkeypatch.setattr(index, "neighbours", counted)
+    return asked
+
+
 def test_the_stores_nearest_documents_recall_exact_search(catalog) -> None:  # noqa: ANN001
     index, store, queries = catalog
     reopened = store.client.get_collection(store.name)
@@ -56,14 +71,7 @@ def test_search_through_the_index_ranks_like_exact_search(catalog, monkeypatch) 
     index, store, queries = catalog
     intent = QueryIntent()  # names nothing: every track is a candidate, as for a description
     exact = [search.top_matches(index, intent, q, limit=K) for q in queries]
-    asked: list[int] = []
-    nearest = StoreNeighbours(store, index.frame.index)
-
-    def counted(query: np.ndarray, n: int) -> np.ndarray:
-        asked.append(n)
-        return nearest(query, n)
-
-    monkeypatch.setattr(index, "neighbours", counted)
+    asked = _asked_of_the_store(monkeypatch, index, store)
     # The depths scaled down with the catalog (3,000 tracks, not a million): the exact scoring
     # sees 40 nearest documents plus the 50 most popular tracks, 3% of the catalog.
     monkeypatch.setattr(search, "ANN_MIN_CANDIDATES", 100)
@@ -71,7 +79,7 @@ def test_search_through_the_index_ranks_like_exact_search(catalog, monkeypatch) 
     monkeypatch.setattr(ann, "ANN_DEPTH", 40)
     monkeypatch.setattr(ann, "STRUCTURED_DEPTH", 50)
     approximate = [search.top_matches(index, intent, q, limit=K) for q in queries]
-    assert len(asked) == len(queries)
+    assert len(asked) == len(queries) and {n for _, n in asked} == {40}
     overlap = [
         len({m.row for m in a} & {m.row for m in b}) / K
         for a, b in zip(exact, approximate, strict=True)
@@ -114,17 +122,10 @@ def test_a_second_vector_ranks_as_if_every_tracks_cosine_were_added(catalog, mon
         assert [m.row for m in found] == [m.row for m in expected]
         assert [m.similarity for m in found] == [m.similarity for m in expected]
     # Through the nearest-neighbour index, the documents nearest each vector are asked for.
-    asked: list[np.ndarray] = []
-    nearest = StoreNeighbours(store, index.frame.index)
-
-    def counted(query: np.ndarray, n: int) -> np.ndarray:
-        asked.append(query)
-        return nearest(query, n)
-
-    monkeypatch.setattr(index, "neighbours", counted)
+    asked = _asked_of_the_store(monkeypatch, index, store)
     monkeypatch.setattr(search, "ANN_MIN_CANDIDATES", 100)
     search.top_matches(index, intent, queries[0], limit=K, extra=sound, alike=alike)
-    assert [q.tolist() for q in asked] == [queries[0].tolist(), centroid.tolist()]
+    assert [q.tolist() for q, _ in asked] == [queries[0].tolist(), centroid.tolist()]
 
 
 def test_the_nearest_documents_bound_the_rest_and_the_ranking_stays_exact(
