@@ -119,8 +119,13 @@ class LexicalMatch:
 
     def add_near(self, near: NearNames, coverage: np.ndarray) -> LexicalMatch:
         """This match with names typed with a typo counted as typed whole, at `coverage`."""
-        held = np.zeros(len(near.rows), dtype=bool)
-        held[_positions(near.rows, self.rows)] = True
+        # near.rows come closest first, not ascending: each is looked up in self.rows.
+        at = np.searchsorted(self.rows, near.rows)
+        held = (
+            self.rows[np.minimum(at, len(self.rows) - 1)] == near.rows
+            if len(self.rows)
+            else (np.zeros(len(near.rows), dtype=bool))
+        )
         rows = np.union1d(self.rows, near.rows[~held]) if not held.all() else self.rows
         at, near_at = np.searchsorted(rows, self.rows), np.searchsorted(rows, near.rows)
         out = LexicalMatch(rows, *(np.zeros(len(rows), dtype=a.dtype) for a in self._arrays()), [])
