@@ -8,6 +8,7 @@ import pytest
 from musicspace_llm.lexical import (
     LexicalIndex,
     LexicalMatch,
+    NearNames,
     core_title,
     edit_distance,
     fold,
@@ -186,3 +187,28 @@ def test_a_floor_keeps_every_track_that_reaches_it_with_the_same_match() -> None
             np.testing.assert_array_equal(pruned.title_complete, full.title_complete[at])
             np.testing.assert_array_equal(pruned.artist_complete, full.artist_complete[at])
     assert smaller > 100  # the floor did leave common words' lists unmerged
+
+
+def test_near_names_join_the_match_row_by_row_whatever_their_order() -> None:
+    """Near names come closest first, not ascending; one outside the match joins it, one inside
+    is flagged where it is, and no other track is touched."""
+    match = LexicalMatch(
+        rows=np.array([2, 5, 9]),
+        coverage=np.array([0.5, 0.2, 0.9]),
+        title_complete=np.array([False, True, False]),
+        title_exact=np.array([False, True, False]),
+        artist_complete=np.zeros(3, dtype=bool),
+        words=["song"],
+    )
+    near = NearNames(
+        rows=np.array([9, 3, 1]),
+        distances=np.array([1.0, 1.0, 2.0]),
+        with_artist=np.array([False, True, False]),
+    )
+    out = match.add_near(near, np.array([0.6, 0.7, 0.4]))
+    assert out.rows.tolist() == [1, 2, 3, 5, 9]
+    assert out.coverage.tolist() == pytest.approx([0.4, 0.5, 0.7, 0.2, 0.9])
+    assert out.title_complete.tolist() == [True, False, True, True, True]
+    assert out.title_exact.tolist() == [False, False, False, True, False]
+    assert out.artist_complete.tolist() == [False, False, True, False, False]
+    assert out.words == ["song"]
