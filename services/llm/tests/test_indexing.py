@@ -6,6 +6,7 @@ import asyncio
 import csv
 import gzip
 import json
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,7 @@ from musicspace_cli.eval_search import run as eval_search
 from musicspace_llm.embeddings import OfflineEmbedder, collection_name
 from musicspace_llm.index import TrackIndex
 from musicspace_llm.indexing import rebuild_from_db
-from musicspace_llm.manager import _changed_rows
+from musicspace_llm.manager import IndexManager, _changed_rows
 from musicspace_llm.repository import CatalogRows
 from musicspace_llm.search import SearchFilters, filter_mask
 from musicspace_llm.store import VectorStore, make_client
@@ -258,6 +259,35 @@ def test_warm_builds_what_searches_read_so_no_search_waits_for_it() -> None:
         assert built in index.__dict__, built
     assert index.columns.release_years is not None
     assert set(index.columns._codes) == {"genres", "subgenres"}
+
+
+def test_ready_only_once_the_first_snapshot_has_warmed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """At 1M the name indexes take tens of seconds: a replica that said ready before them had
+    its first searches wait for them (p99 2.9 s). Later snapshots warm while one serves."""
+    release = threading.Event()
+    warm = TrackIndex.warm
+
+    def held_warm(self: TrackIndex) -> None:
+        release.wait(10)
+        warm(self)
+
+    monkeypatch.setattr(TrackIndex, "warm", held_warm)
+    manager = IndexManager(embedder=OfflineEmbedder(), store=None, sessionmaker=None)  # type: ignore[arg-type]
+    try:
+        manager.understanding = object()  # type: ignore[assignment]
+        manager.state = "ready"
+        manager.index = synthetic_index(np.eye(20, 4, dtype=np.float32), np.zeros(20))
+        assert manager.readiness() == "index: warming"
+        release.set()
+        assert manager.index.warmed.wait(10)
+        assert manager.readiness() is None
+        release.clear()
+        manager.index = synthetic_index(np.eye(30, 4, dtype=np.float32), np.zeros(30))
+        assert not manager.index.warmed.is_set()
+        assert manager.readiness() is None
+    finally:
+        release.set()
+        manager.cpu.close()
 
 
 def test_genre_filters_read_the_name_codes_case_aside() -> None:

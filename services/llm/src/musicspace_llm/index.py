@@ -56,6 +56,10 @@ class TrackIndex:
     popularity: np.ndarray = field(init=False, repr=False)
     _names_lock: threading.Lock = field(init=False, repr=False, compare=False)
     _projection_lock: threading.Lock = field(init=False, repr=False, compare=False)
+    # Set once warm() has built what searches read (the service reports ready only then).
+    warmed: threading.Event = field(
+        default_factory=threading.Event, init=False, repr=False, compare=False
+    )
     # The vector store's nearest-neighbour index, for catalogs past ann.ANN_MIN_TRACKS (the
     # manager attaches it); None: every candidate is scored exactly.
     neighbours: Neighbours | None = field(default=None, init=False, repr=False, compare=False)
@@ -98,11 +102,14 @@ class TrackIndex:
         ANN_MIN_TRACKS, the projection (past it the vector store's index serves instead: built
         only if asked). Each takes up to seconds of Python at 1M tracks: the first search that
         needed one would wait for it."""
-        self.lexical, self.artist_names  # noqa: B018 - properties build and keep them
-        self._artist_rows, self.years, self.era_slots, self.leans  # noqa: B018
-        self.columns.years, self.columns.codes("genres"), self.columns.codes("subgenres")
-        if len(self) < ANN_MIN_TRACKS:
-            self.projection  # noqa: B018
+        try:
+            self.lexical, self.artist_names  # noqa: B018 - properties build and keep them
+            self._artist_rows, self.years, self.era_slots, self.leans  # noqa: B018
+            self.columns.years, self.columns.codes("genres"), self.columns.codes("subgenres")
+            if len(self) < ANN_MIN_TRACKS:
+                self.projection  # noqa: B018
+        finally:  # a part that failed to build fails the searches that read it, not readiness
+            self.warmed.set()
 
     def __len__(self) -> int:
         return len(self.frame)

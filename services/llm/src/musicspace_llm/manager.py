@@ -84,6 +84,7 @@ class IndexManager:
         self.state = "starting"
         self.progress = (0, 0)
         self.error: str | None = None
+        self._warmed_once = False  # the first snapshot served has warmed (readiness)
         self.last_sync: dict[str, Any] = {}
         # The DB side of a sync (scan.py): in a worker process when there are settings to
         # give it, else here (a manager built by hand, e.g. in a tool).
@@ -111,12 +112,19 @@ class IndexManager:
 
     def readiness(self) -> str | None:
         """None when searchable, else why not (shown by /readyz)."""
+        index = self.index
         if (
-            self.index is not None
+            index is not None
             and self.understanding is not None
             and self.state != "building"  # restored, catching up with the DB
         ):
-            return None
+            if self._warmed_once or index.warmed.is_set():
+                # Later snapshots warm while the one before serves: ready stays ready.
+                self._warmed_once = True
+                return None
+            # Searches would wait for the name indexes and the other parts warm() builds (at
+            # 1M, tens of seconds): a load balancer sends none here until they are built.
+            return "index: warming"
         if self.state == "failed":
             return f"index: failed ({self.error})"
         done, total = self.progress
