@@ -5,13 +5,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import sqlalchemy as sa
 from fastapi import FastAPI
 
+from musicspace_llm import saved_index
 from musicspace_llm.app import create_app
 from musicspace_shared.db.engine import make_engine, make_sessionmaker
 from musicspace_shared.db.tables import Track, utcnow
 from musicspace_shared.features import FEATURES
+from tests.asgi import asgi_client
 from tests.factories import create_track
 
 from .helpers import make_settings, wait_ready
@@ -101,3 +104,63 @@ async def test_restart_restores_the_index_and_scans_only_keys_from_the_stored_wa
         assert (await manager.sync())["seen"] == 0
     finally:
         await context.__aexit__(None, None, None)
+
+
+async def _search(app: FastAPI, query: str) -> list[tuple[str, float]]:
+    async with asgi_client(app) as client:
+        response = await client.post("/api/llm/search", json={"query": query, "limit": 10})
+    assert response.status_code == 200, response.text
+    return [(r["track_id"], r["score"]) for r in response.json()["items"]]
+
+
+async def test_a_restart_maps_the_snapshot_saved_on_the_volume_unless_the_collection_was_rebuilt(
+    llm_db_url: str, tmp_path: Path
+) -> None:
+    """At 1M tracks paging every vector and row out of Chroma took 196 s: a start after the
+    first reads the snapshot the first one saved (its vectors memory-mapped). A collection
+    rebuilt since (`musicspace index rebuild`: new documents maybe) is read again instead."""
+    app, context = await _started(llm_db_url, tmp_path)
+    try:
+        manager = app.state.runtime.manager
+        asked = await _search(app, "upbeat summer dance pop")
+        tracks = len(manager.index)
+        assert not isinstance(manager.index.vectors, np.memmap)
+    finally:
+        await context.__aexit__(None, None, None)  # waits for the save the build began
+    snapshot = saved_index.snapshot_dir(manager._settings)
+    assert len(list(snapshot.glob("*.pkl"))) == 1 and len(list(snapshot.glob("*.npy"))) == 1
+
+    app, context = await _started(llm_db_url, tmp_path)
+    try:
+        manager = app.state.runtime.manager
+        assert isinstance(manager.index.vectors, np.memmap)
+        assert not manager.index.vectors.flags.writeable
+        assert len(manager.index) == tracks
+        assert manager.last_sync["changed"] == 0
+        assert await _search(app, "upbeat summer dance pop") == asked
+        # A rebuild of the collection (the CLI resets it, writes every vector, then the mark).
+        store = manager.store
+        kept = store.load(None)
+        mark = store.sync_from()
+        store.reset()
+        store.upsert(
+            ids=kept.ids,
+            vectors=kept.vectors,
+            documents=["" for _ in kept.ids],
+            metadatas=[
+                {"doc_hash": h, "row": r} for h, r in zip(kept.hashes, kept.rows, strict=True)
+            ],
+        )
+        store.set_sync_from(mark)
+    finally:
+        await context.__aexit__(None, None, None)
+
+    app, context = await _started(llm_db_url, tmp_path)
+    try:
+        manager = app.state.runtime.manager
+        assert not isinstance(manager.index.vectors, np.memmap)  # read from the collection
+        assert await _search(app, "upbeat summer dance pop") == asked
+    finally:
+        await context.__aexit__(None, None, None)
+    # ... and saved again for that collection: one snapshot, its older vectors removed.
+    assert len(list(snapshot.glob("*.npy"))) == 1

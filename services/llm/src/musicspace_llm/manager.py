@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from musicspace_llm import saved_index
 from musicspace_llm.ann import ANN_MIN_TRACKS, StoreNeighbours
 from musicspace_llm.embeddings import Embedder, collection_name
 from musicspace_llm.index import TrackIndex
@@ -59,6 +60,8 @@ from musicspace_shared.offload import ProcessOffload
 
 logger = logging.getLogger("musicspace.llm.index")
 
+SAVE_TASK = "llm-index-save"
+
 
 class IndexManager:
     def __init__(
@@ -84,7 +87,11 @@ class IndexManager:
         self.state = "starting"
         self.progress = (0, 0)
         self.error: str | None = None
-        self._warmed_once = False  # the first snapshot served has warmed (readiness)
+        self._warmed_once = False
+        self._saving, self._saved_at = (
+            False,
+            time.monotonic(),
+        )  # the snapshot on the volume  # the first snapshot served has warmed (readiness)
         self.last_sync: dict[str, Any] = {}
         # The DB side of a sync (scan.py): in a worker process when there are settings to
         # give it, else here (a manager built by hand, e.g. in a tool).
@@ -145,7 +152,8 @@ class IndexManager:
     async def stop(self) -> None:
         tasks = list(self._tasks)  # settle tasks remove themselves when done
         for task in tasks:
-            task.cancel()
+            if task.get_name() != SAVE_TASK:  # a save under way finishes (its thread would)
+                task.cancel()
         for task in tasks:
             try:
                 await task
@@ -242,6 +250,11 @@ class IndexManager:
         self.state, self.error = "ready", None
         assert self.index is not None
         self._settle(self.index)
+        # Saved at once unless the snapshot on the volume was restored and nothing changed since.
+        restored_as_saved = summary.get("restored_from") == "snapshot" and not summary["sync"].get(
+            "changed"
+        )
+        self._save_later(self.index, at_once=not restored_as_saved)
         # What the build or restore allocated and freed (1M stored rows parsed, the pages read
         # from Chroma) stays with glibc otherwise: a 1M-track restore gave back 2.3 GB of 9.7.
         await asyncio.to_thread(release_free_memory)
@@ -265,30 +278,85 @@ class IndexManager:
         return {"read": len(rows.frame), "embedded": embedded}
 
     async def _restore(self) -> dict[str, Any] | None:
-        """The index from the collection (vectors and each track's row) when it
-        has a durable watermark and a row for every vector; then a sync from the watermark."""
+        """The index from the snapshot saved on the volume (saved_index.py) or else from the
+        collection (vectors and each track's row) when it has a durable watermark and a row
+        for every vector; then a sync from the point the restored state was saved at."""
         since = await asyncio.to_thread(self.store.sync_from)
         if since is None:
             return None
-        stored = await asyncio.to_thread(self.store.load, None)
-        if (
-            not stored.ids
-            or any(r is None for r in stored.rows)
-            or stored.vectors.ndim != 2
-            or stored.vectors.shape[1] != self.embedder.dim
-        ):
-            return None
-        rows = await asyncio.to_thread(rows_from_records, stored.ids, stored.rows)  # type: ignore[arg-type]
+        saved = await asyncio.to_thread(self._load_saved)
+        if saved is not None:
+            rows, vectors, since, source = saved.rows, saved.vectors, saved.sync_from, "snapshot"
+        else:
+            stored = await asyncio.to_thread(self.store.load, None)
+            if (
+                not stored.ids
+                or any(r is None for r in stored.rows)
+                or stored.vectors.ndim != 2
+                or stored.vectors.shape[1] != self.embedder.dim
+            ):
+                return None
+            rows = await asyncio.to_thread(rows_from_records, stored.ids, stored.rows)  # type: ignore[arg-type]
+            vectors, source = stored.vectors, "collection"
         await self._seed(rows)
         self.index = TrackIndex(
             frame=rows.frame,
             decades=rows.decades,
-            vectors=stored.vectors,
+            vectors=vectors,
             watermark=rows.watermark,
         )
         self._resume_from = since
         caught_up = await self._sync_once()
-        return {"restored": len(rows.frame), "sync_from": since.isoformat(), "sync": caught_up}
+        return {
+            "restored": len(rows.frame),
+            "restored_from": source,
+            "sync_from": since.isoformat(),
+            "sync": caught_up,
+        }
+
+    def _load_saved(self) -> saved_index.SavedIndex | None:
+        if self._settings is None:
+            return None
+        return saved_index.load(
+            self._settings,
+            self.collection,
+            self.store.identity(),
+            dim=self.embedder.dim,
+            stored=self.store.count(),
+            durable=True,
+        )
+
+    def _save_later(self, index: TrackIndex, *, at_once: bool = False) -> None:
+        """Save `index` on the volume once it has warmed, off the event loop: at once after a
+        build or a restore from the collection, else at most every LLM_SNAPSHOT_SAVE_S after
+        syncs that changed it (at 1M a save writes 2 GB of vectors)."""
+        settings = self._settings
+        if settings is None or settings.snapshot_save_s <= 0 or self._saving:
+            return
+        if not at_once and time.monotonic() - self._saved_at < settings.snapshot_save_s:
+            return
+        sync_from = self._look_back(index)
+        if sync_from is None:
+            return
+        self._saving, self._saved_at = True, time.monotonic()
+        store_id = self.store.identity()
+
+        def save() -> None:
+            index.warmed.wait()
+            saved_index.save(settings, self.collection, store_id, index, sync_from)
+            release_free_memory()
+
+        async def run() -> None:
+            try:
+                await asyncio.to_thread(save)
+            except Exception:  # noqa: BLE001 - the next start restores from the collection
+                logger.warning("saving the index snapshot failed", exc_info=True)
+            finally:
+                self._saving = False
+
+        task = asyncio.create_task(run(), name=SAVE_TASK)
+        self._tasks.append(task)
+        task.add_done_callback(self._tasks.remove)
 
     async def _persist(self) -> None:
         """Store where the next sync starts, when it moved (Chroma collection metadata)."""
@@ -364,6 +432,7 @@ class IndexManager:
                 )
                 self.index = await asyncio.to_thread(current.upserted, fresh)
                 self._settle(self.index)
+                self._save_later(self.index)
             except Exception:
                 # The scanner took them as indexed: the next sync must meet them again.
                 with contextlib.suppress(Exception):

@@ -54,6 +54,9 @@ class Settings(CommonSettings):
     sync_overlap_s: float = Field(300.0, ge=0)
     # Syncs requested back to back run at most once per this gap (the rest join the queued one).
     sync_min_gap_s: float = Field(1.0, ge=0, le=60)
+    # The index is saved on the model volume (saved_index.py) after a build, and after syncs
+    # that changed it at most this often (seconds; 0: never saved, every start reads Chroma).
+    snapshot_save_s: float = Field(600.0, ge=0)
     index_batch_size: int = Field(256, ge=1, le=5000)
     offline_threads: int = Field(1, ge=1, le=16)
     # From this many tracks on, queries that would read every vector go through the vector

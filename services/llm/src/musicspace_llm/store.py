@@ -85,6 +85,10 @@ class VectorStore:
             pass
         self.collection = self._open()
 
+    def identity(self) -> str:
+        """The collection's id in Chroma: a new one after every rebuild (reset)."""
+        return str(self.collection.id)
+
     def count(self) -> int:
         return int(self.collection.count())
 
