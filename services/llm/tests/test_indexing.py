@@ -245,6 +245,24 @@ def test_upserted_appends_new_tracks_and_rebuilds_names_that_changed() -> None:
     assert retitled.lexical is not index.lexical
 
 
+def test_upserted_vectors_and_decades_follow_their_tracks_replaced_and_appended() -> None:
+    rng = np.random.default_rng(3)
+    index = synthetic_index(rng.standard_normal((40, 4)).astype(np.float32), np.zeros(40))
+    index.decades[:] = rng.integers(1960, 2020, 40) // 10 * 10
+    # Five of its tracks (out of order) and three new ones.
+    other = synthetic_index(rng.standard_normal((8, 4)).astype(np.float32), np.zeros(8))
+    ids = ["t0000031", "t0000002", "new1", "t0000017", "new2", "t0000039", "t0000000", "new3"]
+    other.frame.track_ids[:] = ids
+    other.frame.__post_init__()
+    other.decades[:] = np.arange(8) * 10 + 1900
+    new = index.upserted(other)
+    assert len(new) == 43 and new.frame.track_ids[40:] == ["new1", "new2", "new3"]
+    for row, track_id in enumerate(new.frame.track_ids):
+        source, at = (other, ids.index(track_id)) if track_id in ids else (index, row)
+        assert new.vectors[row].tolist() == source.vectors[at].tolist(), track_id
+        assert new.decades[row] == source.decades[at], track_id
+
+
 def test_artist_rows_are_each_artists_tracks_ascending() -> None:
     index = synthetic_index(np.eye(700, 4, dtype=np.float32), np.zeros(700))
     assert index.artist_rows("artist 7").tolist() == [7, 307, 607]

@@ -232,10 +232,18 @@ class TrackIndex:
         watermark = max(
             (w for w in (self.watermark, other.watermark) if w is not None), default=None
         )
+        # Every row below n comes from this snapshot in its own row or from `other`: one copy
+        # of the vectors, not a concatenation and then a gather (at 1M, 2 GB each).
+        from_other = np.flatnonzero(pick >= n)
+        vectors = np.empty((len(pick), self.vectors.shape[1]), dtype=np.float32)
+        vectors[:n] = self.vectors
+        vectors[from_other] = other.vectors[pick[from_other] - n]
+        decades = np.concatenate([self.decades, np.zeros(len(added), dtype=self.decades.dtype)])
+        decades[from_other] = other.decades[pick[from_other] - n]
         return TrackIndex(
             frame=frame,
-            decades=np.concatenate([self.decades, other.decades])[pick],
-            vectors=np.concatenate([self.vectors, other.vectors.astype(np.float32)])[pick],
+            decades=decades,
+            vectors=vectors,
             watermark=watermark,
             names_from=self if same_names else None,
         )
