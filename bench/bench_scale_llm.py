@@ -159,6 +159,7 @@ def _started(
     built = status["progress"][1] > 0
     return service, figures | {
         "index": "built" if built else "restored",
+        "restored_from": status.get("last_build", {}).get("restored_from"),
         "chroma_existed": had_index,
         "status": status,
     }

@@ -133,6 +133,7 @@ async def test_a_restart_maps_the_snapshot_saved_on_the_volume_unless_the_collec
     app, context = await _started(llm_db_url, tmp_path)
     try:
         manager = app.state.runtime.manager
+        assert manager.status()["last_build"]["restored_from"] == "snapshot"
         assert isinstance(manager.index.vectors, np.memmap)
         assert not manager.index.vectors.flags.writeable
         assert len(manager.index) == tracks
@@ -158,7 +159,8 @@ async def test_a_restart_maps_the_snapshot_saved_on_the_volume_unless_the_collec
     app, context = await _started(llm_db_url, tmp_path)
     try:
         manager = app.state.runtime.manager
-        assert not isinstance(manager.index.vectors, np.memmap)  # read from the collection
+        assert manager.status()["last_build"]["restored_from"] == "collection"
+        assert not isinstance(manager.index.vectors, np.memmap)
         assert await _search(app, "upbeat summer dance pop") == asked
     finally:
         await context.__aexit__(None, None, None)

@@ -93,6 +93,7 @@ class IndexManager:
             time.monotonic(),
         )  # the snapshot on the volume  # the first snapshot served has warmed (readiness)
         self.last_sync: dict[str, Any] = {}
+        self.last_build: dict[str, Any] = {}  # the first load or restore: how, and how long
         # The DB side of a sync (scan.py): in a worker process when there are settings to
         # give it, else here (a manager built by hand, e.g. in a tool).
         self._settings = settings
@@ -259,6 +260,7 @@ class IndexManager:
         # from Chroma) stays with glibc otherwise: a 1M-track restore gave back 2.3 GB of 9.7.
         await asyncio.to_thread(release_free_memory)
         summary |= {"tracks": len(self.index), "seconds": round(time.perf_counter() - started, 2)}
+        self.last_build = summary
         logger.info("index built", extra=log_fields(collection=self.collection, **summary))
         return summary
 
@@ -462,6 +464,7 @@ class IndexManager:
             "sync_from": self._persisted.isoformat() if self._persisted else None,
             "progress": list(self.progress),
             "last_sync": self.last_sync,
+            "last_build": self.last_build,
             "error": self.error,
         }
 

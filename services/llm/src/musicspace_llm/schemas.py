@@ -133,6 +133,11 @@ class IndexStatus(BaseModel):
     )
     progress: list[int]
     last_sync: dict[str, Any]
+    last_build: dict[str, Any] = Field(
+        default_factory=dict,
+        description="the start's build: read and embedded from the DB, or restored (restored_from: "
+        "snapshot on the volume | collection) and the sync that caught up; seconds",
+    )
     error: str | None
 
 
