@@ -59,3 +59,15 @@ def test_a_failed_put_keeps_what_was_kept():
     with pytest.raises((pickle.PicklingError, TypeError, AttributeError)):
         kept.put(lambda: None)
     assert kept.get() == [1, 2, 3]
+
+
+def test_a_list_of_few_distinct_strings_loads_as_shared_objects():
+    genres = [f"genre {i % 6}" for i in range(BLOCK * 3 + 7)]
+    dates = [None if i % 5 == 0 else f"{1960 + i % 60}" for i in range(BLOCK * 2)]
+    out = unpack(pack({"genres": genres, "dates": dates, "again": genres}))
+    assert out["genres"] == genres and out["dates"] == dates
+    assert out["again"] is out["genres"]  # the same list stays one list
+    assert len({id(g) for g in out["genres"]}) == 6
+    assert len({id(d) for d in out["dates"] if d is not None}) == len(set(dates) - {None})
+    many = [f"title {i}" for i in range(BLOCK)]  # mostly distinct: packed as text blocks
+    assert unpack(pack(many)) == many

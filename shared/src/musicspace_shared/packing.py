@@ -24,6 +24,10 @@ import numpy as np
 
 MIN_PACKED = 2048  # shorter containers are not worth a block
 BLOCK = 4096  # strings per joined block: one short step of the loader
+# A list of strings with at most one distinct value in this many rows (genres, dates, sources)
+# is packed as its distinct values and a code per row: loaded, the rows share their values'
+# objects (at 1M tracks ~60 MB less for each such field than one string object a row).
+FEW_DISTINCT = 8
 _SEP, _NONE = "\x00", "\x01"  # separator, and the stand-in for None (never in catalog text)
 
 
@@ -56,6 +60,14 @@ class _Packer(pickle.Pickler):
     def persistent_id(self, obj: Any) -> Any:
         kind = type(obj)
         if kind is list and len(obj) >= MIN_PACKED and _packable_strs(obj):
+            distinct = dict.fromkeys(obj)
+            if len(distinct) * FEW_DISTINCT <= len(obj):  # genres, dates: one object a value
+                values = {value: code for code, value in enumerate(distinct)}
+                return self._ref(
+                    obj,
+                    "labels",
+                    lambda: (_blocks(list(distinct)), np.array([values[s] for s in obj], np.int32)),
+                )
             return self._ref(obj, "strs", lambda: _blocks(obj))
         if kind is dict and len(obj) >= MIN_PACKED and _packable_index(obj):
             return self._ref(
@@ -82,6 +94,14 @@ def _strings(blocks: list[str]) -> list[str | None]:
     return out
 
 
+def _labels(distinct: list[str | None], codes: np.ndarray) -> list[str | None]:
+    """Each row's value, the rows of one value sharing one object."""
+    out: list[str | None] = []
+    for start in range(0, len(codes), BLOCK):  # short steps, as _strings
+        out.extend([distinct[c] for c in codes[start : start + BLOCK].tolist()])
+    return out
+
+
 class _Unpacker(pickle.Unpickler):
     def __init__(self, file: BinaryIO) -> None:
         super().__init__(file)
@@ -93,6 +113,9 @@ class _Unpacker(pickle.Unpickler):
             return self._loaded[serial]
         if kind == "strs":
             value: Any = _strings(payload)
+        elif kind == "labels":
+            distinct, codes = payload
+            value = _labels(_strings(distinct), codes)
         elif kind == "index":
             keys, values = payload
             value = dict(zip(_strings(keys), values.tolist(), strict=True))
