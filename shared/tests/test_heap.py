@@ -104,3 +104,24 @@ async def test_resettle_every_runs_until_cancelled(
     with pytest.raises(asyncio.CancelledError):
         await task
     assert len(calls) >= 3
+
+
+def test_the_collector_is_paused_until_the_last_overlapping_build_ends() -> None:
+    assert gc.isenabled()
+    outer = heap.collector_paused()
+    outer.__enter__()
+    with heap.collector_paused():
+        assert not gc.isenabled()
+    assert not gc.isenabled()  # the outer build still runs
+    outer.__exit__(None, None, None)
+    assert gc.isenabled()
+
+
+def test_a_collector_off_before_the_pause_stays_off() -> None:
+    gc.disable()
+    try:
+        with heap.collector_paused():
+            pass
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

@@ -198,27 +198,40 @@ def hangul_key(text: str) -> str:
     return _collapse("".join(out))
 
 
+_NUMBER = re.compile(r"\d+")
+_NOT_LATIN = re.compile(r"[^a-z]")
+_SOFT_C = re.compile(r"c(?=[eiy])")
+_SOFT_G = re.compile(r"g(?=[eiy])")
+_SAYS_ITS_NAME = re.compile(r"(?<![aeiou])([ai])(?=[bdfklmnpstvz]e$)")
+_SILENT_E = re.compile(r"(?<=[^aeiouy])e$")
+_SILENT_R = re.compile(r"r+(?=[^aeiouy]|$)")
+_SILENT_H = re.compile(r"h(?=[^aeiou]|$)")
+_REPEATS = re.compile(r"(.)\1+")
+_LEADING_THE = re.compile(r"^the\s+", re.I)
+
+
 def latin_key(name: str) -> str:
     """Sound key of a Latin name as Korean spelling hears it: Drake -> "tlak", Queen -> "kuin"."""
     # "Maroon 5" is 마룬 파이브, "2Pac" 투팍: a number is said in English.
-    text = re.sub(r"\d+", lambda m: " " + _DIGITS.get(m.group(0), m.group(0)) + " ", fold(name))
-    text = re.sub(r"[^a-z]", "", text)
-    text = re.sub(r"c(?=[eiy])", "s", text)
-    text = re.sub(r"g(?=[eiy])", "s", text)
+    text = _NUMBER.sub(lambda m: " " + _DIGITS.get(m.group(0), m.group(0)) + " ", fold(name))
+    text = _NOT_LATIN.sub("", text)
+    text = _SOFT_C.sub("s", text)
+    text = _SOFT_G.sub("s", text)
     # A vowel before consonant + silent e says its name: Drake is 드레이크, Mike 마이크.
-    text = re.sub(r"(?<![aeiou])([ai])(?=[bdfklmnpstvz]e$)", lambda m: _SAYS_NAME[m.group(1)], text)
-    text = re.sub(r"(?<=[^aeiouy])e$", "", text)  # silent final e (Drake, Malone)
-    text = re.sub(r"^kn", "n", text)
-    text = re.sub(r"r+(?=[^aeiouy]|$)", "", text)  # r before a consonant or at the end is silent
+    text = _SAYS_ITS_NAME.sub(lambda m: _SAYS_NAME[m.group(1)], text)
+    text = _SILENT_E.sub("", text)  # silent final e (Drake, Malone)
+    if text.startswith("kn"):
+        text = text[1:]
+    text = _SILENT_R.sub("", text)  # r before a consonant or at the end is silent
     for spelled, sound in _LATIN_RULES:
         text = text.replace(spelled, sound)
     text = "".join(_LATIN_LETTERS.get(ch, "") for ch in text)
-    text = re.sub(r"h(?=[^aeiou]|$)", "", text)
+    text = _SILENT_H.sub("", text)
     return _collapse(text)
 
 
 def _collapse(key: str) -> str:
-    return re.sub(r"(.)\1+", r"\1", key)
+    return _REPEATS.sub(r"\1", key)
 
 
 def skeleton(key: str) -> str:
@@ -251,8 +264,9 @@ class ArtistNames:
         self._acronyms: dict[str, list[str]] = defaultdict(list)
         for artist in self.counts:
             keys = {latin_key(artist)}
-            bare = re.sub(r"^the\s+", "", artist, flags=re.I)
-            keys.add(latin_key(bare))  # "The Weeknd" is written 위켄드
+            bare = _LEADING_THE.sub("", artist)
+            if bare != artist:
+                keys.add(latin_key(bare))  # "The Weeknd" is written 위켄드
             keys = {k for k in keys if len(skeleton(k)) >= 2}
             if not keys:
                 continue

@@ -23,6 +23,7 @@ from musicspace_llm.projection import MIN_TRACKS as PROJECTION_MIN_TRACKS
 from musicspace_llm.projection import Projection
 from musicspace_shared.catalog import TrackFrame
 from musicspace_shared.features import FEATURES
+from musicspace_shared.heap import collector_paused
 from musicspace_shared.selection import Columns, columns_of
 
 # Scale every feature to 0..1 so "high"/"low" mean the same for tempo and loudness.
@@ -126,9 +127,10 @@ class TrackIndex:
         """Titles, artists and albums as an inverted index (known items, artist names)."""
         with self._names_lock:
             if "_lexical" not in self.__dict__:
-                self.__dict__["_lexical"] = LexicalIndex(
-                    self.frame.titles, self.frame.artists, self.frame.albums
-                )
+                with collector_paused():
+                    self.__dict__["_lexical"] = LexicalIndex(
+                        self.frame.titles, self.frame.artists, self.frame.albums
+                    )
             return self.__dict__["_lexical"]
 
     @property
@@ -136,7 +138,8 @@ class TrackIndex:
         """Artist names by sound, for names typed in Hangul."""
         with self._names_lock:
             if "_artist_names" not in self.__dict__:
-                self.__dict__["_artist_names"] = ArtistNames(self.frame.artists)
+                with collector_paused():
+                    self.__dict__["_artist_names"] = ArtistNames(self.frame.artists)
             return self.__dict__["_artist_names"]
 
     @cached_property

@@ -26,6 +26,7 @@ import unicodedata
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import chain
 
 import numpy as np
 from scipy import sparse
@@ -37,6 +38,13 @@ _LETTER_FOR = {"$": "s", "!": "i", "@": "a"}
 _JOINERS = str.maketrans("", "", ".'’`*")
 _SEPARATORS = re.compile(r"[^\w\s]|_")
 _WORD = re.compile(r"\w+")
+# The same three steps for ASCII text in one pass: joiners go, "&" is " and ", every other
+# character but letters, digits and whitespace separates words.
+_ASCII_FOLD = {
+    code: "" if ch in ".'`*" else " and " if ch == "&" else " "
+    for code, ch in ((code, chr(code)) for code in range(128))
+    if not (ch.isalnum() or ch.isspace())
+}
 _COMPOUND = re.compile(r"\w+(?:[-/]\w+)+")
 FIELD_WEIGHTS = {"title": 1.0, "artist": 1.0, "album": 0.6}
 TYPO_DISCOUNT = 0.8
@@ -45,13 +53,20 @@ NEAR_NAME_CANDIDATES = 200  # texts compared letter by letter per query, at most
 
 def fold(text: str) -> str:
     """Lower case, no accents, no punctuation inside words; words separated by single spaces."""
-    text = unicodedata.normalize("NFKD", text or "")
-    if not text.isascii():
+    text = text or ""
+    if not text.isascii():  # (ASCII is its own NFKD: most names skip both passes)
         # Accents go; NFC then puts Hangul syllables (which NFKD split into letters) back.
         text = unicodedata.normalize(
-            "NFC", "".join(ch for ch in text if not unicodedata.combining(ch))
+            "NFC",
+            "".join(
+                ch for ch in unicodedata.normalize("NFKD", text) if not unicodedata.combining(ch)
+            ),
         )
-    text = _INSIDE_LETTER.sub(lambda m: _LETTER_FOR[m.group(0)], text.lower())
+    text = text.lower()
+    if "$" in text or "!" in text or "@" in text:
+        text = _INSIDE_LETTER.sub(lambda m: _LETTER_FOR[m.group(0)], text)
+    if text.isascii():
+        return " ".join(text.translate(_ASCII_FOLD).split())
     text = text.translate(_JOINERS).replace("&", " and ")
     return " ".join(_SEPARATORS.sub(" ", text).split())
 
@@ -160,25 +175,31 @@ class LexicalIndex:
     def __init__(self, titles: Sequence[str], artists: Sequence[str], albums: Sequence[str]):
         self.n = len(titles)
         self.vocab: dict[str, int] = {}
-        postings: dict[str, tuple[list[int], list[int]]] = {}
-        seen: dict[str, set[str]] = {}
-        cores = [
-            core_title(t) for t in titles
-        ]  # "core" only decides whether a title was typed whole
+        # Each distinct text folded once (artists and albums repeat; most core titles are the
+        # title): its words in order, and its word ids (vocab in order of first use).
+        entry_of: dict[str, int] = {}
+        words_of: list[list[str]] = []  # by entry
+        word_ids: list[list[int]] = []
+        cores = [core_title(t) for t in titles]  # "core" only decides if a title was typed whole
+        texts_of_rows: dict[str, np.ndarray] = {}
         for name, texts in (
             ("title", titles),
             ("artist", artists),
             ("album", albums),
             ("core", cores),
         ):
-            rows, cols = [], []
-            for row, text in enumerate(texts):
-                if text not in seen:  # artists and albums repeat: fold each text once
-                    seen[text] = set(tokens(text))
-                for word in seen[text]:
-                    rows.append(row)
-                    cols.append(self.vocab.setdefault(word, len(self.vocab)))
-            postings[name] = (rows, cols)
+            entries = []
+            for text in texts:
+                entry = entry_of.get(text)
+                if entry is None:
+                    entry = entry_of[text] = len(word_ids)
+                    words_of.append(words := tokens(text))
+                    word_ids.append([self.vocab.setdefault(w, len(self.vocab)) for w in set(words)])
+                entries.append(entry)
+            texts_of_rows[name] = np.array(entries, dtype=np.int64)
+        postings = {
+            name: _rows_and_words(entries, word_ids) for name, entries in texts_of_rows.items()
+        }
         # Column-sliced (CSC): a query reads the tracks of a few words, each list ascending.
         self.fields = {
             name: sparse.csc_matrix(
@@ -209,9 +230,9 @@ class LexicalIndex:
                     self._typos[variant].append(i)
         self._words = list(self.vocab)
         # Whole folded names, for near_names: the core title and the artist of each track.
-        folded: dict[str, str] = {}
-        self.core_texts = [folded.setdefault(c, " ".join(tokens(c))) for c in cores]
-        self.artist_texts = [folded.setdefault(a, " ".join(tokens(a))) for a in artists]
+        folded = [" ".join(words) for words in words_of]
+        self.core_texts = [folded[e] for e in texts_of_rows["core"].tolist()]
+        self.artist_texts = [folded[e] for e in texts_of_rows["artist"].tolist()]
         self._core_len = np.fromiter(map(len, self.core_texts), np.int32, self.n)
         self._artist_len = np.fromiter(map(len, self.artist_texts), np.int32, self.n)
 
@@ -397,6 +418,20 @@ def _rows(matrix: sparse.csc_matrix, column: int) -> np.ndarray:
     """The rows holding a word (its posting list, ascending), without building a column
     matrix."""
     return matrix.indices[matrix.indptr[column] : matrix.indptr[column + 1]]
+
+
+def _rows_and_words(
+    entries: np.ndarray, word_ids: list[list[int]]
+) -> tuple[np.ndarray, np.ndarray]:
+    """(row, word id) of every word of every row, row i's text being word_ids[entries[i]]."""
+    lengths = np.fromiter(map(len, word_ids), np.int64, len(word_ids))
+    flat = np.fromiter(chain.from_iterable(word_ids), np.int64, int(lengths.sum()))
+    per_row = lengths[entries]
+    rows = np.repeat(np.arange(len(entries), dtype=np.int64), per_row)
+    # Row i's words are flat[start_i : start_i + per_row_i], start_i its text's offset.
+    starts = np.cumsum(lengths) - lengths
+    within = np.arange(len(rows), dtype=np.int64) - np.repeat(np.cumsum(per_row) - per_row, per_row)
+    return rows, flat[np.repeat(starts[entries], per_row) + within]
 
 
 def _positions(rows: np.ndarray, posting: np.ndarray) -> np.ndarray:
