@@ -90,12 +90,12 @@ def restore(kind: str, folder: Path) -> dict[str, Any]:
             _settings(folder), COLLECTION, "bench", dim=512, stored=1 << 62, durable=True
         )
         assert saved is not None
-        rows, vectors = saved.rows, saved.vectors
+        rows, vectors, names = saved.rows, saved.vectors, saved.names
         stages["load_s"] = time.perf_counter() - t0
     else:
         with (folder / "records.pkl").open("rb") as handle:
             ids, records = pickle.load(handle)
-        vectors = np.load(folder / "vectors.npy")
+        vectors, names = np.load(folder / "vectors.npy"), None
         stages["read_s"] = time.perf_counter() - t0
         t1 = time.perf_counter()
         rows = rows_from_records(ids, records)
@@ -103,7 +103,11 @@ def restore(kind: str, folder: Path) -> dict[str, Any]:
         stages["parse_s"] = time.perf_counter() - t1
     t1 = time.perf_counter()
     index = TrackIndex(
-        frame=rows.frame, decades=rows.decades, vectors=vectors, watermark=rows.watermark
+        frame=rows.frame,
+        decades=rows.decades,
+        vectors=vectors,
+        watermark=rows.watermark,
+        names=names,
     )
     index.warm()
     stages["index_and_warm_s"] = time.perf_counter() - t1

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from musicspace_llm import saved_index
+from musicspace_llm.index import TrackIndex
 
 from .helpers import make_settings, synthetic_index
 
@@ -20,6 +21,7 @@ def saved(tmp_path: Path):  # noqa: ANN201
     settings = make_settings("sqlite+aiosqlite:///unused.db", tmp_path)
     vectors = np.random.default_rng(1).standard_normal((50, 8)).astype(np.float32)
     index = synthetic_index(vectors, np.linspace(0, 100, 50))
+    index.warm()
     assert saved_index.save(settings, "tracks__x", "id-1", index, MARK)
     return settings, index
 
@@ -34,6 +36,15 @@ def test_the_snapshot_comes_back_as_saved_its_vectors_mapped(saved) -> None:  # 
     assert back.rows.frame.titles == index.frame.titles
     assert np.array_equal(back.rows.frame.popularity, index.frame.popularity)
     assert back.rows.frame.index == index.frame.index
+    # The name indexes come back built: a snapshot given them does not build its own.
+    assert set(back.names) == {"_lexical", "_artist_names", "_artist_rows"}
+    restored = TrackIndex(
+        frame=back.rows.frame, decades=back.rows.decades, vectors=back.vectors, names=back.names
+    )
+    assert restored.names_ready
+    assert restored.lexical is back.names["_lexical"]
+    assert restored.lexical.vocab == index.lexical.vocab
+    assert restored.artist_rows("artist 7").tolist() == index.artist_rows("artist 7").tolist()
 
 
 @pytest.mark.parametrize(

@@ -26,6 +26,9 @@ from musicspace_shared.features import FEATURES
 from musicspace_shared.heap import collector_paused
 from musicspace_shared.selection import Columns, columns_of
 
+# Built from the titles, artists and albums alone: seconds of Python per 100k tracks.
+_NAME_PARTS = ("_lexical", "_artist_names", "_artist_rows")
+
 # Scale every feature to 0..1 so "high"/"low" mean the same for tempo and loudness.
 _TEMPO = (60.0, 180.0)
 _LOUDNESS = (-25.0, 0.0)
@@ -46,9 +49,10 @@ class TrackIndex:
     decades: np.ndarray  # int, 0 when unknown
     vectors: np.ndarray  # (n, dim) float32, L2-normalised
     watermark: datetime | None = None  # max(updated_at) seen from the DB
-    # A snapshot whose name indexes this one may take over: same titles, artists and albums
-    # in the same rows (a sync that changed only features, popularity or genres).
-    names_from: InitVar[TrackIndex | None] = None
+    # Name indexes this snapshot may take over (TrackIndex.name_parts of a snapshot with the
+    # same titles, artists and albums in the same rows: a sync that changed only features,
+    # popularity or genres; or the snapshot saved on the volume).
+    names: InitVar[dict[str, Any] | None] = None
     unit: np.ndarray = field(init=False, repr=False)
     sub_codes: np.ndarray = field(init=False, repr=False)
     genre_codes: np.ndarray = field(init=False, repr=False)
@@ -73,7 +77,7 @@ class TrackIndex:
         default_factory=dict, init=False, repr=False, compare=False
     )
 
-    def __post_init__(self, names_from: TrackIndex | None) -> None:
+    def __post_init__(self, names: dict[str, Any] | None) -> None:
         # Column-major: a search reads a feature of every track, contiguous this way.
         self.unit = np.asfortranarray(
             unit_features(self.frame.features) if len(self.frame) else np.zeros((0, len(FEATURES)))
@@ -88,10 +92,7 @@ class TrackIndex:
         self.popularity = np.clip(pop / 100.0, 0.0, 1.0)
         self._names_lock = threading.Lock()
         self._projection_lock = threading.Lock()
-        if names_from is not None:
-            for name in ("_lexical", "_artist_names", "_artist_rows"):
-                if name in names_from.__dict__:
-                    self.__dict__[name] = names_from.__dict__[name]
+        self.__dict__.update({k: v for k, v in (names or {}).items() if k in _NAME_PARTS})
         # Build the name indexes now, beside whatever made this snapshot, so searches do not
         # wait for them (they take the lock and wait only if they come before it is done).
         threading.Thread(target=self.warm, name="llm-name-indexes", daemon=True).start()
@@ -114,6 +115,11 @@ class TrackIndex:
 
     def __len__(self) -> int:
         return len(self.frame)
+
+    def name_parts(self) -> dict[str, Any]:
+        """What is built from the titles, artists and albums alone (the parts built so far),
+        for a snapshot with the same names in the same rows to take over."""
+        return {k: self.__dict__[k] for k in _NAME_PARTS if k in self.__dict__}
 
     # The name indexes take seconds for the full catalog: built once per snapshot (by warm,
     # or by the first search that needs one), under a lock so only one thread builds.
@@ -248,7 +254,7 @@ class TrackIndex:
             decades=decades,
             vectors=vectors,
             watermark=watermark,
-            names_from=self if same_names else None,
+            names=self.name_parts() if same_names else None,
         )
 
 

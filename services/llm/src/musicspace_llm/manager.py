@@ -289,6 +289,7 @@ class IndexManager:
         saved = await asyncio.to_thread(self._load_saved)
         if saved is not None:
             rows, vectors, since, source = saved.rows, saved.vectors, saved.sync_from, "snapshot"
+            names = saved.names
         else:
             stored = await asyncio.to_thread(self.store.load, None)
             if (
@@ -299,13 +300,14 @@ class IndexManager:
             ):
                 return None
             rows = await asyncio.to_thread(rows_from_records, stored.ids, stored.rows)  # type: ignore[arg-type]
-            vectors, source = stored.vectors, "collection"
+            vectors, source, names = stored.vectors, "collection", None
         await self._seed(rows)
         self.index = TrackIndex(
             frame=rows.frame,
             decades=rows.decades,
             vectors=vectors,
             watermark=rows.watermark,
+            names=names,
         )
         self._resume_from = since
         caught_up = await self._sync_once()

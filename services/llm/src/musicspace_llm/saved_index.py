@@ -3,7 +3,8 @@ every vector and row out of Chroma (issue 18: at 1M tracks that restore took 196
 
 <model_root>/LLM/snapshot/<collection>.pkl holds a JSON header (the collection, the vectors'
 file, how many tracks, and `sync_from`: the point from which a sync catches up with everything
-the snapshot lacks) and then the rows (musicspace_shared.saved_state); the vectors are a .npy
+the snapshot lacks), then the rows and the name indexes built from them (at 1M tracks 53 s to
+build, seconds to load; musicspace_shared.saved_state); the vectors are a .npy
 file of their own beside it, memory-mapped read-only when loaded: their pages are the kernel's
 page cache, shared by the replicas of one host and never copied into the process.
 
@@ -35,7 +36,7 @@ from musicspace_shared.logs import log_fields
 
 logger = logging.getLogger("musicspace.llm.saved_index")
 
-FORMAT = 1  # bump when CatalogRows or the header change shape
+FORMAT = 2  # bump when CatalogRows, the name indexes or the header change shape
 
 
 @dataclass
@@ -43,6 +44,7 @@ class SavedIndex:
     rows: CatalogRows
     vectors: np.ndarray  # read-only memory map
     sync_from: datetime
+    names: dict[str, Any]  # TrackIndex.name_parts: at 1M tracks, 53 s to build again
 
 
 def snapshot_dir(settings: Settings) -> Path:
@@ -75,9 +77,12 @@ def save(
         "dim": int(index.vectors.shape[1]),
         "sync_from": sync_from.isoformat(),
     }
-    rows = CatalogRows(index.frame, index.decades, index.watermark)
+    state = {
+        "rows": CatalogRows(index.frame, index.decades, index.watermark),
+        "names": index.name_parts(),
+    }
     saved = saved_state.save_logged(
-        _header_path(settings, collection), header, rows, version=FORMAT
+        _header_path(settings, collection), header, state, version=FORMAT
     )
     _remove_stale_vectors(directory, collection, keep=vectors_name if saved else None)
     return saved
@@ -130,9 +135,10 @@ def load(
             return "the collection lacks tracks the snapshot holds (emptied or being rebuilt)"
         return None
 
-    rows = saved_state.load(path, why_not, version=FORMAT)
-    if rows is None:
+    state = saved_state.load(path, why_not, version=FORMAT)
+    if state is None:
         return None
+    rows = state["rows"]
     try:
         vectors = np.load(path.parent / str(found["vectors"]), mmap_mode="r")
         if vectors.shape != (len(rows.frame), dim) or vectors.dtype != np.float32:
@@ -144,4 +150,4 @@ def load(
             extra=log_fields(path=str(path), reason=f"{type(exc).__name__}: {exc}"[:200]),
         )
         return None
-    return SavedIndex(rows, vectors, sync_from)
+    return SavedIndex(rows, vectors, sync_from, state["names"])
