@@ -166,3 +166,14 @@ async def test_a_restart_maps_the_snapshot_saved_on_the_volume_unless_the_collec
         await context.__aexit__(None, None, None)
     # ... and saved again for that collection: one snapshot, its older vectors removed.
     assert len(list(snapshot.glob("*.npy"))) == 1
+
+
+async def test_at_ann_scale_the_start_asks_the_collection_once_before_ready(
+    llm_db_url: str, tmp_path: Path
+) -> None:
+    """Chroma reads a collection's HNSW index on its first query: the start makes that one."""
+    app = create_app(make_settings(llm_db_url, tmp_path, ann_min_tracks=1))
+    async with app.router.lifespan_context(app):
+        await wait_ready(app)
+        build = app.state.runtime.manager.status()["last_build"]
+    assert build["ann"] is True and build["first_nearest_query_s"] >= 0
