@@ -20,6 +20,7 @@ from musicspace_llm.index import TrackIndex
 from musicspace_llm.indexing import rebuild_from_db
 from musicspace_llm.manager import IndexManager, _changed_rows
 from musicspace_llm.repository import CatalogRows
+from musicspace_llm.scan import CatalogScanner, _contents
 from musicspace_llm.search import SearchFilters, filter_mask
 from musicspace_llm.store import VectorStore, make_client
 from musicspace_shared.catalog import TrackFrame
@@ -206,6 +207,25 @@ def test_changed_rows_are_the_new_ones_and_those_whose_document_fields_moved() -
     fresh = _rows(track_ids=["a", "c"])
     fresh.frame.__post_init__()
     assert list(_changed_rows(index, fresh)) == [1]
+
+
+@pytest.mark.parametrize(
+    ("change", "differs"),
+    [
+        ({}, [False, False]),  # the same rows read again (NaN features and popularity too)
+        ({"titles": ["Song A", "Song B!"]}, [False, True]),
+        ({"subgenres": ["electropop", "hard rock"]}, [True, False]),
+        ({"popularity": np.array([51.0, np.nan])}, [True, False]),
+        ({"features": np.array([[0.5] * 8 + [0.6], [np.nan] * 9])}, [True, False]),
+    ],
+)
+def test_the_scan_worker_tells_changed_content_by_its_hash(
+    change: dict[str, object], differs: list[bool]
+) -> None:
+    scanner = CatalogScanner()
+    scanner.remember(_rows())
+    again = _contents(_rows(**change))
+    assert [scanner.contents[t] != c for t, c in zip(["a", "b"], again, strict=True)] == differs
 
 
 def _index(rows: CatalogRows, vectors: np.ndarray | None = None) -> TrackIndex:
