@@ -103,14 +103,16 @@ def _write_vectors(path: Path, vectors: np.ndarray) -> None:
 
 def _remove_stale_vectors(directory: Path, collection: str, keep: str | None) -> None:
     """Vector files of this collection older than the one kept (a replica saving beside this
-    one may have written a newer one: left alone). A memory map of a removed file stays valid."""
+    one may have written a newer one: left alone). A memory map of a removed file stays valid.
+    Two replicas saving at once can leave a header naming a file the other removed: the next
+    start then restores from the collection (logged), as without a snapshot."""
     kept = directory / keep if keep else None
-    newest = kept.stat().st_mtime if kept and kept.exists() else None
+    if kept is None or not kept.exists():
+        return  # not saved: what is there stays for the header that names it
+    newest = kept.stat().st_mtime
     for path in directory.glob(f"{collection}-*.npy"):
-        if path == kept:
-            continue
         try:
-            if newest is None or path.stat().st_mtime <= newest:
+            if path != kept and path.stat().st_mtime <= newest:
                 path.unlink()
         except OSError:
             pass
