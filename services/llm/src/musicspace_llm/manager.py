@@ -249,8 +249,10 @@ class IndexManager:
             self.index = None
             self.state, self.error = "failed", f"{type(exc).__name__}: {exc}"[:300]
             raise
-        self.state, self.error = "ready", None
         assert self.index is not None
+        summary |= {"tracks": len(self.index), "seconds": round(time.perf_counter() - started, 2)}
+        self.last_build = summary  # before "ready": status shows it to whoever sees ready
+        self.state, self.error = "ready", None
         self._settle(self.index)
         # Saved at once unless the snapshot on the volume was restored and nothing changed since.
         restored_as_saved = summary.get("restored_from") == "snapshot" and not summary["sync"].get(
@@ -260,8 +262,6 @@ class IndexManager:
         # What the build or restore allocated and freed (1M stored rows parsed, the pages read
         # from Chroma) stays with glibc otherwise: a 1M-track restore gave back 2.3 GB of 9.7.
         await asyncio.to_thread(release_free_memory)
-        summary |= {"tracks": len(self.index), "seconds": round(time.perf_counter() - started, 2)}
-        self.last_build = summary
         logger.info("index built", extra=log_fields(collection=self.collection, **summary))
         return summary
 
