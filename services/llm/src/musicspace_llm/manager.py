@@ -87,11 +87,9 @@ class IndexManager:
         self.state = "starting"
         self.progress = (0, 0)
         self.error: str | None = None
-        self._warmed_once = False
-        self._saving, self._saved_at = (
-            False,
-            time.monotonic(),
-        )  # the snapshot on the volume  # the first snapshot served has warmed (readiness)
+        self._warmed_once = False  # the first snapshot served has warmed (readiness)
+        # The snapshot on the volume (saved_index.py): a save under way, when the last began.
+        self._saving, self._saved_at = False, time.monotonic()
         self.last_sync: dict[str, Any] = {}
         self.last_build: dict[str, Any] = {}  # the first load or restore: how, and how long
         # The DB side of a sync (scan.py): in a worker process when there are settings to
