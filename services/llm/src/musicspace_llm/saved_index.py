@@ -19,7 +19,6 @@ collection, which must hold every track the file serves.
 from __future__ import annotations
 
 import logging
-import os
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
@@ -33,6 +32,7 @@ from musicspace_llm.repository import CatalogRows
 from musicspace_llm.settings import Settings
 from musicspace_shared import saved_state
 from musicspace_shared.logs import log_fields
+from musicspace_shared.model_store import atomic_write
 
 logger = logging.getLogger("musicspace.llm.saved_index")
 
@@ -65,7 +65,8 @@ def save(
     vectors_name = f"{collection}-{secrets.token_hex(6)}.npy"
     try:
         directory.mkdir(parents=True, exist_ok=True)
-        _write_vectors(directory / vectors_name, index.vectors)
+        vectors = np.ascontiguousarray(index.vectors, dtype=np.float32)
+        atomic_write(directory / vectors_name, lambda handle: np.save(handle, vectors))
     except OSError as exc:
         logger.warning("index snapshot not saved", extra=log_fields(error=str(exc)[:200]))
         return False
@@ -86,19 +87,6 @@ def save(
     )
     _remove_stale_vectors(directory, collection, keep=vectors_name if saved else None)
     return saved
-
-
-def _write_vectors(path: Path, vectors: np.ndarray) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        with tmp.open("wb") as handle:
-            np.save(handle, np.ascontiguousarray(vectors, dtype=np.float32))
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def _remove_stale_vectors(directory: Path, collection: str, keep: str | None) -> None:
