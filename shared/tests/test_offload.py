@@ -19,6 +19,25 @@ def test_runs_a_function_in_another_process():
         offload.close()
 
 
+def test_a_fresh_worker_each_run_leaves_no_worker_holding_the_last_run():
+    async def two_runs() -> tuple[int, int, list[int]]:
+        offload = ProcessOffload(fresh_worker_each_run=True)
+        try:
+            first = await offload.run(os.getpid)
+            second = await offload.run(os.getpid)
+            return first, second, list(offload._pool._processes)  # noqa: SLF001
+        finally:
+            offload.close()
+
+    first, second, workers = asyncio.run(two_runs())
+    assert first != second and os.getpid() not in (first, second)
+    deadline = time.monotonic() + 10
+    while _alive(first) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _alive(first)  # it exited once its result was sent
+    assert first not in workers
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)

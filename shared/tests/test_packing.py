@@ -35,9 +35,8 @@ def test_packing_splits_strings_into_blocks():
     assert unpack(pack(ids)) == ids
 
 
-def test_a_packed_file_keeps_the_last_object_off_the_heap(tmp_path, monkeypatch):
-    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
-    kept = PackedFile()
+def test_a_packed_file_keeps_the_last_object_off_the_heap(tmp_path):
+    kept = PackedFile(tmp_path / "kept.bin")
     assert not kept and kept.get() is None
     first = {"ids": [f"id-{i}" for i in range(BLOCK + 1)], "matrix": np.arange(12.0).reshape(3, 4)}
     kept.put(first)
@@ -48,17 +47,19 @@ def test_a_packed_file_keeps_the_last_object_off_the_heap(tmp_path, monkeypatch)
     assert out is not kept.get()  # a copy per call: the process holds no reference
     kept.put(["second"])
     assert kept.get() == ["second"]
+    assert PackedFile(tmp_path / "kept.bin").get() == ["second"]  # another process' view
     kept.clear()
     assert not kept and kept.get() is None
-    assert list(tmp_path.iterdir()) == []  # unnamed: nothing left in the directory
+    assert list(tmp_path.iterdir()) == []  # nothing left in the directory
 
 
-def test_a_failed_put_keeps_what_was_kept():
-    kept = PackedFile()
+def test_a_failed_put_keeps_what_was_kept(tmp_path):
+    kept = PackedFile(tmp_path / "kept.bin")
     kept.put([1, 2, 3])
     with pytest.raises((pickle.PicklingError, TypeError, AttributeError)):
         kept.put(lambda: None)
     assert kept.get() == [1, 2, 3]
+    assert [path.name for path in tmp_path.iterdir()] == ["kept.bin"]  # no partial file left
 
 
 def test_a_list_of_few_distinct_strings_loads_as_shared_objects():

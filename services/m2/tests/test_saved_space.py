@@ -49,12 +49,14 @@ async def test_a_replica_reads_the_space_the_first_one_built(
 
         # The rebuild worker saves what it builds too.
         path.unlink()
-        space, worker_key = await second.rebuilds.run(load_space_anew, settings)
-        assert space is not None and worker_key == key and path.is_file()
-        # Its next round compares with the build it kept (in a temporary file, read back):
-        # nothing changed, so no space is sent.
-        again, again_key = await second.rebuilds.run(load_space, settings)
+        kept = second.kept_space
+        space, worker_key = await second.rebuilds.run(load_space_anew, settings, kept)
+        assert space is not None and worker_key == key and path.is_file() and kept.is_file()
+        # The next round, in a fresh worker, compares with the build the last one kept in the
+        # file: nothing changed, so no space is sent.
+        again, again_key = await second.rebuilds.run(load_space, settings, kept)
         assert again is None and again_key == key
+    assert not kept.exists() and not kept.parent.exists()  # the stop removes the file
 
 
 async def test_switched_off_it_is_neither_read_nor_written(

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import io
 import pickle
-import tempfile
+from pathlib import Path
 from typing import Any, BinaryIO
 
 import numpy as np
@@ -146,36 +146,36 @@ def unpack_from(file: BinaryIO) -> Any:
 
 
 class PackedFile:
-    """One object kept packed in an unnamed temporary file (TMPDIR) between uses, not on the
-    heap: a rebuild worker's last build, needed only when the next rebuild comes. The file
-    vanishes with the process; the page cache may hold it, but the kernel can drop that."""
+    """One object kept packed in a file between uses, not on the heap: a rebuild worker's last
+    build, needed only when the next rebuild comes. The file is named by the caller, so a
+    fresh worker can read what the one before it kept (musicspace_shared.offload's fresh
+    worker per run); the page cache may hold it, but the kernel can drop that."""
 
-    def __init__(self) -> None:
-        self._file: BinaryIO | None = None
+    def __init__(self, path: Path) -> None:
+        self.path = path
 
     def __bool__(self) -> bool:
-        return self._file is not None
+        return self.path.is_file()
 
     def put(self, obj: Any) -> None:
-        """Keep `obj` (packed straight into a new file), replacing what was kept."""
-        file = tempfile.TemporaryFile(prefix="musicspace-kept-")
+        """Keep `obj` (packed into a new file, then put in place of what was kept)."""
+        partial = self.path.with_name(self.path.name + ".partial")
         try:
-            pack_into(obj, file)
-            file.flush()
+            with partial.open("wb") as file:
+                pack_into(obj, file)
+            partial.replace(self.path)
         except BaseException:
-            file.close()
+            partial.unlink(missing_ok=True)
             raise
-        self.clear()
-        self._file = file
 
     def get(self) -> Any:
         """What was kept (a fresh copy on every call), or None."""
-        if self._file is None:
+        try:
+            file = self.path.open("rb")
+        except FileNotFoundError:
             return None
-        self._file.seek(0)
-        return unpack_from(self._file)
+        with file:
+            return unpack_from(file)
 
     def clear(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
+        self.path.unlink(missing_ok=True)

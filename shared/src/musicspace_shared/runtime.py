@@ -30,12 +30,16 @@ class ServiceRuntime:
     """A CPU pool, a rebuild worker and a catalog watcher, started and stopped together."""
 
     name: ClassVar[str]
+    # A fresh rebuild worker for each rebuild (musicspace_shared.offload): for a service whose
+    # worker would otherwise rest on the heap its last build left behind.
+    fresh_rebuild_worker: ClassVar[bool] = False
 
     def __init__(self, settings: CommonSettings, *, metrics: ServiceMetrics | None = None) -> None:
         self.settings = settings
         self.metrics = metrics  # the app's ServiceMetrics (None in tools)
         self.cpu = CpuPool(settings.cpu_workers, name=self.name)
-        self.rebuilds = ProcessOffload()  # catalog rebuilds: off the serving process
+        # catalog rebuilds: off the serving process
+        self.rebuilds = ProcessOffload(fresh_worker_each_run=self.fresh_rebuild_worker)
         self.watcher: CatalogWatcher | None = None
 
     async def run_cpu(self, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:

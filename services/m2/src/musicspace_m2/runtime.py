@@ -8,7 +8,9 @@ when the model or the catalog changes: the catalog watcher (musicspace_shared.wa
 (musicspace_shared.offload), while requests keep the current space; only the first build, a
 new model, or a caller that needs a track the space lacks waits for one (in this process).
 The worker and a start that builds keep the space on the volume (musicspace_m2.saved_space):
-a replica that starts later reads it instead of building.
+a replica that starts later reads it instead of building. Each rebuild runs in a fresh worker,
+which exits when it is done; what it keeps for the next one (its last build, packed) lies in a
+file of this process' own temporary directory.
 Per-user SVMs are trained behind the requests: a bounded queue (`svm_training`,
 musicspace_shared.background) run on one low-priority thread (`train_cpu`).
 """
@@ -17,6 +19,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import tempfile
+from pathlib import Path
 from typing import Any, TypeAlias
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -47,6 +51,9 @@ LoadedModel: TypeAlias = Held[FeaturePredictor]  # .model is the predictor, .met
 class Runtime(ServiceRuntime):
     name = "m2"
     settings: Settings
+    # A worker kept after its rebuild rested at about 1 GB at 1M tracks (the build's heap,
+    # not given back), beside the serving process' 2.5 GB.
+    fresh_rebuild_worker = True
 
     def __init__(self, settings: Settings, *, metrics: ServiceMetrics | None = None) -> None:
         super().__init__(settings, metrics=metrics)
@@ -61,10 +68,14 @@ class Runtime(ServiceRuntime):
         self.svm_training = BackgroundQueue(
             name="user_svm_training", limit=settings.svm_queue_limit, metrics=metrics
         )
+        self._worker_files = tempfile.TemporaryDirectory(prefix="musicspace-m2-")
+        # The rebuild workers' last build, read by the next one.
+        self.kept_space = Path(self._worker_files.name) / "kept-space.bin"
 
     def close(self) -> None:
         self.svm_training.close()
         self.train_cpu.close()
+        self._worker_files.cleanup()
 
     def user_caches(self) -> tuple[BackgroundQueue]:
         return (self.svm_training,)
@@ -115,14 +126,17 @@ class Runtime(ServiceRuntime):
         async with self._space_lock:
             if self.space is not None and self.space_key == key:
                 return
-            space, built = await self.rebuilds.run(load_space, self.settings)
+            space, built = await self.rebuilds.run(load_space, self.settings, self.kept_space)
             held = self.holder.held
             if held is None or built[0] != held.version:
                 return  # the model moved meanwhile: the next round rebuilds
             if space is None and (self.space_key is None or self.space_key[0] != built[0]):
                 # The worker saw no change, but this process has no space for that model
-                # (a new worker, or a space built here): ask it for a full build.
-                space, built = await self.rebuilds.run(load_space_anew, self.settings)
+                # (the build kept in the file is of it, this process' space is not): ask for
+                # a full build.
+                space, built = await self.rebuilds.run(
+                    load_space_anew, self.settings, self.kept_space
+                )
             if space is not None:
                 self.space = space
                 await asyncio.to_thread(release_free_memory)  # the old space's
@@ -164,43 +178,41 @@ class Runtime(ServiceRuntime):
             return self.space
 
 
-# The worker process' feature model (imputes the features of tracks that lack them) and its
-# last build (musicspace_m2.space_updates: later builds place only new and changed rows),
-# kept packed in a temporary file between rebuilds: as objects, the vocabularies' 400k strings
-# made at 1M tracks among the build's millions of temporary ones held 1,011 MB of pymalloc
-# arenas with 121 MB in use (1.39 GB RSS); packed in memory, 0.64 GB; in the file, none.
-_worker_model: tuple[str, FeaturePredictor] | None = None
-_worker_space = PackedFile()  # of a KeptSpace
+# In the rebuild worker (a fresh process for each rebuild): its last build
+# (musicspace_m2.space_updates: later builds place only new and changed rows) is kept packed in
+# the serving process' file between rebuilds. As objects, the vocabularies' 400k strings made at
+# 1M tracks among the build's millions of temporary ones held 1,011 MB of pymalloc arenas with
+# 121 MB in use (1.39 GB RSS); packed in memory, 0.64 GB; in the file, none.
 
 
-def load_space(settings: Settings) -> tuple[ContentSpace | None, tuple[Any, ...]]:
+def load_space(settings: Settings, kept: Path) -> tuple[ContentSpace | None, tuple[Any, ...]]:
     """In the rebuild worker: the content space over the DB's catalog (None when no row's
-    content changed since the last call: the serving process keeps its space), and its key."""
-    return run_coroutine(_load_space(settings))
+    content changed since the build kept in `kept`: the serving process keeps its space), and
+    its key."""
+    return run_coroutine(_load_space(settings, PackedFile(kept)))
 
 
-def load_space_anew(settings: Settings) -> tuple[ContentSpace | None, tuple[Any, ...]]:
-    """In the rebuild worker: a full build, whatever the worker built before."""
-    _worker_space.clear()
-    return load_space(settings)
+def load_space_anew(settings: Settings, kept: Path) -> tuple[ContentSpace | None, tuple[Any, ...]]:
+    """In the rebuild worker: a full build, whatever was built before."""
+    PackedFile(kept).clear()
+    return load_space(settings, kept)
 
 
-async def _load_space(settings: Settings) -> tuple[ContentSpace | None, tuple[Any, ...]]:
-    global _worker_model
+async def _load_space(
+    settings: Settings, kept_file: PackedFile
+) -> tuple[ContentSpace | None, tuple[Any, ...]]:
     meta = read_meta(settings.model_path)
     if meta is None:
         raise ModelNotReady("m2 model missing: run `musicspace train m2`")
-    if _worker_model is None or _worker_model[0] != meta.version:
-        predictor, artifact = load_pickle_with_fallback(settings.model_path)
-        _worker_model = (artifact.meta.version, predictor)
-    version, predictor = _worker_model
+    predictor, artifact = load_pickle_with_fallback(settings.model_path)
+    version = artifact.meta.version
     async with standalone_session(settings) as session:
         state = await catalog_version(session)
         table = await repository.load_track_table(session)
-    kept: KeptSpace | None = _worker_space.get()
+    kept: KeptSpace | None = kept_file.get()
     update = update_space(kept, table, impute=predictor.predict, model_version=version)
     if update.kept is not kept:
-        _worker_space.put(update.kept)
+        kept_file.put(update.kept)
     del kept
     logger.info(
         "content space updated",
