@@ -13,10 +13,10 @@ last catalog index, to rebuild only what changed). A service whose build leaves 
 behind asks for a fresh worker for each run instead (`fresh_worker_each_run`): the worker
 exits once its result is sent, and gives all of its memory back (m2 at 1M tracks: a worker
 kept after its rebuild rested at about 1 GB, mostly the build's freed but unreturned heap);
-what it keeps for the next run goes to a file (musicspace_shared.packing.PackedFile). The result comes back packed
-(musicspace_shared.packing) and is unpacked in a thread, in steps short enough that the event
-loop is never held for long. The function must be importable at module
-level and its arguments and result picklable; a worker that dies is replaced on the next run.
+what it keeps for the next run goes to a file (musicspace_shared.packing.PackedFile). The
+result comes back packed (musicspace_shared.packing) and is unpacked in a thread, in steps
+short enough that the event loop is never held for long. The function must be importable at
+module level and its arguments and result picklable; a worker that dies is replaced on the next run.
 A worker whose service is gone (killed, or exited before it could stop the pool) exits within a
 second: it would otherwise wait on its pipe forever, holding the catalog's memory.
 """
