@@ -6,7 +6,7 @@ import asyncio
 
 from musicspace_shared.catalog import catalog_version
 from musicspace_shared.db.engine import make_engine, make_sessionmaker
-from musicspace_shared.watch import CatalogWatcher
+from musicspace_shared.watch import MAX_DEFERRED_ROUNDS, CatalogWatcher
 from tests.factories import create_track
 
 
@@ -58,3 +58,46 @@ async def test_a_failed_rebuild_is_retried_at_the_next_round(sqlite_url: str) ->
     finally:
         await watcher.stop()
         await engine.dispose()
+
+
+async def _reads_before_the_first_rebuild(sqlite_url: str, *, moving: bool) -> int:
+    """The loop over a version that moves at every read (a catalog written in bulk) or moved
+    once: how many version reads came before the first rebuild."""
+    engine = make_engine(url=sqlite_url)
+    reads: list[int] = []
+    at_rebuild: list[int] = []
+
+    async def version(_session: object) -> int:
+        reads.append(1)
+        return len(reads) if moving else 1
+
+    async def rebuild(_version: object) -> None:
+        at_rebuild.append(len(reads))
+
+    watcher = CatalogWatcher(
+        name="demo",
+        sessionmaker=make_sessionmaker(engine),
+        rebuild=rebuild,
+        every_s=lambda: 0,
+        version=version,
+    )
+    watcher.start()
+    try:
+        for _ in range(200):
+            if at_rebuild:
+                break
+            await asyncio.sleep(0.02)
+    finally:
+        await watcher.stop()
+        await engine.dispose()
+    assert at_rebuild, "never rebuilt"
+    return at_rebuild[0]
+
+
+async def test_a_catalog_written_in_bulk_is_rebuilt_once_it_holds_still(sqlite_url: str) -> None:
+    # Moved once: the first round reads it twice (moved, then the same), the rebuild a third time.
+    assert await _reads_before_the_first_rebuild(sqlite_url, moving=False) == 3
+    # Moving at every read: each round defers (two reads), until MAX_DEFERRED_ROUNDS in a row;
+    # the next round rebuilds all the same (two reads and the rebuild's own).
+    reads = await _reads_before_the_first_rebuild(sqlite_url, moving=True)
+    assert reads == 2 * MAX_DEFERRED_ROUNDS + 3

@@ -9,6 +9,12 @@ in-memory catalog they have and never wait for a rebuild. A failed check or rebu
 and tried again at the next round. `check()` runs one round now (startup, a training that
 must see the newest rows, tests); `follow(version)` says what a catalog loaded otherwise
 follows, so the first round runs at once and rebuilds only if it moved.
+
+A catalog being written in bulk (an enrich-all, an import) moves again within `SETTLE_S` of a
+round that saw it move: the round then leaves the rebuild to the next one, for at most
+`MAX_DEFERRED_ROUNDS` rounds in a row. Each rebuild reads the whole catalog; made in the middle
+of a bulk write it is out of date when done, and at 1M tracks the reads of three services
+competed with the writes themselves.
 """
 
 from __future__ import annotations
@@ -28,6 +34,8 @@ logger = logging.getLogger("musicspace.watch")
 
 # A period of 0 (tests) still yields between rounds instead of spinning on the DB.
 MIN_PERIOD_S = 0.05
+SETTLE_S = 1.0  # at most the period
+MAX_DEFERRED_ROUNDS = 6
 
 
 class CatalogWatcher:
@@ -51,6 +59,7 @@ class CatalogWatcher:
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
         self._first_round_now = False
+        self.deferred_rounds = 0  # rounds in a row that found the catalog still moving
 
     def follow(self, version: Hashable) -> None:
         """The in-memory catalog was loaded for `version` without a rebuild (m3's snapshot
@@ -62,13 +71,30 @@ class CatalogWatcher:
     async def check(self, *, force: bool = False) -> bool:
         """One round: True when the version moved (or force) and the rebuild ran."""
         async with self._lock:
-            async with self.sessionmaker() as session:
-                version = await self.version(session)
+            version = await self._read()
             if not force and version == self.seen:
                 return False
             await self.rebuild(version)
             self.seen = version
             return True
+
+    async def _read(self) -> Hashable:
+        async with self.sessionmaker() as session:
+            return await self.version(session)
+
+    async def _still_moving(self) -> bool:
+        """The catalog moved since the last rebuild and again within SETTLE_S: written in
+        bulk right now (after MAX_DEFERRED_ROUNDS such rounds it is rebuilt all the same)."""
+        first = await self._read()
+        if first == self.seen:
+            self.deferred_rounds = 0
+            return False
+        await asyncio.sleep(min(SETTLE_S, self.every_s()))
+        if await self._read() == first or self.deferred_rounds >= MAX_DEFERRED_ROUNDS:
+            self.deferred_rounds = 0
+            return False
+        self.deferred_rounds += 1
+        return True
 
     def start(self) -> None:
         if self._task is None:
@@ -88,7 +114,8 @@ class CatalogWatcher:
             else:
                 await asyncio.sleep(max(self.every_s(), MIN_PERIOD_S))
             try:
-                await self.check()
+                if not await self._still_moving():
+                    await self.check()
             except Exception as exc:  # noqa: BLE001 - keep serving what we have; retry next round
                 logger.warning(
                     "catalog check failed",
