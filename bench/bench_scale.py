@@ -323,10 +323,57 @@ def _sample(url: str, query: str, count: int, seed: int) -> list[Any]:
     return values[:count]
 
 
+def _disk_reads(url: str) -> int:
+    """InnoDB's reads that missed its buffer pool so far (pages read from disk), server-wide."""
+
+    async def read() -> int:
+        engine = make_engine(url=url)
+        async with engine.connect() as conn:
+            row = (
+                await conn.execute(sa.text("SHOW GLOBAL STATUS LIKE 'Innodb_buffer_pool_reads'"))
+            ).one()
+        await engine.dispose()
+        return int(row[1])
+
+    return asyncio.run(read())
+
+
+def _phase_context(url: str, services: dict[str, ServiceProcess]) -> dict[str, Any]:
+    """What else a phase met, to read its tail by: each measured service's catalog rebuilds and
+    full garbage collections, InnoDB's disk reads and the machine's load. Taken before and
+    after; `_phase_delta`."""
+    count = lambda event: {n: events_count(services[n].url, event) for n in MEASURED}  # noqa: E731
+    return {
+        "rebuilds": count("catalog_rebuilds"),
+        "gc_full_ms": count("gc_full_ms"),
+        "disk_reads": _disk_reads(url),
+        "load_avg_1m": round(os.getloadavg()[0], 2),
+    }
+
+
+def _phase_delta(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "catalog_rebuilds_during": {
+            n: after["rebuilds"][n] - before["rebuilds"][n] for n in MEASURED
+        },
+        "gc_full_ms_during": {
+            n: round(after["gc_full_ms"][n] - before["gc_full_ms"][n], 1) for n in MEASURED
+        },
+        "innodb_disk_reads": after["disk_reads"] - before["disk_reads"],
+        "load_avg_1m_end": after["load_avg_1m"],
+    }
+
+
 def _latency(
-    gateway: str, scale: Scale, users: list[int], tracks: list[str], m2_url: str
+    gateway: str,
+    scale: Scale,
+    users: list[int],
+    tracks: list[str],
+    db_url: str,
+    services: dict[str, ServiceProcess],
 ) -> dict[str, Any]:
     """Each route at scale.rate with healthz beside it (so 2 x rate through the gateway)."""
+    m2_url = services["m2"].url
     health = Call("healthz", "GET", gateway + HEALTH_PROBE)
     per_phase = int(scale.rate * scale.seconds)
     out: dict[str, Any] = {"rate_per_s": scale.rate, "seconds": scale.seconds}
@@ -351,12 +398,14 @@ def _latency(
         warm = calls[:5]
         _open(warm, rate=5, seconds=1)  # the route's first calls (imports, lazy state)
         mixed = [x for call in calls[5:] for x in (call, health)]
+        before = _phase_context(db_url, services)
         summary = _open(mixed, rate=2 * scale.rate, seconds=len(mixed) / (2 * scale.rate))
+        met = _phase_delta(before, _phase_context(db_url, services))
         row = summary["by_label"].get(calls[0].label, {})
         floor = summary["by_label"].get("healthz", {})
         out[phase] = {
             k: row.get(k) for k in ("requests", "errors", "statuses", "p50_ms", "p99_ms", "max_ms")
-        } | {"healthz_p99_ms": floor.get("p99_ms")}
+        } | {"healthz_p99_ms": floor.get("p99_ms"), "met": met}
     return out
 
 
@@ -462,7 +511,7 @@ def run(context: Any = None) -> dict[str, Any]:
         tracks = _sample(
             url, "SELECT track_id FROM track WHERE features_source IS NOT NULL", count, scale.seed
         )
-        result["latency"] = _latency(gateway, scale, users, tracks, services["m2"].url)
+        result["latency"] = _latency(gateway, scale, users, tracks, url, services)
         result["memory_after_load"] = {
             n: _memory(s.process.pid) for n, s in services.items() if s.process is not None
         }
