@@ -10,7 +10,8 @@ new model, or a caller that needs a track the space lacks waits for one (in this
 The worker and a start that builds keep the space on the volume (musicspace_m2.saved_space):
 a replica that starts later reads it instead of building. Each rebuild runs in a fresh worker,
 which exits when it is done; what it keeps for the next one (its last build, packed) lies in a
-file of this process' own temporary directory.
+file of this process' own scratch directory (musicspace_shared.scratch: one a killed m2 left
+is removed when the next m2 starts).
 Per-user SVMs are trained behind the requests: a bounded queue (`svm_training`,
 musicspace_shared.background) run on one low-priority thread (`train_cpu`).
 """
@@ -19,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import tempfile
 from pathlib import Path
 from typing import Any, TypeAlias
 
@@ -43,6 +43,7 @@ from musicspace_shared.model_store import load_pickle_with_fallback, read_meta
 from musicspace_shared.offload import run_coroutine
 from musicspace_shared.packing import PackedFile
 from musicspace_shared.runtime import ServiceRuntime
+from musicspace_shared.scratch import ScratchDir
 
 logger = logging.getLogger("musicspace.m2.runtime")
 LoadedModel: TypeAlias = Held[FeaturePredictor]  # .model is the predictor, .meta its sidecar
@@ -68,9 +69,9 @@ class Runtime(ServiceRuntime):
         self.svm_training = BackgroundQueue(
             name="user_svm_training", limit=settings.svm_queue_limit, metrics=metrics
         )
-        self._worker_files = tempfile.TemporaryDirectory(prefix="musicspace-m2-")
+        self._worker_files = ScratchDir("musicspace-m2-")
         # The rebuild workers' last build, read by the next one.
-        self.kept_space = Path(self._worker_files.name) / "kept-space.bin"
+        self.kept_space = self._worker_files.path / "kept-space.bin"
 
     def close(self) -> None:
         self.svm_training.close()
