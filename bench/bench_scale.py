@@ -310,32 +310,29 @@ def _open(calls: list[Call], rate: float, seconds: float) -> dict[str, Any]:
     return LoadResult(seconds=elapsed, samples=samples).summary()
 
 
-def _sample(url: str, query: str, count: int, seed: int) -> list[Any]:
+def _rows(url: str, query: str) -> list[Any]:
+    """A query's rows, on a connection of its own."""
+
     async def read() -> list[Any]:
         engine = make_engine(url=url)
         async with engine.connect() as conn:
-            values = [r[0] for r in await conn.execute(sa.text(query))]
+            rows = list(await conn.execute(sa.text(query)))
         await engine.dispose()
-        return values
+        return rows
 
-    values = asyncio.run(read())
+    return asyncio.run(read())
+
+
+def _sample(url: str, query: str, count: int, seed: int) -> list[Any]:
+    values = [row[0] for row in _rows(url, query)]
     random.Random(seed).shuffle(values)
     return values[:count]
 
 
 def _disk_reads(url: str) -> int:
     """InnoDB's reads that missed its buffer pool so far (pages read from disk), server-wide."""
-
-    async def read() -> int:
-        engine = make_engine(url=url)
-        async with engine.connect() as conn:
-            row = (
-                await conn.execute(sa.text("SHOW GLOBAL STATUS LIKE 'Innodb_buffer_pool_reads'"))
-            ).one()
-        await engine.dispose()
-        return int(row[1])
-
-    return asyncio.run(read())
+    ((_name, value),) = _rows(url, "SHOW GLOBAL STATUS LIKE 'Innodb_buffer_pool_reads'")
+    return int(value)
 
 
 def _phase_context(url: str, services: dict[str, ServiceProcess]) -> dict[str, Any]:
