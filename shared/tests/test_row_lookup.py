@@ -1,5 +1,12 @@
 from __future__ import annotations
 
+import random
+import string
+
+import numpy as np
+import pytest
+
+from musicspace_shared import row_lookup
 from musicspace_shared.row_lookup import RowLookup
 
 
@@ -12,3 +19,34 @@ def test_row_lookup_finds_known_ids_only() -> None:
 def test_an_empty_lookup_finds_nothing() -> None:
     assert RowLookup([]).rows(["a", "b"]).tolist() == [-1, -1]
     assert len(RowLookup([])) == 0 and len(RowLookup(["a", "b"])) == 2
+
+
+def test_ids_that_share_a_key_are_found_by_their_bytes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    ids = ["b2", "a1", "abc", "zz9"]
+    # Every id one key: the lookup searches the bytes, and answers the same.
+    monkeypatch.setattr(row_lookup, "_keys", lambda v: np.zeros(len(v), dtype=np.uint64))
+    lookup = RowLookup(ids)
+    assert lookup.keys is None
+    assert lookup.rows(["a1", "abc", "abcd", "ab", "zz9", "b2", ""]).tolist() == [
+        1,
+        2,
+        -1,
+        -1,
+        3,
+        0,
+        -1,
+    ]
+
+
+def test_a_large_catalog_is_found_row_for_row() -> None:
+    rng = random.Random(7)
+    alphabet = string.ascii_letters + string.digits
+    ids = list({"".join(rng.choices(alphabet, k=22)) for _ in range(50_000)})
+    lookup = RowLookup(ids)
+    assert lookup.keys is not None
+    asked = [ids[i] for i in rng.sample(range(len(ids)), 5_000)] + ["x" * 22, ids[0][:-1]]
+    position = {t: row for row, t in enumerate(ids)}
+    assert lookup.rows(asked).tolist() == [position.get(t, -1) for t in asked]
+    assert lookup.rows(asked[-2:]).tolist() == [-1, -1]
