@@ -95,9 +95,47 @@ async def _reads_before_the_first_rebuild(sqlite_url: str, *, moving: bool) -> i
 
 
 async def test_a_catalog_written_in_bulk_is_rebuilt_once_it_holds_still(sqlite_url: str) -> None:
-    # Moved once: the first round reads it twice (moved, then the same), the rebuild a third time.
-    assert await _reads_before_the_first_rebuild(sqlite_url, moving=False) == 3
+    # Moved once: the first round reads it twice (moved, then the same) and rebuilds for the
+    # second read, without reading it again.
+    assert await _reads_before_the_first_rebuild(sqlite_url, moving=False) == 2
     # Moving at every read: each round defers (two reads), until MAX_DEFERRED_ROUNDS in a row;
-    # the next round rebuilds all the same (two reads and the rebuild's own).
+    # the next round rebuilds all the same, for its second read.
     reads = await _reads_before_the_first_rebuild(sqlite_url, moving=True)
-    assert reads == 2 * MAX_DEFERRED_ROUNDS + 3
+    assert reads == 2 * MAX_DEFERRED_ROUNDS + 2
+
+
+async def test_a_round_over_an_unchanged_catalog_reads_its_version_once(sqlite_url: str) -> None:
+    engine = make_engine(url=sqlite_url)
+    periods: list[int] = []  # the loop asks for its period once a round, before it sleeps
+    reads_at: list[int] = []  # at each version read, how many periods had been asked for
+    built: list[object] = []
+
+    async def version(_session: object) -> int:
+        reads_at.append(len(periods))
+        return 1
+
+    async def rebuild(v: object) -> None:
+        built.append(v)
+
+    def every_s() -> float:
+        periods.append(1)
+        return 0
+
+    watcher = CatalogWatcher(
+        name="demo",
+        sessionmaker=make_sessionmaker(engine),
+        rebuild=rebuild,
+        every_s=every_s,
+        version=version,
+    )
+    watcher.follow(1)  # built for version 1: every round finds it unchanged; the first at once
+    watcher.start()
+    try:
+        for _ in range(200):
+            if len(reads_at) >= 5:
+                break
+            await asyncio.sleep(0.02)
+    finally:
+        await watcher.stop()
+        await engine.dispose()
+    assert built == [] and reads_at[:5] == [0, 1, 2, 3, 4]

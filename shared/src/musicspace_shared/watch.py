@@ -71,30 +71,35 @@ class CatalogWatcher:
     async def check(self, *, force: bool = False) -> bool:
         """One round: True when the version moved (or force) and the rebuild ran."""
         async with self._lock:
-            version = await self._read()
-            if not force and version == self.seen:
-                return False
-            await self.rebuild(version)
-            self.seen = version
-            return True
+            return await self._rebuild_if_moved(await self._read(), force=force)
+
+    async def _rebuild_if_moved(self, version: Hashable, *, force: bool = False) -> bool:
+        """With the lock held: rebuild for `version` unless it is the one built (or force)."""
+        if not force and version == self.seen:
+            return False
+        await self.rebuild(version)
+        self.seen = version
+        return True
 
     async def _read(self) -> Hashable:
         async with self.sessionmaker() as session:
             return await self.version(session)
 
-    async def _still_moving(self) -> bool:
-        """The catalog moved since the last rebuild and again within SETTLE_S: written in
-        bulk right now (after MAX_DEFERRED_ROUNDS such rounds it is rebuilt all the same)."""
+    async def _settled(self) -> Hashable | None:
+        """The loop's round: the version to rebuild for, or None when it is the one built or
+        moved again within SETTLE_S (written in bulk right now; after MAX_DEFERRED_ROUNDS such
+        rounds it is rebuilt all the same). An unchanged catalog costs one read."""
         first = await self._read()
         if first == self.seen:
             self.deferred_rounds = 0
-            return False
+            return None
         await asyncio.sleep(min(SETTLE_S, self.every_s()))
-        if await self._read() == first or self.deferred_rounds >= MAX_DEFERRED_ROUNDS:
+        latest = await self._read()
+        if latest == first or self.deferred_rounds >= MAX_DEFERRED_ROUNDS:
             self.deferred_rounds = 0
-            return False
+            return latest
         self.deferred_rounds += 1
-        return True
+        return None
 
     def start(self) -> None:
         if self._task is None:
@@ -114,8 +119,10 @@ class CatalogWatcher:
             else:
                 await asyncio.sleep(max(self.every_s(), MIN_PERIOD_S))
             try:
-                if not await self._still_moving():
-                    await self.check()
+                version = await self._settled()
+                if version is not None:
+                    async with self._lock:
+                        await self._rebuild_if_moved(version)
             except Exception as exc:  # noqa: BLE001 - keep serving what we have; retry next round
                 logger.warning(
                     "catalog check failed",
