@@ -57,7 +57,7 @@ def _keys(ids: np.ndarray) -> np.ndarray:
     width = ids.dtype.itemsize
     words = -(-width // 8)
     padded = np.zeros((len(ids), words * 8), dtype=np.uint8)
-    padded[:, :width] = np.frombuffer(ids.tobytes(), dtype=np.uint8).reshape(len(ids), width)
+    padded[:, :width] = np.ascontiguousarray(ids).view(np.uint8).reshape(len(ids), width)
     lanes = padded.view(np.uint64)
     key = np.zeros(len(ids), dtype=np.uint64)
     for word in range(words):
