@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import asyncio
 
+import sqlalchemy as sa
+
+from musicspace_shared import catalog
 from musicspace_shared.catalog import catalog_version
 from musicspace_shared.db.engine import make_engine, make_sessionmaker
+from musicspace_shared.db.tables import Track
 from musicspace_shared.watch import MAX_DEFERRED_ROUNDS, CatalogWatcher
 from tests.factories import create_track
 
@@ -139,3 +143,36 @@ async def test_a_round_over_an_unchanged_catalog_reads_its_version_once(sqlite_u
         await watcher.stop()
         await engine.dispose()
     assert built == [] and reads_at[:5] == [0, 1, 2, 3, 4]
+
+
+async def test_the_track_count_is_read_only_when_the_latest_time_moved_or_is_old(
+    any_db_url: str, monkeypatch
+) -> None:
+    """A quiet check is one index lookup; a write moves the version at once; a track deleted
+    by hand (no time moves) shows within COUNT_MAX_AGE_S."""
+    engine = make_engine(url=any_db_url)
+    maker = make_sessionmaker(engine)
+    counts: list[str] = []
+
+    def seen(_conn, _cursor, statement, *_args) -> None:  # noqa: ANN001
+        if "count(" in statement.lower():
+            counts.append(statement)
+
+    sa.event.listen(engine.sync_engine, "before_cursor_execute", seen)
+    try:
+        async with maker() as session:
+            await create_track(session, title="Kept")
+            gone = await create_track(session, title="Deleted by hand")
+            await create_track(session, title="Latest")
+            first = await catalog_version(session)
+            assert await catalog_version(session) == first and len(counts) == 1
+            await create_track(session, title="Added")
+            added = await catalog_version(session)
+            assert added[0] == first[0] + 1 and len(counts) == 2
+            await session.execute(sa.delete(Track).where(Track.track_id == gone.track_id))
+            await session.commit()
+            assert await catalog_version(session) == added and len(counts) == 2
+            monkeypatch.setattr(catalog, "COUNT_MAX_AGE_S", 0.0)
+            assert await catalog_version(session) == (added[0] - 1, added[1])
+    finally:
+        await engine.dispose()
