@@ -333,16 +333,13 @@ async def catalog_version(session: AsyncSession) -> CatalogVersion:
     return int(count or 0), latest
 
 
-def label_codes(values: Sequence[str]) -> tuple[np.ndarray, list[str]]:
-    """Integer codes for labels (case and surrounding spaces folded) and the labels in code
-    order; "" (unknown) is a label like any other."""
-    seen: dict[str, int] = {}
-    codes = np.fromiter(
-        (seen.setdefault(v.strip().lower(), len(seen)) for v in values),
-        dtype=np.int64,
-        count=len(values),
-    )
-    return codes, list(seen)
+def label_codes(values: Sequence[str], *, fold: bool = True) -> tuple[np.ndarray, list[str]]:
+    """Integer codes for labels (case and surrounding spaces folded, unless `fold` is False)
+    and the labels in code order; "" (unknown) is a label like any other."""
+    labels = [v.strip().lower() for v in values] if fold else values
+    code_of = {label: code for code, label in enumerate(dict.fromkeys(labels))}
+    codes = np.fromiter(map(code_of.__getitem__, labels), dtype=np.int64, count=len(labels))
+    return codes, list(code_of)
 
 
 @dataclass

@@ -58,10 +58,10 @@ def _known(named: dict[str, list[object]]) -> KnownInputs:
 def _table(rows: list[sa.Row]) -> TrackTable:
     named = _by_name(rows, _NAMES)
     known = _known(named)
-    feats = np.array(
-        [[np.nan if v is None else float(v) for v in row[len(_NAMES) :]] for row in rows],
-        dtype=np.float64,
-    ).reshape(len(rows), len(FEATURES))
+    # None -> NaN by the float conversion itself (as musicspace_shared.catalog reads tracks).
+    feats = np.array([row[len(_NAMES) :] for row in rows], dtype=np.float64).reshape(
+        len(rows), len(FEATURES)
+    )
     return TrackTable(known.track_ids, known.inputs, feats, named["features_source"])  # type: ignore[arg-type]
 
 

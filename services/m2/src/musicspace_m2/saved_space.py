@@ -14,7 +14,7 @@ from musicspace_m2.settings import Settings
 from musicspace_m2.similar import ContentSpace
 from musicspace_shared import saved_state
 
-FORMAT = 1  # bump when ContentSpace or its candidate index change shape
+FORMAT = 2  # bump when ContentSpace or its candidate index change shape
 
 
 def space_path(settings: Settings) -> Path:
