@@ -7,8 +7,11 @@ import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 
+from musicspace_shared import saved_state
 from musicspace_shared.offload import ProcessOffload
+from musicspace_shared.packing import Packed
 
 
 def test_runs_a_function_in_another_process():
@@ -94,6 +97,26 @@ def test_results_come_back_equal_and_shared_once():
         offload.close()
     assert result == _catalog_like()
     assert result["again"] is result["ids"]
+
+
+def _catalog_like_packed_and_saved(path: str) -> Packed[dict[str, object]]:
+    packed = Packed(_catalog_like())
+    saved_state.save(Path(path), {"built": "here"}, packed, version=1)
+    return packed
+
+
+def test_a_result_packed_once_comes_back_and_is_saved_as_the_object(tmp_path):
+    """What a worker packs once to keep on the volume and to send: both load as the object."""
+    path = tmp_path / "state.bin"
+    offload = ProcessOffload()
+    try:
+        result = asyncio.run(offload.run(_catalog_like_packed_and_saved, str(path)))
+    finally:
+        offload.close()
+    assert result == _catalog_like() and result["again"] is result["ids"]
+    saved = saved_state.load(path, lambda header: None, version=1)
+    assert saved == _catalog_like() and saved["again"] is saved["ids"]
+    assert saved_state.read_header(path) == {"built": "here", "format": 1}
 
 
 def _sleep_and_return_pid(seconds: float) -> int:

@@ -32,10 +32,10 @@ from collections.abc import Callable, Coroutine
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 from musicspace_shared.heap import release_free_memory
-from musicspace_shared.packing import pack, unpack
+from musicspace_shared.packing import Packed, pack, unpack
 
 T = TypeVar("T")
 WORKER_NICENESS = 10
@@ -77,7 +77,7 @@ def run_coroutine(coro: Coroutine[Any, Any, T]) -> T:
 
 def _call_packed(func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> bytes:
     result = func(*args, **kwargs)
-    packed = pack(result)
+    packed = result.data if isinstance(result, Packed) else pack(result)
     del result  # a result the worker does not keep is freed here, and its pages given back
     release_free_memory()
     return packed
@@ -90,7 +90,14 @@ class ProcessOffload:
         self._pool: ProcessPoolExecutor | None = None
         self._tasks_per_worker = 1 if fresh_worker_each_run else None
 
-    async def run(self, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    @overload
+    async def run(self, func: Callable[..., Packed[T]], *args: Any, **kwargs: Any) -> T: ...
+
+    @overload
+    async def run(self, func: Callable[..., T], *args: Any, **kwargs: Any) -> T: ...
+
+    async def run(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """func(*args, **kwargs) in the worker; its result (sent packed: a Packed one as it is)."""
         if self._pool is None:
             self._pool = ProcessPoolExecutor(
                 1,
@@ -106,8 +113,7 @@ class ProcessOffload:
         except BrokenProcessPool:
             self.close()  # the worker died (e.g. killed for memory): a new one next time
             raise
-        result: T = await asyncio.to_thread(unpack, packed)
-        return result
+        return await asyncio.to_thread(unpack, packed)
 
     def close(self) -> None:
         """Stop the worker now, even mid-rebuild: nobody will read that result, and a worker

@@ -18,17 +18,21 @@ from typing import Any, BinaryIO
 
 from musicspace_shared.logs import log_fields
 from musicspace_shared.model_store import atomic_write
-from musicspace_shared.packing import pack_into, unpack_from
+from musicspace_shared.packing import Packed, pack_into, unpack_from
 
 logger = logging.getLogger("musicspace.saved_state")
 
 
 def save(path: Path, header: dict[str, Any], state: Any, *, version: int) -> None:
-    """Write `state` under `header`, with the format `version` its reader will ask for."""
+    """Write `state` (or the one Packed) under `header`, with the format `version` its reader
+    will ask for."""
 
     def write(handle: BinaryIO) -> None:
         handle.write(json.dumps(header | {"format": version}).encode() + b"\n")
-        pack_into(state, handle)
+        if isinstance(state, Packed):
+            handle.write(state.data)
+        else:
+            pack_into(state, handle)
 
     atomic_write(path, write)
 

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from musicspace_m3.settings import Settings
 from musicspace_shared import saved_state
 from musicspace_shared.model_store import atomic_write_bytes
+from musicspace_shared.packing import Packed
 
 if TYPE_CHECKING:
     from musicspace_m3.state import Snapshot
@@ -42,9 +43,15 @@ def erased_marker(settings: Settings) -> Path:
     return folder(settings) / "erased"
 
 
-def save(settings: Settings, snapshot: Snapshot, *, read_at: float) -> bool:
-    """Write `snapshot`, whose reading of the DB began at `read_at` (time.time()); False when
-    the volume refused (logged)."""
+def save(
+    settings: Settings,
+    snapshot: Snapshot,
+    *,
+    read_at: float,
+    packed: Packed[Snapshot] | None = None,
+) -> bool:
+    """Write `snapshot` (as `packed`, when given), whose reading of the DB began at `read_at`
+    (time.time()); False when the volume refused (logged)."""
     header = {
         "catalog_fingerprint": snapshot.catalog_fingerprint,
         "activity_fingerprint": snapshot.activity_fingerprint,
@@ -52,7 +59,8 @@ def save(settings: Settings, snapshot: Snapshot, *, read_at: float) -> bool:
         "tracks": len(snapshot.index),
         "users": sorted(int(u) for u in snapshot.collab.row_of),  # for `forget` (~0.7 MB/100k)
     }
-    return saved_state.save_logged(snapshot_path(settings), header, snapshot, version=FORMAT)
+    state = snapshot if packed is None else packed
+    return saved_state.save_logged(snapshot_path(settings), header, state, version=FORMAT)
 
 
 def load(settings: Settings, *, catalog_fp: str) -> Snapshot | None:

@@ -27,6 +27,7 @@ from musicspace_m3.settings import Settings
 from musicspace_shared.catalog import TrackFrame, load_tracks
 from musicspace_shared.db.engine import standalone_session
 from musicspace_shared.offload import run_coroutine
+from musicspace_shared.packing import Packed
 
 
 @dataclass(frozen=True)
@@ -116,12 +117,15 @@ def build_snapshot(
 _worker_index: CatalogIndex | None = None
 
 
-def load_snapshot(settings: Settings, *, catalog_fp: str, activity_fp: str) -> Snapshot:
-    """In the rebuild worker: read what changed from the DB and build the snapshot."""
+def load_snapshot(settings: Settings, *, catalog_fp: str, activity_fp: str) -> Packed[Snapshot]:
+    """In the rebuild worker: read what changed from the DB and build the snapshot, packed
+    once for the serving process and the volume."""
     return run_coroutine(_load_snapshot(settings, catalog_fp=catalog_fp, activity_fp=activity_fp))
 
 
-async def _load_snapshot(settings: Settings, *, catalog_fp: str, activity_fp: str) -> Snapshot:
+async def _load_snapshot(
+    settings: Settings, *, catalog_fp: str, activity_fp: str
+) -> Packed[Snapshot]:
     global _worker_index
     index = _worker_index if _worker_index and _worker_index.fingerprint == catalog_fp else None
     if index is None and settings.state_on_volume:
@@ -137,9 +141,12 @@ async def _load_snapshot(settings: Settings, *, catalog_fp: str, activity_fp: st
         index.frame, activity, catalog_fp=catalog_fp, activity_fp=activity_fp, index=index
     )
     del activity
-    saved = settings.state_on_volume and saved_snapshot.save(settings, snapshot, read_at=read_at)
+    packed = Packed(snapshot)
+    saved = settings.state_on_volume and saved_snapshot.save(
+        settings, snapshot, read_at=read_at, packed=packed
+    )
     _worker_index = None if saved else snapshot.index
-    return snapshot
+    return packed
 
 
 def user_data(index: CatalogIndex, raw: RawUser) -> UserData:
