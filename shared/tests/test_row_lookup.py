@@ -50,3 +50,20 @@ def test_a_large_catalog_is_found_row_for_row() -> None:
     position = {t: row for row, t in enumerate(ids)}
     assert lookup.rows(asked).tolist() == [position.get(t, -1) for t in asked]
     assert lookup.rows(asked[-2:]).tolist() == [-1, -1]
+
+
+def test_keys_crowded_into_one_bucket_are_all_found(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keys with the same top bits share a bucket: each is found further along it."""
+    ids = [f"id{i}" for i in range(40)]
+    # Distinct keys, all below 2**8: one bucket holds them all.
+    monkeypatch.setattr(
+        row_lookup,
+        "_keys",
+        lambda v: np.array(
+            [int(x[2:] or 0) * 3 + 1 if x[:2] == b"id" else 7 for x in v], np.uint64
+        ),
+    )
+    lookup = RowLookup(ids)
+    assert lookup.keys is not None and int(np.diff(lookup.bucket_starts).max()) == len(ids)
+    asked = ["id39", "id0", "id17", "nope", "id40", "id2"]
+    assert lookup.rows(asked).tolist() == [39, 0, 17, -1, -1, 2]

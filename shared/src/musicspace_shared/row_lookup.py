@@ -17,7 +17,12 @@ class RowLookup:
     search over integers, then one comparison of the bytes found with the bytes asked for.
     Searching the bytes themselves cost 1.2 us an id at 1M tracks (20 of the 86 s m3 took to
     read 16.8M activity rows, issue 18). Should two catalog ids share a key, the ids are
-    searched as bytes instead."""
+    searched as bytes instead.
+
+    The sorted keys are cut into buckets by their top bits (about two buckets a key, so a
+    bucket holds one or two): a key is looked for in its own bucket, a step or two, where a
+    binary search over 1M keys took twenty (16.8M lookups at 1M tracks: 1.0 s, 3.7 s with
+    np.searchsorted, a page of 50k lookups at a time)."""
 
     def __init__(self, track_ids: Sequence[str]) -> None:
         # As wide as the longest id and one more byte: a longer id asked for is cut to a
@@ -32,6 +37,11 @@ class RowLookup:
             self.keys: np.ndarray | None = None
         else:
             self.keys = sorted_keys
+            bits = max(len(sorted_keys) - 1, 1).bit_length() + 1
+            self.shift = np.uint64(64 - bits)
+            sizes = np.bincount((sorted_keys >> self.shift).astype(np.int64), minlength=1 << bits)
+            self.bucket_starts = np.zeros(len(sizes) + 1, dtype=np.int64)
+            np.cumsum(sizes, out=self.bucket_starts[1:])
         self.order = order
         self.sorted = ids[order]
 
@@ -44,11 +54,26 @@ class RowLookup:
             return np.full(len(track_ids), -1, dtype=np.int64)
         wanted = np.array(track_ids, dtype=self.dtype)
         if self.keys is not None:
-            at = np.searchsorted(self.keys, _keys(wanted))
+            at = self._positions(_keys(wanted))
         else:
             at = np.searchsorted(self.sorted, wanted)
         at = np.minimum(at, len(self.sorted) - 1)
         return np.where(self.sorted[at] == wanted, self.order[at], -1).astype(np.int64)
+
+    def _positions(self, keys: np.ndarray) -> np.ndarray:
+        """Where each key is among the sorted keys (when it is there; else any position)."""
+        assert self.keys is not None
+        bucket = (keys >> self.shift).astype(np.int64)
+        start, end = self.bucket_starts[bucket], self.bucket_starts[bucket + 1]
+        found = np.minimum(start, len(self.keys) - 1)
+        pending = np.flatnonzero(start < end)
+        at = start[pending]
+        while len(pending):
+            hit = self.keys[at] == keys[pending]
+            found[pending[hit]] = at[hit]
+            onward = ~hit & (at + 1 < end[pending])
+            pending, at = pending[onward], at[onward] + 1
+        return found
 
 
 def _keys(ids: np.ndarray) -> np.ndarray:
