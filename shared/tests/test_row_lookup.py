@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from musicspace_shared import row_lookup
-from musicspace_shared.row_lookup import RowLookup
+from musicspace_shared.row_lookup import RowLookup, fixed_width
 
 
 def test_row_lookup_finds_known_ids_only() -> None:
@@ -67,3 +67,12 @@ def test_keys_crowded_into_one_bucket_are_all_found(monkeypatch: pytest.MonkeyPa
     assert lookup.keys is not None and int(np.diff(lookup.bucket_starts).max()) == len(ids)
     asked = ["id39", "id0", "id17", "nope", "id40", "id2"]
     assert lookup.rows(asked).tolist() == [39, 0, 17, -1, -1, 2]
+
+
+def test_ids_cut_from_bytes_are_found_as_their_strings() -> None:
+    data = np.frombuffer(b"a1 b2 toolongid  abc", dtype=np.uint8)
+    starts, ends = np.array([0, 3, 6, 16, 17]), np.array([2, 5, 15, 16, 20])
+    lookup = RowLookup(["b2", "a1", "abc", "toolo"])
+    ids = fixed_width(data, starts, ends, lookup.width)
+    assert ids.tolist() == [b"a1", b"b2", b"toolon", b"", b"abc"]
+    assert lookup.rows(ids).tolist() == [1, 0, -1, -1, 2]

@@ -48,11 +48,17 @@ class RowLookup:
     def __len__(self) -> int:
         return len(self.sorted)
 
-    def rows(self, track_ids: Sequence[str]) -> np.ndarray:
-        """The row of each id; -1 for an id the catalog does not hold."""
+    @property
+    def width(self) -> int:
+        """The bytes each id is compared in (`rows` takes ids already that wide, as is)."""
+        return int(self.sorted.dtype.itemsize)
+
+    def rows(self, track_ids: Sequence[str] | np.ndarray) -> np.ndarray:
+        """The row of each id (str, or bytes as fixed_width cuts them); -1 for an id the
+        catalog does not hold."""
         if not len(self.sorted):
             return np.full(len(track_ids), -1, dtype=np.int64)
-        wanted = np.array(track_ids, dtype=self.dtype)
+        wanted = np.asarray(track_ids, dtype=self.dtype)
         if self.keys is not None:
             at = self._positions(_keys(wanted))
         else:
@@ -89,3 +95,21 @@ def _keys(ids: np.ndarray) -> np.ndarray:
         key = (key ^ lanes[:, word]) * _MIX
         key ^= key >> np.uint64(29)
     return key
+
+
+def byte_spans(starts: np.ndarray, ends: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """The positions of the first `width` bytes of each span [starts[i], ends[i]) (n x width)
+    and which of them lie inside it (a page of spans at a time: 8 bytes per position)."""
+    positions = starts[:, None] + np.arange(width)
+    return positions, positions < ends[:, None]
+
+
+def fixed_width(data: np.ndarray, starts: np.ndarray, ends: np.ndarray, width: int) -> np.ndarray:
+    """The byte strings data[starts[i]:ends[i]] of a uint8 array as one fixed-width bytes array
+    (longer ones cut to `width`), in one gather: no Python object per string (byte column by
+    byte column, 4.6 s of m3's start at 1M tracks)."""
+    width = max(width, 1)
+    positions, inside = byte_spans(starts, ends, width)
+    padded = np.append(data, np.uint8(0))  # positions past the data read a zero
+    out = np.where(inside, padded[np.minimum(positions, len(data))], np.uint8(0))
+    return np.ascontiguousarray(out, dtype=np.uint8).view(f"S{width}").ravel()
