@@ -33,23 +33,35 @@ _SEP, _NONE = "\x00", "\x01"  # separator, and the stand-in for None (never in c
 
 
 def _packable_strs(items: list[Any]) -> bool:
-    for item in items:
-        if item is None:
-            continue
-        if type(item) is not str or _SEP in item or item == _NONE:
-            return False
-    return True
+    """Only str (not a subclass) and None, no str holding the separator or the None stand-in:
+    checked in C (type by type, then one join), not item by item (1 s per million strings)."""
+    kinds = set(map(type, items))
+    if not kinds <= {str, type(None)}:
+        return False
+    strs = [s for s in items if s is not None] if type(None) in kinds else items
+    joined = _SEP.join(strs)
+    return joined.count(_SEP) == max(len(strs) - 1, 0) and _NONE not in joined
 
 
 def _packable_index(mapping: dict[Any, Any]) -> bool:
     return all(type(k) is str and type(v) is int for k, v in mapping.items())
 
 
+def _few_distinct(items: list[Any]) -> dict[Any, None] | None:
+    """The distinct values in order, when there are at most one in FEW_DISTINCT; a list
+    whose sample of about 4k already has more is not hashed whole (titles, ids: 0.3-0.9 s
+    per million strings)."""
+    sample = items[:: max(len(items) // 4096, 1)]
+    if len(set(sample)) * FEW_DISTINCT > len(sample):
+        return None
+    distinct = dict.fromkeys(items)
+    return distinct if len(distinct) * FEW_DISTINCT <= len(items) else None
+
+
 def _blocks(items: list[str | None]) -> list[str]:
-    return [
-        _SEP.join(_NONE if s is None else s for s in items[start : start + BLOCK])
-        for start in range(0, len(items), BLOCK)
-    ]
+    if None in items:
+        items = [_NONE if s is None else s for s in items]
+    return [_SEP.join(items[start : start + BLOCK]) for start in range(0, len(items), BLOCK)]  # type: ignore[arg-type]
 
 
 class _Packer(pickle.Pickler):
@@ -61,8 +73,8 @@ class _Packer(pickle.Pickler):
     def persistent_id(self, obj: Any) -> Any:
         kind = type(obj)
         if kind is list and len(obj) >= MIN_PACKED and _packable_strs(obj):
-            distinct = dict.fromkeys(obj)
-            if len(distinct) * FEW_DISTINCT <= len(obj):  # genres, dates: one object a value
+            distinct = _few_distinct(obj)
+            if distinct is not None:  # genres, dates: one object a value
                 values = {value: code for code, value in enumerate(distinct)}
                 return self._ref(
                     obj,

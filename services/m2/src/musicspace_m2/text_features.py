@@ -101,7 +101,7 @@ class TrackInputs:
     def forget_normalised_text(self) -> None:
         """Drop the normalised titles and albums (computed again if asked): what a fit reads,
         not what a built content space keeps using (a string per row each)."""
-        for name in ("norm_titles", "norm_albums", "album_keys"):
+        for name in ("norm_titles", "norm_albums", "album_keys", "duplicate_keys"):
             self.__dict__.pop(name, None)
 
 
