@@ -283,23 +283,30 @@ def _second_replica(name: str, env: dict[str, str], logs: Path) -> dict[str, Any
     return figures
 
 
-def _wait_for_rebuild(
-    url: str, before: float, timeout_s: float = 1800.0, settle_s: float = 90.0
-) -> float:
-    """Until the service counted more catalog rebuilds than `before` (its count before the
+def _wait_for_rebuilds(
+    urls: dict[str, str],
+    before: dict[str, float],
+    timeout_s: float = 1800.0,
+    settle_s: float = 90.0,
+) -> dict[str, float]:
+    """Until each service counted more catalog rebuilds than `before` (its count before the
     catalog changed) and then none for `settle_s`: a rebuild that began before the last change
-    is followed by one that sees it (at 1M tracks about a check period and a build later). The
-    seconds from the call until the last rebuild counted (0 when none came after the call)."""
+    is followed by one that sees it (at 1M tracks about a check period and a build later). Per
+    service, the seconds from the call until its last rebuild counted (0 when none came after
+    the call), all watched from the same moment."""
     started = time.monotonic()
-    seen, last = events_count(url, "catalog_rebuilds"), started
+    seen = {name: events_count(url, "catalog_rebuilds") for name, url in urls.items()}
+    last = dict.fromkeys(urls, started)
     while time.monotonic() - started < timeout_s:
-        count = events_count(url, "catalog_rebuilds")
-        if count > seen:
-            seen, last = count, time.monotonic()
-        if seen > before and time.monotonic() - last >= settle_s:
+        for name, url in urls.items():
+            count = events_count(url, "catalog_rebuilds")
+            if count > seen[name]:
+                seen[name], last[name] = count, time.monotonic()
+        now = time.monotonic()
+        if all(seen[n] > before[n] and now - last[n] >= settle_s for n in urls):
             break
         time.sleep(1)
-    return round(last - started, 1)
+    return {name: round(at - started, 1) for name, at in last.items()}
 
 
 # ---------------------------------------------------------------- load
@@ -519,9 +526,9 @@ def run(context: Any = None) -> dict[str, Any]:
         )
         # The catalog changed (features written): m2 and m3 rebuild in their workers, which
         # keep what they built for the next change.
-        result["rebuild_after_enrichment_s"] = {
-            n: _wait_for_rebuild(services[n].url, before[n]) for n in SAVED_STATE
-        }
+        result["rebuild_after_enrichment_s"] = _wait_for_rebuilds(
+            {n: services[n].url for n in SAVED_STATE}, before
+        )
         result["memory_after_enrichment"] = {
             n: _memory(s.process.pid) for n, s in services.items() if s.process is not None
         }
