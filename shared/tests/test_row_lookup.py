@@ -74,5 +74,6 @@ def test_ids_cut_from_bytes_are_found_as_their_strings() -> None:
     starts, ends = np.array([0, 3, 6, 16, 17]), np.array([2, 5, 15, 16, 20])
     lookup = RowLookup(["b2", "a1", "abc", "toolo"])
     ids = fixed_width(data, starts, ends, lookup.width)
-    assert ids.tolist() == [b"a1", b"b2", b"toolon", b"", b"abc"]
+    assert lookup.width == 8  # the longest id and a byte more, in whole 8-byte words
+    assert ids.tolist() == [b"a1", b"b2", b"toolongi", b"", b"abc"]
     assert lookup.rows(ids).tolist() == [1, 0, -1, -1, 2]

@@ -25,9 +25,10 @@ class RowLookup:
     np.searchsorted, a page of 50k lookups at a time)."""
 
     def __init__(self, track_ids: Sequence[str]) -> None:
-        # As wide as the longest id and one more byte: a longer id asked for is cut to a
-        # string no catalog id equals.
-        self.dtype = f"S{max((len(t) for t in track_ids), default=0) + 1}"
+        # As wide as the longest id and one more byte (a longer id asked for is cut to a
+        # string no catalog id equals), rounded up to whole 8-byte words: compared as such.
+        longest = max((len(t) for t in track_ids), default=0)
+        self.dtype = f"S{-(-(longest + 1) // 8) * 8}"
         ids = np.array(track_ids, dtype=self.dtype)
         keys = _keys(ids)
         order = np.argsort(keys, kind="stable")
@@ -64,7 +65,8 @@ class RowLookup:
         else:
             at = np.searchsorted(self.sorted, wanted)
         at = np.minimum(at, len(self.sorted) - 1)
-        return np.where(self.sorted[at] == wanted, self.order[at], -1).astype(np.int64)
+        same = (_words(self.sorted[at]) == _words(wanted)).all(axis=1)
+        return np.where(same, self.order[at], -1).astype(np.int64)
 
     def _positions(self, keys: np.ndarray) -> np.ndarray:
         """Where each key is among the sorted keys (when it is there; else any position)."""
@@ -80,6 +82,13 @@ class RowLookup:
             onward = ~hit & (at + 1 < end[pending])
             pending, at = pending[onward], at[onward] + 1
         return found
+
+
+def _words(ids: np.ndarray) -> np.ndarray:
+    """Fixed-width ids (a whole number of 8-byte words wide) as one row of words each, compared
+    word by word (numpy compares bytes strings a byte at a time: 1.7 s for 16.8M at 1M tracks)."""
+    width = ids.dtype.itemsize
+    return np.ascontiguousarray(ids).view(np.uint64).reshape(len(ids), width // 8)
 
 
 def _keys(ids: np.ndarray) -> np.ndarray:
