@@ -34,7 +34,9 @@ var/uv/bin/uv:
 
 $(STAMP): requirements/dev.lock | $(UV)
 	test -x $(PY) || $(UV) venv --python 3.11 $(VENV)
-	$(UV) pip sync --python $(PY) requirements/dev.lock
+	# Bytecode compiled at install, as in the images: with PYTHONDONTWRITEBYTECODE set (as on CI
+	# machines) every process would otherwise compile what it imports (m2's start at 1M: 6 s).
+	$(UV) pip sync --python $(PY) --compile-bytecode requirements/dev.lock
 	touch $@
 
 env: $(STAMP) ## create .venv and install the pinned environment (bootstraps uv when missing)
