@@ -92,15 +92,12 @@ def _words(ids: np.ndarray) -> np.ndarray:
 
 
 def _keys(ids: np.ndarray) -> np.ndarray:
-    """A 64-bit key of each fixed-width bytes value (its 8-byte words mixed by multiplication:
-    equal values, equal keys; different ones rarely equal)."""
-    width = ids.dtype.itemsize
-    words = -(-width // 8)
-    padded = np.zeros((len(ids), words * 8), dtype=np.uint8)
-    padded[:, :width] = np.ascontiguousarray(ids).view(np.uint8).reshape(len(ids), width)
-    lanes = padded.view(np.uint64)
+    """A 64-bit key of each fixed-width bytes value (a whole number of 8-byte words wide, as
+    RowLookup keeps them; its words mixed by multiplication: equal values, equal keys;
+    different ones rarely equal)."""
+    lanes = _words(ids)
     key = np.zeros(len(ids), dtype=np.uint64)
-    for word in range(words):
+    for word in range(lanes.shape[1]):
         key = (key ^ lanes[:, word]) * _MIX
         key ^= key >> np.uint64(29)
     return key
