@@ -118,3 +118,23 @@ def test_missing_model_without_previous_raises(tmp_path) -> None:
 
     with pytest.raises(FileNotFoundError):
         load_pickle_with_fallback(tmp_path / "nothing.pkl")
+
+
+def test_an_entry_removed_by_another_replica_while_listed_is_left_out(tmp_path, monkeypatch):
+    """An erasure reaches every replica of a shared volume at once: a file another replica
+    removes between two looks at it is left out of the listing, not raised (a 500 before)."""
+    folder = tmp_path / "M1" / "user_models" / "42"
+    folder.mkdir(parents=True)
+    model = folder / "model.bin"
+    model.write_bytes(b"x" * 10)
+    stat = model_ops.Path.stat
+
+    def stat_then_vanish(self, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        info = stat(self, *args, **kwargs)
+        if self == model:
+            self.unlink()  # removed by another replica right after this look
+        return info
+
+    monkeypatch.setattr(model_ops.Path, "stat", stat_then_vanish)
+    (entry,) = model_ops.user_model_entries(tmp_path / "M1", "M1")
+    assert entry.user_id == 42 and entry.bytes == 10 and not model.exists()

@@ -9,8 +9,10 @@ else from the newest file of the entry.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import shutil
+import stat
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -37,17 +39,34 @@ class UserModelEntry:
     last_used_at: datetime
 
 
+def _files(path: Path) -> list[tuple[Path, os.stat_result]]:
+    """The files of an entry path (itself, or those under a folder) with their stat; a file
+    that another replica removes meanwhile (an erasure reaches every replica of a shared
+    volume at once) is left out, not raised."""
+    found = []
+    try:
+        candidates = list(path.rglob("*")) if path.is_dir() else [path]
+    except FileNotFoundError:
+        return []
+    for file in candidates:
+        try:
+            info = file.stat()
+        except FileNotFoundError:
+            continue
+        if stat.S_ISREG(info.st_mode):
+            found.append((file, info))
+    return found
+
+
 def _size(path: Path) -> int:
-    if path.is_dir():
-        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
-    return path.stat().st_size if path.exists() else 0
+    return sum(info.st_size for _file, info in _files(path))
 
 
 def _newest_mtime(paths: list[Path]) -> datetime:
-    files = [f for p in paths for f in ([p] if p.is_file() else p.rglob("*")) if f.is_file()]
-    marker = [f for f in files if f.name.endswith(LAST_USED_SUFFIX)]
+    files = [found for p in paths for found in _files(p)]
+    marker = [f for f in files if f[0].name.endswith(LAST_USED_SUFFIX)]
     pool = marker or files
-    newest = max((f.stat().st_mtime for f in pool), default=0.0)
+    newest = max((info.st_mtime for _file, info in pool), default=0.0)
     return datetime.fromtimestamp(newest, UTC)
 
 
