@@ -33,6 +33,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -309,22 +310,40 @@ def _start_stub_m2(log_dir: Path) -> ServiceProcess:
 # ---------------------------------------------------------------- the run
 
 
-def _one_round(url: str, ids: list[str], m2_url: str, enrichment: ServiceProcess) -> dict[str, Any]:
+def _one_round(
+    url: str,
+    ids: list[str],
+    m2_url: str,
+    enrichment: ServiceProcess,
+    settle: Callable[[], float] | None = None,
+) -> dict[str, Any]:
     """m2 alone, raw UPDATE (m2's values, then constant ones), then enrich-all; the rows are
-    left lacking features again."""
+    left lacking features again. `settle` (when given) runs before each timed write and returns
+    the seconds it waited: the scale bench waits there for the rebuilds that the previous write
+    set off in the other services, so the reference and the job meet the same machine."""
+    settled: dict[str, float] = {}
+
+    def quiet(before: str) -> None:
+        if settle is not None:
+            settled[before] = settle()
+
     m2_rate, predicted = _m2_predictions(m2_url, ids)
     # The reference: the job's own UPDATE of the same rows with the same values (m2's), without
     # m2 or job bookkeeping. One constant row of values is cheaper for MariaDB to parse: shown
     # beside it, not used for the goal.
+    quiet("raw")
     raw_s = asyncio.run(_raw_update(url, predicted))
     asyncio.run(_reset(url, ids))
+    quiet("constant")
     constant_s = asyncio.run(_raw_update(url, dict.fromkeys(ids, VALUES)))
     asyncio.run(_reset(url, ids))
+    quiet("e2e")
     e2e_s, status = _enrich_all(enrichment, timeout_s=max(600.0, len(ids) / 20))
     asyncio.run(_reset(url, ids))
     if status["done"] != len(ids):
         raise RuntimeError(f"enrich-all processed {status['done']} of {len(ids)} rows: {status}")
     return {
+        "settled_s": settled,
         "raw_s": raw_s,
         "constant_s": constant_s,
         "m2_rows_per_s": m2_rate,
@@ -334,12 +353,17 @@ def _one_round(url: str, ids: list[str], m2_url: str, enrichment: ServiceProcess
 
 
 def _scenario(
-    url: str, ids_of: Any, m2_url: str, enrichment: ServiceProcess, repeats: int
+    url: str,
+    ids_of: Any,
+    m2_url: str,
+    enrichment: ServiceProcess,
+    repeats: int,
+    settle: Callable[[], float] | None = None,
 ) -> dict[str, Any]:
     """`repeats` rounds over the same rows; the figures are medians, every round is listed.
     (A demo-size job takes a fifth of a second: one round on a shared machine is a lottery.)"""
     ids = asyncio.run(ids_of())
-    rounds = [_one_round(url, ids, m2_url, enrichment) for _ in range(repeats)]
+    rounds = [_one_round(url, ids, m2_url, enrichment, settle) for _ in range(repeats)]
     raw_s = statistics.median(r["raw_s"] for r in rounds)
     constant_s = statistics.median(r["constant_s"] for r in rounds)
     e2e_s = statistics.median(r["e2e_s"] for r in rounds)
@@ -361,6 +385,7 @@ def _scenario(
                 "raw_update_s": round(r["raw_s"], 3),
                 "e2e_s": round(r["e2e_s"], 3),
                 "e2e_vs_raw": round(r["raw_s"] / r["e2e_s"], 3),
+                "settled_s": r["settled_s"],
                 "job": r["job"],
             }
             for r in rounds

@@ -22,7 +22,9 @@ SCALE_RETRAIN=1 redo the import and the training):
    and m3, each user asked once (distinct users, none asked before: no answer cache can hit),
    and m2 /similar with distinct tracks, each next to /healthz through the same gateway;
 6. enrich-all end to end against the raw set-based UPDATE of the same lacking tracks
-   (bench/bench_enrichment.py's round, with the real m2 on this data).
+   (bench/bench_enrichment.py's round, with the real m2 on this data), each timed write
+   begun on a quiet machine: every write before it set off the other services' catalog
+   rebuilds, which used to overlap the next timed write or not, by chance.
 The llm service (its index and search) on the same data: bench_scale_llm.py.
 """
 
@@ -62,6 +64,12 @@ STARTED = ("m2", "m1", "m3", "enrichment")  # in this order: enrichment calls m2
 MEASURED = ("m1", "m2", "m3")
 SAVED_STATE = ("m2", "m3")  # services that start from state kept on the volume
 GOALS = {"startup_s": 60.0, "rss_mb": 3072.0, "recommend_p99_ms": 100.0}
+# Each write of the enrichment step sets off m1's, m2's and m3's catalog rebuilds (a minute and
+# more of both cores at 1M) once their next check sees it; m2 checks every 10 s here (default
+# 60) so that the wait for them before each timed write stays short.
+CATALOG_CHECK_S = {"M1_CATALOG_CHECK_S": 5, "M2_CATALOG_CHECK_S": 10, "M3_CATALOG_CHECK_S": 10}
+QUIET_CORES = 0.3  # the machine is quiet below this many busy cores ...
+QUIET_FOR_S = max(CATALOG_CHECK_S.values()) + 3  # ... for longer than any catalog check period
 
 
 @dataclass(frozen=True)
@@ -319,6 +327,33 @@ def _wait_for_rebuilds(
 # ---------------------------------------------------------------- load
 
 
+def _busy_cores(interval_s: float = 1.0) -> float:
+    """Cores busy (all processes) over the next `interval_s`, from /proc/stat."""
+
+    def sample() -> tuple[int, int]:
+        values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        idle = values[3] + values[4]  # idle, iowait
+        return sum(values[:8]) - idle, sum(values[:8])
+
+    busy0, total0 = sample()
+    time.sleep(interval_s)
+    busy1, total1 = sample()
+    return (busy1 - busy0) / max(total1 - total0, 1) * (os.cpu_count() or 1)
+
+
+def _wait_until_quiet(timeout_s: float = 900.0) -> float:
+    """Until no catalog rebuild runs or is due: the machine under QUIET_CORES for QUIET_FOR_S
+    in a row (longer than every service's catalog check, so a write's rebuilds have begun and
+    ended); the seconds waited."""
+    started = quiet_since = time.monotonic()
+    while time.monotonic() - started < timeout_s:
+        if _busy_cores() > QUIET_CORES:
+            quiet_since = time.monotonic()
+        elif time.monotonic() - quiet_since >= QUIET_FOR_S:
+            break
+    return round(time.monotonic() - started, 1)
+
+
 def _open(calls: list[Call], rate: float, seconds: float) -> dict[str, Any]:
     elapsed, samples = run_open_load(calls, rate=rate, seconds=seconds, headers=credentials.AUTH)
     return LoadResult(seconds=elapsed, samples=samples).summary()
@@ -500,7 +535,7 @@ def run(context: Any = None) -> dict[str, Any]:
         shutil.rmtree(models / folder, ignore_errors=True)
     ports = {name: free_port() for name in registry.names()}
     env |= {f"{n.upper()}_URL": f"http://127.0.0.1:{p}" for n, p in ports.items()}
-    env |= {"ENRICHMENT_NOTIFY_LLM": "false"}
+    env |= {"ENRICHMENT_NOTIFY_LLM": "false"} | {k: str(v) for k, v in CATALOG_CHECK_S.items()}
     logs = work / "logs"
     logs.mkdir(exist_ok=True)
     with ExitStack() as stack:
@@ -529,7 +564,7 @@ def run(context: Any = None) -> dict[str, Any]:
         before = {n: events_count(services[n].url, "catalog_rebuilds") for n in SAVED_STATE}
         lacking = lambda: bench_enrichment._lacking_ids(url)  # noqa: E731
         result["enrichment"] = bench_enrichment._scenario(
-            url, lacking, services["m2"].url, services["enrichment"], 1
+            url, lacking, services["m2"].url, services["enrichment"], 1, _wait_until_quiet
         )
         # The catalog changed (features written): m2 and m3 rebuild in their workers, which
         # keep what they built for the next change.

@@ -1,5 +1,5 @@
-"""m2's content space kept on the model volume: built and saved by a start or by the rebuild
-worker, read by the next replica while the model and the catalog are unchanged."""
+"""m2's content space kept on the model volume: built and saved by the training, a start or
+the rebuild worker, read by the next replica while the model and the catalog are unchanged."""
 
 from __future__ import annotations
 
@@ -13,12 +13,13 @@ import numpy as np
 from musicspace_m2 import saved_space
 from musicspace_m2.runtime import Runtime, load_space, load_space_anew
 from musicspace_m2.settings import Settings
+from musicspace_m2.training import train_global_from_db
 from musicspace_shared.db.migrate import upgrade
 from musicspace_shared.metrics import ServiceMetrics
 from tests import runtimes
 from tests.runtimes import events
 
-from .helpers import make_settings
+from .helpers import FAST_MODEL, make_settings
 
 
 def started(settings: Settings) -> AbstractAsyncContextManager[Runtime]:
@@ -79,3 +80,24 @@ async def test_a_start_before_any_catalog_still_starts(
     async with started(make_settings(url, model_root)) as runtime:
         assert runtime.holder.held is not None and runtime.space is None  # built on demand
     assert events(runtime, "space_from_volume") == 0
+
+
+async def test_the_training_saves_the_space_the_first_start_reads(
+    m2_db_url: str, tmp_path: Path
+) -> None:
+    """`musicspace train m2` builds the space for the model it publishes: no replica builds."""
+    settings = make_settings(m2_db_url, tmp_path)
+    summary = await train_global_from_db(
+        settings=settings, config=FAST_MODEL, progress=lambda _m: None
+    )
+    assert summary["space"]["tracks"] > 0 and saved_space.space_path(settings).is_file()
+    async with started(settings) as runtime:
+        assert events(runtime, "space_from_volume") == 1
+        assert events(runtime, "catalog_rebuilds") == 0
+        assert runtime.space is not None and runtime.space_key is not None
+        assert runtime.space_key[0] == summary["version"]
+        assert len(runtime.space.track_ids) == summary["space"]["tracks"]
+
+    off = make_settings(m2_db_url, tmp_path / "off", state_on_volume=False)
+    summary = await train_global_from_db(settings=off, config=FAST_MODEL, progress=lambda _m: None)
+    assert "space" not in summary and not saved_space.space_path(off).exists()

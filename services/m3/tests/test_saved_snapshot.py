@@ -12,6 +12,7 @@ import numpy as np
 from musicspace_m3 import saved_snapshot
 from musicspace_m3.service import Recommender
 from musicspace_m3.settings import Settings
+from musicspace_m3.training import train_global_from_db
 from musicspace_shared.metrics import ServiceMetrics
 from tests import runtimes
 from tests.runtimes import events
@@ -110,3 +111,20 @@ async def test_switched_off_it_is_neither_written_nor_read(m3_db_url: str, tmp_p
     async with started(settings) as runtime:
         assert runtime.snapshot is not None
     assert not saved_snapshot.folder(settings).exists()
+
+
+async def test_the_training_saves_the_snapshot_the_first_start_reads(
+    m3_db_url: str, tmp_path: Path
+) -> None:
+    """`musicspace train m3` leaves the snapshot on the volume: no replica reads the activity."""
+    settings = make_settings(m3_db_url, tmp_path)
+    summary = await train_global_from_db(settings=settings)
+    assert summary["snapshot"]["saved"] and summary["snapshot"]["users"] > 0
+    async with started(settings) as runtime:
+        assert runtime.snapshot is not None and events(runtime, "snapshot_from_volume") == 1
+        assert runtime.rebuilds._pool is None  # nothing was read or built in a worker
+        assert runtime.snapshot.collab.n_users == summary["snapshot"]["users"]
+
+    off = make_settings(m3_db_url, tmp_path / "off", state_on_volume=False)
+    summary = await train_global_from_db(settings=off)
+    assert "snapshot" not in summary and not saved_snapshot.folder(off).exists()

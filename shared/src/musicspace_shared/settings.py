@@ -77,7 +77,8 @@ class CommonSettings(BaseSettings):
     # when the answer moved.
     catalog_check_s: float = Field(10.0, ge=0)
     # Keep what is built from the DB (m2's content space, m3's snapshot) on the model volume,
-    # so a replica that starts reads it instead of building (musicspace_shared.saved_state).
+    # so a replica that starts reads it instead of building (musicspace_shared.saved_state):
+    # written by `musicspace train m2|m3`, by a start that had to build, and by each rebuild.
     state_on_volume: bool = True
     # Seconds between looks at a held model's sidecar on the volume (musicspace_shared.model_holder);
     # 0: before every use (one stat()).

@@ -7,8 +7,9 @@ when the model or the catalog changes: the catalog watcher (musicspace_shared.wa
 `M2_CATALOG_CHECK_S`) rebuilds it in the background, in a low-priority worker process
 (musicspace_shared.offload), while requests keep the current space; only the first build, a
 new model, or a caller that needs a track the space lacks waits for one (in this process).
-The worker and a start that builds keep the space on the volume (musicspace_m2.saved_space):
-a replica that starts later reads it instead of building. Each rebuild runs in a fresh worker,
+The training that publishes a model (`musicspace train m2`), the worker and a start that builds
+keep the space on the volume (musicspace_m2.saved_space): a replica that starts later, on the
+same model and catalog, reads it instead of building. Each rebuild runs in a fresh worker,
 which exits when it is done; what it keeps for the next one (its last build, packed) lies in a
 file of this process' own scratch directory (musicspace_shared.scratch: one a killed m2 left
 is removed when the next m2 starts).
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from pathlib import Path
 from typing import Any, TypeAlias
 
@@ -199,8 +201,22 @@ def load_space_anew(settings: Settings, kept: Path) -> tuple[ContentSpace | None
     return load_space(settings, kept)
 
 
+async def save_space_for_replicas(settings: Settings) -> dict[str, Any]:
+    """After a training (`musicspace train m2`): the content space for the published model
+    over the catalog as it is now, built and saved on the volume; its size and the seconds."""
+    started = time.monotonic()
+    space, key = await _load_space(settings, None)
+    assert space is not None  # nothing kept: always a full build
+    return {
+        "tracks": len(space.track_ids),
+        "catalog_version": [str(part) for part in key[1:]],
+        "path": str(saved_space.space_path(settings)),
+        "seconds": round(time.monotonic() - started, 1),
+    }
+
+
 async def _load_space(
-    settings: Settings, kept_file: PackedFile
+    settings: Settings, kept_file: PackedFile | None
 ) -> tuple[ContentSpace | None, tuple[Any, ...]]:
     meta = read_meta(settings.model_path)
     if meta is None:
@@ -210,9 +226,9 @@ async def _load_space(
     async with standalone_session(settings) as session:
         state = await catalog_version(session)
         table = await repository.load_track_table(session)
-    kept: KeptSpace | None = kept_file.get()
+    kept: KeptSpace | None = kept_file.get() if kept_file is not None else None
     update = update_space(kept, table, impute=predictor.predict, model_version=version)
-    if update.kept is not kept:
+    if kept_file is not None and update.kept is not kept:
         kept_file.put(update.kept)
     del kept
     logger.info(

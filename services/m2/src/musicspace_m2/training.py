@@ -25,6 +25,7 @@ from musicspace_m2.predictor import (
     fit_predictor,
     r2_mae,
 )
+from musicspace_m2.runtime import save_space_for_replicas
 from musicspace_m2.settings import Settings
 from musicspace_m2.text_features import TrackInputs
 from musicspace_shared.db.engine import make_engine, make_sessionmaker
@@ -148,9 +149,23 @@ async def train_global_from_db(
     validate: bool = True,
     config: PredictorConfig | None = None,
 ) -> dict[str, Any]:
-    """Train on the DB's measured tracks, publish the model, return a JSON-able summary."""
+    """Train on the DB's measured tracks, publish the model, and (M2_STATE_ON_VOLUME, on by
+    default) save the content space for it over the catalog as it is, so the replicas that
+    start next read it instead of building it (at 1M tracks a build is most of a start);
+    return a JSON-able summary."""
     settings = settings or Settings()
     say = progress or stderr_progress()
+    summary = await _train_and_publish(settings, say, validate=validate, config=config)
+    if settings.state_on_volume:
+        say("building the content space for the new model")
+        summary["space"] = await save_space_for_replicas(settings)
+        say(f"content space saved: {summary['space']}")
+    return summary
+
+
+async def _train_and_publish(
+    settings: Settings, say: Progress, *, validate: bool, config: PredictorConfig | None
+) -> dict[str, Any]:
     engine = make_engine(settings)
     try:
         sessions = make_sessionmaker(engine)

@@ -4,7 +4,7 @@ Built once from the DB at startup; rebuilt when a cheap fingerprint query says t
 lists or interactions changed, by `load_snapshot` in a low-priority worker process
 (musicspace_shared.offload: neither the event loop nor the interpreter lock of the requests is
 taken), which also keeps it on the model volume for the next replica that starts
-(musicspace_m3.saved_snapshot). Readers take a reference to the current snapshot, so a rebuild
+(musicspace_m3.saved_snapshot), as does `musicspace train m3`. Readers take a reference to the current snapshot, so a rebuild
 never changes data under a running request.
 """
 
@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -24,6 +25,7 @@ from musicspace_m3.features import Profile
 from musicspace_m3.groups import UserData
 from musicspace_m3.repository import Activity, RawUser
 from musicspace_m3.settings import Settings
+from musicspace_shared import saved_state
 from musicspace_shared.catalog import TrackFrame, load_tracks
 from musicspace_shared.db.engine import standalone_session
 from musicspace_shared.offload import run_coroutine
@@ -147,6 +149,27 @@ async def _load_snapshot(
     )
     _worker_index = None if saved else snapshot.index
     return packed
+
+
+async def save_snapshot_for_replicas(settings: Settings) -> dict[str, Any]:
+    """After a training (`musicspace train m3`): the snapshot of the catalog and the activity
+    as they are now, built and saved on the volume, so the replicas that start next read it
+    instead of reading every user's activity; whether it was saved, and the seconds."""
+    started = time.monotonic()
+    async with standalone_session(settings) as session:
+        catalog_fp = await repository.catalog_fingerprint(session)
+        activity_fp = await repository.activity_fingerprint(session)
+    await _load_snapshot(settings, catalog_fp=catalog_fp, activity_fp=activity_fp)
+    path = saved_snapshot.snapshot_path(settings)
+    header = saved_state.read_header(path) or {}
+    return {
+        "saved": header.get("activity_fingerprint") == activity_fp
+        and header.get("catalog_fingerprint") == catalog_fp,
+        "tracks": header.get("tracks"),
+        "users": len(header.get("users", [])),
+        "path": str(path),
+        "seconds": round(time.monotonic() - started, 1),
+    }
 
 
 def user_data(index: CatalogIndex, raw: RawUser) -> UserData:

@@ -20,7 +20,12 @@ from musicspace_m3.groups import Groups, UserData, split_groups
 from musicspace_m3.models import Loaded, global_path, user_model_path
 from musicspace_m3.repository import RawUser
 from musicspace_m3.settings import Settings
-from musicspace_m3.state import Snapshot, build_collab_from_users, user_data
+from musicspace_m3.state import (
+    Snapshot,
+    build_collab_from_users,
+    save_snapshot_for_replicas,
+    user_data,
+)
 from musicspace_shared import model_store
 from musicspace_shared.catalog import TrackFrame, load_tracks
 from musicspace_shared.db.engine import make_engine, make_sessionmaker
@@ -34,7 +39,10 @@ def _log(message: str) -> None:
 
 
 async def train_global_from_db(*, settings: Settings | None = None) -> dict[str, Any]:
-    """Train the global ranker on every DB user, publish it to the M3 volume, return a summary."""
+    """Train the global ranker on every DB user, publish it to the M3 volume, and (when
+    M3_STATE_ON_VOLUME, on by default) save the snapshot of the catalog and activity as they
+    are, so the replicas that start next read it instead of every user's activity (at 1M
+    tracks most of a start); return a summary."""
     settings = settings or Settings()
     engine = make_engine(settings)
     try:
@@ -43,6 +51,7 @@ async def train_global_from_db(*, settings: Settings | None = None) -> dict[str,
             frame = await load_tracks(session)
             users = await repository.load_all_users(session)
         summary = await asyncio.to_thread(train_global, frame=frame, users=users, settings=settings)
+        del frame, users  # the snapshot below reads the activity its own way
         async with make_sessionmaker(engine)() as session:
             await repository.record_model(
                 session,
@@ -56,6 +65,9 @@ async def train_global_from_db(*, settings: Settings | None = None) -> dict[str,
             )
     finally:
         await engine.dispose()
+    if settings.state_on_volume:
+        _log("saving the snapshot for the replicas")
+        summary["snapshot"] = await save_snapshot_for_replicas(settings)
     return summary
 
 
