@@ -538,6 +538,9 @@ def run(context: Any = None) -> dict[str, Any]:
     env |= {"ENRICHMENT_NOTIFY_LLM": "false"} | {k: str(v) for k, v in CATALOG_CHECK_S.items()}
     logs = work / "logs"
     logs.mkdir(exist_ok=True)
+    # The database's own background work after an import or training (purge, flushing)
+    # would land on the first starts.
+    result["quiet_before_start_s"] = _wait_until_quiet()
     with ExitStack() as stack:
         services: dict[str, ServiceProcess] = {}
         result["services"] = {}

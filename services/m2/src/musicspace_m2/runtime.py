@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from pathlib import Path
 from typing import Any, TypeAlias
@@ -66,6 +67,7 @@ class Runtime(ServiceRuntime):
         self.space: ContentSpace | None = None
         self.space_key: tuple[Any, ...] | None = None  # (model version, *catalog_version)
         self._space_lock = asyncio.Lock()
+        self._saving: threading.Thread | None = None  # the space a start built, being saved
         # One thread, below the request threads' priority: training never delays an answer.
         self.train_cpu = CpuPool(1, name="m2-train", niceness=10)
         self.svm_training = BackgroundQueue(
@@ -76,6 +78,8 @@ class Runtime(ServiceRuntime):
         self.kept_space = self._worker_files.path / "kept-space.bin"
 
     def close(self) -> None:
+        if self._saving is not None:
+            self._saving.join()
         self.svm_training.close()
         self.train_cpu.close()
         self._worker_files.cleanup()
@@ -151,7 +155,8 @@ class Runtime(ServiceRuntime):
     ) -> ContentSpace:
         """Rebuild the space when the model or the catalog state moved (one at a time). At
         start, the space saved on the volume for the same key is taken instead, and one built
-        is saved (later builds here would hold requests up while they are written)."""
+        is saved behind the first requests (later builds here are not saved: the worker's
+        are)."""
         model = await self.require_model()
         async with self._space_lock:
             key = (model.version, *await catalog_version(session))
@@ -176,7 +181,14 @@ class Runtime(ServiceRuntime):
                 self.space_key = key
                 self.count("catalog_rebuilds")
                 if at_start and self.settings.state_on_volume:
-                    await asyncio.to_thread(saved_space.save, self.settings, key, self.space)
+                    # Written behind the first requests (about 4 s at 1M tracks, which the
+                    # start no longer waits for); a stop waits for it (close).
+                    self._saving = threading.Thread(
+                        target=saved_space.save,
+                        args=(self.settings, key, self.space),
+                        name="m2-save-space",
+                    )
+                    self._saving.start()
                 await asyncio.to_thread(release_free_memory)
             return self.space
 
