@@ -54,6 +54,7 @@ from musicspace_shared.coalesce import Coalescer
 from musicspace_shared.cpu import CpuPool
 from musicspace_shared.db.tables import utcnow
 from musicspace_shared.errors import ModelNotReady
+from musicspace_shared.forked import run_forked
 from musicspace_shared.heap import release_free_memory
 from musicspace_shared.logs import log_fields
 from musicspace_shared.offload import ProcessOffload
@@ -360,7 +361,11 @@ class IndexManager:
 
         def save() -> None:
             index.warmed.wait()
-            saved_index.save(settings, self.collection, store_id, index, sync_from)
+            # Packing 1M rows holds the interpreter lock in long C calls: done in a forked
+            # child, or the event loop stops for up to 244 ms at a time (forked.py).
+            run_forked(
+                lambda: saved_index.save(settings, self.collection, store_id, index, sync_from)
+            )
             release_free_memory()
 
         async def run() -> None:
