@@ -27,7 +27,7 @@ def test_the_work_runs_in_a_child_that_reads_the_heap_and_writes_files(tmp_path:
     assert heap["rows"] == list(range(1000))
 
 
-def test_a_false_result_comes_back_false(tmp_path: Path) -> None:
+def test_a_false_result_comes_back_false() -> None:
     assert run_forked(lambda: False) is False
 
 

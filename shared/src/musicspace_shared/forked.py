@@ -3,8 +3,9 @@ interpreter lock.
 
 A thread is not enough for work that holds the lock in long C calls. The llm saves its 1M-track
 snapshot (packing the rows and name indexes, 424 MB) this way. In a thread of the serving
-process the pack stopped the event loop for up to 244 ms at a time (the pickler's memo of
-millions of objects grows and rehashes inside one C call). Session 23 measured it in the bench
+process the pack stopped the event loop for up to 244 ms at a time (most of it in the name
+indexes' two dicts of 373k and 590k entries, pickled in C without a switch of threads; which
+part of that C work holds on longest was not measured). Session 23 measured it in the bench
 (bench/results/scale_llm.json): search p99 881 ms and /healthz p99 648 ms beside the save. A
 child made by fork reads the same heap (copy-on-write: only the pages whose reference counts it
 touches are copied, for the length of the save) and holds a lock of its own.
