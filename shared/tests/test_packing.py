@@ -1,4 +1,5 @@
 import pickle
+from datetime import UTC, datetime, timedelta, timezone
 
 import numpy as np
 import pytest
@@ -72,3 +73,34 @@ def test_a_list_of_few_distinct_strings_loads_as_shared_objects():
     assert len({id(d) for d in out["dates"] if d is not None}) == len(set(dates) - {None})
     many = [f"title {i}" for i in range(BLOCK)]  # mostly distinct: packed as text blocks
     assert unpack(pack(many)) == many
+
+
+@pytest.mark.parametrize("zone", [None, UTC])
+def test_a_long_list_of_datetimes_round_trips_as_one_array(zone):
+    start = datetime(2024, 2, 29, 23, 59, 59, 999_999, tzinfo=zone)
+    times = [None if i % 7 == 3 else start + timedelta(seconds=i) for i in range(BLOCK * 2 + 1)]
+    out = unpack(pack({"times": times, "again": times}))
+    assert out["times"] == times
+    assert {t.tzinfo for t in out["times"] if t is not None} == {zone}
+    assert out["again"] is out["times"]
+    assert len(pack(times)) < len(pickle.dumps(times, protocol=5)) / 2  # an int64 a row
+
+
+@pytest.mark.parametrize(
+    "odd",
+    [
+        [datetime(2024, 1, 1)] * 3000 + [datetime(2024, 1, 1, tzinfo=UTC)],
+        [datetime(2024, 1, 1, tzinfo=timezone(timedelta(hours=2)))] * 3000,
+        [datetime(2024, 1, 1)] * 3000 + ["2024-01-01"],
+        ["a"] * BLOCK + [b"x"],  # the odd one in a later block
+        ["a"] * BLOCK + [None, "\x01"],  # the None stand-in beside a None
+        ["genre"] * (BLOCK * 2) + [["not hashable"]],
+    ],
+)
+def test_lists_odd_past_their_first_block_are_pickled_as_usual(odd):
+    assert unpack(pack(odd)) == odd
+
+
+def test_strings_that_are_not_valid_utf8_round_trip():
+    lone = ["\ud800 half a pair", "fine"] * 3000
+    assert unpack(pack(lone)) == lone

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from musicspace_llm.crossscript import ArtistNames, hangul_key, latin_key, skeleton
+from musicspace_shared.packing import pack, unpack
 
 # Each real artist has several tracks (a loose sound match needs that); the rest are decoys
 # that sound like ordinary Korean words.
@@ -62,3 +63,9 @@ def test_a_guess_is_worked_out_once_per_text(monkeypatch: pytest.MonkeyPatch) ->
     first = names.guess("드레이크")
     monkeypatch.setattr(names, "_guess", lambda hangul: pytest.fail("guessed again"))
     assert names.guess("드레이크") == first
+
+
+def test_names_from_a_snapshot_guess_as_the_ones_built(names: ArtistNames) -> None:
+    loaded = unpack(pack(ArtistNames(CATALOG * 100)))  # long enough for packed blocks
+    for hangul in ["드레이크", "방탄소년단", "위켄드", "투팍", "아이유", "잔잔한"]:
+        assert loaded.guess(hangul) == names.guess(hangul)

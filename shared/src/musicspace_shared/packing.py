@@ -5,18 +5,28 @@ and dicts keyed by track id. `pickle.loads` builds those one object at a time in
 call that holds the interpreter lock: 20-40 ms on the demo catalog (m2's content space 38 ms),
 so every rebuild froze the serving event loop for that long (the m2/m3 tail in bench_sync).
 
-Here the worker's pickler replaces each long list of strings by a few joined text blocks and
-each long str->int dict by its keys and an int array; the serving side rebuilds them through
-`persistent_load`, a Python call per block. The interpreter can switch threads between blocks,
-so the event loop waits at most one block (about 1 ms), and splitting joined text is also
-several times faster than unpickling the strings one by one. Short and mixed containers are
-pickled as usual; the same list or dict referenced twice is still one object after loading.
+Here the worker's pickler replaces each long list of strings by a few joined blocks of UTF-8,
+each long str->int dict by its keys and an int array, and each long list of datetimes (rows'
+updated_at) by one int64 array; the serving side rebuilds them through `persistent_load`, a
+Python call per block. The interpreter can switch threads between blocks, so the event loop
+waits about one block (about 1 ms), and splitting joined text is also several times faster than
+unpickling the strings one by one. The packer checks and joins a block at a time too, so packing
+in a thread stops the others no longer than loading does. Short and mixed containers are pickled
+as usual; the same list or dict referenced twice is still one object after loading.
+
+At 1M tracks (issue 18, session 24; the llm's snapshot state of a generated catalog packed in a
+thread while an asyncio loop ticks every 5 ms): the pack took 3.7 s and stopped the loop at most
+29 ms, where it took 8.7 s and stopped it up to 910 ms before the blocks above were checked a
+block at a time and datetimes and the name indexes' posting lists were packed; a 1M-row
+TrackFrame loads with stops of at most 89-100 ms (529-767 ms before), what remains being the
+final resizes of its 1M-key dict.
 """
 
 from __future__ import annotations
 
 import io
 import pickle
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO, Generic, TypeVar
 
@@ -30,17 +40,51 @@ BLOCK = 4096  # strings per joined block: one short step of the loader
 # objects (at 1M tracks ~60 MB less for each such field than one string object a row).
 FEW_DISTINCT = 8
 _SEP, _NONE = "\x00", "\x01"  # separator, and the stand-in for None (never in catalog text)
+_STR_KINDS = {str, type(None)}
+# Blocks travel as UTF-8 bytes, decoded by the loader a block per step: the unpickler decodes
+# str payloads in C, all the blocks of a list in one go (110 ms for the 1M titles), while bytes
+# it only copies.
+_UTF8, _KEEP_SURROGATES = "utf-8", "surrogatepass"
+_TIME_KINDS = {datetime, type(None)}
 
 
-def _packable_strs(items: list[Any]) -> bool:
-    """Only str (not a subclass) and None, no str holding the separator or the None stand-in:
-    checked in C (type by type, then one join), not item by item (1 s per million strings)."""
-    kinds = set(map(type, items))
-    if not kinds <= {str, type(None)}:
-        return False
-    strs = [s for s in items if s is not None] if type(None) in kinds else items
-    joined = _SEP.join(strs)
-    return joined.count(_SEP) == max(len(strs) - 1, 0) and _NONE not in joined
+def _str_blocks(items: list[Any]) -> list[bytes] | None:
+    """The list as joined blocks, or None unless it holds only str (not a subclass) and None
+    and no str holds the separator or the None stand-in. Checked and joined a block at a time,
+    each block in C: one step per block, not item by item (1 s per million strings) nor one C
+    call over the whole list (70 ms at 1M strings, the event loop stopped meanwhile)."""
+    blocks = []
+    for start in range(0, len(items), BLOCK):
+        chunk = items[start : start + BLOCK]
+        kinds = set(map(type, chunk))
+        if not kinds <= _STR_KINDS:
+            return None
+        nones = chunk.count(None) if type(None) in kinds else 0
+        if nones:
+            chunk = [_NONE if s is None else s for s in chunk]
+        block = _SEP.join(chunk)
+        if block.count(_SEP) != len(chunk) - 1 or block.count(_NONE) != nones:
+            return None
+        blocks.append(block.encode(_UTF8, _KEEP_SURROGATES))
+    return blocks
+
+
+def _times(items: list[Any]) -> tuple[bool, np.ndarray] | None:
+    """A list of datetimes (and None) as microseconds (NaT for None), with whether they were
+    UTC-aware; None unless every one is naive or every one UTC. Pickled one by one, 1M
+    datetimes (the catalog rows' updated_at) took 2 s and stopped the other threads for 411 ms."""
+    parts, zones = [], set()
+    for start in range(0, len(items), BLOCK):
+        chunk = items[start : start + BLOCK]
+        if not set(map(type, chunk)) <= _TIME_KINDS:
+            return None
+        zones.update(d.tzinfo for d in chunk if d is not None)
+        if len(zones) > 1 or not zones <= {None, UTC}:
+            return None
+        if zones == {UTC}:
+            chunk = [None if d is None else d.replace(tzinfo=None) for d in chunk]
+        parts.append(np.array(chunk, dtype="datetime64[us]").view(np.int64))
+    return zones == {UTC}, np.concatenate(parts) if parts else np.zeros(0, np.int64)
 
 
 def _packable_index(mapping: dict[Any, Any]) -> bool:
@@ -48,20 +92,21 @@ def _packable_index(mapping: dict[Any, Any]) -> bool:
 
 
 def _few_distinct(items: list[Any]) -> dict[Any, None] | None:
-    """The distinct values in order, when there are at most one in FEW_DISTINCT; a list
-    whose sample of about 4k already has more is not hashed whole (titles, ids: 0.3-0.9 s
-    per million strings)."""
+    """The distinct values in order, when the list holds only str and None with at most one
+    distinct value in FEW_DISTINCT; a list whose sample of about 4k already has more is not
+    hashed whole (titles, ids: 0.3-0.9 s per million strings)."""
     sample = items[:: max(len(items) // 4096, 1)]
-    if len(set(sample)) * FEW_DISTINCT > len(sample):
+    if not set(map(type, sample)) <= _STR_KINDS or len(set(sample)) * FEW_DISTINCT > len(sample):
         return None
-    distinct = dict.fromkeys(items)
-    return distinct if len(distinct) * FEW_DISTINCT <= len(items) else None
-
-
-def _blocks(items: list[str | None]) -> list[str]:
-    if None in items:
-        items = [_NONE if s is None else s for s in items]
-    return [_SEP.join(items[start : start + BLOCK]) for start in range(0, len(items), BLOCK)]  # type: ignore[arg-type]
+    distinct: dict[Any, None] = {}
+    for start in range(0, len(items), BLOCK):  # a block per step, as _str_blocks
+        chunk = items[start : start + BLOCK]
+        if not set(map(type, chunk)) <= _STR_KINDS:
+            return None
+        distinct.update(dict.fromkeys(chunk))
+        if len(distinct) * FEW_DISTINCT > len(items):
+            return None
+    return distinct
 
 
 class _Packer(pickle.Pickler):
@@ -69,38 +114,63 @@ class _Packer(pickle.Pickler):
         super().__init__(file, protocol=pickle.HIGHEST_PROTOCOL)
         self._ids: dict[int, int] = {}
         self._keep: list[Any] = []  # holds packed objects so their ids stay unique
+        self._kinds: list[str] = []  # each packed object's kind, by serial
 
     def persistent_id(self, obj: Any) -> Any:
         kind = type(obj)
-        if kind is list and len(obj) >= MIN_PACKED and _packable_strs(obj):
-            distinct = _few_distinct(obj)
-            if distinct is not None:  # genres, dates: one object a value
-                values = {value: code for code, value in enumerate(distinct)}
-                return self._ref(
-                    obj,
-                    "labels",
-                    lambda: (_blocks(list(distinct)), np.array([values[s] for s in obj], np.int32)),
-                )
-            return self._ref(obj, "strs", lambda: _blocks(obj))
-        if kind is dict and len(obj) >= MIN_PACKED and _packable_index(obj):
-            return self._ref(
-                obj, "index", lambda: (_blocks(list(obj)), np.fromiter(obj.values(), np.int64))
-            )
+        if kind is list and len(obj) >= MIN_PACKED:
+            return self._ref(obj, self._pack_list)
+        if kind is dict and len(obj) >= MIN_PACKED:
+            return self._ref(obj, self._pack_index)
         return None
 
-    def _ref(self, obj: Any, kind: str, payload: Any) -> tuple[Any, ...]:
+    def _ref(self, obj: Any, pack: Any) -> tuple[Any, ...] | None:
+        """The persistent id of `obj` (the first time, `pack(obj)`: kind and payload, or None
+        to pickle it as usual), or a reference to the same object packed before."""
         serial = self._ids.get(id(obj))
         if serial is not None:
-            return (kind, serial, None)
+            return (self._kinds[serial], serial, None)
+        packed = pack(obj)
+        if packed is None:
+            return None
         serial = self._ids[id(obj)] = len(self._ids)
         self._keep.append(obj)
-        return (kind, serial, payload())
+        self._kinds.append(packed[0])
+        return (packed[0], serial, packed[1])
+
+    @staticmethod
+    def _pack_list(obj: list[Any]) -> tuple[str, Any] | None:
+        first = type(obj[0])
+        if first is datetime or (first is type(None) and type(obj[-1]) is datetime):
+            times = _times(obj)
+            return None if times is None else ("times", times)
+        return _Packer._pack_strs(obj)
+
+    @staticmethod
+    def _pack_strs(obj: list[Any]) -> tuple[str, Any] | None:
+        distinct = _few_distinct(obj)
+        if distinct is not None:  # genres, dates: one object a value
+            labels = _str_blocks(list(distinct))
+            if labels is None:
+                return None
+            values = {value: code for code, value in enumerate(distinct)}
+            codes = np.fromiter((values[s] for s in obj), np.int32, len(obj))
+            return "labels", (labels, codes)
+        blocks = _str_blocks(obj)
+        return None if blocks is None else ("strs", blocks)
+
+    @staticmethod
+    def _pack_index(obj: dict[Any, Any]) -> tuple[str, Any] | None:
+        if not _packable_index(obj):
+            return None
+        keys = _str_blocks(list(obj))
+        return None if keys is None else ("index", (keys, np.fromiter(obj.values(), np.int64)))
 
 
-def _strings(blocks: list[str]) -> list[str | None]:
+def _strings(blocks: list[bytes]) -> list[str | None]:
     out: list[str | None] = []
     for block in blocks:  # one block per step: the lock can change hands in between
-        parts: list[str | None] = list(block.split(_SEP))
+        parts: list[str | None] = block.decode(_UTF8, _KEEP_SURROGATES).split(_SEP)
         if _NONE in parts:
             parts = [None if s == _NONE else s for s in parts]
         out.extend(parts)
@@ -112,6 +182,29 @@ def _labels(distinct: list[str | None], codes: np.ndarray) -> list[str | None]:
     out: list[str | None] = []
     for start in range(0, len(codes), BLOCK):  # short steps, as _strings
         out.extend([distinct[c] for c in codes[start : start + BLOCK].tolist()])
+    return out
+
+
+def _index(keys: list[str | None], values: np.ndarray) -> dict[str | None, int]:
+    """The dict of keys to values, filled a block at a time (as _strings): a 1M-key dict built
+    in one C call stopped the other threads for about 100 ms."""
+    if len(keys) != len(values):
+        raise pickle.UnpicklingError("packed index: keys and values differ in length")
+    out: dict[str | None, int] = {}
+    for start in range(0, len(keys), BLOCK):
+        out.update(
+            zip(keys[start : start + BLOCK], values[start : start + BLOCK].tolist(), strict=False)
+        )
+    return out
+
+
+def _datetimes(utc: bool, micros: np.ndarray) -> list[datetime | None]:
+    out: list[datetime | None] = []
+    for start in range(0, len(micros), BLOCK):  # short steps, as _strings
+        chunk = micros[start : start + BLOCK].view("datetime64[us]").tolist()
+        if utc:
+            chunk = [None if d is None else d.replace(tzinfo=UTC) for d in chunk]
+        out.extend(chunk)
     return out
 
 
@@ -129,9 +222,11 @@ class _Unpacker(pickle.Unpickler):
         elif kind == "labels":
             distinct, codes = payload
             value = _labels(_strings(distinct), codes)
+        elif kind == "times":
+            value = _datetimes(*payload)
         elif kind == "index":
             keys, values = payload
-            value = dict(zip(_strings(keys), values.tolist(), strict=True))
+            value = _index(_strings(keys), values)
         else:
             raise pickle.UnpicklingError(f"unknown packed kind {kind!r}")
         self._loaded[serial] = value

@@ -22,6 +22,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from musicspace_llm.lexical import _deletes, edit_distance, fold
+from musicspace_llm.postings import Postings
 
 _INITIALS = (
     "kknttlmppssosssktph"  # ㄱㄲㄴㄷㄸㄹㅁㅂㅃㅅㅆㅇㅈㅉㅊㅋㅌㅍㅎ (ㅇ: silent, dropped below)
@@ -259,9 +260,14 @@ class ArtistNames:
             if artist:
                 counts[artist] += 1
         self.counts = dict(counts)
-        self._keys: dict[str, list[tuple[str, str, str]]] = {}  # (key, skeleton, shape)
-        self._by_skeleton: dict[str, set[str]] = defaultdict(set)
-        self._acronyms: dict[str, list[str]] = defaultdict(list)
+        # One entry per (artist, sound key): its artist, key, skeleton and shape, as four lists;
+        # each skeleton and its one-letter deletions name the entries under them.
+        self._artists: list[str] = []
+        self._keys: list[str] = []
+        self._bones: list[str] = []
+        self._shapes: list[str] = []
+        by_skeleton: dict[str, list[int]] = defaultdict(list)
+        acronyms: dict[str, list[str]] = defaultdict(list)
         for artist in self.counts:
             keys = {latin_key(artist)}
             bare = _LEADING_THE.sub("", artist)
@@ -270,14 +276,20 @@ class ArtistNames:
             keys = {k for k in keys if len(skeleton(k)) >= 2}
             if not keys:
                 continue
-            self._keys[artist] = [(k, skeleton(k), shape(k)) for k in sorted(keys)]
-            for key in keys:
-                for variant in {skeleton(key), *_deletes(skeleton(key))}:
+            for key in sorted(keys):
+                entry, bone = len(self._keys), skeleton(key)
+                self._artists.append(artist)
+                self._keys.append(key)
+                self._bones.append(bone)
+                self._shapes.append(shape(key))
+                for variant in {bone, *_deletes(bone)}:
                     if len(variant) >= 2:
-                        self._by_skeleton[variant].add(artist)
+                        by_skeleton[variant].append(entry)
             letters = re.sub(r"[^A-Za-z]", "", artist)
             if 2 <= len(letters) <= 5 and letters.isupper() and " " not in artist.strip():
-                self._acronyms[letters.lower()].append(artist)
+                acronyms[letters.lower()].append(artist)
+        self._by_skeleton = Postings(by_skeleton)
+        self._acronyms = dict(acronyms)
         # Answers by Hangul text: the same words come back query after query ("잔잔한",
         # "신스팝"), and each is a few hundred edit distances in Python.
         self._guessed: dict[str, ArtistGuess | None] = {}
@@ -299,27 +311,30 @@ class ArtistNames:
             bone, form = skeleton(key), shape(key)
             if len(bone) < 2:
                 continue
-            candidates: set[str] = set()
+            entries: set[int] = set()
             for variant in {bone, *_deletes(bone)}:
-                candidates |= self._by_skeleton.get(variant, set())
-            for artist in candidates:
-                for name_key, name_bone, name_shape in self._keys[artist]:
-                    if abs(len(name_key) - len(key)) > len(key) / 3:
-                        continue  # cheap: the full-key distance below could not pass
-                    bones = 0 if bone == name_bone else edit_distance(bone, name_bone, 1)
-                    if bones > (1 if len(bone) >= 4 else 0):
-                        continue
-                    if edit_distance(form, name_shape, 1) > 1:
-                        continue
-                    distance = edit_distance(key, name_key, len(key) // 3)
-                    if distance > len(key) / 3 or not (distance == 0 or self.counts[artist] >= 5):
-                        continue
-                    confidence = 1.0 - 0.1 * bones - 0.5 * distance / len(key)
-                    if best is None or (confidence, self.counts[artist]) > (
-                        best.confidence,
-                        self.counts[best.artist],
-                    ):
-                        best = ArtistGuess(artist, confidence, spelled)
+                entries.update(self._by_skeleton.get(variant))
+            # A key whose skeleton is within one edit of this one shares a variant with it, so
+            # every key that could pass the tests below is among these entries.
+            for entry in sorted(entries):
+                name_key, name_bone = self._keys[entry], self._bones[entry]
+                if abs(len(name_key) - len(key)) > len(key) / 3:
+                    continue  # cheap: the full-key distance below could not pass
+                bones = 0 if bone == name_bone else edit_distance(bone, name_bone, 1)
+                if bones > (1 if len(bone) >= 4 else 0):
+                    continue
+                if edit_distance(form, self._shapes[entry], 1) > 1:
+                    continue
+                artist = self._artists[entry]
+                distance = edit_distance(key, name_key, len(key) // 3)
+                if distance > len(key) / 3 or not (distance == 0 or self.counts[artist] >= 5):
+                    continue
+                confidence = 1.0 - 0.1 * bones - 0.5 * distance / len(key)
+                if best is None or (confidence, self.counts[artist]) > (
+                    best.confidence,
+                    self.counts[best.artist],
+                ):
+                    best = ArtistGuess(artist, confidence, spelled)
             initials = _revised_initials(spelled)
             for letters, artists in self._acronyms.items():
                 if (

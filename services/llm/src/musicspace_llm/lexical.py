@@ -31,6 +31,8 @@ from itertools import chain
 import numpy as np
 from scipy import sparse
 
+from musicspace_llm.postings import Postings
+
 # Characters people type inside a name for a letter ("P!nk", "A$AP", "Ke$ha"), and ones that
 # join a word's parts ("m.A.A.d", "don't") rather than separate words.
 _INSIDE_LETTER = re.compile(r"(?<=[^\W_])[$!@](?=[^\W_])")
@@ -223,11 +225,12 @@ class LexicalIndex:
         self.core_lengths = np.asarray(self.core.sum(axis=1)).ravel()
         self.artist_lengths = np.asarray(self.fields["artist"].sum(axis=1)).ravel()
         self.title_lengths = np.asarray(self.fields["title"].sum(axis=1)).ravel()
-        self._typos: dict[str, list[int]] = defaultdict(list)
+        typos: dict[str, list[int]] = defaultdict(list)
         for word, i in self.vocab.items():
             if len(word) >= 4 and not word.isdigit():
                 for variant in {word, *_deletes(word)}:
-                    self._typos[variant].append(i)
+                    typos[variant].append(i)
+        self._typos = Postings(typos)
         self._words = list(self.vocab)
         # Whole folded names, for near_names: the core title and the artist of each track.
         folded = [" ".join(words) for words in words_of]
@@ -255,7 +258,7 @@ class LexicalIndex:
         seen: set[int] = set()
         out = []
         for variant in {word, *_deletes(word)}:
-            for i in self._typos.get(variant, ()):
+            for i in self._typos.get(variant):
                 if i not in seen:
                     seen.add(i)
                     if edit_distance(word, self._words[i], limit) <= limit:

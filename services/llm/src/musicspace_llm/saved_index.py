@@ -36,7 +36,7 @@ from musicspace_shared.model_store import atomic_write
 
 logger = logging.getLogger("musicspace.llm.saved_index")
 
-FORMAT = 2  # bump when CatalogRows, the name indexes or the header change shape
+FORMAT = 3  # bump when CatalogRows, the name indexes or the header change shape
 
 
 @dataclass
