@@ -1,14 +1,16 @@
 """Long work on the serving process' own heap, done by a forked child so the server keeps its
 interpreter lock.
 
-A thread is not enough for work that holds the lock in long C calls. The llm saves its 1M-track
-snapshot (packing the rows and name indexes, 424 MB) this way. In a thread of the serving
-process the pack stopped the event loop for up to 244 ms at a time (most of it in the name
-indexes' two dicts of 373k and 590k entries, pickled in C without a switch of threads; which
-part of that C work holds on longest was not measured). Session 23 measured it in the bench
-(bench/results/scale_llm.json): search p99 881 ms and /healthz p99 648 ms beside the save. A
-child made by fork reads the same heap (copy-on-write: only the pages whose reference counts it
-touches are copied, for the length of the save) and holds a lock of its own.
+A thread is not enough for long work that holds the lock. The llm saves its 1M-track snapshot
+(packing the rows and name indexes, about 410 MB) this way. In a thread of the serving process
+the pack stopped the event loop for up to 244 ms at a time (session 23, through the bench,
+bench/results/scale_llm.json: search p99 881 ms and /healthz p99 648 ms beside the save): the
+name indexes' 590k sets and the rows' 1M datetimes were pickled in C without a switch of
+threads. Since session 24 those are packed a block at a time (musicspace_shared.packing) and the
+longest stop in a thread is 29 ms, but for the 3.7 s of the pack the loop still waits for the
+lock at each switch (its 5 ms ticks came 11 ms late at p99). A child made by fork reads the same
+heap (copy-on-write: only the pages whose reference counts it touches are copied, for the
+length of the save: 824 MB at 1M) and holds a lock of its own.
 
 The child runs only `work`: it starts with the calling thread alone and leaves by `os._exit`,
 so no other thread's state, atexit handler or finaliser runs there. `work` must not use what
