@@ -6,11 +6,13 @@ A thread is not enough for long work that holds the lock. The llm saves its 1M-t
 the pack stopped the event loop for up to 244 ms at a time (session 23, through the bench,
 bench/results/scale_llm.json: search p99 881 ms and /healthz p99 648 ms beside the save): the
 name indexes' 590k sets and the rows' 1M datetimes were pickled in C without a switch of
-threads. Since session 24 those are packed a block at a time (musicspace_shared.packing) and the
-longest stop in a thread is 29 ms, but for the 3.7 s of the pack the loop still waits for the
-lock at each switch (its 5 ms ticks came 11 ms late at p99). A child made by fork reads the same
-heap (copy-on-write: only the pages whose reference counts it touches are copied, for the
-length of the save: 824 MB at 1M) and holds a lock of its own.
+threads. Since session 24 those are packed a block at a time (musicspace_shared.packing):
+bench/snapshot_pack.py at 1M measures a pack in a thread 5.5 s long with the loop's wake-ups at
+most 53 ms late, but 14 ms late at p99 (each switch of the lock waits out the 5 ms switch
+interval), where a forked child leaves them 3.9 ms late at p99 (the fork itself: 44 ms). A child
+made by fork reads the same heap (copy-on-write: only the pages whose reference counts it
+touches are copied, for the length of the save: 1,555 MB at its peak in that bench, 2,135 MB
+before session 24's packing) and holds a lock of its own.
 
 The child runs only `work`: it starts with the calling thread alone and leaves by `os._exit`,
 so no other thread's state, atexit handler or finaliser runs there. `work` must not use what

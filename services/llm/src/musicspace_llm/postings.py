@@ -2,8 +2,8 @@
 of key -> row and two arrays instead of a Python list or set per key.
 
 At 1M tracks the artist index held 590k sets and the word index 156k lists: about 200 bytes of
-heap per key, and pickled one object at a time inside a single C call, which stopped the
-serving event loop for up to 447 ms while a snapshot was packed in a thread (issue 18). Here the
+heap per key, and pickled one object at a time inside a single C call (issue 18, session 24:
+the artist index alone, packed in a thread, stopped an event loop beside it for 447 ms). Here the
 dict maps str -> int, which musicspace_shared.packing writes a block at a time, and the rest is
 two numpy arrays.
 """
