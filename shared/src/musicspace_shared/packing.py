@@ -26,7 +26,10 @@ from __future__ import annotations
 
 import io
 import pickle
-from datetime import UTC, datetime
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from operator import attrgetter
 from pathlib import Path
 from typing import Any, BinaryIO, Generic, TypeVar
 
@@ -46,6 +49,21 @@ _STR_KINDS = {str, type(None)}
 # it only copies.
 _UTF8, _KEEP_SURROGATES = "utf-8", "surrogatepass"
 _TIME_KINDS = {datetime, type(None)}
+_TZINFO = attrgetter("tzinfo")
+_EPOCHS = {None: datetime(1970, 1, 1), UTC: datetime(1970, 1, 1, tzinfo=UTC)}
+_MICROSECOND = timedelta(microseconds=1)
+_NAT = np.iinfo(np.int64).min  # numpy's "not a time", for None
+_UNSET = object()
+
+
+def _steps(length: int, size: int = BLOCK) -> Iterator[int]:
+    """Where each block of `size` among `length` items starts. Between blocks the interpreter lock is
+    offered to the other threads (time.sleep(0)): a serving loop waiting for it runs then,
+    rather than at the next switch the interpreter forces (every 5 ms)."""
+    for start in range(0, length, size):
+        if start:
+            time.sleep(0)
+        yield start
 
 
 def _str_blocks(items: list[Any]) -> list[bytes] | None:
@@ -54,7 +72,7 @@ def _str_blocks(items: list[Any]) -> list[bytes] | None:
     each block in C: one step per block, not item by item (1 s per million strings) nor one C
     call over the whole list (70 ms at 1M strings, the event loop stopped meanwhile)."""
     blocks = []
-    for start in range(0, len(items), BLOCK):
+    for start in _steps(len(items)):
         chunk = items[start : start + BLOCK]
         kinds = set(map(type, chunk))
         if not kinds <= _STR_KINDS:
@@ -70,21 +88,26 @@ def _str_blocks(items: list[Any]) -> list[bytes] | None:
 
 
 def _times(items: list[Any]) -> tuple[bool, np.ndarray] | None:
-    """A list of datetimes (and None) as microseconds (NaT for None), with whether they were
-    UTC-aware; None unless every one is naive or every one UTC. Pickled one by one, 1M
+    """A list of datetimes (and None) as microseconds since 1970 (NaT for None), with whether
+    they were UTC-aware; None unless every one is naive or every one UTC. Pickled one by one, 1M
     datetimes (the catalog rows' updated_at) took 2 s and stopped the other threads for 411 ms."""
-    parts, zones = [], set()
-    for start in range(0, len(items), BLOCK):
+    parts, zone = [], _UNSET
+    for start in _steps(len(items)):
         chunk = items[start : start + BLOCK]
-        if not set(map(type, chunk)) <= _TIME_KINDS:
+        kinds = set(map(type, chunk))
+        if not kinds <= _TIME_KINDS:
             return None
-        zones.update(d.tzinfo for d in chunk if d is not None)
-        if len(zones) > 1 or not zones <= {None, UTC}:
+        zones = set(
+            map(_TZINFO, [d for d in chunk if d is not None] if type(None) in kinds else chunk)
+        )
+        if zone is _UNSET and zones:
+            zone = next(iter(zones))
+        if zones - {zone} or zone not in _EPOCHS:
             return None
-        if zones == {UTC}:
-            chunk = [None if d is None else d.replace(tzinfo=None) for d in chunk]
-        parts.append(np.array(chunk, dtype="datetime64[us]").view(np.int64))
-    return zones == {UTC}, np.concatenate(parts) if parts else np.zeros(0, np.int64)
+        epoch = _EPOCHS[zone]
+        micros = (_NAT if d is None else (d - epoch) // _MICROSECOND for d in chunk)
+        parts.append(np.fromiter(micros, np.int64, len(chunk)))
+    return zone is UTC, np.concatenate(parts) if parts else np.zeros(0, np.int64)
 
 
 def _packable_index(mapping: dict[Any, Any]) -> bool:
@@ -99,7 +122,7 @@ def _few_distinct(items: list[Any]) -> dict[Any, None] | None:
     if not set(map(type, sample)) <= _STR_KINDS or len(set(sample)) * FEW_DISTINCT > len(sample):
         return None
     distinct: dict[Any, None] = {}
-    for start in range(0, len(items), BLOCK):  # a block per step, as _str_blocks
+    for start in _steps(len(items)):
         chunk = items[start : start + BLOCK]
         if not set(map(type, chunk)) <= _STR_KINDS:
             return None
@@ -169,7 +192,8 @@ class _Packer(pickle.Pickler):
 
 def _strings(blocks: list[bytes]) -> list[str | None]:
     out: list[str | None] = []
-    for block in blocks:  # one block per step: the lock can change hands in between
+    for at in _steps(len(blocks), 1):  # a text block of BLOCK strings at a time
+        block = blocks[at]
         parts: list[str | None] = block.decode(_UTF8, _KEEP_SURROGATES).split(_SEP)
         if _NONE in parts:
             parts = [None if s == _NONE else s for s in parts]
@@ -180,7 +204,7 @@ def _strings(blocks: list[bytes]) -> list[str | None]:
 def _labels(distinct: list[str | None], codes: np.ndarray) -> list[str | None]:
     """Each row's value, the rows of one value sharing one object."""
     out: list[str | None] = []
-    for start in range(0, len(codes), BLOCK):  # short steps, as _strings
+    for start in _steps(len(codes)):
         out.extend([distinct[c] for c in codes[start : start + BLOCK].tolist()])
     return out
 
@@ -191,7 +215,7 @@ def _index(keys: list[str | None], values: np.ndarray) -> dict[str | None, int]:
     if len(keys) != len(values):
         raise pickle.UnpicklingError("packed index: keys and values differ in length")
     out: dict[str | None, int] = {}
-    for start in range(0, len(keys), BLOCK):
+    for start in _steps(len(keys)):
         out.update(
             zip(keys[start : start + BLOCK], values[start : start + BLOCK].tolist(), strict=False)
         )
@@ -200,11 +224,13 @@ def _index(keys: list[str | None], values: np.ndarray) -> dict[str | None, int]:
 
 def _datetimes(utc: bool, micros: np.ndarray) -> list[datetime | None]:
     out: list[datetime | None] = []
-    for start in range(0, len(micros), BLOCK):  # short steps, as _strings
-        chunk = micros[start : start + BLOCK].view("datetime64[us]").tolist()
-        if utc:
-            chunk = [None if d is None else d.replace(tzinfo=UTC) for d in chunk]
-        out.extend(chunk)
+    for start in _steps(len(micros)):
+        chunk = micros[start : start + BLOCK]
+        if utc:  # numpy makes naive datetimes: the epoch plus each one's timedelta
+            since = chunk.view("timedelta64[us]").tolist()
+            out.extend([None if t is None else _EPOCHS[UTC] + t for t in since])
+        else:
+            out.extend(chunk.view("datetime64[us]").tolist())
     return out
 
 
