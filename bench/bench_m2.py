@@ -36,6 +36,7 @@ import numpy as np  # noqa: E402
 
 from bench import credentials  # noqa: E402
 from bench.context import process_cpu_s  # noqa: E402
+from bench.run import write_result  # noqa: E402
 from musicspace_cli.demo_data import DEMO_CATALOG  # noqa: E402
 from musicspace_m2.schemas import PredictItem  # noqa: E402
 from musicspace_m2.service import inputs_for_text, predict_results  # noqa: E402
@@ -244,9 +245,7 @@ def main() -> None:
         "result": result,
         "seconds": round(time.monotonic() - started, 1),
     }
-    out = ROOT / "bench" / "results" / "m2.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(record, indent=2) + "\n")
+    write_result("m2", record)
     print(json.dumps(result, indent=2))
 
 

@@ -35,6 +35,7 @@ if str(ROOT) not in sys.path:
 import numpy as np  # noqa: E402
 
 from bench.bench_llm import typed_queries, unique_queries  # noqa: E402
+from bench.run import write_result  # noqa: E402
 
 DIM = 512
 
@@ -147,9 +148,7 @@ def main() -> None:
     result = run(args.catalog, args.queries, args.profile)
     print(result.pop("profile"))
     print(json.dumps(result, indent=2))
-    out = ROOT / "bench" / "results" / "llm_inproc.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    write_result("llm_inproc", result)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ import time
 import traceback
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH.parent))
@@ -24,6 +25,14 @@ sys.path.insert(0, str(BENCH.parent))
 from bench.context import BenchContext  # noqa: E402
 
 RESULTS = BENCH / "results"
+
+
+def write_result(name: str, record: dict[str, Any]) -> Path:
+    """bench/results/<name>.json: what a benchmark (or a bench script run alone) measured."""
+    RESULTS.mkdir(exist_ok=True)
+    out = RESULTS / f"{name}.json"
+    out.write_text(json.dumps(record, indent=2, default=str) + "\n")
+    return out
 
 
 def discover() -> dict[str, Path]:
@@ -77,8 +86,7 @@ def main(argv: list[str] | None = None) -> None:
                 record["error"] = f"{type(exc).__name__}: {exc}"
                 failed.append(name)
             record["seconds"] = round(time.monotonic() - started, 1)
-            out = RESULTS / f"{name}.json"
-            out.write_text(json.dumps(record, indent=2, default=str) + "\n")
+            out = write_result(name, record)
             print(f"   -> {out.relative_to(BENCH.parent)} ({record['seconds']}s)", flush=True)
     finally:
         context.close()

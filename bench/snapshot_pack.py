@@ -36,6 +36,7 @@ if str(ROOT) not in sys.path:
 import numpy as np  # noqa: E402
 
 from bench.llm_inproc import build_index  # noqa: E402
+from bench.run import write_result  # noqa: E402
 
 TICK_S = 0.005
 
@@ -173,9 +174,7 @@ def main() -> None:
     args = parser.parse_args()
     result = run(args.catalog)
     print(json.dumps(result, indent=2))
-    out = ROOT / "bench" / "results" / "snapshot_pack.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    write_result("snapshot_pack", result)
 
 
 if __name__ == "__main__":
