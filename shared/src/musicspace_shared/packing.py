@@ -26,8 +26,6 @@ from __future__ import annotations
 
 import io
 import pickle
-import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from operator import attrgetter
 from pathlib import Path
@@ -56,23 +54,13 @@ _NAT = np.iinfo(np.int64).min  # numpy's "not a time", for None
 _UNSET = object()
 
 
-def _steps(length: int, size: int = BLOCK) -> Iterator[int]:
-    """Where each block of `size` among `length` items starts. Between blocks the interpreter lock is
-    offered to the other threads (time.sleep(0)): a serving loop waiting for it runs then,
-    rather than at the next switch the interpreter forces (every 5 ms)."""
-    for start in range(0, length, size):
-        if start:
-            time.sleep(0)
-        yield start
-
-
 def _str_blocks(items: list[Any]) -> list[bytes] | None:
     """The list as joined blocks, or None unless it holds only str (not a subclass) and None
     and no str holds the separator or the None stand-in. Checked and joined a block at a time,
     each block in C: one step per block, not item by item (1 s per million strings) nor one C
     call over the whole list (70 ms at 1M strings, the event loop stopped meanwhile)."""
     blocks = []
-    for start in _steps(len(items)):
+    for start in range(0, len(items), BLOCK):
         chunk = items[start : start + BLOCK]
         kinds = set(map(type, chunk))
         if not kinds <= _STR_KINDS:
@@ -92,7 +80,7 @@ def _times(items: list[Any]) -> tuple[bool, np.ndarray] | None:
     they were UTC-aware; None unless every one is naive or every one UTC. Pickled one by one, 1M
     datetimes (the catalog rows' updated_at) took 2 s and stopped the other threads for 411 ms."""
     parts, zone = [], _UNSET
-    for start in _steps(len(items)):
+    for start in range(0, len(items), BLOCK):
         chunk = items[start : start + BLOCK]
         kinds = set(map(type, chunk))
         if not kinds <= _TIME_KINDS:
@@ -122,7 +110,7 @@ def _few_distinct(items: list[Any]) -> dict[Any, None] | None:
     if not set(map(type, sample)) <= _STR_KINDS or len(set(sample)) * FEW_DISTINCT > len(sample):
         return None
     distinct: dict[Any, None] = {}
-    for start in _steps(len(items)):
+    for start in range(0, len(items), BLOCK):
         chunk = items[start : start + BLOCK]
         if not set(map(type, chunk)) <= _STR_KINDS:
             return None
@@ -192,8 +180,7 @@ class _Packer(pickle.Pickler):
 
 def _strings(blocks: list[bytes]) -> list[str | None]:
     out: list[str | None] = []
-    for at in _steps(len(blocks), 1):  # a text block of BLOCK strings at a time
-        block = blocks[at]
+    for block in blocks:  # one block per step: the lock can change hands in between
         parts: list[str | None] = block.decode(_UTF8, _KEEP_SURROGATES).split(_SEP)
         if _NONE in parts:
             parts = [None if s == _NONE else s for s in parts]
@@ -204,7 +191,7 @@ def _strings(blocks: list[bytes]) -> list[str | None]:
 def _labels(distinct: list[str | None], codes: np.ndarray) -> list[str | None]:
     """Each row's value, the rows of one value sharing one object."""
     out: list[str | None] = []
-    for start in _steps(len(codes)):
+    for start in range(0, len(codes), BLOCK):
         out.extend([distinct[c] for c in codes[start : start + BLOCK].tolist()])
     return out
 
@@ -215,7 +202,7 @@ def _index(keys: list[str | None], values: np.ndarray) -> dict[str | None, int]:
     if len(keys) != len(values):
         raise pickle.UnpicklingError("packed index: keys and values differ in length")
     out: dict[str | None, int] = {}
-    for start in _steps(len(keys)):
+    for start in range(0, len(keys), BLOCK):
         out.update(
             zip(keys[start : start + BLOCK], values[start : start + BLOCK].tolist(), strict=False)
         )
@@ -224,7 +211,7 @@ def _index(keys: list[str | None], values: np.ndarray) -> dict[str | None, int]:
 
 def _datetimes(utc: bool, micros: np.ndarray) -> list[datetime | None]:
     out: list[datetime | None] = []
-    for start in _steps(len(micros)):
+    for start in range(0, len(micros), BLOCK):
         chunk = micros[start : start + BLOCK]
         if utc:  # numpy makes naive datetimes: the epoch plus each one's timedelta
             since = chunk.view("timedelta64[us]").tolist()
