@@ -7,11 +7,11 @@ the pack stopped the event loop for up to 244 ms at a time (session 23, through 
 bench/results/scale_llm.json: search p99 881 ms and /healthz p99 648 ms beside the save): the
 name indexes' 590k sets and the rows' 1M datetimes were pickled in C without a switch of
 threads. Since session 24 those are packed a block at a time (musicspace_shared.packing):
-bench/snapshot_pack.py at 1M measures a pack in a thread 5.5 s long with the loop's wake-ups at
-most 53 ms late, but 14 ms late at p99 (each switch of the lock waits out the 5 ms switch
-interval), where a forked child leaves them 3.9 ms late at p99 (the fork itself: 44 ms). A child
+bench/snapshot_pack.py at 1M measures a pack in a thread 3.3-3.8 s long with the loop's wake-ups
+at most 38-62 ms late, but 13-23 ms late at p99 (each switch of the lock waits out the 5 ms
+switch interval), where a forked child leaves them 3.9 ms late at p99 (the fork itself: 46 ms). A child
 made by fork reads the same heap (copy-on-write: only the pages whose reference counts it
-touches are copied, for the length of the save: 1,555 MB at its peak in that bench, 2,135 MB
+touches are copied, for the length of the save: 1,554 MB at its peak in that bench, 2,135 MB
 before session 24's packing) and holds a lock of its own.
 
 The child runs only `work`: it starts with the calling thread alone and leaves by `os._exit`,

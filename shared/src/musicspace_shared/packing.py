@@ -14,12 +14,13 @@ unpickling the strings one by one. The packer checks and joins a block at a time
 in a thread stops the others no longer than loading does. Short and mixed containers are pickled
 as usual; the same list or dict referenced twice is still one object after loading.
 
-At 1M tracks (bench/snapshot_pack.py on a generated catalog, session 24), the llm's snapshot
-packs in a thread in 5.5 s with the event loop's 5 ms wake-ups at most 53 ms late (p99 14 ms),
-and loads in 3.8 s, at most 149 ms late (p99 48 ms); before the blocks above were checked a
-block at a time and datetimes packed, 12.5 s and 943 ms (p99 110) to pack, 9.1 s and 887 ms
-(p99 772) to load. What still holds on longest was not broken down; a dict of 1M keys resizing
-as it fills is one such step (28 ms alone).
+At 1M tracks (bench/snapshot_pack.py on a generated catalog, session 24, three runs), the llm's
+snapshot packs in a thread in 3.3-3.8 s with the event loop's 5 ms wake-ups at most 38-62 ms
+late (p99 13-23 ms), and loads in 2.8-2.9 s, at most 133-168 ms late (p99 26-38 ms); before the
+blocks above were checked a block at a time and datetimes packed, 12.5 s and 943 ms (p99 110)
+to pack, 9.1 s and 887 ms (p99 772) to load. The longest waits left were not broken down: a
+dict of 1M keys resizing as it fills is one step of 28 ms or more, the unpickler copying a big
+array another.
 """
 
 from __future__ import annotations
