@@ -11,7 +11,7 @@ from pathlib import Path
 
 from musicspace_shared import saved_state
 from musicspace_shared.offload import ProcessOffload
-from musicspace_shared.packing import Packed
+from musicspace_shared.packing import FORMAT, Packed
 
 
 def test_runs_a_function_in_another_process():
@@ -116,7 +116,7 @@ def test_a_result_packed_once_comes_back_and_is_saved_as_the_object(tmp_path):
     assert result == _catalog_like() and result["again"] is result["ids"]
     saved = saved_state.load(path, lambda header: None, version=1)
     assert saved == _catalog_like() and saved["again"] is saved["ids"]
-    assert saved_state.read_header(path) == {"built": "here", "format": 1}
+    assert saved_state.read_header(path) == {"built": "here", "format": 1, "packing": FORMAT}
 
 
 def _sleep_and_return_pid(seconds: float) -> int:

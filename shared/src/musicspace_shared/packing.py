@@ -35,6 +35,10 @@ from typing import Any, BinaryIO, Generic, TypeVar
 import numpy as np
 
 T = TypeVar("T")
+# What a packed file holds: kept in saved states' headers (musicspace_shared.saved_state), so a
+# file packed by another version is skipped with its reason. 2: text blocks as UTF-8 bytes,
+# datetimes as one array (session 24); 1: text blocks as str.
+FORMAT = 2
 MIN_PACKED = 2048  # shorter containers are not worth a block
 BLOCK = 4096  # strings per joined block: one short step of the loader
 # A list of strings with at most one distinct value in this many rows (genres, dates, sources)

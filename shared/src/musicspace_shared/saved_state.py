@@ -18,6 +18,7 @@ from typing import Any, BinaryIO
 
 from musicspace_shared.logs import log_fields
 from musicspace_shared.model_store import atomic_write
+from musicspace_shared.packing import FORMAT as PACKING
 from musicspace_shared.packing import Packed, pack_into, unpack_from
 
 logger = logging.getLogger("musicspace.saved_state")
@@ -28,7 +29,7 @@ def save(path: Path, header: dict[str, Any], state: Any, *, version: int) -> Non
     will ask for."""
 
     def write(handle: BinaryIO) -> None:
-        handle.write(json.dumps(header | {"format": version}).encode() + b"\n")
+        handle.write(json.dumps(header | {"format": version, "packing": PACKING}).encode() + b"\n")
         if isinstance(state, Packed):
             handle.write(state.data)
         else:
@@ -56,8 +57,13 @@ def load(
         with path.open("rb") as handle:
             header = json.loads(handle.readline())
             found = header.get("format")
-            reason = f"format {found!r}, this version reads {version}" if found != version else None
-            reason = reason or why_not(header)
+            packed = header.get("packing", 1)  # files before the packing format was written: 1
+            if found != version:
+                reason = f"format {found!r}, this version reads {version}"
+            elif packed != PACKING:
+                reason = f"packed in format {packed!r}, this version reads {PACKING}"
+            else:
+                reason = why_not(header)
             if reason is None:
                 return unpack_from(handle)
     except FileNotFoundError:
