@@ -202,8 +202,8 @@ def _labels(distinct: list[str | None], codes: np.ndarray) -> list[str | None]:
 
 
 def _index(keys: list[str | None], values: np.ndarray) -> dict[str | None, int]:
-    """The dict of keys to values, filled a block at a time (as _strings): a 1M-key dict built
-    in one C call stopped the other threads for about 100 ms."""
+    """The dict of keys to values, filled a block at a time (as _strings): built in one C call,
+    a dict of 1M fresh keys (each hashed as it goes in) held the lock for 0.36 s."""
     if len(keys) != len(values):
         raise pickle.UnpicklingError("packed index: keys and values differ in length")
     out: dict[str | None, int] = {}
