@@ -9,8 +9,8 @@ name indexes' 590k sets and the rows' 1M datetimes were pickled in C without a s
 threads. Since session 24 those are packed a block at a time (musicspace_shared.packing):
 bench/snapshot_pack.py at 1M measures a pack in a thread 3.3-3.8 s long with the loop's wake-ups
 at most 38-62 ms late, but 13-23 ms late at p99 (each switch of the lock waits out the 5 ms
-switch interval), where a forked child leaves them 3.9 ms late at p99 (the fork itself: 46 ms). A child
-made by fork reads the same heap (copy-on-write: only the pages whose reference counts it
+switch interval), where a forked child leaves them 3.9 ms late at p99 (the fork itself: 46 ms).
+A child made by fork reads the same heap (copy-on-write: only the pages whose reference counts it
 touches are copied, for the length of the save: 1,554 MB at its peak in that bench, 2,135 MB
 before session 24's packing) and holds a lock of its own.
 

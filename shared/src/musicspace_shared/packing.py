@@ -128,9 +128,8 @@ def _few_distinct(items: list[Any]) -> dict[Any, None] | None:
 class _Packer(pickle.Pickler):
     def __init__(self, file: BinaryIO) -> None:
         super().__init__(file, protocol=pickle.HIGHEST_PROTOCOL)
-        self._ids: dict[int, int] = {}
+        self._packed: dict[int, tuple[str, int]] = {}  # id of each packed object: kind, serial
         self._keep: list[Any] = []  # holds packed objects so their ids stay unique
-        self._kinds: list[str] = []  # each packed object's kind, by serial
 
     def persistent_id(self, obj: Any) -> Any:
         kind = type(obj)
@@ -143,16 +142,16 @@ class _Packer(pickle.Pickler):
     def _ref(self, obj: Any, pack: Any) -> tuple[Any, ...] | None:
         """The persistent id of `obj` (the first time, `pack(obj)`: kind and payload, or None
         to pickle it as usual), or a reference to the same object packed before."""
-        serial = self._ids.get(id(obj))
-        if serial is not None:
-            return (self._kinds[serial], serial, None)
+        seen = self._packed.get(id(obj))
+        if seen is not None:
+            return (*seen, None)
         packed = pack(obj)
         if packed is None:
             return None
-        serial = self._ids[id(obj)] = len(self._ids)
+        kind, payload = packed
+        self._packed[id(obj)] = (kind, len(self._packed))
         self._keep.append(obj)
-        self._kinds.append(packed[0])
-        return (packed[0], serial, packed[1])
+        return (kind, len(self._packed) - 1, payload)
 
     @staticmethod
     def _pack_list(obj: list[Any]) -> tuple[str, Any] | None:

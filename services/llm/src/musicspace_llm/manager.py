@@ -361,8 +361,8 @@ class IndexManager:
 
         def save() -> None:
             index.warmed.wait()
-            # Packing 1M rows holds the interpreter lock in long C calls: done in a forked
-            # child, or the event loop stops for up to 244 ms at a time (forked.py).
+            # Packing 1M rows takes seconds of the interpreter lock: done in a forked child
+            # with a lock of its own, or the event loop waits for it at every switch (forked.py).
             run_forked(
                 lambda: saved_index.save(settings, self.collection, store_id, index, sync_from)
             )
